@@ -1,0 +1,236 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+/** The project root, so the bundled keyring is found whatever the working directory. */
+export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The real image signing keys, trusted by default (see ../shared/keys upstream). */
+export const defaultKeyringFiles = [
+  'keys/Flatcar_Image_Signing_Key.asc',
+  'keys/CoreOS_Image_Signing_Key.asc',
+];
+export const defaultTrustedFingerprints = [
+  'F88CFEDEFF29A5B4D9523864E25D9AED0593B34A',
+  '04127D0BFABEC8871FFB2CCE50E0885593D2DCB4',
+];
+
+const plainName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'a lower-case name of letters, digits, ".", "_" or "-"');
+
+const fileName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/, 'a plain file name, without "/" or ".."')
+  .refine((name) => !name.includes('..'), 'a plain file name, without ".."');
+
+const httpUrlTemplate = z
+  .string()
+  .refine((value) => {
+    try {
+      const url = new URL(value.replaceAll('{channel}', 'channel'));
+      return url.protocol === 'https:' || url.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  }, 'an http(s) URL, where {channel} stands for the channel name')
+  .transform((value) => value.replace(/\/+$/, ''));
+
+const channelSchema = z.strictObject({
+  name: plainName,
+  /** `{channel}` is replaced by the channel name: `https://{channel}.release.flatcar-linux.net`. */
+  baseUrl: httpUrlTemplate.default('https://{channel}.release.flatcar-linux.net'),
+});
+
+const artifactSchema = z.strictObject({
+  name: fileName,
+  /** A release is finalised only when every required artifact is verified; optional ones may be missing. */
+  required: z.boolean().default(true),
+});
+
+const fingerprint = z
+  .string()
+  .transform((value) => value.replaceAll(' ', '').toUpperCase())
+  .pipe(
+    z.string().regex(/^[0-9A-F]{40}$|^[0-9A-F]{64}$/, 'a full hex key fingerprint (40 or 64 hex digits)'),
+  );
+
+const storeSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('local'), path: z.string().min(1).default('data/mirror') }),
+  z.strictObject({
+    kind: z.literal('s3'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
+    prefix: z
+      .string()
+      .regex(/^([A-Za-z0-9._-]+\/)*$/, 'empty, or path segments each ending in "/"')
+      .default(''),
+  }),
+]);
+
+const awsName = z.string().regex(/^[A-Za-z0-9_.-]{3,80}$/, '3 to 80 letters, digits, "_", "." or "-"');
+
+const MiB = 1024 * 1024;
+
+export const configSchema = z.strictObject({
+  channels: z
+    .array(channelSchema)
+    .min(1)
+    .default([
+      { name: 'alpha', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
+      { name: 'beta', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
+      { name: 'stable', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
+      { name: 'lts', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
+    ])
+    .refine(
+      (channels) => new Set(channels.map((c) => c.name)).size === channels.length,
+      'unique channel names',
+    ),
+  boards: z
+    .array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'a board name such as "amd64-usr"'))
+    .min(1)
+    .default(['amd64-usr'])
+    .refine((boards) => new Set(boards).size === boards.length, 'unique board names'),
+  artifacts: z
+    .array(artifactSchema)
+    .min(1)
+    .default([
+      { name: 'version.txt', required: true },
+      { name: 'flatcar_production_openstack_image.img.bz2', required: true },
+      { name: 'flatcar_production_pxe.vmlinuz', required: true },
+      { name: 'flatcar_production_pxe_image.cpio.gz', required: true },
+    ])
+    .refine(
+      (artifacts) => new Set(artifacts.map((a) => a.name)).size === artifacts.length,
+      'unique artifact names',
+    )
+    .refine(
+      (artifacts) => artifacts.every((a) => !a.name.endsWith('.sig')),
+      'no ".sig" files: they are implied',
+    ),
+  keyring: z
+    .strictObject({
+      /** ASCII-armored public keys; relative paths are taken from the project root. */
+      files: z.array(z.string().min(1)).min(1).default(defaultKeyringFiles),
+      /** Primary key fingerprints that anchor trust. A key in the files but not here is not trusted. */
+      trustedFingerprints: z.array(fingerprint).min(1).default(defaultTrustedFingerprints),
+      /** Warn when the newest valid signing subkey expires within this many days. */
+      expiryWarningDays: z.number().int().min(1).max(365).default(30),
+      /** How far in the future a signature may be dated (clock skew). */
+      maxClockSkewSeconds: z.number().int().min(0).max(3600).default(300),
+    })
+    .default({
+      files: defaultKeyringFiles,
+      trustedFingerprints: defaultTrustedFingerprints,
+      expiryWarningDays: 30,
+      maxClockSkewSeconds: 300,
+    }),
+  schedule: z
+    .strictObject({
+      /** How often the poller reads every channel's current/version.txt. */
+      everyMinutes: z.number().int().min(1).max(1440).default(15),
+      /** A pending artifact with no progress for this long is enqueued again. */
+      stallAfterMinutes: z.number().int().min(1).max(1440).default(60),
+    })
+    .default({ everyMinutes: 15, stallAfterMinutes: 60 }),
+  store: storeSchema.default({ kind: 'local', path: 'data/mirror' }),
+  queue: z
+    .strictObject({ jobs: awsName.default('cldist-jobs'), deadLetter: awsName.default('cldist-jobs-dlq') })
+    .default({ jobs: 'cldist-jobs', deadLetter: 'cldist-jobs-dlq' }),
+  table: awsName.default('cldist-ledger'),
+  topic: awsName.default('cldist-events'),
+  limits: z
+    .strictObject({
+      maxArtifactBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(8 * 1024 * MiB),
+      maxSignatureBytes: z
+        .number()
+        .int()
+        .min(64)
+        .max(MiB)
+        .default(64 * 1024),
+      maxVersionFileBytes: z
+        .number()
+        .int()
+        .min(64)
+        .max(MiB)
+        .default(64 * 1024),
+      maxResumes: z.number().int().min(0).max(100).default(5),
+      requestTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+    })
+    .default({
+      maxArtifactBytes: 8 * 1024 * MiB,
+      maxSignatureBytes: 64 * 1024,
+      maxVersionFileBytes: 64 * 1024,
+      maxResumes: 5,
+      requestTimeoutSeconds: 30,
+    }),
+  worker: z
+    .strictObject({
+      concurrency: z.number().int().min(1).max(64).default(2),
+      partSizeMiB: z.number().int().min(5).max(512).default(8),
+      partsInFlight: z.number().int().min(1).max(16).default(4),
+    })
+    .default({ concurrency: 2, partSizeMiB: 8, partsInFlight: 4 }),
+  api: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      /** Accept Ignition 2.x configs (for old CoreOS images). Off: only spec 3.x. */
+      allowLegacyIgnition: z.boolean().default(false),
+      /** The URL instances use to reach the API; defaults to http://host:port. */
+      publicBaseUrl: z.url().optional(),
+    })
+    .default({ host: '127.0.0.1', port: 8080, allowLegacyIgnition: false }),
+  notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
+});
+
+export type CldistConfig = z.infer<typeof configSchema>;
+export type ChannelConfig = CldistConfig['channels'][number];
+export type ArtifactConfig = CldistConfig['artifacts'][number];
+
+/** Render zod issues as one line per bad field: `channels.0.baseUrl: expected an http(s) URL…`. */
+export function formatIssues(error: z.ZodError, root = ''): string {
+  return error.issues
+    .map((issue) => {
+      const path = [root, ...issue.path.map(String)].filter((p) => p !== '').join('.');
+      return `${path === '' ? '(top level)' : path}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+/** Validate a plain object once, at start; every later reader gets a typed, defaulted config. */
+export function parseConfig(input: unknown, source = 'config'): CldistConfig {
+  const result = configSchema.safeParse(input ?? {});
+  if (!result.success) {
+    throw new ConfigError(`${source} is invalid:\n${formatIssues(result.error)}`);
+  }
+  return result.data;
+}
+
+export function loadConfigFile(path: string): CldistConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`cannot read config file ${path}; pass an existing JSON file with --config`, {
+      cause,
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  return parseConfig(raw, `config file ${path}`);
+}
+
+/** Keyring paths in the config are relative to the project root unless absolute. */
+export function resolveProjectPath(path: string): string {
+  return isAbsolute(path) ? path : resolve(projectRoot, path);
+}

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+
+describe('config', () => {
+  it('defaults to the Flatcar channels, amd64-usr and the OpenStack-style artifacts', () => {
+    const config = parseConfig({});
+    expect(config.channels.map((c) => c.name)).toEqual(['alpha', 'beta', 'stable', 'lts']);
+    expect(config.channels[0]?.baseUrl).toBe('https://{channel}.release.flatcar-linux.net');
+    expect(config.boards).toEqual(['amd64-usr']);
+    expect(config.artifacts.map((a) => a.name)).toEqual([
+      'version.txt',
+      'flatcar_production_openstack_image.img.bz2',
+      'flatcar_production_pxe.vmlinuz',
+      'flatcar_production_pxe_image.cpio.gz',
+    ]);
+    expect(config.keyring.trustedFingerprints).toContain('F88CFEDEFF29A5B4D9523864E25D9AED0593B34A');
+    expect(config.store).toEqual({ kind: 'local', path: 'data/mirror' });
+  });
+
+  it('names the bad field and what was expected', () => {
+    const attempt = () => parseConfig({ channels: [{ name: 'stable', baseUrl: 'ftp://x' }] });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(/channels\.0\.baseUrl: an http\(s\) URL/);
+  });
+
+  it('rejects artifact names that could escape the release folder', () => {
+    expect(() => parseConfig({ artifacts: [{ name: '../etc/passwd' }] })).toThrow(/artifacts\.0\.name/);
+    expect(() => parseConfig({ artifacts: [{ name: 'a/b' }] })).toThrow(/artifacts\.0\.name/);
+  });
+
+  it('rejects unknown keys instead of ignoring a typo', () => {
+    expect(() => parseConfig({ chanels: [] })).toThrow(/chanels/);
+  });
+
+  it('normalises fingerprints and rejects short ones', () => {
+    const config = parseConfig({
+      keyring: { trustedFingerprints: ['f88c fede ff29 a5b4 d952 3864 e25d 9aed 0593 b34a'] },
+    });
+    expect(config.keyring.trustedFingerprints).toEqual(['F88CFEDEFF29A5B4D9523864E25D9AED0593B34A']);
+    expect(() => parseConfig({ keyring: { trustedFingerprints: ['E25D9AED0593B34A'] } })).toThrow(
+      /keyring\.trustedFingerprints\.0: a full hex key fingerprint/,
+    );
+  });
+
+  it('requires a bucket for the S3 store', () => {
+    expect(() => parseConfig({ store: { kind: 's3' } })).toThrow(/store\.bucket/);
+  });
+});
