@@ -1,0 +1,61 @@
+import { PermanentError } from '../errors.ts';
+
+/**
+ * Why a signature was refused. Each reason is its own code so alerts and tests can tell them apart.
+ */
+export type SignatureFailure =
+  | 'garbage-signature'
+  | 'unknown-key'
+  | 'untrusted-key'
+  | 'tampered'
+  | 'truncated'
+  | 'future-signature'
+  | 'weak-hash'
+  | 'subkey-revoked-compromised'
+  | 'subkey-revoked-before-signing'
+  | 'key-not-valid-at-signing'
+  | 'not-signing-capable';
+
+export class SignatureError extends PermanentError {
+  readonly reason: SignatureFailure;
+  constructor(reason: SignatureFailure, message: string, options?: { cause?: unknown }) {
+    super(`bad-signature:${reason}`, message, options);
+    this.name = 'SignatureError';
+    this.reason = reason;
+  }
+}
+
+/** What a good signature proves; stored per artifact in release.json. */
+export interface VerifiedSignature {
+  /** Fingerprint of the (sub)key that made the signature, upper-case hex. */
+  signingKeyFingerprint: string;
+  /** Fingerprint of the trusted primary key it is bound to. */
+  primaryKeyFingerprint: string;
+  signatureCreated: Date;
+  /** e.g. `SHA512`. */
+  hashAlgorithm: string;
+  /** Bytes that went through the verifier. */
+  bytes: number;
+}
+
+export interface VerifyOptions {
+  /** The clock; signatures dated after `now + maxClockSkewSeconds` are refused. */
+  now: Date;
+  maxClockSkewSeconds: number;
+  /** If known (Content-Length), fewer bytes than this is reported as `truncated`, not `tampered`. */
+  expectedBytes?: number;
+}
+
+export interface SigningKeyStatus {
+  primaryKeyFingerprint: string;
+  signingKeyFingerprint: string;
+  /** undefined: never expires. */
+  expires?: Date;
+}
+
+export interface KeyringStatus {
+  /** The newest signing subkey valid now, per trusted primary. */
+  current: SigningKeyStatus[];
+  /** Those of `current` that expire within the warning window. */
+  expiringSoon: SigningKeyStatus[];
+}
