@@ -9,10 +9,16 @@ export interface ObjectStore {
   /** Small whole-object write that becomes visible atomically (release.json, version.txt, .sig). */
   put(key: string, body: Uint8Array | string, options?: { contentType?: string }): Promise<void>;
   get(key: string): Promise<Uint8Array | undefined>;
-  /** Streamed read, optionally of a byte range, for serving the mirror. */
+  /**
+   * Streamed read, optionally of a byte range, for serving the mirror. `end` is inclusive and clamped to
+   * the object, as in an HTTP `Range` header; a `start` at or past the end throws `RangeNotSatisfiableError`.
+   * Consume the body to the end (or destroy it) so the underlying file or connection is released.
+   */
   getStream(key: string, range?: { start: number; end?: number }): Promise<StoredStream | undefined>;
   head(key: string): Promise<{ size: number; lastModified: Date; etag?: string } | undefined>;
+  /** Keys starting with `prefix` (a plain string prefix, not a folder), in ascending order. */
   list(prefix: string): Promise<string[]>;
+  /** Removing a key that does not exist is not an error. */
   delete(key: string): Promise<void>;
 }
 
@@ -26,7 +32,10 @@ export interface StoredStream {
 }
 
 export interface StagedUpload {
-  /** Append bytes. Resolves when the adapter can take more (backpressure). */
+  /**
+   * Append bytes. Resolves when the adapter can take more (backpressure); the chunk may be reused as soon
+   * as it resolves. A failed background part upload surfaces here (or in `commit`) as a TransientError.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** Bytes accepted so far. */
   readonly bytesWritten: number;

@@ -1,0 +1,684 @@
+import { basename, join } from 'node:path';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { Construct } from 'constructs';
+import { type CldistConfig, resolveProjectPath } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { ledgerKeySchema } from '../shared/ledger/table.ts';
+import { EncryptedTopic } from './constructs/encrypted-topic.ts';
+import { type BundledFile, CldistFunction } from './constructs/node-function.ts';
+import { PrivateBucket } from './constructs/private-bucket.ts';
+import { WorkerQueue } from './constructs/worker-queue.ts';
+import { grantBucketKey, grantLedger, grantObjects, grantPublish } from './grants.ts';
+import { acknowledge, acknowledgeObjectWildcard } from './nag.ts';
+import type { DeploySettings, SubscriptionSetting } from './settings.ts';
+import { sizeWorker, type WorkerSize } from './worker-sizing.ts';
+
+/** The custom metric the poller emits (Powertools Metrics, EMF) when the newest signing subkey nears expiry. */
+export const signingKeyMetric = { namespace: 'cldist', metricName: 'SigningKeyExpiring' } as const;
+
+/** Powertools `service` dimension per function; the signing-key alarm matches the poller's. */
+export const serviceNames = { poller: 'cldist-poller', worker: 'cldist-worker', api: 'cldist-api' } as const;
+
+/** Routes an instance calls at first boot: no IAM (Ignition cannot sign requests), their own token. */
+export const instanceRouteKeys = ['GET /v1/instances/{id}/ignition', 'GET /v1/instances/{id}/cloud-config'];
+
+/** Routes an operator calls: SigV4-signed, IAM-authorised. */
+export const adminRouteKeys = [
+  'PUT /v1/instances/{id}',
+  'GET /v1/instances/{id}',
+  'DELETE /v1/instances/{id}',
+];
+
+export interface CldistStackProps extends StackProps {
+  config: CldistConfig;
+  deploy: DeploySettings;
+  /** Directory holding package-lock.json, `functions/` and `keys/`. */
+  projectRoot: string;
+  /** Handler modules, by default `functions/{poller,mirror-worker,api}/handler.ts` under projectRoot. */
+  entries?: Partial<Record<'poller' | 'worker' | 'api', string>>;
+}
+
+const retentionByDays = new Map<number, logs.RetentionDays>(
+  Object.values(logs.RetentionDays)
+    .filter((value): value is logs.RetentionDays => typeof value === 'number')
+    .map((value) => [value as number, value]),
+);
+
+function retention(days: number): logs.RetentionDays {
+  const found = retentionByDays.get(days);
+  if (found === undefined) {
+    throw new ConfigError(
+      `cldist:deploy.logRetentionDays: ${days} is not a CloudWatch Logs retention period`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Keyring files are bundled flat under `keys/` and the deployed config points at them by absolute path,
+ * because the project-relative paths of the config mean nothing inside a Lambda bundle.
+ */
+function bundledKeyring(config: CldistConfig): { files: BundledFile[]; paths: string[] } {
+  const files = config.keyring.files.map((file) => ({
+    source: resolveProjectPath(file),
+    target: CldistFunction.keyringTarget(file),
+  }));
+  const targets = files.map((file) => file.target);
+  const duplicate = targets.find((target, index) => targets.indexOf(target) !== index);
+  if (duplicate !== undefined) {
+    throw new ConfigError(
+      `keyring.files: two files are named ${basename(duplicate)}; they would overwrite each other in the bundle`,
+    );
+  }
+  return { files, paths: targets.map((target) => CldistFunction.bundledPath(target)) };
+}
+
+function filterPolicy(setting: SubscriptionSetting): Record<string, sns.SubscriptionFilter> | undefined {
+  const filter = setting.filter;
+  if (filter === undefined) {
+    return undefined;
+  }
+  const policy: Record<string, sns.SubscriptionFilter> = {};
+  for (const [attribute, allowlist] of Object.entries(filter)) {
+    if (allowlist !== undefined) {
+      policy[attribute] = sns.SubscriptionFilter.stringFilter({ allowlist });
+    }
+  }
+  return policy;
+}
+
+/**
+ * The whole AWS deployment in one stack: the mirror pipeline (schedule → poller → queue → worker →
+ * bucket), the instance config API, notifications, alarms and a dashboard. One stack because every
+ * part shares the ledger table and nothing is deployed on its own.
+ */
+export class CldistStack extends Stack {
+  readonly workerSize: WorkerSize;
+
+  constructor(scope: Construct, id: string, props: CldistStackProps) {
+    super(scope, id, props);
+    const { config, deploy, projectRoot } = props;
+    const entry = (name: 'poller' | 'worker' | 'api', folder: string) =>
+      props.entries?.[name] ?? join(projectRoot, 'functions', folder, 'handler.ts');
+    const logRetention = retention(deploy.logRetentionDays);
+    this.workerSize = sizeWorker(config, deploy.worker.minThroughputMBps);
+
+    const accessLogsBucket = deploy.mirror.accessLogs
+      ? new PrivateBucket(this, 'AccessLogsBucket')
+      : undefined;
+    if (accessLogsBucket !== undefined) {
+      acknowledge(
+        accessLogsBucket,
+        'AwsSolutions-S1',
+        'This bucket receives the server access logs; logging it into itself would loop.',
+      );
+    }
+
+    const mirrorBucket = new PrivateBucket(this, 'MirrorBucket', {
+      accessLogs: accessLogsBucket && { bucket: accessLogsBucket, prefix: 'mirror/' },
+    });
+    const configKey = new kms.Key(this, 'ConfigKey', {
+      description: 'cldist instance configs (SSE-KMS on the config bucket)',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const configBucket = new PrivateBucket(this, 'ConfigBucket', {
+      encryptionKey: configKey,
+      accessLogs: accessLogsBucket && { bucket: accessLogsBucket, prefix: 'config/' },
+    });
+
+    const table = new dynamodb.Table(this, 'Ledger', {
+      partitionKey: { name: ledgerKeySchema.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: ledgerKeySchema.sortKey, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    table.addGlobalSecondaryIndex({
+      indexName: ledgerKeySchema.gsi1Name,
+      partitionKey: { name: ledgerKeySchema.gsi1PartitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: ledgerKeySchema.gsi1SortKey, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+
+    const events_ = new EncryptedTopic(this, 'Events', { description: 'cldist release and alert events' });
+    for (const [index, setting] of deploy.subscriptions.entries()) {
+      const policy = filterPolicy(setting);
+      new sns.Subscription(this, `Subscription${index}`, {
+        topic: events_.topic,
+        protocol:
+          sns.SubscriptionProtocol[
+            setting.protocol === 'email' ? 'EMAIL' : setting.protocol === 'https' ? 'HTTPS' : 'SQS'
+          ],
+        endpoint: setting.endpoint,
+        rawMessageDelivery: setting.protocol === 'sqs' ? setting.rawMessageDelivery : undefined,
+        filterPolicy: policy,
+      });
+    }
+    const operator = new EncryptedTopic(this, 'Operator', {
+      description: 'cldist operator alarms',
+      publishingServices: ['cloudwatch.amazonaws.com'],
+    });
+    if (deploy.alarms.email !== undefined) {
+      operator.topic.addSubscription(new subscriptions.EmailSubscription(deploy.alarms.email));
+    }
+
+    const keyring = bundledKeyring(config);
+    const mirrorStore = {
+      kind: 's3' as const,
+      bucket: mirrorBucket.bucketName,
+      prefix: config.store.kind === 's3' ? config.store.prefix : '',
+    };
+    const deployedConfig: CldistConfig = {
+      ...config,
+      store: mirrorStore,
+      keyring: { ...config.keyring, files: keyring.paths },
+    };
+    const trustKeyringKey = deploy.mirror.trustKeyringKey;
+
+    const jobs = new WorkerQueue(this, 'Jobs', {
+      consumerTimeout: Duration.seconds(this.workerSize.timeoutSeconds),
+    });
+
+    const poller = new CldistFunction(this, 'Poller', {
+      entry: entry('poller', 'poller'),
+      projectRoot,
+      description: 'cldist poller: reads each channel current/version.txt and enqueues new releases',
+      serviceName: serviceNames.poller,
+      config: deployedConfig,
+      resources: {
+        tableName: table.tableName,
+        topicArn: events_.topic.topicArn,
+        mirrorBucket: mirrorBucket.bucketName,
+        trustKeyringKey,
+        jobsQueueUrl: jobs.queue.queueUrl,
+      },
+      memorySize: 512,
+      timeout: Duration.minutes(5),
+      logRetentionDays: logRetention,
+      files: keyring.files,
+    });
+
+    const worker = new CldistFunction(this, 'Worker', {
+      entry: entry('worker', 'mirror-worker'),
+      projectRoot,
+      description: `cldist mirror worker: verifies and stores one artifact (sized for ${config.limits.maxArtifactBytes} bytes at ${deploy.worker.minThroughputMBps} MB/s)`,
+      serviceName: serviceNames.worker,
+      config: deployedConfig,
+      resources: {
+        tableName: table.tableName,
+        topicArn: events_.topic.topicArn,
+        mirrorBucket: mirrorBucket.bucketName,
+        trustKeyringKey,
+      },
+      memorySize: this.workerSize.memoryMiB,
+      timeout: Duration.seconds(this.workerSize.timeoutSeconds),
+      ephemeralStorageMiB: this.workerSize.ephemeralStorageMiB,
+      logRetentionDays: logRetention,
+      files: keyring.files,
+    });
+
+    worker.addEventSource(
+      new SqsEventSource(jobs.queue, {
+        batchSize: 1,
+        reportBatchItemFailures: true,
+        maxConcurrency: deploy.worker.maxConcurrency,
+      }),
+    );
+    const scheduleRule = new events.Rule(this, 'PollSchedule', {
+      description: `cldist: poll the release servers every ${config.schedule.everyMinutes} minutes`,
+      schedule: events.Schedule.rate(Duration.minutes(config.schedule.everyMinutes)),
+    });
+    scheduleRule.addTarget(
+      new targets.LambdaFunction(poller, {
+        retryAttempts: 0,
+        maxEventAge: Duration.minutes(Math.max(1, config.schedule.everyMinutes)),
+      }),
+    );
+    poller.configureAsyncInvoke({ retryAttempts: 0 });
+
+    grantLedger(poller, table);
+    jobs.queue.grantSendMessages(poller);
+    grantPublish(poller, events_.topic, events_.key);
+    grantObjects(poller, mirrorBucket, ['s3:GetObject'], trustKeyringKey);
+
+    grantLedger(worker, table);
+    grantObjects(worker, mirrorBucket, ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload']);
+    grantPublish(worker, events_.topic, events_.key);
+    acknowledgeObjectWildcard(
+      worker.role ?? worker,
+      mirrorBucket,
+      'The worker writes {channel}/{board}/{version}/{file} for releases not known at deploy time; it may only get, put and abort uploads (no delete, no ACLs) and nothing outside the mirror bucket.',
+    );
+
+    const api = this.buildApi({
+      config: deployedConfig,
+      deploy,
+      table,
+      configBucket,
+      configKey,
+      logRetention,
+      entry: entry('api', 'api'),
+      projectRoot,
+    });
+    const apiFunction = api.fn;
+
+    const distribution = deploy.mirror.cloudFront ? this.buildDistribution(mirrorBucket) : undefined;
+
+    this.buildAlarms(deploy, operator.topic, {
+      deadLetter: jobs.deadLetterQueue,
+      worker,
+      poller,
+      api: api.httpApi,
+      scheduleMinutes: config.schedule.everyMinutes,
+    });
+    const dashboard = this.buildDashboard({ poller, worker, apiFunction, api: api.httpApi, jobs, table });
+
+    new CfnOutput(this, 'ApiUrl', {
+      value: api.publicUrl,
+      description: 'Base URL of the instance config API',
+    });
+    new CfnOutput(this, 'MirrorBucketName', { value: mirrorBucket.bucketName });
+    new CfnOutput(this, 'TrustKeyringUri', {
+      value: `s3://${mirrorBucket.bucketName}/${trustKeyringKey}`,
+      description: 'Upload rotated signing keys here (ASCII-armored public keys)',
+    });
+    new CfnOutput(this, 'ConfigBucketName', { value: configBucket.bucketName });
+    new CfnOutput(this, 'EventsTopicArn', { value: events_.topic.topicArn });
+    new CfnOutput(this, 'OperatorTopicArn', { value: operator.topic.topicArn });
+    new CfnOutput(this, 'JobsDeadLetterQueueUrl', { value: jobs.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'LedgerTableName', { value: table.tableName });
+    new CfnOutput(this, 'DashboardUrl', {
+      value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${dashboard.dashboardName}`,
+    });
+    if (distribution !== undefined) {
+      new CfnOutput(this, 'MirrorUrl', { value: `https://${distribution.distributionDomainName}` });
+    }
+  }
+
+  private buildApi(parts: {
+    config: CldistConfig;
+    deploy: DeploySettings;
+    table: dynamodb.Table;
+    configBucket: PrivateBucket;
+    configKey: kms.Key;
+    logRetention: logs.RetentionDays;
+    entry: string;
+    projectRoot: string;
+  }) {
+    const { config, deploy, table, configBucket, configKey } = parts;
+    const domain =
+      deploy.api.domainName !== undefined && deploy.api.certificateArn !== undefined
+        ? new apigw.DomainName(this, 'ApiDomain', {
+            domainName: deploy.api.domainName,
+            certificate: acm.Certificate.fromCertificateArn(
+              this,
+              'ApiCertificate',
+              deploy.api.certificateArn,
+            ),
+            securityPolicy: apigw.SecurityPolicy.TLS_1_2,
+          })
+        : undefined;
+    const httpApi = new apigw.HttpApi(this, 'Api', {
+      description: 'cldist instance config API',
+      createDefaultStage: false,
+      disableExecuteApiEndpoint: domain !== undefined,
+    });
+    const publicUrl =
+      config.api.publicBaseUrl ??
+      (domain === undefined ? httpApi.apiEndpoint : `https://${deploy.api.domainName}`);
+
+    const fn = new CldistFunction(this, 'ApiHandler', {
+      entry: parts.entry,
+      projectRoot: parts.projectRoot,
+      description: 'cldist instance config API: admin PUT/GET/DELETE, instance GET of its own config',
+      serviceName: serviceNames.api,
+      config: { ...config, api: { ...config.api, publicBaseUrl: publicUrl } },
+      resources: {
+        tableName: table.tableName,
+        configBucket: configBucket.bucketName,
+        configKmsKeyId: configKey.keyArn,
+      },
+      memorySize: 1024,
+      timeout: Duration.seconds(15),
+      logRetentionDays: parts.logRetention,
+    });
+    grantLedger(fn, table);
+    grantObjects(fn, configBucket, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']);
+    grantBucketKey(fn, configKey);
+    acknowledgeObjectWildcard(
+      fn.role ?? fn,
+      configBucket,
+      'Instance configs are keyed by instance ids created at run time through the admin API; the API may only get, put and delete objects in the config bucket.',
+    );
+
+    const integration = new HttpLambdaIntegration('ApiIntegration', fn, {
+      payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+    });
+    const iamAuthorizer = new HttpIamAuthorizer();
+    const instanceRoutes = [
+      ...httpApi.addRoutes({
+        path: '/v1/instances/{id}/ignition',
+        methods: [apigw.HttpMethod.GET],
+        integration,
+      }),
+      ...httpApi.addRoutes({
+        path: '/v1/instances/{id}/cloud-config',
+        methods: [apigw.HttpMethod.GET],
+        integration,
+      }),
+    ];
+    const adminRoutes = httpApi.addRoutes({
+      path: '/v1/instances/{id}',
+      methods: [apigw.HttpMethod.PUT, apigw.HttpMethod.GET, apigw.HttpMethod.DELETE],
+      integration,
+      authorizer: iamAuthorizer,
+    });
+
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      retention: parts.logRetention,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const stage = new apigw.HttpStage(this, 'ApiStage', {
+      httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: deploy.api.defaultRateLimit, burstLimit: deploy.api.defaultBurstLimit },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            requestTime: '$context.requestTime',
+            ip: '$context.identity.sourceIp',
+            userAgent: '$context.identity.userAgent',
+            caller: '$context.identity.userArn',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            responseLength: '$context.responseLength',
+            latencyMs: '$context.responseLatency',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+      domainMapping: domain === undefined ? undefined : { domainName: domain },
+    });
+    const cfnStage = stage.node.defaultChild as apigw.CfnStage;
+    cfnStage.routeSettings = Object.fromEntries(
+      instanceRouteKeys.map((key) => [
+        key,
+        {
+          throttlingRateLimit: deploy.api.instanceRateLimit,
+          throttlingBurstLimit: deploy.api.instanceBurstLimit,
+        },
+      ]),
+    );
+    for (const route of [...instanceRoutes, ...adminRoutes]) {
+      stage.node.addDependency(route);
+    }
+    for (const route of instanceRoutes) {
+      acknowledge(
+        route,
+        'AwsSolutions-APIG4',
+        'Instance routes are fetched by Ignition at first boot, which cannot sign requests. Each instance ' +
+          'presents its own 256-bit token (checked in constant time by the function; wrong token = 404), ' +
+          'and the route is throttled separately.',
+      );
+    }
+    if (domain !== undefined) {
+      new CfnOutput(this, 'ApiDomainTarget', {
+        value: domain.regionalDomainName,
+        description: `Point a CNAME (or alias) for ${deploy.api.domainName} at this name`,
+      });
+    }
+    return { httpApi, fn, publicUrl, stage };
+  }
+
+  private buildDistribution(mirrorBucket: PrivateBucket): cloudfront.Distribution {
+    const distribution = new cloudfront.Distribution(this, 'MirrorDistribution', {
+      comment: 'cldist release mirror',
+      defaultBehavior: {
+        origin: origins.S3BucketOrigin.withOriginAccessControl(mirrorBucket),
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+        allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+        cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
+      },
+      priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
+      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+    });
+    acknowledge(
+      distribution,
+      'AwsSolutions-CFR1',
+      'The mirror serves public, signed OS releases; there is no country it must be withheld from.',
+    );
+    acknowledge(
+      distribution,
+      'AwsSolutions-CFR2',
+      'Read-only public content of signed files with caching; WAF adds per-request cost and no protection ' +
+        'an attacker could not get by downloading the public upstream.',
+    );
+    acknowledge(
+      distribution,
+      'AwsSolutions-CFR3',
+      'CloudFront standard logging needs an ACL-enabled bucket, which this app never creates; origin fetches ' +
+        'are covered by the optional S3 server access logs.',
+    );
+    acknowledge(
+      distribution,
+      'AwsSolutions-CFR4',
+      'The default *.cloudfront.net certificate does not allow choosing the minimum viewer TLS version; ' +
+        'the origin side uses OAC over HTTPS.',
+    );
+    return distribution;
+  }
+
+  private buildAlarms(
+    deploy: DeploySettings,
+    topic: sns.ITopic,
+    parts: {
+      deadLetter: WorkerQueue['deadLetterQueue'];
+      worker: CldistFunction;
+      poller: CldistFunction;
+      api: apigw.HttpApi;
+      scheduleMinutes: number;
+    },
+  ): cloudwatch.Alarm[] {
+    const action = new SnsAction(topic);
+    const fiveMinutes = Duration.minutes(5);
+    const pollPeriod = Duration.minutes(Math.max(5, parts.scheduleMinutes));
+    const alarms = [
+      new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
+        alarmDescription:
+          'Jobs were dead-lettered after every retry. Inspect them and redrive (docs/aws.md, Operate).',
+        metric: parts.deadLetter.metricApproximateNumberOfMessagesVisible({
+          period: fiveMinutes,
+          statistic: 'Maximum',
+        }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'WorkerErrorsAlarm', {
+        alarmDescription: 'The mirror worker crashed or timed out (not a reported job failure).',
+        metric: parts.worker.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'PollerErrorsAlarm', {
+        alarmDescription: 'The poller failed; new releases are not being picked up.',
+        metric: parts.poller.metricErrors({ period: pollPeriod, statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'PollerNotRunningAlarm', {
+        alarmDescription: 'The poller has not run for three schedule periods.',
+        metric: parts.poller.metricInvocations({ period: pollPeriod, statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 3,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'Api5xxAlarm', {
+        alarmDescription:
+          'The API answered too many 5xx. Some 503s are deliberate (config not ready); a burst is not.',
+        metric: parts.api.metricServerError({ period: fiveMinutes, statistic: 'Sum' }),
+        threshold: deploy.alarms.api5xxPerFiveMinutes,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'SigningKeyExpiringAlarm', {
+        alarmDescription:
+          'The newest valid image signing subkey expires soon. Import the rotated key (docs/aws.md, Rotating keys).',
+        metric: this.signingKeyMetric(),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    ];
+    for (const alarm of alarms) {
+      alarm.addAlarmAction(action);
+    }
+    return alarms;
+  }
+
+  private signingKeyMetric(): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: signingKeyMetric.namespace,
+      metricName: signingKeyMetric.metricName,
+      dimensionsMap: { service: serviceNames.poller },
+      statistic: 'Maximum',
+      period: Duration.hours(1),
+    });
+  }
+
+  private buildDashboard(parts: {
+    poller: CldistFunction;
+    worker: CldistFunction;
+    apiFunction: CldistFunction;
+    api: apigw.HttpApi;
+    jobs: WorkerQueue;
+    table: dynamodb.Table;
+  }): cloudwatch.Dashboard {
+    const { poller, worker, apiFunction, api, jobs, table } = parts;
+    const period = Duration.minutes(5);
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.days(1),
+    });
+    dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown:
+          '# cldist\nMirror pipeline (poller → jobs queue → worker), instance config API, and key expiry. ' +
+          'Alarms notify the operator topic; runbook in docs/aws.md.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Jobs queue',
+        left: [
+          jobs.queue.metricApproximateNumberOfMessagesVisible({
+            period,
+            statistic: 'Maximum',
+            label: 'waiting',
+          }),
+          jobs.queue.metricApproximateNumberOfMessagesNotVisible({
+            period,
+            statistic: 'Maximum',
+            label: 'in flight',
+          }),
+          jobs.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            period,
+            statistic: 'Maximum',
+            label: 'dead-lettered',
+          }),
+        ],
+        right: [
+          jobs.queue.metricApproximateAgeOfOldestMessage({
+            period,
+            statistic: 'Maximum',
+            label: 'oldest (s)',
+          }),
+        ],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Worker',
+        left: [
+          worker.metricInvocations({ period, statistic: 'Sum' }),
+          worker.metricErrors({ period, statistic: 'Sum' }),
+          worker.metricThrottles({ period, statistic: 'Sum' }),
+        ],
+        right: [worker.metricDuration({ period, statistic: 'p90', label: 'duration p90 (ms)' })],
+        width: 12,
+      }),
+    );
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Poller',
+        left: [
+          poller.metricInvocations({ period, statistic: 'Sum' }),
+          poller.metricErrors({ period, statistic: 'Sum' }),
+        ],
+        right: [poller.metricDuration({ period, statistic: 'Maximum', label: 'duration max (ms)' })],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'API',
+        left: [
+          api.metricCount({ period, statistic: 'Sum', label: 'requests' }),
+          api.metricClientError({ period, statistic: 'Sum', label: '4xx' }),
+          api.metricServerError({ period, statistic: 'Sum', label: '5xx' }),
+        ],
+        right: [
+          api.metricLatency({ period, statistic: 'p90', label: 'latency p90 (ms)' }),
+          apiFunction.metricErrors({ period, statistic: 'Sum', label: 'function errors' }),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Signing key expiring / ledger throttles',
+        left: [this.signingKeyMetric()],
+        right: [
+          table.metricThrottledRequestsForOperations({
+            period,
+            operations: [
+              dynamodb.Operation.PUT_ITEM,
+              dynamodb.Operation.UPDATE_ITEM,
+              dynamodb.Operation.GET_ITEM,
+              dynamodb.Operation.QUERY,
+            ],
+          }),
+        ],
+        width: 8,
+      }),
+    );
+    return dashboard;
+  }
+}

@@ -1,0 +1,212 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { CldistConfig } from '../../shared/config.ts';
+import { describeError, TransientError } from '../../shared/errors.ts';
+import {
+  createBodyCache,
+  deleteInstance,
+  describeInstance,
+  fetchInstanceConfig,
+  InstanceNotFoundError,
+  type InstanceServiceDeps,
+  InvalidInstanceConfigError,
+  maxInstanceBodyBytes,
+  putInstanceConfig,
+} from '../../shared/instances/service.ts';
+import type { ConfigKind } from '../../shared/instances/types.ts';
+
+/**
+ * How admin callers are authenticated. On AWS the API Gateway IAM authorizer has already checked the
+ * caller before the request reaches the app, so the app trusts it; on one machine the app checks a
+ * bearer token itself.
+ */
+export type AdminAuth = { kind: 'iam' } | { kind: 'bearer'; token: string };
+
+export interface ApiDeps extends InstanceServiceDeps {
+  adminAuth: AdminAuth;
+  /** Told about unexpected (500) errors, which never reach the client; default stderr. */
+  onInternalError?: (error: unknown) => void;
+}
+
+/** Seconds Ignition (or any client) is told to wait before retrying a 503. */
+export const retryAfterSeconds = 5;
+
+interface ErrorBody {
+  error: { code: string; message: string; path?: string; issues?: { path: string; message: string }[] };
+}
+
+const notFoundBody: ErrorBody = { error: { code: 'not-found', message: 'not found' } };
+
+function errorResponse(c: Context, status: ContentfulStatusCode, body: ErrorBody): Response {
+  c.header('Cache-Control', 'no-store');
+  return c.json(body, status);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/**
+ * The peer address as the platform saw it: API Gateway's `requestContext.http.sourceIp`, or the socket
+ * under @hono/node-server. X-Forwarded-For is not trusted: any client can write it.
+ */
+function sourceIp(c: Context): string {
+  const env: unknown = c.env;
+  if (!isRecord(env)) return 'unknown';
+  const requestContext = env.requestContext;
+  if (isRecord(requestContext) && isRecord(requestContext.http)) {
+    const ip = requestContext.http.sourceIp;
+    if (typeof ip === 'string') return ip;
+  }
+  const incoming = env.incoming;
+  if (isRecord(incoming) && isRecord(incoming.socket)) {
+    const ip = incoming.socket.remoteAddress;
+    if (typeof ip === 'string') return ip;
+  }
+  return 'unknown';
+}
+
+function bearerToken(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^Bearer[ \t]+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+function adminAllowed(auth: AdminAuth, header: string | undefined): boolean {
+  if (auth.kind === 'iam') return true;
+  const given = bearerToken(header);
+  return given !== undefined && timingSafeEqual(sha256(given), sha256(auth.token));
+}
+
+/**
+ * The instance config API as one Hono app, served unchanged by the API Lambda (API Gateway HTTP API,
+ * payload v2) and by @hono/node-server on one machine. It starts nothing: the caller serves it, or mounts
+ * it in a bigger app (`parent.route('/', app)`).
+ */
+export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
+  const serviceDeps: InstanceServiceDeps = { ...deps, bodyCache: deps.bodyCache ?? createBodyCache() };
+  const onInternalError =
+    deps.onInternalError ??
+    ((error: unknown) => process.stderr.write(`cldist api: internal error: ${describeError(error)}\n`));
+  const app = new Hono();
+
+  app.onError((error, c) => {
+    if (error instanceof InvalidInstanceConfigError) {
+      const first = error.issues[0];
+      return errorResponse(c, 400, {
+        error: {
+          code: error.code,
+          message: error.message,
+          ...(first === undefined ? {} : { path: first.path }),
+          issues: error.issues,
+        },
+      });
+    }
+    if (error instanceof InstanceNotFoundError) return errorResponse(c, 404, notFoundBody);
+    if (error instanceof TransientError) {
+      c.header('Retry-After', String(retryAfterSeconds));
+      return errorResponse(c, 503, {
+        error: { code: 'unavailable', message: 'temporarily unavailable, retry later' },
+      });
+    }
+    if (error instanceof HTTPException && error.status < 500) {
+      return errorResponse(c, error.status as ContentfulStatusCode, {
+        error: { code: 'bad-request', message: error.message || 'bad request' },
+      });
+    }
+    onInternalError(error);
+    return errorResponse(c, 500, { error: { code: 'internal', message: 'internal error' } });
+  });
+
+  app.notFound((c) => errorResponse(c, 404, notFoundBody));
+
+  const baseUrl = (c: Context) => (config.api.publicBaseUrl ?? new URL(c.req.url).origin).replace(/\/+$/, '');
+
+  const serveConfig = (kind: ConfigKind) => async (c: Context) => {
+    const result = await fetchInstanceConfig(
+      {
+        id: c.req.param('id') ?? '',
+        kind,
+        token: bearerToken(c.req.header('Authorization')) ?? c.req.query('token'),
+        sourceIp: sourceIp(c),
+        userAgent: c.req.header('User-Agent') ?? '',
+        consume: c.req.method !== 'HEAD',
+      },
+      serviceDeps,
+    );
+    if (result.status !== 'ok') return errorResponse(c, 404, notFoundBody);
+    return c.body(result.body as Uint8Array<ArrayBuffer>, 200, {
+      'Content-Type': result.contentType,
+      ETag: result.etag,
+      'Cache-Control': 'no-store',
+    });
+  };
+  app.get('/v1/instances/:id/ignition', serveConfig('ignition'));
+  app.get('/v1/instances/:id/cloud-config', serveConfig('cloud-config'));
+
+  const requireAdmin: MiddlewareHandler = async (c, next) => {
+    if (!adminAllowed(deps.adminAuth, c.req.header('Authorization'))) {
+      c.header('WWW-Authenticate', 'Bearer realm="cldist admin"');
+      return errorResponse(c, 401, { error: { code: 'unauthorized', message: 'admin token required' } });
+    }
+    await next();
+  };
+  const adminPath = '/v1/instances/:id';
+  app.put(
+    adminPath,
+    requireAdmin,
+    bodyLimit({
+      maxSize: maxInstanceBodyBytes,
+      onError: (c) =>
+        errorResponse(c, 413, {
+          error: { code: 'too-large', message: `request body is larger than ${maxInstanceBodyBytes} bytes` },
+        }),
+    }),
+    async (c) => {
+      const id = c.req.param('id') ?? '';
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch (cause) {
+        return errorResponse(c, 400, {
+          error: {
+            code: 'invalid-json',
+            message: `request body is not JSON: ${(cause as Error).message}`,
+            path: '$',
+          },
+        });
+      }
+      const result = await putInstanceConfig({ id, body }, serviceDeps, config);
+      const url = `${baseUrl(c)}/v1/instances/${encodeURIComponent(id)}`;
+      const query = `?token=${encodeURIComponent(result.token)}`;
+      c.header('Cache-Control', 'no-store');
+      return c.json(
+        {
+          token: result.token,
+          ...(result.record.kind === 'ignition'
+            ? { ignitionUrl: `${url}/ignition${query}` }
+            : { cloudConfigUrl: `${url}/cloud-config${query}` }),
+          etag: result.record.etag,
+          ...(result.record.specVersion === undefined ? {} : { specVersion: result.record.specVersion }),
+          warnings: result.warnings,
+        },
+        result.created ? 201 : 200,
+      );
+    },
+  );
+  app.get(adminPath, requireAdmin, async (c) => {
+    c.header('Cache-Control', 'no-store');
+    return c.json(await describeInstance(c.req.param('id') ?? '', serviceDeps));
+  });
+  app.delete(adminPath, requireAdmin, async (c) => {
+    await deleteInstance(c.req.param('id') ?? '', serviceDeps);
+    return c.body(null, 204);
+  });
+  return app;
+}

@@ -1,0 +1,34 @@
+import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
+import { makeAwsClients } from '../../shared/aws-clients.ts';
+import { ConfigError, describeError } from '../../shared/errors.ts';
+import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
+import { createS3Store } from '../../shared/store/s3-store.ts';
+import { createApiApp } from './app.ts';
+
+const { config, resources } = parseRuntimeEnv(process.env);
+if (resources.configBucket === undefined) {
+  throw new ConfigError('CLDIST_RESOURCES.configBucket is not set; the API stores config bodies there');
+}
+const clients = makeAwsClients();
+const instances = createDynamoInstanceRepository(clients.doc, { table: resources.tableName });
+const bodies = createS3Store(clients.s3, {
+  bucket: resources.configBucket,
+  sse: resources.configKmsKeyId === undefined ? 'AES256' : { kmsKeyId: resources.configKmsKeyId },
+});
+const app = createApiApp({ instances, bodies, clock: () => new Date(), adminAuth: { kind: 'iam' } }, config);
+const serve = handle(app);
+
+/**
+ * API Gateway HTTP API (payload v2). Audit entries are flushed before returning: a frozen Lambda sandbox
+ * runs no timers, so anything left queued could wait indefinitely.
+ */
+export async function handler(event: LambdaEvent, context: LambdaContext) {
+  try {
+    return await serve(event, context);
+  } finally {
+    await instances.flush().catch((error: unknown) => {
+      process.stderr.write(`cldist api: audit flush failed: ${describeError(error)}\n`);
+    });
+  }
+}

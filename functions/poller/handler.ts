@@ -1,0 +1,35 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { ScheduledEvent } from 'aws-lambda';
+import { type PollReport, runPoll } from '../../shared/mirror/poller.ts';
+import { loadMirrorRuntime, type MirrorRuntime } from '../../shared/mirror/wiring.ts';
+
+const logger = new Logger({ serviceName: 'cldist-poller' });
+const metrics = new Metrics({ namespace: 'cldist', serviceName: 'cldist-poller' });
+
+/** One scheduled run; per-channel failures are in the report and in the `PollErrors` metric. */
+export function createPollerHandler(
+  load: () => Promise<MirrorRuntime>,
+  sink: Pick<Metrics, 'addMetric' | 'publishStoredMetrics'> = metrics,
+): (event: ScheduledEvent) => Promise<PollReport> {
+  return async (event) => {
+    const { deps, config } = await load();
+    try {
+      const report = await runPoll({ ...deps, metrics: sink }, config);
+      const errors = report.results.filter((r) => r.outcome === 'error').length;
+      sink.addMetric('PollErrors', MetricUnit.Count, errors);
+      sink.addMetric('ReleasesClaimed', MetricUnit.Count, report.results.filter((r) => r.outcome === 'new-release').length);
+      deps.logger.info('poll done', { time: event.time, results: report.results, resent: report.resent });
+      return report;
+    } finally {
+      sink.publishStoredMetrics();
+    }
+  };
+}
+
+let runtime: Promise<MirrorRuntime> | undefined;
+
+export const handler = createPollerHandler(() => {
+  runtime ??= loadMirrorRuntime(process.env, { logger });
+  return runtime;
+});

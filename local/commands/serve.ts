@@ -1,0 +1,144 @@
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type CldistConfig, loadConfigFile, parseConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { type Demo, startDemo } from '../demo.ts';
+import { createTerminal } from '../progress.ts';
+import { createLogger, type Logger } from '../runtime/log.ts';
+import { type ServeHandle, startServe } from '../serve.ts';
+
+interface ServeFlags {
+  config?: string;
+  dataDir: string;
+  store?: string;
+  host?: string;
+  port?: number;
+  concurrency?: number;
+  demo: boolean;
+  once: boolean;
+  pollSeconds?: number;
+  publishSeconds: number;
+  logFormat?: 'json' | 'pretty';
+}
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+/** `s3://bucket/prefix` into the store's bucket and a prefix ending in "/" (or empty). */
+export function parseStoreUrl(value: string): { bucket: string; prefix: string } {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(value);
+  if (match === null) throw new ConfigError(`--store ${value}: expected s3://bucket or s3://bucket/prefix`);
+  const [, bucket = '', rawPrefix = ''] = match;
+  const prefix = rawPrefix === '' || rawPrefix.endsWith('/') ? rawPrefix : `${rawPrefix}/`;
+  const store = parseConfig({ store: { kind: 's3', bucket, prefix } }, `--store ${value}`).store;
+  return store.kind === 's3' ? { bucket: store.bucket, prefix: store.prefix } : { bucket, prefix };
+}
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.once('SIGINT', () => {
+        process.stderr.write('cldist: second interrupt, exiting at once\n');
+        process.exit(130);
+      });
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+async function run(flags: ServeFlags): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  let logger: Logger | undefined;
+  const terminal = createTerminal({ tty, stream: process.stdout, logger: () => logger ?? createLogger({ format: 'json', write: () => {} }) });
+  logger = createLogger({ format: flags.logFormat ?? (tty ? 'pretty' : 'json'), write: terminal.writeLine });
+
+  let demo: Demo | undefined;
+  let config: CldistConfig;
+  if (flags.demo) {
+    if (flags.config !== undefined) throw new ConfigError('--demo brings its own config; leave out --config');
+    demo = await startDemo({ dataDir: flags.dataDir, logger, publishEveryMs: flags.publishSeconds * 1000 });
+    config = demo.config;
+  } else {
+    config = flags.config === undefined ? parseConfig({}, 'default config') : loadConfigFile(flags.config);
+  }
+
+  let handle: ServeHandle;
+  try {
+    handle = await startServe({
+      config,
+      dataDir: flags.dataDir,
+      host: flags.host ?? config.api.host,
+      port: flags.port ?? config.api.port,
+      concurrency: flags.concurrency ?? config.worker.concurrency,
+      store: flags.store === undefined ? undefined : parseStoreUrl(flags.store),
+      logger,
+      tracker: terminal.tracker,
+      pollEveryMs: flags.pollSeconds === undefined ? (flags.demo ? 3000 : undefined) : flags.pollSeconds * 1000,
+      demo: flags.demo,
+      baseBackoffSeconds: flags.demo ? 1 : 5,
+    });
+  } catch (error) {
+    await demo?.close();
+    terminal.stop();
+    throw error;
+  }
+  logger.info('admin.token', {
+    statusPage: `${handle.url}/?token=${handle.adminToken}`,
+    tokenFile: `${flags.dataDir}/admin-token`,
+  });
+
+  if (flags.once) {
+    await handle.drain();
+  } else {
+    demo?.startPublishing();
+    const signal = await waitForSignal();
+    logger.info('shutdown.signal', { signal });
+  }
+  await demo?.close();
+  await handle.close();
+  terminal.stop();
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
+}
+
+/** `cldist serve`: the whole distributor on this machine (see docs/single-machine.md). */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'Run the whole distributor on this machine: poller, mirror workers, the instance config API, the mirror ' +
+        'at /mirror/{channel}/{board}/ and a status page at /, with the AWS services stood in by fauxqs and dynalite.',
+    )
+    .option('--config <file>', 'JSON config file (default: built-in config mirroring the real Flatcar servers)')
+    .option('--data-dir <dir>', 'ledger, local mirror, instance configs and admin token; kept across restarts', './data')
+    .option('--store <url>', 'mirror into S3 instead of {data-dir}/mirror, e.g. s3://bucket/prefix (AWS credentials from the environment)')
+    .option('--host <address>', 'address the HTTP server binds to (default: config api.host, 127.0.0.1)')
+    .option('--port <n>', 'HTTP port, 0 for any free one (default: config api.port, 8080)', integer(0, 65535))
+    .option('--concurrency <n>', 'artifacts mirrored at once (default: config worker.concurrency, 2)', integer(1, 64))
+    .option('--demo', 'mirror a simulated origin on loopback, signed with its own demo key (trusted only in this mode); works offline', false)
+    .option('--once', 'poll once, mirror everything pending, then exit', false)
+    .option('--poll-seconds <n>', 'seconds between polls (default: config schedule.everyMinutes; 3 with --demo)', integer(1, 86_400))
+    .option('--publish-seconds <n>', 'with --demo: seconds between new simulated versions', integer(1, 3600), 10)
+    .addOption(
+      new Option('--log-format <format>', 'log lines as JSON or short text (default: text on a terminal, JSON otherwise)').choices([
+        'json',
+        'pretty',
+      ]),
+    )
+    .addHelpText(
+      'after',
+      '\nStop with Ctrl-C or SIGTERM: running transfers are aborted and nothing half-written becomes visible.\n' +
+        'The status page and GET /v1/status need the admin token ({data-dir}/admin-token): open /?token=TOKEN once\n' +
+        'in a browser (it sets a cookie), or send "Authorization: Bearer TOKEN".',
+    )
+    .action((flags: ServeFlags) => run(flags));
+}

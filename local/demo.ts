@@ -1,0 +1,164 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type CldistConfig, parseConfig } from '../shared/config.ts';
+import { describeError } from '../shared/errors.ts';
+import type { Logger } from './runtime/log.ts';
+import { generateSimKey } from './sim-origin/signing.ts';
+import { type SimOrigin, startSimOrigin } from './sim-origin/sim-origin.ts';
+
+const MiB = 1024 * 1024;
+
+/** Channel, first version and step: real-looking Flatcar numbers, each channel on its own branch. */
+const demoChannels = [
+  { name: 'stable', major: 4081, branch: 2 },
+  { name: 'beta', major: 4152, branch: 1 },
+] as const;
+
+const demoBoard = 'amd64-usr';
+
+/** Sizes of the synthetic artifacts: small enough to mirror in a second, big enough to show a progress bar. */
+const demoArtifacts = [
+  { name: 'flatcar_production_image.bin.bz2', size: 6 * MiB },
+  { name: 'flatcar_production_pxe.vmlinuz', size: 2 * MiB },
+  { name: 'flatcar_production_pxe_image.cpio.gz', size: 4 * MiB },
+];
+
+export interface DemoOptions {
+  dataDir: string;
+  logger: Logger;
+  /** A new version on one channel every this many ms, taking the channels in turn. */
+  publishEveryMs: number;
+  /** Multiplies the artifact sizes, for a heavier demo. */
+  sizeFactor?: number;
+}
+
+export interface Demo {
+  origin: SimOrigin;
+  /** The demo config: the sim origin's channels, its key as the only trusted key, a short schedule. */
+  config: CldistConfig;
+  /** Start publishing a new version every `publishEveryMs`. */
+  startPublishing(): void;
+  /** Publish the next version of the next channel now. */
+  publishNext(): Promise<string>;
+  close(): Promise<void>;
+}
+
+interface DemoState {
+  /** The last published patch number per channel. */
+  patches: Record<string, number>;
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function writeAtomically(path: string, text: string, mode?: number): Promise<void> {
+  await writeFile(`${path}.tmp`, text, mode === undefined ? {} : { mode });
+  await rename(`${path}.tmp`, path);
+}
+
+/**
+ * The demo's upstream: the sim origin on loopback, signing with its own key. The key and the version
+ * counters are kept under `{dataDir}/demo`, so a restarted demo continues where it stopped (and what was
+ * mirrored still verifies) instead of starting again at the first version. The key is trusted only
+ * through the config built here, which only `serve --demo` uses.
+ */
+export async function startDemo(options: DemoOptions): Promise<Demo> {
+  const folder = join(options.dataDir, 'demo');
+  await mkdir(folder, { recursive: true });
+  const keyPath = join(folder, 'sim-origin-private-key.asc');
+  const publicKeyPath = join(folder, 'sim-origin-public-key.asc');
+  const statePath = join(folder, 'state.json');
+  let privateKeyArmored: string;
+  try {
+    privateKeyArmored = await readFile(keyPath, 'utf8');
+  } catch {
+    const key = await generateSimKey('curve25519');
+    privateKeyArmored = key.privateKey.armor();
+    await writeAtomically(keyPath, privateKeyArmored, 0o600);
+  }
+  const origin = await startSimOrigin({ privateKeyArmored });
+  await writeAtomically(publicKeyPath, origin.publicKeyArmored);
+  const state: DemoState = (await readJson<DemoState>(statePath)) ?? { patches: {} };
+  const factor = options.sizeFactor ?? 1;
+
+  const versionOf = (channel: (typeof demoChannels)[number], patch: number) =>
+    `${channel.major}.${channel.branch}.${patch}`;
+
+  const publish = async (channel: (typeof demoChannels)[number], patch: number): Promise<string> => {
+    const version = versionOf(channel, patch);
+    await origin.publishRelease({
+      channel: channel.name,
+      board: demoBoard,
+      version,
+      artifacts: demoArtifacts.map((a) => ({ name: a.name, size: Math.round(a.size * factor) })),
+    });
+    return version;
+  };
+
+  for (const channel of demoChannels) {
+    const patch = state.patches[channel.name] ?? 0;
+    await publish(channel, patch);
+    state.patches[channel.name] = patch;
+  }
+  await writeAtomically(statePath, JSON.stringify(state));
+  for (const channel of demoChannels) {
+    options.logger.info('demo.published', {
+      channel: channel.name,
+      version: versionOf(channel, state.patches[channel.name] ?? 0),
+      origin: origin.url,
+    });
+  }
+
+  const config = parseConfig(
+    {
+      channels: demoChannels.map((c) => ({ name: c.name, baseUrl: origin.baseUrl })),
+      boards: [demoBoard],
+      artifacts: [{ name: 'version.txt' }, ...demoArtifacts.map((a) => ({ name: a.name }))],
+      keyring: { files: [publicKeyPath], trustedFingerprints: [origin.primaryFingerprint] },
+      schedule: { everyMinutes: 1, stallAfterMinutes: 1 },
+    },
+    'demo config',
+  );
+
+  let turn = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const publishNext = async (): Promise<string> => {
+    const channel = demoChannels[turn % demoChannels.length] ?? demoChannels[0];
+    turn++;
+    const patch = (state.patches[channel.name] ?? 0) + 1;
+    const version = await publish(channel, patch);
+    state.patches[channel.name] = patch;
+    await writeAtomically(statePath, JSON.stringify(state));
+    options.logger.info('demo.published', { channel: channel.name, version });
+    return version;
+  };
+
+  return {
+    origin,
+    config,
+    publishNext,
+    startPublishing() {
+      const tick = () => {
+        if (closed) return;
+        publishNext()
+          .catch((error: unknown) => options.logger.error('demo.publish_failed', { cause: describeError(error) }))
+          .finally(() => {
+            if (!closed) timer = setTimeout(tick, options.publishEveryMs);
+          });
+      };
+      timer = setTimeout(tick, options.publishEveryMs);
+    },
+    async close() {
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await origin.close();
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import { Readable } from 'node:stream';
+import { Hono } from 'hono';
+import type { ObjectStore } from '../shared/store/types.ts';
+
+export type ByteRange = { start: number; end: number };
+
+/**
+ * One `bytes=` range against an object of `size` bytes, per RFC 9110: `undefined` means "serve it all"
+ * (no header, or several ranges, which resuming downloaders never send), `'unsatisfiable'` means 416.
+ */
+export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
+  if (header === undefined) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (match === null) return undefined;
+  const [, first = '', last = ''] = match;
+  if (first === '' && last === '') return undefined;
+  if (first === '') {
+    const suffix = Number(last);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(first);
+  if (start >= size) return 'unsatisfiable';
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+  if (end < start) return undefined;
+  return { start, end };
+}
+
+const segmentPattern = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
+/** The store key for a request path, or undefined for anything that is not a plain upstream-style path. */
+export function mirrorKey(path: string): string | undefined {
+  const segments = path.split('/');
+  if (segments.length < 3) return undefined;
+  for (const segment of segments) {
+    if (!segmentPattern.test(segment) || segment.includes('..')) return undefined;
+  }
+  return segments.join('/');
+}
+
+function contentType(key: string): string {
+  if (key.endsWith('.txt') || key.endsWith('.DIGESTS') || key.endsWith('.asc')) return 'text/plain; charset=utf-8';
+  if (key.endsWith('.json')) return 'application/json';
+  return 'application/octet-stream';
+}
+
+/**
+ * The read-only mirror in the upstream layout, so `flatcar-install -b http://host:8080/mirror/stable/amd64-usr`
+ * works against it. Only committed objects are in the store, so whatever this serves has been verified.
+ */
+export function createMirrorApp(store: ObjectStore): Hono {
+  const app = new Hono();
+  app.on(['GET', 'HEAD'], '/mirror/*', async (c) => {
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(c.req.url).pathname.slice('/mirror/'.length));
+    } catch {
+      return c.text('not found\n', 404);
+    }
+    const key = mirrorKey(path);
+    if (key === undefined) return c.text('not found\n', 404);
+    const head = await store.head(key);
+    if (head === undefined) return c.text('not found\n', 404);
+    const headers: Record<string, string> = {
+      'Accept-Ranges': 'bytes',
+      'Content-Type': contentType(key),
+      'Last-Modified': head.lastModified.toUTCString(),
+      'Cache-Control': key.includes('/current/') ? 'no-cache' : 'public, max-age=3600',
+    };
+    if (head.etag !== undefined) headers.ETag = head.etag;
+    if (head.etag !== undefined && c.req.header('If-None-Match') === head.etag) {
+      return c.body(null, 304, headers);
+    }
+    const ifRange = c.req.header('If-Range');
+    const rangeAllowed = ifRange === undefined || ifRange === head.etag;
+    const range = rangeAllowed ? parseRange(c.req.header('Range'), head.size) : undefined;
+    if (range === 'unsatisfiable') {
+      return c.body(null, 416, { ...headers, 'Content-Range': `bytes */${head.size}` });
+    }
+    const status = range === undefined ? 200 : 206;
+    if (range !== undefined) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${head.size}`;
+    headers['Content-Length'] = String(range === undefined ? head.size : range.end - range.start + 1);
+    if (c.req.method === 'HEAD') return c.body(null, status, headers);
+    const stream = await store.getStream(key, range);
+    if (stream === undefined) return c.text('not found\n', 404);
+    const body = Readable.toWeb(Readable.from(stream.body)) as ReadableStream<Uint8Array>;
+    return c.body(body, status, headers);
+  });
+  return app;
+}

@@ -1,0 +1,416 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { createAdaptorServer } from '@hono/node-server';
+import { Hono } from 'hono';
+import { createApiApp } from '../functions/api/app.ts';
+import type { CldistConfig } from '../shared/config.ts';
+import { ConfigError, describeError } from '../shared/errors.ts';
+import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
+import { createDynamoLedger, type Ledger } from '../shared/ledger/ledger.ts';
+import { parseMirrorJob } from '../shared/messages.ts';
+import { createSqsJobQueue, type MirrorDeps, type MirrorLogger } from '../shared/mirror/deps.ts';
+import { type PollReport, runPoll } from '../shared/mirror/poller.ts';
+import { keyringChecker } from '../shared/mirror/signatures.ts';
+import { mirrorArtifact } from '../shared/mirror/worker.ts';
+import { currentVersionUrl } from '../shared/release/layout.ts';
+import { createLocalStore, createStore, sweepStaging } from '../shared/store/index.ts';
+import type { ObjectStore } from '../shared/store/types.ts';
+import { keyringStatus, loadKeyringFromConfig } from '../shared/verify/keyring.ts';
+import { loadOrCreateAdminToken } from './runtime/admin-token-temp.ts';
+import { startEmulators } from './emulators.ts';
+import { createMirrorApp } from './mirror-http.ts';
+import { abortableStore, type TransferTracker } from './progress.ts';
+import { createLocalNotifier } from './runtime/notifications.ts';
+import type { Logger } from './runtime/log.ts';
+import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
+import { createStatusApp } from './status/routes.ts';
+import { startWorkerPool, type WorkerPool } from './worker-pool.ts';
+
+export interface ServeOptions {
+  config: CldistConfig;
+  /** Holds the ledger, the local mirror, instance configs and the admin token; kept across restarts. */
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port (tests); the bound one is in the handle and in the `http.listening` log line. */
+  port: number;
+  concurrency: number;
+  /** `--store s3://bucket/prefix`: overrides the config's store. Otherwise a local folder under the data dir. */
+  store?: { bucket: string; prefix: string };
+  logger: Logger;
+  tracker: TransferTracker;
+  /** Milliseconds between polls; default `config.schedule.everyMinutes`. */
+  pollEveryMs?: number;
+  /** Shown on the status page. */
+  demo?: boolean;
+  /** Receives before a job is dead-lettered. */
+  maxReceives?: number;
+  /** First retry delay of a transient failure, doubling per receive. */
+  baseBackoffSeconds?: number;
+  /** Seconds between status page reloads. */
+  refreshSeconds?: number;
+  /** How long a shutdown waits for aborted transfers to wind down before closing the stand-ins anyway. */
+  shutdownGraceMs?: number;
+  clock?: () => Date;
+}
+
+export interface ServeHandle {
+  /** `http://host:port`. */
+  url: string;
+  port: number;
+  adminToken: string;
+  store: ObjectStore;
+  ledger: Ledger;
+  /** Poll every channel now (also the start-up poll); resolves with the core's report. */
+  pollNow(): Promise<PollReport>;
+  status(): Promise<StatusModel>;
+  /** Resolves when no job is queued, in flight or waiting for a retry. */
+  drain(): Promise<void>;
+  /** Graceful stop: timers, intake, in-flight transfers (aborted), servers, stand-ins; idempotent. */
+  close(): Promise<void>;
+}
+
+/** The core's free-text logs: its warnings and errors pass through; what the runner reports itself is quieter. */
+function coreLogger(logger: Logger): MirrorLogger {
+  const fields = (extra: object[]) => Object.assign({}, ...extra) as Record<string, unknown>;
+  return {
+    debug: (message, ...extra) => logger.debug('core', { msg: message, ...fields(extra) }),
+    info: (message, ...extra) => logger.debug('core', { msg: message, ...fields(extra) }),
+    warn: (message, ...extra) => logger.warn('core', { msg: message, ...fields(extra) }),
+    error: (message, ...extra) =>
+      message === 'poll failed'
+        ? logger.debug('core', { msg: message, ...fields(extra) })
+        : logger.error('core', { msg: message, ...fields(extra) }),
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') {
+        reject(new ConfigError(`${host}:${port} is already in use; pass another --port`, { cause: error }));
+      } else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {
+        reject(new ConfigError(`cannot listen on --host ${host}: no such local address`, { cause: error }));
+      } else {
+        reject(error);
+      }
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolvePort((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/**
+ * The whole distributor in one process: the same cores as the Lambdas, with fauxqs for SQS and SNS,
+ * dynalite on disk for the ledger, a local folder (or S3) for the mirror, a timer for the schedule, a
+ * worker pool for the queue and one HTTP server for the API, the mirror and the status page.
+ */
+export async function startServe(options: ServeOptions): Promise<ServeHandle> {
+  const { config, logger } = options;
+  const clock = options.clock ?? (() => new Date());
+  const dataDir = resolve(options.dataDir);
+  const maxReceives = options.maxReceives ?? 5;
+  const visibilityTimeoutSeconds = 120;
+  const cleanups: Array<() => Promise<void>> = [];
+  const runCleanups = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error: unknown) => logger.error('shutdown.step_failed', { cause: describeError(error) }));
+    }
+  };
+
+  try {
+    const keyring = await loadKeyringFromConfig(config.keyring);
+    const adminToken = await loadOrCreateAdminToken(dataDir);
+
+    const emulators = await startEmulators({
+      ledgerPath: join(dataDir, 'ledger'),
+      config,
+      maxReceives,
+      visibilityTimeoutSeconds,
+      region: process.env.AWS_REGION,
+    });
+    cleanups.push(() => emulators.close());
+    const { clients, resources } = emulators;
+
+    let store: ObjectStore;
+    let storeDescription: string;
+    const s3Target =
+      options.store ?? (config.store.kind === 's3' ? { bucket: config.store.bucket, prefix: config.store.prefix } : undefined);
+    if (s3Target !== undefined) {
+      store = createStore({ kind: 's3', ...s3Target }, {
+        s3: clients.s3,
+        partSizeBytes: config.worker.partSizeMiB * 1024 * 1024,
+        partsInFlight: config.worker.partsInFlight,
+      });
+      storeDescription = `s3://${s3Target.bucket}/${s3Target.prefix}`;
+    } else {
+      const root = join(dataDir, 'mirror');
+      const swept = await sweepStaging(root, 0);
+      if (swept > 0) logger.info('store.staging_swept', { files: swept, root });
+      store = createLocalStore(root);
+      storeDescription = root;
+    }
+
+    const ledger = createDynamoLedger(clients.doc, resources.tableName, { clock });
+    const notifications = createLocalNotifier({
+      logger,
+      webhooks: config.notifications.webhooks,
+      sns: clients.sns,
+      topicArn: resources.topicArn,
+    });
+    cleanups.push(() => notifications.flush());
+
+    const mirrorDeps: MirrorDeps = {
+      ledger,
+      store,
+      notifier: notifications.notifier,
+      jobs: createSqsJobQueue(clients.sqs, resources.jobsQueueUrl),
+      signatures: keyringChecker(keyring),
+      clock,
+      logger: coreLogger(logger),
+    };
+
+    const pollProblems = new Map<string, PollProblem>();
+    let polling: Promise<PollReport> | undefined;
+    const report = (result: PollReport) => {
+      for (const entry of result.results) {
+        const id = `${entry.channel}/${entry.board}`;
+        if (entry.outcome === 'error') {
+          const channel = config.channels.find((c) => c.name === entry.channel);
+          const url = channel === undefined ? '' : currentVersionUrl(channel, entry.board);
+          const problem = { url, cause: entry.error ?? 'unknown', at: clock().toISOString() };
+          pollProblems.set(id, problem);
+          logger.warn('poll.origin_unreachable', { channel: entry.channel, board: entry.board, ...problem });
+          continue;
+        }
+        pollProblems.delete(id);
+        if (entry.outcome === 'new-release') {
+          logger.info('release.detected', {
+            channel: entry.channel,
+            board: entry.board,
+            version: entry.version,
+            jobs: entry.jobsSent,
+          });
+        }
+      }
+      if (result.resent > 0) logger.info('poll.resent_unfinished', { artifacts: result.resent });
+      for (const fingerprint of result.expiringKeys) logger.warn('keyring.signing_key_expiring', { fingerprint });
+    };
+    const pollNow = (): Promise<PollReport> => {
+      if (polling !== undefined) return polling;
+      polling = runPoll(mirrorDeps, config)
+        .then((result) => {
+          report(result);
+          return result;
+        })
+        .finally(() => {
+          polling = undefined;
+        });
+      return polling;
+    };
+
+    const resumeReport = await runPoll(mirrorDeps, {
+      ...config,
+      channels: [],
+      schedule: { ...config.schedule, stallAfterMinutes: 0 },
+    });
+    report(resumeReport);
+
+    const instances = createDynamoInstanceRepository(clients.doc, { table: resources.tableName });
+    cleanups.push(() => instances.flush());
+    const configBodies = createLocalStore(join(dataDir, 'configs'));
+
+    let app: Hono | undefined;
+    const server = createAdaptorServer({
+      fetch: (request, env) => (app === undefined ? new Response('starting\n', { status: 503 }) : app.fetch(request, env)),
+    }) as Server;
+    const port = await listen(server, options.host, options.port);
+    const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+    cleanups.push(
+      () =>
+        new Promise<void>((done) => {
+          server.close(() => done());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), 2000).unref();
+        }),
+    );
+    let closing = false;
+    const pool: WorkerPool = startWorkerPool({
+      sqs: clients.sqs,
+      queueUrl: resources.jobsQueueUrl,
+      concurrency: options.concurrency,
+      logger,
+      visibilityTimeoutSeconds,
+      baseBackoffSeconds: options.baseBackoffSeconds ?? 5,
+      handleJob: async (body, context) => {
+        const job = parseMirrorJob(body);
+        const label = `${job.channel}/${job.version}/${job.artifact}`;
+        let transfer: ReturnType<TransferTracker['begin']> | undefined;
+        try {
+          const result = await mirrorArtifact(
+            job,
+            {
+              ...mirrorDeps,
+              store: abortableStore(store, context.signal),
+            },
+            config,
+            {
+              onProgress: (bytes, total) => {
+                transfer ??= options.tracker.begin(label);
+                transfer.advance(bytes, total);
+              },
+            },
+          );
+          transfer?.end('stored');
+          transfer = undefined;
+          const ref = { channel: job.channel, board: job.board, version: job.version, artifact: job.artifact };
+          if (result.outcome === 'verified') {
+            const record = await ledger.getArtifact(ref);
+            logger.info('artifact.verified', {
+              ...ref,
+              bytes: result.bytes,
+              signer: record?.signingKeyFingerprint,
+              signed: record?.signatureCreated,
+            });
+          } else if (result.outcome === 'missing') {
+            logger.warn('artifact.missing', ref);
+          }
+          if (result.finalize.finalized) {
+            logger.info('release.finalized', { channel: job.channel, board: job.board, version: job.version });
+          }
+          if (result.finalize.currentAdvanced === true) {
+            logger.info('mirror.current_moved', { channel: job.channel, board: job.board, version: job.version });
+          }
+        } finally {
+          transfer?.end('discarded');
+        }
+      },
+    });
+    cleanups.push(async () => {
+      const stopped = pool.stop();
+      const grace = options.shutdownGraceMs ?? 10_000;
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([
+        stopped.then(() => false),
+        new Promise<boolean>((done) => {
+          timer = setTimeout(() => done(true), grace);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (late) logger.warn('shutdown.transfers_still_running', { graceMs: grace });
+    });
+
+    const apiConfig: CldistConfig = {
+      ...config,
+      api: { ...config.api, host: options.host, port, publicBaseUrl: config.api.publicBaseUrl ?? url },
+    };
+
+    const status = () =>
+      buildStatus({
+        ledger,
+        channels: config.channels,
+        boards: config.boards,
+        keyring: () => keyringStatus(keyring, clock(), config.keyring.expiryWarningDays),
+        keyWarningDays: config.keyring.expiryWarningDays,
+        recentEvents: () => notifications.recent(),
+        pollProblem: (channel, board) => pollProblems.get(`${channel}/${board}`),
+        worker: () => ({ inFlight: pool.inFlight, concurrency: options.concurrency }),
+        demo: options.demo ?? false,
+        mirrorBaseUrl: `${url}/mirror`,
+        clock,
+      });
+
+    const root = new Hono();
+    root.route('/', createStatusApp({ adminToken, getStatus: status, refreshSeconds: options.refreshSeconds ?? 5 }));
+    root.route('/', createMirrorApp(store));
+    root.route(
+      '/',
+      createApiApp(
+        {
+          instances,
+          bodies: configBodies,
+          clock,
+          adminAuth: { kind: 'bearer', token: adminToken },
+          onInternalError: (error) => logger.error('api.internal_error', { cause: describeError(error) }),
+        },
+        apiConfig,
+      ),
+    );
+    app = root;
+
+    const everyMs = options.pollEveryMs ?? config.schedule.everyMinutes * 60_000;
+    let pollTimer: NodeJS.Timeout | undefined;
+    const schedule = () => {
+      pollTimer = setTimeout(() => {
+        pollNow()
+          .catch((error: unknown) => logger.error('poll.failed', { cause: describeError(error) }))
+          .finally(() => {
+            if (!closing) schedule();
+          });
+      }, everyMs);
+    };
+    cleanups.push(async () => {
+      closing = true;
+      if (pollTimer !== undefined) clearTimeout(pollTimer);
+      await polling?.catch(() => undefined);
+    });
+
+    logger.info('http.listening', {
+      url,
+      port,
+      status: `${url}/`,
+      mirror: `${url}/mirror/{channel}/{board}/`,
+      store: storeDescription,
+      dataDir,
+      concurrency: options.concurrency,
+    });
+    await pollNow();
+    schedule();
+
+    const drain = async () => {
+      for (let quietChecks = 0; quietChecks < 2; ) {
+        const attributes = await clients.sqs.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: resources.jobsQueueUrl,
+            AttributeNames: [
+              'ApproximateNumberOfMessages',
+              'ApproximateNumberOfMessagesNotVisible',
+              'ApproximateNumberOfMessagesDelayed',
+            ],
+          }),
+        );
+        const queued = Object.values(attributes.Attributes ?? {}).reduce((sum, n) => sum + Number(n), 0);
+        quietChecks = queued === 0 && pool.inFlight === 0 ? quietChecks + 1 : 0;
+        await new Promise((done) => setTimeout(done, 200));
+      }
+    };
+
+    let closed: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      adminToken,
+      store,
+      ledger,
+      pollNow,
+      status,
+      drain,
+      close() {
+        closed ??= (async () => {
+          logger.info('shutdown.started', {});
+          closing = true;
+          await runCleanups();
+          logger.info('shutdown.done', {});
+        })();
+        return closed;
+      },
+    };
+  } catch (error) {
+    await runCleanups();
+    throw error;
+  }
+}

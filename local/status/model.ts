@@ -1,0 +1,161 @@
+import type { ChannelConfig } from '../../shared/config.ts';
+import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
+import type { CldistEvent } from '../../shared/messages.ts';
+import type { KeyringStatus } from '../../shared/verify/types.ts';
+
+/** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
+export type ArtifactDisplayState = 'verified' | 'missing' | 'failed' | 'pending';
+
+export interface ArtifactStatus {
+  name: string;
+  state: ArtifactDisplayState;
+  required: boolean;
+  size?: number;
+  /** Fingerprint of the signing (sub)key. */
+  signer?: string;
+  signatureCreated?: string;
+  error?: string;
+}
+
+export interface ReleaseStatus {
+  version: string;
+  /** `mirrored`: finalised and served; `in-progress`: artifacts still open; `failed`: a required one failed. */
+  state: 'mirrored' | 'in-progress' | 'failed';
+  claimedAt: string;
+  finalizedAt?: string;
+  artifacts: ArtifactStatus[];
+}
+
+export interface ChannelStatus {
+  channel: string;
+  board: string;
+  upstreamUrl: string;
+  latestUpstream?: string;
+  lastCheckedAt?: string;
+  /** The last poll's failure, if the last poll failed. */
+  pollError?: { url: string; cause: string; at: string };
+  currentMirrored?: string;
+  /** Newest first. */
+  releases: ReleaseStatus[];
+}
+
+export interface SigningKeyView {
+  primaryKeyFingerprint: string;
+  signingKeyFingerprint: string;
+  expires?: string;
+  expiringSoon: boolean;
+}
+
+export interface StatusModel {
+  generatedAt: string;
+  demo: boolean;
+  channels: ChannelStatus[];
+  signingKeys: SigningKeyView[];
+  keyWarningDays: number;
+  /** Newest first. */
+  events: CldistEvent[];
+  worker: { inFlight: number; concurrency: number };
+  mirrorBaseUrl: string;
+}
+
+export interface PollProblem {
+  url: string;
+  cause: string;
+  at: string;
+}
+
+export interface StatusSources {
+  ledger: Pick<Ledger, 'listReleases' | 'getRelease' | 'listPollStates' | 'getCurrent'>;
+  channels: ChannelConfig[];
+  boards: string[];
+  keyring: () => KeyringStatus | undefined;
+  keyWarningDays: number;
+  recentEvents: () => CldistEvent[];
+  pollProblem: (channel: string, board: string) => PollProblem | undefined;
+  worker: () => { inFlight: number; concurrency: number };
+  demo: boolean;
+  mirrorBaseUrl: string;
+  /** How many releases per channel and board to show. */
+  releasesShown?: number;
+  clock?: () => Date;
+}
+
+function artifactView(record: ArtifactRecord | undefined, name: string, required: boolean): ArtifactStatus {
+  if (record === undefined) return { name, state: 'pending', required };
+  const state: ArtifactDisplayState =
+    record.state === 'failed_verification' ? 'failed' : record.state === 'verified' ? 'verified' : record.state;
+  return {
+    name,
+    state,
+    required: record.required,
+    size: record.size,
+    signer: record.signingKeyFingerprint,
+    signatureCreated: record.signatureCreated,
+    error: record.state === 'verified' ? undefined : record.lastError,
+  };
+}
+
+/**
+ * Assemble the status from the ledger, the keyring and the runner's memory. Reads only, so a page left
+ * open refreshing never changes anything.
+ */
+export async function buildStatus(sources: StatusSources): Promise<StatusModel> {
+  const clock = sources.clock ?? (() => new Date());
+  const shown = sources.releasesShown ?? 8;
+  const pollStates = await sources.ledger.listPollStates();
+  const channels: ChannelStatus[] = [];
+  for (const channel of sources.channels) {
+    for (const board of sources.boards) {
+      const poll = pollStates.find((p) => p.channel === channel.name && p.board === board);
+      const current = await sources.ledger.getCurrent(channel.name, board);
+      const records = (await sources.ledger.listReleases(channel.name, board)).slice(-shown).reverse();
+      const releases: ReleaseStatus[] = [];
+      for (const record of records) {
+        const detail = await sources.ledger.getRelease(record);
+        if (detail === undefined) continue;
+        const artifacts = detail.artifacts.map((name) =>
+          artifactView(
+            detail.artifactStates.find((a) => a.artifact === name),
+            name,
+            detail.required.includes(name),
+          ),
+        );
+        const failed = artifacts.some((a) => a.required && a.state === 'failed');
+        releases.push({
+          version: detail.version,
+          state: detail.finalizedAt !== undefined ? 'mirrored' : failed ? 'failed' : 'in-progress',
+          claimedAt: detail.claimedAt,
+          finalizedAt: detail.finalizedAt,
+          artifacts,
+        });
+      }
+      channels.push({
+        channel: channel.name,
+        board,
+        upstreamUrl: channel.baseUrl.replaceAll('{channel}', channel.name),
+        latestUpstream: poll?.lastVersion,
+        lastCheckedAt: poll?.checkedAt,
+        pollError: sources.pollProblem(channel.name, board),
+        currentMirrored: current?.version,
+        releases,
+      });
+    }
+  }
+  const keyring = sources.keyring();
+  const expiring = new Set(keyring?.expiringSoon.map((k) => k.signingKeyFingerprint) ?? []);
+  return {
+    generatedAt: clock().toISOString(),
+    demo: sources.demo,
+    channels,
+    signingKeys: (keyring?.current ?? []).map((key) => ({
+      primaryKeyFingerprint: key.primaryKeyFingerprint,
+      signingKeyFingerprint: key.signingKeyFingerprint,
+      expires: key.expires?.toISOString(),
+      expiringSoon: expiring.has(key.signingKeyFingerprint),
+    })),
+    keyWarningDays: sources.keyWarningDays,
+    events: [...sources.recentEvents()].reverse().slice(0, 50),
+    worker: sources.worker(),
+    mirrorBaseUrl: sources.mirrorBaseUrl,
+  };
+}

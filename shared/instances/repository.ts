@@ -1,0 +1,282 @@
+import { randomBytes } from 'node:crypto';
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { TransientError } from '../errors.ts';
+import type { AuditEntry, ConfigKind, FetchOutcome, InstanceRecord, InstanceRepository } from './types.ts';
+
+export interface DynamoInstanceRepositoryOptions {
+  table: string;
+  /** How long audit entries may wait to be written together (BatchWriteItem). */
+  flushIntervalMs?: number;
+  /** Beyond this many queued entries (a long DynamoDB outage) the oldest are dropped and reported. */
+  maxQueuedAudit?: number;
+  /** Told about background flush failures and dropped entries; the default writes to stderr. */
+  onAuditError?: (error: unknown, dropped: number) => void;
+}
+
+const metaSk = 'meta';
+const auditPrefix = 'audit#';
+const batchSize = 25;
+
+function instancePk(id: string): string {
+  return `instance#${id}`;
+}
+
+const retryableNames = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'RequestTimeout',
+]);
+
+/** Network failures carry no HTTP status at all; those and 5xx/throttling are worth retrying. */
+function isRetryable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return retryableNames.has(error.name) || status === undefined || status >= 500;
+}
+
+async function ledgerCall<T>(action: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (isRetryable(error)) {
+      throw new TransientError('ledger-unavailable', `instance ledger unavailable (${action})`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
+}
+
+function optionalString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
+  const kind: ConfigKind = item.kind === 'cloud-config' ? 'cloud-config' : 'ignition';
+  const specVersion = optionalString(item.specVersion);
+  const consumedAt = optionalString(item.consumedAt);
+  const expiresAt = optionalString(item.expiresAt);
+  return {
+    id,
+    kind,
+    tokenHash: String(item.tokenHash),
+    etag: String(item.etag),
+    bodyKey: String(item.bodyKey),
+    size: Number(item.size),
+    oneTime: item.oneTime === true,
+    createdAt: String(item.createdAt),
+    updatedAt: String(item.updatedAt),
+    ...(specVersion === undefined ? {} : { specVersion }),
+    ...(consumedAt === undefined ? {} : { consumedAt }),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  };
+}
+
+function toAudit(item: Record<string, unknown>): AuditEntry {
+  return {
+    at: String(item.at),
+    route: item.route === 'cloud-config' ? 'cloud-config' : 'ignition',
+    sourceIp: String(item.sourceIp),
+    userAgent: String(item.userAgent),
+    outcome: String(item.outcome) as FetchOutcome,
+  };
+}
+
+type WriteRequest =
+  | { PutRequest: { Item: Record<string, unknown> } }
+  | { DeleteRequest: { Key: Record<string, string> } };
+
+/**
+ * Instance records and their fetch audit in the ledger table: `instance#{id}` / `meta` for the record,
+ * `instance#{id}` / `audit#{iso}#{rand}` for each fetch (also indexed by day on gsi1).
+ *
+ * Audit entries are queued and written in BatchWriteItem batches, so a busy fetch path costs one write
+ * per ~25 fetches instead of one per fetch. `flush()` must be awaited before an orderly shutdown (and at
+ * the end of every Lambda invocation, since a frozen sandbox runs no timers).
+ */
+export function createDynamoInstanceRepository(
+  doc: DynamoDBDocumentClient,
+  options: DynamoInstanceRepositoryOptions,
+): InstanceRepository {
+  const { table } = options;
+  const flushIntervalMs = options.flushIntervalMs ?? 100;
+  const maxQueued = options.maxQueuedAudit ?? 10_000;
+  const onAuditError =
+    options.onAuditError ??
+    ((error: unknown, dropped: number) => {
+      const what = dropped > 0 ? `dropped ${dropped} audit entries` : 'audit flush failed, will retry';
+      process.stderr.write(
+        `cldist api: ${what}: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
+    });
+  const queue: Record<string, unknown>[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+
+  async function writeBatch(requests: WriteRequest[]): Promise<void> {
+    let pending = requests;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const result = await ledgerCall('batch write', () =>
+        doc.send(new BatchWriteCommand({ RequestItems: { [table]: pending } })),
+      );
+      pending = (result.UnprocessedItems?.[table] ?? []) as WriteRequest[];
+      if (pending.length > 0) {
+        if (attempt >= 5) {
+          throw new TransientError('ledger-unavailable', `${pending.length} writes left unprocessed`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+      }
+    }
+  }
+
+  async function drain(): Promise<void> {
+    while (queue.length > 0) {
+      const items = queue.splice(0, batchSize);
+      try {
+        await writeBatch(items.map((Item) => ({ PutRequest: { Item } })));
+      } catch (error) {
+        queue.unshift(...items);
+        throw error;
+      }
+    }
+  }
+
+  function flush(): Promise<void> {
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    running = running.catch(() => undefined).then(drain);
+    return running;
+  }
+
+  function schedule(): void {
+    if (timer !== undefined) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      flush().catch((error: unknown) => {
+        onAuditError(error, 0);
+        schedule();
+      });
+    }, flushIntervalMs);
+    timer.unref();
+  }
+
+  return {
+    async get(id) {
+      const result = await ledgerCall('get', () =>
+        doc.send(
+          new GetCommand({ TableName: table, Key: { pk: instancePk(id), sk: metaSk }, ConsistentRead: true }),
+        ),
+      );
+      return result.Item === undefined ? undefined : toRecord(id, result.Item);
+    },
+
+    async put(record) {
+      const { id, ...rest } = record;
+      await ledgerCall('put', () =>
+        doc.send(new PutCommand({ TableName: table, Item: { pk: instancePk(id), sk: metaSk, id, ...rest } })),
+      );
+    },
+
+    async delete(id) {
+      await flush();
+      const pk = instancePk(id);
+      let startKey: Record<string, unknown> | undefined;
+      const keys: { pk: string; sk: string }[] = [];
+      do {
+        const page = await ledgerCall('query', () =>
+          doc.send(
+            new QueryCommand({
+              TableName: table,
+              KeyConditionExpression: 'pk = :pk',
+              ExpressionAttributeValues: { ':pk': pk },
+              ProjectionExpression: 'pk, sk',
+              ConsistentRead: true,
+              ExclusiveStartKey: startKey,
+            }),
+          ),
+        );
+        for (const item of page.Items ?? []) keys.push({ pk, sk: String(item.sk) });
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined);
+      keys.sort((a, b) => (a.sk === metaSk ? -1 : b.sk === metaSk ? 1 : 0));
+      for (let i = 0; i < keys.length; i += batchSize) {
+        await writeBatch(keys.slice(i, i + batchSize).map((Key) => ({ DeleteRequest: { Key } })));
+      }
+    },
+
+    async consume(id, tokenHash, at) {
+      try {
+        await ledgerCall('consume', () =>
+          doc.send(
+            new UpdateCommand({
+              TableName: table,
+              Key: { pk: instancePk(id), sk: metaSk },
+              UpdateExpression: 'SET consumedAt = :at',
+              ConditionExpression:
+                'attribute_exists(pk) AND attribute_not_exists(consumedAt) AND tokenHash = :h',
+              ExpressionAttributeValues: { ':at': at.toISOString(), ':h': tokenHash },
+            }),
+          ),
+        );
+        return true;
+      } catch (error) {
+        if (isConditionFailure(error)) return false;
+        throw error;
+      }
+    },
+
+    recordFetch(id, entry) {
+      queue.push({
+        pk: instancePk(id),
+        sk: `${auditPrefix}${entry.at}#${randomBytes(4).toString('hex')}`,
+        gsi1pk: `instance-audit#${entry.at.slice(0, 10)}`,
+        gsi1sk: `${entry.at}#${id}`,
+        ...entry,
+      });
+      if (queue.length > maxQueued) {
+        const dropped = queue.length - maxQueued;
+        queue.splice(0, dropped);
+        onAuditError(new TransientError('audit-overflow', 'audit queue full'), dropped);
+      }
+      schedule();
+    },
+
+    async listAudit(id, limit) {
+      const result = await ledgerCall('query audit', () =>
+        doc.send(
+          new QueryCommand({
+            TableName: table,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :audit)',
+            ExpressionAttributeValues: { ':pk': instancePk(id), ':audit': auditPrefix },
+            ScanIndexForward: false,
+            Limit: limit,
+          }),
+        ),
+      );
+      return (result.Items ?? []).map(toAudit);
+    },
+
+    flush,
+
+    async close() {
+      await flush();
+    },
+  };
+}

@@ -1,0 +1,654 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { TransientError } from '../errors.ts';
+import { ledgerKeySchema } from './table.ts';
+import { versionSortKey } from './versions.ts';
+
+export type ArtifactState = 'pending' | 'verified' | 'missing' | 'failed_verification';
+
+export interface ReleaseRef {
+  channel: string;
+  board: string;
+  version: string;
+}
+
+export interface ArtifactRef extends ReleaseRef {
+  artifact: string;
+}
+
+/** What the poller knows about an artifact when it claims a release; kept so stalled jobs can be re-sent. */
+export interface ArtifactPlan {
+  name: string;
+  required: boolean;
+  url: string;
+  signatureUrl: string;
+}
+
+/** The facts a good signature and the stream established; they become the artifact's entry in release.json. */
+export interface VerifiedArtifactFacts {
+  size: number;
+  sha512: string;
+  signingKeyFingerprint: string;
+  primaryKeyFingerprint: string;
+  signatureCreated: string;
+  hashAlgorithm: string;
+}
+
+export interface ArtifactRecord extends ArtifactRef, Partial<VerifiedArtifactFacts> {
+  required: boolean;
+  state: ArtifactState;
+  attempts: number;
+  url: string;
+  signatureUrl: string;
+  lastError?: string;
+  /** While set and in the future, a worker holds the artifact; others back off. */
+  leaseUntil?: string;
+  updatedAt: string;
+}
+
+export interface ReleaseRecord extends ReleaseRef {
+  claimedAt: string;
+  artifacts: string[];
+  required: string[];
+  finalizedAt?: string;
+  finalizeLeaseUntil?: string;
+}
+
+export interface ReleaseDetail extends ReleaseRecord {
+  artifactStates: ArtifactRecord[];
+}
+
+export interface PollState {
+  channel: string;
+  board: string;
+  etag?: string;
+  lastModified?: string;
+  lastVersion?: string;
+  checkedAt: string;
+}
+
+export interface MirrorCurrent {
+  channel: string;
+  board: string;
+  version: string;
+  updatedAt: string;
+}
+
+/** Why `beginAttempt` did not hand out the artifact. */
+export type AttemptRefusal = 'verified' | 'failed_verification' | 'busy' | 'unknown';
+
+/**
+ * The mirror's memory. Every transition that must happen once (claim, verified, missing, failed, finalize,
+ * current moving forward, a daily key warning) is a conditional write, so concurrent pollers and workers
+ * and redelivered messages cannot double any effect. Methods that make a transition return whether this
+ * caller made it; only that caller publishes the matching event.
+ */
+export interface Ledger {
+  claimRelease(release: ReleaseRef, artifacts: ArtifactPlan[]): Promise<boolean>;
+  getArtifact(ref: ArtifactRef): Promise<ArtifactRecord | undefined>;
+  beginAttempt(
+    ref: ArtifactRef,
+    leaseSeconds: number,
+  ): Promise<{ started: true; record: ArtifactRecord } | { started: false; reason: AttemptRefusal }>;
+  endAttempt(ref: ArtifactRef, error: string): Promise<void>;
+  markVerified(ref: ArtifactRef, facts: VerifiedArtifactFacts): Promise<boolean>;
+  markMissing(ref: ArtifactRef, detail: string): Promise<boolean>;
+  markFailedVerification(ref: ArtifactRef, reason: string): Promise<boolean>;
+  /** Hands the finalize to exactly one caller, and only once every required artifact is verified. */
+  beginFinalize(release: ReleaseRef, leaseSeconds: number): Promise<ReleaseDetail | undefined>;
+  completeFinalize(release: ReleaseRef): Promise<void>;
+  abandonFinalize(release: ReleaseRef): Promise<void>;
+  /** Moves the mirror's current version of a channel and board, never backwards. */
+  advanceCurrent(release: ReleaseRef): Promise<boolean>;
+  getCurrent(channel: string, board: string): Promise<MirrorCurrent | undefined>;
+  getPollState(channel: string, board: string): Promise<PollState | undefined>;
+  savePollState(state: PollState): Promise<void>;
+  listPollStates(): Promise<PollState[]>;
+  /** Open artifacts (pending, or missing and required) with no progress since `before`. */
+  listStalled(before: Date, limit: number): Promise<ArtifactRecord[]>;
+  /** Marks a stalled artifact as re-sent, so the next poll does not send it again at once. */
+  touchStalled(ref: ArtifactRef, seenUpdatedAt: string): Promise<boolean>;
+  /** True for the first caller of the day per key: the expiry warning goes out once a day. */
+  recordKeyWarning(fingerprint: string, day: string): Promise<boolean>;
+  listReleases(channel?: string, board?: string): Promise<ReleaseRecord[]>;
+  getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined>;
+}
+
+export interface DynamoLedgerOptions {
+  clock?: () => Date;
+}
+
+const k = ledgerKeySchema;
+const releaseSk = '#release';
+const artifactSkPrefix = 'artifact#';
+const openArtifacts = 'open-artifact';
+const releaseIndex = 'release';
+const pollIndex = 'poll';
+
+const releasePk = (r: ReleaseRef) => `rel#${r.channel}#${r.board}#${r.version}`;
+const artifactSk = (name: string) => `${artifactSkPrefix}${name}`;
+const pollPk = (channel: string, board: string) => `poll#${channel}#${board}`;
+const currentPk = (channel: string, board: string) => `current#${channel}#${board}`;
+const openSk = (updatedAt: string, ref: ArtifactRef) =>
+  `${updatedAt}#${ref.channel}#${ref.board}#${ref.version}#${ref.artifact}`;
+
+const internalAttributes = new Set([k.partitionKey, k.sortKey, k.gsi1PartitionKey, k.gsi1SortKey, 'kind']);
+
+function strip<T>(item: Record<string, unknown>): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(item)) {
+    if (!internalAttributes.has(key) && key !== 'versionKey') out[key] = value;
+  }
+  return out as T;
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
+  );
+}
+
+/** A throttled or unreachable table is worth a retry; the handler maps this to a redelivery. */
+function wrap(operation: string, error: unknown): never {
+  const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  throw new TransientError('ledger-unavailable', `ledger ${operation} failed: ${detail}`, { cause: error });
+}
+
+/** The ledger on DynamoDB (or dynalite), single table, keys from `ledgerKeySchema`. */
+export function createDynamoLedger(
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+  options: DynamoLedgerOptions = {},
+): Ledger {
+  const clock = options.clock ?? (() => new Date());
+  const nowIso = () => clock().toISOString();
+
+  async function conditional(operation: string, run: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await run();
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      return wrap(operation, error);
+    }
+  }
+
+  async function queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      let page: { Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> };
+      try {
+        page = await doc.send(
+          new QueryCommand({ ...input, TableName: tableName, ExclusiveStartKey: startKey }),
+        );
+      } catch (error) {
+        return wrap('query', error);
+      }
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return items;
+  }
+
+  async function getItem(pk: string, sk: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const out = await doc.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { [k.partitionKey]: pk, [k.sortKey]: sk },
+          ConsistentRead: true,
+        }),
+      );
+      return out.Item;
+    } catch (error) {
+      return wrap('get', error);
+    }
+  }
+
+  const artifactKey = (ref: ArtifactRef) => ({
+    [k.partitionKey]: releasePk(ref),
+    [k.sortKey]: artifactSk(ref.artifact),
+  });
+  const releaseKey = (ref: ReleaseRef) => ({ [k.partitionKey]: releasePk(ref), [k.sortKey]: releaseSk });
+
+  async function getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined> {
+    const items = await queryAll({
+      KeyConditionExpression: '#pk = :pk',
+      ExpressionAttributeNames: { '#pk': k.partitionKey },
+      ExpressionAttributeValues: { ':pk': releasePk(release) },
+      ConsistentRead: true,
+    });
+    const head = items.find((item) => item[k.sortKey] === releaseSk);
+    if (head === undefined) return undefined;
+    const artifactStates = items
+      .filter((item) => String(item[k.sortKey]).startsWith(artifactSkPrefix))
+      .map((item) => strip<ArtifactRecord>(item));
+    return { ...strip<ReleaseRecord>(head), artifactStates };
+  }
+
+  return {
+    async claimRelease(release, artifacts) {
+      const now = nowIso();
+      for (const plan of artifacts) {
+        const ref = { ...release, artifact: plan.name };
+        await conditional('create artifact', () =>
+          doc.send(
+            new PutCommand({
+              TableName: tableName,
+              Item: {
+                ...artifactKey(ref),
+                [k.gsi1PartitionKey]: openArtifacts,
+                [k.gsi1SortKey]: openSk(now, ref),
+                kind: 'artifact',
+                ...ref,
+                required: plan.required,
+                state: 'pending',
+                attempts: 0,
+                url: plan.url,
+                signatureUrl: plan.signatureUrl,
+                updatedAt: now,
+              },
+              ConditionExpression: 'attribute_not_exists(#pk)',
+              ExpressionAttributeNames: { '#pk': k.partitionKey },
+            }),
+          ),
+        );
+      }
+      return conditional('claim release', () =>
+        doc.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              ...releaseKey(release),
+              [k.gsi1PartitionKey]: releaseIndex,
+              [k.gsi1SortKey]: `${release.channel}#${release.board}#${versionSortKey(release.version)}`,
+              kind: 'release',
+              ...release,
+              claimedAt: now,
+              artifacts: artifacts.map((a) => a.name),
+              required: artifacts.filter((a) => a.required).map((a) => a.name),
+            },
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': k.partitionKey },
+          }),
+        ),
+      );
+    },
+
+    async getArtifact(ref) {
+      const item = await getItem(releasePk(ref), artifactSk(ref.artifact));
+      return item === undefined ? undefined : strip<ArtifactRecord>(item);
+    },
+
+    async beginAttempt(ref, leaseSeconds) {
+      const now = clock();
+      const updatedAt = now.toISOString();
+      const leaseUntil = new Date(now.getTime() + leaseSeconds * 1000).toISOString();
+      try {
+        const out = await doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression: 'SET leaseUntil = :lease, updatedAt = :now, #g1sk = :g1sk ADD attempts :one',
+            ConditionExpression:
+              'attribute_exists(#pk) AND #state IN (:pending, :missing) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)',
+            ExpressionAttributeNames: { '#pk': k.partitionKey, '#state': 'state', '#g1sk': k.gsi1SortKey },
+            ExpressionAttributeValues: {
+              ':lease': leaseUntil,
+              ':now': updatedAt,
+              ':g1sk': openSk(updatedAt, ref),
+              ':one': 1,
+              ':pending': 'pending',
+              ':missing': 'missing',
+            },
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return { started: true, record: strip<ArtifactRecord>(out.Attributes ?? {}) };
+      } catch (error) {
+        if (!isConditionFailure(error)) return wrap('begin attempt', error);
+      }
+      const current = await getItem(releasePk(ref), artifactSk(ref.artifact));
+      if (current === undefined) return { started: false, reason: 'unknown' };
+      const state = current.state as ArtifactState;
+      if (state === 'verified' || state === 'failed_verification') return { started: false, reason: state };
+      return { started: false, reason: 'busy' };
+    },
+
+    async endAttempt(ref, error) {
+      const updatedAt = nowIso();
+      await conditional('end attempt', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression: 'SET lastError = :error, updatedAt = :now, #g1sk = :g1sk REMOVE leaseUntil',
+            ConditionExpression: '#state IN (:pending, :missing)',
+            ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
+            ExpressionAttributeValues: {
+              ':error': error.slice(0, 1000),
+              ':now': updatedAt,
+              ':g1sk': openSk(updatedAt, ref),
+              ':pending': 'pending',
+              ':missing': 'missing',
+            },
+          }),
+        ),
+      );
+    },
+
+    async markVerified(ref, facts) {
+      return conditional('mark verified', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression:
+              'SET #state = :verified, updatedAt = :now, #size = :size, sha512 = :sha512, signingKeyFingerprint = :skf, primaryKeyFingerprint = :pkf, signatureCreated = :sc, hashAlgorithm = :ha REMOVE leaseUntil, lastError, #g1pk, #g1sk',
+            ConditionExpression: 'attribute_exists(#pk) AND #state <> :verified',
+            ExpressionAttributeNames: {
+              '#pk': k.partitionKey,
+              '#state': 'state',
+              '#size': 'size',
+              '#g1pk': k.gsi1PartitionKey,
+              '#g1sk': k.gsi1SortKey,
+            },
+            ExpressionAttributeValues: {
+              ':verified': 'verified',
+              ':now': nowIso(),
+              ':size': facts.size,
+              ':sha512': facts.sha512,
+              ':skf': facts.signingKeyFingerprint,
+              ':pkf': facts.primaryKeyFingerprint,
+              ':sc': facts.signatureCreated,
+              ':ha': facts.hashAlgorithm,
+            },
+          }),
+        ),
+      );
+    },
+
+    async markMissing(ref, detail) {
+      const updatedAt = nowIso();
+      const transitioned = await conditional('mark missing', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression:
+              'SET #state = :missing, updatedAt = :now, lastError = :detail, #g1sk = :g1sk REMOVE leaseUntil',
+            ConditionExpression: '#state = :pending',
+            ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
+            ExpressionAttributeValues: {
+              ':missing': 'missing',
+              ':pending': 'pending',
+              ':now': updatedAt,
+              ':detail': detail.slice(0, 1000),
+              ':g1sk': openSk(updatedAt, ref),
+            },
+          }),
+        ),
+      );
+      if (!transitioned) {
+        await this.endAttempt(ref, detail);
+        return false;
+      }
+      await conditional('close optional missing', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression: 'REMOVE #g1pk, #g1sk',
+            ConditionExpression: '#state = :missing AND required = :no',
+            ExpressionAttributeNames: {
+              '#state': 'state',
+              '#g1pk': k.gsi1PartitionKey,
+              '#g1sk': k.gsi1SortKey,
+            },
+            ExpressionAttributeValues: { ':missing': 'missing', ':no': false },
+          }),
+        ),
+      );
+      return true;
+    },
+
+    async markFailedVerification(ref, reason) {
+      return conditional('mark failed', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression:
+              'SET #state = :failed, updatedAt = :now, lastError = :reason REMOVE leaseUntil, #g1pk, #g1sk',
+            ConditionExpression: 'attribute_exists(#pk) AND #state <> :failed',
+            ExpressionAttributeNames: {
+              '#pk': k.partitionKey,
+              '#state': 'state',
+              '#g1pk': k.gsi1PartitionKey,
+              '#g1sk': k.gsi1SortKey,
+            },
+            ExpressionAttributeValues: {
+              ':failed': 'failed_verification',
+              ':now': nowIso(),
+              ':reason': reason.slice(0, 1000),
+            },
+          }),
+        ),
+      );
+    },
+
+    async beginFinalize(release, leaseSeconds) {
+      const detail = await getRelease(release);
+      if (detail === undefined || detail.finalizedAt !== undefined) return undefined;
+      const done = detail.artifacts.every((name) => {
+        const record = detail.artifactStates.find((a) => a.artifact === name);
+        if (record === undefined) return false;
+        if (record.state === 'verified') return true;
+        return record.state === 'missing' && !record.required;
+      });
+      if (!done) return undefined;
+      const now = clock();
+      const won = await conditional('begin finalize', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: releaseKey(release),
+            UpdateExpression: 'SET finalizeLeaseUntil = :lease',
+            ConditionExpression:
+              'attribute_not_exists(finalizedAt) AND (attribute_not_exists(finalizeLeaseUntil) OR finalizeLeaseUntil < :now)',
+            ExpressionAttributeValues: {
+              ':lease': new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
+              ':now': now.toISOString(),
+            },
+          }),
+        ),
+      );
+      return won ? detail : undefined;
+    },
+
+    async completeFinalize(release) {
+      await conditional('complete finalize', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: releaseKey(release),
+            UpdateExpression: 'SET finalizedAt = :now REMOVE finalizeLeaseUntil',
+            ConditionExpression: 'attribute_not_exists(finalizedAt)',
+            ExpressionAttributeValues: { ':now': nowIso() },
+          }),
+        ),
+      );
+    },
+
+    async abandonFinalize(release) {
+      await conditional('abandon finalize', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: releaseKey(release),
+            UpdateExpression: 'REMOVE finalizeLeaseUntil',
+            ConditionExpression: 'attribute_not_exists(finalizedAt)',
+          }),
+        ),
+      );
+    },
+
+    async advanceCurrent(release) {
+      const versionKey = versionSortKey(release.version);
+      return conditional('advance current', () =>
+        doc.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              [k.partitionKey]: currentPk(release.channel, release.board),
+              [k.sortKey]: 'current',
+              kind: 'current',
+              channel: release.channel,
+              board: release.board,
+              version: release.version,
+              versionKey,
+              updatedAt: nowIso(),
+            },
+            ConditionExpression: 'attribute_not_exists(#pk) OR versionKey < :vk',
+            ExpressionAttributeNames: { '#pk': k.partitionKey },
+            ExpressionAttributeValues: { ':vk': versionKey },
+          }),
+        ),
+      );
+    },
+
+    async getCurrent(channel, board) {
+      const item = await getItem(currentPk(channel, board), 'current');
+      return item === undefined ? undefined : strip<MirrorCurrent>(item);
+    },
+
+    async getPollState(channel, board) {
+      const item = await getItem(pollPk(channel, board), 'poll');
+      return item === undefined ? undefined : strip<PollState>(item);
+    },
+
+    async savePollState(state) {
+      try {
+        await doc.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              [k.partitionKey]: pollPk(state.channel, state.board),
+              [k.sortKey]: 'poll',
+              [k.gsi1PartitionKey]: pollIndex,
+              [k.gsi1SortKey]: `${state.channel}#${state.board}`,
+              kind: 'poll',
+              ...state,
+            },
+          }),
+        );
+      } catch (error) {
+        wrap('save poll state', error);
+      }
+    },
+
+    async listPollStates() {
+      const items = await queryAll({
+        IndexName: k.gsi1Name,
+        KeyConditionExpression: '#g1pk = :p',
+        ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
+        ExpressionAttributeValues: { ':p': pollIndex },
+      });
+      return items.map((item) => strip<PollState>(item));
+    },
+
+    async listStalled(before, limit) {
+      const items: Record<string, unknown>[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        let page: { Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> };
+        try {
+          page = await doc.send(
+            new QueryCommand({
+              TableName: tableName,
+              IndexName: k.gsi1Name,
+              KeyConditionExpression: '#g1pk = :open AND #g1sk < :before',
+              ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey, '#g1sk': k.gsi1SortKey },
+              ExpressionAttributeValues: { ':open': openArtifacts, ':before': before.toISOString() },
+              Limit: limit - items.length,
+              ExclusiveStartKey: startKey,
+            }),
+          );
+        } catch (error) {
+          return wrap('list stalled', error);
+        }
+        items.push(...(page.Items ?? []));
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined && items.length < limit);
+      return items.map((item) => strip<ArtifactRecord>(item));
+    },
+
+    async touchStalled(ref, seenUpdatedAt) {
+      const updatedAt = nowIso();
+      return conditional('touch stalled', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression: 'SET updatedAt = :now, #g1sk = :g1sk',
+            ConditionExpression: 'updatedAt = :seen AND #state IN (:pending, :missing)',
+            ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
+            ExpressionAttributeValues: {
+              ':now': updatedAt,
+              ':seen': seenUpdatedAt,
+              ':g1sk': openSk(updatedAt, ref),
+              ':pending': 'pending',
+              ':missing': 'missing',
+            },
+          }),
+        ),
+      );
+    },
+
+    async recordKeyWarning(fingerprint, day) {
+      return conditional('record key warning', () =>
+        doc.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              [k.partitionKey]: `keywarn#${fingerprint}`,
+              [k.sortKey]: day,
+              kind: 'key-warning',
+              fingerprint,
+              day,
+              at: nowIso(),
+            },
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': k.partitionKey },
+          }),
+        ),
+      );
+    },
+
+    async listReleases(channel, board) {
+      const prefix =
+        channel === undefined ? '' : board === undefined ? `${channel}#` : `${channel}#${board}#`;
+      const items = await queryAll({
+        IndexName: k.gsi1Name,
+        KeyConditionExpression: prefix === '' ? '#g1pk = :r' : '#g1pk = :r AND begins_with(#g1sk, :prefix)',
+        ExpressionAttributeNames: {
+          '#g1pk': k.gsi1PartitionKey,
+          ...(prefix === '' ? {} : { '#g1sk': k.gsi1SortKey }),
+        },
+        ExpressionAttributeValues: { ':r': releaseIndex, ...(prefix === '' ? {} : { ':prefix': prefix }) },
+      });
+      return items.map((item) => strip<ReleaseRecord>(item));
+    },
+
+    getRelease,
+  };
+}

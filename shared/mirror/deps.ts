@@ -1,0 +1,108 @@
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  SendMessageBatchCommand,
+  type SendMessageBatchCommandOutput,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { TransientError } from '../errors.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { CldistEvent, MirrorJob } from '../messages.ts';
+import type { ObjectStore } from '../store/types.ts';
+import type { KeyringStatus, VerifiedSignature, VerifyOptions } from '../verify/types.ts';
+
+export type Clock = () => Date;
+
+/** The part of a Powertools Logger the cores use, so a console or a test logger fits too. */
+export interface MirrorLogger {
+  debug(message: string, ...extra: object[]): void;
+  info(message: string, ...extra: object[]): void;
+  warn(message: string, ...extra: object[]): void;
+  error(message: string, ...extra: object[]): void;
+}
+
+/** Where jobs go: SQS in AWS, fauxqs on one machine, an array in a unit test. */
+export interface JobQueue {
+  sendJobs(jobs: MirrorJob[]): Promise<void>;
+}
+
+/** The shape of `Notifier` in shared/notify, restated so the cores do not depend on an adapter. */
+export interface EventSink {
+  publish(event: CldistEvent): Promise<void>;
+}
+
+/**
+ * The keyring seen through what the cores need of it. A seam: the handler can swap in a checker over an
+ * extended keyring (key rotation) without the cores knowing.
+ */
+export interface SignatureChecker {
+  verify(
+    data: AsyncIterable<Uint8Array>,
+    signature: Uint8Array,
+    options: VerifyOptions,
+  ): Promise<VerifiedSignature>;
+  status(now: Date, warningDays: number): KeyringStatus | Promise<KeyringStatus>;
+}
+
+/** Everything the mirror cores touch, passed in so the same code runs in Lambda, on one machine and in tests. */
+export interface MirrorDeps {
+  ledger: Ledger;
+  store: ObjectStore;
+  notifier: EventSink;
+  jobs: JobQueue;
+  signatures: SignatureChecker;
+  clock: Clock;
+  logger: MirrorLogger;
+  metrics?: Pick<Metrics, 'addMetric'>;
+  /** How long a worker holds an artifact before another may take it over (a crashed worker's lease). */
+  leaseSeconds?: number;
+  /** Bytes per chunk asked of the download; about 1 MiB keeps the verifier fast (see FIELD-NOTES). */
+  chunkSize?: number;
+}
+
+export const defaultLeaseSeconds = 15 * 60;
+export const defaultChunkSize = 1024 * 1024;
+
+export const silentLogger: MirrorLogger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+const maxBatch = 10;
+
+/**
+ * SendMessageBatch takes at most 10 entries and may fail some of them while answering 200; failed entries
+ * are sent once more, then the whole call fails as transient so the caller can try again later.
+ */
+export function createSqsJobQueue(sqs: SQSClient, queueUrl: string): JobQueue {
+  async function sendBatch(jobs: MirrorJob[]): Promise<MirrorJob[]> {
+    let out: SendMessageBatchCommandOutput;
+    try {
+      out = await sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: jobs.map((job, index) => ({ Id: String(index), MessageBody: JSON.stringify(job) })),
+        }),
+      );
+    } catch (error) {
+      throw new TransientError('queue-unavailable', `sending ${jobs.length} jobs failed`, { cause: error });
+    }
+    return (out.Failed ?? []).flatMap((entry) => {
+      const job = jobs[Number(entry.Id)];
+      return job === undefined ? [] : [job];
+    });
+  }
+
+  return {
+    async sendJobs(jobs) {
+      for (let start = 0; start < jobs.length; start += maxBatch) {
+        const batch = jobs.slice(start, start + maxBatch);
+        const failed = await sendBatch(batch);
+        if (failed.length > 0 && (await sendBatch(failed)).length > 0) {
+          throw new TransientError('queue-unavailable', `the queue refused some of ${batch.length} jobs`);
+        }
+      }
+    },
+  };
+}

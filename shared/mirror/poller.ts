@@ -1,0 +1,172 @@
+import type { ChannelConfig, CldistConfig } from '../config.ts';
+import { describeError } from '../errors.ts';
+import { conditionalGet } from '../http/fetch.ts';
+import type { ArtifactPlan } from '../ledger/ledger.ts';
+import type { MirrorJob } from '../messages.ts';
+import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
+import { parseVersionFile } from '../release/version-file.ts';
+import type { MirrorDeps } from './deps.ts';
+
+export type PollOutcome =
+  /** 304, or the same answer as last time: nothing written. */
+  | 'unchanged'
+  /** A version already claimed (by an earlier poll or a concurrent poller). */
+  | 'seen'
+  /** Claimed here; its jobs were sent. */
+  | 'new-release'
+  | 'error';
+
+export interface ChannelPollResult {
+  channel: string;
+  board: string;
+  outcome: PollOutcome;
+  version?: string;
+  jobsSent?: number;
+  error?: string;
+}
+
+export interface PollReport {
+  results: ChannelPollResult[];
+  /** Jobs sent again for artifacts that made no progress within `schedule.stallAfterMinutes`. */
+  resent: number;
+  /** Signing keys that expire within the warning window (the event goes out once a day per key). */
+  expiringKeys: string[];
+}
+
+const stalledPerRun = 200;
+
+function jobFor(channel: string, board: string, version: string, plan: ArtifactPlan): MirrorJob {
+  return {
+    v: 1,
+    channel,
+    board,
+    version,
+    artifact: plan.name,
+    url: plan.url,
+    signatureUrl: plan.signatureUrl,
+  };
+}
+
+async function pollOne(
+  channel: ChannelConfig,
+  board: string,
+  deps: MirrorDeps,
+  config: CldistConfig,
+): Promise<ChannelPollResult> {
+  const base = { channel: channel.name, board };
+  const previous = await deps.ledger.getPollState(channel.name, board);
+  const answer = await conditionalGet(currentVersionUrl(channel, board), {
+    etag: previous?.etag,
+    lastModified: previous?.lastModified,
+    maxBytes: config.limits.maxVersionFileBytes,
+    timeoutMs: config.limits.requestTimeoutSeconds * 1000,
+    allowedOrigins: [new URL(channelBaseUrl(channel)).origin],
+  });
+  if (answer.status === 'unchanged') return { ...base, outcome: 'unchanged', version: previous?.lastVersion };
+  const { version } = parseVersionFile(answer.body, config.limits.maxVersionFileBytes);
+  if (
+    previous !== undefined &&
+    previous.lastVersion === version &&
+    previous.etag === answer.etag &&
+    previous.lastModified === answer.lastModified
+  ) {
+    return { ...base, outcome: 'unchanged', version };
+  }
+  const release = { ...base, version };
+  const plans: ArtifactPlan[] = config.artifacts.map((artifact) => ({
+    name: artifact.name,
+    required: artifact.required,
+    ...artifactUrls(channel, board, version, artifact.name),
+  }));
+  let outcome: PollOutcome = 'seen';
+  let jobsSent = 0;
+  if (previous?.lastVersion !== version && (await deps.ledger.claimRelease(release, plans))) {
+    await deps.jobs.sendJobs(plans.map((plan) => jobFor(channel.name, board, version, plan)));
+    outcome = 'new-release';
+    jobsSent = plans.length;
+    deps.logger.info('new release claimed', { ...release, jobs: jobsSent });
+  }
+  await deps.ledger.savePollState({
+    ...base,
+    etag: answer.etag,
+    lastModified: answer.lastModified,
+    lastVersion: version,
+    checkedAt: deps.clock().toISOString(),
+  });
+  return { ...base, outcome, version, jobsSent };
+}
+
+async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<number> {
+  const before = new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
+  const stalled = await deps.ledger.listStalled(before, stalledPerRun);
+  const jobs: MirrorJob[] = [];
+  for (const record of stalled) {
+    if (await deps.ledger.touchStalled(record, record.updatedAt)) {
+      jobs.push(jobFor(record.channel, record.board, record.version, { ...record, name: record.artifact }));
+    }
+  }
+  if (jobs.length > 0) {
+    await deps.jobs.sendJobs(jobs);
+    deps.logger.warn('stalled artifacts sent again', {
+      artifacts: jobs.map((j) => `${j.channel}/${j.board}/${j.version}/${j.artifact}`),
+    });
+  }
+  return jobs.length;
+}
+
+async function warnExpiringKeys(deps: MirrorDeps, config: CldistConfig): Promise<string[]> {
+  const now = deps.clock();
+  const status = await deps.signatures.status(now, config.keyring.expiryWarningDays);
+  const day = now.toISOString().slice(0, 10);
+  if (status.expiringSoon.length > 0) {
+    deps.metrics?.addMetric('SigningKeyExpiring', 'Count', status.expiringSoon.length);
+  }
+  for (const key of status.expiringSoon) {
+    if (!(await deps.ledger.recordKeyWarning(key.signingKeyFingerprint, day))) continue;
+    deps.logger.warn('signing key expires soon', { ...key });
+    await deps.notifier.publish({
+      event: 'signing_key.expiring',
+      channel: '*',
+      board: '*',
+      at: now.toISOString(),
+      detail: {
+        primaryKeyFingerprint: key.primaryKeyFingerprint,
+        signingKeyFingerprint: key.signingKeyFingerprint,
+        expires: key.expires?.toISOString(),
+      },
+    });
+  }
+  return status.expiringSoon.map((key) => key.signingKeyFingerprint);
+}
+
+/**
+ * One scheduled run. Every channel and board is polled concurrently and fails on its own: one upstream's
+ * 5xx or timeout is reported in its result and never stops the others. A new version is claimed in the
+ * ledger before its jobs go out, so two concurrent runs send one set of jobs; if the send fails after the
+ * claim, the stalled-artifact sweep of a later run sends them.
+ */
+export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<PollReport> {
+  const targets = config.channels.flatMap((channel) => config.boards.map((board) => ({ channel, board })));
+  const results = await Promise.all(
+    targets.map(({ channel, board }) =>
+      pollOne(channel, board, deps, config).catch((error: unknown): ChannelPollResult => {
+        const message = describeError(error);
+        deps.logger.error('poll failed', { channel: channel.name, board, error: message });
+        return { channel: channel.name, board, outcome: 'error', error: message };
+      }),
+    ),
+  );
+  let resent = 0;
+  try {
+    resent = await resendStalled(deps, config);
+  } catch (error) {
+    deps.logger.error('stalled sweep failed', { error: describeError(error) });
+  }
+  let expiringKeys: string[] = [];
+  try {
+    expiringKeys = await warnExpiringKeys(deps, config);
+  } catch (error) {
+    deps.logger.error('signing key check failed', { error: describeError(error) });
+  }
+  return { results, resent, expiringKeys };
+}

@@ -1,0 +1,233 @@
+import { createHash } from 'node:crypto';
+import type { CldistConfig } from '../config.ts';
+import { describeError, PermanentError, TransientError } from '../errors.ts';
+import { NotFoundError } from '../http/errors.ts';
+import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
+import type { ArtifactRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
+import type { MirrorJob } from '../messages.ts';
+import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
+import { SignatureError } from '../verify/types.ts';
+import { defaultChunkSize, defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
+import { type FinalizeResult, finalizeIfDone } from './finalize.ts';
+
+export type MirrorOutcome =
+  | 'verified'
+  /** Redelivered or duplicate job: the artifact was verified before. */
+  | 'already-verified'
+  /** Its signature failed before; a bad artifact is not fetched again. */
+  | 'already-failed'
+  | 'missing';
+
+export interface MirrorResult {
+  outcome: MirrorOutcome;
+  finalize: FinalizeResult;
+  bytes?: number;
+  resumes?: number;
+}
+
+export interface MirrorOptions {
+  /** Progress of the artifact's download, for a progress bar. */
+  onProgress?: (bytes: number, total?: number) => void;
+  /** Stops the transfer between chunks (a runner shutting down); the staged upload is aborted. */
+  signal?: AbortSignal;
+}
+
+function refOf(job: MirrorJob): ArtifactRef {
+  return { channel: job.channel, board: job.board, version: job.version, artifact: job.artifact };
+}
+
+/**
+ * A job names its URLs, but they must be the ones the configured channel gives for that artifact: a forged or
+ * stale message can never steer the worker to another server.
+ */
+function checkJob(job: MirrorJob, config: CldistConfig): string[] {
+  const channel = config.channels.find((c) => c.name === job.channel);
+  if (channel === undefined) {
+    throw new PermanentError(
+      'unknown-channel',
+      `job names channel "${job.channel}", which is not configured`,
+    );
+  }
+  const expected = artifactUrls(channel, job.board, job.version, job.artifact);
+  if (expected.url !== job.url || expected.signatureUrl !== job.signatureUrl) {
+    throw new PermanentError(
+      'unexpected-url',
+      `job URL ${job.url} is not ${expected.url}, the configured location of ${job.artifact}`,
+    );
+  }
+  return [new URL(channelBaseUrl(channel)).origin];
+}
+
+async function transfer(
+  job: MirrorJob,
+  deps: MirrorDeps,
+  config: CldistConfig,
+  allowedOrigins: string[],
+  options: MirrorOptions,
+): Promise<VerifiedArtifactFacts & { resumes: number }> {
+  const limits = config.limits;
+  const timeoutMs = limits.requestTimeoutSeconds * 1000;
+  const signature = await fetchSmall(job.signatureUrl, {
+    maxBytes: limits.maxSignatureBytes,
+    timeoutMs,
+    allowedOrigins,
+  });
+  const download: Download = await streamDownload(job.url, {
+    maxBytes: limits.maxArtifactBytes,
+    maxResumes: limits.maxResumes,
+    timeoutMs,
+    allowedOrigins,
+    chunkSize: deps.chunkSize ?? defaultChunkSize,
+    onProgress: options.onProgress,
+  });
+  const expectedBytes = download.contentLength;
+  if (expectedBytes !== undefined && expectedBytes > limits.maxArtifactBytes) {
+    download.cancel();
+    throw new PermanentError(
+      'too-large',
+      `${job.url} is ${expectedBytes} bytes, over limits.maxArtifactBytes (${limits.maxArtifactBytes})`,
+    );
+  }
+  const key = storeKey(job.channel, job.board, job.version, job.artifact);
+  const upload = await deps.store.beginUpload(key);
+  const hash = createHash('sha512');
+  let bytes = 0;
+  let committed = false;
+  async function* teed(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of download.body) {
+      options.signal?.throwIfAborted();
+      hash.update(chunk);
+      bytes += chunk.byteLength;
+      await upload.write(chunk);
+      yield chunk;
+    }
+  }
+  try {
+    const verified = await deps.signatures.verify(teed(), signature, {
+      now: deps.clock(),
+      maxClockSkewSeconds: config.keyring.maxClockSkewSeconds,
+      ...(expectedBytes === undefined ? {} : { expectedBytes }),
+    });
+    if (expectedBytes !== undefined && bytes !== expectedBytes) {
+      throw new TransientError('truncated', `${job.url}: got ${bytes} of ${expectedBytes} bytes`);
+    }
+    if (upload.bytesWritten !== bytes) {
+      throw new TransientError(
+        'store-short-write',
+        `${key}: stored ${upload.bytesWritten} of ${bytes} bytes`,
+      );
+    }
+    await deps.store.put(`${key}.sig`, signature, { contentType: 'application/pgp-signature' });
+    await upload.commit();
+    committed = true;
+    return {
+      size: bytes,
+      sha512: hash.digest('hex'),
+      signingKeyFingerprint: verified.signingKeyFingerprint,
+      primaryKeyFingerprint: verified.primaryKeyFingerprint,
+      signatureCreated: verified.signatureCreated.toISOString(),
+      hashAlgorithm: verified.hashAlgorithm,
+      resumes: download.resumes,
+    };
+  } finally {
+    if (!committed) {
+      download.cancel();
+      await upload.abort().catch((error: unknown) => {
+        deps.logger.warn('aborting the staged upload failed', { key, error: describeError(error) });
+      });
+    }
+  }
+}
+
+async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorDeps): Promise<void> {
+  if (!(await deps.ledger.markMissing(refOf(job), error.message))) return;
+  deps.logger.warn('artifact missing upstream', { ...refOf(job), url: error.url });
+  await deps.notifier.publish({
+    event: 'artifact.missing',
+    channel: job.channel,
+    board: job.board,
+    version: job.version,
+    artifact: job.artifact,
+    at: deps.clock().toISOString(),
+    detail: { url: error.url, message: error.message },
+  });
+}
+
+async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: MirrorDeps): Promise<void> {
+  if (!(await deps.ledger.markFailedVerification(refOf(job), `${error.reason}: ${error.message}`))) return;
+  deps.logger.error('artifact failed verification', { ...refOf(job), reason: error.reason });
+  await deps.notifier.publish({
+    event: 'artifact.verification_failed',
+    channel: job.channel,
+    board: job.board,
+    version: job.version,
+    artifact: job.artifact,
+    at: deps.clock().toISOString(),
+    detail: { reason: error.reason, message: error.message, url: job.url },
+  });
+}
+
+/**
+ * Mirror one artifact of one release: the signature first (size-capped), then the artifact streamed once
+ * through the verifier, a SHA-512 hash and a staged upload, committed only once the signature verified.
+ * Safe to run any number of times for the same job. The artifact is leased in the ledger, so duplicate
+ * deliveries back off instead of downloading in parallel.
+ *
+ * Throws PermanentError (bad signature, bad job: acknowledge, do not retry) or TransientError (network,
+ * busy, store or ledger trouble: retry). A 404 is not thrown: it marks the artifact missing.
+ */
+export async function mirrorArtifact(
+  job: MirrorJob,
+  deps: MirrorDeps,
+  config: CldistConfig,
+  options: MirrorOptions = {},
+): Promise<MirrorResult> {
+  const allowedOrigins = checkJob(job, config);
+  options.signal?.throwIfAborted();
+  const ref = refOf(job);
+  const release = { channel: job.channel, board: job.board, version: job.version };
+  const attempt = await deps.ledger.beginAttempt(ref, deps.leaseSeconds ?? defaultLeaseSeconds);
+  if (!attempt.started) {
+    switch (attempt.reason) {
+      case 'verified':
+        return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
+      case 'failed_verification':
+        deps.logger.info('artifact failed verification before; not fetched again', { ...ref });
+        return { outcome: 'already-failed', finalize: { finalized: false } };
+      case 'busy':
+        throw new TransientError(
+          'artifact-busy',
+          `${job.artifact} of ${job.version} is being mirrored by another worker`,
+        );
+      case 'unknown':
+        throw new PermanentError(
+          'unknown-release',
+          `release ${job.channel}/${job.board}/${job.version} was never claimed`,
+        );
+    }
+  }
+  let facts: VerifiedArtifactFacts & { resumes: number };
+  try {
+    facts = await transfer(job, deps, config, allowedOrigins, options);
+  } catch (error) {
+    if (error instanceof NotFoundError) {
+      await reportMissing(job, error, deps);
+      return { outcome: 'missing', finalize: await finalizeIfDone(release, deps, config) };
+    }
+    if (error instanceof SignatureError) {
+      await reportBadSignature(job, error, deps);
+      throw error;
+    }
+    await deps.ledger.endAttempt(ref, describeError(error)).catch(() => undefined);
+    throw error;
+  }
+  const { resumes, ...verified } = facts;
+  await deps.ledger.markVerified(ref, verified);
+  deps.logger.info('artifact verified', { ...ref, bytes: verified.size, resumes });
+  return {
+    outcome: 'verified',
+    bytes: verified.size,
+    resumes,
+    finalize: await finalizeIfDone(release, deps, config),
+  };
+}

@@ -1,0 +1,328 @@
+import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { PermanentError, TransientError } from '../errors.ts';
+import { assertValidKey, assertValidPrefix, stagingFolder } from './keys.ts';
+import { assertValidRange, resolveRange } from './range.ts';
+import type { ObjectStore, StagedUpload, StoredStream } from './types.ts';
+
+const readChunkBytes = 1024 * 1024;
+
+const transientCodes = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'EIO', 'EAGAIN', 'EBUSY', 'EDQUOT']);
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+}
+
+function isMissing(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+/** Full disks and exhausted descriptors pass; permissions and path clashes do not. */
+function mapFsError(error: unknown, action: string, key: string): Error {
+  if (error instanceof PermanentError || error instanceof TransientError) return error;
+  const code = errorCode(error) ?? 'unknown';
+  const what = `local store could not ${action} ${JSON.stringify(key)}: ${code}`;
+  if (transientCodes.has(code)) return new TransientError('store-unavailable', what, { cause: error });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new PermanentError('store-denied', what, { cause: error });
+  }
+  return new PermanentError('store-rejected', what, { cause: error });
+}
+
+function etagOf(size: number, mtimeMs: number): string {
+  return `"${size.toString(16)}-${Math.floor(mtimeMs).toString(16)}"`;
+}
+
+async function syncFolder(folder: string): Promise<void> {
+  const handle = await open(folder, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.byteLength) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+    offset += bytesWritten;
+  }
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (errorCode(error) !== 'ENOENT') throw error;
+  }
+}
+
+/**
+ * The single-machine adapter. Staged bytes live under `{root}/.staging`, on the same filesystem as the
+ * target, so `commit` is one atomic rename after an fsync: a crash leaves either nothing or the whole file.
+ */
+export function createLocalStore(root: string): ObjectStore {
+  const base = resolve(root);
+  const staging = join(base, stagingFolder);
+  const pathOf = (key: string) => join(base, ...key.split('/'));
+
+  async function stagedFile(): Promise<{ path: string; handle: FileHandle }> {
+    await mkdir(staging, { recursive: true });
+    const path = join(staging, randomBytes(12).toString('hex'));
+    return { path, handle: await open(path, 'wx', 0o644) };
+  }
+
+  async function publish(tempPath: string, key: string): Promise<void> {
+    const target = pathOf(key);
+    await mkdir(dirname(target), { recursive: true });
+    await rename(tempPath, target);
+    await syncFolder(dirname(target));
+  }
+
+  async function head(key: string): Promise<{ size: number; lastModified: Date; etag?: string } | undefined> {
+    assertValidKey(key);
+    try {
+      const info = await stat(pathOf(key));
+      if (!info.isFile()) return undefined;
+      return { size: info.size, lastModified: info.mtime, etag: etagOf(info.size, info.mtimeMs) };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw mapFsError(error, 'stat', key);
+    }
+  }
+
+  async function walk(folder: string, relative: string, prefix: string, into: string[]): Promise<void> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(folder, { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw mapFsError(error, 'list', prefix);
+    }
+    for (const entry of entries) {
+      const key = `${relative}${entry.name}`;
+      if (relative === '' && entry.name === stagingFolder) continue;
+      if (entry.isDirectory()) {
+        const asFolder = `${key}/`;
+        if (asFolder.startsWith(prefix) || prefix.startsWith(asFolder)) {
+          await walk(join(folder, entry.name), asFolder, prefix, into);
+        }
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        into.push(key);
+      }
+    }
+  }
+
+  return {
+    async beginUpload(key) {
+      assertValidKey(key);
+      try {
+        const { path, handle } = await stagedFile();
+        return new StagedFile(path, handle, key, publish);
+      } catch (error) {
+        throw mapFsError(error, 'stage', key);
+      }
+    },
+
+    async put(key, body) {
+      assertValidKey(key);
+      let temp: { path: string; handle: FileHandle } | undefined;
+      try {
+        temp = await stagedFile();
+        await writeAll(temp.handle, typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+        await temp.handle.sync();
+        await temp.handle.close();
+        await publish(temp.path, key);
+      } catch (error) {
+        if (temp !== undefined) {
+          await temp.handle.close().catch(() => undefined);
+          await removeQuietly(temp.path).catch(() => undefined);
+        }
+        throw mapFsError(error, 'write', key);
+      }
+    },
+
+    async get(key) {
+      assertValidKey(key);
+      try {
+        return new Uint8Array(await readFile(pathOf(key)));
+      } catch (error) {
+        if (isMissing(error)) return undefined;
+        throw mapFsError(error, 'read', key);
+      }
+    },
+
+    async getStream(key, range) {
+      assertValidKey(key);
+      if (range !== undefined) assertValidRange(key, range);
+      let handle: FileHandle;
+      try {
+        handle = await open(pathOf(key), 'r');
+      } catch (error) {
+        if (isMissing(error)) return undefined;
+        throw mapFsError(error, 'open', key);
+      }
+      try {
+        const info = await handle.stat();
+        if (!info.isFile()) {
+          await handle.close();
+          return undefined;
+        }
+        const { start, end } =
+          range === undefined ? { start: 0, end: info.size - 1 } : resolveRange(key, range, info.size);
+        const size = end - start + 1;
+        if (size === 0) await handle.close();
+        const body =
+          size === 0
+            ? emptyBody()
+            : handle.createReadStream({ start, end, highWaterMark: readChunkBytes, autoClose: true });
+        const stream: StoredStream = {
+          body,
+          size,
+          totalSize: info.size,
+          etag: etagOf(info.size, info.mtimeMs),
+          lastModified: info.mtime,
+        };
+        return stream;
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        throw mapFsError(error, 'read', key);
+      }
+    },
+
+    head,
+
+    async list(prefix) {
+      assertValidPrefix(prefix);
+      const keys: string[] = [];
+      await walk(base, '', prefix, keys);
+      return keys.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    },
+
+    async delete(key) {
+      assertValidKey(key);
+      try {
+        await unlink(pathOf(key));
+      } catch (error) {
+        if (isMissing(error)) return;
+        throw mapFsError(error, 'delete', key);
+      }
+    },
+  };
+}
+
+async function* emptyBody(): AsyncIterable<Uint8Array> {}
+
+type FileState = 'open' | 'committed' | 'aborted';
+
+class StagedFile implements StagedUpload {
+  #bytesWritten = 0;
+  #state: FileState = 'open';
+  #closed = false;
+  #writeQueue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly key: string,
+    private readonly publish: (tempPath: string, key: string) => Promise<void>,
+  ) {}
+
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    const run = this.#writeQueue.then(async () => {
+      this.#assertOpen('write');
+      try {
+        await writeAll(this.handle, chunk);
+      } catch (error) {
+        throw mapFsError(error, 'write', this.key);
+      }
+      this.#bytesWritten += chunk.byteLength;
+    });
+    this.#writeQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async commit(): Promise<void> {
+    await this.#writeQueue;
+    if (this.#state === 'committed') return;
+    this.#assertOpen('commit');
+    try {
+      if (!this.#closed) {
+        await this.handle.sync();
+        await this.#close();
+      }
+      await this.publish(this.path, this.key);
+    } catch (error) {
+      throw mapFsError(error, 'commit', this.key);
+    }
+    this.#state = 'committed';
+  }
+
+  async abort(): Promise<void> {
+    if (this.#state === 'committed') return;
+    this.#state = 'aborted';
+    await this.#writeQueue;
+    try {
+      await this.#close();
+      await removeQuietly(this.path);
+    } catch (error) {
+      throw mapFsError(error, 'abort', this.key);
+    }
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.handle.close();
+  }
+
+  #assertOpen(action: string): void {
+    if (this.#state !== 'open') {
+      throw new PermanentError(
+        'upload-closed',
+        `cannot ${action} ${JSON.stringify(this.key)}: the upload was already ${this.#state}`,
+      );
+    }
+  }
+}
+
+/**
+ * A worker killed mid-upload leaves its staged file behind (invisible, but taking space). The local runner
+ * calls this at start; `olderThanMs` keeps it from deleting the files of workers still running.
+ */
+export async function sweepStaging(
+  root: string,
+  olderThanMs: number,
+  now: number = Date.now(),
+): Promise<number> {
+  const staging = join(resolve(root), stagingFolder);
+  let names: string[];
+  try {
+    names = await readdir(staging);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return 0;
+    throw mapFsError(error, 'sweep', stagingFolder);
+  }
+  let removed = 0;
+  for (const name of names) {
+    const path = join(staging, name);
+    try {
+      const info = await stat(path);
+      if (info.isFile() && now - info.mtimeMs >= olderThanMs) {
+        await removeQuietly(path);
+        removed++;
+      }
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw mapFsError(error, 'sweep', name);
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,326 @@
+import {
+  createMessage,
+  config as defaultOpenpgpConfig,
+  enums,
+  readSignature,
+  type Signature,
+  SignaturePacket,
+} from 'openpgp';
+import { bindingAt, entryKey, type KeyEntry, type Keyring, latestBinding } from './keyring.ts';
+import { SignatureError, type VerifiedSignature, type VerifyOptions } from './types.ts';
+
+const strongHashes = new Set<enums.hash>([
+  enums.hash.sha256,
+  enums.hash.sha384,
+  enums.hash.sha512,
+  enums.hash.sha3_256,
+  enums.hash.sha3_512,
+]);
+
+const softRevocations = new Set<enums.reasonForRevocation | null>([
+  enums.reasonForRevocation.keySuperseded,
+  enums.reasonForRevocation.keyRetired,
+]);
+
+const armorHeader = '-----BEGIN PGP SIGNATURE-----';
+
+function hashName(algorithm: enums.hash | null): string {
+  if (algorithm === null) {
+    return 'none';
+  }
+  try {
+    return enums.read(enums.hash, algorithm).toUpperCase();
+  } catch {
+    return `unknown (${algorithm})`;
+  }
+}
+
+function looksArmored(bytes: Uint8Array): boolean {
+  const head = new TextDecoder('utf-8', { fatal: false }).decode(bytes.subarray(0, 200)).trimStart();
+  return head.startsWith(armorHeader);
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex').toUpperCase();
+}
+
+async function readSignaturePackets(bytes: Uint8Array): Promise<SignaturePacket[]> {
+  let signature: Signature;
+  try {
+    signature = looksArmored(bytes)
+      ? await readSignature({ armoredSignature: new TextDecoder().decode(bytes) })
+      : await readSignature({ binarySignature: bytes });
+  } catch (cause) {
+    throw new SignatureError(
+      'garbage-signature',
+      `the signature is not a readable OpenPGP signature (armored or binary): ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  const packets = signature.packets.filter((packet) => packet instanceof SignaturePacket);
+  if (packets.length === 0) {
+    throw new SignatureError('garbage-signature', 'the signature file holds no OpenPGP signature packet');
+  }
+  return packets;
+}
+
+interface Issuer {
+  entry: KeyEntry;
+  primary: KeyEntry;
+  trusted: boolean;
+}
+
+function findIssuers(keyring: Keyring, packet: SignaturePacket): Issuer[] {
+  const fingerprint = packet.issuerFingerprint === null ? undefined : hex(packet.issuerFingerprint);
+  const keyId = packet.issuerKeyID.toHex().toUpperCase();
+  const issuers: Issuer[] = [];
+  for (const entry of keyring.entries.values()) {
+    const matches = fingerprint !== undefined ? entry.fingerprint === fingerprint : entry.keyId === keyId;
+    const primary = keyring.entries.get(entryKey(entry.primaryFingerprint, entry.primaryFingerprint));
+    if (matches && primary !== undefined) {
+      issuers.push({ entry, primary, trusted: keyring.trustedFingerprints.has(entry.primaryFingerprint) });
+    }
+  }
+  return issuers.sort((a, b) => Number(b.trusted) - Number(a.trusted));
+}
+
+function issuerName(packet: SignaturePacket): string {
+  return packet.issuerFingerprint === null
+    ? `key ID ${packet.issuerKeyID.toHex().toUpperCase()}`
+    : `fingerprint ${hex(packet.issuerFingerprint)}`;
+}
+
+function checkRevocations(issuer: Issuer, created: Date): void {
+  const revoked = [
+    ...issuer.primary.revocations.map((revocation) => ({ revocation, what: 'primary key' })),
+    ...(issuer.entry.isPrimary
+      ? []
+      : issuer.entry.revocations.map((revocation) => ({ revocation, what: 'subkey' }))),
+  ];
+  for (const { revocation, what } of revoked) {
+    if (!softRevocations.has(revocation.reason)) {
+      throw new SignatureError(
+        'subkey-revoked-compromised',
+        `the signing ${what} of ${issuer.entry.fingerprint} was revoked on ${revocation.created.toISOString()} ` +
+          `as ${revocation.reason === enums.reasonForRevocation.keyCompromised ? 'compromised' : 'revoked without a reason (treated as compromised)'}: no signature from it is trusted`,
+      );
+    }
+  }
+  for (const { revocation, what } of revoked) {
+    if (created >= revocation.created) {
+      throw new SignatureError(
+        'subkey-revoked-before-signing',
+        `the signing ${what} of ${issuer.entry.fingerprint} was retired on ${revocation.created.toISOString()}, ` +
+          `before the signature was made (${created.toISOString()})`,
+      );
+    }
+  }
+}
+
+function checkValidAt(issuer: Issuer, created: Date): void {
+  const { entry, primary } = issuer;
+  const notValid = (why: string): SignatureError =>
+    new SignatureError(
+      'key-not-valid-at-signing',
+      `key ${entry.fingerprint} was not valid when the signature was made (${created.toISOString()}): ${why}`,
+    );
+  if (entry.created > created || primary.created > created) {
+    throw notValid(`the key was created later, on ${entry.created.toISOString()}`);
+  }
+  const binding = entry.isPrimary ? latestBinding(entry) : bindingAt(entry, created);
+  if (binding === undefined) {
+    throw notValid('no valid binding signature from its primary key was made by then');
+  }
+  if (!entry.algorithmCanSign || !binding.flagsAllowSigning) {
+    throw new SignatureError(
+      'not-signing-capable',
+      `key ${entry.fingerprint} is not allowed to sign data (its ${entry.algorithmCanSign ? 'key flags' : 'algorithm'} forbid it)`,
+    );
+  }
+  if (binding.expires !== undefined && binding.expires <= created) {
+    throw notValid(`it expired on ${binding.expires.toISOString()}`);
+  }
+  if (!binding.backSigned) {
+    throw notValid('the subkey has no valid back-signature binding it to its primary key');
+  }
+  const primaryBinding = latestBinding(primary);
+  if (primaryBinding === undefined) {
+    throw notValid(`its primary key ${primary.fingerprint} has no valid self-signature`);
+  }
+  if (primaryBinding.expires !== undefined && primaryBinding.expires <= created) {
+    throw notValid(`its primary key expired on ${primaryBinding.expires.toISOString()}`);
+  }
+}
+
+interface PullSource {
+  stream: ReadableStream<Uint8Array>;
+  bytes: () => number;
+  failure: () => { error: unknown } | undefined;
+}
+
+function pullFrom(data: AsyncIterable<Uint8Array>): PullSource {
+  const iterator = data[Symbol.asyncIterator]();
+  let bytes = 0;
+  let failure: { error: unknown } | undefined;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      for (;;) {
+        let step: IteratorResult<Uint8Array>;
+        try {
+          step = await iterator.next();
+        } catch (error) {
+          failure = { error };
+          controller.error(error);
+          return;
+        }
+        if (step.done) {
+          controller.close();
+          return;
+        }
+        if (!(step.value instanceof Uint8Array)) {
+          const error = new TypeError('verifyDetached: the data iterable must yield Uint8Array chunks');
+          failure = { error };
+          controller.error(error);
+          return;
+        }
+        if (step.value.byteLength > 0) {
+          bytes += step.value.byteLength;
+          controller.enqueue(step.value);
+          return;
+        }
+      }
+    },
+    async cancel(reason) {
+      await iterator.return?.(reason);
+    },
+  });
+  return { stream, bytes: () => bytes, failure: () => failure };
+}
+
+async function verifyStream(
+  packet: SignaturePacket,
+  issuer: Issuer,
+  created: Date,
+  data: AsyncIterable<Uint8Array>,
+  options: VerifyOptions,
+): Promise<number> {
+  const source = pullFrom(data);
+  const message = await createMessage({ binary: source.stream });
+  const literal = message.packets.findPacket(enums.packet.literalData) ?? {};
+  // openpgp.js hashes a passive clone of the literal data: it only flows while the original is read.
+  const verification = packet.verify(issuer.entry.packet, enums.signature.binary, literal, created, true, {
+    ...defaultOpenpgpConfig,
+    rejectHashAlgorithms: new Set(),
+    rejectMessageHashAlgorithms: new Set(),
+  });
+  verification.catch(() => undefined);
+  try {
+    const original = message.getLiteralData();
+    if (original instanceof ReadableStream) {
+      const reader = original.getReader();
+      for (;;) {
+        const { done } = await reader.read();
+        if (done) {
+          break;
+        }
+      }
+    }
+    await verification;
+  } catch (cause) {
+    const failed = source.failure();
+    if (failed !== undefined) {
+      throw failed.error;
+    }
+    const message = (cause as Error).message;
+    if (/digest did not match|verification failed/i.test(message)) {
+      const bytes = source.bytes();
+      if (options.expectedBytes !== undefined && bytes < options.expectedBytes) {
+        throw new SignatureError(
+          'truncated',
+          `only ${bytes} of ${options.expectedBytes} bytes arrived, and the signature does not match them`,
+          { cause },
+        );
+      }
+      throw new SignatureError(
+        'tampered',
+        `the data does not match the signature by ${issuer.entry.fingerprint} (${bytes} bytes checked)`,
+        { cause },
+      );
+    }
+    throw new SignatureError('garbage-signature', `the signature cannot be accepted: ${message}`, { cause });
+  }
+  return source.bytes();
+}
+
+function pickPacket(keyring: Keyring, packets: SignaturePacket[]): SignaturePacket {
+  const trusted = packets.find((packet) => findIssuers(keyring, packet).some((issuer) => issuer.trusted));
+  return trusted ?? (packets[0] as SignaturePacket);
+}
+
+/**
+ * Upstream signs every artifact with a detached binary signature; an artifact is only ever stored
+ * once this resolves. Every trust rule is checked before the data is read, so a bad key costs no
+ * download, and each refusal carries its own reason for alerts. The data is pulled chunk by chunk,
+ * so memory stays flat whatever the size, and errors of the source (a dropped connection) come out
+ * unchanged so the caller can retry them.
+ */
+export async function verifyDetached(
+  data: AsyncIterable<Uint8Array>,
+  signature: Uint8Array,
+  keyring: Keyring,
+  options: VerifyOptions,
+): Promise<VerifiedSignature> {
+  const packet = pickPacket(keyring, await readSignaturePackets(signature));
+  const created = packet.created;
+  if (created === null) {
+    throw new SignatureError('garbage-signature', 'the signature has no creation time');
+  }
+  if (packet.signatureType !== enums.signature.binary) {
+    throw new SignatureError(
+      'garbage-signature',
+      `the signature is of type 0x${(packet.signatureType ?? 0).toString(16)}, not a signature over binary data (0x0)`,
+    );
+  }
+  if (packet.hashAlgorithm === null || !strongHashes.has(packet.hashAlgorithm)) {
+    throw new SignatureError(
+      'weak-hash',
+      `the signature uses the ${hashName(packet.hashAlgorithm)} digest; SHA-256 or stronger is required`,
+    );
+  }
+  const latestAllowed = options.now.getTime() + options.maxClockSkewSeconds * 1000;
+  if (created.getTime() > latestAllowed) {
+    throw new SignatureError(
+      'future-signature',
+      `the signature is dated ${created.toISOString()}, more than ${options.maxClockSkewSeconds} s after now (${options.now.toISOString()})`,
+    );
+  }
+  const issuer = findIssuers(keyring, packet)[0];
+  if (issuer === undefined) {
+    throw new SignatureError(
+      'unknown-key',
+      `the signature was made by ${issuerName(packet)}, which is not in the keyring`,
+    );
+  }
+  if (!issuer.trusted) {
+    throw new SignatureError(
+      'untrusted-key',
+      `the signature was made by ${issuer.entry.fingerprint} of primary key ${issuer.primary.fingerprint}, which is not a trusted primary`,
+    );
+  }
+  checkRevocations(issuer, created);
+  checkValidAt(issuer, created);
+  if (packet.publicKeyAlgorithm !== issuer.entry.packet.algorithm) {
+    throw new SignatureError(
+      'garbage-signature',
+      `the signature names key ${issuer.entry.fingerprint} but uses a different public-key algorithm`,
+    );
+  }
+  const bytes = await verifyStream(packet, issuer, created, data, options);
+  return {
+    signingKeyFingerprint: issuer.entry.fingerprint,
+    primaryKeyFingerprint: issuer.primary.fingerprint,
+    signatureCreated: created,
+    hashAlgorithm: hashName(packet.hashAlgorithm),
+    bytes,
+  };
+}

@@ -1,0 +1,211 @@
+import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import fc from 'fast-check';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type ArtifactPlan, createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
+import { versionSortKey } from '../../shared/ledger/versions.ts';
+import { compareVersions } from '../../shared/release/version-file.ts';
+import { emulatorClients, freshTable } from '../support/emulators.ts';
+
+const clients = emulatorClients();
+const release = { channel: 'stable', board: 'amd64-usr', version: '3510.2.8' };
+const plans: ArtifactPlan[] = [
+  { name: 'version.txt', required: true, url: 'http://o/v', signatureUrl: 'http://o/v.sig' },
+  { name: 'image.bin', required: true, url: 'http://o/i', signatureUrl: 'http://o/i.sig' },
+  { name: 'extra.txt', required: false, url: 'http://o/e', signatureUrl: 'http://o/e.sig' },
+];
+const facts = {
+  size: 10,
+  sha512: 'ab'.repeat(64),
+  signingKeyFingerprint: 'A'.repeat(40),
+  primaryKeyFingerprint: 'B'.repeat(40),
+  signatureCreated: '2026-01-01T00:00:00.000Z',
+  hashAlgorithm: 'SHA512',
+};
+const ref = (artifact: string) => ({ ...release, artifact });
+
+describe('DynamoDB ledger on dynalite', () => {
+  let now: Date;
+  let ledger: Ledger;
+
+  beforeEach(async () => {
+    now = new Date('2026-11-01T12:00:00Z');
+    const table = await freshTable(clients);
+    await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 30 }, { TableName: table });
+    ledger = createDynamoLedger(clients.doc, table, { clock: () => now });
+  });
+
+  it('lets exactly one of many concurrent pollers claim a release', async () => {
+    const claims = await Promise.all(Array.from({ length: 8 }, () => ledger.claimRelease(release, plans)));
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    const detail = await ledger.getRelease(release);
+    expect(detail?.required).toEqual(['version.txt', 'image.bin']);
+    expect(detail?.artifactStates.map((a) => [a.artifact, a.state, a.attempts])).toEqual(
+      expect.arrayContaining([
+        ['version.txt', 'pending', 0],
+        ['image.bin', 'pending', 0],
+        ['extra.txt', 'pending', 0],
+      ]),
+    );
+  });
+
+  it('leases an artifact to one worker until the lease runs out, counting attempts', async () => {
+    await ledger.claimRelease(release, plans);
+    const [a, b] = await Promise.all([
+      ledger.beginAttempt(ref('image.bin'), 60),
+      ledger.beginAttempt(ref('image.bin'), 60),
+    ]);
+    expect([a.started, b.started].sort()).toEqual([false, true]);
+    expect([a, b].find((x) => !x.started)).toEqual({ started: false, reason: 'busy' });
+    now = new Date(now.getTime() + 61_000);
+    const c = await ledger.beginAttempt(ref('image.bin'), 60);
+    expect(c.started && c.record.attempts).toBe(2);
+    await ledger.endAttempt(ref('image.bin'), 'connection reset');
+    const d = await ledger.beginAttempt(ref('image.bin'), 60);
+    expect(d.started).toBe(true);
+    expect((await ledger.getArtifact(ref('image.bin')))?.lastError).toBe('connection reset');
+  });
+
+  it('refuses an attempt on an unclaimed release, and on verified or failed artifacts', async () => {
+    expect(await ledger.beginAttempt(ref('image.bin'), 60)).toEqual({ started: false, reason: 'unknown' });
+    await ledger.claimRelease(release, plans);
+    expect(await ledger.markVerified(ref('image.bin'), facts)).toBe(true);
+    expect(await ledger.markVerified(ref('image.bin'), facts)).toBe(false);
+    expect(await ledger.beginAttempt(ref('image.bin'), 60)).toEqual({ started: false, reason: 'verified' });
+    expect(await ledger.markFailedVerification(ref('version.txt'), 'tampered')).toBe(true);
+    expect(await ledger.markFailedVerification(ref('version.txt'), 'tampered')).toBe(false);
+    expect(await ledger.beginAttempt(ref('version.txt'), 60)).toEqual({
+      started: false,
+      reason: 'failed_verification',
+    });
+    expect(await ledger.getArtifact(ref('image.bin'))).toMatchObject({ state: 'verified', ...facts });
+  });
+
+  it('reports a missing artifact once; a required one stays open for the stall sweep, an optional one does not', async () => {
+    await ledger.claimRelease(release, plans);
+    expect(await ledger.markMissing(ref('image.bin'), '404')).toBe(true);
+    expect(await ledger.markMissing(ref('image.bin'), '404')).toBe(false);
+    expect(await ledger.markMissing(ref('extra.txt'), '404')).toBe(true);
+    now = new Date(now.getTime() + 3600_000);
+    const stalled = await ledger.listStalled(now, 50);
+    expect(stalled.map((a) => a.artifact).sort()).toEqual(['image.bin', 'version.txt']);
+  });
+
+  it('sends a stalled artifact again once per stall window', async () => {
+    await ledger.claimRelease(release, plans);
+    const cutoff = new Date(now.getTime() + 1);
+    expect(await ledger.listStalled(new Date(now.getTime() - 1), 50)).toEqual([]);
+    const stalled = await ledger.listStalled(cutoff, 50);
+    expect(stalled).toHaveLength(3);
+    now = new Date(now.getTime() + 1000);
+    const first = stalled[0];
+    if (first === undefined) throw new Error('no stalled artifact');
+    const touches = await Promise.all([
+      ledger.touchStalled(first, first.updatedAt),
+      ledger.touchStalled(first, first.updatedAt),
+    ]);
+    expect(touches.filter(Boolean)).toHaveLength(1);
+    expect((await ledger.listStalled(cutoff, 50)).map((a) => a.artifact)).not.toContain(first.artifact);
+  });
+
+  it('finalizes only when every required artifact is done, and then for exactly one caller', async () => {
+    await ledger.claimRelease(release, plans);
+    await ledger.markVerified(ref('version.txt'), facts);
+    await ledger.markVerified(ref('image.bin'), facts);
+    expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
+    await ledger.markMissing(ref('extra.txt'), '404');
+    const winners = (
+      await Promise.all(Array.from({ length: 6 }, () => ledger.beginFinalize(release, 60)))
+    ).filter((d) => d !== undefined);
+    expect(winners).toHaveLength(1);
+    expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
+    await ledger.completeFinalize(release);
+    now = new Date(now.getTime() + 3600_000);
+    expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
+    expect((await ledger.getRelease(release))?.finalizedAt).toBeDefined();
+  });
+
+  it('does not finalize while a required artifact is missing', async () => {
+    await ledger.claimRelease(release, plans);
+    await ledger.markVerified(ref('version.txt'), facts);
+    await ledger.markMissing(ref('image.bin'), '404');
+    await ledger.markVerified(ref('extra.txt'), facts);
+    expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
+  });
+
+  it('gives an abandoned finalize to the next caller', async () => {
+    await ledger.claimRelease(release, [plans[0] as ArtifactPlan]);
+    await ledger.markVerified(ref('version.txt'), facts);
+    expect(await ledger.beginFinalize(release, 600)).toBeDefined();
+    await ledger.abandonFinalize(release);
+    expect(await ledger.beginFinalize(release, 600)).toBeDefined();
+  });
+
+  it('moves the current version only forward, in numeric order', async () => {
+    const at = (version: string) => ({ ...release, version });
+    expect(await ledger.advanceCurrent(at('3510.2.8'))).toBe(true);
+    expect(await ledger.advanceCurrent(at('3510.2.10'))).toBe(true);
+    expect(await ledger.advanceCurrent(at('3510.2.9'))).toBe(false);
+    expect(await ledger.advanceCurrent(at('3510.2.10'))).toBe(false);
+    expect(await ledger.advanceCurrent(at('3510.2.10.0'))).toBe(false);
+    expect((await ledger.getCurrent(release.channel, release.board))?.version).toBe('3510.2.10');
+    expect(await ledger.getCurrent('beta', release.board)).toBeUndefined();
+  });
+
+  it('warns about a signing key once per day', async () => {
+    expect(await ledger.recordKeyWarning('C'.repeat(40), '2026-11-01')).toBe(true);
+    expect(await ledger.recordKeyWarning('C'.repeat(40), '2026-11-01')).toBe(false);
+    expect(await ledger.recordKeyWarning('C'.repeat(40), '2026-11-02')).toBe(true);
+  });
+
+  it('lists releases by channel and board, and poll states, for the status page', async () => {
+    await ledger.claimRelease(release, plans);
+    await ledger.claimRelease({ ...release, version: '3510.2.10' }, plans);
+    await ledger.claimRelease({ ...release, channel: 'beta' }, plans);
+    await ledger.claimRelease({ ...release, channel: 'stable2' }, plans);
+    expect((await ledger.listReleases('stable', 'amd64-usr')).map((r) => r.version)).toEqual([
+      '3510.2.8',
+      '3510.2.10',
+    ]);
+    expect((await ledger.listReleases('beta')).map((r) => r.channel)).toEqual(['beta']);
+    expect(await ledger.listReleases()).toHaveLength(4);
+    await ledger.savePollState({
+      channel: 'stable',
+      board: 'amd64-usr',
+      etag: '"x"',
+      lastVersion: '1.0',
+      checkedAt: now.toISOString(),
+    });
+    expect(await ledger.listPollStates()).toEqual([
+      {
+        channel: 'stable',
+        board: 'amd64-usr',
+        etag: '"x"',
+        lastVersion: '1.0',
+        checkedAt: now.toISOString(),
+      },
+    ]);
+    expect(await ledger.getPollState('stable', 'amd64-usr')).toMatchObject({ etag: '"x"' });
+  });
+});
+
+describe('versionSortKey', () => {
+  const version = fc
+    .array(fc.oneof(fc.nat({ max: 20 }), fc.nat()), { minLength: 1, maxLength: 6 })
+    .map((parts) => parts.join('.'));
+
+  it('orders strings as compareVersions orders versions', () => {
+    fc.assert(
+      fc.property(version, version, (a, b) => {
+        const ka = versionSortKey(a);
+        const kb = versionSortKey(b);
+        const lexical = ka < kb ? -1 : ka > kb ? 1 : 0;
+        expect(lexical).toBe(Math.sign(compareVersions(a, b)));
+      }),
+    );
+  });
+
+  it('refuses anything but digits and dots', () => {
+    expect(() => versionSortKey('1.2/../3')).toThrow(/digits and dots/);
+    expect(() => versionSortKey('1'.repeat(21))).toThrow(/longer than 20 digits/);
+  });
+});

@@ -1,0 +1,386 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDataUrl, validateIgnition } from '../../shared/instances/ignition.ts';
+
+const run = promisify(execFile);
+const sha512 = 'a'.repeat(128);
+const sha256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+const validConfigs: Record<string, unknown> = {
+  '3.0.0': {
+    ignition: {
+      version: '3.0.0',
+      config: { merge: [{ source: 'https://example.com/base.ign', verification: { hash: `sha512-${sha512}` } }] },
+      timeouts: { httpResponseHeaders: 20, httpTotal: 0 },
+      security: { tls: { certificateAuthorities: [{ source: 'data:,-----BEGIN%20CERTIFICATE-----' }] } },
+    },
+    storage: {
+      disks: [{ device: '/dev/sda', wipeTable: false, partitions: [{ label: 'data', number: 0, sizeMiB: 0 }] }],
+      filesystems: [{ device: '/dev/disk/by-partlabel/data', format: 'ext4', path: '/var/data', label: 'DATA' }],
+      files: [
+        { path: '/etc/hostname', mode: 420, overwrite: true, contents: { source: 'data:,node-1%0A' } },
+        { path: '/etc/motd', contents: { source: 'data:text/plain;base64,aGVsbG8K', compression: null } },
+      ],
+      directories: [{ path: '/opt/app', mode: 493, user: { name: 'core' } }],
+      links: [{ path: '/etc/localtime', target: '/usr/share/zoneinfo/UTC' }],
+    },
+    systemd: {
+      units: [
+        {
+          name: 'app.service',
+          enabled: true,
+          contents: '[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n',
+          dropins: [{ name: 'override.conf', contents: '[Service]\nRestart=always\n' }],
+        },
+      ],
+    },
+    passwd: { users: [{ name: 'core', sshAuthorizedKeys: ['ssh-ed25519 AAAA core@example'] }], groups: [{ name: 'ops' }] },
+  },
+  '3.1.0': {
+    ignition: {
+      version: '3.1.0',
+      config: {
+        replace: {
+          source: 'https://example.com/real.ign',
+          compression: 'gzip',
+          httpHeaders: [{ name: 'Authorization', value: 'Bearer abc' }],
+          verification: { hash: `sha256-${sha256}` },
+        },
+      },
+      proxy: { httpProxy: 'http://proxy.example.com:3128', noProxy: ['10.0.0.0/8'] },
+    },
+    storage: { filesystems: [{ device: '/dev/vdb1', format: 'btrfs', path: '/var', mountOptions: ['subvolid=5'] }] },
+  },
+  '3.2.0': {
+    ignition: { version: '3.2.0' },
+    storage: {
+      disks: [{ device: '/dev/sda', partitions: [{ label: 'root', sizeMiB: 16384, resize: true }] }],
+      luks: [
+        {
+          name: 'secret',
+          device: '/dev/sdb',
+          clevis: { tang: [{ url: 'https://tang.example.com', thumbprint: 'abc' }], threshold: 1 },
+        },
+      ],
+      files: [{ path: '/etc/from-gcs', contents: { source: 'gs://bucket/object' } }],
+    },
+    passwd: { users: [{ name: 'old', shouldExist: false }] },
+  },
+  '3.3.0': {
+    ignition: { version: '3.3.0' },
+    kernelArguments: { shouldExist: ['console=ttyS0'], shouldNotExist: ['quiet'] },
+    storage: { filesystems: [{ device: '/dev/vdb1', format: 'none', wipeFilesystem: true }] },
+  },
+  '3.4.0': {
+    ignition: { version: '3.4.0' },
+    storage: {
+      files: [{ path: '/usr/local/bin/tool', mode: 0o4755, contents: { source: 'arn:aws:s3:::bucket/tool' } }],
+      luks: [
+        {
+          name: 'fast',
+          device: '/dev/nvme1n1',
+          discard: true,
+          openOptions: ['--perf-no_read_workqueue'],
+          clevis: { tang: [{ url: 'https://tang.example.com', thumbprint: 'abc', advertisement: '{}' }] },
+        },
+      ],
+    },
+  },
+  '3.5.0': {
+    ignition: { version: '3.5.0' },
+    storage: { luks: [{ name: 'z', device: '/dev/dasdb1', cex: { enabled: true } }] },
+  },
+};
+
+interface InvalidCase {
+  name: string;
+  config: unknown;
+  path: string;
+  message: RegExp;
+  /** What ignition-validate (Ignition 2.14, specs up to 3.3.0) says: the same, or only a warning. */
+  ignitionValidate: 'rejects' | 'warns-only';
+}
+
+const v33 = (rest: Record<string, unknown>) => ({ ignition: { version: '3.3.0' }, ...rest });
+const file = (entry: Record<string, unknown>) => v33({ storage: { files: [{ path: '/etc/a', ...entry }] } });
+
+const invalidCases: InvalidCase[] = [
+  {
+    name: 'relative file path',
+    config: v33({ storage: { files: [{ path: 'etc/a' }] } }),
+    path: '$.storage.files[0].path',
+    message: /absolute path/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'data: URL without a comma',
+    config: file({ contents: { source: 'data:text/plain' } }),
+    path: '$.storage.files[0].contents.source',
+    message: /","/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'data: URL with bad base64',
+    config: file({ contents: { source: 'data:;base64,###' } }),
+    path: '$.storage.files[0].contents.source',
+    message: /base64/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'data: URL with a bad percent escape',
+    config: file({ contents: { source: 'data:,x%zz' } }),
+    path: '$.storage.files[0].contents.source',
+    message: /percent-encoding/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'unknown hash function',
+    config: file({ contents: { source: 'data:,x', verification: { hash: 'md5-abc' } } }),
+    path: '$.storage.files[0].contents.verification.hash',
+    message: /unrecognized hash function "md5"/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'sha512 hash of the wrong length',
+    config: file({ contents: { source: 'data:,x', verification: { hash: `sha512-${sha512.slice(2)}` } } }),
+    path: '$.storage.files[0].contents.verification.hash',
+    message: /128 hex digits/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'sha256 hash before spec 3.1.0',
+    config: {
+      ignition: { version: '3.0.0' },
+      storage: { files: [{ path: '/a', contents: { source: 'data:,x', verification: { hash: `sha256-${sha256}` } } }] },
+    },
+    path: '$.storage.files[0].contents.verification.hash',
+    message: /unrecognized hash function "sha256"/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'unsupported URL scheme',
+    config: v33({ ignition: { version: '3.3.0', config: { replace: { source: 'ftp://example.com/x.ign' } } } }),
+    path: '$.ignition.config.replace.source',
+    message: /scheme http, https, tftp, s3, data, gs/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'HTTP headers on a data: source',
+    config: file({ contents: { source: 'data:,x', httpHeaders: [{ name: 'A', value: 'b' }] } }),
+    path: '$.storage.files[0].contents.httpHeaders',
+    message: /only allowed with http or https/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'unit name without a unit type',
+    config: v33({ systemd: { units: [{ name: 'app' }] } }),
+    path: '$.systemd.units[0].name',
+    message: /unit name ending in \.service/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'drop-in not ending in .conf',
+    config: v33({ systemd: { units: [{ name: 'a.service', dropins: [{ name: 'x.txt' }] }] } }),
+    path: '$.systemd.units[0].dropins[0].name',
+    message: /\.conf/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'a path both a file and a link',
+    config: v33({ storage: { files: [{ path: '/a' }], links: [{ path: '/a', target: '/b' }] } }),
+    path: '$.storage.links[0]',
+    message: /duplicate path "\/a" \(already in files\)/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'duplicate user',
+    config: v33({ passwd: { users: [{ name: 'a' }, { name: 'a' }] } }),
+    path: '$.passwd.users[1]',
+    message: /duplicate user name "a"/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'mode given as a string',
+    config: file({ mode: '0644' }),
+    path: '$.storage.files[0].mode',
+    message: /expected an integer, got a string/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'mode out of range',
+    config: file({ mode: 99999 }),
+    path: '$.storage.files[0].mode',
+    message: /0 to 4095/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'overwrite without a source',
+    config: file({ overwrite: true }),
+    path: '$.storage.files[0].overwrite',
+    message: /overwrite must be false/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'link without a target',
+    config: v33({ storage: { links: [{ path: '/a' }] } }),
+    path: '$.storage.links[0].target',
+    message: /is required/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'unknown filesystem format',
+    config: v33({ storage: { filesystems: [{ device: '/dev/sda', format: 'ntfs' }] } }),
+    path: '$.storage.filesystems[0].format',
+    message: /ext4, btrfs, xfs, vfat, swap, none/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'files not a list',
+    config: v33({ storage: { files: {} } }),
+    path: '$.storage.files',
+    message: /expected an array, got an object/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'missing version',
+    config: { ignition: {} },
+    path: '$.ignition.version',
+    message: /is required/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'unknown version',
+    config: { ignition: { version: '3.9.0' } },
+    path: '$.ignition.version',
+    message: /unsupported spec version "3.9.0"/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'legacy 2.x while not allowed',
+    config: { ignition: { version: '2.2.0' } },
+    path: '$.ignition.version',
+    message: /legacy 2.x/,
+    ignitionValidate: 'rejects',
+  },
+  {
+    name: 'httpHeaders in a 3.0.0 config (Ignition would drop them silently)',
+    config: {
+      ignition: { version: '3.0.0' },
+      storage: { files: [{ path: '/a', contents: { source: 'https://x/y', httpHeaders: [{ name: 'A' }] } }] },
+    },
+    path: '$.storage.files[0].contents.httpHeaders',
+    message: /needs spec version 3.1.0 or later/,
+    ignitionValidate: 'warns-only',
+  },
+  {
+    name: 'luks in a 3.1.0 config',
+    config: { ignition: { version: '3.1.0' }, storage: { luks: [{ name: 'a', device: '/dev/sdb' }] } },
+    path: '$.storage.luks',
+    message: /needs spec version 3.2.0/,
+    ignitionValidate: 'warns-only',
+  },
+];
+
+describe('Ignition validation', () => {
+  it.each(Object.entries(validConfigs))('accepts a full valid %s config', (version, config) => {
+    const result = validateIgnition(config, { allowLegacy: false });
+    expect(result.errors).toEqual([]);
+    expect(result.warnings).toEqual([]);
+    expect(result.version).toBe(version);
+  });
+
+  it.each(invalidCases.map((c) => [c.name, c] as const))('rejects %s, naming its path', (_name, c) => {
+    const result = validateIgnition(c.config, { allowLegacy: false });
+    expect(result.errors.map((e) => e.path)).toContain(c.path);
+    const issue = result.errors.find((e) => e.path === c.path);
+    expect(issue?.message).toMatch(c.message);
+  });
+
+  it('accepts legacy 2.x only when allowed', () => {
+    const legacy = { ignition: { version: '2.2.0' }, storage: { files: [] } };
+    expect(validateIgnition(legacy, { allowLegacy: true }).errors).toEqual([]);
+    expect(validateIgnition(legacy, { allowLegacy: false }).errors).toHaveLength(1);
+  });
+
+  it('warns about unknown keys but accepts the config, as Ignition does', () => {
+    const result = validateIgnition(v33({ storag: {} }), { allowLegacy: false });
+    expect(result.errors).toEqual([]);
+    expect(result.warnings).toEqual([{ path: '$.storag', message: 'unknown key, Ignition ignores it' }]);
+  });
+
+  it('reports every bad field, not only the first', () => {
+    const result = validateIgnition(
+      v33({ storage: { files: [{ path: 'a' }, { path: '/b', mode: -1 }] }, systemd: { units: [{ name: 'x' }] } }),
+      { allowLegacy: false },
+    );
+    expect(result.errors.map((e) => e.path)).toEqual([
+      '$.storage.files[0].path',
+      '$.storage.files[1].mode',
+      '$.systemd.units[0].name',
+    ]);
+  });
+
+  it('rejects a non-object config', () => {
+    expect(validateIgnition([], { allowLegacy: false }).errors[0]).toEqual({
+      path: '$',
+      message: 'expected an Ignition config object, got an array',
+    });
+  });
+
+  it('checks data: URLs per RFC 2397', () => {
+    expect(checkDataUrl('data:,')).toBeUndefined();
+    expect(checkDataUrl('data:text/plain;charset=utf-8;base64,aGVsbG8=')).toBeUndefined();
+    expect(checkDataUrl('data:application/octet-stream,%00%FF')).toBeUndefined();
+    expect(checkDataUrl('data:text,x')).toMatch(/media type/);
+    expect(checkDataUrl('data:;base64,a')).toMatch(/base64/);
+    expect(checkDataUrl('data:text/plain;charset,x')).toMatch(/parameter/);
+  });
+});
+
+describe('agreement with ignition-validate (Ignition 2.14: specs 3.0.0 to 3.3.0)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cldist-ignition-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function ignitionValidate(config: unknown): Promise<{ ok: boolean; output: string }> {
+    const path = join(dir, `${Math.random().toString(36).slice(2)}.ign`);
+    await writeFile(path, JSON.stringify(config));
+    try {
+      const { stdout, stderr } = await run('ignition-validate', [path]);
+      return { ok: true, output: stdout + stderr };
+    } catch (error) {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      if (typeof failed.code !== 'number') throw error;
+      return { ok: false, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+    }
+  }
+
+  it.each(['3.0.0', '3.1.0', '3.2.0', '3.3.0'])('both accept the valid %s config', async (version) => {
+    const verdict = await ignitionValidate(validConfigs[version]);
+    expect(verdict).toEqual({ ok: true, output: '' });
+  });
+
+  it.each(['3.4.0', '3.5.0'])('ignition-validate 2.14 cannot check %s (documented gap)', async (version) => {
+    const verdict = await ignitionValidate(validConfigs[version]);
+    expect(verdict.ok).toBe(false);
+    expect(verdict.output).toMatch(/unsupported config version/);
+  });
+
+  it.each(invalidCases.map((c) => [c.name, c] as const))('on %s', async (_name, c) => {
+    const verdict = await ignitionValidate(c.config);
+    if (c.ignitionValidate === 'rejects') {
+      expect(verdict.ok).toBe(false);
+    } else {
+      expect(verdict.ok).toBe(true);
+      expect(verdict.output).toMatch(/Unused key/);
+    }
+  });
+});

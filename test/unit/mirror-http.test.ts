@@ -1,0 +1,97 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMirrorApp, mirrorKey, parseRange } from '../../local/mirror-http.ts';
+import { createLocalStore } from '../../shared/store/index.ts';
+
+describe('parseRange', () => {
+  it('reads the forms resuming downloaders send', () => {
+    expect(parseRange('bytes=0-9', 100)).toEqual({ start: 0, end: 9 });
+    expect(parseRange('bytes=90-', 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange('bytes=-10', 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange('bytes=50-1000', 100)).toEqual({ start: 50, end: 99 });
+  });
+
+  it('answers 416 for ranges past the end and ignores what it does not support', () => {
+    expect(parseRange('bytes=100-', 100)).toBe('unsatisfiable');
+    expect(parseRange('bytes=-0', 100)).toBe('unsatisfiable');
+    expect(parseRange(undefined, 100)).toBeUndefined();
+    expect(parseRange('bytes=0-1,5-6', 100)).toBeUndefined();
+    expect(parseRange('items=0-1', 100)).toBeUndefined();
+    expect(parseRange('bytes=9-2', 100)).toBeUndefined();
+  });
+});
+
+describe('mirrorKey', () => {
+  it('accepts upstream paths and refuses escapes and the staging folder', () => {
+    expect(mirrorKey('stable/amd64-usr/current/version.txt')).toBe('stable/amd64-usr/current/version.txt');
+    expect(mirrorKey('stable/amd64-usr/../../etc/passwd')).toBeUndefined();
+    expect(mirrorKey('.staging/abc')).toBeUndefined();
+    expect(mirrorKey('stable//x')).toBeUndefined();
+    expect(mirrorKey('stable')).toBeUndefined();
+  });
+});
+
+describe('mirror HTTP over the local store', () => {
+  let root: string;
+  const body = new Uint8Array(Array.from({ length: 1000 }, (_, i) => i % 251));
+  let app: ReturnType<typeof createMirrorApp>;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'cldist-mirror-http-'));
+    const store = createLocalStore(root);
+    await store.put('stable/amd64-usr/1.2.3/image.bin', body);
+    await store.put('stable/amd64-usr/current/version.txt', 'FLATCAR_VERSION_ID=1.2.3\n');
+    app = createMirrorApp(store);
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('serves a whole object with its length and range support', async () => {
+    const res = await app.request('/mirror/stable/amd64-usr/1.2.3/image.bin');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('accept-ranges')).toBe('bytes');
+    expect(res.headers.get('content-length')).toBe('1000');
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(body);
+  });
+
+  it('serves a byte range as 206 with Content-Range', async () => {
+    const res = await app.request('/mirror/stable/amd64-usr/1.2.3/image.bin', { headers: { Range: 'bytes=100-199' } });
+    expect(res.status).toBe(206);
+    expect(res.headers.get('content-range')).toBe('bytes 100-199/1000');
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(body.slice(100, 200));
+  });
+
+  it('answers 416 for a range past the end', async () => {
+    const res = await app.request('/mirror/stable/amd64-usr/1.2.3/image.bin', { headers: { Range: 'bytes=5000-' } });
+    expect(res.status).toBe(416);
+    expect(res.headers.get('content-range')).toBe('bytes */1000');
+  });
+
+  it('answers HEAD with the headers and no body', async () => {
+    const res = await app.request('/mirror/stable/amd64-usr/current/version.txt', { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe('25');
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await res.text()).toBe('');
+  });
+
+  it('answers 304 to a matching If-None-Match', async () => {
+    const first = await app.request('/mirror/stable/amd64-usr/current/version.txt');
+    const etag = first.headers.get('etag') ?? '';
+    expect(etag).not.toBe('');
+    const again = await app.request('/mirror/stable/amd64-usr/current/version.txt', {
+      headers: { 'If-None-Match': etag },
+    });
+    expect(again.status).toBe(304);
+  });
+
+  it('answers 404 for unknown objects and for paths that try to escape', async () => {
+    expect((await app.request('/mirror/stable/amd64-usr/9.9.9/image.bin')).status).toBe(404);
+    expect((await app.request('/mirror/stable/amd64-usr/%2e%2e/%2e%2e/x')).status).toBe(404);
+    expect((await app.request('/mirror/.staging/x/y')).status).toBe(404);
+  });
+});
