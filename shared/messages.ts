@@ -5,7 +5,10 @@ import { PermanentError } from './errors.ts';
 /** Digits and dots only: a version is used in URLs and store keys, so nothing else may pass. */
 export const versionPattern = /^[0-9]+(\.[0-9]+){0,5}$/;
 
-const segment = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'a plain name');
+const segment = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'a plain name')
+  .refine((name) => !name.includes('..'), 'a plain name, without ".."');
 
 /** One job per artifact of a release; the queue body. */
 export const mirrorJobSchema = z.strictObject({

@@ -14,18 +14,21 @@ export interface RunningServer {
 /** Serve an app with @hono/node-server, resolving once it listens, so callers can await readiness. */
 export function serveNode(app: Hono, options: { host: string; port: number }): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: options.host, port: options.port }, (info: AddressInfo) => {
-      const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
-      resolve({
-        url: `http://${host}:${info.port}`,
-        port: info.port,
-        close: () =>
-          new Promise<void>((done, fail) => {
-            server.close((error) => (error ? fail(error) : done()));
-            (server as Server).closeIdleConnections();
-          }),
-      });
-    }) as Server;
+    const server = serve(
+      { fetch: app.fetch, hostname: options.host, port: options.port },
+      (info: AddressInfo) => {
+        const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+        resolve({
+          url: `http://${host}:${info.port}`,
+          port: info.port,
+          close: () =>
+            new Promise<void>((done, fail) => {
+              server.close((error) => (error ? fail(error) : done()));
+              (server as Server).closeIdleConnections();
+            }),
+        });
+      },
+    ) as Server;
     server.once('error', reject);
   });
 }

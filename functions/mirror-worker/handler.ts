@@ -3,8 +3,9 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { describeError, PermanentError } from '../../shared/errors.ts';
 import { parseMirrorJob } from '../../shared/messages.ts';
-import { mirrorArtifact } from '../../shared/mirror/worker.ts';
+import type { MirrorLogger } from '../../shared/mirror/deps.ts';
 import { loadMirrorRuntime, type MirrorRuntime } from '../../shared/mirror/wiring.ts';
+import { mirrorArtifact } from '../../shared/mirror/worker.ts';
 
 const logger = new Logger({ serviceName: 'cldist-mirror-worker' });
 
@@ -16,7 +17,7 @@ const logger = new Logger({ serviceName: 'cldist-mirror-worker' });
  */
 export function createWorkerHandler(
   load: () => Promise<MirrorRuntime>,
-  log: Pick<Logger, 'info' | 'warn' | 'error'> = logger,
+  log: MirrorLogger = logger,
 ): (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse> {
   return async (event, context) => {
     const { deps, config } = await load();
@@ -32,7 +33,11 @@ export function createWorkerHandler(
         });
       } catch (error) {
         if (error instanceof PermanentError) {
-          log.error('job refused; not retried', { messageId: record.messageId, code: error.code, error: describeError(error) });
+          log.error('job refused; not retried', {
+            messageId: record.messageId,
+            code: error.code,
+            error: describeError(error),
+          });
           return;
         }
         log.warn('job failed; will be retried', {

@@ -18,7 +18,11 @@ export function createPollerHandler(
       const report = await runPoll({ ...deps, metrics: sink }, config);
       const errors = report.results.filter((r) => r.outcome === 'error').length;
       sink.addMetric('PollErrors', MetricUnit.Count, errors);
-      sink.addMetric('ReleasesClaimed', MetricUnit.Count, report.results.filter((r) => r.outcome === 'new-release').length);
+      sink.addMetric(
+        'ReleasesClaimed',
+        MetricUnit.Count,
+        report.results.filter((r) => r.outcome === 'new-release').length,
+      );
       deps.logger.info('poll done', { time: event.time, results: report.results, resent: report.resent });
       return report;
     } finally {

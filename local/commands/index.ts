@@ -1,8 +1,12 @@
 import type { Command } from 'commander';
+import { registerInstancesCommand } from './instances.ts';
 import { registerServeCommand } from './serve.ts';
+import { registerVerifyCommand } from './verify.ts';
 
 /** Each command lives in its own module and adds itself here, so the CLI entry stays small. */
 export function registerCommands(program: Command): void {
   void program;
   registerServeCommand(program);
+  registerInstancesCommand(program);
+  registerVerifyCommand(program);
 }

@@ -235,6 +235,28 @@ export function createDynamoLedger(
     return { ...strip<ReleaseRecord>(head), artifactStates };
   }
 
+  async function endAttempt(ref: ArtifactRef, error: string): Promise<void> {
+    const updatedAt = nowIso();
+    await conditional('end attempt', () =>
+      doc.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: artifactKey(ref),
+          UpdateExpression: 'SET lastError = :error, updatedAt = :now, #g1sk = :g1sk REMOVE leaseUntil',
+          ConditionExpression: '#state IN (:pending, :missing)',
+          ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
+          ExpressionAttributeValues: {
+            ':error': error.slice(0, 1000),
+            ':now': updatedAt,
+            ':g1sk': openSk(updatedAt, ref),
+            ':pending': 'pending',
+            ':missing': 'missing',
+          },
+        }),
+      ),
+    );
+  }
+
   return {
     async claimRelease(release, artifacts) {
       const now = nowIso();
@@ -324,27 +346,7 @@ export function createDynamoLedger(
       return { started: false, reason: 'busy' };
     },
 
-    async endAttempt(ref, error) {
-      const updatedAt = nowIso();
-      await conditional('end attempt', () =>
-        doc.send(
-          new UpdateCommand({
-            TableName: tableName,
-            Key: artifactKey(ref),
-            UpdateExpression: 'SET lastError = :error, updatedAt = :now, #g1sk = :g1sk REMOVE leaseUntil',
-            ConditionExpression: '#state IN (:pending, :missing)',
-            ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
-            ExpressionAttributeValues: {
-              ':error': error.slice(0, 1000),
-              ':now': updatedAt,
-              ':g1sk': openSk(updatedAt, ref),
-              ':pending': 'pending',
-              ':missing': 'missing',
-            },
-          }),
-        ),
-      );
-    },
+    endAttempt,
 
     async markVerified(ref, facts) {
       return conditional('mark verified', () =>
@@ -399,7 +401,7 @@ export function createDynamoLedger(
         ),
       );
       if (!transitioned) {
-        await this.endAttempt(ref, detail);
+        await endAttempt(ref, detail);
         return false;
       }
       await conditional('close optional missing', () =>

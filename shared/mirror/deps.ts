@@ -14,10 +14,10 @@ export type Clock = () => Date;
 
 /** The part of a Powertools Logger the cores use, so a console or a test logger fits too. */
 export interface MirrorLogger {
-  debug(message: string, ...extra: object[]): void;
-  info(message: string, ...extra: object[]): void;
-  warn(message: string, ...extra: object[]): void;
-  error(message: string, ...extra: object[]): void;
+  debug(message: string, attributes?: Record<string, unknown>): void;
+  info(message: string, attributes?: Record<string, unknown>): void;
+  warn(message: string, attributes?: Record<string, unknown>): void;
+  error(message: string, attributes?: Record<string, unknown>): void;
 }
 
 /** Where jobs go: SQS in AWS, fauxqs on one machine, an array in a unit test. */

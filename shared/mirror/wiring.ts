@@ -46,13 +46,20 @@ export async function loadMirrorRuntime(
   const storeConfig: CldistConfig['store'] =
     resources.mirrorBucket === undefined
       ? config.store
-      : { kind: 's3', bucket: resources.mirrorBucket, prefix: config.store.kind === 's3' ? config.store.prefix : '' };
+      : {
+          kind: 's3',
+          bucket: resources.mirrorBucket,
+          prefix: config.store.kind === 's3' ? config.store.prefix : '',
+        };
   const store = createStore(storeConfig, {
     s3: clients.s3,
     partSizeBytes: config.worker.partSizeMiB * MiB,
     partsInFlight: config.worker.partsInFlight,
   });
-  const keyring = await loadKeyringFromConfig(config.keyring, await extraKeys(store, resources.trustKeyringKey));
+  const keyring = await loadKeyringFromConfig(
+    config.keyring,
+    await extraKeys(store, resources.trustKeyringKey),
+  );
   const notifier: EventSink = createSnsNotifier(clients.sns, resources.topicArn);
   return {
     config,

@@ -16,10 +16,11 @@ export type SignatureFailure =
   | 'key-not-valid-at-signing'
   | 'not-signing-capable';
 
+/** The message starts with the reason, so a log line or the CLI's error names it without the code. */
 export class SignatureError extends PermanentError {
   readonly reason: SignatureFailure;
   constructor(reason: SignatureFailure, message: string, options?: { cause?: unknown }) {
-    super(`bad-signature:${reason}`, message, options);
+    super(`bad-signature:${reason}`, `bad signature (${reason}): ${message}`, options);
     this.name = 'SignatureError';
     this.reason = reason;
   }

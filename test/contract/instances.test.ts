@@ -14,7 +14,7 @@ import { createLocalStore } from '../../shared/store/local-store.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
 import { describeContract } from '../support/contract.ts';
-import { emulatorClients, freshBucket, freshTable as createTable } from '../support/emulators.ts';
+import { freshTable as createTable, emulatorClients, freshBucket } from '../support/emulators.ts';
 
 const adminToken = 'admin-secret-for-tests';
 const ignitionAccept = 'application/vnd.coreos.ignition+json;version=3.3.0, */*;q=0.1';
@@ -45,7 +45,10 @@ interface Shape {
 /** dynalite answers ResourceNotFound for a moment after CreateTable; wait until it is ACTIVE. */
 async function freshTable(clients: AwsClients): Promise<string> {
   const table = await createTable(clients);
-  await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 }, { TableName: table });
+  await waitUntilTableExists(
+    { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
+    { TableName: table },
+  );
   return table;
 }
 
@@ -126,7 +129,12 @@ async function register(send: Send, id: string, body: unknown = { ignition: igni
   return (await response.json()) as { token: string; ignitionUrl?: string; cloudConfigUrl?: string };
 }
 
-function fetchIgnition(send: Send, id: string, token: string | undefined, viaQuery = false): Promise<Response> {
+function fetchIgnition(
+  send: Send,
+  id: string,
+  token: string | undefined,
+  viaQuery = false,
+): Promise<Response> {
   const headers: Record<string, string> = { Accept: ignitionAccept, 'User-Agent': 'Ignition/test' };
   if (token !== undefined && !viaQuery) headers.Authorization = `Bearer ${token}`;
   const query = token !== undefined && viaQuery ? `?token=${encodeURIComponent(token)}` : '';
@@ -211,7 +219,10 @@ describeContract<Harness>(
     });
 
     it('expires a config at its expiry time (injected clock)', async () => {
-      const answer = await register(h.send, 'node-1', { ignition: ignitionConfig, expiresAt: '2026-01-01T01:00:00Z' });
+      const answer = await register(h.send, 'node-1', {
+        ignition: ignitionConfig,
+        expiresAt: '2026-01-01T01:00:00Z',
+      });
       h.setNow(new Date('2026-01-01T00:59:59Z'));
       expect((await fetchIgnition(h.send, 'node-1', answer.token)).status).toBe(200);
       h.setNow(new Date('2026-01-01T01:00:00Z'));
@@ -219,7 +230,10 @@ describeContract<Harness>(
     });
 
     it('refuses an expiry in the past', async () => {
-      const response = await put(h.send, 'node-1', { ignition: ignitionConfig, expiresAt: '2025-12-31T00:00:00Z' });
+      const response = await put(h.send, 'node-1', {
+        ignition: ignitionConfig,
+        expiresAt: '2025-12-31T00:00:00Z',
+      });
       expect(response.status).toBe(400);
       expect(await response.json()).toMatchObject({ error: { path: '$.expiresAt' } });
     });
@@ -268,11 +282,23 @@ describeContract<Harness>(
       expect(text).not.toContain(answer.token);
       expect(text).not.toMatch(/tokenHash|bodyKey/);
       const described = JSON.parse(text);
-      expect(described).toMatchObject({ id: 'node-1', kind: 'ignition', specVersion: '3.3.0', oneTime: false });
+      expect(described).toMatchObject({
+        id: 'node-1',
+        kind: 'ignition',
+        specVersion: '3.3.0',
+        oneTime: false,
+      });
       expect(described.audit).toHaveLength(2);
-      expect(described.audit.map((a: { outcome: string }) => a.outcome).sort()).toEqual(['served', 'wrong-token']);
+      expect(described.audit.map((a: { outcome: string }) => a.outcome).sort()).toEqual([
+        'served',
+        'wrong-token',
+      ]);
       for (const entry of described.audit) {
-        expect(entry).toMatchObject({ userAgent: 'Ignition/test', sourceIp: h.expectedIp, route: 'ignition' });
+        expect(entry).toMatchObject({
+          userAgent: 'Ignition/test',
+          sourceIp: h.expectedIp,
+          route: 'ignition',
+        });
         expect(entry.at).toBe('2026-01-01T00:00:00.000Z');
       }
     });
@@ -300,7 +326,10 @@ describeContract<Harness>(
 
     it('refuses bad admin input with 400 naming the field', async () => {
       const cases: [unknown, string][] = [
-        [{ ignition: { ignition: { version: '3.3.0' }, storage: { files: [{ path: 'x' }] } } }, '$.storage.files[0].path'],
+        [
+          { ignition: { ignition: { version: '3.3.0' }, storage: { files: [{ path: 'x' }] } } },
+          '$.storage.files[0].path',
+        ],
         [{ ignition: ignitionConfig, cloudConfig: '#cloud-config\n' }, '$'],
         [{}, '$'],
         [{ ignition: '{not json' }, '$.ignition'],
@@ -353,7 +382,10 @@ describeContract<Harness>(
 describe('instance config API with its backing stores down', () => {
   it.each(shapes)('answers 503 with Retry-After when DynamoDB is unreachable ($transport)', async (shape) => {
     const down = makeAwsClients({ dynamodb: `http://127.0.0.1:${await closedPort()}` });
-    const instances = createDynamoInstanceRepository(down.doc, { table: 'cldist-ledger', onAuditError: () => undefined });
+    const instances = createDynamoInstanceRepository(down.doc, {
+      table: 'cldist-ledger',
+      onAuditError: () => undefined,
+    });
     const { subject: h, cleanup } = await makeHarness(shape, { instances });
     try {
       const response = await fetchIgnition(h.send, 'node-1', 'some-token');

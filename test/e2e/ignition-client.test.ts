@@ -47,7 +47,10 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     dir = await mkdtemp(join(tmpdir(), 'cldist-ignition-e2e-'));
     const clients = emulatorClients();
     const table = await freshTable(clients);
-    await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 }, { TableName: table });
+    await waitUntilTableExists(
+      { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
+      { TableName: table },
+    );
     instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 10 });
     bodies = createLocalStore(join(dir, 'configs'));
     const api = createApiApp(
@@ -124,7 +127,10 @@ describe('the real Ignition client (fetch stage) against the API', () => {
   it('fetches its config with the token in the URL (kernel-argument style), checking verification.hash', async () => {
     const { ignitionUrl } = await register('url-token');
     const run = await runIgnition('url-token', {
-      ignition: { version: '3.0.0', config: { replace: { source: ignitionUrl, verification: { hash: instanceHash } } } },
+      ignition: {
+        version: '3.0.0',
+        config: { replace: { source: ignitionUrl, verification: { hash: instanceHash } } },
+      },
     });
     expectOurConfig(run);
     const seen = answered.filter((a) => a.path === '/v1/instances/url-token/ignition');
@@ -153,7 +159,11 @@ describe('the real Ignition client (fetch stage) against the API', () => {
       headers: { Authorization: `Bearer ${adminToken}` },
     }).then((r) => r.json());
     expect(audit.audit).toEqual([
-      expect.objectContaining({ outcome: 'served', sourceIp: '127.0.0.1', userAgent: expect.stringMatching(/^Ignition\//) }),
+      expect.objectContaining({
+        outcome: 'served',
+        sourceIp: '127.0.0.1',
+        userAgent: expect.stringMatching(/^Ignition\//),
+      }),
     ]);
   });
 
@@ -161,7 +171,10 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     const { ignitionUrl } = await register('bad-hash');
     const wrongHash = `sha512-${'0'.repeat(128)}`;
     const run = await runIgnition('bad-hash', {
-      ignition: { version: '3.0.0', config: { replace: { source: ignitionUrl, verification: { hash: wrongHash } } } },
+      ignition: {
+        version: '3.0.0',
+        config: { replace: { source: ignitionUrl, verification: { hash: wrongHash } } },
+      },
     });
     expect(run.exitCode).not.toBe(0);
     expect(run.output).toMatch(/hash|verification/i);
@@ -173,7 +186,9 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     const run = await runIgnition('wrong-token', {
       ignition: {
         version: '3.0.0',
-        config: { replace: { source: `${server.url}/v1/instances/wrong-token/ignition?token=not-the-token` } },
+        config: {
+          replace: { source: `${server.url}/v1/instances/wrong-token/ignition?token=not-the-token` },
+        },
       },
     });
     expect(run.exitCode).not.toBe(0);
@@ -199,7 +214,10 @@ describe('the real Ignition client (fetch stage) against the API', () => {
       };
     });
     const run = await runIgnition('comes-back', {
-      ignition: { version: '3.0.0', config: { replace: { source: ignitionUrl, verification: { hash: instanceHash } } } },
+      ignition: {
+        version: '3.0.0',
+        config: { replace: { source: ignitionUrl, verification: { hash: instanceHash } } },
+      },
     });
     await restored;
     expectOurConfig(run);

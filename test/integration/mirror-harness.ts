@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createWorkerHandler } from '../../functions/mirror-worker/handler.ts';
+import { type SimOrigin, simTrust, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
@@ -21,8 +22,14 @@ import { createSnsNotifier } from '../../shared/notify/index.ts';
 import { createLocalStore, createS3Store } from '../../shared/store/index.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
 import { loadKeyring } from '../../shared/verify/keyring.ts';
-import { type SimOrigin, simTrust, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
-import { emulatorClients, type FreshQueue, freshBucket, freshQueue, freshTable, freshTopic } from '../support/emulators.ts';
+import {
+  emulatorClients,
+  type FreshQueue,
+  freshBucket,
+  freshQueue,
+  freshTable,
+  freshTopic,
+} from '../support/emulators.ts';
 
 const MiB = 1024 * 1024;
 export const clients = emulatorClients();
@@ -84,7 +91,11 @@ export async function startRig(options: RigOptions = {}): Promise<MirrorRig> {
   let folder: string | undefined;
   let store: ObjectStore;
   if (options.store === 's3') {
-    store = createS3Store(clients.s3, { bucket: await freshBucket(clients), partSizeBytes: 5 * MiB, partsInFlight: 2 });
+    store = createS3Store(clients.s3, {
+      bucket: await freshBucket(clients),
+      partSizeBytes: 5 * MiB,
+      partsInFlight: 2,
+    });
   } else {
     folder = await mkdtemp(join(tmpdir(), 'cldist-mirror-'));
     store = createLocalStore(folder);
@@ -123,7 +134,11 @@ export async function startRig(options: RigOptions = {}): Promise<MirrorRig> {
     async events() {
       for (;;) {
         const got = await clients.sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: eventsQueue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+          new ReceiveMessageCommand({
+            QueueUrl: eventsQueue.url,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: 0,
+          }),
         );
         const messages = got.Messages ?? [];
         if (messages.length === 0) return seen;
@@ -181,12 +196,18 @@ export async function receiveJobs(queue: FreshQueue, max = 10, waitSeconds = 1):
  * message that is not a batch item failure. Failures stay on the queue and come back after the visibility
  * timeout.
  */
-export async function deliver(handler: WorkerHandler, queue: FreshQueue, records: SQSRecord[]): Promise<SQSBatchResponse> {
+export async function deliver(
+  handler: WorkerHandler,
+  queue: FreshQueue,
+  records: SQSRecord[],
+): Promise<SQSBatchResponse> {
   const response = await handler({ Records: records });
   const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
   for (const record of records) {
     if (!failed.has(record.messageId)) {
-      await clients.sqs.send(new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle }));
+      await clients.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle }),
+      );
     }
   }
   return response;

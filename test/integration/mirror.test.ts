@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CldistEvent } from '../../shared/messages.ts';
-import { runPoll } from '../../shared/mirror/poller.ts';
-import type { ReleaseManifest } from '../../shared/mirror/finalize.ts';
 import { faults } from '../../local/sim-origin/sim-origin.ts';
-import { drain, type MirrorRig, receiveJobs, startRig } from './mirror-harness.ts';
+import type { CldistEvent } from '../../shared/messages.ts';
+import type { MirrorDeps } from '../../shared/mirror/deps.ts';
+import type { ReleaseManifest } from '../../shared/mirror/finalize.ts';
+import { runPoll } from '../../shared/mirror/poller.ts';
+import { deliver, drain, type MirrorRig, receiveJobs, startRig } from './mirror-harness.ts';
 
 const MiB = 1024 * 1024;
 const board = 'amd64-usr';
@@ -63,7 +64,11 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
         signingKeyFingerprint: rig.origin.signingKeyFingerprint,
         primaryKeyFingerprint: rig.origin.primaryFingerprint,
       });
-      expect(Object.keys(manifest.artifacts).sort()).toEqual(['image.bin', 'image.bin.DIGESTS', 'version.txt']);
+      expect(Object.keys(manifest.artifacts).sort()).toEqual([
+        'image.bin',
+        'image.bin.DIGESTS',
+        'version.txt',
+      ]);
       expect(manifest.missing).toEqual([]);
     }
     expect(await text(rig, `alpha/${board}/current/version.txt`)).toContain('_VERSION_ID=100.1.0');
@@ -71,12 +76,11 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     expect(await rig.store.head(`beta/${board}/current/version.txt.sig`)).toBeDefined();
 
     const events = await rig.events();
-    expect(named(events, 'release.mirrored').map((e) => `${e.channel}/${e.version}`).sort()).toEqual([
-      'alpha/100.0.0',
-      'alpha/100.1.0',
-      'beta/90.0.0',
-      'beta/90.0.1',
-    ]);
+    expect(
+      named(events, 'release.mirrored')
+        .map((e) => `${e.channel}/${e.version}`)
+        .sort(),
+    ).toEqual(['alpha/100.0.0', 'alpha/100.1.0', 'beta/90.0.0', 'beta/90.0.1']);
     expect(events).toHaveLength(4);
 
     const before = rig.origin.requests.length;
@@ -95,14 +99,27 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
 
   it('refuses a tampered artifact: nothing visible, one alert, no retry, no release.mirrored', async () => {
     rig = await startRig({ channels: ['stable'], visibilityTimeout: 1 });
-    await rig.origin.publishRelease({ channel: 'stable', board, version: '1.0.0', artifacts: [{ name: 'image.bin', size: 2 * MiB }] });
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '1.0.0',
+      artifacts: [{ name: 'image.bin', size: 2 * MiB }],
+    });
     rig.origin.inject(/\/image\.bin$/, faults.tamper(MiB + 5), { times: 10 });
     await runPoll(rig.deps, rig.config);
     const report = await drain(rig.worker(), rig.jobsQueue);
     expect(report.failures).toBe(0);
 
-    expect(await rig.store.list('stable/')).toEqual([`stable/${board}/1.0.0/version.txt`, `stable/${board}/1.0.0/version.txt.sig`]);
-    const record = await rig.ledger.getArtifact({ channel: 'stable', board, version: '1.0.0', artifact: 'image.bin' });
+    expect(await rig.store.list('stable/')).toEqual([
+      `stable/${board}/1.0.0/version.txt`,
+      `stable/${board}/1.0.0/version.txt.sig`,
+    ]);
+    const record = await rig.ledger.getArtifact({
+      channel: 'stable',
+      board,
+      version: '1.0.0',
+      artifact: 'image.bin',
+    });
     expect(record).toMatchObject({ state: 'failed_verification', attempts: 1 });
     const events = await rig.events();
     expect(events.map((e) => e.event)).toEqual(['artifact.verification_failed']);
@@ -144,7 +161,9 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     ]);
     const image = await rig.store.get(`stable/${board}/1.0.0/image.bin`);
     expect(image && sha512(image)).toBe(release.sha512['image.bin']);
-    expect(await rig.ledger.getArtifact({ channel: 'stable', board, version: '1.0.0', artifact: 'image.bin' })).toMatchObject({
+    expect(
+      await rig.ledger.getArtifact({ channel: 'stable', board, version: '1.0.0', artifact: 'image.bin' }),
+    ).toMatchObject({
       state: 'verified',
       attempts: 1,
       size: 6 * MiB,
@@ -154,9 +173,17 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
 
   it('gives one object and one release.mirrored when every job is delivered 3 times', async () => {
     rig = await startRig({ channels: ['stable'], visibilityTimeout: 1 });
-    await rig.origin.publishRelease({ channel: 'stable', board, version: '2.0.0', artifacts: [{ name: 'image.bin', size: MiB }] });
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '2.0.0',
+      artifacts: [{ name: 'image.bin', size: MiB }],
+    });
     const jobs = rig.deps.jobs;
-    const tripled = { sendJobs: async (batch: Parameters<typeof jobs.sendJobs>[0]) => jobs.sendJobs([...batch, ...batch, ...batch]) };
+    const tripled = {
+      sendJobs: async (batch: Parameters<typeof jobs.sendJobs>[0]) =>
+        jobs.sendJobs([...batch, ...batch, ...batch]),
+    };
     await runPoll({ ...rig.deps, jobs: tripled }, rig.config);
     const first = await receiveJobs(rig.jobsQueue, 10, 1);
     expect(first.length + (await receiveJobs(rig.jobsQueue, 10, 0)).length).toBe(6);
@@ -175,14 +202,19 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
 
   it('gives exactly one release.mirrored when two workers finish the last two artifacts at once', async () => {
     rig = await startRig({ channels: ['stable'] });
-    await rig.origin.publishRelease({ channel: 'stable', board, version: '3.0.0', artifacts: [{ name: 'image.bin', size: MiB }] });
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '3.0.0',
+      artifacts: [{ name: 'image.bin', size: MiB }],
+    });
     await runPoll(rig.deps, rig.config);
     let arrived = 0;
     let release: () => void = () => undefined;
     const bothVerified = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const rendezvous = (deps: Parameters<MirrorRig['worker']>[0] extends ((d: infer D) => unknown) | undefined ? D : never) => ({
+    const rendezvous = (deps: MirrorDeps): MirrorDeps => ({
       ...deps,
       ledger: {
         ...deps.ledger,
@@ -198,7 +230,6 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     const one = await receiveJobs(rig.jobsQueue, 1);
     const two = await receiveJobs(rig.jobsQueue, 1);
     expect([one.length, two.length]).toEqual([1, 1]);
-    const { deliver } = await import('./mirror-harness.ts');
     const results = await Promise.all([
       deliver(rig.worker(rendezvous), rig.jobsQueue, one),
       deliver(rig.worker(rendezvous), rig.jobsQueue, two),
@@ -207,15 +238,25 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     expect(arrived).toBe(2);
     const events = await rig.events();
     expect(events.map((e) => e.event)).toEqual(['release.mirrored']);
-    expect((await rig.ledger.getRelease({ channel: 'stable', board, version: '3.0.0' }))?.finalizedAt).toBeDefined();
+    expect(
+      (await rig.ledger.getRelease({ channel: 'stable', board, version: '3.0.0' }))?.finalizedAt,
+    ).toBeDefined();
   });
 
   it('sends one set of jobs when two pollers run at once', async () => {
     rig = await startRig({ channels: ['stable'], artifacts });
-    await rig.origin.publishRelease({ channel: 'stable', board, version: '4.0.0', artifacts: [{ name: 'image.bin', size: 1000 }] });
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '4.0.0',
+      artifacts: [{ name: 'image.bin', size: 1000 }],
+    });
     const [a, b] = await Promise.all([runPoll(rig.deps, rig.config), runPoll(rig.deps, rig.config)]);
     expect([a.results[0]?.outcome, b.results[0]?.outcome].sort()).toEqual(['new-release', 'seen']);
-    const received = [...(await receiveJobs(rig.jobsQueue, 10, 1)), ...(await receiveJobs(rig.jobsQueue, 10, 0))];
+    const received = [
+      ...(await receiveJobs(rig.jobsQueue, 10, 1)),
+      ...(await receiveJobs(rig.jobsQueue, 10, 0)),
+    ];
     expect(received.map((r) => (JSON.parse(r.body) as { artifact: string }).artifact).sort()).toEqual([
       'image.bin',
       'image.bin.DIGESTS',
@@ -226,8 +267,19 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
   it('keeps the mirror current when upstream current goes backwards', async () => {
     rig = await startRig({ channels: ['stable'] });
     const worker = rig.worker();
-    await rig.origin.publishRelease({ channel: 'stable', board, version: '5.0.0', artifacts: [{ name: 'image.bin', size: 100 }], makeCurrent: false });
-    await rig.origin.publishRelease({ channel: 'stable', board, version: '5.1.0', artifacts: [{ name: 'image.bin', size: 100 }] });
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '5.0.0',
+      artifacts: [{ name: 'image.bin', size: 100 }],
+      makeCurrent: false,
+    });
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '5.1.0',
+      artifacts: [{ name: 'image.bin', size: 100 }],
+    });
     await runPoll(rig.deps, rig.config);
     await drain(worker, rig.jobsQueue);
     rig.origin.setCurrent('stable', board, '5.0.0');

@@ -14,13 +14,19 @@ const validConfigs: Record<string, unknown> = {
   '3.0.0': {
     ignition: {
       version: '3.0.0',
-      config: { merge: [{ source: 'https://example.com/base.ign', verification: { hash: `sha512-${sha512}` } }] },
+      config: {
+        merge: [{ source: 'https://example.com/base.ign', verification: { hash: `sha512-${sha512}` } }],
+      },
       timeouts: { httpResponseHeaders: 20, httpTotal: 0 },
       security: { tls: { certificateAuthorities: [{ source: 'data:,-----BEGIN%20CERTIFICATE-----' }] } },
     },
     storage: {
-      disks: [{ device: '/dev/sda', wipeTable: false, partitions: [{ label: 'data', number: 0, sizeMiB: 0 }] }],
-      filesystems: [{ device: '/dev/disk/by-partlabel/data', format: 'ext4', path: '/var/data', label: 'DATA' }],
+      disks: [
+        { device: '/dev/sda', wipeTable: false, partitions: [{ label: 'data', number: 0, sizeMiB: 0 }] },
+      ],
+      filesystems: [
+        { device: '/dev/disk/by-partlabel/data', format: 'ext4', path: '/var/data', label: 'DATA' },
+      ],
       files: [
         { path: '/etc/hostname', mode: 420, overwrite: true, contents: { source: 'data:,node-1%0A' } },
         { path: '/etc/motd', contents: { source: 'data:text/plain;base64,aGVsbG8K', compression: null } },
@@ -38,7 +44,10 @@ const validConfigs: Record<string, unknown> = {
         },
       ],
     },
-    passwd: { users: [{ name: 'core', sshAuthorizedKeys: ['ssh-ed25519 AAAA core@example'] }], groups: [{ name: 'ops' }] },
+    passwd: {
+      users: [{ name: 'core', sshAuthorizedKeys: ['ssh-ed25519 AAAA core@example'] }],
+      groups: [{ name: 'ops' }],
+    },
   },
   '3.1.0': {
     ignition: {
@@ -53,7 +62,9 @@ const validConfigs: Record<string, unknown> = {
       },
       proxy: { httpProxy: 'http://proxy.example.com:3128', noProxy: ['10.0.0.0/8'] },
     },
-    storage: { filesystems: [{ device: '/dev/vdb1', format: 'btrfs', path: '/var', mountOptions: ['subvolid=5'] }] },
+    storage: {
+      filesystems: [{ device: '/dev/vdb1', format: 'btrfs', path: '/var', mountOptions: ['subvolid=5'] }],
+    },
   },
   '3.2.0': {
     ignition: { version: '3.2.0' },
@@ -78,7 +89,9 @@ const validConfigs: Record<string, unknown> = {
   '3.4.0': {
     ignition: { version: '3.4.0' },
     storage: {
-      files: [{ path: '/usr/local/bin/tool', mode: 0o4755, contents: { source: 'arn:aws:s3:::bucket/tool' } }],
+      files: [
+        { path: '/usr/local/bin/tool', mode: 0o4755, contents: { source: 'arn:aws:s3:::bucket/tool' } },
+      ],
       luks: [
         {
           name: 'fast',
@@ -155,7 +168,9 @@ const invalidCases: InvalidCase[] = [
     name: 'sha256 hash before spec 3.1.0',
     config: {
       ignition: { version: '3.0.0' },
-      storage: { files: [{ path: '/a', contents: { source: 'data:,x', verification: { hash: `sha256-${sha256}` } } }] },
+      storage: {
+        files: [{ path: '/a', contents: { source: 'data:,x', verification: { hash: `sha256-${sha256}` } } }],
+      },
     },
     path: '$.storage.files[0].contents.verification.hash',
     message: /unrecognized hash function "sha256"/,
@@ -163,7 +178,9 @@ const invalidCases: InvalidCase[] = [
   },
   {
     name: 'unsupported URL scheme',
-    config: v33({ ignition: { version: '3.3.0', config: { replace: { source: 'ftp://example.com/x.ign' } } } }),
+    config: v33({
+      ignition: { version: '3.3.0', config: { replace: { source: 'ftp://example.com/x.ign' } } },
+    }),
     path: '$.ignition.config.replace.source',
     message: /scheme http, https, tftp, s3, data, gs/,
     ignitionValidate: 'rejects',
@@ -314,7 +331,10 @@ describe('Ignition validation', () => {
 
   it('reports every bad field, not only the first', () => {
     const result = validateIgnition(
-      v33({ storage: { files: [{ path: 'a' }, { path: '/b', mode: -1 }] }, systemd: { units: [{ name: 'x' }] } }),
+      v33({
+        storage: { files: [{ path: 'a' }, { path: '/b', mode: -1 }] },
+        systemd: { units: [{ name: 'x' }] },
+      }),
       { allowLegacy: false },
     );
     expect(result.errors.map((e) => e.path)).toEqual([

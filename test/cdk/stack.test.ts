@@ -1,0 +1,392 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adminRouteKeys, instanceRouteKeys, serviceNames, signingKeyMetric } from '../../cdk/cldist-stack.ts';
+import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
+import { ledgerKeySchema } from '../../shared/ledger/table.ts';
+import { parseRuntimeEnv, runtimeEnvNames } from '../../shared/runtime-env.ts';
+import {
+  type CfnResource,
+  idOf,
+  logicalIdsOfType,
+  only,
+  resolveIntrinsics,
+  type Synthesized,
+  synthesize,
+} from './support.ts';
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+}
+
+function actionsOf(statement: Statement): string[] {
+  return Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+}
+
+/** Every statement attached to the role of the function whose logical ID starts with `prefix`. */
+function statementsOf(synth: Synthesized, prefix: string): Statement[] {
+  const fn = synth.resources[idOf(synth.resources, 'AWS::Lambda::Function', prefix)];
+  const roleId = ((fn?.Properties?.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'] ?? [])[0];
+  return Object.values(synth.resources)
+    .filter((r) => r.Type === 'AWS::IAM::Policy')
+    .filter((r) => JSON.stringify(r.Properties?.Roles).includes(`"${roleId}"`))
+    .flatMap((r) => (r.Properties?.PolicyDocument as { Statement: Statement[] }).Statement);
+}
+
+function mentions(statement: Statement, logicalId: string): boolean {
+  return JSON.stringify(statement.Resource).includes(`"${logicalId}"`);
+}
+
+function environmentOf(synth: Synthesized, prefix: string): Record<string, string> {
+  const fn = synth.resources[idOf(synth.resources, 'AWS::Lambda::Function', prefix)] as CfnResource;
+  const variables = (fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+  return Object.fromEntries(
+    Object.entries(variables).map(([name, value]) => [name, resolveIntrinsics(value, synth.resources)]),
+  );
+}
+
+describe('the CDK stack with default settings', () => {
+  let synth: Synthesized;
+  beforeAll(() => {
+    synth = synthesize();
+  });
+
+  it('builds every function on nodejs22.x, arm64, with tracing, JSON logs and its own retained log group', () => {
+    const functions = logicalIdsOfType(synth.resources, 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(3);
+    for (const id of functions) {
+      const props = synth.resources[id]?.Properties ?? {};
+      expect(props.Runtime).toBe('nodejs22.x');
+      expect(props.Architectures).toEqual(['arm64']);
+      expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+      const logGroupRef = (props.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(props.LoggingConfig).toMatchObject({ LogFormat: 'JSON' });
+      expect(synth.resources[logGroupRef]?.Properties?.RetentionInDays).toBe(90);
+    }
+    synth.template.allResourcesProperties('AWS::IAM::Role', { ManagedPolicyArns: Match.absent() });
+  });
+
+  it('gives each function an environment its handler parses at cold start, with only its own resources', () => {
+    const expected = {
+      Poller: ['jobsQueueUrl', 'mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
+      Worker: ['mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
+      ApiHandler: ['configBucket', 'configKmsKeyId', 'tableName'],
+    };
+    for (const [prefix, keys] of Object.entries(expected)) {
+      const env = parseRuntimeEnv(environmentOf(synth, prefix));
+      expect(Object.keys(env.resources).sort()).toEqual(keys);
+      expect(env.config.store).toMatchObject({ kind: 's3', bucket: expect.stringMatching(/^cldist-mirrorbucket/) });
+      expect(env.config.keyring.files).toEqual([
+        '/var/task/keys/Flatcar_Image_Signing_Key.asc',
+        '/var/task/keys/CoreOS_Image_Signing_Key.asc',
+      ]);
+    }
+    const api = parseRuntimeEnv(environmentOf(synth, 'ApiHandler'));
+    expect(api.config.api.publicBaseUrl).toBe('https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com');
+    expect(parseRuntimeEnv(environmentOf(synth, 'Poller')).resources.trustKeyringKey).toBe('trust/keyring.asc');
+    expect(environmentOf(synth, 'Poller').POWERTOOLS_SERVICE_NAME).toBe(serviceNames.poller);
+    expect(Object.keys(environmentOf(synth, 'Worker'))).toContain(runtimeEnvNames.config);
+  });
+
+  it('sizes the worker for the largest allowed artifact and gives SQS six times its timeout', () => {
+    const worker = synth.resources[idOf(synth.resources, 'AWS::Lambda::Function', 'Worker')]?.Properties ?? {};
+    expect(worker.MemorySize).toBe(1769);
+    expect(worker.Timeout).toBe(404);
+    expect(worker.EphemeralStorage).toEqual({ Size: 512 });
+    const queue = synth.resources[idOf(synth.resources, 'AWS::SQS::Queue', 'JobsQueue')]?.Properties ?? {};
+    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(visibilityToFunctionTimeoutRatio * (worker.Timeout as number));
+  });
+
+  it('dead-letters a job after five deliveries into an encrypted DLQ, and both queues refuse plain HTTP', () => {
+    const dlq = idOf(synth.resources, 'AWS::SQS::Queue', 'JobsDeadLetter');
+    synth.template.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 5 },
+      SqsManagedSseEnabled: true,
+    });
+    synth.template.allResourcesProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+    for (const queue of logicalIdsOfType(synth.resources, 'AWS::SQS::Queue')) {
+      synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: queue }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('feeds the worker one job at a time, reporting partial batch failures, with bounded concurrency', () => {
+    synth.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: idOf(synth.resources, 'AWS::Lambda::Function', 'Worker') },
+      EventSourceArn: { 'Fn::GetAtt': [idOf(synth.resources, 'AWS::SQS::Queue', 'JobsQueue'), 'Arn'] },
+      BatchSize: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
+  it('runs the poller on the configured schedule without async retries', () => {
+    const poller = idOf(synth.resources, 'AWS::Lambda::Function', 'Poller');
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [poller, 'Arn'] } })],
+    });
+    synth.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: poller },
+      MaximumRetryAttempts: 0,
+    });
+  });
+
+  it('keeps both buckets private, TLS-only and encrypted, and aborts stale multipart uploads after a day', () => {
+    const buckets = logicalIdsOfType(synth.resources, 'AWS::S3::Bucket');
+    expect(buckets).toHaveLength(2);
+    for (const bucket of buckets) {
+      synth.template.hasResourceProperties('AWS::S3::Bucket', {
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LifecycleConfiguration: {
+          Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' })],
+        },
+      });
+      synth.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: bucket },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+      expect(synth.resources[bucket]?.Properties?.BucketEncryption).toBeDefined();
+    }
+    const mirror = idOf(synth.resources, 'AWS::S3::Bucket', 'MirrorBucket');
+    expect(synth.resources[mirror]?.Properties?.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [
+        Match.objectLike({ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }),
+      ].map(() => expect.objectContaining({ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } })),
+    });
+  });
+
+  it('encrypts the config bucket with a customer-managed, rotated key', () => {
+    const key = idOf(synth.resources, 'AWS::KMS::Key', 'ConfigKey');
+    synth.template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    expect(synth.resources[key]?.Properties?.EnableKeyRotation).toBe(true);
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [key, 'Arn'] } },
+          },
+        ],
+      },
+    });
+  });
+
+  it('keeps the ledger on demand, with point-in-time recovery and the shared key schema', () => {
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      KeySchema: [
+        { AttributeName: ledgerKeySchema.partitionKey, KeyType: 'HASH' },
+        { AttributeName: ledgerKeySchema.sortKey, KeyType: 'RANGE' },
+      ],
+      GlobalSecondaryIndexes: [
+        Match.objectLike({
+          IndexName: ledgerKeySchema.gsi1Name,
+          KeySchema: [
+            { AttributeName: ledgerKeySchema.gsi1PartitionKey, KeyType: 'HASH' },
+            { AttributeName: ledgerKeySchema.gsi1SortKey, KeyType: 'RANGE' },
+          ],
+        }),
+      ],
+    });
+  });
+
+  it('encrypts both topics with rotated keys and refuses publishes over plain HTTP', () => {
+    for (const topic of logicalIdsOfType(synth.resources, 'AWS::SNS::Topic')) {
+      const keyRef = (synth.resources[topic]?.Properties?.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] })[
+        'Fn::GetAtt'
+      ][0];
+      expect(synth.resources[keyRef]?.Properties?.EnableKeyRotation).toBe(true);
+      synth.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+        Topics: [{ Ref: topic }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('authorises admin routes with IAM and leaves instance routes to their token', () => {
+    for (const routeKey of adminRouteKeys) {
+      synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'AWS_IAM' });
+    }
+    for (const routeKey of instanceRouteKeys) {
+      synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'NONE' });
+    }
+    synth.template.resourceCountIs('AWS::ApiGatewayV2::Route', adminRouteKeys.length + instanceRouteKeys.length);
+    synth.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0' });
+  });
+
+  it('throttles every route, the unauthenticated ones separately, and writes access logs without query strings', () => {
+    const stage = only(logicalIdsOfType(synth.resources, 'AWS::ApiGatewayV2::Stage'), 'stage');
+    const props = synth.resources[stage]?.Properties ?? {};
+    expect(props.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 });
+    expect(props.RouteSettings).toEqual(
+      Object.fromEntries(
+        instanceRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
+      ),
+    );
+    const access = props.AccessLogSettings as { DestinationArn: unknown; Format: string };
+    expect(JSON.parse(access.Format)).toMatchObject({ requestId: '$context.requestId', status: '$context.status' });
+    expect(access.Format).not.toMatch(/querystring|requestOverride|path/i);
+  });
+
+  it('alarms to the operator topic on dead letters, worker and poller errors, API 5xx and expiring keys', () => {
+    const operator = idOf(synth.resources, 'AWS::SNS::Topic', 'OperatorTopic');
+    const alarms = logicalIdsOfType(synth.resources, 'AWS::CloudWatch::Alarm').map(
+      (id) => synth.resources[id]?.Properties ?? {},
+    );
+    for (const alarm of alarms) {
+      expect(alarm.AlarmActions).toEqual([{ Ref: operator }]);
+    }
+    const byMetric = (namespace: string, metricName: string) =>
+      alarms.filter((a) => a.Namespace === namespace && a.MetricName === metricName);
+    const dlq = idOf(synth.resources, 'AWS::SQS::Queue', 'JobsDeadLetter');
+    expect(byMetric('AWS/SQS', 'ApproximateNumberOfMessagesVisible')).toEqual([
+      expect.objectContaining({
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      }),
+    ]);
+    const errorsOf = (prefix: string) =>
+      byMetric('AWS/Lambda', 'Errors').filter(
+        (a) => JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: idOf(synth.resources, 'AWS::Lambda::Function', prefix) } }]),
+      );
+    expect(errorsOf('Worker')).toHaveLength(1);
+    expect(errorsOf('Poller')).toHaveLength(1);
+    expect(byMetric('AWS/ApiGateway', '5xx')).toEqual([expect.objectContaining({ Threshold: 10 })]);
+    expect(byMetric(signingKeyMetric.namespace, signingKeyMetric.metricName)).toEqual([
+      expect.objectContaining({
+        Dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+      }),
+    ]);
+  });
+
+  it('lets CloudWatch use the operator topic key, or alarms could not publish to the encrypted topic', () => {
+    const key = idOf(synth.resources, 'AWS::KMS::Key', 'OperatorKey');
+    expect(JSON.stringify(synth.resources[key]?.Properties?.KeyPolicy)).toContain('cloudwatch.amazonaws.com');
+    const eventsKey = idOf(synth.resources, 'AWS::KMS::Key', 'EventsKey');
+    expect(JSON.stringify(synth.resources[eventsKey]?.Properties?.KeyPolicy)).not.toContain('cloudwatch');
+  });
+
+  it('has a dashboard covering the queue, the functions, the API and the signing key metric', () => {
+    const dashboard = only(logicalIdsOfType(synth.resources, 'AWS::CloudWatch::Dashboard'), 'dashboard');
+    const body = JSON.stringify(synth.resources[dashboard]?.Properties?.DashboardBody);
+    for (const needle of ['ApproximateNumberOfMessagesVisible', 'Invocations', '5xx', signingKeyMetric.metricName]) {
+      expect(body).toContain(needle);
+    }
+  });
+
+  it('exports the API URL, bucket, topic ARNs and dashboard as outputs', () => {
+    const outputs = Object.keys(synth.template.toJSON().Outputs as Record<string, unknown>);
+    expect(outputs).toEqual(
+      expect.arrayContaining(['ApiUrl', 'MirrorBucketName', 'EventsTopicArn', 'OperatorTopicArn', 'DashboardUrl', 'TrustKeyringUri']),
+    );
+  });
+});
+
+describe('least privilege, by IAM policy statement', () => {
+  let synth: Synthesized;
+  let ids: Record<'mirror' | 'config' | 'configKey' | 'table' | 'queue' | 'dlq', string>;
+  beforeAll(() => {
+    synth = synthesize();
+    ids = {
+      mirror: idOf(synth.resources, 'AWS::S3::Bucket', 'MirrorBucket'),
+      config: idOf(synth.resources, 'AWS::S3::Bucket', 'ConfigBucket'),
+      configKey: idOf(synth.resources, 'AWS::KMS::Key', 'ConfigKey'),
+      table: idOf(synth.resources, 'AWS::DynamoDB::Table', 'Ledger'),
+      queue: idOf(synth.resources, 'AWS::SQS::Queue', 'JobsQueue'),
+      dlq: idOf(synth.resources, 'AWS::SQS::Queue', 'JobsDeadLetter'),
+    };
+  });
+
+  it('grants no wildcard actions and no Deny-free admin shortcuts to any function', () => {
+    for (const prefix of ['Poller', 'Worker', 'ApiHandler']) {
+      for (const statement of statementsOf(synth, prefix)) {
+        expect(statement.Effect).toBe('Allow');
+        for (const action of actionsOf(statement)) {
+          expect(action, `${prefix}: ${action}`).not.toContain('*');
+        }
+      }
+    }
+  });
+
+  it('lets the API touch configs and the ledger, and never the mirror', () => {
+    const statements = statementsOf(synth, 'ApiHandler');
+    expect(statements.filter((s) => mentions(s, ids.mirror))).toEqual([]);
+    expect(statements.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:') || a.startsWith('sns:')))).toEqual(
+      [],
+    );
+    const objectWrites = statements.filter((s) => actionsOf(s).includes('s3:PutObject'));
+    expect(objectWrites).toHaveLength(1);
+    expect(mentions(only(objectWrites, 'API object write'), ids.config)).toBe(true);
+    expect(statements.some((s) => mentions(s, ids.configKey) && actionsOf(s).includes('kms:GenerateDataKey'))).toBe(true);
+  });
+
+  it('lets the poller read only the trust keyring object, and nothing of the configs', () => {
+    const statements = statementsOf(synth, 'Poller');
+    expect(statements.filter((s) => mentions(s, ids.config) || mentions(s, ids.configKey))).toEqual([]);
+    const objectStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:') && a !== 's3:ListBucket'));
+    expect(objectStatements).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.mirror, 'Arn'] }, '/trust/keyring.asc']] },
+      },
+    ]);
+    const queueStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
+    expect(queueStatements.flatMap(actionsOf)).not.toContain('sqs:ReceiveMessage');
+    expect(queueStatements.every((s) => mentions(s, ids.queue) && !mentions(s, ids.dlq))).toBe(true);
+  });
+
+  it('lets the worker get, put and abort uploads in the mirror only, with no delete and no configs', () => {
+    const statements = statementsOf(synth, 'Worker');
+    expect(statements.filter((s) => mentions(s, ids.config) || mentions(s, ids.configKey))).toEqual([]);
+    const objectStatement = only(
+      statements.filter((s) => actionsOf(s).includes('s3:PutObject')),
+      'worker object statement',
+    );
+    expect(actionsOf(objectStatement).sort()).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject']);
+    expect(mentions(objectStatement, ids.mirror)).toBe(true);
+    expect(statements.flatMap(actionsOf)).not.toContain('s3:DeleteObject');
+    expect(statements.flatMap(actionsOf)).not.toContain('sqs:SendMessage');
+  });
+
+  it('gives each function ledger access only to the table and its one index', () => {
+    for (const prefix of ['Poller', 'Worker', 'ApiHandler']) {
+      const ledger = only(
+        statementsOf(synth, prefix).filter((s) => mentions(s, ids.table)),
+        `${prefix} ledger statement`,
+      );
+      expect(ledger.Resource).toEqual([
+        { 'Fn::GetAtt': [ids.table, 'Arn'] },
+        { 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.table, 'Arn'] }, `/index/${ledgerKeySchema.gsi1Name}`]] },
+      ]);
+      expect(actionsOf(ledger)).not.toContain('dynamodb:Scan');
+    }
+  });
+});
