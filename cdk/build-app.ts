@@ -11,7 +11,16 @@ export interface BuildAppOptions {
   entries?: CldistStackProps['entries'];
   /** Working directory that relative config file names are resolved against. */
   cwd?: string;
+  /** Where the cloud assembly is written; the CLI decides when unset. */
+  outdir?: string;
 }
+
+/**
+ * Feature flags the stack relies on, set here rather than in cdk.json so tests and the CLI agree.
+ * Server access logs are delivered by bucket policy, not the legacy log-delivery ACL, so every bucket
+ * can keep ACLs disabled.
+ */
+const featureFlags = { '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true };
 
 /** The stack's name in CloudFormation; one deployment per account and region is the expected shape. */
 export const stackName = 'Cldist';
@@ -22,7 +31,7 @@ export const stackName = 'Cldist';
  * makes any unacknowledged finding fail the synth.
  */
 export function buildApp(options: BuildAppOptions = {}): { app: App; stack: CldistStack } {
-  const app = new App({ context: options.context });
+  const app = new App({ context: { ...featureFlags, ...options.context }, outdir: options.outdir });
   const settings = loadStackSettings((key) => app.node.tryGetContext(key), options.cwd);
   const stack = new CldistStack(app, stackName, {
     config: settings.config,

@@ -34,7 +34,11 @@ import { sizeWorker, type WorkerSize } from './worker-sizing.ts';
 export const signingKeyMetric = { namespace: 'cldist', metricName: 'SigningKeyExpiring' } as const;
 
 /** Powertools `service` dimension per function; the signing-key alarm matches the poller's. */
-export const serviceNames = { poller: 'cldist-poller', worker: 'cldist-worker', api: 'cldist-api' } as const;
+export const serviceNames = {
+  poller: 'cldist-poller',
+  worker: 'cldist-mirror-worker',
+  api: 'cldist-api',
+} as const;
 
 /** Routes an instance calls at first boot: no IAM (Ignition cannot sign requests), their own token. */
 export const instanceRouteKeys = ['GET /v1/instances/{id}/ignition', 'GET /v1/instances/{id}/cloud-config'];
@@ -194,6 +198,7 @@ export class CldistStack extends Stack {
       keyring: { ...config.keyring, files: keyring.paths },
     };
     const trustKeyringKey = deploy.mirror.trustKeyringKey;
+    const trustObjectKey = `${mirrorStore.prefix}${trustKeyringKey}`;
 
     const jobs = new WorkerQueue(this, 'Jobs', {
       consumerTimeout: Duration.seconds(this.workerSize.timeoutSeconds),
@@ -229,6 +234,7 @@ export class CldistStack extends Stack {
         topicArn: events_.topic.topicArn,
         mirrorBucket: mirrorBucket.bucketName,
         trustKeyringKey,
+        jobsQueueUrl: jobs.queue.queueUrl,
       },
       memorySize: this.workerSize.memoryMiB,
       timeout: Duration.seconds(this.workerSize.timeoutSeconds),
@@ -259,15 +265,21 @@ export class CldistStack extends Stack {
     grantLedger(poller, table);
     jobs.queue.grantSendMessages(poller);
     grantPublish(poller, events_.topic, events_.key);
-    grantObjects(poller, mirrorBucket, ['s3:GetObject'], trustKeyringKey);
+    grantObjects(poller, mirrorBucket, ['s3:GetObject'], trustObjectKey);
 
     grantLedger(worker, table);
-    grantObjects(worker, mirrorBucket, ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload']);
+    grantObjects(
+      worker,
+      mirrorBucket,
+      ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'],
+      `${mirrorStore.prefix}*`,
+    );
     grantPublish(worker, events_.topic, events_.key);
     acknowledgeObjectWildcard(
       worker.role ?? worker,
       mirrorBucket,
-      'The worker writes {channel}/{board}/{version}/{file} for releases not known at deploy time; it may only get, put and abort uploads (no delete, no ACLs) and nothing outside the mirror bucket.',
+      'The worker writes {channel}/{board}/{version}/{file} for releases not known at deploy time. It may get, put, abort uploads and delete (finalize removes an artifact whose SHA-512 contradicts the signed DIGESTS), no ACLs, and only under the mirror prefix.',
+      `${mirrorStore.prefix}*`,
     );
 
     const api = this.buildApi({
@@ -299,7 +311,7 @@ export class CldistStack extends Stack {
     });
     new CfnOutput(this, 'MirrorBucketName', { value: mirrorBucket.bucketName });
     new CfnOutput(this, 'TrustKeyringUri', {
-      value: `s3://${mirrorBucket.bucketName}/${trustKeyringKey}`,
+      value: `s3://${mirrorBucket.bucketName}/${trustObjectKey}`,
       description: 'Upload rotated signing keys here (ASCII-armored public keys)',
     });
     new CfnOutput(this, 'ConfigBucketName', { value: configBucket.bucketName });
@@ -422,13 +434,14 @@ export class CldistStack extends Stack {
       },
       domainMapping: domain === undefined ? undefined : { domainName: domain },
     });
+    // RouteSettings is untyped JSON in the L1, so its keys are written in CloudFormation's casing.
     const cfnStage = stage.node.defaultChild as apigw.CfnStage;
     cfnStage.routeSettings = Object.fromEntries(
       instanceRouteKeys.map((key) => [
         key,
         {
-          throttlingRateLimit: deploy.api.instanceRateLimit,
-          throttlingBurstLimit: deploy.api.instanceBurstLimit,
+          ThrottlingRateLimit: deploy.api.instanceRateLimit,
+          ThrottlingBurstLimit: deploy.api.instanceBurstLimit,
         },
       ]),
     );

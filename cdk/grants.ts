@@ -58,7 +58,10 @@ export function grantObjects(
   keyPattern = '*',
 ): void {
   addStatement(grantee, new iam.PolicyStatement({ actions, resources: [bucket.arnForObjects(keyPattern)] }));
-  addStatement(grantee, new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
+  addStatement(
+    grantee,
+    new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
+  );
 }
 
 /** SSE-KMS with a bucket key: S3 asks KMS for a data key on write and a decrypt on read, nothing else. */

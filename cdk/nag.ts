@@ -17,10 +17,19 @@ export function acknowledge(scope: IConstruct, id: string, reason: string): void
  * IAM5 findings name resources by logical ID (`Resource::<MirrorBucket7E85C27F.Arn>/*`); this derives
  * the ID from the bucket itself, so renaming a construct cannot silently orphan an acknowledgement.
  */
-export function acknowledgeObjectWildcard(scope: IConstruct, bucket: s3.IBucket, reason: string): void {
+export function acknowledgeObjectWildcard(
+  scope: IConstruct,
+  bucket: s3.IBucket,
+  reason: string,
+  keyPattern = '*',
+): void {
   const cfn = bucket.node.defaultChild;
   if (!(cfn instanceof CfnElement)) {
     throw new Error(`bucket ${bucket.node.path} has no CloudFormation resource to name`);
   }
-  acknowledge(scope, `AwsSolutions-IAM5[Resource::<${Stack.of(cfn).getLogicalId(cfn)}.Arn>/*]`, reason);
+  acknowledge(
+    scope,
+    `AwsSolutions-IAM5[Resource::<${Stack.of(cfn).getLogicalId(cfn)}.Arn>/${keyPattern}]`,
+    reason,
+  );
 }

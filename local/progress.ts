@@ -6,7 +6,7 @@ import { formatBytes } from './status/render.ts';
 export interface Transfer {
   /** Bytes so far, and the total once known. */
   advance(bytes: number, total?: number): void;
-  end(outcome: 'stored' | 'discarded'): void;
+  end(outcome: 'downloaded' | 'discarded'): void;
 }
 
 export interface TransferTracker {

@@ -18,7 +18,7 @@ import { currentVersionUrl } from '../shared/release/layout.ts';
 import { createLocalStore, createStore, sweepStaging } from '../shared/store/index.ts';
 import type { ObjectStore } from '../shared/store/types.ts';
 import { keyringStatus, loadKeyringFromConfig } from '../shared/verify/keyring.ts';
-import { loadOrCreateAdminToken } from './runtime/admin-token-temp.ts';
+import { adminTokenFileName, loadOrCreateAdminToken } from './admin-token.ts';
 import { startEmulators } from './emulators.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
@@ -60,6 +60,9 @@ export interface ServeHandle {
   url: string;
   port: number;
   adminToken: string;
+  /** Where the admin token is kept, and whether this start generated it. */
+  adminTokenFile: string;
+  adminTokenCreated: boolean;
   store: ObjectStore;
   ledger: Ledger;
   /** Poll every channel now (also the start-up poll); resolves with the core's report. */
@@ -73,15 +76,14 @@ export interface ServeHandle {
 
 /** The core's free-text logs: its warnings and errors pass through; what the runner reports itself is quieter. */
 function coreLogger(logger: Logger): MirrorLogger {
-  const fields = (extra: object[]) => Object.assign({}, ...extra) as Record<string, unknown>;
   return {
-    debug: (message, ...extra) => logger.debug('core', { msg: message, ...fields(extra) }),
-    info: (message, ...extra) => logger.debug('core', { msg: message, ...fields(extra) }),
-    warn: (message, ...extra) => logger.warn('core', { msg: message, ...fields(extra) }),
-    error: (message, ...extra) =>
+    debug: (message, attributes) => logger.debug('core', { msg: message, ...attributes }),
+    info: (message, attributes) => logger.debug('core', { msg: message, ...attributes }),
+    warn: (message, attributes) => logger.warn('core', { msg: message, ...attributes }),
+    error: (message, attributes) =>
       message === 'poll failed'
-        ? logger.debug('core', { msg: message, ...fields(extra) })
-        : logger.error('core', { msg: message, ...fields(extra) }),
+        ? logger.debug('core', { msg: message, ...attributes })
+        : logger.error('core', { msg: message, ...attributes }),
   };
 }
 
@@ -124,7 +126,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
   try {
     const keyring = await loadKeyringFromConfig(config.keyring);
-    const adminToken = await loadOrCreateAdminToken(dataDir);
+    const { token: adminToken, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
 
     const emulators = await startEmulators({
       ledgerPath: join(dataDir, 'ledger'),
@@ -262,10 +264,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
               onProgress: (bytes, total) => {
                 transfer ??= options.tracker.begin(label);
                 transfer.advance(bytes, total);
+                if (total !== undefined && bytes >= total) {
+                  transfer.end('downloaded');
+                  transfer = undefined;
+                }
               },
             },
           );
-          transfer?.end('stored');
+          transfer?.end('downloaded');
           transfer = undefined;
           const ref = { channel: job.channel, board: job.board, version: job.version, artifact: job.artifact };
           if (result.outcome === 'verified') {
@@ -394,6 +400,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       url,
       port,
       adminToken,
+      adminTokenFile: join(dataDir, adminTokenFileName),
+      adminTokenCreated,
       store,
       ledger,
       pollNow,

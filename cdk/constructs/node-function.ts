@@ -90,7 +90,11 @@ export class CldistFunction extends NodejsFunction {
       POWERTOOLS_METRICS_NAMESPACE: 'cldist',
       NODE_OPTIONS: '--enable-source-maps',
     };
-    const size = estimatedEnvironmentBytes(environment);
+    const size = estimatedEnvironmentBytes({
+      ...environment,
+      [runtimeEnvNames.config]: JSON.stringify(props.config),
+      [runtimeEnvNames.resources]: JSON.stringify(props.resources),
+    });
     if (size > lambdaEnvironmentLimitBytes) {
       throw new ConfigError(
         `the ${id} function's environment would be about ${size} bytes, over Lambda's ${lambdaEnvironmentLimitBytes}; ` +

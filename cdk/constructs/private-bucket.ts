@@ -42,8 +42,8 @@ export class PrivateBucket extends s3.Bucket {
       acknowledge(
         this,
         'AwsSolutions-S1',
-        'Server access logs are opt-in (cldist:deploy.mirror.accessLogs): they cost a request per request; ' +
-          'CloudTrail data events or the switch cover auditing when the operator wants it.',
+        'Server access logs are opt-in (cldist:deploy.mirror.accessLogs): every request becomes a log object billed ' +
+          'to the operator; turn the switch on, or use CloudTrail data events, when request-level auditing is wanted.',
       );
     }
   }

@@ -4,7 +4,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { describeError, PermanentError } from '../../shared/errors.ts';
 import { parseMirrorJob } from '../../shared/messages.ts';
 import type { MirrorLogger } from '../../shared/mirror/deps.ts';
-import { loadMirrorRuntime, type MirrorRuntime } from '../../shared/mirror/wiring.ts';
+import type { MirrorRuntime } from '../../shared/mirror/wiring.ts';
 import { mirrorArtifact } from '../../shared/mirror/worker.ts';
 
 const logger = new Logger({ serviceName: 'cldist-mirror-worker' });
@@ -60,6 +60,8 @@ let runtime: Promise<MirrorRuntime> | undefined;
 
 /** Clients, config and keyring are built once per container, on the first event. */
 export const handler = createWorkerHandler(() => {
-  runtime ??= loadMirrorRuntime(process.env, { logger });
+  runtime ??= import('../../shared/mirror/wiring.ts').then((wiring) =>
+    wiring.loadMirrorRuntime(process.env, { logger }),
+  );
   return runtime;
 });

@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { ScheduledEvent } from 'aws-lambda';
 import { type PollReport, runPoll } from '../../shared/mirror/poller.ts';
-import { loadMirrorRuntime, type MirrorRuntime } from '../../shared/mirror/wiring.ts';
+import type { MirrorRuntime } from '../../shared/mirror/wiring.ts';
 
 const logger = new Logger({ serviceName: 'cldist-poller' });
 const metrics = new Metrics({ namespace: 'cldist', serviceName: 'cldist-poller' });
@@ -34,6 +34,8 @@ export function createPollerHandler(
 let runtime: Promise<MirrorRuntime> | undefined;
 
 export const handler = createPollerHandler(() => {
-  runtime ??= loadMirrorRuntime(process.env, { logger });
+  runtime ??= import('../../shared/mirror/wiring.ts').then((wiring) =>
+    wiring.loadMirrorRuntime(process.env, { logger }),
+  );
   return runtime;
 });

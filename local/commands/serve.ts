@@ -92,9 +92,10 @@ async function run(flags: ServeFlags): Promise<void> {
     terminal.stop();
     throw error;
   }
-  logger.info('admin.token', {
-    statusPage: `${handle.url}/?token=${handle.adminToken}`,
-    tokenFile: `${flags.dataDir}/admin-token`,
+  logger.info(handle.adminTokenCreated ? 'admin.token_created' : 'admin.token', {
+    file: handle.adminTokenFile,
+    statusPage:
+      tty || flags.demo ? `${handle.url}/?token=${encodeURIComponent(handle.adminToken)}` : `${handle.url}/`,
   });
 
   if (flags.once) {

@@ -32,7 +32,8 @@ export function createLocalNotifier(options: LocalNotifierOptions): LocalNotific
     async publish(event) {
       events.push(event);
       if (events.length > keep) events.splice(0, events.length - keep);
-      options.logger.info('notification', { ...event });
+      const { event: name, ...rest } = event;
+      options.logger.info(`notify.${name}`, rest);
     },
   };
   return {

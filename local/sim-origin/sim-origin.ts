@@ -116,6 +116,9 @@ export interface SimOrigin {
   close(): Promise<void>;
 }
 
+/** The log is for tests and the demo's status view; a long demo run must not grow it without bound. */
+const maxLoggedRequests = 10_000;
+
 interface StoredObject {
   size: number;
   /** Present for small files; large artifacts are generated from `seed`. */
@@ -275,6 +278,9 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
     if (ifNoneMatch !== undefined) entry.ifNoneMatch = ifNoneMatch;
     if (ifModifiedSince !== undefined) entry.ifModifiedSince = ifModifiedSince;
     requests.push(entry);
+    if (requests.length > maxLoggedRequests) {
+      requests.splice(0, requests.length - maxLoggedRequests);
+    }
     response.on('close', () => {
       if (!response.writableFinished) {
         entry.aborted = true;

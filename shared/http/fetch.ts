@@ -7,6 +7,7 @@ export { NotFoundError, ObjectChangedError } from './errors.ts';
 
 const maxRedirects = 5;
 const redirectStatuses = new Set([301, 302, 303, 307, 308]);
+const userAgent = 'cldist-release-mirror';
 const agents = {
   'http:': new http.Agent({ keepAlive: true }),
   'https:': new https.Agent({ keepAlive: true }),
@@ -107,7 +108,7 @@ function requestOnce(
     const lib = url.protocol === 'https:' ? https : http;
     const request = lib.request(url, {
       method: 'GET',
-      headers,
+      headers: { 'user-agent': userAgent, 'accept-encoding': 'identity', ...headers },
       agent: url.protocol === 'https:' ? agents['https:'] : agents['http:'],
       signal,
     });
@@ -181,6 +182,18 @@ function tooLarge(url: string, bytes: number, maxBytes: number, announced: boole
   );
 }
 
+/** Bytes are signed as published: a body a CDN compressed on the way would fail verification for good. */
+function checkEncoding(response: IncomingMessage, url: string): void {
+  const encoding = header(response, 'content-encoding');
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    response.destroy();
+    throw new PermanentError(
+      'content-encoding',
+      `GET ${url} answered with Content-Encoding ${encoding} although only identity was accepted`,
+    );
+  }
+}
+
 function header(response: IncomingMessage, name: string): string | undefined {
   const value = response.headers[name];
   return typeof value === 'string' && value !== '' ? value : undefined;
@@ -195,6 +208,7 @@ function contentLengthOf(response: IncomingMessage): number | undefined {
 }
 
 async function readCapped(response: IncomingMessage, url: string, maxBytes: number): Promise<Uint8Array> {
+  checkEncoding(response, url);
   const announced = contentLengthOf(response);
   if (announced !== undefined && announced > maxBytes) {
     response.destroy();
@@ -301,6 +315,7 @@ export async function streamDownload(url: string, options: StreamDownloadOptions
     first.response.resume();
     throw statusError(first.url, firstStatus);
   }
+  checkEncoding(first.response, first.url);
   const contentLength = contentLengthOf(first.response);
   if (contentLength !== undefined && contentLength > maxBytes) {
     first.response.destroy();
@@ -314,6 +329,9 @@ export async function streamDownload(url: string, options: StreamDownloadOptions
   let resumes = 0;
   let received = 0;
   let started = false;
+  let cancelled = false;
+  const cancelledError = (): TransientError =>
+    new TransientError('cancelled', `GET ${url} was cancelled after ${received} bytes`);
 
   const resume = async (cause: unknown): Promise<IncomingMessage> => {
     const progress = `${received}${contentLength === undefined ? '' : ` of ${contentLength}`} bytes`;
@@ -357,6 +375,7 @@ export async function streamDownload(url: string, options: StreamDownloadOptions
         lastError = error;
         continue;
       }
+      checkEncoding(response, finalUrl);
       const range = contentRangePattern.exec(header(response, 'content-range') ?? '');
       const total = range?.[3] === '*' ? undefined : Number(range?.[3]);
       if (
@@ -369,6 +388,11 @@ export async function streamDownload(url: string, options: StreamDownloadOptions
           finalUrl,
           `a resume at byte ${received} got Content-Range ${JSON.stringify(header(response, 'content-range') ?? '')}`,
         );
+      }
+      const resumedEtag = header(response, 'etag');
+      if (etag !== undefined && resumedEtag !== undefined && resumedEtag !== etag) {
+        response.destroy();
+        throw new ObjectChangedError(finalUrl, `ETag ${etag} became ${resumedEtag}`);
       }
       return response;
     }
@@ -411,6 +435,9 @@ export async function streamDownload(url: string, options: StreamDownloadOptions
           } finally {
             waiting = false;
           }
+          if (cancelled) {
+            throw cancelledError();
+          }
           if (step.done) {
             break;
           }
@@ -446,6 +473,9 @@ export async function streamDownload(url: string, options: StreamDownloadOptions
           break;
         }
         current.destroy();
+        if (cancelled) {
+          throw cancelledError();
+        }
         current = await resume(failure ?? new Error(`connection closed after ${received} bytes`));
       }
       if (buffer !== undefined && filled > 0) {
@@ -466,6 +496,7 @@ export async function streamDownload(url: string, options: StreamDownloadOptions
       return resumes;
     },
     cancel() {
+      cancelled = true;
       current.destroy();
     },
   };

@@ -23,6 +23,7 @@ export interface DynamoInstanceRepositoryOptions {
 const metaSk = 'meta';
 const auditPrefix = 'audit#';
 const batchSize = 25;
+const entriesPerItem = 500;
 
 function instancePk(id: string): string {
   return `instance#${id}`;
@@ -87,13 +88,14 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
   };
 }
 
-function toAudit(item: Record<string, unknown>): AuditEntry {
+function toAudit(item: unknown): AuditEntry {
+  const entry = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
   return {
-    at: String(item.at),
-    route: item.route === 'cloud-config' ? 'cloud-config' : 'ignition',
-    sourceIp: String(item.sourceIp),
-    userAgent: String(item.userAgent),
-    outcome: String(item.outcome) as FetchOutcome,
+    at: String(entry.at),
+    route: entry.route === 'cloud-config' ? 'cloud-config' : 'ignition',
+    sourceIp: String(entry.sourceIp),
+    userAgent: String(entry.userAgent),
+    outcome: String(entry.outcome) as FetchOutcome,
   };
 }
 
@@ -103,10 +105,12 @@ type WriteRequest =
 
 /**
  * Instance records and their fetch audit in the ledger table: `instance#{id}` / `meta` for the record,
- * `instance#{id}` / `audit#{iso}#{rand}` for each fetch (also indexed by day on gsi1).
+ * `instance#{id}` / `audit#{iso}#{rand}` for the audit (also indexed by day on gsi1).
  *
- * Audit entries are queued and written in BatchWriteItem batches, so a busy fetch path costs one write
- * per ~25 fetches instead of one per fetch. `flush()` must be awaited before an orderly shutdown (and at
+ * Audit entries are queued and written every flush interval: the entries of one instance from one
+ * interval share one item (`entries`, a JSON array of up to 500, one string attribute because it is far
+ * cheaper to marshal than a list of maps), and items go out in BatchWriteItem batches of 25, so a
+ * busy fetch path costs a few writes per interval instead of one per fetch. `flush()` must be awaited before an orderly shutdown (and at
  * the end of every Lambda invocation, since a frozen sandbox runs no timers).
  */
 export function createDynamoInstanceRepository(
@@ -124,8 +128,10 @@ export function createDynamoInstanceRepository(
         `cldist api: ${what}: ${error instanceof Error ? error.message : String(error)}\n`,
       );
     });
-  const queue: Record<string, unknown>[] = [];
+  const queue: { id: string; entry: AuditEntry }[] = [];
   let timer: NodeJS.Timeout | undefined;
+  /** Entries dropped since last reported, so an outage gives one report per interval, not one per fetch. */
+  let dropped = 0;
   let running: Promise<void> = Promise.resolve();
 
   async function writeBatch(requests: WriteRequest[]): Promise<void> {
@@ -146,11 +152,33 @@ export function createDynamoInstanceRepository(
 
   async function drain(): Promise<void> {
     while (queue.length > 0) {
-      const items = queue.splice(0, batchSize);
+      const taken = queue.splice(0, batchSize * entriesPerItem);
+      const byInstance = new Map<string, AuditEntry[]>();
+      for (const { id, entry } of taken) {
+        const group = byInstance.get(id);
+        if (group === undefined) byInstance.set(id, [entry]);
+        else group.push(entry);
+      }
+      const items: Record<string, unknown>[] = [];
+      for (const [id, entries] of byInstance) {
+        for (let i = 0; i < entries.length; i += entriesPerItem) {
+          const chunk = entries.slice(i, i + entriesPerItem);
+          const first = chunk[0]?.at ?? '';
+          items.push({
+            pk: instancePk(id),
+            sk: `${auditPrefix}${first}#${randomBytes(4).toString('hex')}`,
+            gsi1pk: `instance-audit#${first.slice(0, 10)}`,
+            gsi1sk: `${first}#${id}`,
+            entries: JSON.stringify(chunk),
+          });
+        }
+      }
       try {
-        await writeBatch(items.map((Item) => ({ PutRequest: { Item } })));
+        for (let i = 0; i < items.length; i += batchSize) {
+          await writeBatch(items.slice(i, i + batchSize).map((Item) => ({ PutRequest: { Item } })));
+        }
       } catch (error) {
-        queue.unshift(...items);
+        queue.unshift(...taken);
         throw error;
       }
     }
@@ -169,6 +197,10 @@ export function createDynamoInstanceRepository(
     if (timer !== undefined) return;
     timer = setTimeout(() => {
       timer = undefined;
+      if (dropped > 0) {
+        onAuditError(new TransientError('audit-overflow', 'audit queue full'), dropped);
+        dropped = 0;
+      }
       flush().catch((error: unknown) => {
         onAuditError(error, 0);
         schedule();
@@ -243,34 +275,37 @@ export function createDynamoInstanceRepository(
     },
 
     recordFetch(id, entry) {
-      queue.push({
-        pk: instancePk(id),
-        sk: `${auditPrefix}${entry.at}#${randomBytes(4).toString('hex')}`,
-        gsi1pk: `instance-audit#${entry.at.slice(0, 10)}`,
-        gsi1sk: `${entry.at}#${id}`,
-        ...entry,
-      });
+      queue.push({ id, entry });
       if (queue.length > maxQueued) {
-        const dropped = queue.length - maxQueued;
-        queue.splice(0, dropped);
-        onAuditError(new TransientError('audit-overflow', 'audit queue full'), dropped);
+        const over = queue.length - maxQueued;
+        queue.splice(0, over);
+        dropped += over;
       }
       schedule();
     },
 
     async listAudit(id, limit) {
-      const result = await ledgerCall('query audit', () =>
-        doc.send(
-          new QueryCommand({
-            TableName: table,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :audit)',
-            ExpressionAttributeValues: { ':pk': instancePk(id), ':audit': auditPrefix },
-            ScanIndexForward: false,
-            Limit: limit,
-          }),
-        ),
-      );
-      return (result.Items ?? []).map(toAudit);
+      const found: AuditEntry[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await ledgerCall('query audit', () =>
+          doc.send(
+            new QueryCommand({
+              TableName: table,
+              KeyConditionExpression: 'pk = :pk AND begins_with(sk, :audit)',
+              ExpressionAttributeValues: { ':pk': instancePk(id), ':audit': auditPrefix },
+              ScanIndexForward: false,
+              ExclusiveStartKey: startKey,
+            }),
+          ),
+        );
+        for (const item of page.Items ?? []) {
+          const entries: unknown = typeof item.entries === 'string' ? JSON.parse(item.entries) : [];
+          if (Array.isArray(entries)) found.push(...entries.map(toAudit));
+        }
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined && found.length < limit);
+      return found.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
     },
 
     flush,

@@ -281,8 +281,8 @@ export async function fetchInstanceConfig(
     deps.instances.recordFetch(input.id, {
       at: now.toISOString(),
       route: input.kind,
-      sourceIp: input.sourceIp,
-      userAgent: input.userAgent,
+      sourceIp: input.sourceIp.slice(0, 64),
+      userAgent: input.userAgent.slice(0, 256),
       outcome,
     });
   };

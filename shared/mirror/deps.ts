@@ -1,4 +1,3 @@
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   SendMessageBatchCommand,
   type SendMessageBatchCommandOutput,
@@ -14,10 +13,14 @@ export type Clock = () => Date;
 
 /** The part of a Powertools Logger the cores use, so a console or a test logger fits too. */
 export interface MirrorLogger {
-  debug(message: string, attributes?: Record<string, unknown>): void;
-  info(message: string, attributes?: Record<string, unknown>): void;
-  warn(message: string, attributes?: Record<string, unknown>): void;
-  error(message: string, attributes?: Record<string, unknown>): void;
+  debug(message: string, ...attributes: Record<string, unknown>[]): void;
+  info(message: string, ...attributes: Record<string, unknown>[]): void;
+  warn(message: string, ...attributes: Record<string, unknown>[]): void;
+  error(message: string, ...attributes: Record<string, unknown>[]): void;
+}
+
+export interface MetricSink {
+  addMetric(name: string, unit: 'Count', value: number): void;
 }
 
 /** Where jobs go: SQS in AWS, fauxqs on one machine, an array in a unit test. */
@@ -52,7 +55,8 @@ export interface MirrorDeps {
   signatures: SignatureChecker;
   clock: Clock;
   logger: MirrorLogger;
-  metrics?: Pick<Metrics, 'addMetric'>;
+  /** Powertools Metrics in Lambda; absent on one machine. */
+  metrics?: MetricSink;
   /** How long a worker holds an artifact before another may take it over (a crashed worker's lease). */
   leaseSeconds?: number;
   /** Bytes per chunk asked of the download; about 1 MiB keeps the verifier fast (see FIELD-NOTES). */

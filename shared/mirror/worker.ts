@@ -58,13 +58,19 @@ function checkJob(job: MirrorJob, config: CldistConfig): string[] {
   return [new URL(channelBaseUrl(channel)).origin];
 }
 
-async function transfer(
+export type TransferDeps = Pick<MirrorDeps, 'store' | 'signatures' | 'clock' | 'logger' | 'chunkSize'>;
+
+/**
+ * The data path alone, without the ledger: signature, then one streamed pass through verifier, hash and
+ * staged upload, committed only after the signature verified. Exported for the transfer benchmark.
+ */
+export async function transferArtifact(
   job: MirrorJob,
-  deps: MirrorDeps,
+  deps: TransferDeps,
   config: CldistConfig,
-  allowedOrigins: string[],
-  options: MirrorOptions,
+  options: MirrorOptions = {},
 ): Promise<VerifiedArtifactFacts & { resumes: number }> {
+  const allowedOrigins = checkJob(job, config);
   const limits = config.limits;
   const timeoutMs = limits.requestTimeoutSeconds * 1000;
   const signature = await fetchSmall(job.signatureUrl, {
@@ -182,7 +188,7 @@ export async function mirrorArtifact(
   config: CldistConfig,
   options: MirrorOptions = {},
 ): Promise<MirrorResult> {
-  const allowedOrigins = checkJob(job, config);
+  checkJob(job, config);
   options.signal?.throwIfAborted();
   const ref = refOf(job);
   const release = { channel: job.channel, board: job.board, version: job.version };
@@ -208,7 +214,7 @@ export async function mirrorArtifact(
   }
   let facts: VerifiedArtifactFacts & { resumes: number };
   try {
-    facts = await transfer(job, deps, config, allowedOrigins, options);
+    facts = await transferArtifact(job, deps, config, options);
   } catch (error) {
     if (error instanceof NotFoundError) {
       await reportMissing(job, error, deps);

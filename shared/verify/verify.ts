@@ -309,12 +309,6 @@ export async function verifyDetached(
   }
   checkRevocations(issuer, created);
   checkValidAt(issuer, created);
-  if (packet.publicKeyAlgorithm !== issuer.entry.packet.algorithm) {
-    throw new SignatureError(
-      'garbage-signature',
-      `the signature names key ${issuer.entry.fingerprint} but uses a different public-key algorithm`,
-    );
-  }
   const bytes = await verifyStream(packet, issuer, created, data, options);
   return {
     signingKeyFingerprint: issuer.entry.fingerprint,

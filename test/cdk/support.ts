@@ -24,6 +24,14 @@ export interface CfnResource {
  * Builds the app exactly as `cdk synth` does, cdk-nag included (a finding makes `synth` throw), without
  * bundling the handlers.
  */
+let defaultSynth: Synthesized | undefined;
+
+/** The default-settings stack, synthesized once per test file (cdk-nag makes a synth take seconds). */
+export function synthesizeDefault(): Synthesized {
+  defaultSynth ??= synthesize();
+  return defaultSynth;
+}
+
 export function synthesize(context: Record<string, unknown> = {}): Synthesized {
   const { app, stack } = buildApp({
     context: { 'aws:cdk:bundling-stacks': [], 'cldist:config': {}, ...context },
@@ -104,9 +112,33 @@ export function resolveIntrinsics(value: unknown, resources: Record<string, CfnR
   }
   if ('Fn::GetAtt' in record) {
     const [ref, attribute] = record['Fn::GetAtt'] as [string, string];
+    if (attribute === 'ApiEndpoint') {
+      return 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com';
+    }
     const type = resources[ref]?.Type ?? 'unknown';
     const service = type.split('::')[1]?.toLowerCase() ?? 'unknown';
     return `arn:aws:${service}:us-east-1:${fakeAccount}:${ref}/${attribute}`;
   }
   throw new Error(`cannot resolve ${JSON.stringify(value)}`);
+}
+
+/** The Properties of a resource that must exist, so a wrong ID fails loudly instead of reading undefined. */
+export function propertiesOf(
+  resources: Record<string, CfnResource>,
+  logicalId: string,
+): Record<string, unknown> {
+  const resource = resources[logicalId];
+  if (resource === undefined) {
+    throw new Error(`no resource ${logicalId} in the template`);
+  }
+  return resource.Properties ?? {};
+}
+
+/** The environment of the function whose logical ID starts with `prefix`, with intrinsics resolved. */
+export function functionEnvironment(synth: Synthesized, prefix: string): Record<string, string> {
+  const props = propertiesOf(synth.resources, idOf(synth.resources, 'AWS::Lambda::Function', prefix));
+  const variables = (props.Environment as { Variables: Record<string, unknown> }).Variables;
+  return Object.fromEntries(
+    Object.entries(variables).map(([name, value]) => [name, resolveIntrinsics(value, synth.resources)]),
+  );
 }

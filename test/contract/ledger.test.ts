@@ -1,9 +1,9 @@
-import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type ArtifactPlan, createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import { versionSortKey } from '../../shared/ledger/versions.ts';
 import { compareVersions } from '../../shared/release/version-file.ts';
+import { tableActive } from '../integration/mirror-harness.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 
 const clients = emulatorClients();
@@ -30,7 +30,7 @@ describe('DynamoDB ledger on dynalite', () => {
   beforeEach(async () => {
     now = new Date('2026-11-01T12:00:00Z');
     const table = await freshTable(clients);
-    await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 30 }, { TableName: table });
+    await tableActive(table);
     ledger = createDynamoLedger(clients.doc, table, { clock: () => now });
   });
 

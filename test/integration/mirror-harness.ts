@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import { SubscribeCommand } from '@aws-sdk/client-sns';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { PublishCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import {
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
@@ -16,9 +16,13 @@ import { type SimOrigin, simTrust, startSimOrigin } from '../../local/sim-origin
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
-import { createSqsJobQueue, type MirrorDeps, silentLogger } from '../../shared/mirror/deps.ts';
+import {
+  createSqsJobQueue,
+  type EventSink,
+  type MirrorDeps,
+  silentLogger,
+} from '../../shared/mirror/deps.ts';
 import { keyringChecker } from '../../shared/mirror/signatures.ts';
-import { createSnsNotifier } from '../../shared/notify/index.ts';
 import { createLocalStore, createS3Store } from '../../shared/store/index.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
 import { loadKeyring } from '../../shared/verify/keyring.ts';
@@ -33,6 +37,25 @@ import {
 
 const MiB = 1024 * 1024;
 export const clients = emulatorClients();
+
+/** Stand-in until shared/notify lands: the same JSON body and filterable attributes. */
+function snsSink(topicArn: string): EventSink {
+  return {
+    async publish(event) {
+      await clients.sns.send(
+        new PublishCommand({
+          TopicArn: topicArn,
+          Message: JSON.stringify(event),
+          MessageAttributes: {
+            event: { DataType: 'String', StringValue: event.event },
+            channel: { DataType: 'String', StringValue: event.channel },
+            board: { DataType: 'String', StringValue: event.board },
+          },
+        }),
+      );
+    },
+  };
+}
 
 export type WorkerHandler = (event: SQSEvent) => Promise<SQSBatchResponse>;
 
@@ -62,6 +85,17 @@ export interface RigOptions {
   config?: Record<string, unknown>;
 }
 
+/** dynalite answers CreateTable before the table is ACTIVE; the SDK waiter would then sleep 20 s. */
+export async function tableActive(table: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const out = await clients.dynamodb.send(new DescribeTableCommand({ TableName: table }));
+    if (out.Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`table ${table} did not become ACTIVE`);
+}
+
 export async function startRig(options: RigOptions = {}): Promise<MirrorRig> {
   const origin = await startSimOrigin();
   const channels = options.channels ?? ['alpha', 'beta'];
@@ -74,7 +108,7 @@ export async function startRig(options: RigOptions = {}): Promise<MirrorRig> {
     ...options.config,
   });
   const table = await freshTable(clients);
-  await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 30 }, { TableName: table });
+  await tableActive(table);
   const jobsQueue = await freshQueue(clients, 'jobs', {
     VisibilityTimeout: String(options.visibilityTimeout ?? 30),
   });
@@ -108,7 +142,7 @@ export async function startRig(options: RigOptions = {}): Promise<MirrorRig> {
   const deps: MirrorDeps = {
     ledger,
     store,
-    notifier: createSnsNotifier(clients.sns, topicArn),
+    notifier: snsSink(topicArn),
     jobs: createSqsJobQueue(clients.sqs, jobsQueue.url),
     signatures: keyringChecker(keyring),
     clock,

@@ -107,6 +107,25 @@ export async function revokeSubkey(
   key.subkeys[index] = await subkey.revoke(key.keyPacket as SecretKeyPacket, { flag }, date);
 }
 
+/**
+ * Replaces subkey `index`'s bindings by one made on `date` that allows signing but lacks the
+ * subkey's own back-signature, which is what a third party could forge for a key it does not hold.
+ */
+export async function bindWithoutBackSignature(key: PrivateKey, index: number, date: Date): Promise<void> {
+  const subkey = key.subkeys[index];
+  if (subkey === undefined) {
+    throw new Error(`the key has no subkey ${index}`);
+  }
+  const binding = new SignaturePacket();
+  binding.signatureType = enums.signature.subkeyBinding;
+  binding.publicKeyAlgorithm = key.keyPacket.algorithm;
+  binding.hashAlgorithm = enums.hash.sha512;
+  binding.keyFlags = new Uint8Array([enums.keyFlags.signData]);
+  const sign = binding.sign.bind(binding) as unknown as RawSign;
+  await sign(key.keyPacket as SecretKeyPacket, { key: key.keyPacket, bind: subkey.keyPacket }, date, false, openpgpConfig);
+  subkey.bindingSignatures = [binding];
+}
+
 export function subkeyPacket(key: PrivateKey, index: number): SecretSubkeyPacket {
   const subkey = key.subkeys[index];
   if (subkey === undefined) {

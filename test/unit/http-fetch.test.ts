@@ -173,6 +173,20 @@ describe('streamDownload', () => {
     expect(origin.requests[1]).toMatchObject({ range: 'bytes=2097152-', status: 200 });
   });
 
+  it('releases the connection on cancel, and on a reader that stops early', async () => {
+    origin.inject(/image\.bin$/, faults.stallAfter(MiB + MiB / 2), { times: 2 });
+    const cancelled = await streamDownload(imageUrl, options());
+    cancelled.cancel();
+    await expect(drain(cancelled.body)).rejects.toMatchObject({ name: 'TransientError', code: 'cancelled' });
+    const abandoned = await streamDownload(imageUrl, options());
+    for await (const chunk of abandoned.body) {
+      expect(chunk.byteLength).toBe(MiB);
+      break;
+    }
+    await expect.poll(() => origin.requests.map((request) => request.aborted)).toEqual([true, true]);
+    await expect(drain(abandoned.body)).rejects.toThrow(/can be read only once/);
+  });
+
   it('refuses an announced length over maxBytes before reading the body', async () => {
     const error = await rejection(streamDownload(imageUrl, options({ maxBytes: 3 * MiB })));
     expect(error).toBeInstanceOf(PermanentError);
@@ -208,6 +222,53 @@ describe('streamDownload', () => {
       expect(error).toBeInstanceOf(TransientError);
       expect(error).toMatchObject({ code: 'truncated' });
       expect(error.message).toMatch(/after 400 of 1000 bytes; no ETag to resume with/);
+    } finally {
+      await stop(server);
+    }
+  });
+
+  it('throws ObjectChangedError when a server ignores If-Range and resumes another object', async () => {
+    let calls = 0;
+    const { url, server } = await rawServer((request, response) => {
+      calls++;
+      if (request.headers.range === undefined) {
+        response.writeHead(200, { 'content-length': 1000, etag: '"a"' });
+        response.write(Buffer.alloc(400), () => response.socket?.destroy());
+      } else {
+        response.writeHead(206, {
+          'content-length': 600,
+          etag: '"b"',
+          'content-range': 'bytes 400-999/1000',
+        });
+        response.end(Buffer.alloc(600));
+      }
+    });
+    try {
+      const download = await streamDownload(`${url}/moving`, options());
+      const error = await rejection(drain(download.body));
+      expect(error).toBeInstanceOf(ObjectChangedError);
+      expect(error.message).toMatch(/ETag "a" became "b"/);
+      expect(calls).toBe(2);
+    } finally {
+      await stop(server);
+    }
+  });
+
+  it('refuses a compressed body, which could never match its signature', async () => {
+    const { url, server } = await rawServer((_request, response) => {
+      response.writeHead(200, { 'content-encoding': 'gzip', 'content-length': 4 });
+      response.end('abcd');
+    });
+    try {
+      for (const attempt of [
+        streamDownload(`${url}/image`, options()),
+        fetchSmall(`${url}/image.sig`, { maxBytes: 100, timeoutMs: 5_000 }),
+      ]) {
+        const error = await rejection(attempt);
+        expect(error).toBeInstanceOf(PermanentError);
+        expect(error).toMatchObject({ code: 'content-encoding' });
+        expect(error.message).toMatch(/Content-Encoding gzip/);
+      }
     } finally {
       await stop(server);
     }

@@ -96,6 +96,41 @@ describe('sim origin signatures', () => {
     expect(origin.signingKeyFingerprint).not.toBe(origin.primaryFingerprint);
   });
 
+  it('can sign with RSA-4096 keys like the real ones, accepted by gpg', async () => {
+    const rsa = await startSimOrigin({ keyType: 'rsa4096' });
+    const home = await mkdtemp(join(tmpdir(), 'sim-gnupg-rsa-'));
+    try {
+      await rsa.publishRelease({ channel: 'lts', board: 'amd64-usr', version: '3033.3.18', artifacts: [] });
+      await writeFile(join(home, 'key.asc'), rsa.publicKeyArmored);
+      const env = { ...process.env, GNUPGHOME: home };
+      await run('gpg', ['--batch', '--no-tty', '--quiet', '--import', join(home, 'key.asc')], { env });
+      const path = '/lts/amd64-usr/3033.3.18/version.txt';
+      const data = Buffer.from(await (await fetch(`${rsa.url}${path}`)).arrayBuffer());
+      const signature = Buffer.from(await (await fetch(`${rsa.url}${path}.sig`)).arrayBuffer());
+      await writeFile(join(home, 'data'), data);
+      await writeFile(join(home, 'data.sig'), signature);
+      const { stdout } = await run(
+        'gpg',
+        ['--batch', '--no-tty', '--status-fd', '1', '--verify', join(home, 'data.sig'), join(home, 'data')],
+        { env },
+      );
+      const fields =
+        stdout
+          .split('\n')
+          .find((line) => line.startsWith('[GNUPG:] VALIDSIG '))
+          ?.split(' ') ?? [];
+      expect([fields[2], fields[8], fields[9], fields[11]]).toEqual([
+        rsa.signingKeyFingerprint,
+        '1',
+        '10',
+        rsa.primaryFingerprint,
+      ]);
+    } finally {
+      await rsa.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
   it('serves a tampered byte that gpg then refuses, with the signature unchanged', async () => {
     origin.inject(/image\.bin\.bz2$/, faults.tamper(1_234_567));
     const { body: tampered } = await get(`${folder}/flatcar_production_image.bin.bz2`);

@@ -10,6 +10,7 @@ import { SignatureError, type SignatureFailure, type VerifyOptions } from '../..
 import { verifyDetached } from '../../shared/verify/verify.ts';
 import {
   at,
+  bindWithoutBackSignature,
   chunksOf,
   fingerprint,
   makeKey,
@@ -88,7 +89,11 @@ beforeAll(async () => {
   };
   stranger = await makeKey({ name: 'Stranger' });
   untrusted = await makeKey({ name: 'Untrusted' });
-  shortLivedPrimary = await makeKey({ name: 'Short Lived', keyExpirationTime: 100 * 86_400 });
+  shortLivedPrimary = await makeKey({
+    name: 'Short Lived',
+    keyExpirationTime: 100 * 86_400,
+    subkeys: [{ sign: true, keyExpirationTime: 0 }],
+  });
 
   const trusted = [rotating, ...Object.values(revoked), shortLivedPrimary];
   keyring = await loadKeyring(
@@ -353,6 +358,41 @@ describe('verifyDetached: refusals', () => {
       verifyDetached(chunksOf(data), signature, keyring, options(at(60))),
       'key-not-valid-at-signing',
     );
+  });
+
+  it('refuses a signature by the primary key dated before the primary key existed', async () => {
+    const signature = await signDetached(rotating.keyPacket as SecretKeyPacket, data, { date: at(-1) });
+    await expectRefused(
+      verifyDetached(chunksOf(data), signature, keyring, options(at(60))),
+      'key-not-valid-at-signing',
+    );
+  });
+
+  it('judges a subkey by the binding in force when it signed, not a later one', async () => {
+    const key = await makeKey({ name: 'Rebound' });
+    const { privateKey: rebound } = await reformatKey({
+      privateKey: key,
+      userIDs: [{ name: 'Rebound', email: 'rebound@example.org' }],
+      date: at(30),
+      format: 'object',
+    });
+    const ring = await loadKeyring([publicArmor(rebound)], [fingerprint(rebound)]);
+    const before = await signDetached(subkeyPacket(rebound, 0), data, { date: at(10) });
+    await expectRefused(verifyDetached(chunksOf(data), before, ring, options(at(60))), 'key-not-valid-at-signing');
+    const after = await signDetached(subkeyPacket(rebound, 0), data, { date: at(40) });
+    await expect(verifyDetached(chunksOf(data), after, ring, options(at(60)))).resolves.toBeDefined();
+  });
+
+  it('refuses a subkey bound without its own back-signature', async () => {
+    const key = await makeKey({ name: 'Unconsenting' });
+    await bindWithoutBackSignature(key, 0, at(0));
+    const ring = await loadKeyring([publicArmor(key)], [fingerprint(key)]);
+    const signature = await signDetached(subkeyPacket(key, 0), data, { date: at(10) });
+    const error = await expectRefused(
+      verifyDetached(chunksOf(data), signature, ring, options(at(60))),
+      'key-not-valid-at-signing',
+    );
+    expect(error.message).toContain('back-signature');
   });
 
   it('refuses a signature made after the primary key expired', async () => {

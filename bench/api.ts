@@ -1,0 +1,138 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import { createApiApp } from '../functions/api/app.ts';
+import { serveNode } from '../functions/api/node-server.ts';
+import { makeAwsClients } from '../shared/aws-clients.ts';
+import { parseConfig } from '../shared/config.ts';
+import { withRecordCache } from '../shared/instances/record-cache.ts';
+import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
+import { ledgerTableInput } from '../shared/ledger/table.ts';
+import { createLocalStore } from '../shared/store/local-store.ts';
+
+/**
+ * Throughput and latency of the authenticated `GET /v1/instances/{id}/ignition` in the single-machine shape
+ * (dynalite on disk in the same process, the single-machine record cache, config bodies in a local folder,
+ * @hono/node-server), driven by
+ * wrk over loopback. The peer is a bare node:http server answering the same bytes with no lookup at all:
+ * the ceiling of Node's HTTP stack on this machine, in the same run.
+ *
+ * wrk keeps every connection busy, so its p99 is the latency at saturation (far above the 1500 req/s
+ * target, and with the team's other work on the same 2 cores). A second run paces each connection with a
+ * wrk Lua `delay()` to about the target rate, which is the p99 an instance fleet at that rate would see.
+ *
+ *   node --import tsx bench/api.ts [seconds=20] [connections=32]
+ */
+const seconds = Number(process.argv[2] ?? 20);
+const connections = Number(process.argv[3] ?? 32);
+const run = promisify(execFile);
+
+interface WrkFigures {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+}
+
+function toMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
+}
+
+async function wrk(url: string, headers: string[], script?: string): Promise<WrkFigures> {
+  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h])];
+  if (script !== undefined) args.push('-s', script);
+  args.push(url);
+  const { stdout } = await run('wrk', args);
+  const latency = (p: string) => {
+    const match = new RegExp(`^\\s+${p}%\\s+([0-9.]+)(us|ms|s)\\s*$`, 'm').exec(stdout);
+    if (match === null) throw new Error(`no ${p}% line in wrk output:\n${stdout}`);
+    return toMs(match[1] ?? '', match[2] ?? '');
+  };
+  const rps = /^Requests\/sec:\s+([0-9.]+)/m.exec(stdout);
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
+  return {
+    requestsPerSecond: Number(rps?.[1] ?? Number.NaN),
+    p50Ms: latency('50'),
+    p99Ms: latency('99'),
+    non2xx: Number(non2xx?.[1] ?? 0),
+  };
+}
+
+function format(name: string, f: WrkFigures): string {
+  return `${name.padEnd(34)} ${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${f.p50Ms.toFixed(2).padStart(6)} ms   p99 ${f.p99Ms.toFixed(2).padStart(6)} ms   non-2xx ${f.non2xx}`;
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-api-'));
+const targetRate = 1500;
+const pacing = join(dir, 'pace.lua');
+await writeFile(pacing, `function delay() return ${Math.max(1, Math.round((connections * 1000) / targetRate) - 1)} end\n`);
+const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
+await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
+const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
+await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));
+await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 }, { TableName: 'cldist-ledger' });
+const instances = withRecordCache(createDynamoInstanceRepository(clients.doc, { table: 'cldist-ledger' }));
+const adminToken = 'bench-admin-token';
+const app = createApiApp(
+  {
+    instances,
+    bodies: createLocalStore(join(dir, 'configs')),
+    clock: () => new Date(),
+    adminAuth: { kind: 'bearer', token: adminToken },
+  },
+  parseConfig({}),
+);
+const server = await serveNode(app, { host: '127.0.0.1', port: 0 });
+
+const config = {
+  ignition: { version: '3.4.0' },
+  storage: { files: [{ path: '/etc/hostname', mode: 420, contents: { source: 'data:,bench-node' } }] },
+  passwd: { users: [{ name: 'core', sshAuthorizedKeys: [`ssh-ed25519 ${'A'.repeat(68)} bench`] }] },
+};
+const put = await fetch(`${server.url}/v1/instances/bench-node`, {
+  method: 'PUT',
+  headers: { Authorization: `Bearer ${adminToken}` },
+  body: JSON.stringify({ ignition: config }),
+});
+const { token } = (await put.json()) as { token: string };
+const body = Buffer.from(JSON.stringify(config));
+
+const bare = createServer((_req, res) => {
+  res.writeHead(200, { 'Content-Type': 'application/vnd.coreos.ignition+json', 'Cache-Control': 'no-store' });
+  res.end(body);
+});
+await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/`;
+
+try {
+  const accept = 'Accept: application/vnd.coreos.ignition+json;version=3.4.0, */*;q=0.1';
+  process.stdout.write(`wrk -t2 -c${connections} -d${seconds}s --latency, ${body.byteLength}-byte config\n`);
+  const peer = await wrk(bareUrl, [accept]);
+  process.stdout.write(`${format('peer: bare node:http, no lookup', peer)}\n`);
+  const target = `${server.url}/v1/instances/bench-node/ignition`;
+  const auth = `Authorization: Bearer ${token}`;
+  const api = await wrk(target, [accept, auth]);
+  process.stdout.write(`${format('cldist GET .../ignition, saturated', api)}\n`);
+  const paced = await wrk(target, [accept, auth], pacing);
+  process.stdout.write(`${format(`cldist, paced to ~${targetRate} req/s`, paced)}\n`);
+  await instances.flush();
+  const verdict = (f: WrkFigures) => (f.p99Ms <= 25 && f.non2xx === 0 ? 'met' : 'MISSED');
+  process.stdout.write(
+    `ratio cldist/peer (saturated): ${(api.requestsPerSecond / peer.requestsPerSecond).toFixed(2)}\n` +
+      `target >= ${targetRate} req/s: ${api.requestsPerSecond >= targetRate ? 'met' : 'MISSED'}; ` +
+      `p99 <= 25 ms saturated: ${verdict(api)}; at ~${targetRate} req/s: ${verdict(paced)}\n`,
+  );
+} finally {
+  await server.close();
+  await new Promise<void>((resolve) => bare.close(() => resolve()));
+  await instances.close();
+  await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,281 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
+import { makeAwsClients } from '../shared/aws-clients.ts';
+import { parseConfig } from '../shared/config.ts';
+import { silentLogger } from '../shared/mirror/deps.ts';
+import { keyringChecker } from '../shared/mirror/signatures.ts';
+import { transferArtifact } from '../shared/mirror/worker.ts';
+import { artifactUrls } from '../shared/release/layout.ts';
+import { createLocalStore, createS3Store } from '../shared/store/index.ts';
+import { loadKeyring } from '../shared/verify/keyring.ts';
+
+/**
+ * The mirror's data path end to end: an RSA-4096-signed artifact from the sim origin over loopback,
+ * through signature verification, SHA-512 and a staged upload, into a local folder (or S3 on fauxqs),
+ * beside `gpg --verify` of the same file in the same run. Every measurement is its own child process, so
+ * each peak RSS (GNU time) belongs to one run.
+ *
+ *   npx tsx bench/transfer.ts [--size-mib 1024] [--rounds 3] [--store local|s3|both]
+ */
+const MiB = 1024 * 1024;
+const self = fileURLToPath(import.meta.url);
+const board = 'amd64-usr';
+
+interface ChildInput {
+  baseUrl: string;
+  version: string;
+  keyFile: string;
+  trusted: string;
+  store: { kind: 'local'; root: string } | { kind: 's3'; endpoint: string; bucket: string };
+}
+
+interface ChildOutput {
+  bytes: number;
+  seconds: number;
+  resumes: number;
+}
+
+async function child(input: ChildInput): Promise<void> {
+  const config = parseConfig({
+    channels: [{ name: 'bench', baseUrl: input.baseUrl }],
+    boards: [board],
+    artifacts: [{ name: 'image.bin' }],
+    limits: { maxArtifactBytes: 64 * 1024 * MiB, requestTimeoutSeconds: 120 },
+  });
+  const channel = config.channels[0];
+  if (channel === undefined) throw new Error('no channel');
+  const keyring = await loadKeyring([await readFile(input.keyFile, 'utf8')], [input.trusted]);
+  const store =
+    input.store.kind === 'local'
+      ? createLocalStore(input.store.root)
+      : createS3Store(makeAwsClients({ s3: input.store.endpoint }).s3, {
+          bucket: input.store.bucket,
+          partSizeBytes: config.worker.partSizeMiB * MiB,
+          partsInFlight: config.worker.partsInFlight,
+        });
+  const job = {
+    v: 1 as const,
+    channel: 'bench',
+    board,
+    version: input.version,
+    artifact: 'image.bin',
+    ...artifactUrls(channel, board, input.version, 'image.bin'),
+  };
+  const started = performance.now();
+  const facts = await transferArtifact(
+    job,
+    { store, signatures: keyringChecker(keyring), clock: () => new Date(), logger: silentLogger },
+    config,
+  );
+  const output: ChildOutput = {
+    bytes: facts.size,
+    seconds: (performance.now() - started) / 1000,
+    resumes: facts.resumes,
+  };
+  process.stdout.write(`${JSON.stringify(output)}\n`);
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    execFile(command, args, { encoding: 'utf8', env, maxBuffer: 16 * MiB }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
+    });
+  });
+}
+
+/** GNU time prints the peak RSS in KiB as the last line of stderr. */
+function peakMiB(stderr: string): number {
+  const last = stderr.trim().split('\n').at(-1) ?? '';
+  return Number(last) / 1024;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? Number.NaN)
+    : ((sorted[middle - 1] ?? Number.NaN) + (sorted[middle] ?? Number.NaN)) / 2;
+}
+
+/** fauxqs in its own process, so the S3 side does not share an event loop with the origin. */
+async function startFauxqsProcess(): Promise<{ endpoint: string; process: ChildProcess }> {
+  const script =
+    "const { startFauxqs } = await import('fauxqs'); const f = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false }); console.log(f.port);";
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<string>((resolve, reject) => {
+    proc.stdout?.once('data', (data: Buffer) => resolve(data.toString().trim()));
+    proc.once('exit', (code) => reject(new Error(`fauxqs exited with ${code}`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, process: proc };
+}
+
+interface Row {
+  label: string;
+  sizeMiB: number;
+  mbps: number[];
+  rss: number[];
+}
+
+async function parent(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'size-mib': { type: 'string', default: '1024' },
+      rounds: { type: 'string', default: '3' },
+      store: { type: 'string', default: 'local' },
+    },
+  });
+  const largest = Number(values['size-mib']);
+  const rounds = Number(values.rounds);
+  const stores = values.store === 'both' ? ['local', 's3'] : [values.store];
+  if (!Number.isInteger(largest) || largest <= 0 || !Number.isInteger(rounds) || rounds <= 0) {
+    throw new Error('--size-mib and --rounds take positive integers');
+  }
+  if (stores.some((s) => s !== 'local' && s !== 's3')) throw new Error('--store is local, s3 or both');
+  const sizes = [...new Set([Math.min(256, largest), largest])];
+
+  const work = await mkdtemp(join(tmpdir(), 'cldist-bench-transfer-'));
+  const origin = await startSimOrigin({ keyType: 'rsa4096' });
+  let fauxqs: Awaited<ReturnType<typeof startFauxqsProcess>> | undefined;
+  try {
+    const keyFile = join(work, 'key.asc');
+    await writeFile(keyFile, origin.publicKeyArmored);
+    const gnupg = join(work, 'gnupg');
+    await run('mkdir', ['-m', '700', gnupg]);
+    const imported = await run('gpg', ['--homedir', gnupg, '--batch', '--import', keyFile]);
+    if (imported.code !== 0) throw new Error(`gpg --import failed: ${imported.stderr}`);
+    for (const size of sizes) {
+      process.stderr.write(`publishing ${size} MiB (RSA-4096 signature)…\n`);
+      await origin.publishRelease({
+        channel: 'bench',
+        board,
+        version: `1.0.${size}`,
+        artifacts: [{ name: 'image.bin', size: size * MiB }],
+      });
+    }
+    let bucket = '';
+    if (stores.includes('s3')) {
+      fauxqs = await startFauxqsProcess();
+      bucket = 'bench-transfer';
+      await makeAwsClients({ s3: fauxqs.endpoint }).s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    }
+
+    const rows: Row[] = [];
+    for (const size of sizes) {
+      const version = `1.0.${size}`;
+      for (const kind of stores) {
+        const row: Row = {
+          label: `cldist mirror → ${kind === 'local' ? 'local folder' : 'S3 (fauxqs)'}`,
+          sizeMiB: size,
+          mbps: [],
+          rss: [],
+        };
+        rows.push(row);
+        for (let round = 0; round < rounds; round++) {
+          const root = join(work, `store-${size}-${round}`);
+          const input: ChildInput = {
+            baseUrl: origin.baseUrl,
+            version,
+            keyFile,
+            trusted: origin.primaryFingerprint,
+            store:
+              kind === 'local'
+                ? { kind: 'local', root }
+                : { kind: 's3', endpoint: fauxqs?.endpoint ?? '', bucket },
+          };
+          const result = await run('/usr/bin/time', [
+            '-f',
+            '%M',
+            process.execPath,
+            '--import',
+            'tsx',
+            self,
+            '--child',
+            JSON.stringify(input),
+          ]);
+          if (result.code !== 0) throw new Error(`transfer child failed: ${result.stderr}`);
+          const output = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as ChildOutput;
+          row.mbps.push(output.bytes / 1e6 / output.seconds);
+          row.rss.push(peakMiB(result.stderr));
+          if (kind === 'local' && round > 0) await rm(root, { recursive: true, force: true });
+        }
+      }
+      const file = join(work, `store-${size}-0`, 'bench', board, version, 'image.bin');
+      if (stores.includes('local')) {
+        const row: Row = { label: 'gpg --verify (file in page cache)', sizeMiB: size, mbps: [], rss: [] };
+        rows.push(row);
+        for (let round = 0; round < rounds; round++) {
+          const result = await run('/usr/bin/time', [
+            '-f',
+            '%M',
+            'gpg',
+            '--homedir',
+            gnupg,
+            '--batch',
+            '--verify',
+            `${file}.sig`,
+            file,
+          ]);
+          if (result.code !== 0) throw new Error(`gpg --verify failed: ${result.stderr}`);
+          row.mbps.push((size * MiB) / 1e6 / result.seconds);
+          row.rss.push(peakMiB(result.stderr));
+        }
+      }
+    }
+
+    console.log(
+      `\ntransfer benchmark: ${rounds} round(s), sizes ${sizes.join(', ')} MiB, Node ${process.version}`,
+    );
+    console.log(
+      'tool'.padEnd(40),
+      'MiB'.padStart(6),
+      'median MB/s'.padStart(12),
+      'peak RSS MiB (max)'.padStart(19),
+    );
+    for (const row of rows) {
+      console.log(
+        row.label.padEnd(40),
+        String(row.sizeMiB).padStart(6),
+        median(row.mbps).toFixed(0).padStart(12),
+        Math.max(...row.rss)
+          .toFixed(0)
+          .padStart(19),
+      );
+    }
+    for (const size of sizes) {
+      const ours = rows.find((r) => r.sizeMiB === size && r.label.includes('local folder'));
+      const gpg = rows.find((r) => r.sizeMiB === size && r.label.startsWith('gpg'));
+      if (ours !== undefined && gpg !== undefined) {
+        console.log(`${size} MiB: cldist / gpg = ${(median(ours.mbps) / median(gpg.mbps)).toFixed(2)}×`);
+      }
+    }
+  } finally {
+    fauxqs?.process.kill();
+    await origin.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const childIndex = process.argv.indexOf('--child');
+if (childIndex >= 0) {
+  await child(JSON.parse(process.argv[childIndex + 1] ?? '{}') as ChildInput);
+} else {
+  await parent();
+}

@@ -1,0 +1,80 @@
+import type { InstanceRecord, InstanceRepository } from './types.ts';
+
+export interface RecordCacheOptions {
+  /** Records (and known-absent ids) kept, least recently used dropped first. */
+  maxEntries?: number;
+}
+
+/**
+ * A write-through cache of instance records, for the single-machine shape only: there one process makes
+ * every write (admin calls and consumption go through its API), so its memory is as current as the
+ * ledger, and a config fetch costs no ledger read. One-time consumption still goes to the ledger as a
+ * conditional write, so exactly one fetch wins. Do not use it where several processes serve the same table
+ * (Lambda): another process's token rotation or consumption would not be seen.
+ */
+export function withRecordCache(inner: InstanceRepository, options: RecordCacheOptions = {}): InstanceRepository {
+  const maxEntries = options.maxEntries ?? 100_000;
+  const cache = new Map<string, InstanceRecord | null>();
+  const loading = new Map<string, Promise<InstanceRecord | undefined>>();
+  let generation = 0;
+
+  const remember = (id: string, record: InstanceRecord | null) => {
+    cache.delete(id);
+    cache.set(id, record);
+    if (cache.size > maxEntries) {
+      const oldest = cache.keys().next().value;
+      if (oldest !== undefined) cache.delete(oldest);
+    }
+  };
+  const forget = (id: string) => {
+    generation++;
+    cache.delete(id);
+  };
+
+  return {
+    get(id) {
+      const cached = cache.get(id);
+      if (cached !== undefined) {
+        remember(id, cached);
+        return Promise.resolve(cached ?? undefined);
+      }
+      const pending = loading.get(id);
+      if (pending !== undefined) return pending;
+      const startedAt = generation;
+      const load = inner
+        .get(id)
+        .then((record) => {
+          if (generation === startedAt) remember(id, record ?? null);
+          return record;
+        })
+        .finally(() => loading.delete(id));
+      loading.set(id, load);
+      return load;
+    },
+
+    async put(record) {
+      forget(record.id);
+      await inner.put(record);
+      remember(record.id, record);
+    },
+
+    async delete(id) {
+      forget(id);
+      await inner.delete(id);
+      remember(id, null);
+    },
+
+    async consume(id, tokenHash, at) {
+      const before = cache.get(id);
+      forget(id);
+      const won = await inner.consume(id, tokenHash, at);
+      if (won && before) remember(id, { ...before, consumedAt: at.toISOString() });
+      return won;
+    },
+
+    recordFetch: (id, entry) => inner.recordFetch(id, entry),
+    listAudit: (id, limit) => inner.listAudit(id, limit),
+    flush: () => inner.flush(),
+    close: () => inner.close(),
+  };
+}

@@ -1,0 +1,150 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiApp } from '../../functions/api/app.ts';
+import { type RunningServer, serveNode } from '../../functions/api/node-server.ts';
+import { loadOrCreateAdminToken } from '../../local/admin-token.ts';
+import { parseConfig, projectRoot } from '../../shared/config.ts';
+import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import type { InstanceRepository } from '../../shared/instances/types.ts';
+import { createLocalStore } from '../../shared/store/local-store.ts';
+import { emulatorClients, freshTable } from '../support/emulators.ts';
+
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cldist(args: string[]): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(projectRoot, 'bin/cldist.js'), ...args],
+      { timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('cldist instances (CLI against a running API)', () => {
+  let dir: string;
+  let server: RunningServer;
+  let instances: InstanceRepository;
+  let connection: string[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cldist-cli-'));
+    const clients = emulatorClients();
+    const table = await freshTable(clients);
+    await waitUntilTableExists(
+      { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
+      { TableName: table },
+    );
+    instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 10 });
+    const { token } = await loadOrCreateAdminToken(join(dir, 'data'));
+    const app = createApiApp(
+      {
+        instances,
+        bodies: createLocalStore(join(dir, 'configs')),
+        clock: () => new Date(),
+        adminAuth: { kind: 'bearer', token },
+      },
+      parseConfig({}),
+    );
+    server = await serveNode(app, { host: '127.0.0.1', port: 0 });
+    connection = ['--api', server.url, '--data-dir', join(dir, 'data')];
+    await writeFile(join(dir, 'good.ign'), JSON.stringify({ ignition: { version: '3.4.0' } }));
+    await writeFile(
+      join(dir, 'bad.ign'),
+      JSON.stringify({ ignition: { version: '3.4.0' }, storage: { files: [{ path: 'x' }] } }),
+    );
+    await writeFile(join(dir, 'old.yaml'), '#cloud-config\nhostname: old\n');
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await instances?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('puts an Ignition config with the stored admin token and prints the token and URL', async () => {
+    const run = await cldist([
+      'instances',
+      'put',
+      'cli-1',
+      '--ignition',
+      join(dir, 'good.ign'),
+      '--one-time',
+      ...connection,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const token = /^token: (\S+)$/m.exec(run.stdout)?.[1] ?? '';
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(run.stdout).toContain(`ignition URL: ${server.url}/v1/instances/cli-1/ignition?token=${token}`);
+    const served = await fetch(`${server.url}/v1/instances/cli-1/ignition?token=${token}`);
+    expect(await served.json()).toEqual({ ignition: { version: '3.4.0' } });
+
+    const shown = await cldist(['instances', 'get', 'cli-1', ...connection]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      id: 'cli-1',
+      oneTime: true,
+      audit: [{ outcome: 'served' }],
+    });
+    expect(shown.stdout).not.toContain(token);
+
+    const deleted = await cldist(['instances', 'delete', 'cli-1', ...connection]);
+    expect(deleted).toMatchObject({ code: 0, stdout: 'deleted cli-1\n' });
+    expect((await cldist(['instances', 'get', 'cli-1', ...connection])).code).not.toBe(0);
+  });
+
+  it('puts a cloud-config and prints its URL', async () => {
+    const run = await cldist([
+      'instances',
+      'put',
+      'cli-old',
+      '--cloud-config',
+      join(dir, 'old.yaml'),
+      ...connection,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^cloud-config URL: .*\/v1\/instances\/cli-old\/cloud-config\?token=/m);
+  });
+
+  it('shows each invalid field and fails', async () => {
+    const run = await cldist([
+      'instances',
+      'put',
+      'cli-2',
+      '--ignition',
+      join(dir, 'bad.ign'),
+      ...connection,
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('$.storage.files[0].path: expected an absolute path');
+  });
+
+  it('fails clearly without an admin token or with a wrong one', async () => {
+    const noToken = await cldist([
+      'instances',
+      'get',
+      'x',
+      '--api',
+      server.url,
+      '--data-dir',
+      join(dir, 'nowhere'),
+    ]);
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toMatch(/no admin token at .*nowhere\/admin-token/);
+    const wrong = await cldist(['instances', 'get', 'x', '--api', server.url, '--token', 'wrong']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/failed with 401/);
+  });
+});

@@ -1,0 +1,130 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PrivateKey } from 'openpgp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../shared/config.ts';
+import {
+  fingerprint,
+  makeKey,
+  publicArmor,
+  randomBytes,
+  signDetached,
+  subkeyPacket,
+} from '../support/pgp-fixtures.ts';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cldist(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(projectRoot, 'bin/cldist.js'), ...args],
+      { encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+let dir: string;
+let key: PrivateKey;
+let file: string;
+let keyFile: string;
+const data = randomBytes(300_000, 9);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cldist-verify-cli-'));
+  key = await makeKey({ name: 'CLI', date: new Date(Date.now() - 86_400_000) });
+  file = join(dir, 'flatcar_production_pxe.vmlinuz');
+  keyFile = join(dir, 'key.asc');
+  await writeFile(file, data);
+  await writeFile(keyFile, publicArmor(key));
+  await writeFile(
+    `${file}.sig`,
+    await signDetached(subkeyPacket(key, 0), data, { date: new Date(Date.now() - 60_000) }),
+  );
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('cldist verify', () => {
+  it('reports a good signature, reading <file>.sig by default, and exits 0', async () => {
+    const run = await cldist(['verify', file, '--keyring', keyFile, '--trust', fingerprint(key)]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`good signature: ${file}`);
+    expect(run.stdout).toContain(fingerprint(key.subkeys[0] ?? key));
+    expect(run.stdout).toContain(`bytes      ${data.byteLength}`);
+  });
+
+  it('prints JSON with --json and throughput and peak RSS with --stats', async () => {
+    const run = await cldist([
+      'verify',
+      file,
+      '--keyring',
+      keyFile,
+      '--trust',
+      fingerprint(key),
+      '--json',
+      '--stats',
+    ]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      file,
+      signature: `${file}.sig`,
+      good: true,
+      primaryKeyFingerprint: fingerprint(key),
+      hashAlgorithm: 'SHA512',
+      bytes: data.byteLength,
+    });
+    expect(run.stderr).toMatch(/^verified 300000 bytes in [\d.]+ s: [\d.]+ MB\/s, peak RSS [\d.]+ MiB\n$/);
+  });
+
+  it('exits 2 naming the reason when the file was tampered with', async () => {
+    const tampered = join(dir, 'tampered.bin');
+    const bytes = data.slice();
+    bytes[10] = (bytes[10] ?? 0) ^ 1;
+    await writeFile(tampered, bytes);
+    const run = await cldist([
+      'verify',
+      tampered,
+      '--signature',
+      `${file}.sig`,
+      '--keyring',
+      keyFile,
+      '--trust',
+      fingerprint(key),
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^cldist: bad signature \(tampered\): /);
+  });
+
+  it('uses the bundled upstream keys by default, which did not make this signature', async () => {
+    const run = await cldist(['verify', file]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('bad signature (unknown-key)');
+  });
+
+  it('refuses --keyring without --trust rather than guess what to trust', async () => {
+    const run = await cldist(['verify', file, '--keyring', keyFile]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--keyring needs --trust');
+  });
+
+  it('names a missing signature file', async () => {
+    const run = await cldist(['verify', join(dir, 'nothing-here')]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`cannot read signature file ${join(dir, 'nothing-here')}.sig`);
+  });
+});
