@@ -46,7 +46,13 @@ function toMs(value: string, unit: string): number {
 }
 
 async function wrk(url: string, headers: string[], script?: string): Promise<WrkFigures> {
-  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h])];
+  const args = [
+    '-t2',
+    `-c${connections}`,
+    `-d${seconds}s`,
+    '--latency',
+    ...headers.flatMap((h) => ['-H', h]),
+  ];
   if (script !== undefined) args.push('-s', script);
   args.push(url);
   const { stdout } = await run('wrk', args);
@@ -72,12 +78,18 @@ function format(name: string, f: WrkFigures): string {
 const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-api-'));
 const targetRate = 1500;
 const pacing = join(dir, 'pace.lua');
-await writeFile(pacing, `function delay() return ${Math.max(1, Math.round((connections * 1000) / targetRate) - 1)} end\n`);
+await writeFile(
+  pacing,
+  `function delay() return ${Math.max(1, Math.round((connections * 1000) / targetRate) - 1)} end\n`,
+);
 const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
 await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
 const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
 await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));
-await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 }, { TableName: 'cldist-ledger' });
+await waitUntilTableExists(
+  { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
+  { TableName: 'cldist-ledger' },
+);
 const instances = withRecordCache(createDynamoInstanceRepository(clients.doc, { table: 'cldist-ledger' }));
 const adminToken = 'bench-admin-token';
 const app = createApiApp(

@@ -10,7 +10,7 @@ import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import * as events from 'aws-cdk-lib/aws-events';
+import * as eventbridge from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -32,6 +32,9 @@ import { sizeWorker, type WorkerSize } from './worker-sizing.ts';
 
 /** The custom metric the poller emits (Powertools Metrics, EMF) when the newest signing subkey nears expiry. */
 export const signingKeyMetric = { namespace: 'cldist', metricName: 'SigningKeyExpiring' } as const;
+
+/** Channels the poller could not read in one run (Powertools Metrics, EMF); the run itself succeeds. */
+export const pollErrorsMetric = 'PollErrors';
 
 /** Powertools `service` dimension per function; the signing-key alarm matches the poller's. */
 export const serviceNames = {
@@ -125,15 +128,8 @@ export class CldistStack extends Stack {
     this.workerSize = sizeWorker(config, deploy.worker.minThroughputMBps);
 
     const accessLogsBucket = deploy.mirror.accessLogs
-      ? new PrivateBucket(this, 'AccessLogsBucket')
+      ? new PrivateBucket(this, 'AccessLogsBucket', { logDestination: true })
       : undefined;
-    if (accessLogsBucket !== undefined) {
-      acknowledge(
-        accessLogsBucket,
-        'AwsSolutions-S1',
-        'This bucket receives the server access logs; logging it into itself would loop.',
-      );
-    }
 
     const mirrorBucket = new PrivateBucket(this, 'MirrorBucket', {
       accessLogs: accessLogsBucket && { bucket: accessLogsBucket, prefix: 'mirror/' },
@@ -164,11 +160,13 @@ export class CldistStack extends Stack {
       projectionType: dynamodb.ProjectionType.ALL,
     });
 
-    const events_ = new EncryptedTopic(this, 'Events', { description: 'cldist release and alert events' });
+    const eventsTopic = new EncryptedTopic(this, 'Events', {
+      description: 'cldist release and alert events',
+    });
     for (const [index, setting] of deploy.subscriptions.entries()) {
       const policy = filterPolicy(setting);
       new sns.Subscription(this, `Subscription${index}`, {
-        topic: events_.topic,
+        topic: eventsTopic.topic,
         protocol:
           sns.SubscriptionProtocol[
             setting.protocol === 'email' ? 'EMAIL' : setting.protocol === 'https' ? 'HTTPS' : 'SQS'
@@ -212,7 +210,7 @@ export class CldistStack extends Stack {
       config: deployedConfig,
       resources: {
         tableName: table.tableName,
-        topicArn: events_.topic.topicArn,
+        topicArn: eventsTopic.topic.topicArn,
         mirrorBucket: mirrorBucket.bucketName,
         trustKeyringKey,
         jobsQueueUrl: jobs.queue.queueUrl,
@@ -231,7 +229,7 @@ export class CldistStack extends Stack {
       config: deployedConfig,
       resources: {
         tableName: table.tableName,
-        topicArn: events_.topic.topicArn,
+        topicArn: eventsTopic.topic.topicArn,
         mirrorBucket: mirrorBucket.bucketName,
         trustKeyringKey,
         jobsQueueUrl: jobs.queue.queueUrl,
@@ -250,9 +248,9 @@ export class CldistStack extends Stack {
         maxConcurrency: deploy.worker.maxConcurrency,
       }),
     );
-    const scheduleRule = new events.Rule(this, 'PollSchedule', {
+    const scheduleRule = new eventbridge.Rule(this, 'PollSchedule', {
       description: `cldist: poll the release servers every ${config.schedule.everyMinutes} minutes`,
-      schedule: events.Schedule.rate(Duration.minutes(config.schedule.everyMinutes)),
+      schedule: eventbridge.Schedule.rate(Duration.minutes(config.schedule.everyMinutes)),
     });
     scheduleRule.addTarget(
       new targets.LambdaFunction(poller, {
@@ -264,7 +262,7 @@ export class CldistStack extends Stack {
 
     grantLedger(poller, table);
     jobs.queue.grantSendMessages(poller);
-    grantPublish(poller, events_.topic, events_.key);
+    grantPublish(poller, eventsTopic.topic, eventsTopic.key);
     grantObjects(poller, mirrorBucket, ['s3:GetObject'], trustObjectKey);
 
     grantLedger(worker, table);
@@ -274,7 +272,7 @@ export class CldistStack extends Stack {
       ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'],
       `${mirrorStore.prefix}*`,
     );
-    grantPublish(worker, events_.topic, events_.key);
+    grantPublish(worker, eventsTopic.topic, eventsTopic.key);
     acknowledgeObjectWildcard(
       worker.role ?? worker,
       mirrorBucket,
@@ -315,9 +313,17 @@ export class CldistStack extends Stack {
       description: 'Upload rotated signing keys here (ASCII-armored public keys)',
     });
     new CfnOutput(this, 'ConfigBucketName', { value: configBucket.bucketName });
-    new CfnOutput(this, 'EventsTopicArn', { value: events_.topic.topicArn });
+    new CfnOutput(this, 'EventsTopicArn', { value: eventsTopic.topic.topicArn });
     new CfnOutput(this, 'OperatorTopicArn', { value: operator.topic.topicArn });
+    new CfnOutput(this, 'JobsQueueArn', { value: jobs.queue.queueArn });
     new CfnOutput(this, 'JobsDeadLetterQueueUrl', { value: jobs.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'JobsDeadLetterQueueArn', { value: jobs.deadLetterQueue.queueArn });
+    new CfnOutput(this, 'PollerFunctionName', { value: poller.functionName });
+    new CfnOutput(this, 'WorkerFunctionName', { value: worker.functionName });
+    new CfnOutput(this, 'ApiFunctionName', { value: api.fn.functionName });
+    new CfnOutput(this, 'WorkerLogGroupName', { value: worker.ownLogGroup.logGroupName });
+    new CfnOutput(this, 'PollerLogGroupName', { value: poller.ownLogGroup.logGroupName });
+    new CfnOutput(this, 'ApiLogGroupName', { value: api.fn.ownLogGroup.logGroupName });
     new CfnOutput(this, 'LedgerTableName', { value: table.tableName });
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${dashboard.dashboardName}`,
@@ -547,6 +553,16 @@ export class CldistStack extends Stack {
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
+      new cloudwatch.Alarm(this, 'PollChannelErrorsAlarm', {
+        alarmDescription:
+          'A channel could not be polled in two periods running (the poller reports these without failing).',
+        metric: this.pollerMetric(pollErrorsMetric, pollPeriod, 'Sum'),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
       new cloudwatch.Alarm(this, 'PollerNotRunningAlarm', {
         alarmDescription: 'The poller has not run for three schedule periods.',
         metric: parts.poller.metricInvocations({ period: pollPeriod, statistic: 'Sum' }),
@@ -581,12 +597,17 @@ export class CldistStack extends Stack {
   }
 
   private signingKeyMetric(): cloudwatch.Metric {
+    return this.pollerMetric(signingKeyMetric.metricName, Duration.hours(1), 'Maximum');
+  }
+
+  /** The poller's Powertools metrics carry the `service` dimension; an alarm must match it exactly. */
+  private pollerMetric(metricName: string, period: Duration, statistic: string): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: signingKeyMetric.namespace,
-      metricName: signingKeyMetric.metricName,
+      metricName,
       dimensionsMap: { service: serviceNames.poller },
-      statistic: 'Maximum',
-      period: Duration.hours(1),
+      statistic,
+      period,
     });
   }
 
@@ -658,6 +679,7 @@ export class CldistStack extends Stack {
         left: [
           poller.metricInvocations({ period, statistic: 'Sum' }),
           poller.metricErrors({ period, statistic: 'Sum' }),
+          this.pollerMetric(pollErrorsMetric, period, 'Sum'),
         ],
         right: [poller.metricDuration({ period, statistic: 'Maximum', label: 'duration max (ms)' })],
         width: 8,

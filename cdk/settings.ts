@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { type CldistConfig, formatIssues, loadConfigFile, parseConfig } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { eventNames } from '../shared/messages.ts';
 
 /** Context keys read by the app; `-c key=value` on the command line or `context` in cdk.json. */
 export const contextKeys = {
@@ -13,13 +14,6 @@ export const contextKeys = {
 
 /** The file single-machine mode reads too; when it is absent the app deploys the defaults. */
 export const defaultConfigFile = 'cldist.config.json';
-
-const eventNames = [
-  'release.mirrored',
-  'artifact.verification_failed',
-  'artifact.missing',
-  'signing_key.expiring',
-] as const;
 
 /** SNS filter on the message attributes every notification carries (see shared/messages.ts). */
 const filterSchema = z

@@ -11,6 +11,8 @@ export interface PrivateBucketProps {
   accessLogs?: { bucket: s3.IBucket; prefix: string };
   /** Keep every version of every object. */
   versioned?: boolean;
+  /** This bucket receives other buckets' server access logs (and so keeps none of its own). */
+  logDestination?: boolean;
 }
 
 /**
@@ -38,7 +40,13 @@ export class PrivateBucket extends s3.Bucket {
         { id: 'abort-incomplete-multipart-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
     });
-    if (props.accessLogs === undefined) {
+    if (props.logDestination === true) {
+      acknowledge(
+        this,
+        'AwsSolutions-S1',
+        'This bucket receives the server access logs of the other buckets; logging it into itself would loop.',
+      );
+    } else if (props.accessLogs === undefined) {
       acknowledge(
         this,
         'AwsSolutions-S1',

@@ -14,7 +14,9 @@ if (resources.configBucket === undefined) {
 }
 // Only the two clients this function uses (not makeAwsClients, which builds all four): SNS and SQS would
 // add about 80 kB and their load time to every cold start. On AWS no emulator endpoints apply.
-const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  marshallOptions: { removeUndefinedValues: true },
+});
 const instances = createDynamoInstanceRepository(doc, { table: resources.tableName });
 const bodies = createS3Store(new S3Client({}), {
   bucket: resources.configBucket,

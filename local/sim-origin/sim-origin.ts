@@ -110,6 +110,8 @@ export interface SimOrigin {
   putFile(path: string, content: string | Uint8Array): void;
   /** Remove one file, as when a release ships without it. */
   removeFile(path: string): void;
+  /** Serve `target`'s bytes and validators at `path` too, as a symlink on the release server does. */
+  linkFile(path: string, target: string): void;
   inject(pathPattern: RegExp | string, fault: Fault, options?: InjectOptions): FaultHandle;
   clearFaults(): void;
   requests: RequestLogEntry[];
@@ -533,6 +535,13 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
     },
     removeFile(path) {
       objects.delete(path);
+    },
+    linkFile(path, target) {
+      const object = objects.get(target);
+      if (!object) {
+        throw new Error(`sim origin: cannot link ${path} to ${target}, which does not exist`);
+      }
+      objects.set(path, object);
     },
     inject(pathPattern, fault, injectOptions = {}) {
       const entry: ActiveFault = {

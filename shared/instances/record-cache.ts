@@ -12,7 +12,10 @@ export interface RecordCacheOptions {
  * conditional write, so exactly one fetch wins. Do not use it where several processes serve the same table
  * (Lambda): another process's token rotation or consumption would not be seen.
  */
-export function withRecordCache(inner: InstanceRepository, options: RecordCacheOptions = {}): InstanceRepository {
+export function withRecordCache(
+  inner: InstanceRepository,
+  options: RecordCacheOptions = {},
+): InstanceRepository {
   const maxEntries = options.maxEntries ?? 100_000;
   const cache = new Map<string, InstanceRecord | null>();
   const loading = new Map<string, Promise<InstanceRecord | undefined>>();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CldistConfig } from '../config.ts';
 import { PermanentError, TransientError } from '../errors.ts';
 import type { ObjectStore } from '../store/types.ts';

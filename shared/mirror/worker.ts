@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { CldistConfig } from '../config.ts';
 import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
@@ -9,6 +8,7 @@ import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
 import { SignatureError } from '../verify/types.ts';
 import { defaultChunkSize, defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
 import { type FinalizeResult, finalizeIfDone } from './finalize.ts';
+import { offThreadSha512 } from './sha512-thread.ts';
 
 export type MirrorOutcome =
   | 'verified'
@@ -96,13 +96,13 @@ export async function transferArtifact(
   }
   const key = storeKey(job.channel, job.board, job.version, job.artifact);
   const upload = await deps.store.beginUpload(key);
-  const hash = createHash('sha512');
+  const hash = offThreadSha512();
   let bytes = 0;
   let committed = false;
   async function* teed(): AsyncGenerator<Uint8Array> {
     for await (const chunk of download.body) {
       options.signal?.throwIfAborted();
-      hash.update(chunk);
+      await hash.update(chunk);
       bytes += chunk.byteLength;
       await upload.write(chunk);
       yield chunk;
@@ -123,12 +123,13 @@ export async function transferArtifact(
         `${key}: stored ${upload.bytesWritten} of ${bytes} bytes`,
       );
     }
+    const sha512 = await hash.digest();
     await deps.store.put(`${key}.sig`, signature, { contentType: 'application/pgp-signature' });
     await upload.commit();
     committed = true;
     return {
       size: bytes,
-      sha512: hash.digest('hex'),
+      sha512,
       signingKeyFingerprint: verified.signingKeyFingerprint,
       primaryKeyFingerprint: verified.primaryKeyFingerprint,
       signatureCreated: verified.signatureCreated.toISOString(),
@@ -136,6 +137,7 @@ export async function transferArtifact(
       resumes: download.resumes,
     };
   } finally {
+    await hash.close();
     if (!committed) {
       download.cancel();
       await upload.abort().catch((error: unknown) => {

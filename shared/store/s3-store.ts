@@ -360,6 +360,7 @@ class MultipartUpload implements StagedUpload {
   async #sendPart(): Promise<void> {
     while (this.#inFlight.size >= this.partsInFlight) await Promise.race(this.#inFlight);
     if (this.#state === 'aborted') this.#assertOpen('write');
+    this.#throwIfFailed();
     if (this.#nextPart > maxParts) {
       throw new PermanentError(
         'too-large',

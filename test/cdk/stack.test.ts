@@ -1,6 +1,12 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adminRouteKeys, instanceRouteKeys, serviceNames, signingKeyMetric } from '../../cdk/cldist-stack.ts';
+import {
+  adminRouteKeys,
+  instanceRouteKeys,
+  pollErrorsMetric,
+  serviceNames,
+  signingKeyMetric,
+} from '../../cdk/cldist-stack.ts';
 import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
 import { ledgerKeySchema } from '../../shared/ledger/table.ts';
 import { parseRuntimeEnv, runtimeEnvNames } from '../../shared/runtime-env.ts';
@@ -310,6 +316,18 @@ describe('the CDK stack with default settings', () => {
     expect(errorsOf('Worker')).toHaveLength(1);
     expect(errorsOf('Poller')).toHaveLength(1);
     expect(byMetric('AWS/ApiGateway', '5xx')).toEqual([expect.objectContaining({ Threshold: 10 })]);
+    expect(byMetric(signingKeyMetric.namespace, pollErrorsMetric)).toEqual([
+      expect.objectContaining({
+        Dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+        Period: 900,
+      }),
+    ]);
+    expect(byMetric('AWS/Lambda', 'Invocations')).toEqual([
+      expect.objectContaining({ ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching' }),
+    ]);
+    expect(alarms).toHaveLength(7);
     expect(byMetric(signingKeyMetric.namespace, signingKeyMetric.metricName)).toEqual([
       expect.objectContaining({
         Dimensions: [{ Name: 'service', Value: serviceNames.poller }],

@@ -8,6 +8,7 @@ import { type AdminAuth, createApiApp } from '../../functions/api/app.ts';
 import { type RunningServer, serveNode } from '../../functions/api/node-server.ts';
 import { type AwsClients, makeAwsClients } from '../../shared/aws-clients.ts';
 import { parseConfig } from '../../shared/config.ts';
+import { withRecordCache } from '../../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
@@ -40,6 +41,8 @@ interface Harness {
 interface Shape {
   bodies: 'fauxqs S3' | 'local folder';
   transport: 'app.request' | 'node server';
+  /** The single-machine record cache in front of the ledger. */
+  recordCache?: boolean;
 }
 
 /** dynalite answers ResourceNotFound for a moment after CreateTable; wait until it is ACTIVE. */
@@ -74,9 +77,10 @@ async function makeHarness(
     dir = await mkdtemp(join(tmpdir(), 'cldist-configs-'));
     bodies = createLocalStore(dir);
   }
-  const instances =
+  const ledger =
     options.instances ??
     createDynamoInstanceRepository(clients.doc, { table: await freshTable(clients), flushIntervalMs: 10 });
+  const instances = shape.recordCache ? withRecordCache(ledger) : ledger;
   let now = new Date('2026-01-01T00:00:00Z');
   const internalErrors: unknown[] = [];
   const app = createApiApp(
@@ -144,11 +148,15 @@ function fetchIgnition(
 const shapes: Shape[] = [
   { bodies: 'fauxqs S3', transport: 'app.request' },
   { bodies: 'local folder', transport: 'node server' },
+  { bodies: 'local folder', transport: 'node server', recordCache: true },
 ];
 
 describeContract<Harness>(
   'instance config API',
-  shapes.map((shape) => ({ name: `${shape.bodies} via ${shape.transport}`, make: () => makeHarness(shape) })),
+  shapes.map((shape) => ({
+    name: `${shape.bodies} via ${shape.transport}${shape.recordCache ? ' with the record cache' : ''}`,
+    make: () => makeHarness(shape),
+  })),
   (make) => {
     let h: Harness;
     let cleanup: (() => Promise<void>) | undefined;
@@ -380,26 +388,29 @@ describeContract<Harness>(
 );
 
 describe('instance config API with its backing stores down', () => {
-  it.each(shapes)('answers 503 with Retry-After when DynamoDB is unreachable ($transport)', async (shape) => {
-    const down = makeAwsClients({ dynamodb: `http://127.0.0.1:${await closedPort()}` });
-    const instances = createDynamoInstanceRepository(down.doc, {
-      table: 'cldist-ledger',
-      onAuditError: () => undefined,
-    });
-    const { subject: h, cleanup } = await makeHarness(shape, { instances });
-    try {
-      const response = await fetchIgnition(h.send, 'node-1', 'some-token');
-      expect(response.status).toBe(503);
-      expect(response.headers.get('retry-after')).toBe('5');
-      expect(await response.json()).toEqual({
-        error: { code: 'unavailable', message: 'temporarily unavailable, retry later' },
+  it.each(shapes.slice(0, 2))(
+    'answers 503 with Retry-After when DynamoDB is unreachable ($transport)',
+    async (shape) => {
+      const down = makeAwsClients({ dynamodb: `http://127.0.0.1:${await closedPort()}` });
+      const instances = createDynamoInstanceRepository(down.doc, {
+        table: 'cldist-ledger',
+        onAuditError: () => undefined,
       });
-      expect((await put(h.send, 'node-1', { ignition: ignitionConfig })).status).toBe(503);
-      await expect(instances.flush()).rejects.toMatchObject({ name: 'TransientError' });
-    } finally {
-      await cleanup();
-    }
-  });
+      const { subject: h, cleanup } = await makeHarness(shape, { instances });
+      try {
+        const response = await fetchIgnition(h.send, 'node-1', 'some-token');
+        expect(response.status).toBe(503);
+        expect(response.headers.get('retry-after')).toBe('5');
+        expect(await response.json()).toEqual({
+          error: { code: 'unavailable', message: 'temporarily unavailable, retry later' },
+        });
+        expect((await put(h.send, 'node-1', { ignition: ignitionConfig })).status).toBe(503);
+        await expect(instances.flush()).rejects.toMatchObject({ name: 'TransientError' });
+      } finally {
+        await cleanup();
+      }
+    },
+  );
 
   it('never shows an internal error to the client', async () => {
     const clients = emulatorClients();

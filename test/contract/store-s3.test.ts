@@ -86,7 +86,7 @@ describe('S3 store on fauxqs', () => {
     await upload.commit();
 
     expect(peak).toBe(2);
-    expect(Buffer.from((await store.get('stable/big')) ?? [])).toEqual(bytes);
+    expect(Buffer.from((await store.get('stable/big')) ?? []).equals(bytes)).toBe(true);
   });
 
   it('keeps keys relative to its prefix and never lists outside it', async () => {
@@ -115,7 +115,10 @@ describe('S3 store on fauxqs', () => {
 
   it('reports a missing bucket as a permanent fault, not as a missing object', async () => {
     const store = createS3Store(clients.s3, { bucket: uniqueName('absent') });
-    await expect(store.get('stable/a')).rejects.toMatchObject({ name: 'PermanentError', code: 'store-rejected' });
+    await expect(store.get('stable/a')).rejects.toMatchObject({
+      name: 'PermanentError',
+      code: 'store-rejected',
+    });
     await expect(store.put('stable/a', 'a')).rejects.toBeInstanceOf(PermanentError);
     await expect(store.beginUpload('stable/a')).rejects.toBeInstanceOf(PermanentError);
   });
@@ -129,7 +132,10 @@ describe('S3 store on fauxqs', () => {
       maxAttempts: 1,
     });
     const store = createS3Store(s3, { bucket: 'cldist-mirror' });
-    await expect(store.get('stable/a')).rejects.toMatchObject({ name: 'TransientError', code: 'store-unavailable' });
+    await expect(store.get('stable/a')).rejects.toMatchObject({
+      name: 'TransientError',
+      code: 'store-unavailable',
+    });
   });
 
   it('refuses part sizes S3 would refuse', () => {
@@ -152,23 +158,36 @@ describe('S3 store faults no emulator produces', () => {
     const s3 = new S3Client({ region: 'us-east-1' });
     const mock = mockClient(s3);
     mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' });
-    mock.on(UploadPartCommand).rejects(serviceError('ServiceUnavailable', 503));
+    const gate = deferred();
+    mock.on(UploadPartCommand).callsFake(async () => {
+      await gate.promise;
+      throw serviceError('ServiceUnavailable', 503);
+    });
     mock.on(AbortMultipartUploadCommand).resolves({});
     const store = createS3Store(s3, { bucket: 'cldist-mirror', partSizeBytes: 5 * MiB, partsInFlight: 1 });
 
     const upload = await store.beginUpload('stable/a');
     await upload.write(randomBytes(5 * MiB));
     const next = upload.write(randomBytes(5 * MiB));
+    gate.resolve();
     await expect(next).rejects.toBeInstanceOf(TransientError);
     await expect(next).rejects.toThrow(/UploadPart 1 .*ServiceUnavailable/);
-    await expect(upload.commit()).rejects.toMatchObject({ name: 'TransientError', code: 'store-unavailable' });
+    await expect(upload.commit()).rejects.toMatchObject({
+      name: 'TransientError',
+      code: 'store-unavailable',
+    });
+    expect(mock.commandCalls(UploadPartCommand)).toHaveLength(1);
     expect(mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
 
     await upload.abort();
     await upload.abort();
     const aborts = mock.commandCalls(AbortMultipartUploadCommand);
     expect(aborts).toHaveLength(1);
-    expect(aborts[0]?.args[0].input).toEqual({ Bucket: 'cldist-mirror', Key: 'stable/a', UploadId: 'upload-1' });
+    expect(aborts[0]?.args[0].input).toEqual({
+      Bucket: 'cldist-mirror',
+      Key: 'stable/a',
+      UploadId: 'upload-1',
+    });
     mock.restore();
   });
 
@@ -232,6 +251,8 @@ describe('S3 error classes', () => {
     expect(isS3NotFound(serviceError('NoSuchKey', 404))).toBe(true);
     expect(isS3NotFound(serviceError('NotFound', 404))).toBe(true);
     expect(isS3NotFound(serviceError('NoSuchBucket', 404))).toBe(false);
-    expect(mapS3Error(serviceError('AccessDenied', 403), 'GetObject', 'k')).toMatchObject({ code: 'store-denied' });
+    expect(mapS3Error(serviceError('AccessDenied', 403), 'GetObject', 'k')).toMatchObject({
+      code: 'store-denied',
+    });
   });
 });

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { PublishCommand, SubscribeCommand } from '@aws-sdk/client-sns';
+import { SubscribeCommand } from '@aws-sdk/client-sns';
 import {
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
@@ -16,13 +16,9 @@ import { type SimOrigin, simTrust, startSimOrigin } from '../../local/sim-origin
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
-import {
-  createSqsJobQueue,
-  type EventSink,
-  type MirrorDeps,
-  silentLogger,
-} from '../../shared/mirror/deps.ts';
+import { createSqsJobQueue, type MirrorDeps, silentLogger } from '../../shared/mirror/deps.ts';
 import { keyringChecker } from '../../shared/mirror/signatures.ts';
+import { createSnsNotifier } from '../../shared/notify/index.ts';
 import { createLocalStore, createS3Store } from '../../shared/store/index.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
 import { loadKeyring } from '../../shared/verify/keyring.ts';
@@ -37,25 +33,6 @@ import {
 
 const MiB = 1024 * 1024;
 export const clients = emulatorClients();
-
-/** Stand-in until shared/notify lands: the same JSON body and filterable attributes. */
-function snsSink(topicArn: string): EventSink {
-  return {
-    async publish(event) {
-      await clients.sns.send(
-        new PublishCommand({
-          TopicArn: topicArn,
-          Message: JSON.stringify(event),
-          MessageAttributes: {
-            event: { DataType: 'String', StringValue: event.event },
-            channel: { DataType: 'String', StringValue: event.channel },
-            board: { DataType: 'String', StringValue: event.board },
-          },
-        }),
-      );
-    },
-  };
-}
 
 export type WorkerHandler = (event: SQSEvent) => Promise<SQSBatchResponse>;
 
@@ -142,7 +119,7 @@ export async function startRig(options: RigOptions = {}): Promise<MirrorRig> {
   const deps: MirrorDeps = {
     ledger,
     store,
-    notifier: snsSink(topicArn),
+    notifier: createSnsNotifier(clients.sns, topicArn),
     jobs: createSqsJobQueue(clients.sqs, jobsQueue.url),
     signatures: keyringChecker(keyring),
     clock,

@@ -122,7 +122,13 @@ export async function bindWithoutBackSignature(key: PrivateKey, index: number, d
   binding.hashAlgorithm = enums.hash.sha512;
   binding.keyFlags = new Uint8Array([enums.keyFlags.signData]);
   const sign = binding.sign.bind(binding) as unknown as RawSign;
-  await sign(key.keyPacket as SecretKeyPacket, { key: key.keyPacket, bind: subkey.keyPacket }, date, false, openpgpConfig);
+  await sign(
+    key.keyPacket as SecretKeyPacket,
+    { key: key.keyPacket, bind: subkey.keyPacket },
+    date,
+    false,
+    openpgpConfig,
+  );
   subkey.bindingSignatures = [binding];
 }
 

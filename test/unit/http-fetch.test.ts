@@ -254,6 +254,34 @@ describe('streamDownload', () => {
     }
   });
 
+  it('resumes with Last-Modified when the ETag is weak', async () => {
+    const lastModified = 'Wed, 25 Nov 2026 10:00:00 GMT';
+    const ifRanges: Array<string | string[] | undefined> = [];
+    const { url, server } = await rawServer((request, response) => {
+      const headers = { etag: 'W/"weak"', 'last-modified': lastModified };
+      if (request.headers.range === undefined) {
+        response.writeHead(200, { ...headers, 'content-length': 1000 });
+        response.write(Buffer.alloc(400, 1), () => response.socket?.destroy());
+        return;
+      }
+      ifRanges.push(request.headers['if-range']);
+      response.writeHead(206, { ...headers, 'content-length': 600, 'content-range': 'bytes 400-999/1000' });
+      response.end(Buffer.alloc(600, 2));
+    });
+    try {
+      const download = await streamDownload(`${url}/weak`, options());
+      const parts: Uint8Array[] = [];
+      for await (const chunk of download.body) {
+        parts.push(chunk);
+      }
+      const body = Buffer.concat(parts);
+      expect(body.equals(Buffer.concat([Buffer.alloc(400, 1), Buffer.alloc(600, 2)]))).toBe(true);
+      expect(ifRanges).toEqual([lastModified]);
+    } finally {
+      await stop(server);
+    }
+  });
+
   it('refuses a compressed body, which could never match its signature', async () => {
     const { url, server } = await rawServer((_request, response) => {
       response.writeHead(200, { 'content-encoding': 'gzip', 'content-length': 4 });

@@ -286,6 +286,15 @@ describe('sim origin content', () => {
     expect((await get(`${folder}/notes.txt`)).response.status).toBe(404);
   });
 
+  it('links one file to another, as the pxe.vmlinuz symlink upstream', async () => {
+    origin.linkFile(`${folder}/pxe.img`, `${folder}/flatcar_production_image.bin.bz2`);
+    const linked = await get(`${folder}/pxe.img`, { range: 'bytes=0-99' });
+    const target = await get(`${folder}/flatcar_production_image.bin.bz2`, { range: 'bytes=0-99' });
+    expect(linked.body.equals(target.body)).toBe(true);
+    expect(linked.response.headers.get('etag')).toBe(target.response.headers.get('etag'));
+    expect(() => origin.linkFile(`${folder}/x`, `${folder}/nothing`)).toThrow(/does not exist/);
+  });
+
   it('refuses names that would leave the release folder', async () => {
     await expect(
       origin.publishRelease({ channel: 'alpha', board: 'amd64-usr', version: '1/../2', artifacts: [] }),

@@ -115,6 +115,19 @@ describe('verifyDetached: good signatures', () => {
     });
   });
 
+  it('accepts a signature over empty data (an empty file yields no chunk at all)', async () => {
+    const empty = new Uint8Array(0);
+    const signature = await signDetached(subkeyPacket(rotating, 1), empty, { date: at(50) });
+    const result = await verifyDetached(
+      chunksOf(empty),
+      signature,
+      keyring,
+      options(at(60), { expectedBytes: 0 }),
+    );
+    expect(result.bytes).toBe(0);
+    await expectRefused(verifyDetached(chunksOf(data), signature, keyring, options(at(60))), 'tampered');
+  });
+
   it('accepts an armored signature as well as a binary one', async () => {
     const binary = await signDetached(subkeyPacket(rotating, 1), data, { date: at(50) });
     const armored = (await import('openpgp')).armor(enums.armor.signature, binary);
@@ -378,7 +391,10 @@ describe('verifyDetached: refusals', () => {
     });
     const ring = await loadKeyring([publicArmor(rebound)], [fingerprint(rebound)]);
     const before = await signDetached(subkeyPacket(rebound, 0), data, { date: at(10) });
-    await expectRefused(verifyDetached(chunksOf(data), before, ring, options(at(60))), 'key-not-valid-at-signing');
+    await expectRefused(
+      verifyDetached(chunksOf(data), before, ring, options(at(60))),
+      'key-not-valid-at-signing',
+    );
     const after = await signDetached(subkeyPacket(rebound, 0), data, { date: at(40) });
     await expect(verifyDetached(chunksOf(data), after, ring, options(at(60)))).resolves.toBeDefined();
   });

@@ -1,0 +1,132 @@
+import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { withRecordCache } from '../../shared/instances/record-cache.ts';
+import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import type { AuditEntry, InstanceRecord, InstanceRepository } from '../../shared/instances/types.ts';
+import { emulatorClients, freshTable } from '../support/emulators.ts';
+
+const clients = emulatorClients();
+const open: InstanceRepository[] = [];
+
+async function table(): Promise<string> {
+  const name = await freshTable(clients);
+  await waitUntilTableExists(
+    { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
+    { TableName: name },
+  );
+  return name;
+}
+
+function repository(name: string, flushIntervalMs = 60_000): InstanceRepository {
+  const repo = createDynamoInstanceRepository(clients.doc, { table: name, flushIntervalMs });
+  open.push(repo);
+  return repo;
+}
+
+function record(id: string, tokenHash = 'a'.repeat(64)): InstanceRecord {
+  return {
+    id,
+    kind: 'ignition',
+    tokenHash,
+    etag: '"e"',
+    bodyKey: `instances/${id}/x.ign`,
+    size: 10,
+    oneTime: true,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+  };
+}
+
+function entry(i: number): AuditEntry {
+  const at = new Date(Date.UTC(2026, 0, 1, 0, 0, 0, i)).toISOString();
+  return { at, route: 'ignition', sourceIp: '10.0.0.1', userAgent: `agent-${i}`, outcome: 'served' };
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((r) => r.close()));
+});
+
+describe('DynamoDB instance repository (dynalite)', () => {
+  it('writes every queued audit entry on flush, grouped, and lists them newest first', async () => {
+    const name = await table();
+    const writer = repository(name);
+    for (let i = 0; i < 1300; i++) writer.recordFetch(i % 2 === 0 ? 'even' : 'odd', entry(i));
+    await writer.flush();
+    const reader = repository(name);
+    const odd = await reader.listAudit('odd', 1000);
+    expect(odd).toHaveLength(650);
+    expect(odd[0]).toEqual(entry(1299));
+    expect(odd.at(-1)).toEqual(entry(1));
+    expect(await reader.listAudit('even', 3)).toEqual([entry(1298), entry(1296), entry(1294)]);
+  });
+
+  it('loses nothing on an orderly close', async () => {
+    const name = await table();
+    const writer = createDynamoInstanceRepository(clients.doc, { table: name, flushIntervalMs: 60_000 });
+    writer.recordFetch('x', entry(1));
+    writer.recordFetch('x', entry(2));
+    await writer.close();
+    expect(await repository(name).listAudit('x', 10)).toEqual([entry(2), entry(1)]);
+  });
+
+  it('flushes on its own within the interval', async () => {
+    const name = await table();
+    const writer = repository(name, 10);
+    writer.recordFetch('x', entry(1));
+    const reader = repository(name);
+    await expect.poll(() => reader.listAudit('x', 10), { timeout: 5000, interval: 20 }).toEqual([entry(1)]);
+  });
+
+  it('consumes a one-time record exactly once, and not under a rotated token', async () => {
+    const repo = repository(await table());
+    await repo.put(record('once'));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        repo.consume('once', 'a'.repeat(64), new Date('2026-01-02T00:00:00Z')),
+      ),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect((await repo.get('once'))?.consumedAt).toBe('2026-01-02T00:00:00.000Z');
+    await repo.put(record('rotated', 'b'.repeat(64)));
+    expect(await repo.consume('rotated', 'a'.repeat(64), new Date())).toBe(false);
+    expect(await repo.consume('missing', 'a'.repeat(64), new Date())).toBe(false);
+  });
+
+  it('deletes the record and its audit', async () => {
+    const name = await table();
+    const repo = repository(name);
+    await repo.put(record('gone'));
+    repo.recordFetch('gone', entry(1));
+    await repo.delete('gone');
+    expect(await repo.get('gone')).toBeUndefined();
+    expect(await repo.listAudit('gone', 10)).toEqual([]);
+  });
+});
+
+describe('single-machine record cache over the ledger', () => {
+  it('serves reads from memory but sees its own writes at once', async () => {
+    const name = await table();
+    const ledger = repository(name);
+    const cached = withRecordCache(ledger);
+    expect(await cached.get('n')).toBeUndefined();
+    await cached.put(record('n'));
+    expect((await cached.get('n'))?.tokenHash).toBe('a'.repeat(64));
+    await cached.put(record('n', 'b'.repeat(64)));
+    expect((await cached.get('n'))?.tokenHash).toBe('b'.repeat(64));
+    expect(await cached.consume('n', 'b'.repeat(64), new Date('2026-01-02T00:00:00Z'))).toBe(true);
+    expect((await cached.get('n'))?.consumedAt).toBe('2026-01-02T00:00:00.000Z');
+    expect(await cached.consume('n', 'b'.repeat(64), new Date())).toBe(false);
+    await cached.delete('n');
+    expect(await cached.get('n')).toBeUndefined();
+    expect(await ledger.get('n')).toBeUndefined();
+  });
+
+  it('still lets exactly one of many concurrent consumers win', async () => {
+    const cached = withRecordCache(repository(await table()));
+    await cached.put(record('once'));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => cached.consume('once', 'a'.repeat(64), new Date())),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+  });
+});
