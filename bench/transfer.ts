@@ -6,9 +6,10 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { build } from 'esbuild';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { makeAwsClients } from '../shared/aws-clients.ts';
-import { parseConfig } from '../shared/config.ts';
+import { parseConfig, projectRoot } from '../shared/config.ts';
 import { silentLogger } from '../shared/mirror/deps.ts';
 import { keyringChecker } from '../shared/mirror/signatures.ts';
 import { transferArtifact } from '../shared/mirror/worker.ts';
@@ -20,9 +21,12 @@ import { loadKeyring } from '../shared/verify/keyring.ts';
  * The mirror's data path end to end: an RSA-4096-signed artifact from the sim origin over loopback,
  * through signature verification, SHA-512 and a staged upload, into a local folder (or S3 on fauxqs),
  * beside `gpg --verify` of the same file in the same run. Every measurement is its own child process, so
- * each peak RSS (GNU time) belongs to one run.
+ * each peak RSS (GNU time) belongs to one run; the child runs this file bundled by esbuild, as a Lambda
+ * runs its handler, so the TypeScript loader's memory is not counted.
  *
  *   npx tsx bench/transfer.ts [--size-mib 1024] [--rounds 3] [--store local|s3|both]
+ *
+ * CLDIST_BENCH_PROF=DIR writes a V8 CPU profile of each transfer child into DIR.
  */
 const MiB = 1024 * 1024;
 const self = fileURLToPath(import.meta.url);
@@ -152,6 +156,18 @@ async function parent(): Promise<void> {
   const sizes = [...new Set([Math.min(256, largest), largest])];
 
   const work = await mkdtemp(join(tmpdir(), 'cldist-bench-transfer-'));
+  /** Under node_modules so the bundle's external packages resolve as the project's own. */
+  const bundle = join(projectRoot, 'node_modules', '.cache', 'cldist-bench', 'transfer.mjs');
+  await build({
+    entryPoints: [self],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: bundle,
+    logLevel: 'error',
+    packages: 'external',
+  });
   const origin = await startSimOrigin({ keyType: 'rsa4096' });
   let fauxqs: Awaited<ReturnType<typeof startFauxqsProcess>> | undefined;
   try {
@@ -204,9 +220,10 @@ async function parent(): Promise<void> {
             '-f',
             '%M',
             process.execPath,
-            '--import',
-            'tsx',
-            self,
+            ...(process.env.CLDIST_BENCH_PROF
+              ? ['--cpu-prof', '--cpu-prof-dir', process.env.CLDIST_BENCH_PROF]
+              : []),
+            bundle,
             '--child',
             JSON.stringify(input),
           ]);
@@ -270,6 +287,7 @@ async function parent(): Promise<void> {
     fauxqs?.process.kill();
     await origin.close();
     await rm(work, { recursive: true, force: true });
+    await rm(bundle, { force: true });
   }
 }
 

@@ -97,6 +97,12 @@ function bundledKeyring(config: CldistConfig): { files: BundledFile[]; paths: st
   return { files, paths: targets.map((target) => CldistFunction.bundledPath(target)) };
 }
 
+const subscriptionProtocols: Record<SubscriptionSetting['protocol'], sns.SubscriptionProtocol> = {
+  email: sns.SubscriptionProtocol.EMAIL,
+  https: sns.SubscriptionProtocol.HTTPS,
+  sqs: sns.SubscriptionProtocol.SQS,
+};
+
 function filterPolicy(setting: SubscriptionSetting): Record<string, sns.SubscriptionFilter> | undefined {
   const filter = setting.filter;
   if (filter === undefined) {
@@ -167,10 +173,7 @@ export class CldistStack extends Stack {
       const policy = filterPolicy(setting);
       new sns.Subscription(this, `Subscription${index}`, {
         topic: eventsTopic.topic,
-        protocol:
-          sns.SubscriptionProtocol[
-            setting.protocol === 'email' ? 'EMAIL' : setting.protocol === 'https' ? 'HTTPS' : 'SQS'
-          ],
+        protocol: subscriptionProtocols[setting.protocol],
         endpoint: setting.endpoint,
         rawMessageDelivery: setting.protocol === 'sqs' ? setting.rawMessageDelivery : undefined,
         filterPolicy: policy,

@@ -32,7 +32,9 @@ export interface WorkerSize {
  *   ~390 MB/s on one core; a Lambda's download from the upstream origin is likely 50–100 MB/s, and the
  *   upload to S3 in the same region is faster than that. The download is the bottleneck, so the
  *   timeout is `maxArtifactBytes / minThroughputMBps`, doubled for headroom, plus fixed overhead.
- *   Realistic images are ~1 GiB: 1 GiB at 50 MB/s is ~21 s of transfer.
+ *   Realistic images are ~1 GiB: 1 GiB at 50 MB/s is ~21 s of transfer. The 390 MB/s was measured on
+ *   x86; Lambda arm64 (Graviton) is not measured here, but even at half that rate the hash stays well
+ *   above the download rate.
  * - Memory buys CPU. At 1769 MB Lambda gives one full vCPU, which the single-threaded hash needs to stay
  *   well above the network rate (also paying for TLS on both sides). More memory adds a second vCPU that
  *   the single hash stream cannot use; less memory throttles the hash below the network. The resident

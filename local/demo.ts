@@ -18,10 +18,13 @@ const demoBoard = 'amd64-usr';
 
 /** Sizes of the synthetic artifacts: small enough to mirror in a second, big enough to show a progress bar. */
 const demoArtifacts = [
-  { name: 'flatcar_production_image.bin.bz2', size: 6 * MiB },
-  { name: 'flatcar_production_pxe.vmlinuz', size: 2 * MiB },
-  { name: 'flatcar_production_pxe_image.cpio.gz', size: 4 * MiB },
+  { name: 'flatcar_production_image.bin.bz2', size: 4 * MiB },
+  { name: 'flatcar_production_pxe.vmlinuz', size: 1 * MiB },
+  { name: 'flatcar_production_pxe_image.cpio.gz', size: 2 * MiB },
 ];
+
+/** Every version stays mirrored, so publishing stops here to keep the demo's disk use bounded (~7 MiB each). */
+export const defaultMaxDemoVersions = 30;
 
 export interface DemoOptions {
   dataDir: string;
@@ -30,6 +33,8 @@ export interface DemoOptions {
   publishEveryMs: number;
   /** Multiplies the artifact sizes, for a heavier demo. */
   sizeFactor?: number;
+  /** Versions published in this data dir (all channels) after which publishing stops. */
+  maxVersions?: number;
 }
 
 export interface Demo {
@@ -64,12 +69,12 @@ async function writeAtomically(path: string, text: string, mode?: number): Promi
 
 /**
  * The demo's upstream: the sim origin on loopback, signing with its own key. The key and the version
- * counters are kept under `{dataDir}/demo`, so a restarted demo continues where it stopped (and what was
+ * counters are kept under `{dataDir}/sim-origin`, so a restarted demo continues where it stopped (and what was
  * mirrored still verifies) instead of starting again at the first version. The key is trusted only
  * through the config built here, which only `serve --demo` uses.
  */
 export async function startDemo(options: DemoOptions): Promise<Demo> {
-  const folder = join(options.dataDir, 'demo');
+  const folder = join(options.dataDir, 'sim-origin');
   await mkdir(folder, { recursive: true });
   const keyPath = join(folder, 'sim-origin-private-key.asc');
   const publicKeyPath = join(folder, 'sim-origin-public-key.asc');
@@ -129,6 +134,9 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   let turn = 0;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  const maxVersions = options.maxVersions ?? defaultMaxDemoVersions;
+  const published = () =>
+    demoChannels.reduce((sum, channel) => sum + (state.patches[channel.name] ?? 0) + 1, 0);
   const publishNext = async (): Promise<string> => {
     const channel = demoChannels[turn % demoChannels.length] ?? demoChannels[0];
     turn++;
@@ -147,8 +155,17 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     startPublishing() {
       const tick = () => {
         if (closed) return;
+        if (published() >= maxVersions) {
+          options.logger.info('demo.publishing_stopped', {
+            versions: published(),
+            reason: `reached ${maxVersions} versions; start with an empty --data-dir for a fresh demo`,
+          });
+          return;
+        }
         publishNext()
-          .catch((error: unknown) => options.logger.error('demo.publish_failed', { cause: describeError(error) }))
+          .catch((error: unknown) =>
+            options.logger.error('demo.publish_failed', { cause: describeError(error) }),
+          )
           .finally(() => {
             if (!closed) timer = setTimeout(tick, options.publishEveryMs);
           });

@@ -8,7 +8,10 @@ export type ByteRange = { start: number; end: number };
  * One `bytes=` range against an object of `size` bytes, per RFC 9110: `undefined` means "serve it all"
  * (no header, or several ranges, which resuming downloaders never send), `'unsatisfiable'` means 416.
  */
-export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): ByteRange | 'unsatisfiable' | undefined {
   if (header === undefined) return undefined;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (match === null) return undefined;
@@ -39,7 +42,8 @@ export function mirrorKey(path: string): string | undefined {
 }
 
 function contentType(key: string): string {
-  if (key.endsWith('.txt') || key.endsWith('.DIGESTS') || key.endsWith('.asc')) return 'text/plain; charset=utf-8';
+  if (key.endsWith('.txt') || key.endsWith('.DIGESTS') || key.endsWith('.asc'))
+    return 'text/plain; charset=utf-8';
   if (key.endsWith('.json')) return 'application/json';
   return 'application/octet-stream';
 }

@@ -26,7 +26,11 @@ export interface Terminal {
 
 const progressLogIntervalMs = 5000;
 
-export function createTerminal(options: { tty: boolean; stream: NodeJS.WriteStream; logger: () => Logger }): Terminal {
+export function createTerminal(options: {
+  tty: boolean;
+  stream: NodeJS.WriteStream;
+  logger: () => Logger;
+}): Terminal {
   if (!options.tty) {
     return {
       writeLine: (line) => {
@@ -88,7 +92,10 @@ export function createTerminal(options: { tty: boolean; stream: NodeJS.WriteStre
         return {
           advance(bytes, total) {
             bar.setTotal(Math.max(total ?? bytes, 1));
-            bar.update(bytes, { done: formatBytes(bytes), size: total === undefined ? '?' : formatBytes(total) });
+            bar.update(bytes, {
+              done: formatBytes(bytes),
+              size: total === undefined ? '?' : formatBytes(total),
+            });
           },
           end() {
             if (ended) return;

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
@@ -22,8 +23,9 @@ import { adminTokenFileName, loadOrCreateAdminToken } from './admin-token.ts';
 import { startEmulators } from './emulators.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
-import { createLocalNotifier } from './runtime/notifications.ts';
+import { lockDataDir } from './runtime/data-dir-lock.ts';
 import type { Logger } from './runtime/log.ts';
+import { createLocalNotifier } from './runtime/notifications.ts';
 import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
 import { createStatusApp } from './status/routes.ts';
 import { startWorkerPool, type WorkerPool } from './worker-pool.ts';
@@ -38,8 +40,14 @@ export interface ServeOptions {
   concurrency: number;
   /** `--store s3://bucket/prefix`: overrides the config's store. Otherwise a local folder under the data dir. */
   store?: { bucket: string; prefix: string };
+  /** AWS region of the clients (the stand-ins accept any); default us-east-1. */
+  region?: string;
+  /** The client for an S3 store; default the SDK's own chain (environment, profile, instance role). */
+  s3?: S3Client;
   logger: Logger;
   tracker: TransferTracker;
+  /** Notifications on the console: `json` writes one JSON line per event; default a short logger line. */
+  console?: { format: 'json' | 'pretty'; writeLine: (line: string) => void };
   /** Milliseconds between polls; default `config.schedule.everyMinutes`. */
   pollEveryMs?: number;
   /** Shown on the status page. */
@@ -67,8 +75,10 @@ export interface ServeHandle {
   ledger: Ledger;
   /** Poll every channel now (also the start-up poll); resolves with the core's report. */
   pollNow(): Promise<PollReport>;
+  /** The report of the last finished poll. */
+  lastPoll(): PollReport | undefined;
   status(): Promise<StatusModel>;
-  /** Resolves when no job is queued, in flight or waiting for a retry. */
+  /** Resolves when no job is queued, in flight or waiting for a retry, or when the server closes. */
   drain(): Promise<void>;
   /** Graceful stop: timers, intake, in-flight transfers (aborted), servers, stand-ins; idempotent. */
   close(): Promise<void>;
@@ -120,11 +130,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   const cleanups: Array<() => Promise<void>> = [];
   const runCleanups = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) {
-      await cleanup().catch((error: unknown) => logger.error('shutdown.step_failed', { cause: describeError(error) }));
+      await cleanup().catch((error: unknown) =>
+        logger.error('shutdown.step_failed', { cause: describeError(error) }),
+      );
     }
   };
 
   try {
+    cleanups.push(await lockDataDir(dataDir));
     const keyring = await loadKeyringFromConfig(config.keyring);
     const { token: adminToken, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
 
@@ -133,7 +146,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       config,
       maxReceives,
       visibilityTimeoutSeconds,
-      region: process.env.AWS_REGION,
+      region: options.region,
     });
     cleanups.push(() => emulators.close());
     const { clients, resources } = emulators;
@@ -141,13 +154,17 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     let store: ObjectStore;
     let storeDescription: string;
     const s3Target =
-      options.store ?? (config.store.kind === 's3' ? { bucket: config.store.bucket, prefix: config.store.prefix } : undefined);
+      options.store ??
+      (config.store.kind === 's3' ? { bucket: config.store.bucket, prefix: config.store.prefix } : undefined);
     if (s3Target !== undefined) {
-      store = createStore({ kind: 's3', ...s3Target }, {
-        s3: clients.s3,
-        partSizeBytes: config.worker.partSizeMiB * 1024 * 1024,
-        partsInFlight: config.worker.partsInFlight,
-      });
+      store = createStore(
+        { kind: 's3', ...s3Target },
+        {
+          s3: options.s3 ?? clients.s3,
+          partSizeBytes: config.worker.partSizeMiB * 1024 * 1024,
+          partsInFlight: config.worker.partsInFlight,
+        },
+      );
       storeDescription = `s3://${s3Target.bucket}/${s3Target.prefix}`;
     } else {
       const root = join(dataDir, 'mirror');
@@ -160,11 +177,13 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const ledger = createDynamoLedger(clients.doc, resources.tableName, { clock });
     const notifications = createLocalNotifier({
       logger,
+      format: options.console?.format ?? 'pretty',
+      writeLine: options.console?.writeLine ?? (() => {}),
       webhooks: config.notifications.webhooks,
       sns: clients.sns,
       topicArn: resources.topicArn,
     });
-    cleanups.push(() => notifications.flush());
+    cleanups.push(() => notifications.flush(options.shutdownGraceMs ?? 10_000));
 
     const mirrorDeps: MirrorDeps = {
       ledger,
@@ -178,6 +197,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
     const pollProblems = new Map<string, PollProblem>();
     let polling: Promise<PollReport> | undefined;
+    let lastPoll: PollReport | undefined;
     const report = (result: PollReport) => {
       for (const entry of result.results) {
         const id = `${entry.channel}/${entry.board}`;
@@ -200,13 +220,15 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         }
       }
       if (result.resent > 0) logger.info('poll.resent_unfinished', { artifacts: result.resent });
-      for (const fingerprint of result.expiringKeys) logger.warn('keyring.signing_key_expiring', { fingerprint });
+      for (const fingerprint of result.expiringKeys)
+        logger.warn('keyring.signing_key_expiring', { fingerprint });
     };
     const pollNow = (): Promise<PollReport> => {
       if (polling !== undefined) return polling;
       polling = runPoll(mirrorDeps, config)
         .then((result) => {
           report(result);
+          lastPoll = result;
           return result;
         })
         .finally(() => {
@@ -215,9 +237,11 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       return polling;
     };
 
+    // The queue lived in memory: resend every open artifact. No boards means nothing is polled in this run,
+    // so releases the first real poll claims below are not sent twice.
     const resumeReport = await runPoll(mirrorDeps, {
       ...config,
-      channels: [],
+      boards: [],
       schedule: { ...config.schedule, stallAfterMinutes: 0 },
     });
     report(resumeReport);
@@ -228,7 +252,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
     let app: Hono | undefined;
     const server = createAdaptorServer({
-      fetch: (request, env) => (app === undefined ? new Response('starting\n', { status: 503 }) : app.fetch(request, env)),
+      fetch: (request, env) =>
+        app === undefined ? new Response('starting\n', { status: 503 }) : app.fetch(request, env),
     }) as Server;
     const port = await listen(server, options.host, options.port);
     const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
@@ -261,6 +286,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
             },
             config,
             {
+              signal: context.signal,
               onProgress: (bytes, total) => {
                 transfer ??= options.tracker.begin(label);
                 transfer.advance(bytes, total);
@@ -273,7 +299,12 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           );
           transfer?.end('downloaded');
           transfer = undefined;
-          const ref = { channel: job.channel, board: job.board, version: job.version, artifact: job.artifact };
+          const ref = {
+            channel: job.channel,
+            board: job.board,
+            version: job.version,
+            artifact: job.artifact,
+          };
           if (result.outcome === 'verified') {
             const record = await ledger.getArtifact(ref);
             logger.info('artifact.verified', {
@@ -286,10 +317,18 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
             logger.warn('artifact.missing', ref);
           }
           if (result.finalize.finalized) {
-            logger.info('release.finalized', { channel: job.channel, board: job.board, version: job.version });
+            logger.info('release.finalized', {
+              channel: job.channel,
+              board: job.board,
+              version: job.version,
+            });
           }
           if (result.finalize.currentAdvanced === true) {
-            logger.info('mirror.current_moved', { channel: job.channel, board: job.board, version: job.version });
+            logger.info('mirror.current_moved', {
+              channel: job.channel,
+              board: job.board,
+              version: job.version,
+            });
           }
         } finally {
           transfer?.end('discarded');
@@ -331,7 +370,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       });
 
     const root = new Hono();
-    root.route('/', createStatusApp({ adminToken, getStatus: status, refreshSeconds: options.refreshSeconds ?? 5 }));
+    root.route(
+      '/',
+      createStatusApp({ adminToken, getStatus: status, refreshSeconds: options.refreshSeconds ?? 5 }),
+    );
     root.route('/', createMirrorApp(store));
     root.route(
       '/',
@@ -378,7 +420,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     schedule();
 
     const drain = async () => {
-      for (let quietChecks = 0; quietChecks < 2; ) {
+      for (let quietChecks = 0; quietChecks < 2 && !closing; ) {
         const attributes = await clients.sqs.send(
           new GetQueueAttributesCommand({
             QueueUrl: resources.jobsQueueUrl,
@@ -405,6 +447,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       store,
       ledger,
       pollNow,
+      lastPoll: () => lastPoll,
       status,
       drain,
       close() {

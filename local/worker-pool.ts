@@ -86,7 +86,9 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
     try {
       await options.handleJob(body, context);
       clearInterval(heartbeat);
-      await options.sqs.send(new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }));
+      await options.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
+      );
       options.onOutcome?.({ kind: 'done', messageId: context.messageId, ms: Date.now() - started });
     } catch (error) {
       clearInterval(heartbeat);
@@ -95,7 +97,11 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
         return;
       }
       if (error instanceof PermanentError) {
-        log.error('worker.job_rejected', { messageId: context.messageId, code: error.code, cause: describeError(error) });
+        log.error('worker.job_rejected', {
+          messageId: context.messageId,
+          code: error.code,
+          cause: describeError(error),
+        });
         await options.sqs.send(
           new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
         );

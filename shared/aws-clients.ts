@@ -28,9 +28,13 @@ const emulatorCredentials = { accessKeyId: 'test', secretAccessKey: 'test' };
  * dummy credentials) cannot drift between the local runner, the tests and the benchmarks.
  */
 export function makeAwsClients(endpoints: AwsEndpoints = {}): AwsClients {
-  const region = endpoints.region ?? 'us-east-1';
+  // Against AWS the SDK takes the region from the runtime (AWS_REGION); emulators need one named.
   const base = (endpoint: string | undefined) =>
-    endpoint === undefined ? { region } : { region, endpoint, credentials: emulatorCredentials };
+    endpoint === undefined
+      ? endpoints.region === undefined
+        ? {}
+        : { region: endpoints.region }
+      : { region: endpoints.region ?? 'us-east-1', endpoint, credentials: emulatorCredentials };
   const s3 = new S3Client({
     ...base(endpoints.s3),
     ...(endpoints.s3 === undefined

@@ -60,7 +60,8 @@ function estimatedEnvironmentBytes(environment: Record<string, string>): number 
 
 /**
  * The one way this app builds a Lambda function, so every function gets the same safe defaults:
- * nodejs22.x on arm64 (cheaper per GB-second for the same hashing speed), an ESM bundle built by local
+ * nodejs22.x on arm64 (20% cheaper per GB-second; the worker is bound by its download, not the CPU), an
+ * ESM bundle built by local
  * esbuild (no Docker, works offline), its own log group with retention instead of the never-expiring
  * default, active X-Ray tracing, JSON logs, and a role that starts with no permissions at all (no
  * AWSLambdaBasicExecutionRole: it may write only to its own log group).

@@ -9,8 +9,6 @@ export interface PrivateBucketProps {
   encryptionKey?: kms.IKey;
   /** Where server access logs go; `undefined` leaves them off (an explicit, documented choice). */
   accessLogs?: { bucket: s3.IBucket; prefix: string };
-  /** Keep every version of every object. */
-  versioned?: boolean;
   /** This bucket receives other buckets' server access logs (and so keeps none of its own). */
   logDestination?: boolean;
 }
@@ -32,7 +30,6 @@ export class PrivateBucket extends s3.Bucket {
         props.encryptionKey === undefined ? s3.BucketEncryption.S3_MANAGED : s3.BucketEncryption.KMS,
       encryptionKey: props.encryptionKey,
       bucketKeyEnabled: props.encryptionKey !== undefined,
-      versioned: props.versioned ?? false,
       removalPolicy: RemovalPolicy.RETAIN,
       serverAccessLogsBucket: props.accessLogs?.bucket,
       serverAccessLogsPrefix: props.accessLogs?.prefix,

@@ -25,6 +25,7 @@ import type { ConfigKind } from '../../shared/instances/types.ts';
  */
 export type AdminAuth = { kind: 'iam' } | { kind: 'bearer'; token: string };
 
+/** The service's dependencies plus what only HTTP needs; the host (Lambda or local runner) builds them. */
 export interface ApiDeps extends InstanceServiceDeps {
   adminAuth: AdminAuth;
   /** Told about unexpected (500) errors, which never reach the client; default stderr. */

@@ -61,7 +61,7 @@ let runtime: Promise<MirrorRuntime> | undefined;
 /** Clients, config and keyring are built once per container, on the first event. */
 export const handler = createWorkerHandler(() => {
   runtime ??= import('../../shared/mirror/wiring.ts').then((wiring) =>
-    wiring.loadMirrorRuntime(process.env, { logger }),
+    wiring.loadMirrorRuntime(process.env, { logger, role: 'worker' }),
   );
   return runtime;
 });

@@ -1,6 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { ScheduledEvent } from 'aws-lambda';
+import type { MetricSink } from '../../shared/mirror/deps.ts';
 import { type PollReport, runPoll } from '../../shared/mirror/poller.ts';
 import type { MirrorRuntime } from '../../shared/mirror/wiring.ts';
 
@@ -10,7 +11,7 @@ const metrics = new Metrics({ namespace: 'cldist', serviceName: 'cldist-poller' 
 /** One scheduled run; per-channel failures are in the report and in the `PollErrors` metric. */
 export function createPollerHandler(
   load: () => Promise<MirrorRuntime>,
-  sink: Pick<Metrics, 'addMetric' | 'publishStoredMetrics'> = metrics,
+  sink: MetricSink & { publishStoredMetrics(): void } = metrics,
 ): (event: ScheduledEvent) => Promise<PollReport> {
   return async (event) => {
     const { deps, config } = await load();
@@ -35,7 +36,7 @@ let runtime: Promise<MirrorRuntime> | undefined;
 
 export const handler = createPollerHandler(() => {
   runtime ??= import('../../shared/mirror/wiring.ts').then((wiring) =>
-    wiring.loadMirrorRuntime(process.env, { logger }),
+    wiring.loadMirrorRuntime(process.env, { logger, role: 'poller' }),
   );
   return runtime;
 });

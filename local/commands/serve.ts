@@ -8,7 +8,7 @@ import { type ServeHandle, startServe } from '../serve.ts';
 
 interface ServeFlags {
   config?: string;
-  dataDir: string;
+  dataDir?: string;
   store?: string;
   host?: string;
   port?: number;
@@ -36,6 +36,9 @@ export function parseStoreUrl(value: string): { bucket: string; prefix: string }
   if (match === null) throw new ConfigError(`--store ${value}: expected s3://bucket or s3://bucket/prefix`);
   const [, bucket = '', rawPrefix = ''] = match;
   const prefix = rawPrefix === '' || rawPrefix.endsWith('/') ? rawPrefix : `${rawPrefix}/`;
+  if (prefix.split('/').some((segment) => segment === '.' || segment === '..')) {
+    throw new ConfigError(`--store ${value}: the prefix may not have "." or ".." segments`);
+  }
   const store = parseConfig({ store: { kind: 's3', bucket, prefix } }, `--store ${value}`).store;
   return store.kind === 's3' ? { bucket: store.bucket, prefix: store.prefix } : { bucket, prefix };
 }
@@ -57,16 +60,23 @@ function waitForSignal(): Promise<NodeJS.Signals> {
 }
 
 async function run(flags: ServeFlags): Promise<void> {
+  const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
+  const store = flags.store === undefined ? undefined : parseStoreUrl(flags.store);
   const tty = process.stdout.isTTY === true;
   let logger: Logger | undefined;
-  const terminal = createTerminal({ tty, stream: process.stdout, logger: () => logger ?? createLogger({ format: 'json', write: () => {} }) });
-  logger = createLogger({ format: flags.logFormat ?? (tty ? 'pretty' : 'json'), write: terminal.writeLine });
+  const terminal = createTerminal({
+    tty,
+    stream: process.stdout,
+    logger: () => logger ?? createLogger({ format: 'json', write: () => {} }),
+  });
+  const format = flags.logFormat ?? (tty ? 'pretty' : 'json');
+  logger = createLogger({ format, write: terminal.writeLine });
 
   let demo: Demo | undefined;
   let config: CldistConfig;
   if (flags.demo) {
     if (flags.config !== undefined) throw new ConfigError('--demo brings its own config; leave out --config');
-    demo = await startDemo({ dataDir: flags.dataDir, logger, publishEveryMs: flags.publishSeconds * 1000 });
+    demo = await startDemo({ dataDir, logger, publishEveryMs: flags.publishSeconds * 1000 });
     config = demo.config;
   } else {
     config = flags.config === undefined ? parseConfig({}, 'default config') : loadConfigFile(flags.config);
@@ -76,14 +86,17 @@ async function run(flags: ServeFlags): Promise<void> {
   try {
     handle = await startServe({
       config,
-      dataDir: flags.dataDir,
+      dataDir,
       host: flags.host ?? config.api.host,
       port: flags.port ?? config.api.port,
       concurrency: flags.concurrency ?? config.worker.concurrency,
-      store: flags.store === undefined ? undefined : parseStoreUrl(flags.store),
+      store,
+      region: process.env.AWS_REGION,
       logger,
       tracker: terminal.tracker,
-      pollEveryMs: flags.pollSeconds === undefined ? (flags.demo ? 3000 : undefined) : flags.pollSeconds * 1000,
+      console: { format, writeLine: terminal.writeLine },
+      pollEveryMs:
+        flags.pollSeconds === undefined ? (flags.demo ? 3000 : undefined) : flags.pollSeconds * 1000,
       demo: flags.demo,
       baseBackoffSeconds: flags.demo ? 1 : 5,
     });
@@ -99,7 +112,16 @@ async function run(flags: ServeFlags): Promise<void> {
   });
 
   if (flags.once) {
-    await handle.drain();
+    const interrupted = await Promise.race([
+      handle.drain().then(
+        () => undefined,
+        () => undefined,
+      ),
+      waitForSignal(),
+    ]);
+    if (interrupted !== undefined) logger.info('shutdown.signal', { signal: interrupted });
+    const failed = handle.lastPoll()?.results.filter((r) => r.outcome === 'error') ?? [];
+    if (failed.length > 0) process.exitCode = 1;
   } else {
     demo?.startPublishing();
     const signal = await waitForSignal();
@@ -119,21 +141,51 @@ export function registerServeCommand(program: Command): void {
       'Run the whole distributor on this machine: poller, mirror workers, the instance config API, the mirror ' +
         'at /mirror/{channel}/{board}/ and a status page at /, with the AWS services stood in by fauxqs and dynalite.',
     )
-    .option('--config <file>', 'JSON config file (default: built-in config mirroring the real Flatcar servers)')
-    .option('--data-dir <dir>', 'ledger, local mirror, instance configs and admin token; kept across restarts', './data')
-    .option('--store <url>', 'mirror into S3 instead of {data-dir}/mirror, e.g. s3://bucket/prefix (AWS credentials from the environment)')
+    .option(
+      '--config <file>',
+      'JSON config file (default: built-in config mirroring the real Flatcar servers)',
+    )
+    .option(
+      '--data-dir <dir>',
+      'ledger, local mirror, instance configs and admin token; kept across restarts (default: ./data, or ./data/demo with --demo)',
+    )
+    .option(
+      '--store <url>',
+      'mirror into S3 instead of {data-dir}/mirror, e.g. s3://bucket/prefix (AWS credentials from the environment)',
+    )
     .option('--host <address>', 'address the HTTP server binds to (default: config api.host, 127.0.0.1)')
     .option('--port <n>', 'HTTP port, 0 for any free one (default: config api.port, 8080)', integer(0, 65535))
-    .option('--concurrency <n>', 'artifacts mirrored at once (default: config worker.concurrency, 2)', integer(1, 64))
-    .option('--demo', 'mirror a simulated origin on loopback, signed with its own demo key (trusted only in this mode); works offline', false)
-    .option('--once', 'poll once, mirror everything pending, then exit', false)
-    .option('--poll-seconds <n>', 'seconds between polls (default: config schedule.everyMinutes; 3 with --demo)', integer(1, 86_400))
-    .option('--publish-seconds <n>', 'with --demo: seconds between new simulated versions', integer(1, 3600), 10)
+    .option(
+      '--concurrency <n>',
+      'artifacts mirrored at once (default: config worker.concurrency, 2)',
+      integer(1, 64),
+    )
+    .option(
+      '--demo',
+      'mirror a simulated origin on loopback, signed with its own demo key (trusted only in this mode); works offline',
+      false,
+    )
+    .option(
+      '--once',
+      'poll once, mirror everything pending, then exit (1 if an origin could not be polled)',
+      false,
+    )
+    .option(
+      '--poll-seconds <n>',
+      'seconds between polls (default: config schedule.everyMinutes; 3 with --demo)',
+      integer(1, 86_400),
+    )
+    .option(
+      '--publish-seconds <n>',
+      'with --demo: seconds between new simulated versions',
+      integer(1, 3600),
+      8,
+    )
     .addOption(
-      new Option('--log-format <format>', 'log lines as JSON or short text (default: text on a terminal, JSON otherwise)').choices([
-        'json',
-        'pretty',
-      ]),
+      new Option(
+        '--log-format <format>',
+        'log lines as JSON or short text (default: text on a terminal, JSON otherwise)',
+      ).choices(['json', 'pretty']),
     )
     .addHelpText(
       'after',

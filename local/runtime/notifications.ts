@@ -1,48 +1,79 @@
 import type { SNSClient } from '@aws-sdk/client-sns';
-import { describeError } from '../../shared/errors.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
-import type { EventSink } from '../../shared/mirror/deps.ts';
+import {
+  combineNotifiers,
+  createConsoleNotifier,
+  createMemoryNotifier,
+  createSnsNotifier,
+  createWebhookNotifier,
+  type Notifier,
+  redactUrl,
+} from '../../shared/notify/index.ts';
 import type { Logger } from './log.ts';
 
 export interface LocalNotifications {
-  notifier: EventSink;
-  /** Oldest first, at most `keep`, for the status page. */
+  notifier: Notifier;
+  /** Newest first, for the status page. */
   recent(): CldistEvent[];
-  /** Wait for deliveries still under way (webhook retries). */
-  flush(): Promise<void>;
+  /** Wait, at most `graceMs`, for webhook deliveries still being retried. */
+  flush(graceMs: number): Promise<void>;
 }
 
 export interface LocalNotifierOptions {
   logger: Logger;
+  /** `json`: the console gets one JSON line per event; `pretty`: a short line through the logger. */
+  format: 'json' | 'pretty';
+  writeLine: (line: string) => void;
   webhooks: string[];
-  sns?: SNSClient;
-  topicArn?: string;
+  sns: SNSClient;
+  topicArn: string;
   keep?: number;
 }
 
 /**
- * Where events go on one machine: the console (one line each), a ring the status page reads, the
- * configured webhooks, and the fauxqs topic, as SNS does on AWS. One failing sink never stops the others.
+ * Where events go on one machine: the console, the status page's memory, every configured webhook
+ * (retried with backoff in the background) and the stand-in SNS topic, so the wiring matches AWS.
  */
 export function createLocalNotifier(options: LocalNotifierOptions): LocalNotifications {
-  const keep = options.keep ?? 100;
-  const events: CldistEvent[] = [];
-  const pending = new Set<Promise<unknown>>();
-  const notifier: EventSink = {
-    async publish(event) {
-      events.push(event);
-      if (events.length > keep) events.splice(0, events.length - keep);
-      const { event: name, ...rest } = event;
-      options.logger.info(`notify.${name}`, rest);
-    },
-  };
+  const memory = createMemoryNotifier(options.keep ?? 200);
+  const console: Notifier =
+    options.format === 'json'
+      ? createConsoleNotifier(options.writeLine)
+      : {
+          async publish(event) {
+            const { event: name, ...rest } = event;
+            options.logger.info(`notify.${name}`, rest);
+          },
+        };
+  const webhooks = createWebhookNotifier(options.webhooks, {
+    onGiveUp: (failure) =>
+      options.logger.warn('notify.webhook_given_up', {
+        url: redactUrl(failure.url),
+        event: failure.event.event,
+        attempts: failure.attempts,
+        reason: failure.reason,
+        status: failure.status,
+      }),
+  });
+  const combined = combineNotifiers(
+    memory,
+    console,
+    webhooks,
+    createSnsNotifier(options.sns, options.topicArn),
+  );
   return {
-    notifier,
-    recent: () => [...events],
-    async flush() {
-      await Promise.allSettled([...pending]).catch((error: unknown) =>
-        options.logger.warn('notification.flush_failed', { cause: describeError(error) }),
-      );
+    notifier: combined,
+    recent: () => memory.recent(),
+    async flush(graceMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([
+        combined.drain().then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (late) options.logger.warn('notify.webhooks_abandoned_at_shutdown', { graceMs });
     },
   };
 }

@@ -70,6 +70,7 @@ export interface StatusSources {
   boards: string[];
   keyring: () => KeyringStatus | undefined;
   keyWarningDays: number;
+  /** Newest first. */
   recentEvents: () => CldistEvent[];
   pollProblem: (channel: string, board: string) => PollProblem | undefined;
   worker: () => { inFlight: number; concurrency: number };
@@ -83,7 +84,11 @@ export interface StatusSources {
 function artifactView(record: ArtifactRecord | undefined, name: string, required: boolean): ArtifactStatus {
   if (record === undefined) return { name, state: 'pending', required };
   const state: ArtifactDisplayState =
-    record.state === 'failed_verification' ? 'failed' : record.state === 'verified' ? 'verified' : record.state;
+    record.state === 'failed_verification'
+      ? 'failed'
+      : record.state === 'verified'
+        ? 'verified'
+        : record.state;
   return {
     name,
     state,
@@ -154,7 +159,7 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
       expiringSoon: expiring.has(key.signingKeyFingerprint),
     })),
     keyWarningDays: sources.keyWarningDays,
-    events: [...sources.recentEvents()].reverse().slice(0, 50),
+    events: sources.recentEvents().slice(0, 50),
     worker: sources.worker(),
     mirrorBaseUrl: sources.mirrorBaseUrl,
   };

@@ -64,9 +64,13 @@ export function createStatusApp(options: StatusAppOptions): Hono {
 
   app.get('/v1/status', async (c) => {
     if (!authorised(c.req.header('Authorization'), getCookie(c, adminCookieName))) {
-      return c.json({ error: 'unauthorized', message: 'send the admin token as "Authorization: Bearer …"' }, 401, {
-        'WWW-Authenticate': 'Bearer',
-      });
+      return c.json(
+        { error: 'unauthorized', message: 'send the admin token as "Authorization: Bearer …"' },
+        401,
+        {
+          'WWW-Authenticate': 'Bearer',
+        },
+      );
     }
     return c.json(await options.getStatus(), 200, { 'Cache-Control': 'no-store' });
   });

@@ -32,6 +32,7 @@ export function withRecordCache(
   const forget = (id: string) => {
     generation++;
     cache.delete(id);
+    loading.delete(id);
   };
 
   return {
@@ -50,7 +51,9 @@ export function withRecordCache(
           if (generation === startedAt) remember(id, record ?? null);
           return record;
         })
-        .finally(() => loading.delete(id));
+        .finally(() => {
+          if (loading.get(id) === load) loading.delete(id);
+        });
       loading.set(id, load);
       return load;
     },

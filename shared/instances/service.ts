@@ -25,6 +25,7 @@ export class InvalidInstanceConfigError extends PermanentError {
   }
 }
 
+/** Admin routes only: instance routes never say whether an id exists. */
 export class InstanceNotFoundError extends PermanentError {
   constructor(id: string) {
     super('not-found', `no instance "${id}"`);
@@ -38,6 +39,7 @@ export interface BodyCache {
   set(key: string, body: Uint8Array): void;
 }
 
+/** Bounded by bytes, least recently used first out, so a fleet of large configs cannot exhaust memory. */
 export function createBodyCache(maxBytes = 64 * 1024 * 1024): BodyCache {
   const entries = new Map<string, Uint8Array>();
   let bytes = 0;
@@ -71,6 +73,7 @@ export interface InstanceServiceDeps {
   bodyCache?: BodyCache;
 }
 
+/** Ignition configs are small; anything near this is a mistake or an attack, and it bounds body memory. */
 export const maxInstanceBodyBytes = 1024 * 1024;
 
 export const contentTypes: Record<ConfigKind, string> = {
@@ -89,6 +92,7 @@ function renderZodPath(path: readonly PropertyKey[]): string {
   return `$${path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}`;
 }
 
+/** Ids become DynamoDB keys and store keys; checking once here keeps both safe. */
 export function assertInstanceId(id: string): void {
   if (!instanceIdPattern.test(id)) {
     throw new InvalidInstanceConfigError([
@@ -228,6 +232,7 @@ export async function describeInstance(
   return { ...visible, audit };
 }
 
+/** The record goes first, so the instance stops being served even if removing the body fails. */
 export async function deleteInstance(id: string, deps: InstanceServiceDeps): Promise<void> {
   assertInstanceId(id);
   const record = await deps.instances.get(id);

@@ -27,7 +27,10 @@ export interface ChannelPollResult {
 
 export interface PollReport {
   results: ChannelPollResult[];
-  /** Jobs sent again for artifacts that made no progress within `schedule.stallAfterMinutes`. */
+  /**
+   * Jobs sent again for artifacts that made no progress within `schedule.stallAfterMinutes`; URLs come from
+   * the current config, so a changed origin applies to old work too.
+   */
   resent: number;
   /** Signing keys that expire within the warning window (the event goes out once a day per key). */
   expiringKeys: string[];
@@ -101,8 +104,13 @@ async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<nu
   const stalled = await deps.ledger.listStalled(before, stalledPerRun);
   const jobs: MirrorJob[] = [];
   for (const record of stalled) {
+    const channel = config.channels.find((c) => c.name === record.channel);
+    if (channel === undefined) continue;
     if (await deps.ledger.touchStalled(record, record.updatedAt)) {
-      jobs.push(jobFor(record.channel, record.board, record.version, { ...record, name: record.artifact }));
+      const urls = artifactUrls(channel, record.board, record.version, record.artifact);
+      jobs.push(
+        jobFor(record.channel, record.board, record.version, { ...record, ...urls, name: record.artifact }),
+      );
     }
   }
   if (jobs.length > 0) {

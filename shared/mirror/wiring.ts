@@ -29,15 +29,17 @@ async function extraKeys(store: ObjectStore, key: string | undefined): Promise<s
 
 /**
  * Cold start of a mirror Lambda: everything the handlers need, built once from the environment the stack
- * sets. A missing queue or topic fails here, before any event is taken.
+ * sets. A missing topic (or jobs queue, unless `role` is `worker`, which sends no jobs) fails here, before
+ * any event is taken.
  */
 export async function loadMirrorRuntime(
   env: Record<string, string | undefined>,
-  options: { logger: MirrorLogger; clients?: AwsClients },
+  options: { logger: MirrorLogger; role?: 'poller' | 'worker'; clients?: AwsClients },
 ): Promise<MirrorRuntime> {
   const { config, resources } = parseRuntimeEnv(env);
-  if (resources.jobsQueueUrl === undefined) {
-    throw new ConfigError('CLDIST_RESOURCES.jobsQueueUrl is required by the mirror functions');
+  const jobsQueueUrl = resources.jobsQueueUrl;
+  if (jobsQueueUrl === undefined && options.role !== 'worker') {
+    throw new ConfigError('CLDIST_RESOURCES.jobsQueueUrl is required by the poller');
   }
   if (resources.topicArn === undefined) {
     throw new ConfigError('CLDIST_RESOURCES.topicArn is required by the mirror functions');
@@ -62,12 +64,20 @@ export async function loadMirrorRuntime(
   );
   const notifier: EventSink = createSnsNotifier(clients.sns, resources.topicArn);
   return {
-    config,
+    config: { ...config, store: storeConfig },
     deps: {
       ledger: createDynamoLedger(clients.doc, resources.tableName),
       store,
       notifier,
-      jobs: createSqsJobQueue(clients.sqs, resources.jobsQueueUrl),
+      jobs:
+        jobsQueueUrl === undefined
+          ? {
+              sendJobs: () =>
+                Promise.reject(
+                  new ConfigError('CLDIST_RESOURCES.jobsQueueUrl is not set; this function sends no jobs'),
+                ),
+            }
+          : createSqsJobQueue(clients.sqs, jobsQueueUrl),
       signatures: keyringChecker(keyring),
       clock: () => new Date(),
       logger: options.logger,

@@ -5,10 +5,11 @@ import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
 import type { ArtifactRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
 import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
+import type { StagedUpload } from '../store/types.ts';
 import { SignatureError } from '../verify/types.ts';
 import { defaultChunkSize, defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
 import { type FinalizeResult, finalizeIfDone } from './finalize.ts';
-import { offThreadSha512 } from './sha512-thread.ts';
+import { offThreadSha512, type StreamHash } from './sha512-thread.ts';
 
 export type MirrorOutcome =
   | 'verified'
@@ -95,20 +96,28 @@ export async function transferArtifact(
     );
   }
   const key = storeKey(job.channel, job.board, job.version, job.artifact);
-  const upload = await deps.store.beginUpload(key);
-  const hash = offThreadSha512();
-  let bytes = 0;
+  let upload: StagedUpload | undefined;
+  let hash: StreamHash | undefined;
   let committed = false;
-  async function* teed(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of download.body) {
-      options.signal?.throwIfAborted();
-      await hash.update(chunk);
-      bytes += chunk.byteLength;
-      await upload.write(chunk);
-      yield chunk;
-    }
-  }
   try {
+    const staged = await deps.store.beginUpload(key);
+    upload = staged;
+    const sha = offThreadSha512();
+    hash = sha;
+    let bytes = 0;
+    async function* teed(): AsyncGenerator<Uint8Array> {
+      let writing: Promise<void> = Promise.resolve();
+      for await (const chunk of download.body) {
+        options.signal?.throwIfAborted();
+        await sha.update(chunk);
+        bytes += chunk.byteLength;
+        await writing;
+        writing = staged.write(chunk);
+        writing.catch(() => undefined);
+        yield chunk;
+      }
+      await writing;
+    }
     const verified = await deps.signatures.verify(teed(), signature, {
       now: deps.clock(),
       maxClockSkewSeconds: config.keyring.maxClockSkewSeconds,
@@ -117,15 +126,15 @@ export async function transferArtifact(
     if (expectedBytes !== undefined && bytes !== expectedBytes) {
       throw new TransientError('truncated', `${job.url}: got ${bytes} of ${expectedBytes} bytes`);
     }
-    if (upload.bytesWritten !== bytes) {
+    if (staged.bytesWritten !== bytes) {
       throw new TransientError(
         'store-short-write',
-        `${key}: stored ${upload.bytesWritten} of ${bytes} bytes`,
+        `${key}: stored ${staged.bytesWritten} of ${bytes} bytes`,
       );
     }
-    const sha512 = await hash.digest();
+    const sha512 = await sha.digest();
     await deps.store.put(`${key}.sig`, signature, { contentType: 'application/pgp-signature' });
-    await upload.commit();
+    await staged.commit();
     committed = true;
     return {
       size: bytes,
@@ -137,10 +146,10 @@ export async function transferArtifact(
       resumes: download.resumes,
     };
   } finally {
-    await hash.close();
+    await hash?.close();
     if (!committed) {
       download.cancel();
-      await upload.abort().catch((error: unknown) => {
+      await upload?.abort().catch((error: unknown) => {
         deps.logger.warn('aborting the staged upload failed', { key, error: describeError(error) });
       });
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PermanentError, TransientError } from '../errors.ts';
@@ -32,8 +32,9 @@ function mapFsError(error: unknown, action: string, key: string): Error {
   return new PermanentError('store-rejected', what, { cause: error });
 }
 
-function etagOf(size: number, mtimeMs: number): string {
-  return `"${size.toString(16)}-${Math.floor(mtimeMs).toString(16)}"`;
+/** Every commit renames a new file into place, so the inode tells two same-size writes in one ms apart. */
+function etagOf(info: Stats): string {
+  return `"${info.ino.toString(16)}-${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
 }
 
 async function syncFolder(folder: string): Promise<void> {
@@ -88,7 +89,7 @@ export function createLocalStore(root: string): ObjectStore {
     try {
       const info = await stat(pathOf(key));
       if (!info.isFile()) return undefined;
-      return { size: info.size, lastModified: info.mtime, etag: etagOf(info.size, info.mtimeMs) };
+      return { size: info.size, lastModified: info.mtime, etag: etagOf(info) };
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw mapFsError(error, 'stat', key);
@@ -184,7 +185,7 @@ export function createLocalStore(root: string): ObjectStore {
           body,
           size,
           totalSize: info.size,
-          etag: etagOf(info.size, info.mtimeMs),
+          etag: etagOf(info),
           lastModified: info.mtime,
         };
         return stream;
@@ -223,7 +224,10 @@ class StagedFile implements StagedUpload {
   #bytesWritten = 0;
   #state: FileState = 'open';
   #closed = false;
+  /** A failed write may have left part of a chunk on disk, so nothing after it may be committed. */
+  #failure: Error | undefined;
   #writeQueue: Promise<void> = Promise.resolve();
+  #committing: Promise<void> | undefined;
 
   constructor(
     private readonly path: string,
@@ -239,10 +243,12 @@ class StagedFile implements StagedUpload {
   write(chunk: Uint8Array): Promise<void> {
     const run = this.#writeQueue.then(async () => {
       this.#assertOpen('write');
+      if (this.#failure !== undefined) throw this.#failure;
       try {
         await writeAll(this.handle, chunk);
       } catch (error) {
-        throw mapFsError(error, 'write', this.key);
+        this.#failure = mapFsError(error, 'write', this.key);
+        throw this.#failure;
       }
       this.#bytesWritten += chunk.byteLength;
     });
@@ -250,10 +256,21 @@ class StagedFile implements StagedUpload {
     return run;
   }
 
-  async commit(): Promise<void> {
+  commit(): Promise<void> {
+    if (this.#committing === undefined) {
+      this.#committing = this.#commitNow().catch((error: unknown) => {
+        this.#committing = undefined;
+        throw error;
+      });
+    }
+    return this.#committing;
+  }
+
+  async #commitNow(): Promise<void> {
     await this.#writeQueue;
     if (this.#state === 'committed') return;
     this.#assertOpen('commit');
+    if (this.#failure !== undefined) throw this.#failure;
     try {
       if (!this.#closed) {
         await this.handle.sync();

@@ -25,7 +25,7 @@ const maxParts = 10_000;
 
 export interface S3StoreOptions {
   bucket: string;
-  /** Empty, or segments each ending in "/"; keys given to the store are relative to it. */
+  /** Put in front of every key (a missing trailing "/" is added), so one bucket can hold several stores. */
   prefix?: string;
   /** Default 8 MiB. Memory per upload is about partSizeBytes × (partsInFlight + 1). */
   partSizeBytes?: number;
@@ -212,6 +212,12 @@ export function createS3Store(s3: S3Client, options: S3StoreOptions): ObjectStor
       }
       const size = got.ContentLength ?? 0;
       const body = got.Body;
+      if (!isAsyncIterable(body) && size > 0) {
+        throw new TransientError(
+          'store-unavailable',
+          `S3 GetObject of ${JSON.stringify(key)} returned no body`,
+        );
+      }
       const stream: StoredStream = {
         body: isAsyncIterable(body) ? body : emptyBody(),
         size,
@@ -265,10 +271,13 @@ class MultipartUpload implements StagedUpload {
   #nextPart = 1;
   readonly #parts: CompletedPart[] = [];
   readonly #inFlight = new Set<Promise<void>>();
+  /** Buffers of finished parts, reused so memory stays at partsInFlight + 1 buffers, not GC-paced. */
+  readonly #spare: Buffer[] = [];
   #failure: Error | undefined;
   #state: UploadState = 'open';
   #writeQueue: Promise<void> = Promise.resolve();
   #aborting: Promise<void> | undefined;
+  #committing: Promise<void> | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -292,7 +301,17 @@ class MultipartUpload implements StagedUpload {
     return run;
   }
 
-  async commit(): Promise<void> {
+  commit(): Promise<void> {
+    if (this.#committing === undefined) {
+      this.#committing = this.#commitNow().catch((error: unknown) => {
+        this.#committing = undefined;
+        throw error;
+      });
+    }
+    return this.#committing;
+  }
+
+  async #commitNow(): Promise<void> {
     await this.#writeQueue;
     if (this.#state === 'committed') return;
     this.#assertOpen('commit');
@@ -313,6 +332,7 @@ class MultipartUpload implements StagedUpload {
       throw mapS3Error(error, 'CompleteMultipartUpload', this.key);
     }
     this.#state = 'committed';
+    this.#releaseBuffers();
   }
 
   abort(): Promise<void> {
@@ -330,6 +350,7 @@ class MultipartUpload implements StagedUpload {
   async #abortNow(): Promise<void> {
     await this.#writeQueue;
     await Promise.all(this.#inFlight);
+    this.#releaseBuffers();
     try {
       await this.s3.send(
         new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.fullKey, UploadId: this.uploadId }),
@@ -368,8 +389,9 @@ class MultipartUpload implements StagedUpload {
       );
     }
     const partNumber = this.#nextPart++;
-    const body = this.#buffer.subarray(0, this.#filled);
-    this.#buffer = Buffer.allocUnsafe(this.partSize);
+    const full = this.#buffer;
+    const body = full.subarray(0, this.#filled);
+    this.#buffer = this.#spare.pop() ?? Buffer.allocUnsafe(this.partSize);
     this.#filled = 0;
     const sending: Promise<void> = this.s3
       .send(
@@ -385,6 +407,7 @@ class MultipartUpload implements StagedUpload {
       .then(
         (sent) => {
           this.#parts.push({ PartNumber: partNumber, ETag: sent.ETag });
+          this.#spare.push(full);
         },
         (error: unknown) => {
           this.#failure ??= mapS3Error(error, `UploadPart ${partNumber}`, this.key);
@@ -394,6 +417,12 @@ class MultipartUpload implements StagedUpload {
         this.#inFlight.delete(sending);
       });
     this.#inFlight.add(sending);
+  }
+
+  #releaseBuffers(): void {
+    this.#spare.length = 0;
+    this.#buffer = Buffer.alloc(0);
+    this.#filled = 0;
   }
 
   #throwIfFailed(): void {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { contextKeys, loadStackSettings, parseDeploySettings } from '../../cdk/settings.ts';
+import { projectRoot } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 
 function contextOf(values: Record<string, unknown>): (key: string) => unknown {
@@ -45,6 +46,17 @@ describe('stack settings from context and the shared config file', () => {
     );
     expect(fromString.config.schedule.everyMinutes).toBe(4);
     rmSync(join(dir, 'cldist.config.json'));
+  });
+
+  it('accepts the example config shipped in the repository', () => {
+    const settings = loadStackSettings(
+      contextOf({ [contextKeys.configFile]: 'cldist.config.example.json' }),
+      projectRoot,
+    );
+    expect(settings.config.boards).toEqual(['amd64-usr', 'arm64-usr']);
+    expect(settings.config.artifacts.filter((a) => !a.required).map((a) => a.name)).toEqual([
+      'flatcar_production_image.bin.bz2',
+    ]);
   });
 
   it('refuses an explicitly named config file that does not exist', () => {

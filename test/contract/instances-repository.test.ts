@@ -121,6 +121,14 @@ describe('single-machine record cache over the ledger', () => {
     expect(await ledger.get('n')).toBeUndefined();
   });
 
+  it('never keeps a read that raced with a write', async () => {
+    const cached = withRecordCache(repository(await table()));
+    const racing = cached.get('r');
+    await cached.put(record('r', 'c'.repeat(64)));
+    await racing;
+    expect((await cached.get('r'))?.tokenHash).toBe('c'.repeat(64));
+  });
+
   it('still lets exactly one of many concurrent consumers win', async () => {
     const cached = withRecordCache(repository(await table()));
     await cached.put(record('once'));

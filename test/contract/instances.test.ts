@@ -214,7 +214,11 @@ describeContract<Harness>(
       const attempts = [
         fetchIgnition(h.send, 'nobody', answer.token),
         fetchIgnition(h.send, 'node-1', 'wrong-token'),
-        fetchIgnition(h.send, 'node-1', `${answer.token.slice(0, -1)}A`),
+        fetchIgnition(
+          h.send,
+          'node-1',
+          `${answer.token.slice(0, -1)}${answer.token.endsWith('A') ? 'B' : 'A'}`,
+        ),
         fetchIgnition(h.send, 'node-1', undefined),
         fetchIgnition(h.send, 'once', once.token),
         fetchIgnition(h.send, 'soon-gone', answer.token),

@@ -190,6 +190,16 @@ describe('webhook notifier', () => {
     expect(giveUps[0]?.event.event).toBe('artifact.verification_failed');
   });
 
+  it('does not follow redirects, and does not retry them', async () => {
+    answer = () => 302;
+    const giveUps: WebhookGiveUp[] = [];
+    const notifier = createWebhookNotifier([baseUrl], { baseDelayMs: 2, onGiveUp: (f) => giveUps.push(f) });
+    await notifier.publish(event('release.mirrored'));
+    await notifier.drain();
+    expect(received).toHaveLength(1);
+    expect(giveUps).toEqual([expect.objectContaining({ attempts: 1, status: 302 })]);
+  });
+
   it('retries 429 like a 5xx', async () => {
     answer = (_request, count) => (count === 1 ? 429 : 204);
     const giveUps: WebhookGiveUp[] = [];
@@ -263,6 +273,29 @@ describe('webhook notifier', () => {
       'signing_key.expiring',
     ]);
     expect(giveUps.map((f) => f.url)).toEqual(['http://127.0.0.1:9/dead', 'http://127.0.0.1:9/dead']);
+  });
+
+  it('gives up at once on deliveries beyond maxPending instead of growing without bound', async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    answer = async () => {
+      await held;
+      return 200;
+    };
+    const giveUps: WebhookGiveUp[] = [];
+    const notifier = createWebhookNotifier([baseUrl], { maxPending: 1, onGiveUp: (f) => giveUps.push(f) });
+
+    await notifier.publish(event('release.mirrored'));
+    await notifier.publish(event('artifact.missing'));
+    expect(giveUps).toEqual([
+      expect.objectContaining({ attempts: 0, reason: 'more than 1 deliveries pending' }),
+    ]);
+    expect(giveUps[0]?.event.event).toBe('artifact.missing');
+    release();
+    await notifier.drain();
+    expect(received.map((r) => JSON.parse(r.body).event)).toEqual(['release.mirrored']);
   });
 
   it('refuses URLs that are not http(s) when built', () => {

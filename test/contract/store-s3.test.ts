@@ -138,6 +138,39 @@ describe('S3 store on fauxqs', () => {
     });
   });
 
+  it.each([
+    [{ kmsKeyId: 'alias/cldist-config' }, { sse: 'aws:kms', kms: 'alias/cldist-config' }],
+    ['AES256' as const, { sse: 'AES256', kms: undefined }],
+  ])('asks for server-side encryption %j on every object it creates', async (sse, expected) => {
+    const s3 = makeAwsClients({ s3: inject('fauxqsEndpoint') }).s3;
+    const seen: Array<{ command: string; sse: string | undefined; kms: string | undefined }> = [];
+    s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+        seen.push({
+          command: context.commandName ?? '',
+          sse: headers['x-amz-server-side-encryption'],
+          kms: headers['x-amz-server-side-encryption-aws-kms-key-id'],
+        });
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'captureSse' },
+    );
+    const store = createS3Store(s3, { bucket: await freshBucket(clients), sse });
+    await store.put('stable/a', 'a');
+    const upload = await store.beginUpload('stable/b');
+    await upload.write(Buffer.from('b'));
+    await upload.commit();
+
+    expect(seen.filter((s) => s.command === 'PutObjectCommand')).toEqual([
+      { command: 'PutObjectCommand', ...expected },
+    ]);
+    expect(seen.filter((s) => s.command === 'CreateMultipartUploadCommand')).toEqual([
+      { command: 'CreateMultipartUploadCommand', ...expected },
+    ]);
+    expect(await store.get('stable/b')).toEqual(new Uint8Array([98]));
+  });
+
   it('refuses part sizes S3 would refuse', () => {
     expect(() => createS3Store(clients.s3, { bucket: 'b', partSizeBytes: 4 * MiB })).toThrow(ConfigError);
     expect(() => createS3Store(clients.s3, { bucket: 'b', partsInFlight: 0 })).toThrow(/partsInFlight/);

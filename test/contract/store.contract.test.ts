@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PermanentError } from '../../shared/errors.ts';
+import { createStore } from '../../shared/store/index.ts';
 import { createLocalStore, sweepStaging } from '../../shared/store/local-store.ts';
 import { RangeNotSatisfiableError } from '../../shared/store/range.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
@@ -156,6 +157,18 @@ describeContract<ObjectStore>('ObjectStore', adapters, (make) => {
     expect(await store.getStream('stable/missing', { start: 0 })).toBeUndefined();
   });
 
+  it('gives the same ETag from head and getStream, and a new one after an overwrite of the same size', async () => {
+    await store.put(key, 'first');
+    const before = await store.head(key);
+    const stream = await store.getStream(key);
+    await readAll(stream);
+    expect(before?.etag).toEqual(expect.any(String));
+    expect(stream?.etag).toBe(before?.etag);
+    expect(stream?.lastModified).toBeInstanceOf(Date);
+    await store.put(key, 'other');
+    expect((await store.head(key))?.etag).not.toBe(before?.etag);
+  });
+
   it('puts, gets and overwrites whole objects', async () => {
     expect(await store.get(key)).toBeUndefined();
     await store.put(key, 'FLATCAR_VERSION=1.0.0\n', { contentType: 'text/plain' });
@@ -265,12 +278,22 @@ describeContract<ObjectStore>('ObjectStore', adapters, (make) => {
   it('keeps a committed object when abort follows commit, and commit is idempotent', async () => {
     const upload = await store.beginUpload(key);
     await upload.write(Buffer.from('verified'));
-    await upload.commit();
+    await Promise.all([upload.commit(), upload.commit()]);
     await upload.commit();
     await upload.abort();
 
     expect(Buffer.from((await store.get(key)) ?? []).toString()).toBe('verified');
     await expect(upload.write(Buffer.from('more'))).rejects.toMatchObject({ code: 'upload-closed' });
+  });
+
+  it('keeps the order of writes that were not awaited one by one', async () => {
+    const upload = await store.beginUpload(key);
+    const big = randomBytes(6 * MiB);
+    await Promise.all([upload.write(Buffer.from('a')), upload.write(big), upload.write(Buffer.from('z'))]);
+    await upload.commit();
+    const stored = Buffer.from((await store.get(key)) ?? []);
+    expect(stored.byteLength).toBe(big.byteLength + 2);
+    expect(stored.equals(Buffer.concat([Buffer.from('a'), big, Buffer.from('z')]))).toBe(true);
   });
 
   it('lets concurrent uploads of different keys proceed independently', async () => {
@@ -327,12 +350,31 @@ describe('local store specifics', () => {
     expect(await sweepStaging(join(root, 'never-created'), 0)).toBe(0);
   });
 
+  it('refuses a key below an existing object, and abort then cleans the staged file', async () => {
+    const store = createLocalStore(root);
+    await store.put('stable/a', 'file');
+    const upload = await store.beginUpload('stable/a/b');
+    await upload.write(Buffer.from('below'));
+    await expect(upload.commit()).rejects.toMatchObject({ name: 'PermanentError', code: 'store-rejected' });
+    await upload.abort();
+    expect(await readdir(join(root, '.staging'))).toEqual([]);
+    expect(await store.list('')).toEqual(['stable/a']);
+    await expect(store.put('stable/a/c', 'x')).rejects.toMatchObject({ code: 'store-rejected' });
+    expect(await readdir(join(root, '.staging'))).toEqual([]);
+  });
+
   it('answers a key that names a folder as absent', async () => {
     const store = createLocalStore(root);
     await store.put('stable/amd64-usr/x', 'x');
     expect(await store.get('stable/amd64-usr')).toBeUndefined();
     expect(await store.head('stable/amd64-usr')).toBeUndefined();
     expect(await store.getStream('stable/amd64-usr')).toBeUndefined();
+  });
+
+  it('is what createStore builds for a local config', async () => {
+    const store = createStore({ kind: 'local', path: root }, { partSizeBytes: 5 * MiB, partsInFlight: 1 });
+    await store.put('stable/a', 'a');
+    expect(await createLocalStore(root).list('')).toEqual(['stable/a']);
   });
 
   it('streams large objects in 1 MiB chunks', async () => {

@@ -1,11 +1,11 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import type { TransferTracker } from '../../local/progress.ts';
 import { createLogger, type LogRecord } from '../../local/runtime/log.ts';
 import { type ServeHandle, type ServeOptions, startServe } from '../../local/serve.ts';
 import type { SimOrigin } from '../../local/sim-origin/sim-origin.ts';
+import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 
 export const MiB = 1024 * 1024;
 export const board = 'amd64-usr';
@@ -100,7 +100,7 @@ export async function serveFor(
   return { handle, records };
 }
 
-export function adminHeaders(handle: ServeHandle): Record<string, string> {
+export function adminHeaders(handle: Pick<ServeHandle, 'adminToken'>): Record<string, string> {
   return { Authorization: `Bearer ${handle.adminToken}` };
 }
 

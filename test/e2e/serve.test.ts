@@ -1,8 +1,10 @@
 import { readdir, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatusModel } from '../../local/status/model.ts';
 import { faults, type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
+import type { StatusModel } from '../../local/status/model.ts';
 import {
   adminHeaders,
   artifactGets,
@@ -38,29 +40,52 @@ describe('cldist serve against the simulated origin', () => {
   let dir: string;
   let dataDir: string;
   let running: Started | undefined;
+  let receiver: Server;
+  let webhookUrl = '';
+  const delivered: Array<{ contentType: string | undefined; body: { event: string; version?: string } }> = [];
 
   beforeAll(async () => {
     sim = await startSimOrigin();
     dir = await tempDir('serve-e2e');
     dataDir = join(dir, 'data');
+    receiver = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        delivered.push({
+          contentType: request.headers['content-type'],
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+        });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
   });
 
   afterAll(async () => {
     await running?.handle.close();
+    await new Promise((resolve) => receiver.close(resolve));
     await sim.close();
     await rm(dir, { recursive: true, force: true });
   });
 
   let instanceToken = '';
   let artifactGetsBeforeRestart: string[] = [];
-  const ignition = { ignition: { version: '3.3.0' }, storage: { files: [{ path: '/etc/hostname', contents: { source: 'data:,web-1' } }] } };
+  const ignition = {
+    ignition: { version: '3.3.0' },
+    storage: { files: [{ path: '/etc/hostname', contents: { source: 'data:,web-1' } }] },
+  };
 
   it('mirrors and verifies the first two releases, and moves current forward', async () => {
     await publish(sim, 'stable', '4081.2.0');
-    const config = await simConfig(sim, dir, ['stable']);
+    const config = await simConfig(sim, dir, ['stable'], { notifications: { webhooks: [webhookUrl] } });
     running = await serveFor(config, dataDir);
     const started = running;
-    await waitFor(async () => mirrored(await statusOf(started), 'stable').includes('4081.2.0'), 'release 4081.2.0 mirrored');
+    await waitFor(
+      async () => mirrored(await statusOf(started), 'stable').includes('4081.2.0'),
+      'release 4081.2.0 mirrored',
+    );
 
     await publish(sim, 'stable', '4081.2.1');
     await started.handle.pollNow();
@@ -85,6 +110,11 @@ describe('cldist serve against the simulated origin', () => {
       '4081.2.0',
       '4081.2.1',
     ]);
+    await waitFor(() => delivered.length >= 2, 'two webhook deliveries');
+    expect(delivered.map((d) => [d.contentType, d.body.event, d.body.version])).toEqual([
+      ['application/json', 'release.mirrored', '4081.2.0'],
+      ['application/json', 'release.mirrored', '4081.2.1'],
+    ]);
   });
 
   it('serves the mirror in the upstream layout, with ranges and HEAD', async () => {
@@ -103,7 +133,9 @@ describe('cldist serve against the simulated origin', () => {
     const part = await fetch(`${base}/4081.2.0/${bigArtifact}`, { headers: { Range: range } });
     expect(part.status).toBe(206);
     expect(part.headers.get('content-range')).toBe(`bytes 1048570-1048589/${3 * MiB + 17}`);
-    const upstreamPart = await fetch(`${sim.url}/stable/${board}/4081.2.0/${bigArtifact}`, { headers: { Range: range } });
+    const upstreamPart = await fetch(`${sim.url}/stable/${board}/4081.2.0/${bigArtifact}`, {
+      headers: { Range: range },
+    });
     expect(Buffer.from(await part.arrayBuffer())).toEqual(Buffer.from(await upstreamPart.arrayBuffer()));
 
     const head = await fetch(`${base}/4081.2.1/${smallArtifact}`, { method: 'HEAD' });
@@ -119,7 +151,9 @@ describe('cldist serve against the simulated origin', () => {
   it('keeps the status and the admin API behind the admin token', async () => {
     const { url } = running?.handle ?? { url: '' };
     expect((await fetch(`${url}/v1/status`)).status).toBe(401);
-    expect((await fetch(`${url}/v1/status`, { headers: { Authorization: 'Bearer wrong' } })).status).toBe(401);
+    expect((await fetch(`${url}/v1/status`, { headers: { Authorization: 'Bearer wrong' } })).status).toBe(
+      401,
+    );
     expect((await fetch(`${url}/`)).status).toBe(401);
     const put = await fetch(`${url}/v1/instances/web-1`, { method: 'PUT', body: JSON.stringify(ignition) });
     expect(put.status).toBe(401);
@@ -136,12 +170,16 @@ describe('cldist serve against the simulated origin', () => {
     expect(put.status).toBe(201);
     const answer = (await put.json()) as { token: string; ignitionUrl: string };
     instanceToken = answer.token;
-    expect(answer.ignitionUrl).toBe(`${handle.url}/v1/instances/web-1/ignition?token=${encodeURIComponent(answer.token)}`);
+    expect(answer.ignitionUrl).toBe(
+      `${handle.url}/v1/instances/web-1/ignition?token=${encodeURIComponent(answer.token)}`,
+    );
 
     const fetched = await fetch(answer.ignitionUrl);
     expect(fetched.status).toBe(200);
     expect(await fetched.json()).toEqual(ignition);
-    const wrong = await fetch(`${handle.url}/v1/instances/web-1/ignition`, { headers: { Authorization: 'Bearer nope' } });
+    const wrong = await fetch(`${handle.url}/v1/instances/web-1/ignition`, {
+      headers: { Authorization: 'Bearer nope' },
+    });
     expect(wrong.status).toBe(404);
   });
 
@@ -175,15 +213,31 @@ describe('cldist serve against the simulated origin', () => {
     expect((await part.arrayBuffer()).byteLength).toBe(10);
   });
 
+  it('refuses a second runner on the same data dir while the first runs', async () => {
+    const config = await simConfig(sim, dir, ['stable']);
+    await expect(serveFor(config, dataDir)).rejects.toThrow(
+      new RegExp(`data dir ${dataDir} is in use by another cldist serve \\(pid ${process.pid}\\)`),
+    );
+    const still = await fetch(`${running?.handle.url}/v1/status`, {
+      headers: adminHeaders(running?.handle ?? { adminToken: '' }),
+    });
+    expect(still.status).toBe(200);
+  });
+
   it('aborts a running transfer on shutdown, shows nothing of it, and finishes it after a restart', async () => {
     await running?.handle.close();
     running = undefined;
-    const stalled = sim.inject(`/stable/${board}/4081.2.2/${bigArtifact}$`, faults.stallAfter(MiB), { times: 1 });
+    const stalled = sim.inject(`/stable/${board}/4081.2.2/${bigArtifact}$`, faults.stallAfter(MiB), {
+      times: 1,
+    });
     await publish(sim, 'stable', '4081.2.2');
     const config = await simConfig(sim, dir, ['stable'], { limits: { requestTimeoutSeconds: 2 } });
     running = await serveFor(config, dataDir, { shutdownGraceMs: 10_000 });
     const first = running;
-    await waitFor(() => stalled.applied === 1 && first.handle.status().then((s) => s.worker.inFlight > 0), 'the stalled transfer');
+    await waitFor(
+      () => stalled.applied === 1 && first.handle.status().then((s) => s.worker.inFlight > 0),
+      'the stalled transfer',
+    );
     await first.handle.close();
     running = undefined;
     expect(first.records.some((r) => r.event === 'shutdown.done')).toBe(true);
@@ -193,8 +247,13 @@ describe('cldist serve against the simulated origin', () => {
     running = await serveFor(config, dataDir);
     const second = running;
     expect(second.records.some((r) => r.event === 'poll.resent_unfinished')).toBe(true);
-    await waitFor(async () => mirrored(await statusOf(second), 'stable').includes('4081.2.2'), 'release 4081.2.2 mirrored');
-    expect(await second.handle.store.head(`stable/${board}/4081.2.2/${bigArtifact}`)).toMatchObject({ size: 3 * MiB + 17 });
+    await waitFor(
+      async () => mirrored(await statusOf(second), 'stable').includes('4081.2.2'),
+      'release 4081.2.2 mirrored',
+    );
+    expect(await second.handle.store.head(`stable/${board}/4081.2.2/${bigArtifact}`)).toMatchObject({
+      size: 3 * MiB + 17,
+    });
   });
 });
 
@@ -205,13 +264,21 @@ describe('cldist serve with an unreachable origin', () => {
       const sim = await startSimOrigin();
       const keyOnly = await simConfig(sim, dir, ['stable', 'beta']);
       await sim.close();
-      const config = { ...keyOnly, channels: keyOnly.channels.map((c) => ({ ...c, baseUrl: 'http://127.0.0.1:9/{channel}' })) };
+      const config = {
+        ...keyOnly,
+        channels: keyOnly.channels.map((c) => ({ ...c, baseUrl: 'http://127.0.0.1:9/{channel}' })),
+      };
       const started = await serveFor(config, join(dir, 'data'));
       try {
         await started.handle.pollNow();
         const unreachable = started.records.filter((r) => r.event === 'poll.origin_unreachable');
         expect(unreachable.map((r) => r.channel).sort()).toEqual(['beta', 'beta', 'stable', 'stable']);
-        expect(unreachable[0]).toMatchObject({ level: 'warn', url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:9\/(stable|beta)\/amd64-usr\/current\/version\.txt$/) });
+        expect(unreachable[0]).toMatchObject({
+          level: 'warn',
+          url: expect.stringMatching(
+            /^http:\/\/127\.0\.0\.1:9\/(stable|beta)\/amd64-usr\/current\/version\.txt$/,
+          ),
+        });
         expect(String(unreachable[0]?.cause)).toMatch(/ECONNREFUSED/);
         expect(started.records.filter((r) => r.level === 'error')).toEqual([]);
         const status = await statusOf(started);

@@ -2,9 +2,22 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../shared/config.ts';
 import { faults, type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
-import { bigArtifact, board, publish, type Started, serveFor, simConfig, smallArtifact, tempDir, waitFor } from './serve-harness.ts';
+import { projectRoot } from '../../shared/config.ts';
+import {
+  bigArtifact,
+  board,
+  publish,
+  type Started,
+  serveFor,
+  simConfig,
+  smallArtifact,
+  tempDir,
+  waitFor,
+} from './serve-harness.ts';
+
+/** Configured as optional, never published by the sim origin: the upstream "shipped without it" case. */
+const absentArtifact = 'flatcar_production_pxe_image.cpio.gz';
 
 const chromiumArgs = [
   '--headless',
@@ -30,7 +43,12 @@ describe('status page in headless Chromium', () => {
     await publish(sim, 'beta', '4152.1.0');
     sim.inject(`/beta/${board}/4152.1.0/${smallArtifact}$`, faults.tamper(1000), { times: 1 });
     const config = await simConfig(sim, dir, ['stable', 'beta'], {
-      artifacts: [{ name: 'version.txt' }, { name: bigArtifact }, { name: smallArtifact }],
+      artifacts: [
+        { name: 'version.txt' },
+        { name: bigArtifact },
+        { name: smallArtifact },
+        { name: absentArtifact, required: false },
+      ],
     });
     started = await serveFor(config, join(dir, 'data'));
     await waitFor(async () => {
@@ -39,7 +57,7 @@ describe('status page in headless Chromium', () => {
       const beta = status.channels.find((c) => c.channel === 'beta');
       return (
         stable?.releases[0]?.state === 'mirrored' &&
-        beta?.releases[0]?.artifacts.every((a) => a.state === 'verified' || a.state === 'failed')
+        beta?.releases[0]?.artifacts.every((a) => a.state !== 'pending')
       );
     }, 'stable mirrored and beta settled');
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
@@ -74,14 +92,19 @@ describe('status page in headless Chromium', () => {
     const stableRelease = stable.locator('details.release[data-version="4081.2.0"]');
     await stableRelease.locator('summary').click();
     const rows = stableRelease.locator('tr.artifact');
-    expect(await rows.count()).toBe(3);
+    expect(await rows.count()).toBe(4);
+    const absent = stableRelease.locator(`tr.artifact[data-artifact="${absentArtifact}"]`);
+    expect(await absent.locator('.state').textContent()).toBe('missing');
+    expect(await absent.textContent()).toContain('(optional)');
     for (const name of ['version.txt', bigArtifact, smallArtifact]) {
       const row = stableRelease.locator(`tr.artifact[data-artifact="${name}"]`);
       expect(await row.locator('.state').textContent()).toBe('verified');
       expect(await row.locator('code[title]').getAttribute('title')).toBe(sim.signingKeyFingerprint);
       expect(await row.isVisible()).toBe(true);
     }
-    expect(await stableRelease.locator(`tr.artifact[data-artifact="${bigArtifact}"] td.num`).textContent()).toBe('3.0 MiB');
+    expect(
+      await stableRelease.locator(`tr.artifact[data-artifact="${bigArtifact}"] td.num`).textContent(),
+    ).toBe('3.0 MiB');
 
     const beta = page.locator('section.channel[data-channel="beta"]');
     expect(await beta.locator('.versions-mirrored').textContent()).toBe('none yet');
@@ -93,8 +116,12 @@ describe('status page in headless Chromium', () => {
     const keyExpiry = page.locator('table.keys td.key-expiry').first();
     expect(await keyExpiry.textContent()).toMatch(/never|\d{4}-\d{2}-\d{2}/);
     const events = await page.locator('ol.events li').allTextContents();
-    expect(events.some((e) => e.includes('release.mirrored') && e.includes('stable/amd64-usr 4081.2.0'))).toBe(true);
-    expect(events.some((e) => e.includes('artifact.verification_failed') && e.includes(smallArtifact))).toBe(true);
+    expect(
+      events.some((e) => e.includes('release.mirrored') && e.includes('stable/amd64-usr 4081.2.0')),
+    ).toBe(true);
+    expect(events.some((e) => e.includes('artifact.verification_failed') && e.includes(smallArtifact))).toBe(
+      true,
+    );
 
     expect(await page.locator('meta[http-equiv="refresh"]').getAttribute('content')).toBe('5');
     const output = join(projectRoot, 'test-output');

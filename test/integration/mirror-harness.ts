@@ -9,10 +9,12 @@ import {
   GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
+  type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createWorkerHandler } from '../../functions/mirror-worker/handler.ts';
 import { type SimOrigin, simTrust, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
+import type { AwsClients } from '../../shared/aws-clients.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
@@ -63,10 +65,10 @@ export interface RigOptions {
 }
 
 /** dynalite answers CreateTable before the table is ACTIVE; the SDK waiter would then sleep 20 s. */
-export async function tableActive(table: string): Promise<void> {
+export async function tableActive(table: string, on: AwsClients = clients): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const out = await clients.dynamodb.send(new DescribeTableCommand({ TableName: table }));
+    const out = await on.dynamodb.send(new DescribeTableCommand({ TableName: table }));
     if (out.Table?.TableStatus === 'ACTIVE') return;
     await new Promise((resolve) => setImmediate(resolve));
   }
@@ -190,8 +192,13 @@ function toRecord(message: Message, queue: FreshQueue): SQSRecord {
 }
 
 /** Receive up to `max` jobs from the real queue, without handling them yet. */
-export async function receiveJobs(queue: FreshQueue, max = 10, waitSeconds = 1): Promise<SQSRecord[]> {
-  const got = await clients.sqs.send(
+export async function receiveJobs(
+  queue: FreshQueue,
+  max = 10,
+  waitSeconds = 1,
+  sqs: SQSClient = clients.sqs,
+): Promise<SQSRecord[]> {
+  const got = await sqs.send(
     new ReceiveMessageCommand({
       QueueUrl: queue.url,
       MaxNumberOfMessages: max,
@@ -211,21 +218,20 @@ export async function deliver(
   handler: WorkerHandler,
   queue: FreshQueue,
   records: SQSRecord[],
+  sqs: SQSClient = clients.sqs,
 ): Promise<SQSBatchResponse> {
   const response = await handler({ Records: records });
   const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
   for (const record of records) {
     if (!failed.has(record.messageId)) {
-      await clients.sqs.send(
-        new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle }),
-      );
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: record.receiptHandle }));
     }
   }
   return response;
 }
 
-async function queueDepth(queue: FreshQueue): Promise<number> {
-  const got = await clients.sqs.send(
+async function queueDepth(queue: FreshQueue, sqs: SQSClient): Promise<number> {
+  const got = await sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queue.url,
       AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
@@ -244,17 +250,18 @@ export interface DrainReport {
 export async function drain(
   handler: WorkerHandler,
   queue: FreshQueue,
-  options: { batchSize?: number; deadlineMs?: number } = {},
+  options: { batchSize?: number; deadlineMs?: number; sqs?: SQSClient } = {},
 ): Promise<DrainReport> {
+  const sqs = options.sqs ?? clients.sqs;
   const deadline = Date.now() + (options.deadlineMs ?? 45_000);
   const report: DrainReport = { batches: 0, failures: 0 };
   while (Date.now() < deadline) {
-    const records = await receiveJobs(queue, options.batchSize ?? 10);
+    const records = await receiveJobs(queue, options.batchSize ?? 10, 1, sqs);
     if (records.length === 0) {
-      if ((await queueDepth(queue)) === 0) return report;
+      if ((await queueDepth(queue, sqs)) === 0) return report;
       continue;
     }
-    const response = await deliver(handler, queue, records);
+    const response = await deliver(handler, queue, records, sqs);
     report.batches++;
     report.failures += response.batchItemFailures.length;
   }

@@ -84,7 +84,23 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     expect(events).toHaveLength(4);
 
     const before = rig.origin.requests.length;
-    const quiet = await runPoll(rig.deps, rig.config);
+    const writes: string[] = [];
+    const watched: MirrorDeps = {
+      ...rig.deps,
+      ledger: {
+        ...rig.ledger,
+        savePollState: async (state) => {
+          writes.push(`poll ${state.channel}`);
+          await rig?.ledger.savePollState(state);
+        },
+        claimRelease: async (release, plans) => {
+          writes.push(`claim ${release.channel}`);
+          return (await rig?.ledger.claimRelease(release, plans)) ?? false;
+        },
+      },
+    };
+    const quiet = await runPoll(watched, rig.config);
+    expect(writes).toEqual([]);
     expect(quiet.results.map((r) => r.outcome)).toEqual(['unchanged', 'unchanged']);
     const polls = rig.origin.requests.slice(before);
     expect(polls.map((r) => [r.path, r.status])).toEqual(

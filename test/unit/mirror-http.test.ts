@@ -59,14 +59,18 @@ describe('mirror HTTP over the local store', () => {
   });
 
   it('serves a byte range as 206 with Content-Range', async () => {
-    const res = await app.request('/mirror/stable/amd64-usr/1.2.3/image.bin', { headers: { Range: 'bytes=100-199' } });
+    const res = await app.request('/mirror/stable/amd64-usr/1.2.3/image.bin', {
+      headers: { Range: 'bytes=100-199' },
+    });
     expect(res.status).toBe(206);
     expect(res.headers.get('content-range')).toBe('bytes 100-199/1000');
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(body.slice(100, 200));
   });
 
   it('answers 416 for a range past the end', async () => {
-    const res = await app.request('/mirror/stable/amd64-usr/1.2.3/image.bin', { headers: { Range: 'bytes=5000-' } });
+    const res = await app.request('/mirror/stable/amd64-usr/1.2.3/image.bin', {
+      headers: { Range: 'bytes=5000-' },
+    });
     expect(res.status).toBe(416);
     expect(res.headers.get('content-range')).toBe('bytes */1000');
   });

@@ -1,12 +1,16 @@
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AwsClients } from '../../shared/aws-clients.ts';
-import { PermanentError, TransientError } from '../../shared/errors.ts';
 import { silentLogger } from '../../local/runtime/log.ts';
 import { type JobOutcome, startWorkerPool, type WorkerPool } from '../../local/worker-pool.ts';
+import type { AwsClients } from '../../shared/aws-clients.ts';
+import { PermanentError, TransientError } from '../../shared/errors.ts';
 import { emulatorClients, type FreshQueue, freshQueue } from '../support/emulators.ts';
 
-async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, ms = 15_000): Promise<T> {
+async function waitFor<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  what: string,
+  ms = 15_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
@@ -29,7 +33,10 @@ async function queueDepth(clients: AwsClients, url: string): Promise<number> {
   );
 }
 
-async function queueWithDlq(clients: AwsClients, maxReceiveCount: number): Promise<{ jobs: FreshQueue; dlq: FreshQueue }> {
+async function queueWithDlq(
+  clients: AwsClients,
+  maxReceiveCount: number,
+): Promise<{ jobs: FreshQueue; dlq: FreshQueue }> {
   const dlq = await freshQueue(clients, 'pool-dlq');
   const jobs = await freshQueue(clients, 'pool-jobs', {
     RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount }),
@@ -62,7 +69,10 @@ describe('worker pool over SQS (fauxqs)', () => {
         seen.push(body);
       },
     });
-    await waitFor(async () => seen.length === 3 && (await queueDepth(clients, jobs.url)) === 0, 'all jobs done');
+    await waitFor(
+      async () => seen.length === 3 && (await queueDepth(clients, jobs.url)) === 0,
+      'all jobs done',
+    );
     expect(seen.sort()).toEqual(['a', 'b', 'c']);
   });
 
@@ -106,7 +116,9 @@ describe('worker pool over SQS (fauxqs)', () => {
       },
     });
     const dead = await waitFor(async () => {
-      const out = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: dlq.url, WaitTimeSeconds: 0 }));
+      const out = await clients.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: dlq.url, WaitTimeSeconds: 0 }),
+      );
       return out.Messages?.[0];
     }, 'the job in the dead-letter queue');
     expect(dead.Body).toBe('flaky');
@@ -138,7 +150,10 @@ describe('worker pool over SQS (fauxqs)', () => {
       },
     });
     for (let remaining = 5; remaining > 0; remaining--) {
-      await waitFor(() => running === Math.min(2, remaining) || undefined, `${Math.min(2, remaining)} running jobs`);
+      await waitFor(
+        () => running === Math.min(2, remaining) || undefined,
+        `${Math.min(2, remaining)} running jobs`,
+      );
       expect(pool.inFlight).toBe(Math.min(2, remaining));
       gates.shift()?.();
       await waitFor(() => done === 6 - remaining || undefined, 'the released job to finish');
@@ -161,7 +176,9 @@ describe('worker pool over SQS (fauxqs)', () => {
       handleJob: (_body, { signal }) =>
         new Promise<void>((_resolve, reject) => {
           started = true;
-          signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+          signal.addEventListener('abort', () =>
+            reject(Object.assign(new Error('aborted'), { name: 'AbortError' })),
+          );
         }),
     });
     await waitFor(() => started || undefined, 'the job to start');

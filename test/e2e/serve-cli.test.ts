@@ -1,0 +1,104 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../shared/config.ts';
+import { tempDir, waitFor } from './serve-harness.ts';
+
+interface Run {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  stderr: string[];
+  exited: Promise<number | null>;
+}
+
+/** `cldist serve` as a user runs it, not on a TTY, so stdout is one JSON object per line. */
+function cldist(args: string[]): Run {
+  const child = spawn(process.execPath, [join(projectRoot, 'bin/cldist.js'), 'serve', ...args], {
+    cwd: projectRoot,
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const run: Run = {
+    child,
+    lines: [],
+    stderr: [],
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+  };
+  let buffered = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    for (const line of parts) run.lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  child.stderr?.on('data', (chunk: Buffer) => run.stderr.push(chunk.toString('utf8')));
+  return run;
+}
+
+describe('cldist serve on the command line', () => {
+  let dir = '';
+  let running: Run | undefined;
+
+  afterEach(async () => {
+    if (running !== undefined && running.child.exitCode === null) {
+      running.child.kill('SIGKILL');
+      await running.exited;
+    }
+    running = undefined;
+    if (dir !== '') await rm(dir, { recursive: true, force: true });
+  });
+
+  it('--demo --once mirrors the first simulated releases, logs JSON lines and exits 0', async () => {
+    dir = await tempDir('serve-cli-once');
+    const dataDir = join(dir, 'data');
+    running = cldist(['--demo', '--once', '--port', '0', '--data-dir', dataDir]);
+    const code = await running.exited;
+    expect(running.stderr.join('')).toBe('');
+    expect(code).toBe(0);
+    const events = running.lines.map((l) => l.event);
+    expect(events).toContain('http.listening');
+    const moved = running.lines.filter((l) => l.event === 'mirror.current_moved').map((l) => l.channel);
+    expect(moved.sort()).toEqual(['beta', 'stable']);
+    const notified = running.lines.filter((l) => l.message === 'cldist event release.mirrored');
+    expect(notified.map((l) => l.channel).sort()).toEqual(['beta', 'stable']);
+    expect(events).toContain('shutdown.done');
+    const current = await readFile(join(dataDir, 'mirror/stable/amd64-usr/current/version.txt'), 'utf8');
+    expect(current).toContain('FLATCAR_VERSION_ID=4081.2.0');
+    expect((await stat(join(dataDir, 'admin-token'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('serves until SIGTERM, then shuts down cleanly with exit code 0', async () => {
+    dir = await tempDir('serve-cli-signal');
+    const dataDir = join(dir, 'data');
+    running = cldist(['--demo', '--port', '0', '--data-dir', dataDir, '--publish-seconds', '3600']);
+    const run = running;
+    const listening = await waitFor(
+      () => run.lines.find((l) => l.event === 'http.listening'),
+      'the listening line',
+    );
+    const url = String(listening.url);
+    await waitFor(
+      () => run.lines.some((l) => l.event === 'mirror.current_moved'),
+      'a first release mirrored',
+    );
+    const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+    const status = await fetch(`${url}/v1/status`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(status.status).toBe(200);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(run.lines.find((l) => l.event === 'shutdown.signal')).toMatchObject({ signal: 'SIGTERM' });
+    expect(run.lines.at(-1)).toMatchObject({ event: 'shutdown.done' });
+    await expect(fetch(`${url}/v1/status`)).rejects.toThrow();
+  });
+
+  it('refuses a bad --store and a bad --port with a message naming the flag', async () => {
+    dir = await tempDir('serve-cli-bad');
+    running = cldist(['--store', 'http://bucket', '--data-dir', join(dir, 'data')]);
+    expect(await running.exited).toBe(2);
+    expect(running.stderr.join('')).toMatch(/--store http:\/\/bucket: expected s3:\/\/bucket/);
+    running = cldist(['--port', 'eighty', '--data-dir', join(dir, 'data')]);
+    expect(await running.exited).not.toBe(0);
+    expect(running.stderr.join('')).toMatch(/--port.*expected a whole number/);
+  });
+});
