@@ -65,6 +65,7 @@ const storeSchema = z.discriminatedUnion('kind', [
     prefix: z
       .string()
       .regex(/^([A-Za-z0-9._-]+\/)*$/, 'empty, or path segments each ending in "/"')
+      .refine((prefix) => !prefix.split('/').some((s) => s === '.' || s === '..'), 'no "." or ".." segments')
       .default(''),
   }),
 ]);

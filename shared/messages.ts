@@ -15,7 +15,7 @@ export const mirrorJobSchema = z.strictObject({
   v: z.literal(1),
   channel: segment,
   board: segment,
-  version: z.string().regex(versionPattern, 'a version of digits and dots'),
+  version: z.string().max(64).regex(versionPattern, 'a version of digits and dots'),
   artifact: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/, 'a plain file name')

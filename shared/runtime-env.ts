@@ -8,7 +8,11 @@ import { ConfigError } from './errors.ts';
  */
 const resourcesSchema = z.strictObject({
   tableName: z.string().min(3),
-  jobsQueueUrl: z.url().optional(),
+  // Not z.url(): emulator queue URLs such as http://sqs.us-east-1.127.0.0.1:4566/… fail its host check.
+  jobsQueueUrl: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+\/\S+$/, 'an SQS queue URL')
+    .optional(),
   topicArn: z.string().startsWith('arn:').optional(),
   mirrorBucket: z.string().min(3).optional(),
   configBucket: z.string().min(3).optional(),

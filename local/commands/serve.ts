@@ -1,10 +1,9 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type CldistConfig, loadConfigFile, parseConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { type Demo, startDemo } from '../demo.ts';
-import { createTerminal } from '../progress.ts';
-import { createLogger, type Logger } from '../runtime/log.ts';
-import { type ServeHandle, startServe } from '../serve.ts';
+import type { Demo } from '../demo.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { ServeHandle } from '../serve.ts';
 
 interface ServeFlags {
   config?: string;
@@ -60,6 +59,14 @@ function waitForSignal(): Promise<NodeJS.Signals> {
 }
 
 async function run(flags: ServeFlags): Promise<void> {
+  // Loaded here, not at the top: every other command (verify, instances) would otherwise pay the runner's
+  // start-up time and memory.
+  const [{ startDemo }, { createTerminal }, { createLogger }, { startServe }] = await Promise.all([
+    import('../demo.ts'),
+    import('../progress.ts'),
+    import('../runtime/log.ts'),
+    import('../serve.ts'),
+  ]);
   const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
   const store = flags.store === undefined ? undefined : parseStoreUrl(flags.store);
   const tty = process.stdout.isTTY === true;

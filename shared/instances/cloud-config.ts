@@ -18,7 +18,13 @@ export function validateCloudConfig(text: string): ValidationIssue[] {
     return { path: '$.cloudConfig', message: `not valid YAML: ${where}${error.message.split('\n')[0]}` };
   });
   if (issues.length > 0) return issues;
-  const contents: unknown = document.toJS();
+  let contents: unknown;
+  try {
+    // Aliases make YAML a graph: a missing anchor or an alias bomb must be a 400, not a crash or a hang.
+    contents = document.toJS({ maxAliasCount: 100 });
+  } catch (cause) {
+    return [{ path: '$.cloudConfig', message: `not valid YAML: ${(cause as Error).message.split('\n')[0]}` }];
+  }
   if (contents !== null && (typeof contents !== 'object' || Array.isArray(contents))) {
     issues.push({ path: '$.cloudConfig', message: 'expected a YAML mapping at the top level' });
   }

@@ -135,7 +135,23 @@ function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig)
       ]);
     }
   } else {
+    if (nestingDepth(parsed, maxIgnitionDepth) > maxIgnitionDepth) {
+      throw new InvalidInstanceConfigError([
+        {
+          path: '$.ignition',
+          message: `nested deeper than ${maxIgnitionDepth} levels; no Ignition spec needs that`,
+        },
+      ]);
+    }
     text = JSON.stringify(input.ignition);
+  }
+  if (nestingDepth(parsed, maxIgnitionDepth) > maxIgnitionDepth) {
+    throw new InvalidInstanceConfigError([
+      {
+        path: '$.ignition',
+        message: `nested deeper than ${maxIgnitionDepth} levels; no Ignition spec needs that`,
+      },
+    ]);
   }
   const result = validateIgnition(parsed, { allowLegacy: config.api.allowLegacyIgnition });
   if (result.errors.length > 0) throw new InvalidInstanceConfigError(result.errors);
@@ -317,4 +333,21 @@ export async function fetchInstanceConfig(
     if (error instanceof TransientError) audit('unavailable');
     throw error;
   }
+}
+
+/** The deepest real Ignition path is under 10 levels; anything far deeper is an attack on the stack. */
+const maxIgnitionDepth = 64;
+
+/** Depth of a JSON value, iteratively (no recursion to overflow), stopping once past `limit`. */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }

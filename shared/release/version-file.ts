@@ -96,8 +96,17 @@ export function parseVersionFile(input: string | Uint8Array, maxBytes = 64 * 102
       `line ${lineNumber}: expected ${prefix}_VERSION_ID to be digits and dots (e.g. 3510.2.8), got ${excerpt(version)}`,
     );
   }
+  if (version.length > maxVersionLength) {
+    const lineNumber = lines.findIndex((l) => l.startsWith(`${prefix}_VERSION_ID=`)) + 1;
+    throw malformed(
+      `line ${lineNumber}: expected ${prefix}_VERSION_ID of at most ${maxVersionLength} characters, got ${version.length}`,
+    );
+  }
   return { prefix, version, fields };
 }
+
+/** Versions become store keys and DynamoDB keys; real ones are about 10 characters. */
+export const maxVersionLength = 64;
 
 function versionParts(version: string): string[] {
   if (!versionPattern.test(version)) {

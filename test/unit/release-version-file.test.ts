@@ -177,3 +177,12 @@ describe('compareVersions', () => {
     expect(() => compareVersions('1.2', '1.x')).toThrow(/expected a version of digits and dots, got "1.x"/);
   });
 });
+
+describe('version length', () => {
+  it('refuses a version id longer than 64 characters, naming the line', () => {
+    const text = `FLATCAR_BUILD=1\nFLATCAR_VERSION_ID=${'1'.repeat(65)}\n`;
+    expect(() => parseVersionFile(text)).toThrow(
+      /line 2: expected FLATCAR_VERSION_ID of at most 64 characters/,
+    );
+  });
+});
