@@ -166,6 +166,28 @@ function absolutePath(value: string, ctx: Context, path: PathPart[]): void {
   if (!value.startsWith('/')) fail(ctx, path, `expected an absolute path, got "${value}"`);
 }
 
+/** Go's `path.Clean` for an absolute path: Ignition refuses any node or device path that differs from it. */
+function cleanPath(value: string): string {
+  const parts: string[] = [];
+  for (const part of value.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join('/')}`;
+}
+
+function simplifiedPath(value: string, ctx: Context, path: PathPart[]): void {
+  if (!value.startsWith('/')) {
+    absolutePath(value, ctx, path);
+    return;
+  }
+  const clean = cleanPath(value);
+  if (clean !== value) {
+    fail(ctx, path, `path is not fully simplified: "${truncate(value)}" (expected "${truncate(clean)}")`);
+  }
+}
+
 const hashLengths: Record<string, { hex: number; since: number }> = {
   sha512: { hex: 128, since: 0 },
   sha256: { hex: 64, since: 1 },
