@@ -209,45 +209,124 @@ function verificationHash(value: string, ctx: Context, path: PathPart[]): void {
   }
 }
 
-/**
- * RFC 2397: `data:[<mediatype>][;base64],<data>`. Ignition decodes these itself at boot, so a malformed
- * one fails the boot, not the upload, unless caught here.
- */
-export function checkDataUrl(url: string): string | undefined {
-  const comma = url.indexOf(',');
-  if (comma < 0) return 'a data: URL needs a "," before its data';
-  const header = url.slice('data:'.length, comma);
-  const data = url.slice(comma + 1);
-  const params = header.split(';');
-  const mediaType = params[0] ?? '';
-  if (mediaType !== '' && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(mediaType)) {
-    return `invalid media type "${mediaType}" in data: URL`;
-  }
-  const base64 = params[params.length - 1] === 'base64' && params.length > 1;
-  for (const param of params.slice(1, base64 ? -1 : undefined)) {
-    if (!/^[^=]+=.*$/.test(param)) return `invalid parameter "${param}" in data: URL`;
-  }
-  let decoded: string;
-  try {
-    decoded = decodeURIComponentBytes(data);
-  } catch {
-    return 'invalid percent-encoding in data: URL';
-  }
-  if (base64) {
-    const compact = decoded.replace(/[\r\n]/g, '');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.replace(/=+$/, '').length % 4 === 1) {
-      return 'data: URL is marked base64 but its data is not valid base64';
+const tspecials = new Set('()<>@,;:\\"/[]?=');
+
+/** RFC 2045 token character, as Ignition's data: URL parser (vincent-petithory/dataurl) defines it. */
+function isToken(ch: string): boolean {
+  const code = ch.charCodeAt(0);
+  return ch.length === 1 && code > 0x20 && code < 0x7f && !tspecials.has(ch);
+}
+
+const unsafeUrlChars = new Set(' <>#"{}|\\^[]`');
+
+/** RFC 2396 URI character, minus the delimiters and "unwise" characters the parser refuses raw. */
+function isUrlChar(ch: string): boolean {
+  const code = ch.charCodeAt(0);
+  return ch.length === 1 && code > 0x1f && code < 0x7f && !unsafeUrlChars.has(ch);
+}
+
+const discreteTypes = ['text', 'image', 'audio', 'video', 'application', 'message', 'multipart'];
+const goBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const goQuoted =
+  /^(?:[^\\"]|\\[abfnrtv\\"]|\\x[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}|\\[0-3][0-7]{2})*$/;
+
+function percentProblem(text: string): string | undefined {
+  return /%(?![0-9A-Fa-f]{2})/.test(text) ? 'invalid percent-encoding in data: URL' : undefined;
+}
+
+/** Go's strconv.Unquote on a quoted parameter value: only Go escape sequences, valid code points. */
+function quotedProblem(text: string): string | undefined {
+  if (!goQuoted.test(text)) return `invalid escape in quoted data: URL parameter "${truncate(text)}"`;
+  for (const [, hex] of text.matchAll(/\\[uU]([0-9A-Fa-f]+)/g)) {
+    const point = Number.parseInt(hex ?? '', 16);
+    if (point > 0x10ffff || (point >= 0xd800 && point <= 0xdfff)) {
+      return `invalid code point escape in quoted data: URL parameter "${truncate(text)}"`;
     }
   }
   return undefined;
 }
 
-/** Percent-decoding that accepts any bytes (not only UTF-8), so binary payloads pass. */
-function decodeURIComponentBytes(text: string): string {
-  return text.replace(/%(..)?/g, (_match, hex: string | undefined) => {
-    if (hex === undefined || !/^[0-9A-Fa-f]{2}$/.test(hex)) throw new Error('bad escape');
-    return String.fromCharCode(Number.parseInt(hex, 16));
-  });
+/**
+ * RFC 2397 `data:[<mediatype>][;base64],<data>`, checked the way Ignition parses it at boot (Go's
+ * url.Parse, then the vincent-petithory/dataurl lexer, then Go's strict base64 or percent-decoding), so
+ * every URL accepted here is one Ignition can decode. A malformed one fails the boot, not the upload,
+ * unless caught here.
+ */
+export function checkDataUrl(url: string): string | undefined {
+  if ([...url].some((ch) => ch.charCodeAt(0) < 0x20 || ch === '\u007f'))
+    return 'a data: URL may not contain control characters';
+  if (!url.startsWith('data:')) return 'a data: URL must start with "data:"';
+  let pos = 'data:'.length;
+  const at = (i: number): string => url[i] ?? '';
+  const first = at(pos);
+  if (first !== ';' && first !== ',') {
+    const slash = url.indexOf('/', pos);
+    const stop = slash < 0 ? url.length : slash;
+    const type = url.slice(pos, stop);
+    const bad = [...type].find((ch) => !isToken(ch));
+    if (type === '' || bad !== undefined) return `invalid media type "${truncate(type)}" in data: URL`;
+    if (slash < 0) return 'a data: URL media type needs a "/"';
+    if (!/^[xX]-/.test(type) && !discreteTypes.some((t) => type.startsWith(t))) {
+      return `invalid media type "${truncate(type)}" in data: URL (expected text, image, audio, video, application, message, multipart or x-...)`;
+    }
+    pos = slash + 1;
+    const subStart = pos;
+    while (pos < url.length && at(pos) !== ';' && at(pos) !== ',') {
+      if (!isToken(at(pos))) return `invalid media subtype "${truncate(url.slice(subStart))}" in data: URL`;
+      pos += 1;
+    }
+    if (pos >= url.length) return 'a data: URL needs a "," before its data';
+  }
+  let base64 = false;
+  while (at(pos) === ';') {
+    pos += 1;
+    const attrStart = pos;
+    while (pos < url.length && at(pos) !== '=' && at(pos) !== ',') {
+      if (!isToken(at(pos)))
+        return `invalid parameter name in data: URL at "${truncate(url.slice(attrStart))}"`;
+      pos += 1;
+    }
+    const attr = url.slice(attrStart, pos);
+    if (attr === '' || pos >= url.length) return 'unterminated parameter in data: URL';
+    if (at(pos) === ',') {
+      if (attr !== 'base64') return `expected "base64", got "${truncate(attr)}" in data: URL`;
+      base64 = true;
+      break;
+    }
+    pos += 1;
+    if (at(pos) === '"') {
+      const close = /^((?:[^\\"]|\\[\s\S])*)"/.exec(url.slice(pos + 1));
+      if (close === null) return 'unclosed quoted parameter value in data: URL';
+      const inner = close[1] ?? '';
+      if ([...inner].some((ch) => ch.charCodeAt(0) > 0x7f))
+        return 'a quoted data: URL parameter value must be ASCII';
+      const problem = quotedProblem(inner);
+      if (problem !== undefined) return problem;
+      pos += inner.length + 2;
+    } else {
+      const valueStart = pos;
+      while (pos < url.length && at(pos) !== ';' && at(pos) !== ',') {
+        if (!isToken(at(pos)))
+          return `invalid parameter value in data: URL at "${truncate(url.slice(valueStart))}"`;
+        pos += 1;
+      }
+      if (pos === valueStart) return `empty value for parameter "${truncate(attr)}" in data: URL`;
+      const problem = percentProblem(url.slice(valueStart, pos));
+      if (problem !== undefined) return problem;
+    }
+    if (at(pos) !== ';' && at(pos) !== ',') return 'a data: URL needs a "," before its data';
+  }
+  if (at(pos) !== ',') return 'a data: URL needs a "," before its data';
+  const data = url.slice(pos + 1);
+  if (base64) {
+    if (!goBase64.test(data)) return 'data: URL is marked base64 but its data is not valid (padded) base64';
+    return undefined;
+  }
+  const bad = [...data].find((ch) => !isUrlChar(ch));
+  if (bad !== undefined) {
+    return `invalid data character ${JSON.stringify(bad)} in data: URL (percent-encode it, e.g. "%${bad.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}")`;
+  }
+  return percentProblem(data);
 }
 
 function schemesFor(minor: number): string[] {
@@ -321,7 +400,11 @@ function resource(sourceRequired: boolean, compressionSince: number): Node {
   );
 }
 
-const nodeUser = obj({ id: opt(int()), name: opt(str()) });
+const nodeUser = obj({ id: opt(int()), name: opt(str()) }, (value, ctx, path) => {
+  if (typeof value.id === 'number' && typeof value.name === 'string' && value.name !== '') {
+    fail(ctx, path, 'cannot set both id and name');
+  }
+});
 
 function fileMode(value: number, ctx: Context, path: PathPart[]): void {
   if (value < 0 || value > 0o7777) {
@@ -343,9 +426,20 @@ const nonNegative: IntegerCheck = (value, ctx, path) => {
   if (value < 0) fail(ctx, path, `expected 0 or more, got ${value}`);
 };
 
+function partitionLabel(value: string, ctx: Context, path: PathPart[]): void {
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > 36) fail(ctx, path, `partition labels may not exceed 36 characters (bytes), got ${bytes}`);
+  if (value.includes(':'))
+    fail(ctx, path, 'partition label may not contain ":" (sgdisk would truncate it there)');
+}
+
+function present(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}
+
 const partition = obj(
   {
-    label: opt(str()),
+    label: opt(str(partitionLabel)),
     number: opt(int(nonNegative)),
     sizeMiB: opt(int(nonNegative)),
     startMiB: opt(int(nonNegative)),
@@ -356,6 +450,12 @@ const partition = obj(
     resize: opt(bool, 2),
   },
   (value, ctx, path) => {
+    if (
+      (value.number === undefined || value.number === null || value.number === 0) &&
+      !present(value.label)
+    ) {
+      fail(ctx, path, 'a partition number >= 1 or a label must be specified');
+    }
     if (value.shouldExist !== false) return;
     if (typeof value.number !== 'number' || value.number === 0) {
       fail(ctx, [...path, 'number'], 'a partition with shouldExist false needs a non-zero number');
@@ -398,6 +498,10 @@ function unitName(value: string, ctx: Context, path: PathPart[]): void {
   }
 }
 
+function byValue(item: unknown): string | undefined {
+  return typeof item === 'string' ? item : undefined;
+}
+
 function byString(key: string): (item: unknown) => string | undefined {
   return (item) => (isRecord(item) && typeof item[key] === 'string' ? item[key] : undefined);
 }
@@ -413,7 +517,7 @@ function httpUrl(value: string, ctx: Context, path: PathPart[]): void {
 
 const luks = obj({
   name: req(str()),
-  device: req(str(absolutePath)),
+  device: req(str(simplifiedPath)),
   keyFile: opt(resource(false, 0)),
   label: opt(str()),
   uuid: opt(str()),
@@ -451,24 +555,60 @@ const storage = obj(
   {
     disks: opt(
       list(
-        obj({ device: req(str(absolutePath)), wipeTable: opt(bool), partitions: opt(list(partition)) }),
+        obj(
+          { device: req(str(simplifiedPath)), wipeTable: opt(bool), partitions: opt(list(partition)) },
+          (value, ctx, path) => {
+            if (!Array.isArray(value.partitions)) return;
+            const numbers = new Set<number>();
+            const labels = new Set<string>();
+            value.partitions.forEach((entry: unknown, index) => {
+              if (!isRecord(entry)) return;
+              const at = [...path, 'partitions', index];
+              if (typeof entry.number === 'number' && entry.number !== 0) {
+                if (numbers.has(entry.number))
+                  fail(ctx, at, `partition numbers collide: ${entry.number} is used twice`);
+                numbers.add(entry.number);
+              }
+              if (typeof entry.label === 'string') {
+                if (labels.has(entry.label))
+                  fail(ctx, at, `cannot use the same partition label "${entry.label}" twice`);
+                labels.add(entry.label);
+              }
+            });
+          },
+        ),
         byString('device'),
         'disk device',
       ),
     ),
     raid: opt(
       list(
-        obj({
-          name: req(str()),
-          level: req(
-            str((value, ctx, path) => {
-              if (!raidLevels.includes(value)) fail(ctx, path, `expected a RAID level, got "${value}"`);
-            }),
-          ),
-          devices: req(list(str(absolutePath))),
-          spares: opt(int(nonNegative)),
-          options: opt(list(str())),
-        }),
+        obj(
+          {
+            name: req(str()),
+            level: req(
+              str((value, ctx, path) => {
+                if (!raidLevels.includes(value)) fail(ctx, path, `expected a RAID level, got "${value}"`);
+              }),
+            ),
+            devices: req(list(str(simplifiedPath), byValue, 'RAID device')),
+            spares: opt(int(nonNegative)),
+            options: opt(list(str())),
+          },
+          (value, ctx, path) => {
+            if (Array.isArray(value.devices) && value.devices.length === 0) {
+              fail(ctx, [...path, 'devices'], 'raid devices required: list at least one device');
+            }
+            const striped = ['linear', 'raid0', '0', 'stripe'];
+            if (
+              typeof value.spares === 'number' &&
+              value.spares !== 0 &&
+              striped.includes(String(value.level))
+            ) {
+              fail(ctx, [...path, 'level'], 'spares unsupported for linear and raid0 arrays');
+            }
+          },
+        ),
         byString('name'),
         'RAID name',
       ),
@@ -476,9 +616,9 @@ const storage = obj(
     filesystems: opt(
       list(
         obj({
-          device: req(str(absolutePath)),
+          device: req(str(simplifiedPath)),
           format: req(str(filesystemFormat)),
-          path: opt(str(absolutePath)),
+          path: opt(str(simplifiedPath)),
           wipeFilesystem: opt(bool),
           label: opt(str()),
           uuid: opt(str()),
@@ -493,7 +633,7 @@ const storage = obj(
       list(
         obj(
           {
-            path: req(str(absolutePath)),
+            path: req(str(simplifiedPath)),
             overwrite: opt(bool),
             contents: opt(resource(false, 0)),
             append: opt(list(resource(false, 0))),
@@ -514,7 +654,7 @@ const storage = obj(
     directories: opt(
       list(
         obj({
-          path: req(str(absolutePath)),
+          path: req(str(simplifiedPath)),
           overwrite: opt(bool),
           mode: opt(int(fileMode)),
           user: opt(nodeUser),
@@ -524,19 +664,26 @@ const storage = obj(
     ),
     links: opt(
       list(
-        obj({
-          path: req(str(absolutePath)),
-          overwrite: opt(bool),
-          user: opt(nodeUser),
-          group: opt(nodeUser),
-          target: req(str()),
-          hard: opt(bool),
-        }),
+        obj(
+          {
+            path: req(str(simplifiedPath)),
+            overwrite: opt(bool),
+            user: opt(nodeUser),
+            group: opt(nodeUser),
+            target: req(str()),
+            hard: opt(bool),
+          },
+          (value, ctx, path) => {
+            if (value.target === '' && ctx.minor >= 3)
+              fail(ctx, [...path, 'target'], 'link target is required');
+          },
+        ),
       ),
     ),
     luks: opt(list(luks, byString('name'), 'LUKS name'), 2),
   },
   (value, ctx, path) => {
+    linkedPaths(value, ctx, path);
     const seen = new Map<string, string>();
     for (const section of ['files', 'directories', 'links']) {
       const entries = value[section];
@@ -554,6 +701,130 @@ const storage = obj(
   },
 );
 
+/**
+ * A node whose parent is a link from the same config would be written through that link, wherever it
+ * points; Ignition refuses it, and a hard link to a directory it creates.
+ */
+function linkedPaths(value: Record<string, unknown>, ctx: Context, path: PathPart[]): void {
+  const pathsOf = (section: string): (string | undefined)[] => {
+    const entries = value[section];
+    if (!Array.isArray(entries)) return [];
+    return entries.map((entry: unknown) =>
+      isRecord(entry) && typeof entry.path === 'string' ? entry.path : undefined,
+    );
+  };
+  const links = Array.isArray(value.links) ? value.links : [];
+  const linkPaths = pathsOf('links').filter((p): p is string => p !== undefined);
+  const kinds: [string, string][] = [
+    ['directories', 'directory'],
+    ['files', 'file'],
+    ['links', 'link'],
+  ];
+  for (const [section, kind] of kinds) {
+    pathsOf(section).forEach((nodePath, index) => {
+      if (nodePath === undefined) return;
+      const link = linkPaths.find((l) => nodePath.startsWith(`${l}/`));
+      if (link !== undefined) {
+        fail(ctx, [...path, section, index], `${kind} path includes link in config: "${link}" is a link`);
+      }
+    });
+  }
+  const directories = new Set(pathsOf('directories'));
+  links.forEach((entry: unknown, index) => {
+    if (
+      isRecord(entry) &&
+      entry.hard === true &&
+      typeof entry.target === 'string' &&
+      directories.has(entry.target)
+    ) {
+      fail(
+        ctx,
+        [...path, 'links', index],
+        `hard link target is a directory: "${entry.target}" is in directories`,
+      );
+    }
+  });
+}
+
+const goSpace = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/;
+const isSpace = (ch: string): boolean => goSpace.test(ch);
+const trimSpace = (text: string): string => {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isSpace(text[start] ?? '')) start += 1;
+  while (end > start && isSpace(text[end - 1] ?? '')) end -= 1;
+  return text.slice(start, end);
+};
+
+/** systemd's LINE_MAX: go-systemd refuses longer lines rather than let systemd truncate them. */
+const unitLineMax = 2048;
+
+/**
+ * Why a unit file would not parse, following go-systemd's unit.Deserialize, which Ignition runs on every
+ * unit and drop-in. Text before the first section is skipped as it does; an unterminated section
+ * header, text after one, or an option line without "=" is an error.
+ */
+export function unitContentProblem(text: string): string | undefined {
+  for (const line of text.split(/[\r\n]/)) {
+    const bytes = Buffer.byteLength(line, 'utf8');
+    if (bytes >= unitLineMax) return `line too long (${bytes} bytes; max ${unitLineMax - 1})`;
+  }
+  const chars = [...text];
+  let pos = 0;
+  const toEol = (): { line: string; eof: boolean } => {
+    let end = pos;
+    while (end < chars.length && chars[end] !== '\n') end += 1;
+    const eof = end >= chars.length;
+    let line = chars.slice(pos, end).join('');
+    pos = eof ? end : end + 1;
+    if (eof && line.endsWith('\r')) line = line.slice(0, -1);
+    return { line, eof };
+  };
+  const ignoreLine = (): void => {
+    for (;;) {
+      let { line } = toEol();
+      if (line.endsWith(' ')) line = line.slice(0, -1);
+      if (!line.endsWith('\\')) return;
+    }
+  };
+  const isComment = (ch: string): boolean => ch === '#' || ch === ';';
+  let inSection = false;
+  for (;;) {
+    const ch = chars[pos];
+    if (ch === undefined) return undefined;
+    pos += 1;
+    if (ch === '[') {
+      const close = chars.indexOf(']', pos);
+      if (close < 0) return 'unable to find end of section';
+      const name = chars.slice(pos, close).join('');
+      pos = close + 1;
+      const garbage = trimSpace(toEol().line);
+      if (garbage !== '') return `found garbage after section name [${name}]: "${truncate(garbage)}"`;
+      inSection = true;
+    } else if (isComment(ch)) {
+      ignoreLine();
+    } else if (inSection && !isSpace(ch)) {
+      let c: string | undefined = ch;
+      while (c !== '=') {
+        if (c === undefined) return 'unexpected end of file in an option name (no "=")';
+        if (c === '\n' || c === '\r')
+          return 'unexpected newline encountered while parsing option name (no "=")';
+        c = chars[pos];
+        pos += 1;
+      }
+      for (;;) {
+        const { line, eof } = toEol();
+        if (trimSpace(line) === '' || !line.endsWith('\\') || eof) break;
+      }
+    }
+  }
+}
+
+function unitContents(value: string, ctx: Context, path: PathPart[]): void {
+  const problem = unitContentProblem(value);
+  if (problem !== undefined) fail(ctx, path, `invalid unit content: ${problem}`);
+}
+
 const systemd = obj({
   units: opt(
     list(
@@ -561,7 +832,7 @@ const systemd = obj({
         name: req(str(unitName)),
         enabled: opt(bool),
         mask: opt(bool),
-        contents: opt(str()),
+        contents: opt(str(unitContents)),
         dropins: opt(
           list(
             obj({
@@ -571,7 +842,7 @@ const systemd = obj({
                     fail(ctx, path, `expected a name ending in .conf, got "${value}"`);
                 }),
               ),
-              contents: opt(str()),
+              contents: opt(str(unitContents)),
             }),
             byString('name'),
             'drop-in name',
@@ -590,15 +861,13 @@ const passwd = obj({
       obj({
         name: req(str()),
         passwordHash: opt(str()),
-        sshAuthorizedKeys: opt(
-          list(str(), (item) => (typeof item === 'string' ? item : undefined), 'SSH key'),
-        ),
+        sshAuthorizedKeys: opt(list(str(), byValue, 'SSH key')),
         uid: opt(int()),
         gecos: opt(str()),
         homeDir: opt(str(absolutePath)),
         noCreateHome: opt(bool),
         primaryGroup: opt(str()),
-        groups: opt(list(str())),
+        groups: opt(list(str(), byValue, 'group')),
         noUserGroup: opt(bool),
         noLogInit: opt(bool),
         shell: opt(str()),
@@ -626,7 +895,12 @@ const passwd = obj({
 
 const ignitionSection = obj({
   version: req(str()),
-  config: opt(obj({ merge: opt(list(resource(true, 1))), replace: opt(resource(true, 1)) })),
+  config: opt(
+    obj({
+      merge: opt(list(resource(true, 1), byString('source'), 'merge source')),
+      replace: opt(resource(true, 1)),
+    }),
+  ),
   timeouts: opt(obj({ httpResponseHeaders: opt(int(nonNegative)), httpTotal: opt(int(nonNegative)) })),
   security: opt(
     obj({
@@ -640,7 +914,11 @@ const ignitionSection = obj({
     }),
   ),
   proxy: opt(
-    obj({ httpProxy: opt(str(httpUrl)), httpsProxy: opt(str(httpUrl)), noProxy: opt(list(str())) }),
+    obj({
+      httpProxy: opt(str(httpUrl)),
+      httpsProxy: opt(str(httpUrl)),
+      noProxy: opt(list(str(), byValue, 'noProxy entry')),
+    }),
     1,
   ),
 });
@@ -650,7 +928,24 @@ const configV3 = obj({
   storage: opt(storage),
   systemd: opt(systemd),
   passwd: opt(passwd),
-  kernelArguments: opt(obj({ shouldExist: opt(list(str())), shouldNotExist: opt(list(str())) }), 3),
+  kernelArguments: opt(
+    obj(
+      {
+        shouldExist: opt(list(str(), byValue, 'kernel argument')),
+        shouldNotExist: opt(list(str(), byValue, 'kernel argument')),
+      },
+      (value, ctx, path) => {
+        const wanted = Array.isArray(value.shouldExist) ? value.shouldExist : [];
+        const unwanted = Array.isArray(value.shouldNotExist) ? value.shouldNotExist : [];
+        unwanted.forEach((arg: unknown, index) => {
+          if (typeof arg === 'string' && wanted.includes(arg)) {
+            fail(ctx, [...path, 'shouldNotExist', index], `kernel argument "${arg}" is also in shouldExist`);
+          }
+        });
+      },
+    ),
+    3,
+  ),
 });
 
 /**

@@ -1,5 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -50,8 +51,16 @@ export interface ArtifactRecord extends ArtifactRef, Partial<VerifiedArtifactFac
   lastError?: string;
   /** While set and in the future, a worker holds the artifact; others back off. */
   leaseUntil?: string;
+  /**
+   * When the alert for the current terminal state (missing, failed_verification) went out. Unset while the
+   * alert is owed, so a retry after a lost ledger response still publishes it.
+   */
+  alertedAt?: string;
   updatedAt: string;
 }
+
+/** The artifact states that raise an alert once reached. */
+export type AlertState = 'missing' | 'failed_verification';
 
 export interface ReleaseRecord extends ReleaseRef {
   claimedAt: string;
@@ -59,6 +68,12 @@ export interface ReleaseRecord extends ReleaseRef {
   required: string[];
   finalizedAt?: string;
   finalizeLeaseUntil?: string;
+  /**
+   * Set with `finalizedAt` and removed once `release.mirrored` went out: the finalize work is done but the
+   * announcement is still owed, so the next finalize attempt only publishes.
+   */
+  announcePending?: boolean;
+  announcedAt?: string;
 }
 
 export interface ReleaseDetail extends ReleaseRecord {
@@ -101,13 +116,30 @@ export interface Ledger {
   markVerified(ref: ArtifactRef, facts: VerifiedArtifactFacts): Promise<boolean>;
   markMissing(ref: ArtifactRef, detail: string): Promise<boolean>;
   markFailedVerification(ref: ArtifactRef, reason: string): Promise<boolean>;
-  /** Hands the finalize to exactly one caller, and only once every required artifact is verified. */
+  /**
+   * Records that the alert for `state` went out; true for the one caller whose write made it. Called after
+   * publishing, so a crash in between repeats the alert rather than losing it.
+   */
+  recordAlert(ref: ArtifactRef, state: AlertState): Promise<boolean>;
+  /**
+   * Hands the finalize to exactly one caller, once every required artifact is verified and every optional
+   * one is verified, missing or failed. A release finalized but not yet announced is handed out again.
+   */
   beginFinalize(release: ReleaseRef, leaseSeconds: number): Promise<ReleaseDetail | undefined>;
-  completeFinalize(release: ReleaseRef): Promise<void>;
+  /** Sets `finalizedAt` and leaves the announcement owed; false if another caller finalized first. */
+  completeFinalize(release: ReleaseRef): Promise<boolean>;
+  /** Records that `release.mirrored` went out and releases the finalize lease. */
+  recordAnnounced(release: ReleaseRef): Promise<boolean>;
   abandonFinalize(release: ReleaseRef): Promise<void>;
   /** Moves the mirror's current version of a channel and board, never backwards. */
   advanceCurrent(release: ReleaseRef): Promise<boolean>;
   getCurrent(channel: string, board: string): Promise<MirrorCurrent | undefined>;
+  /**
+   * A short lease per channel and board that serialises writes of the store's `current/` files, so an older
+   * finalize cannot write its file after a newer one. True if `holder` now holds it.
+   */
+  acquireCurrentSync(channel: string, board: string, holder: string, leaseSeconds: number): Promise<boolean>;
+  releaseCurrentSync(channel: string, board: string, holder: string): Promise<void>;
   getPollState(channel: string, board: string): Promise<PollState | undefined>;
   savePollState(state: PollState): Promise<void>;
   listPollStates(): Promise<PollState[]>;
@@ -136,6 +168,7 @@ const releasePk = (r: ReleaseRef) => `rel#${r.channel}#${r.board}#${r.version}`;
 const artifactSk = (name: string) => `${artifactSkPrefix}${name}`;
 const pollPk = (channel: string, board: string) => `poll#${channel}#${board}`;
 const currentPk = (channel: string, board: string) => `current#${channel}#${board}`;
+const currentSyncSk = 'sync-lease';
 const openSk = (updatedAt: string, ref: ArtifactRef) =>
   `${updatedAt}#${ref.channel}#${ref.board}#${ref.version}#${ref.artifact}`;
 
@@ -355,7 +388,7 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: artifactKey(ref),
             UpdateExpression:
-              'SET #state = :verified, updatedAt = :now, #size = :size, sha512 = :sha512, signingKeyFingerprint = :skf, primaryKeyFingerprint = :pkf, signatureCreated = :sc, hashAlgorithm = :ha REMOVE leaseUntil, lastError, #g1pk, #g1sk',
+              'SET #state = :verified, updatedAt = :now, #size = :size, sha512 = :sha512, signingKeyFingerprint = :skf, primaryKeyFingerprint = :pkf, signatureCreated = :sc, hashAlgorithm = :ha REMOVE leaseUntil, lastError, alertedAt, #g1pk, #g1sk',
             ConditionExpression: 'attribute_exists(#pk) AND #state <> :verified',
             ExpressionAttributeNames: {
               '#pk': k.partitionKey,
@@ -387,7 +420,7 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: artifactKey(ref),
             UpdateExpression:
-              'SET #state = :missing, updatedAt = :now, lastError = :detail, #g1sk = :g1sk REMOVE leaseUntil',
+              'SET #state = :missing, updatedAt = :now, lastError = :detail, #g1sk = :g1sk REMOVE leaseUntil, alertedAt',
             ConditionExpression: '#state = :pending',
             ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
             ExpressionAttributeValues: {
@@ -400,10 +433,7 @@ export function createDynamoLedger(
           }),
         ),
       );
-      if (!transitioned) {
-        await endAttempt(ref, detail);
-        return false;
-      }
+      if (!transitioned) await endAttempt(ref, detail);
       await conditional('close optional missing', () =>
         doc.send(
           new UpdateCommand({
@@ -420,7 +450,7 @@ export function createDynamoLedger(
           }),
         ),
       );
-      return true;
+      return transitioned;
     },
 
     async markFailedVerification(ref, reason) {
@@ -430,7 +460,7 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: artifactKey(ref),
             UpdateExpression:
-              'SET #state = :failed, updatedAt = :now, lastError = :reason REMOVE leaseUntil, #g1pk, #g1sk',
+              'SET #state = :failed, updatedAt = :now, lastError = :reason REMOVE leaseUntil, alertedAt, #g1pk, #g1sk',
             ConditionExpression: 'attribute_exists(#pk) AND #state <> :failed',
             ExpressionAttributeNames: {
               '#pk': k.partitionKey,
@@ -450,12 +480,13 @@ export function createDynamoLedger(
 
     async beginFinalize(release, leaseSeconds) {
       const detail = await getRelease(release);
-      if (detail === undefined || detail.finalizedAt !== undefined) return undefined;
+      if (detail === undefined) return undefined;
+      if (detail.finalizedAt !== undefined && detail.announcePending !== true) return undefined;
       const done = detail.artifacts.every((name) => {
         const record = detail.artifactStates.find((a) => a.artifact === name);
         if (record === undefined) return false;
         if (record.state === 'verified') return true;
-        return record.state === 'missing' && !record.required;
+        return (record.state === 'missing' || record.state === 'failed_verification') && !record.required;
       });
       if (!done) return undefined;
       const now = clock();
@@ -466,7 +497,7 @@ export function createDynamoLedger(
             Key: releaseKey(release),
             UpdateExpression: 'SET finalizeLeaseUntil = :lease',
             ConditionExpression:
-              'attribute_not_exists(finalizedAt) AND (attribute_not_exists(finalizeLeaseUntil) OR finalizeLeaseUntil < :now)',
+              '(attribute_not_exists(finalizedAt) OR attribute_exists(announcePending)) AND (attribute_not_exists(finalizeLeaseUntil) OR finalizeLeaseUntil < :now)',
             ExpressionAttributeValues: {
               ':lease': new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
               ':now': now.toISOString(),
@@ -478,14 +509,43 @@ export function createDynamoLedger(
     },
 
     async completeFinalize(release) {
-      await conditional('complete finalize', () =>
+      return conditional('complete finalize', () =>
         doc.send(
           new UpdateCommand({
             TableName: tableName,
             Key: releaseKey(release),
-            UpdateExpression: 'SET finalizedAt = :now REMOVE finalizeLeaseUntil',
+            UpdateExpression: 'SET finalizedAt = :now, announcePending = :yes',
             ConditionExpression: 'attribute_not_exists(finalizedAt)',
+            ExpressionAttributeValues: { ':now': nowIso(), ':yes': true },
+          }),
+        ),
+      );
+    },
+
+    async recordAnnounced(release) {
+      return conditional('record announced', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: releaseKey(release),
+            UpdateExpression: 'SET announcedAt = :now REMOVE announcePending, finalizeLeaseUntil',
+            ConditionExpression: 'attribute_exists(finalizedAt) AND attribute_not_exists(announcedAt)',
             ExpressionAttributeValues: { ':now': nowIso() },
+          }),
+        ),
+      );
+    },
+
+    async recordAlert(ref, state) {
+      return conditional('record alert', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression: 'SET alertedAt = :now',
+            ConditionExpression: '#state = :state AND attribute_not_exists(alertedAt)',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: { ':now': nowIso(), ':state': state },
           }),
         ),
       );
@@ -498,7 +558,7 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: releaseKey(release),
             UpdateExpression: 'REMOVE finalizeLeaseUntil',
-            ConditionExpression: 'attribute_not_exists(finalizedAt)',
+            ConditionExpression: 'attribute_not_exists(finalizedAt) OR attribute_exists(announcePending)',
           }),
         ),
       );
@@ -531,6 +591,42 @@ export function createDynamoLedger(
     async getCurrent(channel, board) {
       const item = await getItem(currentPk(channel, board), 'current');
       return item === undefined ? undefined : strip<MirrorCurrent>(item);
+    },
+
+    async acquireCurrentSync(channel, board, holder, leaseSeconds) {
+      const now = clock();
+      return conditional('acquire current sync', () =>
+        doc.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              [k.partitionKey]: currentPk(channel, board),
+              [k.sortKey]: currentSyncSk,
+              kind: 'current-sync',
+              holder,
+              leaseUntil: new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
+            },
+            ConditionExpression: 'attribute_not_exists(#pk) OR leaseUntil < :now OR holder = :holder',
+            ExpressionAttributeNames: { '#pk': k.partitionKey },
+            ExpressionAttributeValues: { ':now': now.toISOString(), ':holder': holder },
+          }),
+        ),
+      );
+    },
+
+    async releaseCurrentSync(channel, board, holder) {
+      try {
+        await doc.send(
+          new DeleteCommand({
+            TableName: tableName,
+            Key: { [k.partitionKey]: currentPk(channel, board), [k.sortKey]: currentSyncSk },
+            ConditionExpression: 'holder = :holder',
+            ExpressionAttributeValues: { ':holder': holder },
+          }),
+        );
+      } catch (error) {
+        if (!isConditionFailure(error)) wrap('release current sync', error);
+      }
     },
 
     async getPollState(channel, board) {
@@ -591,7 +687,9 @@ export function createDynamoLedger(
         items.push(...(page.Items ?? []));
         startKey = page.LastEvaluatedKey;
       } while (startKey !== undefined && items.length < limit);
-      return items.map((item) => strip<ArtifactRecord>(item));
+      return items
+        .map((item) => strip<ArtifactRecord>(item))
+        .filter((record) => record.state === 'pending' || (record.state === 'missing' && record.required));
     },
 
     async touchStalled(ref, seenUpdatedAt) {
@@ -602,7 +700,8 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: artifactKey(ref),
             UpdateExpression: 'SET updatedAt = :now, #g1sk = :g1sk',
-            ConditionExpression: 'updatedAt = :seen AND #state IN (:pending, :missing)',
+            ConditionExpression:
+              'updatedAt = :seen AND (#state = :pending OR (#state = :missing AND required = :yes))',
             ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
             ExpressionAttributeValues: {
               ':now': updatedAt,
@@ -610,6 +709,7 @@ export function createDynamoLedger(
               ':g1sk': openSk(updatedAt, ref),
               ':pending': 'pending',
               ':missing': 'missing',
+              ':yes': true,
             },
           }),
         ),

@@ -37,6 +37,8 @@ export interface VerifiedSignature {
   hashAlgorithm: string;
   /** Bytes that went through the verifier. */
   bytes: number;
+  /** Plain SHA-512 of those bytes, hex: computed in the same pass, for release.json and DIGESTS checks. */
+  sha512: string;
 }
 
 export interface VerifyOptions {

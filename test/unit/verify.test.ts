@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,7 +113,19 @@ describe('verifyDetached: good signatures', () => {
       signatureCreated: at(50),
       hashAlgorithm: 'SHA512',
       bytes: data.byteLength,
+      sha512: createHash('sha512').update(data).digest('hex'),
     });
+  });
+
+  it('gives the plain SHA-512 of the data whatever digest the signature uses', async () => {
+    for (const hash of [enums.hash.sha256, enums.hash.sha384, enums.hash.sha512]) {
+      const signature = await signDetached(subkeyPacket(rotating, 0), data, { date: at(50), hash });
+      const result = await verifyDetached(chunksOf(data), signature, keyring, options(at(60)));
+      expect(result.sha512).toBe(createHash('sha512').update(data).digest('hex'));
+      const flipped = data.slice();
+      flipped[flipped.length - 1] = (flipped[flipped.length - 1] ?? 0) ^ 1;
+      await expectRefused(verifyDetached(chunksOf(flipped), signature, keyring, options(at(60))), 'tampered');
+    }
   });
 
   it('accepts a signature over empty data (an empty file yields no chunk at all)', async () => {
