@@ -289,7 +289,9 @@ export function checkDataUrl(url: string): string | undefined {
     const attr = url.slice(attrStart, pos);
     if (attr === '' || pos >= url.length) return 'unterminated parameter in data: URL';
     if (at(pos) === ',') {
-      if (attr !== 'base64') return `expected "base64", got "${truncate(attr)}" in data: URL`;
+      if (attr !== 'base64') {
+        return `invalid parameter "${truncate(attr)}" in data: URL: expected name=value, or "base64" last`;
+      }
       base64 = true;
       break;
     }

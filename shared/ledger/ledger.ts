@@ -122,6 +122,13 @@ export interface Ledger {
    */
   recordAlert(ref: ArtifactRef, state: AlertState): Promise<boolean>;
   /**
+   * Takes the right to publish the alert for `state` for a short while, so two deliveries of one job do not
+   * both publish; false if it was recorded already, is held by another caller, or the state is another.
+   */
+  claimAlert(ref: ArtifactRef, state: AlertState, leaseSeconds: number): Promise<boolean>;
+  /** Gives the alert back after a failed publish, so the retry need not wait for the claim to run out. */
+  releaseAlert(ref: ArtifactRef): Promise<void>;
+  /**
    * Hands the finalize to exactly one caller, once every required artifact is verified and every optional
    * one is verified, missing or failed. A release finalized but not yet announced is handed out again.
    */
@@ -388,7 +395,7 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: artifactKey(ref),
             UpdateExpression:
-              'SET #state = :verified, updatedAt = :now, #size = :size, sha512 = :sha512, signingKeyFingerprint = :skf, primaryKeyFingerprint = :pkf, signatureCreated = :sc, hashAlgorithm = :ha REMOVE leaseUntil, lastError, alertedAt, #g1pk, #g1sk',
+              'SET #state = :verified, updatedAt = :now, #size = :size, sha512 = :sha512, signingKeyFingerprint = :skf, primaryKeyFingerprint = :pkf, signatureCreated = :sc, hashAlgorithm = :ha REMOVE leaseUntil, lastError, alertedAt, alertLeaseUntil, #g1pk, #g1sk',
             ConditionExpression: 'attribute_exists(#pk) AND #state <> :verified',
             ExpressionAttributeNames: {
               '#pk': k.partitionKey,
@@ -420,7 +427,7 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: artifactKey(ref),
             UpdateExpression:
-              'SET #state = :missing, updatedAt = :now, lastError = :detail, #g1sk = :g1sk REMOVE leaseUntil, alertedAt',
+              'SET #state = :missing, updatedAt = :now, lastError = :detail, #g1sk = :g1sk REMOVE leaseUntil, alertedAt, alertLeaseUntil',
             ConditionExpression: '#state = :pending',
             ExpressionAttributeNames: { '#state': 'state', '#g1sk': k.gsi1SortKey },
             ExpressionAttributeValues: {
@@ -460,7 +467,7 @@ export function createDynamoLedger(
             TableName: tableName,
             Key: artifactKey(ref),
             UpdateExpression:
-              'SET #state = :failed, updatedAt = :now, lastError = :reason REMOVE leaseUntil, alertedAt, #g1pk, #g1sk',
+              'SET #state = :failed, updatedAt = :now, lastError = :reason REMOVE leaseUntil, alertedAt, alertLeaseUntil, #g1pk, #g1sk',
             ConditionExpression: 'attribute_exists(#pk) AND #state <> :failed',
             ExpressionAttributeNames: {
               '#pk': k.partitionKey,
@@ -542,10 +549,44 @@ export function createDynamoLedger(
           new UpdateCommand({
             TableName: tableName,
             Key: artifactKey(ref),
-            UpdateExpression: 'SET alertedAt = :now',
+            UpdateExpression: 'SET alertedAt = :now REMOVE alertLeaseUntil',
             ConditionExpression: '#state = :state AND attribute_not_exists(alertedAt)',
             ExpressionAttributeNames: { '#state': 'state' },
             ExpressionAttributeValues: { ':now': nowIso(), ':state': state },
+          }),
+        ),
+      );
+    },
+
+    async claimAlert(ref, state, leaseSeconds) {
+      const now = clock();
+      return conditional('claim alert', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression: 'SET alertLeaseUntil = :lease',
+            ConditionExpression:
+              '#state = :state AND attribute_not_exists(alertedAt) AND (attribute_not_exists(alertLeaseUntil) OR alertLeaseUntil < :now)',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: {
+              ':state': state,
+              ':now': now.toISOString(),
+              ':lease': new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
+            },
+          }),
+        ),
+      );
+    },
+
+    async releaseAlert(ref) {
+      await conditional('release alert', () =>
+        doc.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: artifactKey(ref),
+            UpdateExpression: 'REMOVE alertLeaseUntil',
+            ConditionExpression: 'attribute_not_exists(alertedAt)',
           }),
         ),
       );

@@ -3,13 +3,13 @@ import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
 import type { ArtifactRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
-import type { MirrorJob } from '../messages.ts';
+import type { CldistEvent, MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
 import type { StagedUpload } from '../store/types.ts';
 import { SignatureError } from '../verify/types.ts';
+import { alertOnce } from './alerts.ts';
 import { defaultChunkSize, defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
 import { type FinalizeResult, finalizeIfDone } from './finalize.ts';
-import { offThreadSha512, type StreamHash } from './sha512-thread.ts';
 
 export type MirrorOutcome =
   | 'verified'
@@ -62,7 +62,7 @@ function checkJob(job: MirrorJob, config: CldistConfig): string[] {
 export type TransferDeps = Pick<MirrorDeps, 'store' | 'signatures' | 'clock' | 'logger' | 'chunkSize'>;
 
 /**
- * The data path alone, without the ledger: signature, then one streamed pass through verifier, hash and
+ * The data path alone, without the ledger: signature, then one streamed pass through verifier (which also gives the SHA-512) and
  * staged upload, committed only after the signature verified. Exported for the transfer benchmark.
  */
 export async function transferArtifact(
@@ -97,19 +97,15 @@ export async function transferArtifact(
   }
   const key = storeKey(job.channel, job.board, job.version, job.artifact);
   let upload: StagedUpload | undefined;
-  let hash: StreamHash | undefined;
   let committed = false;
   try {
     const staged = await deps.store.beginUpload(key);
     upload = staged;
-    const sha = offThreadSha512();
-    hash = sha;
     let bytes = 0;
     async function* teed(): AsyncGenerator<Uint8Array> {
       let writing: Promise<void> = Promise.resolve();
       for await (const chunk of download.body) {
         options.signal?.throwIfAborted();
-        await sha.update(chunk);
         bytes += chunk.byteLength;
         await writing;
         writing = staged.write(chunk);
@@ -132,7 +128,8 @@ export async function transferArtifact(
         `${key}: stored ${staged.bytesWritten} of ${bytes} bytes`,
       );
     }
-    const sha512 = await sha.digest();
+    // The verifier computes the plain SHA-512 in the same native pass as the signature digest.
+    const sha512 = verified.sha512;
     await deps.store.put(`${key}.sig`, signature, { contentType: 'application/pgp-signature' });
     await staged.commit();
     committed = true;
@@ -146,7 +143,6 @@ export async function transferArtifact(
       resumes: download.resumes,
     };
   } finally {
-    await hash?.close();
     if (!committed) {
       download.cancel();
       await upload?.abort().catch((error: unknown) => {
@@ -156,32 +152,60 @@ export async function transferArtifact(
   }
 }
 
-async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorDeps): Promise<void> {
-  if (!(await deps.ledger.markMissing(refOf(job), error.message))) return;
-  deps.logger.warn('artifact missing upstream', { ...refOf(job), url: error.url });
-  await deps.notifier.publish({
-    event: 'artifact.missing',
-    channel: job.channel,
-    board: job.board,
-    version: job.version,
-    artifact: job.artifact,
-    at: deps.clock().toISOString(),
-    detail: { url: error.url, message: error.message },
-  });
+/** A ledger write that failed must not leave the artifact leased until the lease runs out. */
+async function releasing<T>(ref: ArtifactRef, deps: MirrorDeps, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    await deps.ledger.endAttempt(ref, describeError(error)).catch(() => undefined);
+    throw error;
+  }
 }
 
-async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: MirrorDeps): Promise<void> {
-  if (!(await deps.ledger.markFailedVerification(refOf(job), `${error.reason}: ${error.message}`))) return;
-  deps.logger.error('artifact failed verification', { ...refOf(job), reason: error.reason });
-  await deps.notifier.publish({
+async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorDeps): Promise<void> {
+  const ref = refOf(job);
+  await releasing(ref, deps, () => deps.ledger.markMissing(ref, error.message));
+  const sent = await alertOnce(
+    ref,
+    'missing',
+    () => ({
+      event: 'artifact.missing',
+      channel: job.channel,
+      board: job.board,
+      version: job.version,
+      artifact: job.artifact,
+      at: deps.clock().toISOString(),
+      detail: { url: error.url, message: error.message },
+    }),
+    deps,
+  );
+  if (sent) deps.logger.warn('artifact missing upstream', { ...ref, url: error.url });
+}
+
+function verificationFailedEvent(job: MirrorJob, reason: string, message: string, deps: MirrorDeps) {
+  return (): CldistEvent => ({
     event: 'artifact.verification_failed',
     channel: job.channel,
     board: job.board,
     version: job.version,
     artifact: job.artifact,
     at: deps.clock().toISOString(),
-    detail: { reason: error.reason, message: error.message, url: job.url },
+    detail: { reason, message, url: job.url },
   });
+}
+
+async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: MirrorDeps): Promise<void> {
+  const ref = refOf(job);
+  await releasing(ref, deps, () =>
+    deps.ledger.markFailedVerification(ref, `${error.reason}: ${error.message}`),
+  );
+  const sent = await alertOnce(
+    ref,
+    'failed_verification',
+    verificationFailedEvent(job, error.reason, error.message, deps),
+    deps,
+  );
+  if (sent) deps.logger.error('artifact failed verification', { ...ref, reason: error.reason });
 }
 
 /**
@@ -208,9 +232,20 @@ export async function mirrorArtifact(
     switch (attempt.reason) {
       case 'verified':
         return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
-      case 'failed_verification':
+      case 'failed_verification': {
         deps.logger.info('artifact failed verification before; not fetched again', { ...ref });
-        return { outcome: 'already-failed', finalize: { finalized: false } };
+        const lastError = (await deps.ledger.getArtifact(ref))?.lastError ?? '';
+        const split = lastError.indexOf(': ');
+        await alertOnce(
+          ref,
+          'failed_verification',
+          split > 0
+            ? verificationFailedEvent(job, lastError.slice(0, split), lastError.slice(split + 2), deps)
+            : verificationFailedEvent(job, 'unknown', lastError, deps),
+          deps,
+        );
+        return { outcome: 'already-failed', finalize: await finalizeIfDone(release, deps, config) };
+      }
       case 'busy':
         throw new TransientError(
           'artifact-busy',
@@ -233,6 +268,7 @@ export async function mirrorArtifact(
     }
     if (error instanceof SignatureError) {
       await reportBadSignature(job, error, deps);
+      await finalizeIfDone(release, deps, config);
       throw error;
     }
     await deps.ledger.endAttempt(ref, describeError(error)).catch(() => undefined);
