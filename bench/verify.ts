@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 
 /**
  * Detached-signature verification of a file read from the page cache: `cldist verify` (the whole
- * command, Node start-up included) against `gpg --verify` and Sequoia's `sqv`, on an RSA-4096 key
+ * command, Node start-up included) against `gpg --verify`, Sequoia's `sqv` and `sha512sum` (the hashing floor), on an RSA-4096 key
  * and a binary SHA-512 signature as upstream uses. Each child's peak RSS comes from GNU time.
  *
  *   npx tsx bench/verify.ts [--sizes 256,1024] [--rounds 5]
@@ -160,8 +160,9 @@ try {
       },
       gpg: () => timed('gpg', ['--homedir', home, '--batch', '--no-autostart', '--verify', signature, file]),
       sqv: () => timed('sqv', ['--keyring', binary, signature, file]),
+      sha512sum: () => timed('sha512sum', [file]),
     };
-    const samples: Record<string, Sample[]> = { cldist: [], gpg: [], sqv: [] };
+    const samples: Record<string, Sample[]> = { cldist: [], gpg: [], sqv: [], sha512sum: [] };
     for (let round = 0; round < rounds; round++) {
       for (const [tool, measure] of Object.entries(tools)) {
         samples[tool]?.push(await measure());
@@ -178,7 +179,7 @@ try {
   console.log(
     `verify ${sizesMiB.join(', ')} MiB from the page cache, RSA-4096 + SHA-512, median of ${rounds}`,
   );
-  console.log('size MiB | tool   | MB/s (whole run) | MB/s (verify only) | peak RSS MiB');
+  console.log('size MiB | tool      | MB/s (whole run) | MB/s (verify only) | peak RSS MiB');
   for (const { sizeMiB, tool, samples } of results) {
     const whole = median(samples.map((s) => mbps(sizeMiB, s.seconds)));
     const inner = samples.every((s) => s.innerMBps !== undefined)
@@ -186,7 +187,7 @@ try {
       : '-';
     const peak = median(samples.map((s) => s.peakKiB / 1024));
     console.log(
-      `${String(sizeMiB).padStart(8)} | ${tool.padEnd(6)} | ${whole.toFixed(0).padStart(16)} | ${inner.padStart(18)} | ${peak.toFixed(1).padStart(12)}`,
+      `${String(sizeMiB).padStart(8)} | ${tool.padEnd(9)} | ${whole.toFixed(0).padStart(16)} | ${inner.padStart(18)} | ${peak.toFixed(1).padStart(12)}`,
     );
   }
   for (const sizeMiB of sizesMiB) {

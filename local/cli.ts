@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, PermanentError } from '../shared/errors.ts';
+import { SignatureError } from '../shared/verify/types.ts';
 import { registerCommands } from './commands/index.ts';
 
 const program = new Command('cldist')
@@ -14,9 +15,11 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    process.exitCode = error.exitCode;
+    // --help and --version exit 0; every other commander error is a usage error.
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
   } else {
     process.stderr.write(`cldist: ${describeError(error)}\n`);
-    process.exitCode = error instanceof PermanentError ? 2 : 1;
+    // 1: the check failed (a refused signature) or something broke; 2: the command was used wrongly.
+    process.exitCode = error instanceof PermanentError && !(error instanceof SignatureError) ? 2 : 1;
   }
 }

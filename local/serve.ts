@@ -37,6 +37,8 @@ export interface ServeOptions {
   host: string;
   /** 0 picks a free port (tests); the bound one is in the handle and in the `http.listening` log line. */
   port: number;
+  /** false: no HTTP server at all (`cldist mirror --once` only mirrors); the handle's url is then empty. */
+  http?: boolean;
   concurrency: number;
   /** `--store s3://bucket/prefix`: overrides the config's store. Otherwise a local folder under the data dir. */
   store?: { bucket: string; prefix: string };
@@ -251,20 +253,24 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const configBodies = createLocalStore(join(dataDir, 'configs'));
 
     let app: Hono | undefined;
-    const server = createAdaptorServer({
-      fetch: (request, env) =>
-        app === undefined ? new Response('starting\n', { status: 503 }) : app.fetch(request, env),
-    }) as Server;
-    const port = await listen(server, options.host, options.port);
-    const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
-    cleanups.push(
-      () =>
-        new Promise<void>((done) => {
-          server.close(() => done());
-          server.closeIdleConnections();
-          setTimeout(() => server.closeAllConnections(), 2000).unref();
-        }),
-    );
+    let port = 0;
+    let url = '';
+    if (options.http !== false) {
+      const server = createAdaptorServer({
+        fetch: (request, env) =>
+          app === undefined ? new Response('starting\n', { status: 503 }) : app.fetch(request, env),
+      }) as Server;
+      port = await listen(server, options.host, options.port);
+      url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+      cleanups.push(
+        () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeIdleConnections();
+            setTimeout(() => server.closeAllConnections(), 2000).unref();
+          }),
+      );
+    }
     let closing = false;
     const pool: WorkerPool = startWorkerPool({
       sqs: clients.sqs,
@@ -407,15 +413,19 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       await polling?.catch(() => undefined);
     });
 
-    logger.info('http.listening', {
-      url,
-      port,
-      status: `${url}/`,
-      mirror: `${url}/mirror/{channel}/{board}/`,
-      store: storeDescription,
-      dataDir,
-      concurrency: options.concurrency,
-    });
+    if (options.http === false) {
+      logger.info('mirror.started', { store: storeDescription, dataDir, concurrency: options.concurrency });
+    } else {
+      logger.info('http.listening', {
+        url,
+        port,
+        status: `${url}/`,
+        mirror: `${url}/mirror/{channel}/{board}/`,
+        store: storeDescription,
+        dataDir,
+        concurrency: options.concurrency,
+      });
+    }
     await pollNow();
     schedule();
 

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
+import { readKeys } from 'openpgp';
 import { parseConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type Keyring, loadKeyring, loadKeyringFromConfig } from '../../shared/verify/keyring.ts';
@@ -29,34 +30,67 @@ async function keyringFor(options: VerifyCommandOptions): Promise<Keyring> {
     const trusted = options.trust ?? defaults.trustedFingerprints;
     return loadKeyringFromConfig({ ...defaults, trustedFingerprints: trusted });
   }
-  if (options.trust === undefined) {
-    throw new ConfigError('--keyring needs --trust <fingerprint>: name the primary key(s) to trust in it');
-  }
+  return keyringFromFiles(options.keyring, options.trust);
+}
+
+/**
+ * Like sqv, a keyring file named on the command line is the operator's statement of trust: its primary
+ * keys are trusted unless `trust` narrows them down.
+ */
+export async function keyringFromFiles(paths: string[], trust?: string[]): Promise<Keyring> {
   const texts = await Promise.all(
-    options.keyring.map(async (path) => (await readInput(path, 'keyring file')).toString('utf8')),
+    paths.map(async (path) => (await readInput(path, 'keyring file')).toString('utf8')),
   );
-  return loadKeyring(
-    texts,
-    options.trust,
-    options.keyring.map((path) => `keyring file ${path}`),
-  );
+  const labels = paths.map((path) => `keyring file ${path}`);
+  const trusted = trust ?? (await primaryFingerprints(texts, labels));
+  return loadKeyring(texts, trusted, labels);
+}
+
+async function primaryFingerprints(texts: string[], labels: string[]): Promise<string[]> {
+  const fingerprints: string[] = [];
+  for (const [index, text] of texts.entries()) {
+    try {
+      const keys = await readKeys({ armoredKeys: text });
+      fingerprints.push(...keys.map((key) => key.getFingerprint().toUpperCase()));
+    } catch (cause) {
+      throw new ConfigError(`${labels[index]} holds no readable ASCII-armored public key`, { cause });
+    }
+  }
+  return fingerprints;
+}
+
+/** `-` reads the data from standard input, as gpg and sqv do. */
+async function* dataOf(file: string): AsyncIterable<Uint8Array> {
+  if (file !== '-') {
+    yield* readChunks(file);
+    return;
+  }
+  for await (const chunk of process.stdin) {
+    yield chunk as Uint8Array;
+  }
 }
 
 async function runVerify(file: string, options: VerifyCommandOptions): Promise<void> {
+  if (file === '-' && options.signature === undefined) {
+    throw new ConfigError('reading the data from standard input (-) needs --signature FILE.sig');
+  }
   const signaturePath = options.signature ?? `${file}.sig`;
   const signature = await readInput(signaturePath, 'signature file');
-  const size = (
-    await stat(file).catch((cause: unknown) => {
-      throw new ConfigError(`cannot read file ${file}: ${(cause as Error).message}`, { cause });
-    })
-  ).size;
+  const size =
+    file === '-'
+      ? undefined
+      : (
+          await stat(file).catch((cause: unknown) => {
+            throw new ConfigError(`cannot read file ${file}: ${(cause as Error).message}`, { cause });
+          })
+        ).size;
   const keyring = await keyringFor(options);
   const { maxClockSkewSeconds } = parseConfig({}).keyring;
   const started = performance.now();
-  const result = await verifyDetached(readChunks(file), signature, keyring, {
+  const result = await verifyDetached(dataOf(file), signature, keyring, {
     now: new Date(),
     maxClockSkewSeconds,
-    expectedBytes: size,
+    ...(size === undefined ? {} : { expectedBytes: size }),
   });
   const seconds = (performance.now() - started) / 1000;
   if (options.json) {
@@ -65,15 +99,7 @@ async function runVerify(file: string, options: VerifyCommandOptions): Promise<v
     );
   } else {
     process.stdout.write(
-      [
-        `good signature: ${file}`,
-        `  signed by  ${result.signingKeyFingerprint}`,
-        `  primary    ${result.primaryKeyFingerprint}`,
-        `  signed on  ${result.signatureCreated.toISOString()}`,
-        `  digest     ${result.hashAlgorithm}`,
-        `  bytes      ${result.bytes}`,
-        '',
-      ].join('\n'),
+      `good signature from ${result.primaryKeyFingerprint} (subkey ${result.signingKeyFingerprint}, made ${result.signatureCreated.toISOString()})\n`,
     );
   }
   if (options.stats) {
@@ -93,9 +119,10 @@ export function registerVerifyCommand(program: Command): void {
     .command('verify')
     .description(
       "Check <file> against its detached OpenPGP signature with the mirror's trust rules. Exit 0 if good; " +
-        'a refused signature exits 2 with the reason (tampered, unknown-key, subkey-revoked-compromised, ...).',
+        'a refused signature exits 1 with the reason (tampered, unknown-key, subkey-revoked-compromised, ...); ' +
+        'a usage error (bad option, unreadable file or key) exits 2.',
     )
-    .argument('<file>', 'the file to check (read in 1 MiB chunks, never held in memory whole)')
+    .argument('<file>', 'the file to check, or - for standard input (streamed, never held in memory whole)')
     .option('--signature <path>', 'detached signature, binary or ASCII-armored (default: <file>.sig)')
     .option(
       '--keyring <file>',
@@ -104,7 +131,7 @@ export function registerVerifyCommand(program: Command): void {
     )
     .option(
       '--trust <fingerprint>',
-      'primary key fingerprint to trust; repeat for several (required with --keyring; default: the Flatcar and CoreOS primaries)',
+      'primary key fingerprint to trust; repeat for several (default: every primary in --keyring, else the Flatcar and CoreOS primaries)',
       collect,
     )
     .option('--json', 'print the result as one JSON object')

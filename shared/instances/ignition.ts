@@ -435,6 +435,35 @@ function partitionLabel(value: string, ctx: Context, path: PathPart[]): void {
     fail(ctx, path, 'partition label may not contain ":" (sgdisk would truncate it there)');
 }
 
+/**
+ * Ignition's check of explicit extents (sgdisk would fail on them at boot). Start 0 means "wherever it
+ * fits" and is skipped; size 0 ("fill") counts as its first MiB only, exactly as Ignition 2.14 computes
+ * it, so nothing it accepts is refused here. Only the first clash is reported, as there.
+ */
+function partitionOverlap(partitions: unknown[], ctx: Context, path: PathPart[]): void {
+  const extents = partitions.map((entry) => {
+    if (!isRecord(entry) || typeof entry.startMiB !== 'number' || typeof entry.sizeMiB !== 'number')
+      return undefined;
+    if (entry.startMiB === 0) return undefined;
+    const last = entry.sizeMiB === 0 ? entry.startMiB : entry.startMiB + entry.sizeMiB - 1;
+    return { start: entry.startMiB, last };
+  });
+  for (const [i, a] of extents.entries()) {
+    if (a === undefined) continue;
+    for (const [j, b] of extents.entries()) {
+      if (b === undefined || i === j) continue;
+      if (a.start <= b.last && a.last >= b.start) {
+        fail(
+          ctx,
+          [...path, j],
+          `partitions overlap: this one and partitions[${i}] share MiB ${Math.max(a.start, b.start)}`,
+        );
+        return;
+      }
+    }
+  }
+}
+
 function present(value: unknown): boolean {
   return value !== undefined && value !== null;
 }
@@ -577,6 +606,7 @@ const storage = obj(
                 labels.add(entry.label);
               }
             });
+            partitionOverlap(value.partitions, ctx, [...path, 'partitions']);
           },
         ),
         byString('device'),

@@ -1,11 +1,21 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { CldistConfig } from '../config.ts';
-import { describeError } from '../errors.ts';
+import { describeError, TransientError } from '../errors.ts';
 import type { ArtifactRecord, ReleaseDetail, ReleaseRef } from '../ledger/ledger.ts';
 import { parseDigests } from '../release/digests.ts';
 import { currentStoreKey, storeKey } from '../release/layout.ts';
+import { alertOnce } from './alerts.ts';
 import { defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
 
 const versionFileName = 'version.txt';
+/** Long enough for two small puts; a holder that dies blocks `current/` writes for this long at most. */
+const currentSyncLeaseSeconds = 30;
+/** Waits before the next try for the `current/` lease: about 3 s in all, then the holder is trusted. */
+const currentSyncBackoffMs = [25, 50, 100, 200, 400, 800, 1600];
+const maxCurrentSyncRounds = 5;
+/** Waits before re-recording the announcement: about 6 s in all, to ride out a short ledger outage. */
+const announceBackoffMs = [100, 200, 400, 800, 1600, 3200];
 
 /** The per-release manifest, written before `current/` moves so subscribers can check every byte. */
 export interface ReleaseManifest {
@@ -26,6 +36,8 @@ export interface ReleaseManifest {
   >;
   /** Optional artifacts the upstream release did not ship. */
   missing: string[];
+  /** Optional artifacts that failed verification: absent from the mirror, and alerted. */
+  failedVerification: string[];
 }
 
 export interface FinalizeResult {
@@ -44,10 +56,15 @@ function manifestFor(detail: ReleaseDetail, finalizedAt: string): ReleaseManifes
     finalizedAt,
     artifacts: {},
     missing: [],
+    failedVerification: [],
   };
   for (const record of detail.artifactStates) {
     if (record.state === 'missing') {
       manifest.missing.push(record.artifact);
+      continue;
+    }
+    if (record.state !== 'verified') {
+      if (record.state === 'failed_verification') manifest.failedVerification.push(record.artifact);
       continue;
     }
     manifest.artifacts[record.artifact] = {
@@ -86,49 +103,109 @@ async function refuseMismatches(detail: ReleaseDetail, mismatches: ArtifactRecor
     const key = storeKey(detail.channel, detail.board, detail.version, record.artifact);
     await deps.store.delete(key);
     await deps.store.delete(`${key}.sig`);
-    const reason = 'sha512 differs from the release DIGESTS';
-    if (await deps.ledger.markFailedVerification(record, reason)) {
-      deps.logger.error('artifact does not match its DIGESTS', { ...record });
-      await deps.notifier.publish({
+    const message = 'sha512 differs from the release DIGESTS';
+    await deps.ledger.markFailedVerification(record, `digests-mismatch: ${message}`);
+    const sent = await alertOnce(
+      record,
+      'failed_verification',
+      () => ({
         event: 'artifact.verification_failed',
         channel: detail.channel,
         board: detail.board,
         version: detail.version,
         artifact: record.artifact,
         at: deps.clock().toISOString(),
-        detail: { reason: 'digests-mismatch', message: reason, sha512: record.sha512 },
-      });
-    }
+        detail: { reason: 'digests-mismatch', message, sha512: record.sha512 },
+      }),
+      deps,
+    );
+    if (sent) deps.logger.error('artifact does not match its DIGESTS', { ...record });
   }
 }
 
-async function copyVersionFile(from: ReleaseRef, deps: MirrorDeps): Promise<boolean> {
+async function copyVersionFile(from: ReleaseRef, deps: MirrorDeps): Promise<void> {
   const source = storeKey(from.channel, from.board, from.version, versionFileName);
-  const [body, signature] = await Promise.all([deps.store.get(source), deps.store.get(`${source}.sig`)]);
-  if (body === undefined) return false;
   const target = currentStoreKey(from.channel, from.board);
+  const [body, signature, present] = await Promise.all([
+    deps.store.get(source),
+    deps.store.get(`${source}.sig`),
+    deps.store.get(target),
+  ]);
+  if (body === undefined) {
+    throw new TransientError('current-source-absent', `${source} is not in the store; current/ not written`);
+  }
+  if (present !== undefined && Buffer.from(present).equals(Buffer.from(body))) return;
   if (signature !== undefined) await deps.store.put(`${target}.sig`, signature);
   await deps.store.put(target, body, { contentType: 'text/plain' });
-  return true;
+}
+
+async function acquireCurrentSync(ref: ReleaseRef, holder: string, deps: MirrorDeps): Promise<boolean> {
+  for (const wait of [...currentSyncBackoffMs, undefined]) {
+    if (await deps.ledger.acquireCurrentSync(ref.channel, ref.board, holder, currentSyncLeaseSeconds)) {
+      return true;
+    }
+    if (wait !== undefined) await delay(wait);
+  }
+  return false;
 }
 
 /**
- * Moves the mirror's `current/` forward. The ledger decides the winner; the store copy follows, and is
- * re-done from the ledger's answer so a slower finalize of an older release cannot leave its file last.
+ * Makes the store's `current/` files name the ledger's current version. Writes are serialised by a short
+ * lease per channel and board, and each holder writes the version the ledger names while it holds the lease,
+ * so the visible file only moves forward. After giving the lease back the holder reads the ledger again and
+ * repeats if it moved: a finalize that could not get the lease relies on that re-read to publish its newer
+ * version. If a holder dies while holding the lease, `current/` lags until the next finalize of the channel.
  */
+async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<void> {
+  const holder = randomUUID();
+  for (let round = 0; round < maxCurrentSyncRounds; round++) {
+    if (!(await acquireCurrentSync(ref, holder, deps))) {
+      deps.logger.info('current/ is being written by another finalize; it writes the newer version', {
+        ...refOf(ref),
+      });
+      return;
+    }
+    let written: string | undefined;
+    try {
+      const current = await deps.ledger.getCurrent(ref.channel, ref.board);
+      if (current === undefined) return;
+      await copyVersionFile({ channel: ref.channel, board: ref.board, version: current.version }, deps);
+      written = current.version;
+    } finally {
+      await deps.ledger.releaseCurrentSync(ref.channel, ref.board, holder);
+    }
+    if ((await deps.ledger.getCurrent(ref.channel, ref.board))?.version === written) return;
+  }
+}
+
+/** Moves the mirror's `current/` forward: the ledger decides the winner, and the store follows the ledger. */
 async function advanceCurrent(detail: ReleaseDetail, deps: MirrorDeps): Promise<boolean> {
   const versionFile = detail.artifactStates.find((a) => a.artifact === versionFileName);
   if (versionFile?.state !== 'verified') {
     deps.logger.warn('release has no verified version.txt; current/ left as it is', { ...refOf(detail) });
     return false;
   }
-  if (!(await deps.ledger.advanceCurrent(detail))) return false;
-  await copyVersionFile(detail, deps);
-  const winner = await deps.ledger.getCurrent(detail.channel, detail.board);
-  if (winner !== undefined && winner.version !== detail.version) {
-    await copyVersionFile({ channel: detail.channel, board: detail.board, version: winner.version }, deps);
+  const moved = await deps.ledger.advanceCurrent(detail);
+  await syncCurrentFiles(detail, deps);
+  return moved;
+}
+
+async function recordAnnounced(ref: ReleaseRef, deps: MirrorDeps): Promise<void> {
+  for (const wait of [...announceBackoffMs, undefined]) {
+    try {
+      if (!(await deps.ledger.recordAnnounced(ref))) {
+        deps.logger.warn('release.mirrored was recorded by another finalize too', { ...ref });
+      }
+      return;
+    } catch (error) {
+      if (wait === undefined || !(error instanceof TransientError)) throw error;
+      deps.logger.warn('recording release.mirrored failed; trying again', {
+        ...ref,
+        error: describeError(error),
+      });
+      await delay(wait);
+    }
   }
-  return true;
 }
 
 function refOf(release: ReleaseRef): ReleaseRef {
@@ -136,33 +213,48 @@ function refOf(release: ReleaseRef): ReleaseRef {
 }
 
 /**
- * Finalize a release if every required artifact is done, exactly once: the ledger hands the finalize to one
- * caller. Order matters for readers: release.json, then `current/`, then `release.mirrored`. A failure
- * hands the finalize back so the retried job can take it.
+ * Finalize a release once every required artifact is verified and every optional one is done: the ledger
+ * hands the finalize to one caller. Order matters for readers: release.json, then `current/`, then
+ * `finalizedAt` (the work is done, the announcement owed), then `release.mirrored`, then `announcedAt`. A
+ * failure before `finalizedAt` hands the finalize back and the retried job redoes it; a failure after it
+ * leaves only the announcement to a retry. `release.mirrored` goes out twice only if the process dies, or the
+ * ledger stays unreachable for several seconds, between the publish and the `announcedAt` write.
  */
 export async function finalizeIfDone(
   release: ReleaseRef,
   deps: MirrorDeps,
-  _config: CldistConfig,
+  config: CldistConfig,
 ): Promise<FinalizeResult> {
   const ref = refOf(release);
   const detail = await deps.ledger.beginFinalize(ref, deps.leaseSeconds ?? defaultLeaseSeconds);
   if (detail === undefined) return { finalized: false };
+  let finalizedAt = detail.finalizedAt;
+  let currentAdvanced: boolean;
   try {
-    const mismatches = await findDigestMismatches(detail, deps);
-    if (mismatches.length > 0) {
-      await refuseMismatches(detail, mismatches, deps);
-      await deps.ledger.abandonFinalize(ref);
-      return { finalized: false, digestMismatches: mismatches.map((m) => m.artifact) };
+    if (finalizedAt === undefined) {
+      const mismatches = await findDigestMismatches(detail, deps);
+      if (mismatches.length > 0) {
+        await refuseMismatches(detail, mismatches, deps);
+        await deps.ledger.abandonFinalize(ref);
+        const retried = await finalizeIfDone(release, deps, config);
+        return { ...retried, digestMismatches: mismatches.map((m) => m.artifact) };
+      }
+      finalizedAt = deps.clock().toISOString();
+      const manifest = manifestFor(detail, finalizedAt);
+      await deps.store.put(
+        storeKey(ref.channel, ref.board, ref.version, 'release.json'),
+        `${JSON.stringify(manifest, null, 2)}\n`,
+        { contentType: 'application/json' },
+      );
+      currentAdvanced = await advanceCurrent(detail, deps);
+      if (!(await deps.ledger.completeFinalize(ref))) {
+        deps.logger.warn('another finalize completed this release first', { ...ref });
+        return { finalized: false };
+      }
+    } else {
+      currentAdvanced = (await deps.ledger.getCurrent(ref.channel, ref.board))?.version === ref.version;
     }
-    const finalizedAt = deps.clock().toISOString();
     const manifest = manifestFor(detail, finalizedAt);
-    await deps.store.put(
-      storeKey(ref.channel, ref.board, ref.version, 'release.json'),
-      `${JSON.stringify(manifest, null, 2)}\n`,
-      { contentType: 'application/json' },
-    );
-    const currentAdvanced = await advanceCurrent(detail, deps);
     await deps.notifier.publish({
       event: 'release.mirrored',
       ...ref,
@@ -170,16 +262,17 @@ export async function finalizeIfDone(
       detail: {
         artifacts: Object.keys(manifest.artifacts),
         missing: manifest.missing,
+        failedVerification: manifest.failedVerification,
         currentAdvanced,
         manifestKey: storeKey(ref.channel, ref.board, ref.version, 'release.json'),
       },
     });
-    await deps.ledger.completeFinalize(ref);
-    deps.logger.info('release mirrored', { ...ref, currentAdvanced });
-    return { finalized: true, currentAdvanced };
   } catch (error) {
     deps.logger.error('finalize failed; it will be retried', { ...ref, error: describeError(error) });
     await deps.ledger.abandonFinalize(ref).catch(() => undefined);
     throw error;
   }
+  await recordAnnounced(ref, deps);
+  deps.logger.info('release mirrored', { ...ref, currentAdvanced });
+  return { finalized: true, currentAdvanced };
 }

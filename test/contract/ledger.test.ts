@@ -1,3 +1,4 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type ArtifactPlan, createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
@@ -26,10 +27,11 @@ const ref = (artifact: string) => ({ ...release, artifact });
 describe('DynamoDB ledger on dynalite', () => {
   let now: Date;
   let ledger: Ledger;
+  let table: string;
 
   beforeEach(async () => {
     now = new Date('2026-11-01T12:00:00Z');
-    const table = await freshTable(clients);
+    table = await freshTable(clients);
     await tableActive(table);
     ledger = createDynamoLedger(clients.doc, table, { clock: () => now });
   });
@@ -118,10 +120,111 @@ describe('DynamoDB ledger on dynalite', () => {
     ).filter((d) => d !== undefined);
     expect(winners).toHaveLength(1);
     expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
-    await ledger.completeFinalize(release);
+    expect(await ledger.completeFinalize(release)).toBe(true);
+    expect(await ledger.completeFinalize(release)).toBe(false);
+    expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
+    expect(await ledger.recordAnnounced(release)).toBe(true);
+    expect(await ledger.recordAnnounced(release)).toBe(false);
     now = new Date(now.getTime() + 3600_000);
     expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
-    expect((await ledger.getRelease(release))?.finalizedAt).toBeDefined();
+    expect(await ledger.getRelease(release)).toMatchObject({
+      finalizedAt: expect.any(String),
+      announcedAt: expect.any(String),
+    });
+    expect((await ledger.getRelease(release))?.announcePending).toBeUndefined();
+  });
+
+  it('counts an optional artifact that failed verification as done, and a required one as not', async () => {
+    await ledger.claimRelease(release, plans);
+    await ledger.markVerified(ref('version.txt'), facts);
+    await ledger.markVerified(ref('image.bin'), facts);
+    await ledger.markFailedVerification(ref('extra.txt'), 'tampered');
+    expect((await ledger.beginFinalize(release, 60))?.artifactStates).toHaveLength(3);
+
+    const other = { ...release, version: '3510.2.9' };
+    await ledger.claimRelease(other, plans);
+    await ledger.markVerified({ ...other, artifact: 'version.txt' }, facts);
+    await ledger.markFailedVerification({ ...other, artifact: 'image.bin' }, 'tampered');
+    await ledger.markVerified({ ...other, artifact: 'extra.txt' }, facts);
+    expect(await ledger.beginFinalize(other, 60)).toBeUndefined();
+  });
+
+  it('hands a finalized but unannounced release out again, only to publish', async () => {
+    await ledger.claimRelease(release, [plans[0] as ArtifactPlan]);
+    await ledger.markVerified(ref('version.txt'), facts);
+    expect(await ledger.beginFinalize(release, 60)).toBeDefined();
+    expect(await ledger.completeFinalize(release)).toBe(true);
+    expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
+    await ledger.abandonFinalize(release);
+    const again = await ledger.beginFinalize(release, 60);
+    expect(again).toMatchObject({ finalizedAt: expect.any(String), announcePending: true });
+    expect(await ledger.recordAnnounced(release)).toBe(true);
+    now = new Date(now.getTime() + 3600_000);
+    expect(await ledger.beginFinalize(release, 60)).toBeUndefined();
+  });
+
+  it('owes an alert for a terminal state until it is recorded, to one claimer at a time', async () => {
+    await ledger.claimRelease(release, plans);
+    expect(await ledger.claimAlert(ref('extra.txt'), 'missing', 30)).toBe(false);
+    expect(await ledger.markMissing(ref('extra.txt'), '404')).toBe(true);
+    const claims = await Promise.all([
+      ledger.claimAlert(ref('extra.txt'), 'missing', 30),
+      ledger.claimAlert(ref('extra.txt'), 'missing', 30),
+    ]);
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    await ledger.releaseAlert(ref('extra.txt'));
+    expect(await ledger.claimAlert(ref('extra.txt'), 'missing', 30)).toBe(true);
+    now = new Date(now.getTime() + 31_000);
+    expect(await ledger.claimAlert(ref('extra.txt'), 'missing', 30)).toBe(true);
+    expect(await ledger.recordAlert(ref('extra.txt'), 'missing')).toBe(true);
+    expect(await ledger.recordAlert(ref('extra.txt'), 'missing')).toBe(false);
+    expect(await ledger.claimAlert(ref('extra.txt'), 'missing', 30)).toBe(false);
+    expect((await ledger.getArtifact(ref('extra.txt')))?.alertedAt).toBeDefined();
+
+    await ledger.markVerified(ref('image.bin'), facts);
+    expect(await ledger.markFailedVerification(ref('image.bin'), 'digests-mismatch: differs')).toBe(true);
+    expect(await ledger.claimAlert(ref('image.bin'), 'missing', 30)).toBe(false);
+    expect(await ledger.claimAlert(ref('image.bin'), 'failed_verification', 30)).toBe(true);
+  });
+
+  it('closes an optional missing artifact on a retry after a lost response, and never re-sends it', async () => {
+    await ledger.claimRelease(release, plans);
+    let loseResponses = 1;
+    const lossy = new Proxy(clients.doc, {
+      get(target, property, receiver) {
+        if (property !== 'send') return Reflect.get(target, property, receiver);
+        return async (command: UpdateCommand) => {
+          const out = await target.send(command);
+          if (command instanceof UpdateCommand && loseResponses-- > 0) throw new Error('socket hang up');
+          return out;
+        };
+      },
+    });
+    const flaky = createDynamoLedger(lossy, table, { clock: () => now });
+    await expect(flaky.markMissing(ref('extra.txt'), '404')).rejects.toThrow(/mark missing failed/);
+    expect(await ledger.getArtifact(ref('extra.txt'))).toMatchObject({ state: 'missing' });
+    expect(await ledger.claimAlert(ref('extra.txt'), 'missing', 30)).toBe(true);
+    expect(await ledger.markMissing(ref('extra.txt'), '404')).toBe(false);
+    const seen = await ledger.getArtifact(ref('extra.txt'));
+    expect(await ledger.touchStalled(ref('extra.txt'), seen?.updatedAt ?? '')).toBe(false);
+    now = new Date(now.getTime() + 3600_000);
+    expect((await ledger.listStalled(now, 50)).map((a) => a.artifact).sort()).toEqual([
+      'image.bin',
+      'version.txt',
+    ]);
+  });
+
+  it('serialises writers of current/ with a lease that runs out', async () => {
+    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'a', 30)).toBe(true);
+    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'b', 30)).toBe(false);
+    expect(await ledger.acquireCurrentSync('beta', 'amd64-usr', 'b', 30)).toBe(true);
+    await ledger.releaseCurrentSync('stable', 'amd64-usr', 'b');
+    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'b', 30)).toBe(false);
+    await ledger.releaseCurrentSync('stable', 'amd64-usr', 'a');
+    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'b', 30)).toBe(true);
+    now = new Date(now.getTime() + 31_000);
+    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'a', 30)).toBe(true);
+    expect(await ledger.getCurrent('stable', 'amd64-usr')).toBeUndefined();
   });
 
   it('does not finalize while a required artifact is missing', async () => {

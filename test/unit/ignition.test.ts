@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkDataUrl, validateIgnition } from '../../shared/instances/ignition.ts';
+import { checkDataUrl, unitContentProblem, validateIgnition } from '../../shared/instances/ignition.ts';
 
 const run = promisify(execFile);
 const sha512 = 'a'.repeat(128);
@@ -302,6 +302,303 @@ const invalidCases: InvalidCase[] = [
   },
 ];
 
+/**
+ * Rules Ignition enforces at boot beyond field types, each as a config it accepts and the smallest change
+ * it refuses; both sides are also put to ignition-validate below.
+ */
+interface RuleCase {
+  name: string;
+  valid: unknown;
+  invalid: unknown;
+  path: string;
+  message: RegExp;
+}
+
+const v30 = (rest: Record<string, unknown>) => ({ ignition: { version: '3.0.0' }, ...rest });
+const v32 = (rest: Record<string, unknown>) => ({ ignition: { version: '3.2.0' }, ...rest });
+const storage = (rest: Record<string, unknown>) => v33({ storage: rest });
+const disk = (partitions: unknown[]) => storage({ disks: [{ device: '/dev/sda', partitions }] });
+const unit = (contents: string) => v33({ systemd: { units: [{ name: 'a.service', contents }] } });
+const dropin = (contents: string) =>
+  v33({ systemd: { units: [{ name: 'a.service', dropins: [{ name: 'x.conf', contents }] }] } });
+const source = (url: string) => file({ contents: { source: url } });
+const raid = (entry: Record<string, unknown>) =>
+  storage({ raid: [{ name: 'md0', level: 'raid1', devices: ['/dev/sda', '/dev/sdb'], ...entry }] });
+
+const ruleCases: RuleCase[] = [
+  {
+    name: 'a file path with "//"',
+    valid: storage({ files: [{ path: '/etc/hostname' }] }),
+    invalid: storage({ files: [{ path: '/etc//hostname' }] }),
+    path: '$.storage.files[0].path',
+    message: /not fully simplified: "\/etc\/\/hostname" \(expected "\/etc\/hostname"\)/,
+  },
+  {
+    name: 'a directory path with ".."',
+    valid: storage({ directories: [{ path: '/opt' }] }),
+    invalid: storage({ directories: [{ path: '/etc/../opt' }] }),
+    path: '$.storage.directories[0].path',
+    message: /not fully simplified/,
+  },
+  {
+    name: 'a link path with a trailing "/"',
+    valid: storage({ links: [{ path: '/etc/a', target: '/x/' }] }),
+    invalid: storage({ links: [{ path: '/etc/a/', target: '/x' }] }),
+    path: '$.storage.links[0].path',
+    message: /not fully simplified/,
+  },
+  {
+    name: 'a filesystem mount path with "/."',
+    valid: storage({ filesystems: [{ device: '/dev/sdb', format: 'ext4', path: '/var' }] }),
+    invalid: storage({ filesystems: [{ device: '/dev/sdb', format: 'ext4', path: '/var/.' }] }),
+    path: '$.storage.filesystems[0].path',
+    message: /not fully simplified/,
+  },
+  {
+    name: 'unit contents with an unterminated section',
+    valid: unit('[Unit]\nDescription=a\n'),
+    invalid: unit('[Unit'),
+    path: '$.systemd.units[0].contents',
+    message: /invalid unit content: unable to find end of section/,
+  },
+  {
+    name: 'unit contents with an option line without "="',
+    valid: unit('[Service]\nExecStart=/bin/true \\\n  --flag\n'),
+    invalid: unit('[Service]\nExecStart /bin/true\n'),
+    path: '$.systemd.units[0].contents',
+    message: /invalid unit content: unexpected newline/,
+  },
+  {
+    name: 'unit contents with text after a section header',
+    valid: unit('# [comment\n[Unit]  \n'),
+    invalid: unit('[Unit] x\n'),
+    path: '$.systemd.units[0].contents',
+    message: /invalid unit content: found garbage after section name \[Unit\]: "x"/,
+  },
+  {
+    name: 'unit contents with a line systemd would truncate',
+    valid: unit(`[Unit]\nDescription=${'x'.repeat(2000)}\n`),
+    invalid: unit(`[Unit]\nDescription=${'x'.repeat(2100)}\n`),
+    path: '$.systemd.units[0].contents',
+    message: /invalid unit content: line too long/,
+  },
+  {
+    name: 'drop-in contents that do not parse',
+    valid: dropin('[Unit]\n'),
+    invalid: dropin('[Unit'),
+    path: '$.systemd.units[0].dropins[0].contents',
+    message: /invalid unit content/,
+  },
+  {
+    name: 'an empty link target from spec 3.3.0 (3.2.0 allows it)',
+    valid: v32({ storage: { links: [{ path: '/etc/a', target: '' }] } }),
+    invalid: storage({ links: [{ path: '/etc/a', target: '' }] }),
+    path: '$.storage.links[0].target',
+    message: /link target is required/,
+  },
+  {
+    name: 'a file owner with both id and name',
+    valid: storage({ files: [{ path: '/etc/a', user: { id: 0, name: '' } }] }),
+    invalid: storage({ files: [{ path: '/etc/a', user: { id: 0, name: 'root' } }] }),
+    path: '$.storage.files[0].user',
+    message: /cannot set both id and name/,
+  },
+  {
+    name: 'a directory group with both id and name',
+    valid: storage({ directories: [{ path: '/etc/a', group: { name: 'wheel' } }] }),
+    invalid: storage({ directories: [{ path: '/etc/a', group: { id: 10, name: 'wheel' } }] }),
+    path: '$.storage.directories[0].group',
+    message: /cannot set both id and name/,
+  },
+  {
+    name: 'a partition with neither number nor label',
+    valid: disk([{ label: '', sizeMiB: 1 }]),
+    invalid: disk([{ number: 0, sizeMiB: 1 }]),
+    path: '$.storage.disks[0].partitions[0]',
+    message: /a partition number >= 1 or a label must be specified/,
+  },
+  {
+    name: 'two partitions with one number',
+    valid: disk([{ number: 1 }, { number: 2 }, { number: 0, label: 'a' }, { number: 0, label: 'b' }]),
+    invalid: disk([{ number: 1 }, { number: 1 }]),
+    path: '$.storage.disks[0].partitions[1]',
+    message: /partition numbers collide: 1 is used twice/,
+  },
+  {
+    name: 'two partitions with one label',
+    valid: disk([
+      { number: 1, label: 'a' },
+      { number: 2, label: 'b' },
+    ]),
+    invalid: disk([
+      { number: 1, label: 'a' },
+      { number: 2, label: 'a' },
+    ]),
+    path: '$.storage.disks[0].partitions[1]',
+    message: /same partition label "a" twice/,
+  },
+  {
+    name: 'a partition label with a colon',
+    valid: disk([{ label: 'a-b' }]),
+    invalid: disk([{ label: 'a:b' }]),
+    path: '$.storage.disks[0].partitions[0].label',
+    message: /may not contain ":"/,
+  },
+  {
+    name: 'a partition label over 36 bytes (Ignition counts UTF-8 bytes)',
+    valid: disk([{ label: '\u00e9'.repeat(18) }]),
+    invalid: disk([{ label: '\u00e9'.repeat(19) }]),
+    path: '$.storage.disks[0].partitions[0].label',
+    message: /may not exceed 36 characters \(bytes\), got 38/,
+  },
+  {
+    name: 'a merge source given twice',
+    valid: v33({
+      ignition: {
+        version: '3.3.0',
+        config: { merge: [{ source: 'https://a/x' }, { source: 'https://a/y' }] },
+      },
+    }),
+    invalid: v33({
+      ignition: {
+        version: '3.3.0',
+        config: { merge: [{ source: 'https://a/x' }, { source: 'https://a/x' }] },
+      },
+    }),
+    path: '$.ignition.config.merge[1]',
+    message: /duplicate merge source "https:\/\/a\/x"/,
+  },
+  {
+    name: 'a kernel argument both wanted and unwanted',
+    valid: v33({ kernelArguments: { shouldExist: ['quiet'], shouldNotExist: ['splash'] } }),
+    invalid: v33({ kernelArguments: { shouldExist: ['quiet'], shouldNotExist: ['quiet'] } }),
+    path: '$.kernelArguments.shouldNotExist[0]',
+    message: /kernel argument "quiet" is also in shouldExist/,
+  },
+  {
+    name: 'a kernel argument listed twice',
+    valid: v33({ kernelArguments: { shouldExist: ['quiet', 'splash'] } }),
+    invalid: v33({ kernelArguments: { shouldExist: ['quiet', 'quiet'] } }),
+    path: '$.kernelArguments.shouldExist[1]',
+    message: /duplicate kernel argument "quiet"/,
+  },
+  {
+    name: 'a RAID array without devices',
+    valid: raid({}),
+    invalid: raid({ devices: [] }),
+    path: '$.storage.raid[0].devices',
+    message: /raid devices required/,
+  },
+  {
+    name: 'a RAID device listed twice',
+    valid: raid({ devices: ['/dev/sda', '/dev/sdb'] }),
+    invalid: raid({ devices: ['/dev/sda', '/dev/sda'] }),
+    path: '$.storage.raid[0].devices[1]',
+    message: /duplicate RAID device "\/dev\/sda"/,
+  },
+  {
+    name: 'spares on a raid0 array',
+    valid: raid({ level: 'raid1', spares: 1 }),
+    invalid: raid({ level: 'raid0', spares: 1 }),
+    path: '$.storage.raid[0].level',
+    message: /spares unsupported/,
+  },
+  {
+    name: 'a directory under a link of the same config',
+    valid: storage({ links: [{ path: '/a', target: '/x' }], directories: [{ path: '/ab' }] }),
+    invalid: storage({ links: [{ path: '/a', target: '/x' }], directories: [{ path: '/a/b' }] }),
+    path: '$.storage.directories[0]',
+    message: /directory path includes link in config: "\/a" is a link/,
+  },
+  {
+    name: 'a file under a link of the same config',
+    valid: storage({ links: [{ path: '/a', target: '/x' }], files: [{ path: '/x/b' }] }),
+    invalid: storage({ links: [{ path: '/a', target: '/x' }], files: [{ path: '/a/b/c' }] }),
+    path: '$.storage.files[0]',
+    message: /file path includes link in config/,
+  },
+  {
+    name: 'a link under a link of the same config',
+    valid: storage({
+      links: [
+        { path: '/a', target: '/x' },
+        { path: '/x/d', target: '/y' },
+      ],
+    }),
+    invalid: storage({
+      links: [
+        { path: '/a', target: '/x' },
+        { path: '/a/d', target: '/y' },
+      ],
+    }),
+    path: '$.storage.links[1]',
+    message: /link path includes link in config/,
+  },
+  {
+    name: 'a hard link to a directory of the same config',
+    valid: storage({ links: [{ path: '/a', target: '/x', hard: false }], directories: [{ path: '/x' }] }),
+    invalid: storage({ links: [{ path: '/a', target: '/x', hard: true }], directories: [{ path: '/x' }] }),
+    path: '$.storage.links[0]',
+    message: /hard link target is a directory/,
+  },
+  {
+    name: 'a data: URL with a raw space',
+    valid: source('data:,x%20y'),
+    invalid: source('data:,x y'),
+    path: '$.storage.files[0].contents.source',
+    message: /invalid data character " " in data: URL \(percent-encode it, e.g. "%20"\)/,
+  },
+  {
+    name: 'a data: URL with a raw "#"',
+    valid: source('data:,a%23b?c=d'),
+    invalid: source('data:,a#b'),
+    path: '$.storage.files[0].contents.source',
+    message: /invalid data character "#"/,
+  },
+  {
+    name: 'a data: URL with unpadded base64',
+    valid: source('data:;base64,aGk='),
+    invalid: source('data:;base64,aGk'),
+    path: '$.storage.files[0].contents.source',
+    message: /not valid \(padded\) base64/,
+  },
+  {
+    name: 'a data: URL with an unknown top-level media type',
+    valid: source('data:x-custom/thing;charset="utf-8",x'),
+    invalid: source('data:TEXT/plain,x'),
+    path: '$.storage.files[0].contents.source',
+    message: /invalid media type "TEXT"/,
+  },
+  {
+    name: 'a data: URL with a control character',
+    valid: source('data:,a%0Ab'),
+    invalid: source('data:,a\nb'),
+    path: '$.storage.files[0].contents.source',
+    message: /control characters/,
+  },
+  {
+    name: 'a user group listed twice',
+    valid: v33({ passwd: { users: [{ name: 'a', groups: ['wheel', 'docker'] }] } }),
+    invalid: v33({ passwd: { users: [{ name: 'a', groups: ['wheel', 'wheel'] }] } }),
+    path: '$.passwd.users[0].groups[1]',
+    message: /duplicate group "wheel"/,
+  },
+  {
+    name: 'a noProxy entry listed twice',
+    valid: v33({ ignition: { version: '3.3.0', proxy: { noProxy: ['a', 'b'] } } }),
+    invalid: v33({ ignition: { version: '3.3.0', proxy: { noProxy: ['a', 'a'] } } }),
+    path: '$.ignition.proxy.noProxy[1]',
+    message: /duplicate noProxy entry "a"/,
+  },
+  {
+    name: 'a 3.0.0 file path with "/./"',
+    valid: v30({ storage: { files: [{ path: '/etc/a' }] } }),
+    invalid: v30({ storage: { files: [{ path: '/etc/./a' }] } }),
+    path: '$.storage.files[0].path',
+    message: /not fully simplified/,
+  },
+];
+
 describe('Ignition validation', () => {
   it.each(Object.entries(validConfigs))('accepts a full valid %s config', (version, config) => {
     const result = validateIgnition(config, { allowLegacy: false });
@@ -315,6 +612,39 @@ describe('Ignition validation', () => {
     expect(result.errors.map((e) => e.path)).toContain(c.path);
     const issue = result.errors.find((e) => e.path === c.path);
     expect(issue?.message).toMatch(c.message);
+  });
+
+  it.each(ruleCases.map((c) => [c.name, c] as const))('accepts the valid side of %s', (_name, c) => {
+    expect(validateIgnition(c.valid, { allowLegacy: false }).errors).toEqual([]);
+  });
+
+  it.each(ruleCases.map((c) => [c.name, c] as const))('rejects %s, naming its path', (_name, c) => {
+    const result = validateIgnition(c.invalid, { allowLegacy: false });
+    expect(result.errors.map((e) => e.path)).toContain(c.path);
+    expect(result.errors.find((e) => e.path === c.path)?.message).toMatch(c.message);
+  });
+
+  it('checks the same rules in spec 3.4.0 and 3.5.0 configs', () => {
+    for (const version of ['3.4.0', '3.5.0']) {
+      const config = {
+        ignition: { version },
+        storage: { files: [{ path: '/etc//a' }], links: [{ path: '/l', target: '' }] },
+      };
+      expect(validateIgnition(config, { allowLegacy: false }).errors.map((e) => e.path)).toEqual([
+        '$.storage.files[0].path',
+        '$.storage.links[0].target',
+      ]);
+    }
+  });
+
+  it('parses unit files as go-systemd does: text before the first section and comments are skipped', () => {
+    expect(unitContentProblem('')).toBeUndefined();
+    expect(unitContentProblem('garbage\n[Unit]\r\nA=1\r\n')).toBeUndefined();
+    expect(unitContentProblem('[Unit]\n# x \\\n[not a section\nA=1')).toBeUndefined();
+    expect(unitContentProblem('[Unit]\nA=b\\\n  continued\n=empty name\n')).toBeUndefined();
+    expect(unitContentProblem('[Unit]\nA')).toMatch(/end of file in an option name/);
+    expect(unitContentProblem('[Unit]\nA=b\\ x\nB')).toMatch(/end of file in an option name/);
+    expect(unitContentProblem('text [Unit')).toMatch(/end of section/);
   });
 
   it('accepts legacy 2.x only when allowed', () => {
@@ -358,6 +688,12 @@ describe('Ignition validation', () => {
     expect(checkDataUrl('data:text,x')).toMatch(/media type/);
     expect(checkDataUrl('data:;base64,a')).toMatch(/base64/);
     expect(checkDataUrl('data:text/plain;charset,x')).toMatch(/parameter/);
+    expect(checkDataUrl('data:text/plain;charset="utf\\x2d8";base64,aR==')).toBeUndefined();
+    expect(checkDataUrl('data:text/plain;a="\\q",x')).toMatch(/invalid escape/);
+    expect(checkDataUrl('data:text/plain;a=b=c,x')).toMatch(/parameter value/);
+    expect(checkDataUrl('data:text/plain;a=,x')).toMatch(/empty value/);
+    expect(checkDataUrl('data:;base64,aGk%3D')).toMatch(/base64/);
+    expect(checkDataUrl('data:,\u00e9')).toMatch(/invalid data character "\u00e9"/);
   });
 });
 
@@ -393,6 +729,16 @@ describe('agreement with ignition-validate (Ignition 2.14: specs 3.0.0 to 3.3.0)
     expect(verdict.ok).toBe(false);
     expect(verdict.output).toMatch(/unsupported config version/);
   });
+
+  it.each(ruleCases.map((c) => [c.name, c] as const))(
+    'on %s: accepts the valid side, refuses the invalid one',
+    async (_name, c) => {
+      expect(await ignitionValidate(c.valid)).toEqual({ ok: true, output: '' });
+      const verdict = await ignitionValidate(c.invalid);
+      expect(verdict.ok).toBe(false);
+      expect(verdict.output).toContain(`error at ${c.path.replace(/\[(\d+)\]/g, '.$1')}, `);
+    },
+  );
 
   it.each(invalidCases.map((c) => [c.name, c] as const))('on %s', async (_name, c) => {
     const verdict = await ignitionValidate(c.config);

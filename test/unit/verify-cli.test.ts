@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PrivateKey } from 'openpgp';
@@ -20,9 +20,9 @@ interface Run {
   stderr: string;
 }
 
-function cldist(args: string[]): Promise<Run> {
+function cldist(args: string[], stdin?: Uint8Array): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [join(projectRoot, 'bin/cldist.js'), ...args],
       { encoding: 'utf8' },
@@ -31,6 +31,7 @@ function cldist(args: string[]): Promise<Run> {
         resolve({ code, stdout, stderr });
       },
     );
+    child.stdin?.end(stdin);
   });
 }
 
@@ -62,9 +63,49 @@ describe('cldist verify', () => {
     const run = await cldist(['verify', file, '--keyring', keyFile, '--trust', fingerprint(key)]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain(`good signature: ${file}`);
-    expect(run.stdout).toContain(fingerprint(key.subkeys[0] ?? key));
-    expect(run.stdout).toContain(`bytes      ${data.byteLength}`);
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `^good signature from ${fingerprint(key)} \\(subkey ${fingerprint(key.subkeys[0] ?? key)}, made \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\)\\n$`,
+      ),
+    );
+  });
+
+  it('trusts the primary keys of --keyring files when no --trust narrows them, like sqv', async () => {
+    const run = await cldist(['verify', file, '--keyring', keyFile]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`good signature from ${fingerprint(key)}`);
+    const narrowed = await cldist([
+      'verify',
+      file,
+      '--keyring',
+      keyFile,
+      '--trust',
+      'F88CFEDEFF29A5B4D9523864E25D9AED0593B34A',
+    ]);
+    expect(narrowed.code).toBe(2);
+  });
+
+  it('reads the data from standard input with -, and needs --signature then', async () => {
+    const good = await cldist(
+      ['verify', '-', '--signature', `${file}.sig`, '--keyring', keyFile],
+      await readFile(file),
+    );
+    expect(good.code).toBe(0);
+    const bad = await cldist(
+      ['verify', '-', '--signature', `${file}.sig`, '--keyring', keyFile],
+      new Uint8Array([1, 2, 3]),
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('bad signature (tampered)');
+    const usage = await cldist(['verify', '-', '--keyring', keyFile]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('needs --signature');
+  });
+
+  it('exits 2 on a usage error', async () => {
+    const run = await cldist(['verify', file, '--no-such-option']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("unknown option '--no-such-option'");
   });
 
   it('prints JSON with --json and throughput and peak RSS with --stats', async () => {
@@ -90,7 +131,7 @@ describe('cldist verify', () => {
     expect(run.stderr).toMatch(/^verified 300000 bytes in [\d.]+ s: [\d.]+ MB\/s, peak RSS [\d.]+ MiB\n$/);
   });
 
-  it('exits 2 naming the reason when the file was tampered with', async () => {
+  it('exits 1 naming the reason when the file was tampered with', async () => {
     const tampered = join(dir, 'tampered.bin');
     const bytes = data.slice();
     bytes[10] = (bytes[10] ?? 0) ^ 1;
@@ -105,21 +146,21 @@ describe('cldist verify', () => {
       '--trust',
       fingerprint(key),
     ]);
-    expect(run.code).toBe(2);
+    expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/^cldist: bad signature \(tampered\): /);
   });
 
   it('uses the bundled upstream keys by default, which did not make this signature', async () => {
     const run = await cldist(['verify', file]);
-    expect(run.code).toBe(2);
+    expect(run.code).toBe(1);
     expect(run.stderr).toContain('bad signature (unknown-key)');
   });
 
-  it('refuses --keyring without --trust rather than guess what to trust', async () => {
-    const run = await cldist(['verify', file, '--keyring', keyFile]);
+  it('refuses a keyring file that holds no key, naming it', async () => {
+    const run = await cldist(['verify', file, '--keyring', file]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('--keyring needs --trust');
+    expect(run.stderr).toContain(`keyring file ${file}`);
   });
 
   it('names a missing signature file', async () => {
