@@ -1,0 +1,495 @@
+import { type ChildProcess, execFile, fork } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+/**
+ * Load and soak of the instance API in single-machine mode: the server is `startServe`, the same function
+ * `cldist serve` runs (dynalite on disk, local config bodies, the whole distributor with its poller and
+ * worker pool idle), in a child process so its RSS and heap are its own and not the load generator's.
+ *
+ * The generator is open-loop: request i is due at `start + i / rate` whatever happened before, and its
+ * latency is measured from that due time, so a stalled server shows up as queueing in the percentiles
+ * instead of as fewer requests (no coordinated omission).
+ *
+ *   npx tsx bench/soak.ts [--minutes 10] [--fraction 0.7] [--rate N] [--saturate-seconds 15]
+ */
+
+const MiB = 1024 * 1024;
+const self = fileURLToPath(import.meta.url);
+const execFileAsync = promisify(execFile);
+
+export interface SoakOptions {
+  durationSeconds: number;
+  /** Seconds per reported interval (a minute in the real soak, shorter in CI). */
+  intervalSeconds: number;
+  /** Requests per second; when absent, `fraction` of the rate a saturating wrk run measures. */
+  rate?: number;
+  fraction: number;
+  saturateSeconds: number;
+  connections: number;
+  /** Allowed growth of the last interval over the second: the larger of the ratio and the bytes passes. */
+  growthRatio: number;
+  growthBytes: number;
+  writeLine: (line: string) => void;
+}
+
+export interface MemorySample {
+  rssBytes: number;
+  /** Heap used after a full GC in the server, so garbage awaiting collection does not read as a leak. */
+  heapUsedBytes: number;
+}
+
+export interface IntervalReport extends MemorySample {
+  index: number;
+  requests: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface SaturationReport {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  socketErrors: number;
+}
+
+export interface SoakReport {
+  saturation?: SaturationReport;
+  rate: number;
+  scheduled: number;
+  completed: number;
+  errors: number;
+  /** The first few distinct error descriptions, to say what failed without flooding the output. */
+  errorSamples: string[];
+  serverInternalErrors: number;
+  intervals: IntervalReport[];
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  memoryBaseline: MemorySample;
+  memoryFinal: MemorySample;
+  failures: string[];
+}
+
+type ToServer = { kind: 'memory' } | { kind: 'close' };
+type FromServer =
+  | { kind: 'ready'; url: string; adminToken: string }
+  | ({ kind: 'memory'; internalErrors: number } & MemorySample)
+  | { kind: 'failed'; message: string };
+
+async function serverChild(dataDir: string): Promise<void> {
+  const [{ startServe }, { createLogger }, { parseConfig }] = await Promise.all([
+    import('../local/serve.ts'),
+    import('../local/runtime/log.ts'),
+    import('../shared/config.ts'),
+  ]);
+  const send = (message: FromServer) => process.send?.(message);
+  let internalErrors = 0;
+  const logger = createLogger({
+    format: 'json',
+    write: () => {},
+    minLevel: 'warn',
+    onRecord: (record) => {
+      if (record.event === 'api.internal_error') internalErrors++;
+    },
+  });
+  const config = parseConfig({ channels: [{ name: 'soak', baseUrl: 'http://127.0.0.1:9' }] }, 'soak config');
+  try {
+    const handle = await startServe({
+      config,
+      dataDir,
+      host: '127.0.0.1',
+      port: 0,
+      concurrency: 1,
+      logger,
+      tracker: { begin: () => ({ advance: () => {}, end: () => {} }) },
+      pollEveryMs: 24 * 3600_000,
+    });
+    process.on('message', (message: ToServer) => {
+      if (message.kind === 'memory') {
+        globalThis.gc?.();
+        const usage = process.memoryUsage();
+        send({ kind: 'memory', rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, internalErrors });
+      } else {
+        void handle.close().finally(() => process.exit(0));
+      }
+    });
+    process.on('disconnect', () => void handle.close().finally(() => process.exit(0)));
+    send({ kind: 'ready', url: handle.url, adminToken: handle.adminToken });
+  } catch (error) {
+    send({ kind: 'failed', message: error instanceof Error ? error.message : String(error) });
+    process.exit(1);
+  }
+}
+
+interface ServerProcess {
+  url: string;
+  adminToken: string;
+  memory(): Promise<MemorySample & { internalErrors: number }>;
+  close(): Promise<void>;
+}
+
+async function startServerProcess(dataDir: string): Promise<ServerProcess> {
+  const child: ChildProcess = fork(self, ['--server', dataDir], {
+    execArgv: ['--expose-gc', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const next = () =>
+    new Promise<FromServer>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`soak server exited with ${code}`));
+      child.once('exit', onExit);
+      child.once('message', (message: FromServer) => {
+        child.off('exit', onExit);
+        resolve(message);
+      });
+    });
+  const ready = await next();
+  if (ready.kind !== 'ready') {
+    child.kill();
+    throw new Error(`soak server did not start: ${ready.kind === 'failed' ? ready.message : ready.kind}`);
+  }
+  return {
+    url: ready.url,
+    adminToken: ready.adminToken,
+    memory: async () => {
+      const reply = next();
+      child.send({ kind: 'memory' } satisfies ToServer);
+      const message = await reply;
+      if (message.kind !== 'memory') throw new Error(`unexpected reply from the soak server: ${message.kind}`);
+      return message;
+    },
+    close: async () => {
+      if (child.exitCode !== null) return;
+      child.send({ kind: 'close' } satisfies ToServer);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function toMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
+}
+
+async function saturate(
+  url: string,
+  headers: Record<string, string>,
+  seconds: number,
+  connections: number,
+): Promise<SaturationReport> {
+  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--latency'];
+  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
+  args.push(url);
+  const { stdout } = await execFileAsync('wrk', args);
+  const latency = (p: string) => {
+    const match = new RegExp(`^\\s+${p}%\\s+([0-9.]+)(us|ms|s)\\s*$`, 'm').exec(stdout);
+    if (match === null) throw new Error(`no ${p}% line in wrk output:\n${stdout}`);
+    return toMs(match[1] ?? '', match[2] ?? '');
+  };
+  const rps = /^Requests\/sec:\s+([0-9.]+)/m.exec(stdout);
+  if (rps === null) throw new Error(`no Requests/sec line in wrk output:\n${stdout}`);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  return {
+    requestsPerSecond: Number(rps[1]),
+    p50Ms: latency('50'),
+    p99Ms: latency('99'),
+    non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0),
+    socketErrors: socket === null ? 0 : socket.slice(1).reduce((sum, n) => sum + Number(n), 0),
+  };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+class LatencyLog {
+  private values = new Float64Array(1024);
+  length = 0;
+  push(ms: number): void {
+    if (this.length === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.length++] = ms;
+  }
+  sorted(): Float64Array {
+    return this.values.slice(0, this.length).sort();
+  }
+}
+
+/** One GET on a keep-alive agent; resolves with the status, or the socket error as a string. */
+function get(agent: Agent, url: URL, headers: Record<string, string>): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = request(url, { agent, headers }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', (error) => resolve(`response: ${error.message}`));
+    });
+    req.on('error', (error) => resolve(`socket: ${error.message}`));
+    req.end();
+  });
+}
+
+const ignitionConfig = {
+  ignition: { version: '3.4.0' },
+  storage: { files: [{ path: '/etc/hostname', mode: 420, contents: { source: 'data:,soak-node' } }] },
+  passwd: { users: [{ name: 'core', sshAuthorizedKeys: [`ssh-ed25519 ${'A'.repeat(68)} soak`] }] },
+};
+
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const out = options.writeLine;
+  const dataDir = await mkdtemp(join(tmpdir(), 'cldist-soak-'));
+  const server = await startServerProcess(dataDir);
+  try {
+    const put = await fetch(`${server.url}/v1/instances/soak-node`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ignition: ignitionConfig }),
+    });
+    if (put.status !== 200 && put.status !== 201) {
+      throw new Error(`registering the soak instance failed: HTTP ${put.status} ${await put.text()}`);
+    }
+    const { token } = (await put.json()) as { token: string };
+    const target = new URL(`${server.url}/v1/instances/soak-node/ignition`);
+    const headers = {
+      Accept: 'application/vnd.coreos.ignition+json;version=3.4.0, */*;q=0.1',
+      Authorization: `Bearer ${token}`,
+    };
+
+    let saturation: SaturationReport | undefined;
+    let rate = options.rate;
+    if (rate === undefined) {
+      out(`saturating: wrk -t2 -c${options.connections} -d${options.saturateSeconds}s --latency ${target.href}`);
+      saturation = await saturate(target.href, headers, options.saturateSeconds, options.connections);
+      out(
+        `max throughput ${saturation.requestsPerSecond.toFixed(0)} req/s, p50 ${saturation.p50Ms.toFixed(2)} ms, p99 ${saturation.p99Ms.toFixed(2)} ms, non-2xx ${saturation.non2xx}, socket errors ${saturation.socketErrors}`,
+      );
+      rate = Math.round(saturation.requestsPerSecond * options.fraction);
+    }
+    if (!(rate > 0)) throw new Error(`the soak rate must be positive, got ${rate}`);
+
+    const intervalCount = Math.ceil(options.durationSeconds / options.intervalSeconds);
+    const scheduled = Math.round(rate * options.durationSeconds);
+    out(
+      `soak: ${rate} req/s for ${options.durationSeconds} s (${scheduled} requests), open loop on up to ${options.connections} keep-alive connections, a line every ${options.intervalSeconds} s`,
+    );
+    out(
+      `${'interval'.padEnd(8)} ${'requests'.padStart(9)} ${'errors'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)} ${'RSS MiB'.padStart(8)} ${'heap MiB'.padStart(9)}`,
+    );
+
+    const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+    const all = new LatencyLog();
+    const errorSamples = new Set<string>();
+    let current = new LatencyLog();
+    let currentErrors = 0;
+    let completed = 0;
+    let errors = 0;
+    let issued = 0;
+    const intervals: IntervalReport[] = [];
+    const start = performance.now() + 50;
+    const intervalMs = options.intervalSeconds * 1000;
+    const perMs = rate / 1000;
+
+    const inFlight = new Set<Promise<void>>();
+    const fire = (due: number) => {
+      const done = get(agent, target, headers).then((result) => {
+        const latency = performance.now() - due;
+        all.push(latency);
+        current.push(latency);
+        completed++;
+        if (result !== 200) {
+          errors++;
+          currentErrors++;
+          if (errorSamples.size < 5) errorSamples.add(typeof result === 'number' ? `HTTP ${result}` : result);
+        }
+        inFlight.delete(done);
+      });
+      inFlight.add(done);
+    };
+
+    const closeInterval = async (index: number) => {
+      const latencies = current.sorted();
+      const requests = current.length;
+      const intervalErrors = currentErrors;
+      current = new LatencyLog();
+      currentErrors = 0;
+      const memory = await server.memory();
+      const report: IntervalReport = {
+        index,
+        requests,
+        errors: intervalErrors,
+        p50Ms: percentile(latencies, 50),
+        p99Ms: percentile(latencies, 99),
+        maxMs: latencies[latencies.length - 1] ?? Number.NaN,
+        rssBytes: memory.rssBytes,
+        heapUsedBytes: memory.heapUsedBytes,
+      };
+      intervals.push(report);
+      out(
+        `${String(index + 1).padEnd(8)} ${String(requests).padStart(9)} ${String(intervalErrors).padStart(7)} ${report.p50Ms.toFixed(2).padStart(8)} ${report.p99Ms.toFixed(2).padStart(8)} ${report.maxMs.toFixed(2).padStart(8)} ${(report.rssBytes / MiB).toFixed(1).padStart(8)} ${(report.heapUsedBytes / MiB).toFixed(1).padStart(9)}`,
+      );
+    };
+
+    const memoryBaseline = await server.memory();
+    let nextInterval = 0;
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = performance.now();
+        const due = Math.min(scheduled, Math.floor((now - start) * perMs) + 1);
+        while (issued < due) {
+          fire(start + issued / perMs);
+          issued++;
+        }
+        if (now - start >= (nextInterval + 1) * intervalMs && nextInterval < intervalCount - 1) {
+          void closeInterval(nextInterval);
+          nextInterval++;
+        }
+        if (issued >= scheduled) resolve();
+        else setTimeout(tick, 1);
+      };
+      setTimeout(tick, Math.max(0, start - performance.now()));
+    });
+    const drainDeadline = performance.now() + 30_000;
+    while (inFlight.size > 0 && performance.now() < drainDeadline) {
+      await Promise.race([...inFlight, new Promise((resolve) => setTimeout(resolve, 1000))]);
+    }
+    const lost = inFlight.size;
+    if (lost > 0) {
+      errors += lost;
+      currentErrors += lost;
+      errorSamples.add(`${lost} request(s) unanswered 30 s after the last was due`);
+    }
+    while (intervals.length < nextInterval) await new Promise((resolve) => setTimeout(resolve, 10));
+    await closeInterval(nextInterval);
+    agent.destroy();
+
+    const final = await server.memory();
+    const sortedAll = all.sorted();
+    const failures: string[] = [];
+    if (errors > 0) failures.push(`${errors} error(s): ${[...errorSamples].join('; ')}`);
+    if (final.internalErrors > 0) failures.push(`${final.internalErrors} api.internal_error log line(s)`);
+    if (completed + lost !== scheduled) failures.push(`${completed} of ${scheduled} requests completed`);
+    const reference = intervals[Math.min(1, intervals.length - 1)];
+    const last = intervals.at(-1);
+    if (reference !== undefined && last !== undefined) {
+      const allowed = (base: number) => Math.max(base * options.growthRatio, base + options.growthBytes);
+      if (last.rssBytes > allowed(reference.rssBytes)) {
+        failures.push(
+          `RSS grew from ${(reference.rssBytes / MiB).toFixed(1)} MiB (interval ${reference.index + 1}) to ${(last.rssBytes / MiB).toFixed(1)} MiB (last)`,
+        );
+      }
+      if (last.heapUsedBytes > allowed(reference.heapUsedBytes)) {
+        failures.push(
+          `heap grew from ${(reference.heapUsedBytes / MiB).toFixed(1)} MiB (interval ${reference.index + 1}) to ${(last.heapUsedBytes / MiB).toFixed(1)} MiB (last)`,
+        );
+      }
+    }
+    return {
+      saturation,
+      rate,
+      scheduled,
+      completed,
+      errors,
+      errorSamples: [...errorSamples],
+      serverInternalErrors: final.internalErrors,
+      intervals,
+      p50Ms: percentile(sortedAll, 50),
+      p99Ms: percentile(sortedAll, 99),
+      maxMs: sortedAll[sortedAll.length - 1] ?? Number.NaN,
+      memoryBaseline,
+      memoryFinal: final,
+      failures,
+    };
+  } finally {
+    await server.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+function summary(report: SoakReport, options: SoakOptions): string {
+  const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+  const first = report.intervals[Math.min(1, report.intervals.length - 1)];
+  const last = report.intervals.at(-1);
+  const rows: Array<[string, string]> = [
+    ...(report.saturation === undefined
+      ? []
+      : [
+          ['max throughput (wrk, saturated)', `${report.saturation.requestsPerSecond.toFixed(0)} req/s`] as [
+            string,
+            string,
+          ],
+          ['soak rate', `${report.rate} req/s (${(options.fraction * 100).toFixed(0)}% of max)`] as [
+            string,
+            string,
+          ],
+        ]),
+    ...(report.saturation === undefined ? [['soak rate', `${report.rate} req/s`] as [string, string]] : []),
+    ['duration', `${options.durationSeconds} s`],
+    ['requests completed / scheduled', `${report.completed} / ${report.scheduled}`],
+    ['errors (non-200, socket, unanswered)', String(report.errors)],
+    ['server api.internal_error lines', String(report.serverInternalErrors)],
+    ['latency p50 / p99 / max (from due time)', `${report.p50Ms.toFixed(2)} / ${report.p99Ms.toFixed(2)} / ${report.maxMs.toFixed(2)} ms`],
+    ['worst interval p99', `${Math.max(...report.intervals.map((i) => i.p99Ms)).toFixed(2)} ms`],
+    ['RSS before / interval 2 / last', `${mib(report.memoryBaseline.rssBytes)} / ${first ? mib(first.rssBytes) : '-'} / ${last ? mib(last.rssBytes) : '-'}`],
+    ['heap after GC before / interval 2 / last', `${mib(report.memoryBaseline.heapUsedBytes)} / ${first ? mib(first.heapUsedBytes) : '-'} / ${last ? mib(last.heapUsedBytes) : '-'}`],
+    ['verdict', report.failures.length === 0 ? 'PASS' : `FAIL: ${report.failures.join('; ')}`],
+  ];
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`).join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '10' },
+      fraction: { type: 'string', default: '0.7' },
+      rate: { type: 'string' },
+      'saturate-seconds': { type: 'string', default: '15' },
+      'interval-seconds': { type: 'string', default: '60' },
+      connections: { type: 'string', default: '32' },
+    },
+  });
+  const number = (name: string, value: string | undefined, check: (n: number) => boolean) => {
+    const n = Number(value);
+    if (value === undefined || !Number.isFinite(n) || !check(n)) {
+      throw new Error(`--${name} must be a positive number${name === 'fraction' ? ' at most 1' : ''}, got ${value}`);
+    }
+    return n;
+  };
+  const options: SoakOptions = {
+    durationSeconds: number('minutes', values.minutes, (n) => n > 0 && n <= 24 * 60) * 60,
+    intervalSeconds: number('interval-seconds', values['interval-seconds'], (n) => n > 0),
+    rate: values.rate === undefined ? undefined : number('rate', values.rate, (n) => n > 0),
+    fraction: number('fraction', values.fraction, (n) => n > 0 && n <= 1),
+    saturateSeconds: number('saturate-seconds', values['saturate-seconds'], (n) => Number.isInteger(n) && n > 0),
+    connections: number('connections', values.connections, (n) => Number.isInteger(n) && n > 0),
+    growthRatio: 1.15,
+    growthBytes: 32 * MiB,
+    writeLine: (line) => process.stdout.write(`${line}\n`),
+  };
+  process.stdout.write(`cldist API soak, Node ${process.version}\n`);
+  const report = await runSoak(options);
+  process.stdout.write(`\n${summary(report, options)}\n`);
+  process.exitCode = report.failures.length === 0 ? 0 : 1;
+}
+
+const serverIndex = process.argv.indexOf('--server');
+if (serverIndex >= 0) {
+  await serverChild(process.argv[serverIndex + 1] ?? '');
+} else if (process.argv[1] === self) {
+  await main();
+}
