@@ -35,6 +35,8 @@ export interface SoakOptions {
   /** Allowed growth of the last interval over the second: the larger of the ratio and the bytes passes. */
   growthRatio: number;
   growthBytes: number;
+  /** Sent instead of the token the API issued: lets a test prove the soak notices a server refusing requests. */
+  tokenOverride?: string;
   writeLine: (line: string) => void;
 }
 
@@ -165,7 +167,8 @@ async function startServerProcess(dataDir: string): Promise<ServerProcess> {
       const reply = next();
       child.send({ kind: 'memory' } satisfies ToServer);
       const message = await reply;
-      if (message.kind !== 'memory') throw new Error(`unexpected reply from the soak server: ${message.kind}`);
+      if (message.kind !== 'memory')
+        throw new Error(`unexpected reply from the soak server: ${message.kind}`);
       return message;
     },
     close: async () => {
@@ -267,13 +270,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const target = new URL(`${server.url}/v1/instances/soak-node/ignition`);
     const headers = {
       Accept: 'application/vnd.coreos.ignition+json;version=3.4.0, */*;q=0.1',
-      Authorization: `Bearer ${token}`,
+      Authorization: `Bearer ${options.tokenOverride ?? token}`,
     };
 
     let saturation: SaturationReport | undefined;
     let rate = options.rate;
     if (rate === undefined) {
-      out(`saturating: wrk -t2 -c${options.connections} -d${options.saturateSeconds}s --latency ${target.href}`);
+      out(
+        `saturating: wrk -t2 -c${options.connections} -d${options.saturateSeconds}s --latency ${target.href}`,
+      );
       saturation = await saturate(target.href, headers, options.saturateSeconds, options.connections);
       out(
         `max throughput ${saturation.requestsPerSecond.toFixed(0)} req/s, p50 ${saturation.p50Ms.toFixed(2)} ms, p99 ${saturation.p99Ms.toFixed(2)} ms, non-2xx ${saturation.non2xx}, socket errors ${saturation.socketErrors}`,
@@ -442,10 +447,19 @@ function summary(report: SoakReport, options: SoakOptions): string {
     ['requests completed / scheduled', `${report.completed} / ${report.scheduled}`],
     ['errors (non-200, socket, unanswered)', String(report.errors)],
     ['server api.internal_error lines', String(report.serverInternalErrors)],
-    ['latency p50 / p99 / max (from due time)', `${report.p50Ms.toFixed(2)} / ${report.p99Ms.toFixed(2)} / ${report.maxMs.toFixed(2)} ms`],
+    [
+      'latency p50 / p99 / max (from due time)',
+      `${report.p50Ms.toFixed(2)} / ${report.p99Ms.toFixed(2)} / ${report.maxMs.toFixed(2)} ms`,
+    ],
     ['worst interval p99', `${Math.max(...report.intervals.map((i) => i.p99Ms)).toFixed(2)} ms`],
-    ['RSS before / interval 2 / last', `${mib(report.memoryBaseline.rssBytes)} / ${first ? mib(first.rssBytes) : '-'} / ${last ? mib(last.rssBytes) : '-'}`],
-    ['heap after GC before / interval 2 / last', `${mib(report.memoryBaseline.heapUsedBytes)} / ${first ? mib(first.heapUsedBytes) : '-'} / ${last ? mib(last.heapUsedBytes) : '-'}`],
+    [
+      'RSS before / interval 2 / last',
+      `${mib(report.memoryBaseline.rssBytes)} / ${first ? mib(first.rssBytes) : '-'} / ${last ? mib(last.rssBytes) : '-'}`,
+    ],
+    [
+      'heap after GC before / interval 2 / last',
+      `${mib(report.memoryBaseline.heapUsedBytes)} / ${first ? mib(first.heapUsedBytes) : '-'} / ${last ? mib(last.heapUsedBytes) : '-'}`,
+    ],
     ['verdict', report.failures.length === 0 ? 'PASS' : `FAIL: ${report.failures.join('; ')}`],
   ];
   const width = Math.max(...rows.map(([name]) => name.length));
@@ -466,7 +480,9 @@ async function main(): Promise<void> {
   const number = (name: string, value: string | undefined, check: (n: number) => boolean) => {
     const n = Number(value);
     if (value === undefined || !Number.isFinite(n) || !check(n)) {
-      throw new Error(`--${name} must be a positive number${name === 'fraction' ? ' at most 1' : ''}, got ${value}`);
+      throw new Error(
+        `--${name} must be a positive number${name === 'fraction' ? ' at most 1' : ''}, got ${value}`,
+      );
     }
     return n;
   };
@@ -475,7 +491,11 @@ async function main(): Promise<void> {
     intervalSeconds: number('interval-seconds', values['interval-seconds'], (n) => n > 0),
     rate: values.rate === undefined ? undefined : number('rate', values.rate, (n) => n > 0),
     fraction: number('fraction', values.fraction, (n) => n > 0 && n <= 1),
-    saturateSeconds: number('saturate-seconds', values['saturate-seconds'], (n) => Number.isInteger(n) && n > 0),
+    saturateSeconds: number(
+      'saturate-seconds',
+      values['saturate-seconds'],
+      (n) => Number.isInteger(n) && n > 0,
+    ),
     connections: number('connections', values.connections, (n) => Number.isInteger(n) && n > 0),
     growthRatio: 1.15,
     growthBytes: 32 * MiB,

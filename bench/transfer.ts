@@ -24,7 +24,10 @@ import { loadKeyring } from '../shared/verify/keyring.ts';
  * each peak RSS (GNU time) belongs to one run; the child runs this file bundled by esbuild, as a Lambda
  * runs its handler, so the TypeScript loader's memory is not counted.
  *
- *   npx tsx bench/transfer.ts [--size-mib 1024] [--rounds 3] [--store local|s3|both]
+ *   npx tsx bench/transfer.ts [--size-mib 1024] [--rounds 3] [--store local|s3|both] [--sizes 64,256] [--json FILE]
+ *
+ * `--sizes` replaces the default sizes (256 and `--size-mib`); `--json` also writes every round's figures to FILE
+ * (bench/plot.ts reads it).
  *
  * CLDIST_BENCH_PROF=DIR writes a V8 CPU profile of each transfer child into DIR.
  */
@@ -144,6 +147,8 @@ async function parent(): Promise<void> {
       'size-mib': { type: 'string', default: '1024' },
       rounds: { type: 'string', default: '3' },
       store: { type: 'string', default: 'local' },
+      sizes: { type: 'string' },
+      json: { type: 'string' },
     },
   });
   const largest = Number(values['size-mib']);
@@ -153,7 +158,13 @@ async function parent(): Promise<void> {
     throw new Error('--size-mib and --rounds take positive integers');
   }
   if (stores.some((s) => s !== 'local' && s !== 's3')) throw new Error('--store is local, s3 or both');
-  const sizes = [...new Set([Math.min(256, largest), largest])];
+  const sizes =
+    values.sizes === undefined
+      ? [...new Set([Math.min(256, largest), largest])]
+      : [...new Set(values.sizes.split(',').map(Number))];
+  if (sizes.some((size) => !Number.isInteger(size) || size <= 0)) {
+    throw new Error(`--sizes takes comma-separated positive integers (MiB), got ${values.sizes}`);
+  }
 
   const work = await mkdtemp(join(tmpdir(), 'cldist-bench-transfer-'));
   /** Under node_modules so the bundle's external packages resolve as the project's own. */
@@ -282,6 +293,9 @@ async function parent(): Promise<void> {
       if (ours !== undefined && gpg !== undefined) {
         console.log(`${size} MiB: cldist / gpg = ${(median(ours.mbps) / median(gpg.mbps)).toFixed(2)}×`);
       }
+    }
+    if (values.json !== undefined) {
+      await writeFile(values.json, `${JSON.stringify({ node: process.version, rounds, rows }, null, 2)}\n`);
     }
   } finally {
     fauxqs?.process.kill();

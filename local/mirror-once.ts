@@ -23,7 +23,9 @@ export interface MirrorConfigFlags {
  * Armored key files whose primaries are all trusted: a person who passes a key file on the command line
  * means "trust this", and naming its fingerprint again (as `verify --trust` asks) would add nothing.
  */
-export async function trustKeyFiles(paths: string[]): Promise<CldistConfig['keyring']['trustedFingerprints']> {
+export async function trustKeyFiles(
+  paths: string[],
+): Promise<CldistConfig['keyring']['trustedFingerprints']> {
   const texts = await Promise.all(
     paths.map(async (path) => {
       try {
@@ -48,12 +50,13 @@ export async function mirrorConfigFromFlags(flags: MirrorConfigFlags): Promise<C
   if (flags.origin !== undefined) {
     parseConfig({ channels: [{ name: 'origin', baseUrl: flags.origin }] }, `--origin ${flags.origin}`);
   }
-  let channels = base.channels;
+  let channels: Array<{ name: string; baseUrl?: string }> = base.channels;
   if (flags.channel !== undefined) {
-    channels = flags.channel.map((name) => {
+    channels = [...new Set(flags.channel)].map((name) => {
       const known = base.channels.find((c) => c.name === name);
       if (known !== undefined) return known;
-      return parseConfig({ channels: [{ name }] }, `--channel ${name}`).channels[0] ?? { name, baseUrl: '' };
+      parseConfig({ channels: [{ name }] }, `--channel ${name}`);
+      return { name };
     });
   }
   if (flags.origin !== undefined) {
@@ -61,7 +64,9 @@ export async function mirrorConfigFromFlags(flags: MirrorConfigFlags): Promise<C
     channels = channels.map((channel) => ({ ...channel, baseUrl }));
   }
   const boards =
-    flags.board === undefined ? base.boards : parseConfig({ boards: [flags.board] }, `--board ${flags.board}`).boards;
+    flags.board === undefined
+      ? base.boards
+      : parseConfig({ boards: [flags.board] }, `--board ${flags.board}`).boards;
   const artifacts =
     flags.artifact === undefined
       ? base.artifacts
@@ -130,7 +135,12 @@ async function judge(ledger: Ledger, config: CldistConfig, poll: PollReport | un
   let verifiedArtifacts = 0;
   for (const result of poll?.results ?? []) {
     if (result.outcome === 'error') {
-      problems.push({ channel: result.channel, board: result.board, state: 'poll_failed', detail: result.error });
+      problems.push({
+        channel: result.channel,
+        board: result.board,
+        state: 'poll_failed',
+        detail: result.error,
+      });
     } else if (result.outcome === 'new-release' && result.version !== undefined) {
       newReleases.push({ channel: result.channel, board: result.board, version: result.version });
     }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerInstancesCommand } from './instances.ts';
+import { registerMirrorCommand } from './mirror.ts';
 import { registerServeCommand } from './serve.ts';
 import { registerVerifyCommand } from './verify.ts';
 
@@ -9,4 +10,5 @@ export function registerCommands(program: Command): void {
   registerServeCommand(program);
   registerInstancesCommand(program);
   registerVerifyCommand(program);
+  registerMirrorCommand(program);
 }

@@ -326,7 +326,10 @@ export function checkDataUrl(url: string): string | undefined {
   }
   const bad = [...data].find((ch) => !isUrlChar(ch));
   if (bad !== undefined) {
-    return `invalid data character ${JSON.stringify(bad)} in data: URL (percent-encode it, e.g. "%${bad.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}")`;
+    const escaped = [...Buffer.from(bad, 'utf8')].map(
+      (byte) => `%${byte.toString(16).toUpperCase().padStart(2, '0')}`,
+    );
+    return `invalid data character ${JSON.stringify(bad)} in data: URL (percent-encode it as "${escaped.join('')}")`;
   }
   return percentProblem(data);
 }
@@ -955,30 +958,72 @@ const ignitionSection = obj({
   ),
 });
 
-const configV3 = obj({
-  ignition: req(ignitionSection),
-  storage: opt(storage),
-  systemd: opt(systemd),
-  passwd: opt(passwd),
-  kernelArguments: opt(
-    obj(
-      {
-        shouldExist: opt(list(str(), byValue, 'kernel argument')),
-        shouldNotExist: opt(list(str(), byValue, 'kernel argument')),
-      },
-      (value, ctx, path) => {
-        const wanted = Array.isArray(value.shouldExist) ? value.shouldExist : [];
-        const unwanted = Array.isArray(value.shouldNotExist) ? value.shouldNotExist : [];
-        unwanted.forEach((arg: unknown, index) => {
-          if (typeof arg === 'string' && wanted.includes(arg)) {
-            fail(ctx, [...path, 'shouldNotExist', index], `kernel argument "${arg}" is also in shouldExist`);
-          }
-        });
-      },
+/**
+ * From spec 3.4.0 Ignition refuses a file, directory or link at the path a unit or drop-in with contents
+ * is written to, instead of letting one silently overwrite the other.
+ */
+function systemdPathConflicts(value: Record<string, unknown>, ctx: Context): void {
+  if (ctx.minor < 4 || !isRecord(value.systemd) || !isRecord(value.storage)) return;
+  const units = Array.isArray(value.systemd.units) ? value.systemd.units : [];
+  const written = new Set<string>();
+  const hasContents = (entry: Record<string, unknown>): boolean =>
+    typeof entry.contents === 'string' && entry.contents !== '';
+  for (const unit of units) {
+    if (!isRecord(unit) || typeof unit.name !== 'string') continue;
+    if (hasContents(unit)) written.add(`/etc/systemd/system/${unit.name}`);
+    const dropins = Array.isArray(unit.dropins) ? unit.dropins : [];
+    for (const dropin of dropins) {
+      if (isRecord(dropin) && typeof dropin.name === 'string' && hasContents(dropin)) {
+        written.add(`/etc/systemd/system/${unit.name}.d/${dropin.name}`);
+      }
+    }
+  }
+  for (const section of ['files', 'directories', 'links']) {
+    const entries = value.storage[section];
+    if (!Array.isArray(entries)) continue;
+    entries.forEach((entry: unknown, index) => {
+      if (isRecord(entry) && typeof entry.path === 'string' && written.has(entry.path)) {
+        fail(
+          ctx,
+          ['storage', section, index, 'path'],
+          'path conflicts with a systemd unit or drop-in of this config',
+        );
+      }
+    });
+  }
+}
+
+const configV3 = obj(
+  {
+    ignition: req(ignitionSection),
+    storage: opt(storage),
+    systemd: opt(systemd),
+    passwd: opt(passwd),
+    kernelArguments: opt(
+      obj(
+        {
+          shouldExist: opt(list(str(), byValue, 'kernel argument')),
+          shouldNotExist: opt(list(str(), byValue, 'kernel argument')),
+        },
+        (value, ctx, path) => {
+          const wanted = Array.isArray(value.shouldExist) ? value.shouldExist : [];
+          const unwanted = Array.isArray(value.shouldNotExist) ? value.shouldNotExist : [];
+          unwanted.forEach((arg: unknown, index) => {
+            if (typeof arg === 'string' && wanted.includes(arg)) {
+              fail(
+                ctx,
+                [...path, 'shouldNotExist', index],
+                `kernel argument "${arg}" is also in shouldExist`,
+              );
+            }
+          });
+        },
+      ),
+      3,
     ),
-    3,
-  ),
-});
+  },
+  systemdPathConflicts,
+);
 
 /**
  * Validate a parsed Ignition config. Spec 3.0.0 to 3.5.0 is checked field by field; 2.x (when allowed)

@@ -60,21 +60,6 @@ function expectWellFormed(issues: ValidationIssue[]): void {
   }
 }
 
-/**
- * Rules Ignition enforces at boot that validateIgnition (shared/instances/ignition.ts, H4) does not check
- * yet, reported to the lead: a config accepted at upload and refused at boot bricks the instance. Each is
- * pinned by an `it.fails` below with its smallest counterexample; remove the entry when it is fixed.
- */
-/**
- * Rules Ignition enforces at boot that validateIgnition (shared/instances/ignition.ts, H4) does not check
- * yet: a config accepted at upload and refused at boot bricks the instance. Each gets a message pattern
- * here and its smallest counterexample below, pinned by an `it.fails`; remove both when it is fixed.
- * Empty since every gap found by this corpus is closed.
- */
-const knownGaps: RegExp[] = [];
-
-const knownGapExamples: [string, Record<string, unknown>][] = [];
-
 describe('bad-input corpus: Ignition configs', () => {
   it('the rich configs validate cleanly here and, up to 3.3.0, in the real ignition-validate', async () => {
     for (const version of richVersions) {
@@ -418,7 +403,6 @@ describe('bad-input corpus: Ignition configs', () => {
     );
     let accepted = 0;
     let refusedHereOnly = 0;
-    let knownGapHits = 0;
     await runCorpus(
       'ignition',
       nearValid,
@@ -435,11 +419,10 @@ describe('bad-input corpus: Ignition configs', () => {
         if (ours.errors.length === 0) {
           accepted += 1;
           const realErrors = real.output.split('\n').filter((line) => line.startsWith('error'));
-          const unknown = realErrors.filter((line) => !knownGaps.some((gap) => gap.test(line)));
-          expect(unknown, `accepted here, refused by ignition-validate: ${JSON.stringify(config)}`).toEqual(
-            [],
-          );
-          if (!real.ok) knownGapHits += 1;
+          expect(
+            realErrors,
+            `accepted here, refused by ignition-validate: ${JSON.stringify(config)}`,
+          ).toEqual([]);
         } else if (real.ok) {
           refusedHereOnly += 1;
         }
@@ -447,24 +430,10 @@ describe('bad-input corpus: Ignition configs', () => {
       300,
     );
     process.stdout.write(
-      `  near-valid configs: ${accepted} accepted here (${knownGapHits} of them refused by ignition-validate for a known gap), ${refusedHereOnly} refused here only\n`,
+      `  near-valid configs: ${accepted} accepted here and by ignition-validate, ${refusedHereOnly} refused here only\n`,
     );
     expect(accepted).toBeGreaterThan(0);
   });
-
-  it('the real client refuses every known-gap example', async () => {
-    for (const [, body] of knownGapExamples) {
-      const real = await ignitionValidate({ ignition: { version: '3.3.0' }, ...body });
-      expect(real.ok).toBe(false);
-      expect(knownGaps.some((gap) => gap.test(real.output))).toBe(true);
-    }
-  });
-
-  for (const [name, body] of knownGapExamples) {
-    it.fails(`refuses ${name}, as Ignition does at boot (known gap)`, () => {
-      expect(validate({ ignition: { version: '3.3.0' }, ...body }).errors).not.toEqual([]);
-    });
-  }
 
   it('generated minimal configs are accepted here and by the real client', async () => {
     const segment = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,15}$/).filter((s) => s !== '.' && s !== '..');

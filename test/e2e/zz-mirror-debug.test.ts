@@ -1,0 +1,25 @@
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { it } from 'vitest';
+import { faults, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
+import { bigArtifact, board, publish, tempDir, waitFor } from '../../test/e2e/serve-harness.ts';
+it('debug', async () => {
+  const origin = await startSimOrigin();
+  const dir = await tempDir('dbg');
+  await writeFile(join(dir, 'k.asc'), origin.publicKeyArmored);
+  await publish(origin, 'lts', '3510.3.1');
+  const held = origin.inject(`/lts/${board}/3510.3.1/${bigArtifact}$`, faults.stallAfter(1048576));
+  const child = spawn(process.execPath, ['/work/main/bin/cldist.js', 'mirror', '--once', '--origin', `${origin.url}/{channel}`, '--keyring', join(dir, 'k.asc'), '--channel', 'lts', '--artifact', bigArtifact, '--data-dir', join(dir, 'd')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const t0 = Date.now();
+  await waitFor(() => held.applied === 1, 'held');
+  console.log('held at', Date.now() - t0);
+  child.kill('SIGTERM');
+  const code = await new Promise((r) => child.on('close', r));
+  console.log('exit', code, Date.now() - t0);
+  origin.clearFaults();
+  const again = spawn(process.execPath, ['/work/main/bin/cldist.js', 'mirror', '--once', '--origin', `${origin.url}/{channel}`, '--keyring', join(dir, 'k.asc'), '--channel', 'lts', '--artifact', bigArtifact, '--data-dir', join(dir, 'd')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const code2 = await new Promise((r) => again.on('close', r));
+  console.log('exit2', code2, Date.now() - t0);
+  await origin.close();
+}, 110000);
