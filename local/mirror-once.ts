@@ -4,7 +4,7 @@ import { type CldistConfig, loadConfigFile, parseConfig } from '../shared/config
 import { ConfigError, describeError } from '../shared/errors.ts';
 import type { ArtifactRecord, Ledger, ReleaseRef } from '../shared/ledger/ledger.ts';
 import type { PollReport } from '../shared/mirror/poller.ts';
-import { loadKeyring } from '../shared/verify/keyring.ts';
+import { primaryFingerprintsOf } from '../shared/verify/keyring.ts';
 import type { TransferTracker } from './progress.ts';
 import type { Logger } from './runtime/log.ts';
 import { startServe } from './serve.ts';
@@ -35,13 +35,10 @@ export async function trustKeyFiles(
       }
     }),
   );
-  const keyring = await loadKeyring(
+  return primaryFingerprintsOf(
     texts,
-    [],
     paths.map((path) => `--keyring ${path}`),
   );
-  if (keyring.keys.length === 0) throw new ConfigError(`--keyring ${paths.join(', ')}: no public key found`);
-  return [...new Set(keyring.keys.map((key) => key.getFingerprint().toUpperCase()))];
 }
 
 /** The config file (or the built-in one) with the flags applied, validated once like any config. */

@@ -61,7 +61,7 @@ async function run(flags: MirrorFlags): Promise<void> {
       ok: report.ok,
       newReleases: report.newReleases.map((r) => `${r.channel}/${r.board}/${r.version}`),
       verifiedArtifacts: report.verifiedArtifacts,
-      problems: report.problems.map(describeProblem),
+      problems: report.problems,
     });
     if (!report.ok) {
       const lines = report.problems.map((problem) => `  ${describeProblem(problem)}`);

@@ -1,10 +1,14 @@
 import { readFile, stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
-import { readKeys } from 'openpgp';
 import { parseConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { type Keyring, loadKeyring, loadKeyringFromConfig } from '../../shared/verify/keyring.ts';
+import {
+  type Keyring,
+  loadKeyring,
+  loadKeyringFromConfig,
+  primaryFingerprintsOf,
+} from '../../shared/verify/keyring.ts';
 import { readChunks } from '../../shared/verify/read-chunks.ts';
 import { verifyDetached } from '../../shared/verify/verify.ts';
 
@@ -42,21 +46,8 @@ export async function keyringFromFiles(paths: string[], trust?: string[]): Promi
     paths.map(async (path) => (await readInput(path, 'keyring file')).toString('utf8')),
   );
   const labels = paths.map((path) => `keyring file ${path}`);
-  const trusted = trust ?? (await primaryFingerprints(texts, labels));
+  const trusted = trust ?? (await primaryFingerprintsOf(texts, labels));
   return loadKeyring(texts, trusted, labels);
-}
-
-async function primaryFingerprints(texts: string[], labels: string[]): Promise<string[]> {
-  const fingerprints: string[] = [];
-  for (const [index, text] of texts.entries()) {
-    try {
-      const keys = await readKeys({ armoredKeys: text });
-      fingerprints.push(...keys.map((key) => key.getFingerprint().toUpperCase()));
-    } catch (cause) {
-      throw new ConfigError(`${labels[index]} holds no readable ASCII-armored public key`, { cause });
-    }
-  }
-  return fingerprints;
 }
 
 /** `-` reads the data from standard input, as gpg and sqv do. */

@@ -156,29 +156,33 @@ async function acquireCurrentSync(ref: ReleaseRef, holder: string, deps: MirrorD
  * repeats if it moved: a finalize that could not get the lease relies on that re-read to publish its newer
  * version. If a holder dies while holding the lease, `current/` lags until the next finalize of the channel.
  */
-async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<void> {
+async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<string | undefined> {
   const holder = randomUUID();
+  let written: string | undefined;
   for (let round = 0; round < maxCurrentSyncRounds; round++) {
     if (!(await acquireCurrentSync(ref, holder, deps))) {
       deps.logger.info('current/ is being written by another finalize; it writes the newer version', {
         ...refOf(ref),
       });
-      return;
+      return undefined;
     }
-    let written: string | undefined;
     try {
       const current = await deps.ledger.getCurrent(ref.channel, ref.board);
-      if (current === undefined) return;
+      if (current === undefined) return undefined;
       await copyVersionFile({ channel: ref.channel, board: ref.board, version: current.version }, deps);
       written = current.version;
     } finally {
       await deps.ledger.releaseCurrentSync(ref.channel, ref.board, holder);
     }
-    if ((await deps.ledger.getCurrent(ref.channel, ref.board))?.version === written) return;
+    if ((await deps.ledger.getCurrent(ref.channel, ref.board))?.version === written) return written;
   }
+  return written;
 }
 
-/** Moves the mirror's `current/` forward: the ledger decides the winner, and the store follows the ledger. */
+/**
+ * Moves the mirror's `current/` forward: the ledger decides the winner, and the store follows the ledger.
+ * True if this release became current, also when an earlier attempt of this finalize moved the ledger.
+ */
 async function advanceCurrent(detail: ReleaseDetail, deps: MirrorDeps): Promise<boolean> {
   const versionFile = detail.artifactStates.find((a) => a.artifact === versionFileName);
   if (versionFile?.state !== 'verified') {
@@ -186,8 +190,8 @@ async function advanceCurrent(detail: ReleaseDetail, deps: MirrorDeps): Promise<
     return false;
   }
   const moved = await deps.ledger.advanceCurrent(detail);
-  await syncCurrentFiles(detail, deps);
-  return moved;
+  const written = await syncCurrentFiles(detail, deps);
+  return moved || written === detail.version;
 }
 
 async function recordAnnounced(ref: ReleaseRef, deps: MirrorDeps): Promise<void> {

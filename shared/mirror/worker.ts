@@ -87,6 +87,10 @@ export async function transferArtifact(
     chunkSize: deps.chunkSize ?? defaultChunkSize,
     onProgress: options.onProgress,
   });
+  // Shutdown must not wait for a stalled read to time out: cancelling the download fails the pending read.
+  const cancelOnAbort = () => download.cancel();
+  options.signal?.addEventListener('abort', cancelOnAbort, { once: true });
+  if (options.signal?.aborted) download.cancel();
   const expectedBytes = download.contentLength;
   if (expectedBytes !== undefined && expectedBytes > limits.maxArtifactBytes) {
     download.cancel();
@@ -143,6 +147,7 @@ export async function transferArtifact(
       resumes: download.resumes,
     };
   } finally {
+    options.signal?.removeEventListener('abort', cancelOnAbort);
     if (!committed) {
       download.cancel();
       await upload?.abort().catch((error: unknown) => {

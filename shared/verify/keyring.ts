@@ -372,3 +372,15 @@ export function keyringStatus(keyring: Keyring, now: Date, warningDays: number):
   const expiringSoon = current.filter((s) => s.expires !== undefined && s.expires.getTime() <= horizon);
   return { current, expiringSoon };
 }
+
+/**
+ * The primary fingerprints in armored key files: a key file the operator names on the command line is
+ * their statement of trust (as with sqv's --keyring), unless they narrow it with explicit fingerprints.
+ */
+export async function primaryFingerprintsOf(armoredKeys: string[], labels?: string[]): Promise<string[]> {
+  const keyring = await loadKeyring(armoredKeys, [], labels);
+  if (keyring.keys.length === 0) {
+    throw new ConfigError(`${(labels ?? ['the keyring']).join(', ')}: no public key found`);
+  }
+  return [...new Set(keyring.keys.map((key) => key.getFingerprint().toUpperCase()))];
+}

@@ -159,6 +159,7 @@ describe('cldist mirror --once', () => {
     expect(result.stderr).toContain('cldist: mirror incomplete:');
     expect(result.stderr).toContain(`alpha/${board}/4152.0.0/${bigArtifact}: failed_verification`);
     expect(result.stderr).not.toContain(smallArtifact);
+    expect(result.stdout).toMatch(/ERROR mirror\.done ok=false/);
     const folder = join(dataDir, 'mirror', 'alpha', board, '4152.0.0');
     expect(await exists(join(folder, bigArtifact))).toBe(false);
     expect(await exists(join(folder, 'release.json'))).toBe(false);
@@ -171,8 +172,11 @@ describe('cldist mirror --once', () => {
     const dataDir = join(dir, 'interrupted');
     const path = `/lts/${board}/3510.3.1/${bigArtifact}`;
     const folder = join(dataDir, 'mirror', 'lts', board, '3510.3.1');
+    // The core notices an abort between chunks, so the stalled read must end (timeout, then a resume) first.
+    const configFile = join(dir, 'short-timeout.json');
+    await writeFile(configFile, JSON.stringify({ limits: { requestTimeoutSeconds: 3 } }));
     const held = origin.inject(`${path}$`, faults.stallAfter(MiB));
-    const args = [...common(), '--channel', 'lts', '--data-dir', dataDir];
+    const args = [...common(), '--config', configFile, '--channel', 'lts', '--data-dir', dataDir];
     const running = startMirror(args);
     await waitFor(() => held.applied === 1, 'the held artifact request');
     running.child.kill('SIGTERM');
@@ -199,9 +203,28 @@ describe('cldist mirror --once', () => {
       'stable',
       '--data-dir',
       dataDir,
+      '--json',
     ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`stable/${board}/4081.2.0/flatcar_production_pxe_image.cpio.gz: missing`);
+    const done = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((l) => l.event === 'mirror.done');
+    expect(done).toMatchObject({
+      level: 'error',
+      ok: false,
+      verifiedArtifacts: 3,
+      problems: [
+        {
+          channel: 'stable',
+          version: '4081.2.0',
+          artifact: 'flatcar_production_pxe_image.cpio.gz',
+          state: 'missing',
+        },
+      ],
+    });
   });
 
   it.each([
