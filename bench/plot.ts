@@ -42,7 +42,7 @@ const series: Series[] = [
   { name: 'gpg --verify', colour: '#d62728', match: (l) => l.startsWith('gpg') },
 ];
 
-export function median(values: number[]): number {
+function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1
@@ -126,7 +126,7 @@ function panel(
   return parts.join('\n');
 }
 
-export function renderSvg(result: TransferResult): string {
+function renderSvg(result: TransferResult): string {
   const present = series
     .map((s) => ({ s, points: pointsOf(result, s) }))
     .filter((entry) => entry.points.length > 0);
@@ -163,7 +163,7 @@ ${legend}
 `;
 }
 
-export function renderTable(result: TransferResult): string {
+function renderTable(result: TransferResult): string {
   const sizes = [...new Set(result.rows.map((row) => row.sizeMiB))].sort((a, b) => a - b);
   const present = series.filter((s) => result.rows.some((row) => s.match(row.label)));
   const ours = present[0];

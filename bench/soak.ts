@@ -16,7 +16,11 @@ import { parseArgs, promisify } from 'node:util';
  * latency is measured from that due time, so a stalled server shows up as queueing in the percentiles
  * instead of as fewer requests (no coordinated omission).
  *
- *   npx tsx bench/soak.ts [--minutes 10] [--fraction 0.7] [--rate N] [--saturate-seconds 15]
+ *   npm run soak -- [--minutes 10] [--fraction 0.7] [--rate N] [--saturate-seconds 15]
+ *                   [--interval-seconds 60] [--connections 32]
+ *
+ * `--rate` skips the saturating run. Exit 1 on any error or on memory growth past +15 % / +32 MiB (the
+ * larger) from the second interval to the last.
  */
 
 const MiB = 1024 * 1024;
@@ -300,7 +304,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       `${'interval'.padEnd(8)} ${'requests'.padStart(9)} ${'errors'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)} ${'RSS MiB'.padStart(8)} ${'heap MiB'.padStart(9)}`,
     );
 
-    const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+    /**
+     * The server drops a connection idle for 5 s (Node's keepAliveTimeout). A request sent on it in that
+     * instant is reset, a race of the client, not a server fault: close idle sockets well before then.
+     */
+    const agent = new Agent({ keepAlive: true, maxSockets: options.connections, timeout: 2000 });
     const all = new LatencyLog();
     const errorSamples = new Set<string>();
     let current = new LatencyLog();

@@ -2,6 +2,7 @@ import { TransientError } from '../errors.ts';
 import type { AlertState, ArtifactRef } from '../ledger/ledger.ts';
 import type { CldistEvent } from '../messages.ts';
 import type { MirrorDeps } from './deps.ts';
+import { recordAfterPublish } from './record-after-publish.ts';
 
 const alertLeaseSeconds = 60;
 
@@ -9,8 +10,9 @@ const alertLeaseSeconds = 60;
  * Publishes the alert owed for an artifact in a terminal state, at least once and normally exactly once.
  * The ledger, not the caller's own transition, says whether it is owed: a retry after a lost ledger response
  * finds the state set and `alertedAt` unset, and publishes. A short claim keeps two deliveries of one job from
- * publishing together; `alertedAt` is recorded after the publish, so a crash between the two repeats the
- * alert (subscribers dedupe by event, release and artifact) instead of losing it.
+ * publishing together; `alertedAt` is recorded after the publish, retried in place through a short ledger
+ * outage, so only a crash between the two repeats the alert (subscribers dedupe by event, release and
+ * artifact) instead of losing it.
  *
  * Returns whether this caller published. Throws TransientError while another caller holds the claim and the
  * alert is still owed, so the job is retried rather than acknowledged with the alert unsent.
@@ -37,6 +39,6 @@ export async function alertOnce(
     await deps.ledger.releaseAlert(ref).catch(() => undefined);
     throw error;
   }
-  await deps.ledger.recordAlert(ref, state);
+  await recordAfterPublish(`the ${state} alert`, { ...ref }, deps, () => deps.ledger.recordAlert(ref, state));
   return true;
 }

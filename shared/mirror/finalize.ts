@@ -7,6 +7,7 @@ import { parseDigests } from '../release/digests.ts';
 import { currentStoreKey, storeKey } from '../release/layout.ts';
 import { alertOnce } from './alerts.ts';
 import { defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
+import { recordAfterPublish } from './record-after-publish.ts';
 
 const versionFileName = 'version.txt';
 /** Long enough for two small puts; a holder that dies blocks `current/` writes for this long at most. */
@@ -15,7 +16,6 @@ const currentSyncLeaseSeconds = 30;
 const currentSyncBackoffMs = [25, 50, 100, 200, 400, 800, 1600];
 const maxCurrentSyncRounds = 5;
 /** Waits before re-recording the announcement: about 6 s in all, to ride out a short ledger outage. */
-const announceBackoffMs = [100, 200, 400, 800, 1600, 3200];
 
 /** The per-release manifest, written before `current/` moves so subscribers can check every byte. */
 export interface ReleaseManifest {
@@ -195,21 +195,10 @@ async function advanceCurrent(detail: ReleaseDetail, deps: MirrorDeps): Promise<
 }
 
 async function recordAnnounced(ref: ReleaseRef, deps: MirrorDeps): Promise<void> {
-  for (const wait of [...announceBackoffMs, undefined]) {
-    try {
-      if (!(await deps.ledger.recordAnnounced(ref))) {
-        deps.logger.warn('release.mirrored was recorded by another finalize too', { ...ref });
-      }
-      return;
-    } catch (error) {
-      if (wait === undefined || !(error instanceof TransientError)) throw error;
-      deps.logger.warn('recording release.mirrored failed; trying again', {
-        ...ref,
-        error: describeError(error),
-      });
-      await delay(wait);
-    }
-  }
+  const recorded = await recordAfterPublish('release.mirrored', { ...ref }, deps, () =>
+    deps.ledger.recordAnnounced(ref),
+  );
+  if (!recorded) deps.logger.warn('release.mirrored was recorded by another finalize too', { ...ref });
 }
 
 function refOf(release: ReleaseRef): ReleaseRef {

@@ -5,12 +5,13 @@ const MiB = 1024 * 1024;
 
 /**
  * A fixed, modest rate rather than a fraction of a measured maximum: CI shares two cores with other jobs, and
- * what this proves is correctness under sustained load (no errors, no leak), not speed.
+ * what this proves is correctness under sustained load (no errors, no leak), not speed. `cldist serve`
+ * saturated at 640 to 1 200 req/s on the loaded team machine (docs/benchmarks.md), so 200 leaves headroom.
  */
 const ci: SoakOptions = {
   durationSeconds: 30,
   intervalSeconds: 5,
-  rate: 300,
+  rate: 200,
   fraction: 1,
   saturateSeconds: 0,
   connections: 16,
@@ -26,10 +27,10 @@ describe('API soak in single-machine mode', () => {
     expect(report.failures).toEqual([]);
     expect(report.errors).toBe(0);
     expect(report.serverInternalErrors).toBe(0);
-    expect(report.scheduled).toBe(9000);
-    expect(report.completed).toBe(9000);
+    expect(report.scheduled).toBe(6000);
+    expect(report.completed).toBe(6000);
     expect(report.intervals).toHaveLength(6);
-    expect(report.intervals.reduce((sum, i) => sum + i.requests, 0)).toBe(9000);
+    expect(report.intervals.reduce((sum, i) => sum + i.requests, 0)).toBe(6000);
     const second = report.intervals[1];
     const last = report.intervals.at(-1);
     expect(second).toBeDefined();
