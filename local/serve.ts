@@ -8,6 +8,7 @@ import { Hono } from 'hono';
 import { createApiApp } from '../functions/api/app.ts';
 import type { CldistConfig } from '../shared/config.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
+import { withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createDynamoLedger, type Ledger } from '../shared/ledger/ledger.ts';
 import { parseMirrorJob } from '../shared/messages.ts';
@@ -248,8 +249,12 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     });
     report(resumeReport);
 
-    const instances = createDynamoInstanceRepository(clients.doc, { table: resources.tableName });
-    cleanups.push(() => instances.flush());
+    // One process serves this data dir (see lockDataDir), so its record cache is as current as the ledger:
+    // a config fetch costs no ledger read, which is what keeps dynalite from capping the fetch rate.
+    const instances = withRecordCache(
+      createDynamoInstanceRepository(clients.doc, { table: resources.tableName }),
+    );
+    cleanups.push(() => instances.close());
     const configBodies = createLocalStore(join(dataDir, 'configs'));
 
     let app: Hono | undefined;
