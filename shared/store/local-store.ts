@@ -220,8 +220,6 @@ async function* emptyBody(): AsyncIterable<Uint8Array> {}
 
 type FileState = 'open' | 'committed' | 'aborted';
 
-const flushEveryBytes = 64 * 1024 * 1024;
-
 class StagedFile implements StagedUpload {
   #bytesWritten = 0;
   #state: FileState = 'open';
@@ -230,10 +228,6 @@ class StagedFile implements StagedUpload {
   #failure: Error | undefined;
   #writeQueue: Promise<void> = Promise.resolve();
   #committing: Promise<void> | undefined;
-  /** Bytes written since the last background flush was started. */
-  #unflushed = 0;
-  /** At most one background `datasync` at a time; its failure fails the commit. */
-  #flushing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly path: string,
@@ -257,28 +251,9 @@ class StagedFile implements StagedUpload {
         throw this.#failure;
       }
       this.#bytesWritten += chunk.byteLength;
-      this.#unflushed += chunk.byteLength;
-      if (this.#unflushed >= flushEveryBytes) this.#flushInBackground();
     });
     this.#writeQueue = run.catch(() => undefined);
     return run;
-  }
-
-  /**
-   * The commit must fsync before the rename (a crash must never expose a partly written file), and one
-   * fsync of a whole 1 GiB image stalls the end of the transfer for about half a second. Flushing as the
-   * data arrives overlaps that with the download, so the final fsync only has the tail to write.
-   */
-  #flushInBackground(): void {
-    this.#unflushed = 0;
-    this.#flushing = this.#flushing.then(async () => {
-      if (this.#closed || this.#failure !== undefined) return;
-      try {
-        await this.handle.datasync();
-      } catch (error) {
-        this.#failure = mapFsError(error, 'write', this.key);
-      }
-    });
   }
 
   commit(): Promise<void> {
@@ -293,7 +268,6 @@ class StagedFile implements StagedUpload {
 
   async #commitNow(): Promise<void> {
     await this.#writeQueue;
-    await this.#flushing;
     if (this.#state === 'committed') return;
     this.#assertOpen('commit');
     if (this.#failure !== undefined) throw this.#failure;
@@ -313,7 +287,6 @@ class StagedFile implements StagedUpload {
     if (this.#state === 'committed') return;
     this.#state = 'aborted';
     await this.#writeQueue;
-    await this.#flushing;
     try {
       await this.#close();
       await removeQuietly(this.path);

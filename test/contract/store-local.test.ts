@@ -11,8 +11,8 @@ afterEach(async () => {
   if (root !== undefined) await rm(root, { recursive: true, force: true });
 });
 
-describe('local store: flushing while writing', () => {
-  it('an upload past the background-flush threshold commits byte for byte and leaves no staging', async () => {
+describe('local store: large uploads', () => {
+  it('a 70 MiB upload in 1 MiB writes commits byte for byte and leaves no staging', async () => {
     root = await mkdtemp(join(tmpdir(), 'cldist-local-store-'));
     const store = createLocalStore(root);
     const upload = await store.beginUpload('stable/amd64-usr/1.0.0/image.bin');
