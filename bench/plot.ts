@@ -225,7 +225,14 @@ async function main(): Promise<void> {
     result = { ...raw, loadAverage: before };
     await writeFile(dataFile, `${JSON.stringify(result, null, 2)}\n`);
   } else {
-    const parsed = resultSchema.safeParse(JSON.parse(await readFile(values.from, 'utf8')));
+    const text = await readFile(values.from, 'utf8');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (cause) {
+      throw new Error(`${values.from} is not JSON`, { cause });
+    }
+    const parsed = resultSchema.safeParse(json);
     if (!parsed.success)
       throw new Error(`${values.from} is not bench/transfer.ts --json output: ${parsed.error.message}`);
     result = parsed.data;
@@ -233,6 +240,7 @@ async function main(): Promise<void> {
 
   const svgFile = join(imgDir, 'transfer.svg');
   await writeFile(svgFile, renderSvg(result));
+  const written = values.from === undefined ? [svgFile, dataFile] : [svgFile];
   const table = renderTable(result);
   const page = join(projectRoot, 'docs', 'benchmarks.md');
   const text = await readFile(page, 'utf8').catch(() => undefined);
@@ -242,9 +250,9 @@ async function main(): Promise<void> {
       page,
       text.replace(marked, (_all, start: string, end: string) => `${start}${table}\n${end}`),
     );
-    process.stdout.write(`wrote ${svgFile}, ${dataFile} and the table in ${page}\n`);
+    process.stdout.write(`wrote ${written.join(', ')} and the table in ${page}\n`);
   } else {
-    process.stdout.write(`wrote ${svgFile} and ${dataFile}; no transfer-table markers in ${page}, table:\n`);
+    process.stdout.write(`wrote ${written.join(', ')}; no transfer-table markers in ${page}, table:\n`);
   }
   process.stdout.write(`${table}\n`);
 }
