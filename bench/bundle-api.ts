@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { projectRoot } from '../shared/config.ts';
+import { median } from './support.ts';
 
 /**
  * Size and cold module-load time of the API Lambda bundle (functions/api/handler.ts, esbuild, minified, ESM,
@@ -25,11 +26,6 @@ const env = {
   AWS_REGION: 'us-east-1',
   AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
 };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
 
 async function loadMs(file: string, expectHandler: boolean): Promise<number> {
   const probe =

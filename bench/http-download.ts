@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import * as openpgp from 'openpgp';
 import { fetchSmall, streamDownload } from '../shared/http/fetch.ts';
+import { median } from './support.ts';
 
 /**
  * Throughput of streamDownload over loopback from a sim origin in its own process, with socket data gathered
@@ -36,11 +37,6 @@ async function startOrigin(): Promise<{ child: ChildProcess; info: OriginInfo }>
     return { child, info: JSON.parse(line) as OriginInfo };
   }
   throw new Error('the sim origin exited before printing its address');
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 const { child, info } = await startOrigin();

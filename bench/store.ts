@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { makeAwsClients } from '../shared/aws-clients.ts';
 import { createLocalStore, createS3Store, type ObjectStore } from '../shared/store/index.ts';
+import { median, peakMiB, startFauxqsProcess } from './support.ts';
 
 /**
  * Staged-upload throughput of the two store adapters, bytes from memory in 1 MiB writes, then a streamed
@@ -78,32 +79,6 @@ async function child(input: ChildInput): Promise<void> {
     bytes,
   };
   console.log(JSON.stringify(output));
-}
-
-/** GNU time prints the peak RSS in KiB as the last line of stderr. */
-function peakMiB(stderr: string): number {
-  return Number(stderr.trim().split('\n').at(-1) ?? '') / 1024;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? Number.NaN)
-    : ((sorted[middle - 1] ?? Number.NaN) + (sorted[middle] ?? Number.NaN)) / 2;
-}
-
-async function startFauxqsProcess(): Promise<{ endpoint: string; process: ChildProcess }> {
-  const script =
-    "const { startFauxqs } = await import('fauxqs'); const f = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false }); console.log(f.port);";
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<string>((resolve, reject) => {
-    proc.stdout?.once('data', (data: Buffer) => resolve(data.toString().trim()));
-    proc.once('exit', (code) => reject(new Error(`fauxqs exited with ${code}`)));
-  });
-  return { endpoint: `http://127.0.0.1:${port}`, process: proc };
 }
 
 interface Row {

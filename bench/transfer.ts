@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { transferArtifact } from '../shared/mirror/worker.ts';
 import { artifactUrls } from '../shared/release/layout.ts';
 import { createLocalStore, createS3Store } from '../shared/store/index.ts';
 import { loadKeyring } from '../shared/verify/keyring.ts';
+import { median, peakMiB, startFauxqsProcess } from './support.ts';
 
 /**
  * The mirror's data path end to end: an RSA-4096-signed artifact from the sim origin over loopback,
@@ -104,34 +105,6 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
       resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
     });
   });
-}
-
-/** GNU time prints the peak RSS in KiB as the last line of stderr. */
-function peakMiB(stderr: string): number {
-  const last = stderr.trim().split('\n').at(-1) ?? '';
-  return Number(last) / 1024;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? Number.NaN)
-    : ((sorted[middle - 1] ?? Number.NaN) + (sorted[middle] ?? Number.NaN)) / 2;
-}
-
-/** fauxqs in its own process, so the S3 side does not share an event loop with the origin. */
-async function startFauxqsProcess(): Promise<{ endpoint: string; process: ChildProcess }> {
-  const script =
-    "const { startFauxqs } = await import('fauxqs'); const f = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false }); console.log(f.port);";
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<string>((resolve, reject) => {
-    proc.stdout?.once('data', (data: Buffer) => resolve(data.toString().trim()));
-    proc.once('exit', (code) => reject(new Error(`fauxqs exited with ${code}`)));
-  });
-  return { endpoint: `http://127.0.0.1:${port}`, process: proc };
 }
 
 interface Row {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { median } from './support.ts';
 
 /**
  * Detached-signature verification of a file read from the page cache: `cldist verify` (the whole
@@ -45,14 +46,6 @@ async function must(command: string, args: string[]): Promise<Run> {
     throw new Error(`${command} ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
   }
   return result;
-}
-
-function median(numbers: number[]): number {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? Number.NaN)
-    : ((sorted[middle - 1] ?? Number.NaN) + (sorted[middle] ?? Number.NaN)) / 2;
 }
 
 async function writeRandomFile(path: string, sizeMiB: number): Promise<void> {
