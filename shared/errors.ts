@@ -40,7 +40,10 @@ export function describeError(error: unknown): string {
   let current: unknown = error;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     if (current instanceof Error) {
-      parts.push(current.message);
+      // Wrappers often quote their cause already; saying it twice only makes logs harder to read.
+      if (!parts.some((part) => part.includes(current instanceof Error ? current.message : ''))) {
+        parts.push(current.message);
+      }
       current = current.cause;
     } else {
       parts.push(String(current));

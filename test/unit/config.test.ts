@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.ts';
-import { ConfigError } from '../../shared/errors.ts';
+import { ConfigError, describeError } from '../../shared/errors.ts';
 
 describe('config', () => {
   it('defaults to the Flatcar channels, amd64-usr and the OpenStack-style artifacts', () => {
@@ -45,5 +45,15 @@ describe('config', () => {
 
   it('requires a bucket for the S3 store', () => {
     expect(() => parseConfig({ store: { kind: 's3' } })).toThrow(/store\.bucket/);
+  });
+});
+
+describe('describeError', () => {
+  it('chains causes, without repeating a cause the wrapper already quotes', () => {
+    const root = new Error('getaddrinfo ENOTFOUND example.net');
+    const quoted = new Error(`GET https://example.net/ failed: ${root.message}`, { cause: root });
+    expect(describeError(quoted)).toBe('GET https://example.net/ failed: getaddrinfo ENOTFOUND example.net');
+    const wrapped = new Error('poll failed', { cause: new Error('socket hang up') });
+    expect(describeError(wrapped)).toBe('poll failed: socket hang up');
   });
 });
