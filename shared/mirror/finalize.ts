@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CldistConfig } from '../config.ts';
 import { describeError, TransientError } from '../errors.ts';
-import type { ArtifactRecord, ReleaseDetail, ReleaseRef } from '../ledger/ledger.ts';
+import type { ArtifactRecord, ReleaseDetail, ReleaseRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
 import { parseDigests } from '../release/digests.ts';
 import { currentStoreKey, storeKey } from '../release/layout.ts';
 import { alertOnce } from './alerts.ts';
@@ -23,17 +23,7 @@ export interface ReleaseManifest {
   board: string;
   version: string;
   finalizedAt: string;
-  artifacts: Record<
-    string,
-    {
-      size: number;
-      sha512: string;
-      signingKeyFingerprint: string;
-      primaryKeyFingerprint: string;
-      signatureCreated: string;
-      hashAlgorithm: string;
-    }
-  >;
+  artifacts: Record<string, VerifiedArtifactFacts>;
   /** Optional artifacts the upstream release did not ship. */
   missing: string[];
   /** Optional artifacts that failed verification: absent from the mirror, and alerted. */

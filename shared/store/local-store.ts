@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { PermanentError, TransientError } from '../errors.ts';
 import { assertValidKey, assertValidPrefix, stagingFolder } from './keys.ts';
 import { assertValidRange, resolveRange } from './range.ts';
+import { singleFlight } from './single-flight.ts';
 import type { ObjectStore, StagedUpload, StoredStream } from './types.ts';
 
 const readChunkBytes = 1024 * 1024;
@@ -227,7 +228,6 @@ class StagedFile implements StagedUpload {
   /** A failed write may have left part of a chunk on disk, so nothing after it may be committed. */
   #failure: Error | undefined;
   #writeQueue: Promise<void> = Promise.resolve();
-  #committing: Promise<void> | undefined;
 
   constructor(
     private readonly path: string,
@@ -256,14 +256,10 @@ class StagedFile implements StagedUpload {
     return run;
   }
 
+  readonly #commitOnce = singleFlight(() => this.#commitNow());
+
   commit(): Promise<void> {
-    if (this.#committing === undefined) {
-      this.#committing = this.#commitNow().catch((error: unknown) => {
-        this.#committing = undefined;
-        throw error;
-      });
-    }
-    return this.#committing;
+    return this.#commitOnce();
   }
 
   async #commitNow(): Promise<void> {

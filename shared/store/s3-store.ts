@@ -16,6 +16,7 @@ import {
 import { ConfigError, PermanentError, TransientError } from '../errors.ts';
 import { assertValidKey, assertValidPrefix } from './keys.ts';
 import { assertValidRange, RangeNotSatisfiableError } from './range.ts';
+import { singleFlight } from './single-flight.ts';
 import type { ObjectStore, StagedUpload, StoredStream } from './types.ts';
 
 const MiB = 1024 * 1024;
@@ -276,8 +277,6 @@ class MultipartUpload implements StagedUpload {
   #failure: Error | undefined;
   #state: UploadState = 'open';
   #writeQueue: Promise<void> = Promise.resolve();
-  #aborting: Promise<void> | undefined;
-  #committing: Promise<void> | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -301,14 +300,11 @@ class MultipartUpload implements StagedUpload {
     return run;
   }
 
+  readonly #commitOnce = singleFlight(() => this.#commitNow());
+  readonly #abortOnce = singleFlight(() => this.#abortNow());
+
   commit(): Promise<void> {
-    if (this.#committing === undefined) {
-      this.#committing = this.#commitNow().catch((error: unknown) => {
-        this.#committing = undefined;
-        throw error;
-      });
-    }
-    return this.#committing;
+    return this.#commitOnce();
   }
 
   async #commitNow(): Promise<void> {
@@ -338,13 +334,7 @@ class MultipartUpload implements StagedUpload {
   abort(): Promise<void> {
     if (this.#state === 'committed') return Promise.resolve();
     this.#state = 'aborted';
-    if (this.#aborting === undefined) {
-      this.#aborting = this.#abortNow().catch((error: unknown) => {
-        this.#aborting = undefined;
-        throw error;
-      });
-    }
-    return this.#aborting;
+    return this.#abortOnce();
   }
 
   async #abortNow(): Promise<void> {
