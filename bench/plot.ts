@@ -10,10 +10,10 @@ import { projectRoot } from '../shared/config.ts';
 /**
  * The published transfer figure: runs bench/transfer.ts at several artifact sizes (or reads the JSON a
  * previous run wrote), then writes docs/img/transfer.json (the data), docs/img/transfer.svg (throughput and
- * peak RSS against size, cldist beside gpg) and the table between the `transfer-table` markers in
+ * peak RSS against size, cldist beside gpg, sqv and sha512sum) and the table between the `transfer-table` markers in
  * docs/benchmarks.md, so the page, the plot and the data cannot disagree.
  *
- *   npx tsx bench/plot.ts [--sizes 64,256,512,1024] [--rounds 3] [--from docs/img/transfer.json]
+ *   npx tsx bench/plot.ts [--sizes 64,256,512,1024] [--rounds 5] [--from docs/img/transfer.json]
  */
 
 const rowSchema = z.object({
@@ -27,6 +27,8 @@ const resultSchema = z.object({
   rounds: z.number().int().positive(),
   rows: z.array(rowSchema).min(1),
   loadAverage: z.array(z.number()).optional(),
+  /** Per size, cldist / gpg in each round (the two ran back to back), as bench/transfer.ts writes it. */
+  ratios: z.record(z.string(), z.array(z.number()).min(1)).optional(),
 });
 type TransferResult = z.infer<typeof resultSchema>;
 
@@ -34,12 +36,21 @@ interface Series {
   name: string;
   colour: string;
   match: (label: string) => boolean;
+  /** sqv maps the whole file, so its RSS is the file size: it is in the table, not on the RSS panel. */
+  rss: boolean;
 }
 
 const series: Series[] = [
-  { name: 'cldist mirror → local folder', colour: '#1f77b4', match: (l) => l.includes('local folder') },
-  { name: 'cldist mirror → S3 (fauxqs)', colour: '#2ca02c', match: (l) => l.includes('S3') },
-  { name: 'gpg --verify', colour: '#d62728', match: (l) => l.startsWith('gpg') },
+  {
+    name: 'cldist mirror → local folder',
+    colour: '#1f77b4',
+    rss: true,
+    match: (l) => l.includes('local folder'),
+  },
+  { name: 'cldist mirror → S3 (fauxqs)', colour: '#2ca02c', rss: true, match: (l) => l.includes('S3') },
+  { name: 'gpg --verify', colour: '#d62728', rss: true, match: (l) => l.startsWith('gpg') },
+  { name: 'sqv', colour: '#9467bd', rss: false, match: (l) => l.startsWith('sqv') },
+  { name: 'sha512sum (no verify)', colour: '#7f7f7f', rss: true, match: (l) => l.startsWith('sha512sum') },
 ];
 
 function median(values: number[]): number {
@@ -134,15 +145,15 @@ function renderSvg(result: TransferResult): string {
   const legend = present
     .map(
       ({ s }, i) =>
-        `<rect x="${60 + i * 250}" y="300" width="14" height="4" fill="${s.colour}"/><text x="${80 + i * 250}" y="306">${escapeXml(s.name)}</text>`,
+        `<rect x="${40 + (i % 3) * 250}" y="${296 + Math.floor(i / 3) * 18}" width="14" height="4" fill="${s.colour}"/><text x="${60 + (i % 3) * 250}" y="${302 + Math.floor(i / 3) * 18}">${escapeXml(s.name)}</text>`,
     )
     .join('\n');
   const load =
     result.loadAverage === undefined
       ? ''
       : `, load average ${result.loadAverage.map((l) => l.toFixed(2)).join(' ')}`;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="780" height="340" viewBox="0 0 780 340" font-family="sans-serif" font-size="12">
-<rect width="780" height="340" fill="#fff"/>
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="780" height="370" viewBox="0 0 780 370" font-family="sans-serif" font-size="12">
+<rect width="780" height="370" fill="#fff"/>
 ${panel(
   0,
   'Transfer throughput (median)',
@@ -155,10 +166,12 @@ ${panel(
   'Peak RSS (max of rounds)',
   'MiB',
   sizes,
-  present.map(({ s, points }) => ({ s, values: points.map((p): [number, number] => [p.sizeMiB, p.rssMiB]) })),
+  present
+    .filter(({ s }) => s.rss)
+    .map(({ s, points }) => ({ s, values: points.map((p): [number, number] => [p.sizeMiB, p.rssMiB]) })),
 )}
 ${legend}
-<text x="390" y="330" text-anchor="middle" fill="#555">${escapeXml(`bench/transfer.ts, ${result.rounds} rounds, Node ${result.node}, 2 shared cores${load}`)}</text>
+<text x="390" y="356" text-anchor="middle" fill="#555">${escapeXml(`bench/transfer.ts, ${result.rounds} rounds, Node ${result.node}, 2 shared cores${load}; sqv maps the file, so its RSS is in the table only`)}</text>
 </svg>
 `;
 }
@@ -172,15 +185,18 @@ function renderTable(result: TransferResult): string {
     '| size (MiB) |',
     ...present.map((s) => ` ${s.name} MB/s |`),
     ...present.map((s) => ` ${s.name} peak RSS MiB |`),
-    ' cldist / gpg |',
+    ' cldist / gpg (median of per-round ratios) |',
   ].join('');
   const rule = `|${'---:|'.repeat(present.length * 2 + 2)}`;
   const lines = sizes.map((size) => {
     const at = (s: Series) => pointsOf(result, s).find((p) => p.sizeMiB === size);
+    const perRound = result.ratios?.[String(size)];
     const ratio =
-      ours !== undefined && gpg !== undefined && at(ours) && at(gpg)
-        ? `${((at(ours)?.mbps ?? 0) / (at(gpg)?.mbps ?? 1)).toFixed(2)}×`
-        : '–';
+      perRound !== undefined
+        ? `${median(perRound).toFixed(2)}×`
+        : ours !== undefined && gpg !== undefined && at(ours) && at(gpg)
+          ? `${((at(ours)?.mbps ?? 0) / (at(gpg)?.mbps ?? 1)).toFixed(2)}×`
+          : '–';
     return [
       `| ${size} |`,
       ...present.map((s) => ` ${at(s)?.mbps.toFixed(0) ?? '–'} |`),
@@ -195,7 +211,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       sizes: { type: 'string', default: '64,256,512,1024' },
-      rounds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '5' },
       from: { type: 'string' },
     },
   });

@@ -21,11 +21,13 @@ import { median, peakMiB, startFauxqsProcess } from './support.ts';
 /**
  * The mirror's data path end to end: an RSA-4096-signed artifact from the sim origin over loopback,
  * through signature verification, SHA-512 and a staged upload, into a local folder (or S3 on fauxqs),
- * beside `gpg --verify` of the same file in the same run. Every measurement is its own child process, so
+ * beside `gpg --verify` and Sequoia's `sqv` on the same file in the same run, with `sha512sum` as the
+ * hashing floor. Rounds alternate cldist and the peers, so a change of load on this shared machine hits all
+ * of them; the ratio printed is the median of the per-round ratios. Every measurement is its own child process, so
  * each peak RSS (GNU time) belongs to one run; the child runs this file bundled by esbuild, as a Lambda
  * runs its handler, so the TypeScript loader's memory is not counted.
  *
- *   npx tsx bench/transfer.ts [--size-mib 1024] [--rounds 3] [--store local|s3|both] [--sizes 64,256] [--json FILE]
+ *   npx tsx bench/transfer.ts [--size-mib 1024] [--rounds 5] [--store local|s3|both] [--sizes 64,256] [--json FILE]
  *
  * `--sizes` replaces the default sizes (256 and `--size-mib`); `--json` also writes every round's figures to FILE
  * (bench/plot.ts reads it).
@@ -107,6 +109,12 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
   });
 }
 
+const peerLabels = [
+  ['gpg', 'gpg --verify (file in page cache)'],
+  ['sqv', 'sqv (file in page cache)'],
+  ['sha512sum', 'sha512sum (hashing floor, no verify)'],
+] as const;
+
 interface Row {
   label: string;
   sizeMiB: number;
@@ -118,7 +126,7 @@ async function parent(): Promise<void> {
   const { values } = parseArgs({
     options: {
       'size-mib': { type: 'string', default: '1024' },
-      rounds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '5' },
       store: { type: 'string', default: 'local' },
       sizes: { type: 'string' },
       json: { type: 'string' },
@@ -161,6 +169,9 @@ async function parent(): Promise<void> {
     await run('mkdir', ['-m', '700', gnupg]);
     const imported = await run('gpg', ['--homedir', gnupg, '--batch', '--import', keyFile]);
     if (imported.code !== 0) throw new Error(`gpg --import failed: ${imported.stderr}`);
+    const binaryKey = join(work, 'key.pgp');
+    const exported = await run('gpg', ['--homedir', gnupg, '--batch', '--output', binaryKey, '--export']);
+    if (exported.code !== 0) throw new Error(`gpg --export failed: ${exported.stderr}`);
     for (const size of sizes) {
       process.stderr.write(`publishing ${size} MiB (RSA-4096 signature)…\n`);
       await origin.publishRelease({
@@ -178,8 +189,11 @@ async function parent(): Promise<void> {
     }
 
     const rows: Row[] = [];
+    /** cldist (local folder) over gpg, round by round: each pair ran back to back under the same load. */
+    const ratios = new Map<number, number[]>();
     for (const size of sizes) {
       const version = `1.0.${size}`;
+      const ours = new Map<string, Row>();
       for (const kind of stores) {
         const row: Row = {
           label: `cldist mirror → ${kind === 'local' ? 'local folder' : 'S3 (fauxqs)'}`,
@@ -187,8 +201,21 @@ async function parent(): Promise<void> {
           mbps: [],
           rss: [],
         };
+        ours.set(kind, row);
         rows.push(row);
-        for (let round = 0; round < rounds; round++) {
+      }
+      const peerRows = new Map<string, Row>();
+      if (stores.includes('local')) {
+        for (const [name, label] of peerLabels) {
+          const row: Row = { label, sizeMiB: size, mbps: [], rss: [] };
+          peerRows.set(name, row);
+          rows.push(row);
+        }
+      }
+      const firstStore = join(work, `store-${size}-0`);
+      for (let round = 0; round < rounds; round++) {
+        for (const kind of stores) {
+          const row = ours.get(kind) as Row;
           const root = join(work, `store-${size}-${round}`);
           const input: ChildInput = {
             baseUrl: origin.baseUrl,
@@ -217,26 +244,23 @@ async function parent(): Promise<void> {
           row.rss.push(peakMiB(result.stderr));
           if (kind === 'local' && round > 0) await rm(root, { recursive: true, force: true });
         }
-      }
-      const file = join(work, `store-${size}-0`, 'bench', board, version, 'image.bin');
-      if (stores.includes('local')) {
-        const row: Row = { label: 'gpg --verify (file in page cache)', sizeMiB: size, mbps: [], rss: [] };
-        rows.push(row);
-        for (let round = 0; round < rounds; round++) {
-          const result = await run('/usr/bin/time', [
-            '-f',
-            '%M',
-            'gpg',
-            '--homedir',
-            gnupg,
-            '--batch',
-            '--verify',
-            `${file}.sig`,
-            file,
-          ]);
-          if (result.code !== 0) throw new Error(`gpg --verify failed: ${result.stderr}`);
+        if (!stores.includes('local')) continue;
+        const file = join(firstStore, 'bench', board, version, 'image.bin');
+        const commands: Record<string, string[]> = {
+          gpg: ['gpg', '--homedir', gnupg, '--batch', '--verify', `${file}.sig`, file],
+          sqv: ['sqv', '--keyring', binaryKey, `${file}.sig`, file],
+          sha512sum: ['sha512sum', file],
+        };
+        for (const [name, row] of peerRows) {
+          const result = await run('/usr/bin/time', ['-f', '%M', ...(commands[name] ?? [])]);
+          if (result.code !== 0) throw new Error(`${name} failed: ${result.stderr}`);
           row.mbps.push((size * MiB) / 1e6 / result.seconds);
           row.rss.push(peakMiB(result.stderr));
+        }
+        const local = ours.get('local')?.mbps.at(-1);
+        const gpg = peerRows.get('gpg')?.mbps.at(-1);
+        if (local !== undefined && gpg !== undefined) {
+          ratios.set(size, [...(ratios.get(size) ?? []), local / gpg]);
         }
       }
     }
@@ -260,15 +284,16 @@ async function parent(): Promise<void> {
           .padStart(19),
       );
     }
-    for (const size of sizes) {
-      const ours = rows.find((r) => r.sizeMiB === size && r.label.includes('local folder'));
-      const gpg = rows.find((r) => r.sizeMiB === size && r.label.startsWith('gpg'));
-      if (ours !== undefined && gpg !== undefined) {
-        console.log(`${size} MiB: cldist / gpg = ${(median(ours.mbps) / median(gpg.mbps)).toFixed(2)}×`);
-      }
+    for (const [size, list] of ratios) {
+      console.log(
+        `${size} MiB: cldist / gpg = ${median(list).toFixed(2)}× (median of per-round ratios: ${list.map((r) => r.toFixed(2)).join(', ')})`,
+      );
     }
     if (values.json !== undefined) {
-      await writeFile(values.json, `${JSON.stringify({ node: process.version, rounds, rows }, null, 2)}\n`);
+      await writeFile(
+        values.json,
+        `${JSON.stringify({ node: process.version, rounds, rows, ratios: Object.fromEntries(ratios) }, null, 2)}\n`,
+      );
     }
   } finally {
     fauxqs?.process.kill();

@@ -7,6 +7,7 @@ import {
   type Signature,
   SignaturePacket,
 } from 'openpgp';
+import { createStreamHasher, type StreamDigests } from './hash-thread.ts';
 import { bindingAt, entryKey, type KeyEntry, type Keyring, latestBinding } from './keyring.ts';
 import { SignatureError, type VerifiedSignature, type VerifyOptions } from './types.ts';
 
@@ -255,29 +256,30 @@ async function verifyStreamHashOnce(
   options: VerifyOptions,
   hashName: string,
 ): Promise<StreamResult> {
-  const signed = createHash(hashName);
-  const plain = hashName === 'sha512' ? undefined : createHash('sha512');
+  const hasher = createStreamHasher(hashName);
   let bytes = 0;
-  const iterator = data[Symbol.asyncIterator]();
-  for (;;) {
-    const step = await iterator.next();
-    if (step.done) break;
-    if (!(step.value instanceof Uint8Array)) {
-      throw new TypeError('verifyDetached: the data iterable must yield Uint8Array chunks');
+  let digests: StreamDigests;
+  try {
+    const iterator = data[Symbol.asyncIterator]();
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done) break;
+      if (!(step.value instanceof Uint8Array)) {
+        throw new TypeError('verifyDetached: the data iterable must yield Uint8Array chunks');
+      }
+      bytes += step.value.byteLength;
+      await hasher.update(step.value);
     }
-    bytes += step.value.byteLength;
-    signed.update(step.value);
-    plain?.update(step.value);
+    const hashedArea = packet.signatureData as Uint8Array;
+    const trailer = new Uint8Array(6);
+    trailer[0] = packet.version;
+    trailer[1] = 0xff;
+    new DataView(trailer.buffer).setUint32(2, hashedArea.byteLength);
+    digests = await hasher.finish([hashedArea, trailer]);
+  } finally {
+    hasher.cancel();
   }
-  const sha512 = (plain ?? signed.copy()).digest('hex');
-  const hashedArea = packet.signatureData as Uint8Array;
-  const trailer = new Uint8Array(6);
-  trailer[0] = packet.version;
-  trailer[1] = 0xff;
-  new DataView(trailer.buffer).setUint32(2, hashedArea.byteLength);
-  signed.update(hashedArea);
-  signed.update(trailer);
-  const digest = new Uint8Array(signed.digest());
+  const { sha512, digest } = digests;
   const seam = packet as SignaturePacket & { hashed?: Promise<Uint8Array> };
   seam.hashed = Promise.resolve(digest);
   try {
