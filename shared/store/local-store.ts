@@ -221,6 +221,9 @@ async function* emptyBody(): AsyncIterable<Uint8Array> {}
 
 type FileState = 'open' | 'committed' | 'aborted';
 
+/** How much a staged file may run ahead of the disk before a background datasync starts. */
+const backgroundSyncBytes = 32 * 1024 * 1024;
+
 class StagedFile implements StagedUpload {
   #bytesWritten = 0;
   #state: FileState = 'open';
@@ -228,6 +231,9 @@ class StagedFile implements StagedUpload {
   /** A failed write may have left part of a chunk on disk, so nothing after it may be committed. */
   #failure: Error | undefined;
   #writeQueue: Promise<void> = Promise.resolve();
+  #unsynced = 0;
+  #syncing: Promise<void> | undefined;
+  #syncFailure: Error | undefined;
 
   constructor(
     private readonly path: string,
@@ -251,9 +257,27 @@ class StagedFile implements StagedUpload {
         throw this.#failure;
       }
       this.#bytesWritten += chunk.byteLength;
+      this.#unsynced += chunk.byteLength;
+      if (this.#unsynced >= backgroundSyncBytes && this.#syncing === undefined) this.#startSync();
     });
     this.#writeQueue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Writeback runs while the stream goes on, so the commit's fsync has a few MiB left to flush instead of the
+   * whole artifact. A failure is kept for the commit: a file whose data may not be on disk is never published.
+   */
+  #startSync(): void {
+    this.#unsynced = 0;
+    this.#syncing = this.handle
+      .datasync()
+      .catch((error: unknown) => {
+        this.#syncFailure ??= mapFsError(error, 'sync', this.key);
+      })
+      .finally(() => {
+        this.#syncing = undefined;
+      });
   }
 
   readonly #commitOnce = singleFlight(() => this.#commitNow());
@@ -264,9 +288,11 @@ class StagedFile implements StagedUpload {
 
   async #commitNow(): Promise<void> {
     await this.#writeQueue;
+    await this.#syncing;
     if (this.#state === 'committed') return;
     this.#assertOpen('commit');
     if (this.#failure !== undefined) throw this.#failure;
+    if (this.#syncFailure !== undefined) throw this.#syncFailure;
     try {
       if (!this.#closed) {
         await this.handle.sync();
@@ -283,6 +309,7 @@ class StagedFile implements StagedUpload {
     if (this.#state === 'committed') return;
     this.#state = 'aborted';
     await this.#writeQueue;
+    await this.#syncing;
     try {
       await this.#close();
       await removeQuietly(this.path);

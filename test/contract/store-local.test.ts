@@ -34,4 +34,16 @@ describe('local store: large uploads', () => {
     ).toBe(expected.digest('hex'));
     expect(await readdir(join(root, '.staging')).catch(() => [])).toEqual([]);
   });
+
+  it('an abort while a background sync may be running removes the staged file and publishes nothing', async () => {
+    root = await mkdtemp(join(tmpdir(), 'cldist-local-store-'));
+    const store = createLocalStore(root);
+    const upload = await store.beginUpload('stable/amd64-usr/1.0.0/image.bin');
+    const chunk = randomBytes(1024 * 1024);
+    for (let i = 0; i < 33; i++) await upload.write(chunk);
+    await upload.abort();
+    expect(await store.head('stable/amd64-usr/1.0.0/image.bin')).toBeUndefined();
+    expect(await readdir(join(root, '.staging')).catch(() => [])).toEqual([]);
+    await expect(upload.commit()).rejects.toThrow(/already aborted/);
+  });
 });
