@@ -87,7 +87,15 @@ export interface ChaosSummary {
   artifacts: { total: number; verified: number; missing: number; failedVerification: number };
   /** Faults per kind: how many were planned, and how many requests or attempts they hit. */
   faults: Record<string, { planned: number; applied: number }>;
-  jobs: { done: number; permanent: number; transient: number; redriven: number; swept: number };
+  jobs: {
+    done: number;
+    permanent: number;
+    transient: number;
+    redriven: number;
+    swept: number;
+    /** Releases whose finalize the poller's sweep retried and completed. */
+    refinalized: number;
+  };
   retryCodes: Record<string, number>;
   durationMs: number;
 }
@@ -121,7 +129,7 @@ function newTally(): Tally {
     committedUnverified: [],
     storeCurrentWrites: [],
     ledgerCurrentMoves: [],
-    jobs: { done: 0, permanent: 0, transient: 0, redriven: 0, swept: 0 },
+    jobs: { done: 0, permanent: 0, transient: 0, redriven: 0, swept: 0, refinalized: 0 },
     retryCodes: {},
   };
 }
@@ -851,8 +859,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           const later = new Date(Date.now() + (config.schedule.stallAfterMinutes + 1) * 60_000);
           const report = await runPoll({ ...deps, clock: () => later }, config);
           tally.jobs.swept += report.resent;
+          tally.jobs.refinalized += report.refinalized;
           idleSince = Date.now();
-          log(`stalled sweep re-sent ${report.resent} jobs (${state.open.slice(0, 3).join('; ')})`);
+          log(
+            `stalled sweep re-sent ${report.resent} jobs and finalized ${report.refinalized} release(s) (${state.open.slice(0, 3).join('; ')})`,
+          );
         }
       } catch (error) {
         log(`settle check failed: ${describeError(error)}`);
@@ -948,7 +959,7 @@ export function formatChaosReport(report: ChaosReport): string {
     `faults (planned/hit): ${Object.entries(summary.faults)
       .map(([kind, f]) => `${kind} ${f.planned}/${f.applied}`)
       .join(', ')}`,
-    `jobs: ${summary.jobs.done} done, ${summary.jobs.permanent} refused, ${summary.jobs.transient} retried, ${summary.jobs.redriven} redriven from the DLQ, ${summary.jobs.swept} re-sent by the stalled sweep`,
+    `jobs: ${summary.jobs.done} done, ${summary.jobs.permanent} refused, ${summary.jobs.transient} retried, ${summary.jobs.redriven} redriven from the DLQ, ${summary.jobs.swept} re-sent by the stalled sweep, ${summary.jobs.refinalized} release(s) finalized by it`,
     `retries by cause: ${
       Object.entries(summary.retryCodes)
         .sort((x, y) => y[1] - x[1])

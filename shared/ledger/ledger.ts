@@ -157,6 +157,11 @@ export interface Ledger {
   /** True for the first caller of the day per key: the expiry warning goes out once a day. */
   recordKeyWarning(fingerprint: string, day: string): Promise<boolean>;
   listReleases(channel?: string, board?: string): Promise<ReleaseRecord[]>;
+  /**
+   * Releases claimed before `before` whose `release.mirrored` has not gone out: the poller's sweep retries
+   * their finalize, so a finalizer that died with the lease held (or whose abandon failed) strands nothing.
+   */
+  listUnannounced(before: Date, limit: number): Promise<ReleaseRef[]>;
   getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined>;
 }
 
@@ -790,6 +795,37 @@ export function createDynamoLedger(
         ExpressionAttributeValues: { ':r': releaseIndex, ...(prefix === '' ? {} : { ':prefix': prefix }) },
       });
       return items.map((item) => strip<ReleaseRecord>(item));
+    },
+
+    async listUnannounced(before, limit) {
+      const refs: ReleaseRef[] = [];
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        let page: { Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> };
+        try {
+          page = await doc.send(
+            new QueryCommand({
+              TableName: tableName,
+              IndexName: k.gsi1Name,
+              KeyConditionExpression: '#g1pk = :r',
+              FilterExpression: 'attribute_not_exists(announcedAt) AND claimedAt < :before',
+              ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
+              ExpressionAttributeValues: { ':r': releaseIndex, ':before': before.toISOString() },
+              ExclusiveStartKey: startKey,
+            }),
+          );
+        } catch (error) {
+          return wrap('list unannounced', error);
+        }
+        for (const item of page.Items ?? []) {
+          const record = strip<ReleaseRecord>(item);
+          if (refs.length < limit) {
+            refs.push({ channel: record.channel, board: record.board, version: record.version });
+          }
+        }
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined && refs.length < limit);
+      return refs;
     },
 
     getRelease,

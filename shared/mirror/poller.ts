@@ -6,6 +6,7 @@ import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
 import type { MirrorDeps } from './deps.ts';
+import { finalizeIfDone } from './finalize.ts';
 
 export type PollOutcome =
   /** 304, or the same answer as last time: nothing written. */
@@ -32,6 +33,8 @@ export interface PollReport {
    * the current config, so a changed origin applies to old work too.
    */
   resent: number;
+  /** Releases the sweep finalized after their finalizer gave up (or died) holding the lease. */
+  refinalized: number;
   /** Signing keys that expire within the warning window (the event goes out once a day per key). */
   expiringKeys: string[];
 }
@@ -122,6 +125,27 @@ async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<nu
   return jobs.length;
 }
 
+/**
+ * Every artifact of a release may be done while no job is left to finalize it: the finalizer failed and
+ * could not give its lease back, and the redelivered job found the lease still held and was acknowledged.
+ * Releases claimed more than `stallAfterMinutes` ago and not yet announced get their finalize retried here;
+ * `finalizeIfDone` is a no-op for a release that is not done, already announced, or leased by a live worker.
+ */
+async function finalizeStranded(deps: MirrorDeps, config: CldistConfig): Promise<number> {
+  const before = new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
+  const releases = await deps.ledger.listUnannounced(before, stalledPerRun);
+  let finalized = 0;
+  for (const release of releases) {
+    try {
+      if ((await finalizeIfDone(release, deps, config)).finalized) finalized++;
+    } catch (error) {
+      deps.logger.error('finalize sweep: finalize failed', { ...release, error: describeError(error) });
+    }
+  }
+  if (finalized > 0) deps.logger.warn('stranded releases finalized by the sweep', { releases: finalized });
+  return finalized;
+}
+
 async function warnExpiringKeys(deps: MirrorDeps, config: CldistConfig): Promise<string[]> {
   const now = deps.clock();
   const status = await deps.signatures.status(now, config.keyring.expiryWarningDays);
@@ -170,11 +194,17 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
   } catch (error) {
     deps.logger.error('stalled sweep failed', { error: describeError(error) });
   }
+  let refinalized = 0;
+  try {
+    refinalized = await finalizeStranded(deps, config);
+  } catch (error) {
+    deps.logger.error('finalize sweep failed', { error: describeError(error) });
+  }
   let expiringKeys: string[] = [];
   try {
     expiringKeys = await warnExpiringKeys(deps, config);
   } catch (error) {
     deps.logger.error('signing key check failed', { error: describeError(error) });
   }
-  return { results, resent, expiringKeys };
+  return { results, resent, refinalized, expiringKeys };
 }

@@ -149,6 +149,31 @@ describe('DynamoDB ledger on dynalite', () => {
     expect(await ledger.beginFinalize(other, 60)).toBeUndefined();
   });
 
+  it('lists releases claimed before a time and not yet announced, up to a limit', async () => {
+    const older = { ...release, version: '3510.2.1' };
+    const announced = { ...release, version: '3510.2.2' };
+    await ledger.claimRelease(older, plans);
+    await ledger.claimRelease(announced, [plans[0] as ArtifactPlan]);
+    await ledger.markVerified({ ...announced, artifact: 'version.txt' }, facts);
+    expect(await ledger.beginFinalize(announced, 60)).toBeDefined();
+    expect(await ledger.completeFinalize(announced)).toBe(true);
+    expect(await ledger.recordAnnounced(announced)).toBe(true);
+    now = new Date(now.getTime() + 60_000);
+    const cutoff = new Date(now.getTime() - 1);
+    await ledger.claimRelease(release, plans);
+    await ledger.claimRelease({ ...release, channel: 'beta', version: '3600.0.0' }, plans);
+
+    expect(await ledger.listUnannounced(cutoff, 50)).toEqual([older]);
+    const later = new Date(now.getTime() + 1);
+    expect((await ledger.listUnannounced(later, 50)).map((r) => `${r.channel}/${r.version}`).sort()).toEqual([
+      'beta/3600.0.0',
+      'stable/3510.2.1',
+      'stable/3510.2.8',
+    ]);
+    expect(await ledger.listUnannounced(later, 2)).toHaveLength(2);
+    expect(await ledger.listUnannounced(new Date('2000-01-01T00:00:00Z'), 50)).toEqual([]);
+  });
+
   it('hands a finalized but unannounced release out again, only to publish', async () => {
     await ledger.claimRelease(release, [plans[0] as ArtifactPlan]);
     await ledger.markVerified(ref('version.txt'), facts);

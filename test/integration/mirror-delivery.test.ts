@@ -212,4 +212,44 @@ describe('release mirror when ledger writes or their answers are lost', () => {
     expect(bodies.get(visible)).toBe('10.0.0');
     expect((await rig.ledger.getCurrent('stable', board))?.version).toBe('10.0.0');
   });
+
+  it('finalizes through the poller sweep a release whose finalizer failed and could not give the lease back', async () => {
+    rig = await startRig({ channels: ['stable'], visibilityTimeout: 1 });
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '7.0.0',
+      artifacts: [{ name: 'image.bin', size: 1000 }],
+    });
+    await runPoll(rig.deps, rig.config);
+    const stranding = (deps: MirrorDeps): MirrorDeps => ({
+      ...deps,
+      ledger: {
+        ...deps.ledger,
+        advanceCurrent: async () => {
+          throw lostResponse();
+        },
+        abandonFinalize: async () => {
+          throw lostResponse();
+        },
+      },
+    });
+    const report = await drain(rig.worker(stranding), rig.jobsQueue);
+    expect(report.failures).toBeGreaterThan(0);
+    const ref = { channel: 'stable', board, version: '7.0.0' };
+    expect(await rig.ledger.getRelease(ref)).toMatchObject({ finalizeLeaseUntil: expect.any(String) });
+    expect((await rig.ledger.getRelease(ref))?.announcedAt).toBeUndefined();
+    expect(summary(await rig.events())).not.toContain('release.mirrored');
+
+    expect((await runPoll(rig.deps, rig.config)).refinalized).toBe(0);
+    rig.advance((rig.config.schedule.stallAfterMinutes + 1) * 60_000);
+    const swept = await runPoll(rig.deps, rig.config);
+    expect(swept.refinalized).toBe(1);
+    expect(summary(await rig.events())).toEqual(['release.mirrored']);
+    expect(new TextDecoder().decode(await rig.store.get(`stable/${board}/current/version.txt`))).toContain(
+      '7.0.0',
+    );
+    expect((await runPoll(rig.deps, rig.config)).refinalized).toBe(0);
+    expect(summary(await rig.events())).toEqual(['release.mirrored']);
+  });
 });
