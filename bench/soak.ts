@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +53,11 @@ export interface SoakOptions {
 
 export interface MemorySample {
   rssBytes: number;
+  /**
+   * The anonymous part of RSS (Linux `RssAnon`): the process's own allocations. The rest is file pages
+   * mapped in, such as dynalite's LevelDB tables, which grow with the audit data and the kernel can drop.
+   */
+  rssAnonBytes?: number;
   /** Heap used after a full GC in the server, so garbage awaiting collection does not read as a leak. */
   heapUsedBytes: number;
 }
@@ -97,6 +103,14 @@ type FromServer =
   | ({ kind: 'memory'; internalErrors: number } & MemorySample)
   | { kind: 'failed'; message: string };
 
+function readProcStatus(): string {
+  try {
+    return readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 async function serverChild(dataDir: string): Promise<void> {
   const [{ startServe }, { createLogger }, { parseConfig }] = await Promise.all([
     import('../local/serve.ts'),
@@ -129,7 +143,14 @@ async function serverChild(dataDir: string): Promise<void> {
       if (message.kind === 'memory') {
         globalThis.gc?.();
         const usage = process.memoryUsage();
-        send({ kind: 'memory', rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, internalErrors });
+        const anon = /^RssAnon:\s+(\d+) kB$/m.exec(readProcStatus())?.[1];
+        send({
+          kind: 'memory',
+          rssBytes: usage.rss,
+          ...(anon === undefined ? {} : { rssAnonBytes: Number(anon) * 1024 }),
+          heapUsedBytes: usage.heapUsed,
+          internalErrors,
+        });
       } else {
         void handle.close().finally(() => process.exit(0));
       }
@@ -294,7 +315,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       `soak: ${rate} req/s for ${options.durationSeconds} s (${scheduled} requests), open loop on up to ${options.connections} keep-alive connections, a line every ${options.intervalSeconds} s`,
     );
     out(
-      `${'interval'.padEnd(8)} ${'requests'.padStart(9)} ${'errors'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)} ${'RSS MiB'.padStart(8)} ${'heap MiB'.padStart(9)}`,
+      `${'interval'.padEnd(8)} ${'requests'.padStart(9)} ${'errors'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)} ${'RSS MiB'.padStart(8)} ${'anon MiB'.padStart(9)} ${'heap MiB'.padStart(9)}`,
     );
 
     /**
@@ -360,11 +381,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         p99Ms: percentile(latencies, 99),
         maxMs: latencies[latencies.length - 1] ?? Number.NaN,
         rssBytes: memory.rssBytes,
+        ...(memory.rssAnonBytes === undefined ? {} : { rssAnonBytes: memory.rssAnonBytes }),
         heapUsedBytes: memory.heapUsedBytes,
       };
       intervals.push(report);
       out(
-        `${String(index + 1).padEnd(8)} ${String(requests).padStart(9)} ${String(intervalErrors).padStart(7)} ${report.p50Ms.toFixed(2).padStart(8)} ${report.p99Ms.toFixed(2).padStart(8)} ${report.maxMs.toFixed(2).padStart(8)} ${(report.rssBytes / MiB).toFixed(1).padStart(8)} ${(report.heapUsedBytes / MiB).toFixed(1).padStart(9)}`,
+        `${String(index + 1).padEnd(8)} ${String(requests).padStart(9)} ${String(intervalErrors).padStart(7)} ${report.p50Ms.toFixed(2).padStart(8)} ${report.p99Ms.toFixed(2).padStart(8)} ${report.maxMs.toFixed(2).padStart(8)} ${(report.rssBytes / MiB).toFixed(1).padStart(8)} ${(report.rssAnonBytes === undefined ? '-' : (report.rssAnonBytes / MiB).toFixed(1)).padStart(9)} ${(report.heapUsedBytes / MiB).toFixed(1).padStart(9)}`,
       );
     };
 
@@ -422,6 +444,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           `RSS grew from ${(reference.rssBytes / MiB).toFixed(1)} MiB (interval ${reference.index + 1}) to ${(last.rssBytes / MiB).toFixed(1)} MiB (last)`,
         );
       }
+      if (
+        last.rssAnonBytes !== undefined &&
+        reference.rssAnonBytes !== undefined &&
+        last.rssAnonBytes > allowed(reference.rssAnonBytes)
+      ) {
+        failures.push(
+          `anonymous RSS grew from ${(reference.rssAnonBytes / MiB).toFixed(1)} MiB (interval ${reference.index + 1}) to ${(last.rssAnonBytes / MiB).toFixed(1)} MiB (last)`,
+        );
+      }
       if (last.heapUsedBytes > allowed(reference.heapUsedBytes)) {
         failures.push(
           `heap grew from ${(reference.heapUsedBytes / MiB).toFixed(1)} MiB (interval ${reference.index + 1}) to ${(last.heapUsedBytes / MiB).toFixed(1)} MiB (last)`,
@@ -474,6 +505,10 @@ function summary(report: SoakReport, options: SoakOptions): string {
     [
       'RSS before / interval 2 / last',
       `${mib(report.memoryBaseline.rssBytes)} / ${first ? mib(first.rssBytes) : '-'} / ${last ? mib(last.rssBytes) : '-'}`,
+    ],
+    [
+      'anonymous RSS before / interval 2 / last',
+      `${report.memoryBaseline.rssAnonBytes === undefined ? '-' : mib(report.memoryBaseline.rssAnonBytes)} / ${first?.rssAnonBytes === undefined ? '-' : mib(first.rssAnonBytes)} / ${last?.rssAnonBytes === undefined ? '-' : mib(last.rssAnonBytes)}`,
     ],
     [
       'heap after GC before / interval 2 / last',
