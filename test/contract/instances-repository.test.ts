@@ -1,4 +1,5 @@
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { withRecordCache } from '../../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
@@ -58,6 +59,43 @@ describe('DynamoDB instance repository (dynalite)', () => {
     expect(odd[0]).toEqual(entry(1299));
     expect(odd.at(-1)).toEqual(entry(1));
     expect(await reader.listAudit('even', 3)).toEqual([entry(1298), entry(1296), entry(1294)]);
+  });
+
+  it('stores audit entries compressed, and still reads older plain items and skips a corrupt one', async () => {
+    const name = await table();
+    const repo = repository(name);
+    for (let i = 0; i < 300; i++) repo.recordFetch('z', entry(i));
+    await repo.flush();
+    const { Items = [] } = await clients.doc.send(
+      new QueryCommand({
+        TableName: name,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :audit)',
+        ExpressionAttributeValues: { ':pk': 'instance#z', ':audit': 'audit#' },
+      }),
+    );
+    expect(Items).toHaveLength(1);
+    const stored = Items[0]?.entriesZ as Uint8Array;
+    expect(stored).toBeInstanceOf(Uint8Array);
+    expect(stored.byteLength).toBeLessThan(
+      JSON.stringify(Array.from({ length: 300 }, (_, i) => entry(i))).length / 4,
+    );
+
+    const legacy = {
+      pk: 'instance#z',
+      sk: 'audit#2025-12-31T00:00:00.000Z#0001',
+      entries: JSON.stringify([entry(-5)]),
+    };
+    const corrupt = {
+      pk: 'instance#z',
+      sk: 'audit#2025-12-30T00:00:00.000Z#0002',
+      entriesZ: new Uint8Array([1, 2, 3]),
+    };
+    await clients.doc.send(new PutCommand({ TableName: name, Item: legacy }));
+    await clients.doc.send(new PutCommand({ TableName: name, Item: corrupt }));
+    const listed = await repo.listAudit('z', 1000);
+    expect(listed).toHaveLength(301);
+    expect(listed[0]).toEqual(entry(299));
+    expect(listed.at(-1)).toEqual(entry(-5));
   });
 
   it('loses nothing on an orderly close', async () => {
