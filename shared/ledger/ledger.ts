@@ -226,7 +226,12 @@ export function createDynamoLedger(
     }
   }
 
-  async function queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<Record<string, unknown>[]> {
+  /** Every page of a query, or pages until `limit` items have come back (then exactly `limit`). */
+  async function queryAll(
+    input: Omit<QueryCommandInput, 'TableName'>,
+    operation = 'query',
+    limit = Number.POSITIVE_INFINITY,
+  ): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -236,12 +241,12 @@ export function createDynamoLedger(
           new QueryCommand({ ...input, TableName: tableName, ExclusiveStartKey: startKey }),
         );
       } catch (error) {
-        return wrap('query', error);
+        return wrap(operation, error);
       }
       items.push(...(page.Items ?? []));
       startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return items;
+    } while (startKey !== undefined && items.length < limit);
+    return items.slice(0, limit);
   }
 
   async function getItem(pk: string, sk: string): Promise<Record<string, unknown> | undefined> {
@@ -711,28 +716,17 @@ export function createDynamoLedger(
     },
 
     async listStalled(before, limit) {
-      const items: Record<string, unknown>[] = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        let page: { Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> };
-        try {
-          page = await doc.send(
-            new QueryCommand({
-              TableName: tableName,
-              IndexName: k.gsi1Name,
-              KeyConditionExpression: '#g1pk = :open AND #g1sk < :before',
-              ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey, '#g1sk': k.gsi1SortKey },
-              ExpressionAttributeValues: { ':open': openArtifacts, ':before': before.toISOString() },
-              Limit: limit - items.length,
-              ExclusiveStartKey: startKey,
-            }),
-          );
-        } catch (error) {
-          return wrap('list stalled', error);
-        }
-        items.push(...(page.Items ?? []));
-        startKey = page.LastEvaluatedKey;
-      } while (startKey !== undefined && items.length < limit);
+      const items = await queryAll(
+        {
+          IndexName: k.gsi1Name,
+          KeyConditionExpression: '#g1pk = :open AND #g1sk < :before',
+          ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey, '#g1sk': k.gsi1SortKey },
+          ExpressionAttributeValues: { ':open': openArtifacts, ':before': before.toISOString() },
+          Limit: limit,
+        },
+        'list stalled',
+        limit,
+      );
       return items
         .map((item) => strip<ArtifactRecord>(item))
         .filter((record) => record.state === 'pending' || (record.state === 'missing' && record.required));
@@ -798,34 +792,21 @@ export function createDynamoLedger(
     },
 
     async listUnannounced(before, limit) {
-      const refs: ReleaseRef[] = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        let page: { Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> };
-        try {
-          page = await doc.send(
-            new QueryCommand({
-              TableName: tableName,
-              IndexName: k.gsi1Name,
-              KeyConditionExpression: '#g1pk = :r',
-              FilterExpression: 'attribute_not_exists(announcedAt) AND claimedAt < :before',
-              ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
-              ExpressionAttributeValues: { ':r': releaseIndex, ':before': before.toISOString() },
-              ExclusiveStartKey: startKey,
-            }),
-          );
-        } catch (error) {
-          return wrap('list unannounced', error);
-        }
-        for (const item of page.Items ?? []) {
-          const record = strip<ReleaseRecord>(item);
-          if (refs.length < limit) {
-            refs.push({ channel: record.channel, board: record.board, version: record.version });
-          }
-        }
-        startKey = page.LastEvaluatedKey;
-      } while (startKey !== undefined && refs.length < limit);
-      return refs;
+      const items = await queryAll(
+        {
+          IndexName: k.gsi1Name,
+          KeyConditionExpression: '#g1pk = :r',
+          FilterExpression: 'attribute_not_exists(announcedAt) AND claimedAt < :before',
+          ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
+          ExpressionAttributeValues: { ':r': releaseIndex, ':before': before.toISOString() },
+        },
+        'list unannounced',
+        limit,
+      );
+      return items.map((item) => {
+        const { channel, board, version } = strip<ReleaseRecord>(item);
+        return { channel, board, version };
+      });
     },
 
     getRelease,
