@@ -158,10 +158,11 @@ export interface Ledger {
   recordKeyWarning(fingerprint: string, day: string): Promise<boolean>;
   listReleases(channel?: string, board?: string): Promise<ReleaseRecord[]>;
   /**
-   * Releases claimed before `before` whose `release.mirrored` has not gone out: the poller's sweep retries
-   * their finalize, so a finalizer that died with the lease held (or whose abandon failed) strands nothing.
+   * Releases claimed in [`since`, `before`) whose `release.mirrored` has not gone out: the poller's sweep
+   * retries their finalize, so a finalizer that died with the lease held (or whose abandon failed) strands
+   * nothing.
    */
-  listUnannounced(before: Date, limit: number): Promise<ReleaseRef[]>;
+  listUnannounced(since: Date, before: Date, limit: number): Promise<ReleaseRef[]>;
   getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined>;
 }
 
@@ -791,14 +792,19 @@ export function createDynamoLedger(
       return items.map((item) => strip<ReleaseRecord>(item));
     },
 
-    async listUnannounced(before, limit) {
+    async listUnannounced(since, before, limit) {
       const items = await queryAll(
         {
           IndexName: k.gsi1Name,
           KeyConditionExpression: '#g1pk = :r',
-          FilterExpression: 'attribute_not_exists(announcedAt) AND claimedAt < :before',
+          FilterExpression:
+            'attribute_not_exists(announcedAt) AND claimedAt >= :since AND claimedAt < :before',
           ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
-          ExpressionAttributeValues: { ':r': releaseIndex, ':before': before.toISOString() },
+          ExpressionAttributeValues: {
+            ':r': releaseIndex,
+            ':since': since.toISOString(),
+            ':before': before.toISOString(),
+          },
         },
         'list unannounced',
         limit,

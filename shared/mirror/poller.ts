@@ -40,6 +40,8 @@ export interface PollReport {
 }
 
 const stalledPerRun = 200;
+/** How far back the finalize sweep looks; a release stranded longer than this needs an operator. */
+const strandedWindowDays = 7;
 
 function jobFor(channel: string, board: string, version: string, plan: ArtifactPlan): MirrorJob {
   return {
@@ -128,12 +130,16 @@ async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<nu
 /**
  * Every artifact of a release may be done while no job is left to finalize it: the finalizer failed and
  * could not give its lease back, and the redelivered job found the lease still held and was acknowledged.
- * Releases claimed more than `stallAfterMinutes` ago and not yet announced get their finalize retried here;
- * `finalizeIfDone` is a no-op for a release that is not done, already announced, or leased by a live worker.
+ * Releases claimed more than `stallAfterMinutes` and less than `strandedWindowDays` ago and not yet
+ * announced get their finalize retried here; `finalizeIfDone` is a no-op for a release that is not done,
+ * already announced, or leased by a live worker. A release held by a refused required artifact stays
+ * unannounced for good: the window keeps those from being re-read on every poll for ever, and from
+ * crowding newer stranded releases out of the per-run limit.
  */
 async function finalizeStranded(deps: MirrorDeps, config: CldistConfig): Promise<number> {
   const before = new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
-  const releases = await deps.ledger.listUnannounced(before, stalledPerRun);
+  const since = new Date(before.getTime() - strandedWindowDays * 86_400_000);
+  const releases = await deps.ledger.listUnannounced(since, before, stalledPerRun);
   let finalized = 0;
   for (const release of releases) {
     try {

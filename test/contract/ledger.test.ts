@@ -163,15 +163,17 @@ describe('DynamoDB ledger on dynalite', () => {
     await ledger.claimRelease(release, plans);
     await ledger.claimRelease({ ...release, channel: 'beta', version: '3600.0.0' }, plans);
 
-    expect(await ledger.listUnannounced(cutoff, 50)).toEqual([older]);
+    const epoch = new Date('2000-01-01T00:00:00Z');
+    expect(await ledger.listUnannounced(epoch, cutoff, 50)).toEqual([older]);
     const later = new Date(now.getTime() + 1);
-    expect((await ledger.listUnannounced(later, 50)).map((r) => `${r.channel}/${r.version}`).sort()).toEqual([
-      'beta/3600.0.0',
-      'stable/3510.2.1',
-      'stable/3510.2.8',
-    ]);
-    expect(await ledger.listUnannounced(later, 2)).toHaveLength(2);
-    expect(await ledger.listUnannounced(new Date('2000-01-01T00:00:00Z'), 50)).toEqual([]);
+    expect(
+      (await ledger.listUnannounced(epoch, later, 50)).map((r) => `${r.channel}/${r.version}`).sort(),
+    ).toEqual(['beta/3600.0.0', 'stable/3510.2.1', 'stable/3510.2.8']);
+    expect(await ledger.listUnannounced(epoch, later, 2)).toHaveLength(2);
+    expect(await ledger.listUnannounced(epoch, epoch, 50)).toEqual([]);
+    expect(
+      (await ledger.listUnannounced(new Date(cutoff.getTime() + 1), later, 50)).map((r) => r.version).sort(),
+    ).toEqual(['3510.2.8', '3600.0.0']);
   });
 
   it('hands a finalized but unannounced release out again, only to publish', async () => {
