@@ -1,7 +1,8 @@
 import { randomInt } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { buildApp, stackName } from '../../cdk/build-app.ts';
 import { defaultConfigFile } from '../../cdk/settings.ts';
@@ -28,6 +29,12 @@ declare module 'vitest' {
 }
 
 /**
+ * Set to a directory to keep the synthesized assembly there and reuse it on the next run, while
+ * iterating on a deploy test. Delete the directory (or unset this) after changing the stack or a handler.
+ */
+export const reuseVariable = 'CLDIST_DEPLOY_REUSE_DIR';
+
+/**
  * A loopback address of its own and a port below Linux's ephemeral range, so nothing else on the machine
  * (outgoing connections, servers on port 0) takes it between now and when the origin listens.
  */
@@ -39,13 +46,12 @@ function originAddress(): { host: string; port: number } {
 }
 
 /**
- * Synthesizes the app once for the whole run, offline, with the real esbuild bundles, from an operator
- * config that changes only the upstream origin (the sim origin) and its trusted key. The cloud assembly
- * is what `cdk deploy` would upload; the deploy tests stand it up and run its bundles.
+ * Synthesizes the app with the real esbuild bundles, offline, from an operator config that changes only
+ * the upstream origin (the sim origin) and its trusted key. The cloud assembly is what `cdk deploy`
+ * would upload; the deploy tests stand it up and run its bundles.
  */
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+async function synthesize(work: string): Promise<DeployFixture> {
   process.env.CDK_DISABLE_CLI_TELEMETRY = 'true';
-  const work = await mkdtemp(join(tmpdir(), 'cldist-deploy-'));
   const key = await generateSimKey('curve25519');
   const origin = originAddress();
   const keyFile = join(work, 'sim-origin-signing-key.asc');
@@ -59,9 +65,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const outdir = join(work, 'cdk.out');
   // Path metadata is what the CLI adds too; it names each function in the harness's messages.
   const { app, stack } = buildApp({ cwd: work, outdir, context: { 'aws:cdk:enable-path-metadata': true } });
-  const assembly = app.synth();
-  const artifact = assembly.getStackByName(stack.stackName);
-  project.provide('deployFixture', {
+  const artifact = app.synth().getStackByName(stack.stackName);
+  return {
     outdir,
     templateFile: join(outdir, artifact.templateFile),
     stackName,
@@ -69,7 +74,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
     originPrivateKeyArmored: key.privateKey.armor(),
     originPrimaryFingerprint: key.primaryFingerprint,
     operatorConfig,
-  });
+  };
+}
+
+/** Once per run (or once while CLDIST_DEPLOY_REUSE_DIR is kept), before any deploy test file. */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const reuse = process.env[reuseVariable];
+  if (reuse !== undefined && reuse !== '') {
+    const dir = resolve(reuse);
+    const saved = join(dir, 'fixture.json');
+    if (!existsSync(saved)) {
+      await mkdir(dir, { recursive: true });
+      await writeFile(saved, JSON.stringify(await synthesize(dir)));
+    }
+    project.provide('deployFixture', JSON.parse(await readFile(saved, 'utf8')) as DeployFixture);
+    return async () => {};
+  }
+  const work = await mkdtemp(join(tmpdir(), 'cldist-deploy-'));
+  project.provide('deployFixture', await synthesize(work));
   return async () => {
     await rm(work, { recursive: true, force: true });
   };

@@ -52,6 +52,9 @@ function platformEnvironment(fn: TemplateFunction, endpoints: Endpoints): Record
     AWS_EXECUTION_ENV: `AWS_Lambda_${fn.runtime}`,
     LAMBDA_TASK_ROOT: '/var/task',
     _HANDLER: fn.handler,
+    TZ: ':UTC',
+    LANG: 'en_US.UTF-8',
+    PATH: '/usr/local/bin:/usr/bin/:/bin',
   };
 }
 

@@ -26,6 +26,8 @@ const optionalEnvironment = [
   /^(HOME|USERPROFILE|HOMEPATH|HOMEDRIVE)$/,
   // Node's own --watch support checks it when a module is loaded.
   /^WATCH_REPORT_DEPENDENCIES$/,
+  // Powertools Logger's fallbacks for the log level and the environment field.
+  /^(LOG_LEVEL|ENVIRONMENT)$/,
   // Colour and test-runner detection in bundled libraries; undici's own switches.
   /^(FORCE_COLOR|NO_COLOR|TERM|CI|JEST_WORKER_ID|VITEST)$/,
   /^UNDICI_/,
