@@ -117,19 +117,25 @@ class LogTail {
  * the caller to root for the mount.
  */
 function namespacedCommand(assetDir: string): { command: string; args: string[] } {
+  const root = process.getuid?.() === 0;
+  const mount = 'PATH=/usr/sbin:/usr/bin:/sbin:/bin mount';
+  // In a user namespace the bind mount keeps the source's locked flags and a read-only remount may be
+  // refused; there the asset stays writable, which only weakens a check Lambda makes.
+  const readOnly = root
+    ? `${mount} -o remount,bind,ro /var/task`
+    : `{ ${mount} -o remount,bind,ro /var/task || true; }`;
   const mountScript = [
-    'PATH=/usr/sbin:/usr/bin:/sbin:/bin mount -t tmpfs -o size=1m,mode=0755 tmpfs /var',
+    `${mount} -t tmpfs -o size=1m,mode=0755 tmpfs /var`,
     'PATH=/usr/sbin:/usr/bin:/sbin:/bin mkdir /var/task',
-    'PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$1" /var/task',
-    'PATH=/usr/sbin:/usr/bin:/sbin:/bin mount -o remount,bind,ro /var/task',
+    `${mount} --bind "$1" /var/task`,
+    readOnly,
     'shift',
     'exec "$@"',
   ].join(' && ');
-  const user = process.getuid?.() === 0 ? [] : ['--map-root-user'];
   return {
     command: 'unshare',
     args: [
-      ...user,
+      ...(root ? [] : ['--map-root-user']),
       '--mount',
       '--propagation',
       'private',
