@@ -203,9 +203,11 @@ export function paramsFromBody(
     [K in keyof typeof instanceParamsShape]?: z.infer<(typeof instanceParamsShape)[K]>;
   },
 ): InstanceParams {
-  const { ips, sshKeys, attributes: given, ...rest } = body;
-  const optional = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
-  return { ips: ips ?? [], sshKeys: sshKeys ?? [], attributes: given ?? {}, ...optional };
+  const { ips, sshKeys, attributes: given, publicIp, hostname: host, instanceType, zone } = body;
+  const optional = Object.entries({ publicIp, hostname: host, instanceType, zone }).filter(
+    ([, v]) => v !== undefined,
+  );
+  return { ips: ips ?? [], sshKeys: sshKeys ?? [], attributes: given ?? {}, ...Object.fromEntries(optional) };
 }
 
 /** Parameters as stored (a JSON string in the ledger); anything unreadable reads as none. */
