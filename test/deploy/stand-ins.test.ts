@@ -84,6 +84,21 @@ describe('stand-ins built from the template', () => {
     expect(got.Messages?.map((m) => m.Body)).toEqual([JSON.stringify({ event: 'release.mirrored' })]);
   });
 
+  it('says which template properties the stand-ins cannot honour, rather than dropping them silently', async () => {
+    const withTtl = await deployStack({
+      editTemplate: (template) => {
+        const ledger = Object.values(template.Resources).find((r) => r.Type === 'AWS::DynamoDB::Table');
+        if (ledger?.Properties === undefined) throw new Error('no table in the template');
+        ledger.Properties.TimeToLiveSpecification = { AttributeName: 'expiresAt', Enabled: true };
+      },
+    });
+    await withTtl.close();
+    expect(withTtl.standIns.notApplied).toEqual([
+      expect.stringMatching(/Cldist\/Ledger: TimeToLiveSpecification on expiresAt \(dynalite has no TTL\)/),
+    ]);
+    expect(deployment.standIns.notApplied).toEqual([]);
+  });
+
   it('resolves every intrinsic in the functions’ environments to the stand-ins’ values', () => {
     for (const fn of deployment.functions) {
       const env = deployment.templateEnvironment(fn);
