@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
-import { buildApp } from '../../cdk/build-app.ts';
+import { buildApp, stackName } from '../../cdk/build-app.ts';
 import type { CldistStack } from '../../cdk/cldist-stack.ts';
 import { projectRoot } from '../../shared/config.ts';
+import { type IntrinsicScope, type PhysicalResource, resolveString } from '../deploy/harness/template.ts';
 
 /** Bundling is skipped in assertion tests, so any existing file serves as the handler entry. */
 export const fixtureEntry = join(projectRoot, 'test', 'cdk', 'fixtures', 'handler.ts');
@@ -66,60 +67,48 @@ export function idOf(resources: Record<string, CfnResource>, type: string, prefi
 }
 
 const fakeAccount = '123456789012';
+const fakeRegion = 'us-east-1';
+
+/** Plausible names and ARNs for what the stack creates, by resource type, where nothing is stood up. */
+function fakeResource(logicalId: string, type: string | undefined): PhysicalResource | undefined {
+  const name = logicalId.toLowerCase();
+  const service = type?.split('::')[1]?.toLowerCase() ?? 'unknown';
+  const arn = (attribute: string) =>
+    `arn:aws:${service}:${fakeRegion}:${fakeAccount}:${logicalId}/${attribute}`;
+  const attributes = new Proxy<Record<string, string>>(
+    { ApiEndpoint: 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com' },
+    { get: (target, key) => (typeof key === 'string' ? (target[key] ?? arn(key)) : undefined) },
+  );
+  switch (type) {
+    case 'AWS::S3::Bucket':
+    case 'AWS::DynamoDB::Table':
+      return { ref: `cldist-${name}`, attributes };
+    case 'AWS::SNS::Topic':
+      return { ref: `arn:aws:sns:${fakeRegion}:${fakeAccount}:${logicalId}`, attributes };
+    case 'AWS::SQS::Queue':
+      return { ref: `https://sqs.${fakeRegion}.amazonaws.com/${fakeAccount}/${logicalId}`, attributes };
+    case 'AWS::ApiGatewayV2::Api':
+      return { ref: 'a1b2c3d4e5', attributes };
+    case undefined:
+      return undefined;
+    default:
+      return { ref: logicalId, attributes };
+  }
+}
 
 /**
  * Resolves the CloudFormation intrinsics used in environment variables with plausible values, so a test
- * can feed the deployed environment to the handlers' own parser.
+ * can feed the deployed environment to the handlers' own parser. The deploy tests resolve the same way
+ * to the stand-ins' real names (test/deploy/harness/template.ts).
  */
 export function resolveIntrinsics(value: unknown, resources: Record<string, CfnResource>): string {
-  if (typeof value === 'string') {
-    return value;
-  }
-  if (typeof value !== 'object' || value === null) {
-    throw new Error(`cannot resolve ${JSON.stringify(value)}`);
-  }
-  const record = value as Record<string, unknown>;
-  if ('Fn::Join' in record) {
-    const [separator, parts] = record['Fn::Join'] as [string, unknown[]];
-    return parts.map((part) => resolveIntrinsics(part, resources)).join(separator);
-  }
-  if ('Ref' in record) {
-    const ref = record.Ref as string;
-    const pseudo: Record<string, string> = {
-      'AWS::Region': 'us-east-1',
-      'AWS::URLSuffix': 'amazonaws.com',
-      'AWS::AccountId': fakeAccount,
-      'AWS::Partition': 'aws',
-    };
-    if (pseudo[ref] !== undefined) {
-      return pseudo[ref];
-    }
-    const type = resources[ref]?.Type;
-    const name = ref.toLowerCase();
-    switch (type) {
-      case 'AWS::S3::Bucket':
-      case 'AWS::DynamoDB::Table':
-        return `cldist-${name}`;
-      case 'AWS::SNS::Topic':
-        return `arn:aws:sns:us-east-1:${fakeAccount}:${ref}`;
-      case 'AWS::SQS::Queue':
-        return `https://sqs.us-east-1.amazonaws.com/${fakeAccount}/${ref}`;
-      case 'AWS::ApiGatewayV2::Api':
-        return 'a1b2c3d4e5';
-      default:
-        throw new Error(`no fake value for Ref ${ref} (${type})`);
-    }
-  }
-  if ('Fn::GetAtt' in record) {
-    const [ref, attribute] = record['Fn::GetAtt'] as [string, string];
-    if (attribute === 'ApiEndpoint') {
-      return 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com';
-    }
-    const type = resources[ref]?.Type ?? 'unknown';
-    const service = type.split('::')[1]?.toLowerCase() ?? 'unknown';
-    return `arn:aws:${service}:us-east-1:${fakeAccount}:${ref}/${attribute}`;
-  }
-  throw new Error(`cannot resolve ${JSON.stringify(value)}`);
+  const scope: IntrinsicScope = {
+    region: fakeRegion,
+    accountId: fakeAccount,
+    stackName,
+    resource: (logicalId) => fakeResource(logicalId, resources[logicalId]?.Type),
+  };
+  return resolveString(value, scope, 'template');
 }
 
 /** The Properties of a resource that must exist, so a wrong ID fails loudly instead of reading undefined. */
