@@ -1,21 +1,11 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  faults,
-  type PublishedRelease,
-  type SimOrigin,
-  startSimOrigin,
-} from '../../local/sim-origin/sim-origin.ts';
-import type { PollReport } from '../../shared/mirror/poller.ts';
+import { faults, type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import type { Deployment } from './harness/deployment.ts';
-import { drainQueue, type SqsEventSource, scheduledEvent, sqsEventSource } from './harness/event-sources.ts';
 import { deployStack } from './harness/fixture.ts';
-import { subscribeQueue, type TopicSubscriber } from './harness/subscriber.ts';
+import { MirrorDriver } from './harness/mirror-driver.ts';
 
-const channel = 'stable';
-const board = 'amd64-usr';
 const KiB = 1024;
 
 /** The default artifacts of the deployed config (the operator changed only the origin and its key). */
@@ -25,6 +15,23 @@ const artifacts = [
   { name: 'flatcar_production_pxe_image.cpio.gz', size: 160 * KiB },
 ];
 
+const sha512 = (bytes: Buffer | undefined) =>
+  createHash('sha512')
+    .update(bytes ?? Buffer.alloc(0))
+    .digest('hex');
+
+/** A path pattern for one artifact of one version on the origin (not its `.sig`). */
+const artifactPath = (version: string, name: string) =>
+  new RegExp(`/${version.replaceAll('.', '\\.')}/${name.replaceAll('.', '\\.')}$`);
+
+// The deployed config names one origin address, so every deployment in this file shares one sim origin.
+let origin: SimOrigin;
+beforeAll(async () => {
+  const fixture = inject('deployFixture');
+  origin = await startSimOrigin({ ...fixture.origin, privateKeyArmored: fixture.originPrivateKeyArmored });
+});
+afterAll(() => origin?.close());
+
 /**
  * The poller and worker bundles, run as Lambda runs them, mirroring from the sim origin the deployed
  * config points at: scheduled event → poller → jobs queue → worker (SQS events from the real queue) →
@@ -32,107 +39,65 @@ const artifacts = [
  */
 describe('the deployed mirror pipeline', () => {
   let deployment: Deployment;
-  let origin: SimOrigin;
-  let jobs: SqsEventSource;
-  let subscriber: TopicSubscriber;
-  let mirrorBucket: string;
-
-  const poll = () => deployment.invoke<PollReport>('Poller', scheduledEvent(deployment, 'Poller'));
-
-  async function object(key: string): Promise<Buffer | undefined> {
-    try {
-      const got = await deployment.clients.s3.send(new GetObjectCommand({ Bucket: mirrorBucket, Key: key }));
-      return Buffer.from((await got.Body?.transformToByteArray()) ?? []);
-    } catch (error) {
-      if ((error as Error).name === 'NoSuchKey') return undefined;
-      throw error;
-    }
-  }
-
-  async function keysUnder(prefix: string): Promise<string[]> {
-    const listed = await deployment.clients.s3.send(
-      new ListObjectsV2Command({ Bucket: mirrorBucket, Prefix: prefix }),
-    );
-    return (listed.Contents ?? []).map((entry) => entry.Key ?? '').sort();
-  }
-
-  async function mirroredVersion(): Promise<string | undefined> {
-    const text = (await object(`${channel}/${board}/current/version.txt`))?.toString('utf8');
-    return text === undefined ? undefined : /^FLATCAR_VERSION_ID=(.+)$/m.exec(text)?.[1];
-  }
-
-  function publish(version: string): Promise<PublishedRelease> {
-    return origin.publishRelease({ channel, board, version, artifacts });
-  }
-
-  const sha512 = (bytes: Buffer) => createHash('sha512').update(bytes).digest('hex');
+  let mirror: MirrorDriver;
 
   beforeAll(async () => {
-    const fixture = inject('deployFixture');
     deployment = await deployStack();
-    origin = await startSimOrigin({
-      ...fixture.origin,
-      privateKeyArmored: fixture.originPrivateKeyArmored,
-    });
-    jobs = sqsEventSource(deployment, 'Worker');
-    mirrorBucket = deployment.ref('MirrorBucket');
-    subscriber = await subscribeQueue(deployment.clients, deployment.ref('Events/Topic'));
+    mirror = await MirrorDriver.create(deployment, origin);
   });
-  afterAll(async () => {
-    await deployment?.close();
-    await origin?.close();
-  });
+  afterAll(() => deployment?.close());
 
   it('mirrors a release end to end: byte-identical artifacts, current/version.txt, release.mirrored', async () => {
-    const release = await publish('3510.2.1');
-    const report = await poll();
-    expect(report.results).toMatchObject([{ channel, board, outcome: 'new-release', version: '3510.2.1' }]);
+    const release = await mirror.publish('3510.2.1', artifacts);
+    const report = await mirror.poll();
+    expect(report.results).toMatchObject([
+      { channel: mirror.channel, board: mirror.board, outcome: 'new-release', version: '3510.2.1' },
+    ]);
 
-    const { invocations } = await drainQueue(jobs);
+    const invocations = await mirror.drain();
     expect(invocations.flatMap((i) => i.failed)).toEqual([]);
     // One job per configured artifact, each delivered alone (the mapping's batch size).
     expect(invocations.map((i) => i.records.length)).toEqual(
-      new Array(artifacts.length + 1).fill(jobs.batchSize),
+      new Array(artifacts.length + 1).fill(mirror.jobs.batchSize),
     );
 
     for (const name of ['version.txt', ...artifacts.map((a) => a.name)]) {
-      const stored = await object(`${channel}/${board}/3510.2.1/${name}`);
+      const stored = await mirror.object(mirror.key(`3510.2.1/${name}`));
       expect(stored, name).toBeDefined();
-      expect(sha512(stored ?? Buffer.alloc(0)), name).toBe(release.sha512[name]);
-      expect(await object(`${channel}/${board}/3510.2.1/${name}.sig`), `${name}.sig`).toBeDefined();
+      expect(sha512(stored), name).toBe(release.sha512[name]);
+      expect(await mirror.object(mirror.key(`3510.2.1/${name}.sig`)), `${name}.sig`).toBeDefined();
     }
-    expect(await mirroredVersion()).toBe('3510.2.1');
-    const mirrored = await subscriber.waitFor((e) => e.event === 'release.mirrored');
-    expect(mirrored).toMatchObject({ channel, board, version: '3510.2.1' });
+    expect(await mirror.mirroredVersion()).toBe('3510.2.1');
+    const mirrored = await mirror.subscriber.waitFor((e) => e.event === 'release.mirrored');
+    expect(mirrored).toMatchObject({ channel: mirror.channel, board: mirror.board, version: '3510.2.1' });
   });
 
   it('acknowledges a tampered artifact and alerts, without retrying it', async () => {
     const tampered = 'flatcar_production_pxe.vmlinuz';
-    const path = new RegExp(`/3510\\.2\\.2/${tampered.replaceAll('.', '\\.')}$`);
+    const path = artifactPath('3510.2.2', tampered);
     const fault = origin.inject(path, faults.tamper(1000));
-    await publish('3510.2.2');
-    await poll();
+    await mirror.publish('3510.2.2', artifacts);
+    await mirror.poll();
 
-    const { invocations } = await drainQueue(jobs);
+    const invocations = await mirror.drain();
     expect(fault.applied).toBe(1);
     // Acknowledged: no batch item failure, so SQS never delivers it again.
     expect(invocations.flatMap((i) => i.failed)).toEqual([]);
     expect(origin.requests.filter((r) => r.method === 'GET' && path.test(r.path))).toHaveLength(1);
-    const alert = await subscriber.waitFor((e) => e.event === 'artifact.verification_failed');
+    const alert = await mirror.subscriber.waitFor((e) => e.event === 'artifact.verification_failed');
     expect(alert).toMatchObject({ version: '3510.2.2', artifact: tampered });
-    expect(await keysUnder(`${channel}/${board}/3510.2.2/${tampered}`)).toEqual([]);
+    expect(await mirror.keysUnder(mirror.key(`3510.2.2/${tampered}`))).toEqual([]);
     // The release is incomplete, so the mirror's current stays where it was.
-    expect(await mirroredVersion()).toBe('3510.2.1');
+    expect(await mirror.mirroredVersion()).toBe('3510.2.1');
   });
 
   it('retries a 5xx from the origin through the queue until the artifact is mirrored', async () => {
     const flaky = 'flatcar_production_openstack_image.img.bz2';
-    const path = new RegExp(`/3510\\.2\\.3/${flaky.replaceAll('.', '\\.')}$`);
-    origin.inject(path, faults.status(503), { times: 2 });
-    const release = await publish('3510.2.3');
-    await poll();
+    origin.inject(artifactPath('3510.2.3', flaky), faults.status(503), { times: 2 });
+    const release = await mirror.publish('3510.2.3', artifacts);
+    await mirror.poll();
 
-    const { invocations } = await drainQueue(jobs);
+    const invocations = await mirror.drain();
     const flakyDeliveries = invocations.filter((i) => i.records.some((r) => r.body.includes(flaky)));
     expect(flakyDeliveries.map((i) => i.failed.length)).toEqual([1, 1, 0]);
     expect(flakyDeliveries.map((i) => i.records[0]?.attributes.ApproximateReceiveCount)).toEqual([
@@ -140,22 +105,20 @@ describe('the deployed mirror pipeline', () => {
       '2',
       '3',
     ]);
-    const stored = await object(`${channel}/${board}/3510.2.3/${flaky}`);
-    expect(sha512(stored ?? Buffer.alloc(0))).toBe(release.sha512[flaky]);
-    expect(await mirroredVersion()).toBe('3510.2.3');
-    await subscriber.waitFor((e) => e.event === 'release.mirrored' && e.version === '3510.2.3');
+    expect(sha512(await mirror.object(mirror.key(`3510.2.3/${flaky}`)))).toBe(release.sha512[flaky]);
+    expect(await mirror.mirroredVersion()).toBe('3510.2.3');
+    await mirror.subscriber.waitFor((e) => e.event === 'release.mirrored' && e.version === '3510.2.3');
   });
 
   it('dead-letters a job that keeps failing, after the maxReceiveCount the template declares', async () => {
     const queueProps = deployment.template.Resources[deployment.logicalId('Jobs/Queue')]?.Properties ?? {};
     const { maxReceiveCount } = queueProps.RedrivePolicy as { maxReceiveCount: number };
     const broken = 'flatcar_production_pxe_image.cpio.gz';
-    const path = new RegExp(`/3510\\.2\\.4/${broken.replaceAll('.', '\\.')}$`);
-    origin.inject(path, faults.status(500), { times: 1000 });
-    await publish('3510.2.4');
-    await poll();
+    origin.inject(artifactPath('3510.2.4', broken), faults.status(500), { times: 1000 });
+    await mirror.publish('3510.2.4', artifacts);
+    await mirror.poll();
 
-    const { invocations } = await drainQueue(jobs);
+    const invocations = await mirror.drain();
     const failures = invocations.filter((i) => i.failed.length > 0);
     expect(failures).toHaveLength(maxReceiveCount);
     expect(failures.every((i) => i.records[0]?.body.includes(broken))).toBe(true);
@@ -168,8 +131,8 @@ describe('the deployed mirror pipeline', () => {
       }),
     );
     expect(dead.Messages?.map((m) => JSON.parse(m.Body ?? '{}'))).toMatchObject([
-      { channel, board, version: '3510.2.4', artifact: broken },
+      { channel: mirror.channel, board: mirror.board, version: '3510.2.4', artifact: broken },
     ]);
-    expect(await mirroredVersion()).toBe('3510.2.3');
+    expect(await mirror.mirroredVersion()).toBe('3510.2.3');
   });
 });
