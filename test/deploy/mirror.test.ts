@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { faults, type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { faults, type SimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import type { Deployment } from './harness/deployment.ts';
 import { deployStack } from './harness/fixture.ts';
 import { MirrorDriver } from './harness/mirror-driver.ts';
+import { originWaitMs, startDeployedOrigin } from './harness/origin.ts';
 
 const KiB = 1024;
 
@@ -24,12 +25,11 @@ const sha512 = (bytes: Buffer | undefined) =>
 const artifactPath = (version: string, name: string) =>
   new RegExp(`/${version.replaceAll('.', '\\.')}/${name.replaceAll('.', '\\.')}$`);
 
-// The deployed config names one origin address, so every deployment in this file shares one sim origin.
+// The deployed config names one origin address: this file holds it for all its cases, then lets go.
 let origin: SimOrigin;
 beforeAll(async () => {
-  const fixture = inject('deployFixture');
-  origin = await startSimOrigin({ ...fixture.origin, privateKeyArmored: fixture.originPrivateKeyArmored });
-});
+  origin = await startDeployedOrigin();
+}, originWaitMs + 10_000);
 afterAll(() => origin?.close());
 
 /**
