@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ChannelConfig } from '../../shared/config.ts';
 import { artifactSeed, generatedBytes } from './content.ts';
@@ -97,6 +97,11 @@ export interface SimOriginOptions {
   host?: string;
   /** Default 0 (any free port). A fixed one lets a URL be decided before the origin starts. */
   port?: number;
+  /**
+   * With a fixed port: how long to keep trying while another origin holds the address (the listening
+   * socket is then a lock between test files that share one deployed origin URL). Default 0: fail at once.
+   */
+  waitForAddressMs?: number;
 }
 
 export interface SimOrigin {
@@ -202,6 +207,31 @@ function sleepUnlessClosed(ms: number, response: ServerResponse): Promise<void> 
     }
     response.on('close', done);
   });
+}
+
+function addressInUse(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+}
+
+/** Listens, retrying with a bounded back-off while the address is in use, up to `waitMs`. */
+async function listenOn(server: Server, host: string, port: number, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (let attempt = 0; ; attempt++) {
+    server.listen(port, host);
+    try {
+      // `once` rejects when the server emits 'error' (EADDRINUSE) before 'listening'.
+      await once(server, 'listening');
+      return;
+    } catch (cause) {
+      if (!addressInUse(cause) || Date.now() >= deadline) {
+        const held = addressInUse(cause) && waitMs > 0 ? ` (still in use after ${waitMs} ms)` : '';
+        throw new Error(`sim origin cannot listen on ${host}:${port}${held}: ${(cause as Error).message}`, {
+          cause,
+        });
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 500)));
+  }
 }
 
 /**
@@ -443,15 +473,7 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
     });
   });
   const host = options.host ?? '127.0.0.1';
-  server.listen(options.port ?? 0, host);
-  try {
-    // `once` rejects when the server emits 'error' (EADDRINUSE) before 'listening'.
-    await once(server, 'listening');
-  } catch (cause) {
-    throw new Error(`sim origin cannot listen on ${host}:${options.port ?? 0}: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
+  await listenOn(server, host, options.port ?? 0, options.waitForAddressMs ?? 0);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host}:${port}`;
 

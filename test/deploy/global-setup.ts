@@ -13,8 +13,11 @@ export interface DeployFixture {
   outdir: string;
   templateFile: string;
   stackName: string;
-  /** Where the tests must start the sim origin: the address baked into the deployed config. */
-  origin: { host: string; port: number };
+  /**
+   * Where the tests must start the sim origin: the address baked into the deployed config. Spread into
+   * `startSimOrigin`, `waitForAddressMs` makes files that need the origin take turns.
+   */
+  origin: { host: string; port: number; waitForAddressMs: number };
   /** The sim origin's signing key; its public half is the config's only trusted key. */
   originPrivateKeyArmored: string;
   originPrimaryFingerprint: string;
@@ -38,10 +41,12 @@ export const reuseVariable = 'CLDIST_DEPLOY_REUSE_DIR';
  * A loopback address of its own and a port below Linux's ephemeral range, so nothing else on the machine
  * (outgoing connections, servers on port 0) takes it between now and when the origin listens.
  */
-function originAddress(): { host: string; port: number } {
+function originAddress(): DeployFixture['origin'] {
   return {
     host: `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`,
     port: randomInt(20_000, 32_000),
+    // Long enough for another file to finish its mirror cases on a loaded 2-core machine.
+    waitForAddressMs: 100_000,
   };
 }
 

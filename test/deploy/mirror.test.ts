@@ -5,7 +5,7 @@ import { faults, type SimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import type { Deployment } from './harness/deployment.ts';
 import { deployStack } from './harness/fixture.ts';
 import { MirrorDriver } from './harness/mirror-driver.ts';
-import { originWaitMs, startDeployedOrigin } from './harness/origin.ts';
+import { originHookTimeoutMs, startDeployedOrigin } from './harness/origin.ts';
 
 const KiB = 1024;
 
@@ -29,7 +29,7 @@ const artifactPath = (version: string, name: string) =>
 let origin: SimOrigin;
 beforeAll(async () => {
   origin = await startDeployedOrigin();
-}, originWaitMs + 10_000);
+}, originHookTimeoutMs());
 afterAll(() => origin?.close());
 
 /**
