@@ -135,4 +135,8 @@ describe('the deployed mirror pipeline', () => {
     ]);
     expect(await mirror.mirroredVersion()).toBe('3510.2.3');
   });
+
+  it('ran every case on one warm container per function', () => {
+    expect([deployment.coldStarts('Poller'), deployment.coldStarts('Worker')]).toEqual([1, 1]);
+  });
 });

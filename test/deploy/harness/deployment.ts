@@ -65,6 +65,7 @@ function platformEnvironment(fn: TemplateFunction, endpoints: Endpoints): Record
  */
 export class Deployment {
   private readonly containers = new Map<string, Promise<LambdaContainer>>();
+  private readonly starts = new Map<string, number>();
 
   private constructor(
     readonly template: CfnTemplate,
@@ -150,23 +151,31 @@ export class Deployment {
     return physical;
   }
 
-  /** The warm container of a function, started (cold) on first use. */
-  container(id: string): Promise<LambdaContainer> {
+  /** The warm container of a function, started (cold) on first use and again after its process died. */
+  async container(id: string): Promise<LambdaContainer> {
     const fn = this.function(id);
-    let started = this.containers.get(fn.logicalId);
-    if (started === undefined) {
-      started = LambdaContainer.start({
-        name: fn.name,
-        handler: fn.handler,
-        assetDir: fn.assetDir,
-        environment: this.environment(fn),
-        timeoutSeconds: fn.timeoutSeconds,
-        memoryMiB: fn.memoryMiB,
-        functionArn: this.attribute(fn.logicalId, 'Arn'),
-      });
-      this.containers.set(fn.logicalId, started);
+    const cached = this.containers.get(fn.logicalId);
+    if (cached !== undefined) {
+      const container = await cached;
+      if (container.running) return container;
     }
+    const started = LambdaContainer.start({
+      name: fn.name,
+      handler: fn.handler,
+      assetDir: fn.assetDir,
+      environment: this.environment(fn),
+      timeoutSeconds: fn.timeoutSeconds,
+      memoryMiB: fn.memoryMiB,
+      functionArn: this.attribute(fn.logicalId, 'Arn'),
+    });
+    this.containers.set(fn.logicalId, started);
+    this.starts.set(fn.logicalId, this.coldStarts(id) + 1);
     return started;
+  }
+
+  /** How many containers of the function were started: 1 means every event so far found it warm. */
+  coldStarts(id: string): number {
+    return this.starts.get(this.function(id).logicalId) ?? 0;
   }
 
   async invoke<T = unknown>(id: string, event: unknown): Promise<T> {

@@ -256,6 +256,11 @@ export class LambdaContainer {
     waiter?.resolve(message);
   }
 
+  /** False once the process has exited (a crash, or `close`): Lambda would start a new container. */
+  get running(): boolean {
+    return !this.exited;
+  }
+
   /** Unset variables read so far that no platform or library defines as optional. */
   unexpectedReads(): string[] {
     return [...this.unsetReads].filter((name) => !optionalEnvironment.some((pattern) => pattern.test(name)));
