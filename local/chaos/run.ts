@@ -725,6 +725,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           return result;
         },
         status: (now, days) => deps.signatures.status(now, days),
+        refreshTrust: () => deps.signatures.refreshTrust(),
       };
       const store: ObjectStore = {
         ...deps.store,
