@@ -726,6 +726,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         },
         status: (now, days) => deps.signatures.status(now, days),
         refreshTrust: () => deps.signatures.refreshTrust(),
+        trustLocation: deps.signatures.trustLocation,
       };
       const store: ObjectStore = {
         ...deps.store,

@@ -49,6 +49,8 @@ export interface SignatureChecker {
    * go. The poller compares the version with the one each awaiting-trust artifact was refused under.
    */
   refreshTrust(): Promise<TrustState>;
+  /** Where an operator uploads a rotated key, for alerts. */
+  readonly trustLocation: string;
 }
 
 export interface TrustState {

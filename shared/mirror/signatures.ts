@@ -20,6 +20,7 @@ export function keyringChecker(
     },
     status: (now, warningDays) => keyringStatus(keyring, now, warningDays),
     refreshTrust: () => Promise.resolve(trust),
+    trustLocation: location,
   };
 }
 
@@ -62,5 +63,6 @@ export function trustedChecker(trust: TrustedKeyring): SignatureChecker {
       const snapshot = await trust.refresh('poll');
       return { version: snapshot.version, location: trust.location };
     },
+    trustLocation: trust.location,
   };
 }

@@ -35,6 +35,8 @@ export interface TrustedKeyring {
   current(): Promise<TrustSnapshot>;
   /** Reads the source now (rate-limited for `unknown-signer`); resolves with the snapshot then in force. */
   refresh(reason: RefreshReason): Promise<TrustSnapshot>;
+  /** The snapshot in force, without reading anything (a status page). */
+  peek(): TrustSnapshot;
 }
 
 /**
@@ -83,6 +85,7 @@ export async function loadTrustedKeyring(options: TrustedKeyringOptions): Promis
       return Promise.resolve(snapshot);
     },
     refresh,
+    peek: () => snapshot,
   };
 }
 
