@@ -410,6 +410,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           bodies: configBodies,
           clock,
           adminAuth: { kind: 'bearer', token: adminToken },
+          releases: { ledger, jobs: mirrorDeps.jobs },
           onInternalError: (error) => logger.error('api.internal_error', { cause: describeError(error) }),
         },
         apiConfig,

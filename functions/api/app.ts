@@ -17,6 +17,8 @@ import {
   putInstanceConfig,
 } from '../../shared/instances/service.ts';
 import type { ConfigKind } from '../../shared/instances/types.ts';
+import type { ReleaseAdminDeps } from '../../shared/mirror/release-admin.ts';
+import { createReleaseRoutes } from './release-routes.ts';
 
 /**
  * How admin callers are authenticated. On AWS the API Gateway IAM authorizer has already checked the
@@ -28,6 +30,8 @@ export type AdminAuth = { kind: 'iam' } | { kind: 'bearer'; token: string };
 /** The service's dependencies plus what only HTTP needs; the host (Lambda or local runner) builds them. */
 export interface ApiDeps extends InstanceServiceDeps {
   adminAuth: AdminAuth;
+  /** The release admin routes (list, retry); absent where the host has no ledger or job queue for them. */
+  releases?: ReleaseAdminDeps;
   /** Told about unexpected (500) errors, which never reach the client; default stderr. */
   onInternalError?: (error: unknown) => void;
 }
@@ -209,5 +213,6 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     await deleteInstance(c.req.param('id') ?? '', serviceDeps);
     return c.body(null, 204);
   });
+  if (deps.releases !== undefined) app.route('/', createReleaseRoutes(deps.releases, config, requireAdmin));
   return app;
 }
