@@ -45,7 +45,13 @@ const releases =
       };
 let sqs: JobQueue | undefined;
 const app = createApiApp(
-  { instances, bodies, clock: () => new Date(), adminAuth: { kind: 'iam' }, ...(releases === undefined ? {} : { releases }) },
+  {
+    instances,
+    bodies,
+    clock: () => new Date(),
+    adminAuth: { kind: 'iam' },
+    ...(releases === undefined ? {} : { releases }),
+  },
   config,
 );
 const serve = handle(app);

@@ -64,7 +64,11 @@ export function createReleaseRoutes(
   });
 
   app.post('/v1/releases/:channel/:board/:version/retry', requireAdmin, async (c) => {
-    const ref = { channel: c.req.param('channel'), board: c.req.param('board'), version: c.req.param('version') };
+    const ref = {
+      channel: c.req.param('channel'),
+      board: c.req.param('board'),
+      version: c.req.param('version'),
+    };
     const bad = badParameter(ref);
     if (bad !== undefined) return problem(c, 400, 'bad-request', bad, { path: bad.split(' ')[0] });
     const text = await c.req.text();
@@ -77,7 +81,9 @@ export function createReleaseRoutes(
       try {
         body = JSON.parse(text);
       } catch (cause) {
-        return problem(c, 400, 'invalid-json', `request body is not JSON: ${(cause as Error).message}`, { path: '$' });
+        return problem(c, 400, 'invalid-json', `request body is not JSON: ${(cause as Error).message}`, {
+          path: '$',
+        });
       }
       const flag = (body as { confirmFinal?: unknown } | null)?.confirmFinal;
       if (flag !== undefined && typeof flag !== 'boolean') {

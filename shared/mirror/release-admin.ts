@@ -62,7 +62,9 @@ function summary(detail: ReleaseDetail): ReleaseSummary {
         state: record?.state ?? 'pending',
         required: record?.required ?? detail.required.includes(name),
         ...(record?.awaitingIssuer === undefined ? {} : { keyId: record.awaitingIssuer }),
-        ...(record?.lastError === undefined || record.state === 'verified' ? {} : { error: record.lastError }),
+        ...(record?.lastError === undefined || record.state === 'verified'
+          ? {}
+          : { error: record.lastError }),
       };
     }),
   };
@@ -95,7 +97,12 @@ const retriable: ArtifactState[] = ['missing', 'awaiting_trust'];
 function jobOf(ref: ReleaseRef, record: ArtifactRecord, config: CldistConfig): MirrorJob | undefined {
   const channel = config.channels.find((c) => c.name === ref.channel);
   if (channel === undefined) return undefined;
-  return { v: 1, ...ref, artifact: record.artifact, ...artifactUrls(channel, ref.board, ref.version, record.artifact) };
+  return {
+    v: 1,
+    ...ref,
+    artifact: record.artifact,
+    ...artifactUrls(channel, ref.board, ref.version, record.artifact),
+  };
 }
 
 /**
@@ -112,7 +119,10 @@ export async function retryRelease(
 ): Promise<RetryResult> {
   const detail = await deps.ledger.getRelease(ref);
   if (detail === undefined) throw new ReleaseNotFoundError(ref);
-  const open = detail.finalizedAt === undefined ? detail.artifactStates.filter((a) => a.state !== 'verified') : [];
+  const records = detail.artifacts.flatMap((name) =>
+    detail.artifactStates.filter((a) => a.artifact === name),
+  );
+  const open = detail.finalizedAt === undefined ? records.filter((a) => a.state !== 'verified') : [];
   const final = open.filter((a) => a.state === 'failed_verification').map((a) => a.artifact);
   if (final.length > 0 && !options.confirmFinal) throw new ConfirmationRequiredError(ref, final);
   const jobs: MirrorJob[] = [];

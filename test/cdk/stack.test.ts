@@ -279,7 +279,9 @@ describe('the CDK stack with default settings', () => {
       });
     }
     const api = parseRuntimeEnv(environmentOf(synth, 'ApiHandler'));
-    expect(api.resources.jobsQueueUrl).toBe(parseRuntimeEnv(environmentOf(synth, 'Poller')).resources.jobsQueueUrl);
+    expect(api.resources.jobsQueueUrl).toBe(
+      parseRuntimeEnv(environmentOf(synth, 'Poller')).resources.jobsQueueUrl,
+    );
   });
 
   it('throttles every route, the unauthenticated ones separately, and writes access logs without query strings', () => {
