@@ -75,8 +75,12 @@ export interface ArtifactRecord extends ArtifactRef, Partial<VerifiedArtifactFac
    * alert is owed, so a retry after a lost ledger response still publishes it.
    */
   alertedAt?: string;
-  /** While awaiting trust: the signer's key ID, and the trust version that did not know it. */
+  /** While awaiting trust: the signer's key ID. */
   awaitingIssuer?: string;
+  /**
+   * The trust version of the last refusal for an unknown signer; kept when the artifact is sent again, so
+   * the worker knows its keyring may be older than the trust that made the poller send it.
+   */
   trustVersion?: string;
   updatedAt: string;
 }
@@ -189,7 +193,10 @@ export interface Ledger {
   /** Parks an artifact being attempted until the trust changes; false if it was not pending or missing. */
   markAwaitingTrust(ref: ArtifactRef, wait: AwaitingTrust): Promise<boolean>;
   listAwaitingTrust(limit: number): Promise<ArtifactRecord[]>;
-  /** Puts an artifact in one of `from` back to pending, open for the stalled sweep; true if it moved. */
+  /**
+   * Puts an artifact in one of `from` back to pending, open for the stalled sweep; true if it moved. The
+   * trust version of an awaiting-trust artifact is kept (see `ArtifactRecord.trustVersion`).
+   */
   requeueArtifact(ref: ArtifactRef, from: ArtifactState[]): Promise<boolean>;
   /** True for the first caller per signer and trust version: the awaiting-trust alert goes out once. */
   claimTrustAlert(issuer: string, trustVersion: string): Promise<boolean>;

@@ -100,7 +100,7 @@ export function trustWaitOperations(
             TableName: tableName,
             Key: key(ref),
             UpdateExpression:
-              'SET #state = :pending, updatedAt = :now, #g1pk = :open, #g1sk = :g1sk REMOVE leaseUntil, alertedAt, alertLeaseUntil, awaitingIssuer, trustVersion',
+              'SET #state = :pending, updatedAt = :now, #g1pk = :open, #g1sk = :g1sk REMOVE leaseUntil, alertedAt, alertLeaseUntil, awaitingIssuer',
             ConditionExpression: `#state IN (${names.join(', ')})`,
             ExpressionAttributeNames: {
               '#state': 'state',

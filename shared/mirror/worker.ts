@@ -277,6 +277,9 @@ export async function mirrorArtifact(
         );
     }
   }
+  // Sent again after a refusal for an unknown signer: the trust changed since, but this warm function's
+  // keyring may not have (its reads for unknown signers are rate-limited). One conditional read settles it.
+  if (attempt.record.trustVersion !== undefined) await deps.signatures.refreshTrust();
   let facts: VerifiedArtifactFacts & { resumes: number };
   try {
     facts = await transferArtifact(job, deps, config, options);

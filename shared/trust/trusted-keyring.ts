@@ -13,7 +13,7 @@ export interface TrustedKeyringOptions {
   /** Turns the source's texts into a keyring; fails (ConfigError) for a keyring that trusts nothing. */
   build: (inputs: TrustInput[]) => Promise<Keyring>;
   clock: () => Date;
-  /** An unknown signer re-reads the trust at most once per this many milliseconds. */
+  /** Unknown signers re-read the trust at most once per this many milliseconds, together. */
   minRefreshMs: number;
   /** A keyring older than this is read again before its next use: how stale a warm function can be. */
   maxAgeMs: number;
@@ -50,6 +50,8 @@ export async function loadTrustedKeyring(options: TrustedKeyringOptions): Promis
   if (!first.changed) throw new Error(`trust source ${source.location} answered "unchanged" to a first read`);
   let snapshot: TrustSnapshot = { keyring: await options.build(first.inputs), version: first.version };
   let checkedAt = clock().getTime();
+  /** Only reads for unknown signers count against their limit: a cold start or a poll does not delay one. */
+  let unknownReadAt = Number.NEGATIVE_INFINITY;
   let inFlight: Promise<TrustSnapshot> | undefined;
 
   const reload = async (reason: RefreshReason): Promise<TrustSnapshot> => {
@@ -69,8 +71,10 @@ export async function loadTrustedKeyring(options: TrustedKeyringOptions): Promis
 
   const refresh = (reason: RefreshReason): Promise<TrustSnapshot> => {
     if (inFlight !== undefined) return inFlight;
-    if (reason === 'unknown-signer' && clock().getTime() - checkedAt < options.minRefreshMs) {
-      return Promise.resolve(snapshot);
+    if (reason === 'unknown-signer') {
+      const now = clock().getTime();
+      if (now - unknownReadAt < options.minRefreshMs) return Promise.resolve(snapshot);
+      unknownReadAt = now;
     }
     inFlight = reload(reason).finally(() => {
       inFlight = undefined;
