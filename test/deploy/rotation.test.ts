@@ -7,6 +7,7 @@ import type { PollReport } from '../../shared/mirror/poller.ts';
 import type { Deployment } from './harness/deployment.ts';
 import { drainQueue, type SqsEventSource, scheduledEvent, sqsEventSource } from './harness/event-sources.ts';
 import { deployStack } from './harness/fixture.ts';
+import { HttpApi, operatorCaller } from './harness/http-api.ts';
 import { subscribeQueue, type TopicSubscriber } from './harness/subscriber.ts';
 
 const channel = 'stable';
@@ -36,6 +37,7 @@ describe('the deployed functions follow the trust object', () => {
   let jobs: SqsEventSource;
   let subscriber: TopicSubscriber;
   let key: PrivateKey;
+  let api: HttpApi;
   const subkey = (index: number) => key.subkeys[index]?.getFingerprint().toUpperCase() ?? '';
   const keyId = (index: number) => key.subkeys[index]?.getKeyID().toHex().toUpperCase() ?? '';
 
@@ -60,6 +62,7 @@ describe('the deployed functions follow the trust object', () => {
     deployment = await deployStack();
     origin = await startSimOrigin({ ...fixture.origin, privateKeyArmored: key.armor() });
     jobs = sqsEventSource(deployment, 'Worker');
+    api = new HttpApi(deployment);
     subscriber = await subscribeQueue(deployment.clients, deployment.ref('Events/Topic'));
   });
   afterAll(async () => {
@@ -98,6 +101,36 @@ describe('the deployed functions follow the trust object', () => {
     );
     expect(await current()).toBe('3600.1.0');
     expect((await poll()).requeuedForTrust).toBe(0);
+
+    // The operator's view through the API bundle: listed as awaiting trust; a retry before the upload sends
+    // the jobs (through the lazily loaded SQS client), which wait again under the same trust, alerting no more.
+    const listed = await api.request({
+      method: 'GET',
+      path: '/v1/releases?state=awaiting-trust',
+      iam: operatorCaller,
+    });
+    expect(listed.status, listed.body).toBe(200);
+    expect(listed.json<{ releases: { version: string }[] }>().releases.map((r) => r.version)).toEqual([
+      '3600.2.0',
+    ]);
+    expect(await api.request({ method: 'GET', path: '/v1/releases' })).toMatchObject({
+      status: 403,
+      answeredBy: 'gateway',
+    });
+    const retried = await api.request({
+      method: 'POST',
+      path: `/v1/releases/${channel}/${board}/3600.2.0/retry`,
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+      iam: operatorCaller,
+    });
+    expect(retried.status, retried.body).toBe(200);
+    expect(retried.json<{ requeued: string[] }>().requeued).toHaveLength(jobsPerRelease);
+    expect((await drainQueue(jobs)).invocations).toHaveLength(jobsPerRelease);
+    const again = await ledger().getRelease({ channel, board, version: '3600.2.0' });
+    expect(again?.artifactStates.map((a) => a.state)).toEqual(
+      new Array(jobsPerRelease).fill('awaiting_trust'),
+    );
 
     await upload(publicWith(key, 3));
     expect((await poll()).requeuedForTrust).toBe(jobsPerRelease);
