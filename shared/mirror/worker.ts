@@ -223,7 +223,8 @@ async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: M
  * deliveries back off instead of downloading in parallel.
  *
  * Throws PermanentError (bad signature, bad job: acknowledge, do not retry) or TransientError (network,
- * busy, store or ledger trouble: retry). A 404 is not thrown: it marks the artifact missing.
+ * busy, store or ledger trouble: retry). A 404 is not thrown: it marks the artifact missing. Neither is a
+ * signer the trust does not know: the artifact waits as `awaiting-trust` until the trust changes.
  */
 export async function mirrorArtifact(
   job: MirrorJob,
