@@ -17,6 +17,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { type CldistConfig, resolveProjectPath } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
@@ -51,6 +52,8 @@ export const adminRouteKeys = [
   'PUT /v1/instances/{id}',
   'GET /v1/instances/{id}',
   'DELETE /v1/instances/{id}',
+  'GET /v1/releases',
+  'POST /v1/releases/{channel}/{board}/{version}/retry',
 ];
 
 export interface CldistStackProps extends StackProps {
@@ -292,6 +295,7 @@ export class CldistStack extends Stack {
       logRetention,
       entry: entry('api', 'api'),
       projectRoot,
+      jobs: jobs.queue,
     });
     const apiFunction = api.fn;
 
@@ -345,6 +349,8 @@ export class CldistStack extends Stack {
     logRetention: logs.RetentionDays;
     entry: string;
     projectRoot: string;
+    /** The release admin routes send jobs here (retry). */
+    jobs: sqs.IQueue;
   }) {
     const { config, deploy, table, configBucket, configKey } = parts;
     const domain =
@@ -371,19 +377,21 @@ export class CldistStack extends Stack {
     const fn = new CldistFunction(this, 'ApiHandler', {
       entry: parts.entry,
       projectRoot: parts.projectRoot,
-      description: 'cldist instance config API: admin PUT/GET/DELETE, instance GET of its own config',
+      description: 'cldist API: instance config admin and fetch, release list and retry',
       serviceName: serviceNames.api,
       config: { ...config, api: { ...config.api, publicBaseUrl: publicUrl } },
       resources: {
         tableName: table.tableName,
         configBucket: configBucket.bucketName,
         configKmsKeyId: configKey.keyArn,
+        jobsQueueUrl: parts.jobs.queueUrl,
       },
       memorySize: 1024,
       timeout: Duration.seconds(15),
       logRetentionDays: parts.logRetention,
     });
     grantLedger(fn, table);
+    parts.jobs.grantSendMessages(fn);
     grantObjects(fn, configBucket, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']);
     grantBucketKey(fn, configKey);
     acknowledgeObjectWildcard(
@@ -414,6 +422,20 @@ export class CldistStack extends Stack {
       integration,
       authorizer: iamAuthorizer,
     });
+    adminRoutes.push(
+      ...httpApi.addRoutes({
+        path: '/v1/releases',
+        methods: [apigw.HttpMethod.GET],
+        integration,
+        authorizer: iamAuthorizer,
+      }),
+      ...httpApi.addRoutes({
+        path: '/v1/releases/{channel}/{board}/{version}/retry',
+        methods: [apigw.HttpMethod.POST],
+        integration,
+        authorizer: iamAuthorizer,
+      }),
+    );
 
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
       retention: parts.logRetention,

@@ -16,12 +16,12 @@ import { parseMirrorJob } from '../shared/messages.ts';
 import { fileSecretsProvider } from '../shared/metadata/proxied.ts';
 import { createSqsJobQueue, type MirrorDeps, type MirrorLogger } from '../shared/mirror/deps.ts';
 import { type PollReport, runPoll } from '../shared/mirror/poller.ts';
-import { keyringChecker } from '../shared/mirror/signatures.ts';
+import { trustedChecker } from '../shared/mirror/signatures.ts';
 import { mirrorArtifact } from '../shared/mirror/worker.ts';
 import { currentVersionUrl } from '../shared/release/layout.ts';
 import { createLocalStore, createStore, sweepStaging } from '../shared/store/index.ts';
 import type { ObjectStore } from '../shared/store/types.ts';
-import { keyringStatus, loadKeyringFromConfig } from '../shared/verify/keyring.ts';
+import { keyringStatus } from '../shared/verify/keyring.ts';
 import { adminTokenFileName, loadOrCreateAdminToken } from './admin-token.ts';
 import { startEmulators } from './emulators.ts';
 import { startMetadataListener } from './metadata-listener.ts';
@@ -30,6 +30,7 @@ import { abortableStore, type TransferTracker } from './progress.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
 import type { Logger } from './runtime/log.ts';
 import { createLocalNotifier } from './runtime/notifications.ts';
+import { startLocalTrust } from './runtime/trust-watch.ts';
 import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
 import { createStatusApp } from './status/routes.ts';
 import { startWorkerPool, type WorkerPool } from './worker-pool.ts';
@@ -67,6 +68,10 @@ export interface ServeOptions {
   /** How long a shutdown waits for aborted transfers to wind down before closing the stand-ins anyway. */
   shutdownGraceMs?: number;
   clock?: () => Date;
+  /** Where a rotated signing key is dropped; default `{dataDir}/trust/keyring.asc`. Watched, with the keyring files. */
+  trustFile?: string;
+  /** Seconds between the stat checks that back up the file watch of the trust; default 5. */
+  trustStatSeconds?: number;
   /** `--metadata-listen`: also serve the metadata routes (and only those) on this address. */
   metadataListen?: { host: string; port: number };
 }
@@ -148,7 +153,12 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
   try {
     cleanups.push(await lockDataDir(dataDir));
-    const keyring = await loadKeyringFromConfig(config.keyring);
+    const trustFile = options.trustFile ?? join(dataDir, 'trust', 'keyring.asc');
+    const localTrust = await startLocalTrust(config, trustFile, logger, clock, {
+      statEveryMs: (options.trustStatSeconds ?? 5) * 1000,
+    });
+    cleanups.push(() => localTrust.stop());
+    const { trust } = localTrust;
     const { token: adminToken, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
 
     const emulators = await startEmulators({
@@ -200,7 +210,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       store,
       notifier: notifications.notifier,
       jobs: createSqsJobQueue(clients.sqs, resources.jobsQueueUrl),
-      signatures: keyringChecker(keyring),
+      signatures: trustedChecker(trust),
       clock,
       logger: coreLogger(logger),
     };
@@ -230,6 +240,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         }
       }
       if (result.resent > 0) logger.info('poll.resent_unfinished', { artifacts: result.resent });
+      if (result.requeuedForTrust > 0) {
+        logger.info('trust.artifacts_resent', { artifacts: result.requeuedForTrust, trustFile });
+      }
       for (const fingerprint of result.expiringKeys)
         logger.warn('keyring.signing_key_expiring', { fingerprint });
     };
@@ -338,6 +351,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
             });
           } else if (result.outcome === 'missing') {
             logger.warn('artifact.missing', ref);
+          } else if (result.outcome === 'awaiting-trust') {
+            const record = await ledger.getArtifact(ref);
+            logger.warn('artifact.awaiting_trust', { ...ref, keyId: record?.awaitingIssuer, trustFile });
           }
           if (result.finalize.finalized) {
             logger.info('release.finalized', {
@@ -382,7 +398,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         ledger,
         channels: config.channels,
         boards: config.boards,
-        keyring: () => keyringStatus(keyring, clock(), config.keyring.expiryWarningDays),
+        keyring: () => keyringStatus(trust.peek().keyring, clock(), config.keyring.expiryWarningDays),
         keyWarningDays: config.keyring.expiryWarningDays,
         recentEvents: () => notifications.recent(),
         pollProblem: (channel, board) => pollProblems.get(`${channel}/${board}`),
@@ -407,6 +423,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           bodyCache,
           clock,
           adminAuth: { kind: 'bearer', token: adminToken },
+          releases: { ledger, jobs: mirrorDeps.jobs },
           onInternalError: (error) => logger.error('api.internal_error', { cause: describeError(error) }),
           ...(proxySecrets === undefined ? {} : { proxySecrets }),
         },

@@ -133,12 +133,18 @@ export const configSchema = z.strictObject({
       expiryWarningDays: z.number().int().min(1).max(365).default(30),
       /** How far in the future a signature may be dated (clock skew). */
       maxClockSkewSeconds: z.number().int().min(0).max(3600).default(300),
+      /** A warm function reads the trust object again when its keyring is older than this. */
+      refreshSeconds: z.number().int().min(1).max(86_400).default(300),
+      /** A signature by a key not in the keyring re-reads the trust at most this often. */
+      unknownSignerRecheckSeconds: z.number().int().min(0).max(3600).default(10),
     })
     .default({
       files: defaultKeyringFiles,
       trustedFingerprints: defaultTrustedFingerprints,
       expiryWarningDays: 30,
       maxClockSkewSeconds: 300,
+      refreshSeconds: 300,
+      unknownSignerRecheckSeconds: 10,
     }),
   schedule: z
     .strictObject({

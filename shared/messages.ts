@@ -48,6 +48,7 @@ export const eventNames = [
   'artifact.verification_failed',
   'artifact.missing',
   'signing_key.expiring',
+  'signing_key.unknown',
 ] as const;
 export type EventName = (typeof eventNames)[number];
 

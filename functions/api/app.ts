@@ -21,6 +21,8 @@ import type { ConfigKind } from '../../shared/instances/types.ts';
 import { type ProxySecretsProvider, peerAddress } from '../../shared/metadata/identity.ts';
 import { createConfigMerger } from '../../shared/metadata/merge.ts';
 import { mountProxiedMetadata } from '../../shared/metadata/proxied.ts';
+import type { ReleaseAdminDeps } from '../../shared/mirror/release-admin.ts';
+import { createReleaseRoutes } from './release-routes.ts';
 
 /**
  * How admin callers are authenticated. On AWS the API Gateway IAM authorizer has already checked the
@@ -32,6 +34,8 @@ export type AdminAuth = { kind: 'iam' } | { kind: 'bearer'; token: string };
 /** The service's dependencies plus what only HTTP needs; the host (Lambda or local runner) builds them. */
 export interface ApiDeps extends InstanceServiceDeps {
   adminAuth: AdminAuth;
+  /** The release admin routes (list, retry); absent where the host has no ledger or job queue for them. */
+  releases?: ReleaseAdminDeps;
   /** Told about unexpected (500) errors, which never reach the client; default stderr. */
   onInternalError?: (error: unknown) => void;
   /** The metadata proxy's shared secrets; without them the proxied metadata routes answer 404. */
@@ -212,5 +216,6 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     await deleteInstance(c.req.param('id') ?? '', serviceDeps);
     return c.body(null, 204);
   });
+  if (deps.releases !== undefined) app.route('/', createReleaseRoutes(deps.releases, config, requireAdmin));
   return app;
 }

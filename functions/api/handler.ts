@@ -4,6 +4,9 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
+import type { MirrorJob } from '../../shared/messages.ts';
+import type { JobQueue } from '../../shared/mirror/deps.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { createApiApp } from './app.ts';
@@ -22,7 +25,35 @@ const bodies = createS3Store(new S3Client({}), {
   bucket: resources.configBucket,
   sse: resources.configKmsKeyId === undefined ? 'AES256' : { kmsKeyId: resources.configKmsKeyId },
 });
-const app = createApiApp({ instances, bodies, clock: () => new Date(), adminAuth: { kind: 'iam' } }, config);
+// The release admin routes send jobs; SQS is loaded on the first retry, not on every cold start.
+const jobsQueueUrl = resources.jobsQueueUrl;
+const releases =
+  jobsQueueUrl === undefined
+    ? undefined
+    : {
+        ledger: createDynamoLedger(doc, resources.tableName),
+        jobs: {
+          async sendJobs(jobs: MirrorJob[]) {
+            const [{ SQSClient }, { createSqsJobQueue }] = await Promise.all([
+              import('@aws-sdk/client-sqs'),
+              import('../../shared/mirror/deps.ts'),
+            ]);
+            sqs ??= createSqsJobQueue(new SQSClient({}), jobsQueueUrl);
+            await sqs.sendJobs(jobs);
+          },
+        },
+      };
+let sqs: JobQueue | undefined;
+const app = createApiApp(
+  {
+    instances,
+    bodies,
+    clock: () => new Date(),
+    adminAuth: { kind: 'iam' },
+    ...(releases === undefined ? {} : { releases }),
+  },
+  config,
+);
 const serve = handle(app);
 
 /**

@@ -23,7 +23,7 @@ import {
   silentLogger,
 } from '../../shared/mirror/deps.ts';
 import { runPoll } from '../../shared/mirror/poller.ts';
-import { keyringChecker } from '../../shared/mirror/signatures.ts';
+import { keyringChecker, trustedChecker } from '../../shared/mirror/signatures.ts';
 import { mirrorArtifact } from '../../shared/mirror/worker.ts';
 import { storeKey } from '../../shared/release/layout.ts';
 import { compareVersions, parseVersionFile } from '../../shared/release/version-file.ts';
@@ -56,6 +56,7 @@ import {
   shuffled,
 } from './plan.ts';
 import { type OutageProxy, startOutageProxy } from './proxy.ts';
+import { allRecords, checkRotation, planRotation, startRotation } from './rotation.ts';
 
 const MiB = 1024 * 1024;
 const leaseSeconds = 8;
@@ -333,7 +334,9 @@ async function settlement(ledger: Ledger, plan: ChaosPlan, depth: number): Promi
       continue;
     }
     for (const artifact of detail.artifactStates) {
-      if (artifact.state === 'pending') open.push(`${releaseId(ref)}/${artifact.artifact} pending`);
+      if (artifact.state === 'pending' || artifact.state === 'awaiting_trust') {
+        open.push(`${releaseId(ref)}/${artifact.artifact} ${artifact.state}`);
+      }
     }
     const required = detail.artifactStates.filter((a) => a.required);
     if (required.every((a) => a.state === 'verified') && detail.finalizedAt === undefined) {
@@ -621,6 +624,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? (() => {});
   const storeKind = options.store ?? 'local';
   const plan = planChaos(options.seed, options.releases);
+  const rotationPlan = planRotation(options.seed, options.releases);
   const tally = newTally();
   const folder = await mkdtemp(join(tmpdir(), 'cldist-chaos-'));
   const cleanups: (() => Promise<void>)[] = [async () => rm(folder, { recursive: true, force: true })];
@@ -628,7 +632,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const step of cleanups.reverse()) await step().catch(() => undefined);
   };
   try {
-    const origin = await startSimOrigin();
+    const rotation = rotationPlan === undefined ? undefined : await startRotation(rotationPlan);
+    const origin = await startSimOrigin(
+      rotation === undefined ? {} : { privateKeyArmored: rotation.keys.privateKeyArmored },
+    );
     cleanups.push(() => origin.close());
     const config = chaosConfig(origin.baseUrl, options.seed);
     const emulators = await startEmulators({
@@ -678,7 +685,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       baseStore = createLocalStore(join(folder, 'mirror'));
       observedStore = createLocalStore(join(folder, 'mirror'));
     }
-    const keyring = await makeSimKeyring(origin);
+    const keyring = rotation === undefined ? await makeSimKeyring(origin) : rotation.trust.peek().keyring;
     const events: CldistEvent[] = [];
     const observedLedger = createDynamoLedger(observer.doc, tableName);
     const plainDeps: MirrorDeps = {
@@ -690,7 +697,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         },
       },
       jobs: chaosJobQueue(createSqsJobQueue(system.sqs, jobsQueueUrl), plan, tally),
-      signatures: keyringChecker(keyring),
+      signatures: rotation === undefined ? keyringChecker(keyring) : trustedChecker(rotation.trust),
       clock: () => new Date(),
       logger: silentLogger,
       leaseSeconds,
@@ -725,6 +732,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           return result;
         },
         status: (now, days) => deps.signatures.status(now, days),
+        refreshTrust: () => deps.signatures.refreshTrust(),
+        trustLocation: deps.signatures.trustLocation,
       };
       const store: ObjectStore = {
         ...deps.store,
@@ -804,6 +813,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         channel: release.channel,
         board: chaosBoard,
         version: release.version,
+        ...(rotation === undefined ? {} : { signingSubkey: rotation.signerFor(release.index) }),
         artifacts: release.artifacts.flatMap((a): ArtifactSpec[] => {
           if (a.content !== undefined) return [{ name: a.name, content: a.content }];
           return a.size === undefined ? [] : [{ name: a.name, size: a.size }];
@@ -841,6 +851,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         const depth = await queueDepth(observer.sqs, jobsQueueUrl);
         const dead = await queueDepth(observer.sqs, deadLetterQueueUrl);
         state = await settlement(observedLedger, plan, depth + dead);
+        if (
+          rotation !== undefined &&
+          !rotation.uploaded &&
+          depth === 0 &&
+          state.open.some((o) => o.endsWith('awaiting_trust'))
+        ) {
+          rotation.upload();
+          log(`rotation: the operator uploads subkey ${rotation.keys.newSubkey.keyId}, late`);
+        }
         if (state.settled) break;
         const openKey = state.open.join(',');
         if (openKey !== lastOpen) {
@@ -881,10 +900,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       published,
       store: observedStore,
       ledger: observedLedger,
-      keyring,
+      keyring: rotation?.trust.peek().keyring ?? keyring,
       events,
       tally,
     });
+    if (rotation !== undefined) {
+      const refs = plan.releases.map((r) => ({ channel: r.channel, board: chaosBoard, version: r.version }));
+      invariants.push(checkRotation(rotation, await allRecords(observedLedger, refs), events));
+    }
     if (!state.settled) {
       invariants.unshift({
         name: 'the mirror settled',

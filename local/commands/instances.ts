@@ -1,14 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { ConfigError, PermanentError, TransientError } from '../../shared/errors.ts';
-import { adminTokenFileName } from '../admin-token.ts';
-
-interface ConnectionFlags {
-  api: string;
-  token?: string;
-  dataDir: string;
-}
+import { ConfigError } from '../../shared/errors.ts';
+import { adminClient, type ConnectionFlags, connectionOptions } from './connection.ts';
 
 interface PutFlags extends ConnectionFlags {
   ignition?: string;
@@ -68,53 +61,8 @@ async function paramsBody(flags: PutFlags): Promise<Record<string, unknown>> {
   };
 }
 
-interface ApiErrorBody {
-  error?: { code?: string; message?: string; issues?: { path: string; message: string }[] };
-}
-
-/** The stored admin token, never created here: only the server issues it. */
-async function adminToken(flags: ConnectionFlags): Promise<string> {
-  if (flags.token !== undefined) return flags.token;
-  const path = join(flags.dataDir, adminTokenFileName);
-  try {
-    return (await readFile(path, 'utf8')).trim();
-  } catch (cause) {
-    throw new ConfigError(
-      `no admin token at ${path}: start "cldist serve --data-dir ${flags.dataDir}" once, or pass --token`,
-      { cause },
-    );
-  }
-}
-
-async function call(flags: ConnectionFlags, method: string, id: string, body?: unknown): Promise<Response> {
-  const url = `${flags.api.replace(/\/+$/, '')}/v1/instances/${encodeURIComponent(id)}`;
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method,
-      headers: { Authorization: `Bearer ${await adminToken(flags)}`, 'Content-Type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (cause) {
-    if (cause instanceof ConfigError) throw cause;
-    throw new TransientError(
-      'api-unreachable',
-      `cannot reach the API at ${flags.api}; is "cldist serve" running?`,
-      {
-        cause,
-      },
-    );
-  }
-  if (response.ok) return response;
-  const answer = (await response.json().catch(() => ({}))) as ApiErrorBody;
-  const issues = answer.error?.issues ?? [];
-  const detail =
-    issues.length > 0
-      ? issues.map((issue) => `  ${issue.path}: ${issue.message}`).join('\n')
-      : (answer.error?.message ?? response.statusText);
-  const message = `${method} ${url} failed with ${response.status}${issues.length > 0 ? ':\n' : ': '}${detail}`;
-  if (response.status >= 500) throw new TransientError('api-failed', message);
-  throw new PermanentError(answer.error?.code ?? 'api-refused', message);
+function instancePath(id: string): string {
+  return `/v1/instances/${encodeURIComponent(id)}`;
 }
 
 async function readConfigFile(path: string, what: string): Promise<string> {
@@ -138,7 +86,7 @@ async function put(id: string, flags: PutFlags): Promise<void> {
     ...(flags.expires === undefined ? {} : { expiresAt: flags.expires }),
     ...(await paramsBody(flags)),
   };
-  const response = await call(flags, 'PUT', id, body);
+  const response = await adminClient(flags).request('PUT', instancePath(id), body);
   const answer = (await response.json()) as {
     token: string;
     ignitionUrl?: string;
@@ -153,13 +101,6 @@ async function put(id: string, flags: PutFlags): Promise<void> {
   if (answer.cloudConfigUrl !== undefined) lines.push(`cloud-config URL: ${answer.cloudConfigUrl}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   process.stderr.write('The token is shown only this once; put the config again to issue a new one.\n');
-}
-
-function connectionOptions(command: Command): Command {
-  return command
-    .option('--api <url>', 'the cldist API', 'http://127.0.0.1:8080')
-    .option('--token <token>', 'admin token (default: the one stored in {data-dir}/admin-token)')
-    .option('--data-dir <dir>', 'where "cldist serve" keeps its data and admin token', './data');
 }
 
 /** `cldist instances put|get|delete`: the admin side of the instance config API, over HTTP. */
@@ -200,13 +141,13 @@ export function registerInstancesCommand(program: Command): void {
   connectionOptions(
     instances.command('get <id>').description("show a config's metadata and fetch audit (never its token)"),
   ).action(async (id: string, flags: ConnectionFlags) => {
-    const response = await call(flags, 'GET', id);
+    const response = await adminClient(flags).request('GET', instancePath(id));
     process.stdout.write(`${JSON.stringify(await response.json(), null, 2)}\n`);
   });
 
   connectionOptions(instances.command('delete <id>').description('remove a config and its audit')).action(
     async (id: string, flags: ConnectionFlags) => {
-      await call(flags, 'DELETE', id);
+      await adminClient(flags).request('DELETE', instancePath(id));
       process.stdout.write(`deleted ${id}\n`);
     },
   );

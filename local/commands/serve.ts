@@ -207,7 +207,9 @@ export function registerServeCommand(program: Command): void {
       'after',
       '\nStop with Ctrl-C or SIGTERM: running transfers are aborted and nothing half-written becomes visible.\n' +
         'The status page and GET /v1/status need the admin token ({data-dir}/admin-token): open /?token=TOKEN once\n' +
-        'in a browser (it sets a cookie), or send "Authorization: Bearer TOKEN".',
+        'in a browser (it sets a cookie), or send "Authorization: Bearer TOKEN".\n' +
+        'A rotated signing key goes into {data-dir}/trust/keyring.asc (ASCII-armored public keys): it and the\n' +
+        'keyring files are watched and reloaded without a restart; "cldist releases list" shows what waits for it.',
     )
     .action((flags: ServeFlags) => run(flags));
 }

@@ -77,6 +77,7 @@ export async function signChunks(
   key: SimSigningKey,
   chunks: Iterable<Uint8Array>,
   date?: Date,
+  signingSubkey?: string,
 ): Promise<SignedDigests> {
   const hashes: Hash[] = [createHash('md5'), createHash('sha1'), createHash('sha512')];
   const iterator = chunks[Symbol.iterator]();
@@ -103,10 +104,20 @@ export async function signChunks(
     format: 'binary',
     config: signConfig,
     ...(date === undefined ? {} : { date }),
+    ...(signingSubkey === undefined ? {} : { signingKeyIDs: [subkeyId(key, signingSubkey)] }),
   });
   const signature = await readAll(signed as ReadableStream<Uint8Array>);
   const [md5, sha1, sha512] = hashes.map((hash) => hash.digest('hex'));
   return { signature, md5: md5 ?? '', sha1: sha1 ?? '', sha512: sha512 ?? '', size };
+}
+
+/** The key ID of one of the key's subkeys, named by fingerprint: a rotation signs with the new subkey only. */
+function subkeyId(key: SimSigningKey, fingerprint: string): openpgp.KeyID {
+  const subkey = key.privateKey.subkeys.find(
+    (s) => s.getFingerprint().toUpperCase() === fingerprint.toUpperCase(),
+  );
+  if (subkey === undefined) throw new Error(`sim origin: the signing key has no subkey ${fingerprint}`);
+  return subkey.getKeyID();
 }
 
 /** The upstream `X.DIGESTS` text (as written by the Gentoo catalyst tooling Flatcar uses). */

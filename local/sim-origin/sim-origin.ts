@@ -79,6 +79,8 @@ export interface PublishOptions {
   prefix?: 'FLATCAR' | 'COREOS';
   /** Signature creation time; defaults to now. */
   signatureDate?: Date;
+  /** Fingerprint of the subkey that signs this release (a rotation); default the key's newest signing subkey. */
+  signingSubkey?: string;
 }
 
 export interface PublishedRelease {
@@ -484,8 +486,9 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
     chunks: () => Iterable<Uint8Array>,
     date: Date | undefined,
     published: PublishedRelease,
+    signingSubkey?: string,
   ): Promise<void> => {
-    const signed = await signChunks(key, chunks(), date);
+    const signed = await signChunks(key, chunks(), date, signingSubkey);
     putObject(`${folder}/${name}`, {
       ...object,
       size: signed.size,
@@ -496,7 +499,15 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
     published.size[name] = signed.size;
     if (!name.endsWith('.DIGESTS')) {
       const digests = Buffer.from(digestsText(name, signed));
-      await publishFile(folder, `${name}.DIGESTS`, { content: digests }, () => [digests], date, published);
+      await publishFile(
+        folder,
+        `${name}.DIGESTS`,
+        { content: digests },
+        () => [digests],
+        date,
+        published,
+        signingSubkey,
+      );
     }
   };
 
@@ -542,6 +553,7 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
             () => [content],
             release.signatureDate,
             published,
+            release.signingSubkey,
           );
         } else {
           const seed = artifactSeed(spec.name, version);
@@ -552,6 +564,7 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
             () => generatedBytes(seed, 0, spec.size),
             release.signatureDate,
             published,
+            release.signingSubkey,
           );
         }
       }

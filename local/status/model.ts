@@ -1,10 +1,11 @@
 import type { ChannelConfig } from '../../shared/config.ts';
 import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
+import { type ReleaseState, releaseState } from '../../shared/mirror/release-state.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
 
 /** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
-export type ArtifactDisplayState = 'verified' | 'missing' | 'failed' | 'pending';
+export type ArtifactDisplayState = 'verified' | 'missing' | 'failed' | 'pending' | 'awaiting-trust';
 
 export interface ArtifactStatus {
   name: string;
@@ -19,8 +20,7 @@ export interface ArtifactStatus {
 
 export interface ReleaseStatus {
   version: string;
-  /** `mirrored`: finalised and served; `in-progress`: artifacts still open; `failed`: a required one failed. */
-  state: 'mirrored' | 'in-progress' | 'failed';
+  state: ReleaseState;
   claimedAt: string;
   finalizedAt?: string;
   artifacts: ArtifactStatus[];
@@ -86,8 +86,8 @@ function artifactView(record: ArtifactRecord | undefined, name: string, required
   const state: ArtifactDisplayState =
     record.state === 'failed_verification'
       ? 'failed'
-      : record.state === 'verified'
-        ? 'verified'
+      : record.state === 'awaiting_trust'
+        ? 'awaiting-trust'
         : record.state;
   return {
     name,
@@ -125,10 +125,9 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
             detail.required.includes(name),
           ),
         );
-        const failed = artifacts.some((a) => a.required && a.state === 'failed');
         releases.push({
           version: detail.version,
-          state: detail.finalizedAt !== undefined ? 'mirrored' : failed ? 'failed' : 'in-progress',
+          state: releaseState(detail),
           claimedAt: detail.claimedAt,
           finalizedAt: detail.finalizedAt,
           artifacts,

@@ -112,7 +112,7 @@ dl{display:grid;grid-template-columns:11rem 1fr;gap:.1rem .5rem;margin:.5rem 0}d
 table{border-collapse:collapse;margin:.3rem 0 .8rem}td,th{padding:.15rem .6rem;text-align:left;border-bottom:1px solid #eee}
 td.num{text-align:right;white-space:nowrap}.state{padding:0 .4rem;border-radius:3px;font-size:.85em}
 .verified,.mirrored{background:#d7f5dc}.pending,.in-progress{background:#eef}.missing{background:#fff1c2}
-.failed{background:#fcd4d4}.error{color:#a00;font-size:.85em}.poll-error,.warning{color:#a00}
+.failed{background:#fcd4d4}.awaiting-trust{background:#fde9b8}.error{color:#a00;font-size:.85em}.poll-error,.warning{color:#a00}
 tr.expiring{background:#fff1c2}.events{font-size:.9em}summary{cursor:pointer;margin:.2rem 0}
 `;
 

@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -8,11 +7,31 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TransientError } from '../errors.ts';
-import { ledgerKeySchema } from './table.ts';
+import {
+  artifactSk,
+  artifactSkPrefix,
+  currentPk,
+  currentSyncSk,
+  isConditionFailure,
+  k,
+  openArtifacts,
+  openSk,
+  pollIndex,
+  pollPk,
+  releaseIndex,
+  releasePk,
+  releaseSk,
+  strip,
+  wrap,
+} from './items.ts';
+import { trustWaitOperations } from './trust-wait.ts';
 import { versionSortKey } from './versions.ts';
 
-export type ArtifactState = 'pending' | 'verified' | 'missing' | 'failed_verification';
+/**
+ * `awaiting_trust`: refused only because the signer is not in the keyring (yet). It is not a verdict: the
+ * next poll after the trust changes sends it again.
+ */
+export type ArtifactState = 'pending' | 'verified' | 'missing' | 'failed_verification' | 'awaiting_trust';
 
 export interface ReleaseRef {
   channel: string;
@@ -56,6 +75,13 @@ export interface ArtifactRecord extends ArtifactRef, Partial<VerifiedArtifactFac
    * alert is owed, so a retry after a lost ledger response still publishes it.
    */
   alertedAt?: string;
+  /** While awaiting trust: the signer's key ID. */
+  awaitingIssuer?: string;
+  /**
+   * The trust version of the last refusal for an unknown signer; kept when the artifact is sent again, so
+   * the worker knows its keyring may be older than the trust that made the poller send it.
+   */
+  trustVersion?: string;
   updatedAt: string;
 }
 
@@ -97,7 +123,7 @@ export interface MirrorCurrent {
 }
 
 /** Why `beginAttempt` did not hand out the artifact. */
-export type AttemptRefusal = 'verified' | 'failed_verification' | 'busy' | 'unknown';
+export type AttemptRefusal = 'verified' | 'failed_verification' | 'awaiting_trust' | 'busy' | 'unknown';
 
 /**
  * The mirror's memory. Every transition that must happen once (claim, verified, missing, failed, finalize,
@@ -164,48 +190,31 @@ export interface Ledger {
    */
   listUnannounced(since: Date, before: Date, limit: number): Promise<ReleaseRef[]>;
   getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined>;
+  /** Parks an artifact being attempted until the trust changes; false if it was not pending or missing. */
+  markAwaitingTrust(ref: ArtifactRef, wait: AwaitingTrust): Promise<boolean>;
+  listAwaitingTrust(limit: number): Promise<ArtifactRecord[]>;
+  /**
+   * Puts an artifact in one of `from` back to pending, open for the stalled sweep; true if it moved. The
+   * trust version of an awaiting-trust artifact is kept (see `ArtifactRecord.trustVersion`).
+   */
+  requeueArtifact(ref: ArtifactRef, from: ArtifactState[]): Promise<boolean>;
+  /** True for the first caller per signer and trust version: the awaiting-trust alert goes out once. */
+  claimTrustAlert(issuer: string, trustVersion: string): Promise<boolean>;
+  /** Gives the claim back after a failed publish, so the redelivered job publishes. */
+  releaseTrustAlert(issuer: string, trustVersion: string): Promise<void>;
+}
+
+/** What a refusal for an unknown signer leaves in the ledger. */
+export interface AwaitingTrust {
+  /** The signer's key ID (or fingerprint), as the signature names it. */
+  issuer: string;
+  /** The trust version that did not know it; a later version sends the artifact again. */
+  trustVersion: string;
+  detail: string;
 }
 
 export interface DynamoLedgerOptions {
   clock?: () => Date;
-}
-
-const k = ledgerKeySchema;
-const releaseSk = '#release';
-const artifactSkPrefix = 'artifact#';
-const openArtifacts = 'open-artifact';
-const releaseIndex = 'release';
-const pollIndex = 'poll';
-
-const releasePk = (r: ReleaseRef) => `rel#${r.channel}#${r.board}#${r.version}`;
-const artifactSk = (name: string) => `${artifactSkPrefix}${name}`;
-const pollPk = (channel: string, board: string) => `poll#${channel}#${board}`;
-const currentPk = (channel: string, board: string) => `current#${channel}#${board}`;
-const currentSyncSk = 'sync-lease';
-const openSk = (updatedAt: string, ref: ArtifactRef) =>
-  `${updatedAt}#${ref.channel}#${ref.board}#${ref.version}#${ref.artifact}`;
-
-const internalAttributes = new Set([k.partitionKey, k.sortKey, k.gsi1PartitionKey, k.gsi1SortKey, 'kind']);
-
-function strip<T>(item: Record<string, unknown>): T {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(item)) {
-    if (!internalAttributes.has(key) && key !== 'versionKey') out[key] = value;
-  }
-  return out as T;
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
-  );
-}
-
-/** A throttled or unreachable table is worth a retry; the handler maps this to a redelivery. */
-function wrap(operation: string, error: unknown): never {
-  const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  throw new TransientError('ledger-unavailable', `ledger ${operation} failed: ${detail}`, { cause: error });
 }
 
 /** The ledger on DynamoDB (or dynalite), single table, keys from `ledgerKeySchema`. */
@@ -393,7 +402,9 @@ export function createDynamoLedger(
       const current = await getItem(releasePk(ref), artifactSk(ref.artifact));
       if (current === undefined) return { started: false, reason: 'unknown' };
       const state = current.state as ArtifactState;
-      if (state === 'verified' || state === 'failed_verification') return { started: false, reason: state };
+      if (state === 'verified' || state === 'failed_verification' || state === 'awaiting_trust') {
+        return { started: false, reason: state };
+      }
       return { started: false, reason: 'busy' };
     },
 
@@ -816,5 +827,6 @@ export function createDynamoLedger(
     },
 
     getRelease,
+    ...trustWaitOperations(doc, tableName, clock),
   };
 }

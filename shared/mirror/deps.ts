@@ -44,6 +44,20 @@ export interface SignatureChecker {
     options: VerifyOptions,
   ): Promise<VerifiedSignature>;
   status(now: Date, warningDays: number): KeyringStatus | Promise<KeyringStatus>;
+  /**
+   * Reads the trust source now (one conditional read) and names the version in force and where rotated keys
+   * go. The poller compares the version with the one each awaiting-trust artifact was refused under.
+   */
+  refreshTrust(): Promise<TrustState>;
+  /** Where an operator uploads a rotated key, for alerts. */
+  readonly trustLocation: string;
+}
+
+export interface TrustState {
+  /** ETag of the trust object, hash of the trust files, or `static`. */
+  version: string;
+  /** Where an operator uploads a rotated key. */
+  location: string;
 }
 
 /** Everything the mirror cores touch, passed in so the same code runs in Lambda, on one machine and in tests. */

@@ -37,6 +37,8 @@ export interface PollReport {
   refinalized: number;
   /** Signing keys that expire within the warning window (the event goes out once a day per key). */
   expiringKeys: string[];
+  /** Artifacts awaiting trust that were sent again because the trust changed since their refusal. */
+  requeuedForTrust: number;
 }
 
 const stalledPerRun = 200;
@@ -152,6 +154,38 @@ async function finalizeStranded(deps: MirrorDeps, config: CldistConfig): Promise
   return finalized;
 }
 
+const awaitingPerRun = 500;
+
+/**
+ * Reads the trust (one conditional read when unchanged) and sends again every artifact that was refused for
+ * an unknown signer under another trust version. Each moves back to pending first (a conditional write, so
+ * two pollers send one job); if the send then fails, the stalled sweep of a later run sends it.
+ */
+async function requeueForTrust(deps: MirrorDeps, config: CldistConfig): Promise<number> {
+  const trust = await deps.signatures.refreshTrust();
+  const waiting = await deps.ledger.listAwaitingTrust(awaitingPerRun);
+  const jobs: MirrorJob[] = [];
+  for (const record of waiting) {
+    if (record.trustVersion === trust.version) continue;
+    const channel = config.channels.find((c) => c.name === record.channel);
+    if (channel === undefined) continue;
+    if (await deps.ledger.requeueArtifact(record, ['awaiting_trust'])) {
+      const urls = artifactUrls(channel, record.board, record.version, record.artifact);
+      jobs.push(
+        jobFor(record.channel, record.board, record.version, { ...record, ...urls, name: record.artifact }),
+      );
+    }
+  }
+  if (jobs.length > 0) {
+    await deps.jobs.sendJobs(jobs);
+    deps.logger.warn('trust changed; artifacts awaiting trust sent again', {
+      trustVersion: trust.version,
+      artifacts: jobs.map((j) => `${j.channel}/${j.board}/${j.version}/${j.artifact}`),
+    });
+  }
+  return jobs.length;
+}
+
 async function warnExpiringKeys(deps: MirrorDeps, config: CldistConfig): Promise<string[]> {
   const now = deps.clock();
   const status = await deps.signatures.status(now, config.keyring.expiryWarningDays);
@@ -206,11 +240,17 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
   } catch (error) {
     deps.logger.error('finalize sweep failed', { error: describeError(error) });
   }
+  let requeuedForTrust = 0;
+  try {
+    requeuedForTrust = await requeueForTrust(deps, config);
+  } catch (error) {
+    deps.logger.error('trust sweep failed', { error: describeError(error) });
+  }
   let expiringKeys: string[] = [];
   try {
     expiringKeys = await warnExpiringKeys(deps, config);
   } catch (error) {
     deps.logger.error('signing key check failed', { error: describeError(error) });
   }
-  return { results, resent, refinalized, expiringKeys };
+  return { results, resent, refinalized, expiringKeys, requeuedForTrust };
 }

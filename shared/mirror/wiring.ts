@@ -5,10 +5,12 @@ import { createDynamoLedger } from '../ledger/ledger.ts';
 import { createSnsNotifier } from '../notify/index.ts';
 import { parseRuntimeEnv } from '../runtime-env.ts';
 import { createStore } from '../store/index.ts';
-import type { ObjectStore } from '../store/types.ts';
+import { s3TrustSource } from '../trust/s3-source.ts';
+import type { TrustSource } from '../trust/source.ts';
+import { loadTrustedKeyring, reloadFailure, type TrustedKeyring } from '../trust/trusted-keyring.ts';
 import { loadKeyringFromConfig } from '../verify/keyring.ts';
 import { createSqsJobQueue, type EventSink, type MirrorDeps, type MirrorLogger } from './deps.ts';
-import { keyringChecker } from './signatures.ts';
+import { trustedChecker } from './signatures.ts';
 
 const MiB = 1024 * 1024;
 
@@ -17,14 +19,43 @@ export interface MirrorRuntime {
   config: CldistConfig;
 }
 
+/** A deployment without a trust object (or without a mirror bucket) has a keyring that never changes. */
+const noTrustObject: TrustSource = {
+  location: 'the bundled keyring (no trust object configured)',
+  read: (known) =>
+    Promise.resolve(
+      known === undefined ? { changed: true, version: 'static', inputs: [] } : { changed: false },
+    ),
+};
+
 /**
  * The rotated keys: an object in the mirror bucket whose armored keys extend the bundled keyring, so a new
- * signing subkey is trusted without a redeploy. Read at cold start; a new container picks up a change.
+ * signing subkey is trusted without a redeploy. Read at cold start, again when a signer is unknown, and at
+ * least every `keyring.refreshSeconds`.
  */
-async function extraKeys(store: ObjectStore, key: string | undefined): Promise<string[]> {
-  if (key === undefined) return [];
-  const body = await store.get(key);
-  return body === undefined ? [] : [new TextDecoder().decode(body)];
+export function mirrorTrust(
+  config: CldistConfig,
+  source: TrustSource,
+  logger: MirrorLogger,
+  clock: () => Date = () => new Date(),
+): Promise<TrustedKeyring> {
+  return loadTrustedKeyring({
+    source,
+    build: (inputs) =>
+      loadKeyringFromConfig(
+        config.keyring,
+        inputs.map((input) => input.text),
+      ),
+    clock,
+    minRefreshMs: config.keyring.unknownSignerRecheckSeconds * 1000,
+    maxAgeMs: config.keyring.refreshSeconds * 1000,
+    onReloaded: (version, reason) =>
+      logger.info('trust reloaded', { location: source.location, version, reason }),
+    onReloadFailed: (error, reason) =>
+      logger.error('trust reload failed; the previous keyring stays in force', {
+        ...reloadFailure(error, reason, source.location),
+      }),
+  });
 }
 
 /**
@@ -58,10 +89,15 @@ export async function loadMirrorRuntime(
     partSizeBytes: config.worker.partSizeMiB * MiB,
     partsInFlight: config.worker.partsInFlight,
   });
-  const keyring = await loadKeyringFromConfig(
-    config.keyring,
-    await extraKeys(store, resources.trustKeyringKey),
-  );
+  const trustSource =
+    resources.mirrorBucket === undefined || resources.trustKeyringKey === undefined
+      ? noTrustObject
+      : s3TrustSource(
+          clients.s3,
+          resources.mirrorBucket,
+          `${storeConfig.kind === 's3' ? storeConfig.prefix : ''}${resources.trustKeyringKey}`,
+        );
+  const trust = await mirrorTrust(config, trustSource, options.logger);
   const notifier: EventSink = createSnsNotifier(clients.sns, resources.topicArn);
   return {
     config: { ...config, store: storeConfig },
@@ -78,7 +114,7 @@ export async function loadMirrorRuntime(
                 ),
             }
           : createSqsJobQueue(clients.sqs, jobsQueueUrl),
-      signatures: keyringChecker(keyring),
+      signatures: trustedChecker(trust),
       clock: () => new Date(),
       logger: options.logger,
     },

@@ -8,6 +8,7 @@ import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
 import type { StagedUpload } from '../store/types.ts';
 import { SignatureError } from '../verify/types.ts';
 import { alertOnce } from './alerts.ts';
+import { alertAwaitingTrust, parkAwaitingTrust } from './awaiting-trust.ts';
 import { defaultChunkSize, defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
 import { type FinalizeResult, finalizeIfDone } from './finalize.ts';
 
@@ -17,7 +18,9 @@ export type MirrorOutcome =
   | 'already-verified'
   /** Its signature failed before; a bad artifact is not fetched again. */
   | 'already-failed'
-  | 'missing';
+  | 'missing'
+  /** Signed by a key not (yet) in the keyring: parked until the trust changes, not failed. */
+  | 'awaiting-trust';
 
 export interface MirrorResult {
   outcome: MirrorOutcome;
@@ -220,7 +223,8 @@ async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: M
  * deliveries back off instead of downloading in parallel.
  *
  * Throws PermanentError (bad signature, bad job: acknowledge, do not retry) or TransientError (network,
- * busy, store or ledger trouble: retry). A 404 is not thrown: it marks the artifact missing.
+ * busy, store or ledger trouble: retry). A 404 is not thrown: it marks the artifact missing. Neither is a
+ * signer the trust does not know: the artifact waits as `awaiting-trust` until the trust changes.
  */
 export async function mirrorArtifact(
   job: MirrorJob,
@@ -251,6 +255,17 @@ export async function mirrorArtifact(
         );
         return { outcome: 'already-failed', finalize: await finalizeIfDone(release, deps, config) };
       }
+      case 'awaiting_trust': {
+        const record = await deps.ledger.getArtifact(ref);
+        if (record?.awaitingIssuer !== undefined && record.trustVersion !== undefined) {
+          await alertAwaitingTrust(
+            job,
+            { issuer: record.awaitingIssuer, trustVersion: record.trustVersion },
+            deps,
+          );
+        }
+        return { outcome: 'awaiting-trust', finalize: { finalized: false } };
+      }
       case 'busy':
         throw new TransientError(
           'artifact-busy',
@@ -263,6 +278,9 @@ export async function mirrorArtifact(
         );
     }
   }
+  // Sent again after a refusal for an unknown signer: the trust changed since, but this warm function's
+  // keyring may not have (its reads for unknown signers are rate-limited). One conditional read settles it.
+  if (attempt.record.trustVersion !== undefined) await deps.signatures.refreshTrust();
   let facts: VerifiedArtifactFacts & { resumes: number };
   try {
     facts = await transferArtifact(job, deps, config, options);
@@ -270,6 +288,10 @@ export async function mirrorArtifact(
     if (error instanceof NotFoundError) {
       await reportMissing(job, error, deps);
       return { outcome: 'missing', finalize: await finalizeIfDone(release, deps, config) };
+    }
+    if (error instanceof SignatureError && error.reason === 'unknown-key') {
+      await parkAwaitingTrust(job, error, deps);
+      return { outcome: 'awaiting-trust', finalize: { finalized: false } };
     }
     if (error instanceof SignatureError) {
       await reportBadSignature(job, error, deps);

@@ -19,10 +19,20 @@ export type SignatureFailure =
 /** The message starts with the reason, so a log line or the CLI's error names it without the code. */
 export class SignatureError extends PermanentError {
   readonly reason: SignatureFailure;
-  constructor(reason: SignatureFailure, message: string, options?: { cause?: unknown }) {
+  /** For `unknown-key`: the issuer as the signature names it (16 hex digits, or a fingerprint). */
+  readonly issuer?: string;
+  /** For `unknown-key`: the version of the trust that did not know the issuer. */
+  readonly trustVersion?: string;
+  constructor(
+    reason: SignatureFailure,
+    message: string,
+    options?: { cause?: unknown; issuer?: string; trustVersion?: string },
+  ) {
     super(`bad-signature:${reason}`, `bad signature (${reason}): ${message}`, options);
     this.name = 'SignatureError';
     this.reason = reason;
+    if (options?.issuer !== undefined) this.issuer = options.issuer;
+    if (options?.trustVersion !== undefined) this.trustVersion = options.trustVersion;
   }
 }
 

@@ -86,6 +86,13 @@ function findIssuers(keyring: Keyring, packet: SignaturePacket): Issuer[] {
   return issuers.sort((a, b) => Number(b.trusted) - Number(a.trusted));
 }
 
+/** The issuer's key ID (the low 64 bits of a v4 fingerprint), as `gpg --list-keys --keyid-format long` shows it. */
+function issuerKeyId(packet: SignaturePacket): string {
+  return packet.issuerFingerprint === null
+    ? packet.issuerKeyID.toHex().toUpperCase()
+    : hex(packet.issuerFingerprint).slice(-16);
+}
+
 function issuerName(packet: SignaturePacket): string {
   return packet.issuerFingerprint === null
     ? `key ID ${packet.issuerKeyID.toHex().toUpperCase()}`
@@ -384,6 +391,7 @@ export async function verifyDetached(
     throw new SignatureError(
       'unknown-key',
       `the signature was made by ${issuerName(packet)}, which is not in the keyring`,
+      { issuer: issuerKeyId(packet) },
     );
   }
   if (!issuer.trusted) {

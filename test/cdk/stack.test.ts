@@ -79,7 +79,7 @@ describe('the CDK stack with default settings', () => {
     const expected = {
       Poller: ['jobsQueueUrl', 'mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
       Worker: ['jobsQueueUrl', 'mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
-      ApiHandler: ['configBucket', 'configKmsKeyId', 'tableName'],
+      ApiHandler: ['configBucket', 'configKmsKeyId', 'jobsQueueUrl', 'tableName'],
     };
     for (const [prefix, keys] of Object.entries(expected)) {
       const env = parseRuntimeEnv(environmentOf(synth, prefix));
@@ -270,6 +270,20 @@ describe('the CDK stack with default settings', () => {
     synth.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0' });
   });
 
+  it('serves the release list and retry only to IAM-authorised callers, through the API function', () => {
+    for (const routeKey of ['GET /v1/releases', 'POST /v1/releases/{channel}/{board}/{version}/retry']) {
+      synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+        RouteKey: routeKey,
+        AuthorizationType: 'AWS_IAM',
+        Target: Match.anyValue(),
+      });
+    }
+    const api = parseRuntimeEnv(environmentOf(synth, 'ApiHandler'));
+    expect(api.resources.jobsQueueUrl).toBe(
+      parseRuntimeEnv(environmentOf(synth, 'Poller')).resources.jobsQueueUrl,
+    );
+  });
+
   it('throttles every route, the unauthenticated ones separately, and writes access logs without query strings', () => {
     const stage = only(logicalIdsOfType(synth.resources, 'AWS::ApiGatewayV2::Stage'), 'stage');
     const props = synth.resources[stage]?.Properties ?? {};
@@ -398,12 +412,17 @@ describe('least privilege, by IAM policy statement', () => {
     }
   });
 
-  it('lets the API touch configs and the ledger, and never the mirror', () => {
+  it('lets the API touch configs and the ledger, send release retries to the jobs queue, and never the mirror', () => {
     const statements = statementsOf(synth, 'ApiHandler');
     expect(statements.filter((s) => mentions(s, ids.mirror))).toEqual([]);
-    expect(
-      statements.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:') || a.startsWith('sns:'))),
-    ).toEqual([]);
+    expect(statements.filter((s) => actionsOf(s).some((a) => a.startsWith('sns:')))).toEqual([]);
+    const queueStatement = only(
+      statements.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:'))),
+      'API queue statement',
+    );
+    expect(actionsOf(queueStatement)).toContain('sqs:SendMessage');
+    expect(actionsOf(queueStatement)).not.toContain('sqs:ReceiveMessage');
+    expect(mentions(queueStatement, ids.queue) && !mentions(queueStatement, ids.dlq)).toBe(true);
     const objectWrites = statements.filter((s) => actionsOf(s).includes('s3:PutObject'));
     expect(objectWrites).toHaveLength(1);
     expect(mentions(only(objectWrites, 'API object write'), ids.config)).toBe(true);

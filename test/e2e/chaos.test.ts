@@ -34,6 +34,10 @@ describe('seeded chaos run of the release mirror', () => {
     expect(report.summary.releases.mirrored).toBe(report.summary.releases.good);
     expect(report.summary.faults.tamper?.applied).toBeGreaterThan(0);
     expect(report.summary.faults.outage?.applied).toBe(report.plan.outages.length);
+    // The rotation fault fired: the new subkey was refused as awaiting trust (alerted), then uploaded late.
+    const rotation = report.invariants.find((i) => i.name.startsWith('a rotated subkey uploaded late'));
+    expect(rotation?.pass, text).toBe(true);
+    expect(rotation?.detail).toMatch(/; [1-9]\d* unknown-key alert\(s\)$/);
     expect(text).toMatch(/^RESULT: PASS$/m);
   });
 
