@@ -119,6 +119,17 @@ describe('instance parameters in the admin API', () => {
     ).toEqual(legacy);
   });
 
+  it('lists instance records in id order, a page at a time', async () => {
+    const first = await h.instances.list(2);
+    expect(first.records.map((r) => r.id)).toEqual(['holder', 'keys']);
+    expect(first.next).toBe('keys');
+    const second = await h.instances.list(2, first.next);
+    expect(second.records[0]?.id).toBe('legacy');
+    const all = await h.instances.list(100);
+    expect(all.next).toBeUndefined();
+    expect(all.records.map((r) => r.id)).toEqual([...all.records.map((r) => r.id)].sort());
+  });
+
   it('serves a wrapper ignition-validate accepts', async () => {
     await h.put('valid', { ignition: userIgnition('v'), ips: ['10.5.0.1'] });
     const body = await (await h.fromAddress('10.5.0.1', '/openstack/latest/user_data')).text();

@@ -176,6 +176,29 @@ suite(title, () => {
     ]);
   });
 
+  it('lists the instances on the status page with addresses, hostname, kind and last fetch', async () => {
+    const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
+    const script = `const r = await fetch('http://127.0.0.1:8080/v1/status', { headers: { Authorization: 'Bearer ${token}' } });
+      console.log(JSON.stringify((await r.json()).instances));`;
+    const run = await lab.run(process.execPath, ['--input-type=module', '-e', script]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const list = JSON.parse(run.stdout) as { rows: Record<string, unknown>[]; more: boolean };
+    expect(list.more).toBe(false);
+    expect(list.rows).toEqual([
+      expect.objectContaining({
+        id: 'vm1',
+        addresses: [vms.vm1],
+        hostname: 'vm1.example.net',
+        kind: 'ignition',
+        lastFetch: expect.objectContaining({
+          family: expect.stringMatching(/^(ec2|openstack)$/),
+          sourceIp: vms.vm1,
+        }),
+      }),
+      expect.objectContaining({ id: 'vm2', addresses: [vms.vm2], kind: 'ignition' }),
+    ]);
+  });
+
   /** Requests from inside a VM with whatever headers it likes, over a real socket. */
   async function fromVm(
     vm: string,
