@@ -126,9 +126,7 @@ describe('bad-input corpus: metadata inputs', () => {
     );
     const token = fc.oneof(
       fc.string({ maxLength: 80 }),
-      fc
-        .tuple(fc.nat(), fc.stringMatching(/^[A-Za-z0-9_-]{43}$/))
-        .map(([n, mac]) => `v1.${n}.${mac}`),
+      fc.tuple(fc.nat(), fc.stringMatching(/^[A-Za-z0-9_-]{43}$/)).map(([n, mac]) => `v1.${n}.${mac}`),
     );
     await runCorpus('imds token', token, (text) => {
       expect(imdsTokenValid(keys, text, 'address:10.9.0.1', new Date('2026-06-01T00:00:00Z'))).toBe(false);
