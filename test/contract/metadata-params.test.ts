@@ -114,6 +114,10 @@ describe('instance parameters in the admin API', () => {
     expect(served.headers.get('etag')).not.toBe(put.etag);
     const legacy = { ignition: { version: '2.2.0' } };
     const old = await (await h.put('legacy', { ignition: legacy })).json();
+    expect(old.warnings).toContainEqual({
+      path: '$.ignition.version',
+      message: expect.stringMatching(/not merged into a 2\.x config/),
+    });
     expect(
       JSON.parse(await (await h.api.request(`/v1/instances/legacy/ignition?token=${old.token}`)).text()),
     ).toEqual(legacy);
