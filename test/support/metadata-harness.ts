@@ -93,7 +93,7 @@ export async function metadataHarness(options: HarnessOptions = {}): Promise<Met
     },
     fromAddress: async (address, path, init) =>
       listener.request(path, init, { incoming: { socket: { remoteAddress: address } } }),
-    put: (id, body) => admin(`/v1/instances/${id}`, { method: 'PUT', body: JSON.stringify(body) }),
+    put: async (id, body) => admin(`/v1/instances/${id}`, { method: 'PUT', body: JSON.stringify(body) }),
     admin,
     close: async () => {
       await repository.close().catch(() => undefined);
