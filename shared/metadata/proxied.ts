@@ -45,7 +45,7 @@ export async function fileSecretsProvider(path: string, maxAgeMs = 10_000): Prom
   }
   let readAt = Date.now();
   return async () => {
-    if (Date.now() - readAt > maxAgeMs) {
+    if (Date.now() - readAt >= maxAgeMs) {
       readAt = Date.now();
       secrets = await read().catch(() => secrets);
     }

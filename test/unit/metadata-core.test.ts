@@ -127,3 +127,27 @@ describe('command-line parsing', () => {
     expect(() => parseAttributes(['a=1', 'a=2'])).toThrow(/given twice/);
   });
 });
+
+describe('the proxy secret file', () => {
+  it('reads one secret per line, re-reads it for a rotation, and refuses short or missing ones', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { fileSecretsProvider } = await import('../../shared/metadata/proxied.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'cldist-secrets-'));
+    try {
+      const file = join(dir, 'secret');
+      await writeFile(file, '# current first\nfirst-secret-0123456789\n\nold-secret-0123456789\n');
+      const secrets = await fileSecretsProvider(file, 0);
+      expect(await secrets()).toEqual(['first-secret-0123456789', 'old-secret-0123456789']);
+      await writeFile(file, 'rotated-secret-0123456789\n');
+      expect(await secrets()).toEqual(['rotated-secret-0123456789']);
+      await writeFile(file, 'short\n');
+      expect(await secrets()).toEqual(['rotated-secret-0123456789']);
+      await expect(fileSecretsProvider(file)).rejects.toThrow(/line 1 is shorter/);
+      await expect(fileSecretsProvider(join(dir, 'absent'))).rejects.toThrow(/cannot be read/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
