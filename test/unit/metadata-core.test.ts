@@ -151,3 +151,21 @@ describe('the proxy secret file', () => {
     }
   });
 });
+
+describe('the metadata listener at start', () => {
+  it('names the flag and the fix when the address is not on this machine', async () => {
+    const { startMetadataListener } = await import('../../local/metadata-listener.ts');
+    const { createLogger } = await import('../../local/runtime/log.ts');
+    const { parseConfig } = await import('../../shared/config.ts');
+    const logger = createLogger({ format: 'json', write: () => {} });
+    const deps = {
+      instances: { instanceAtAddress: async () => undefined },
+      bodies: {},
+      clock: () => new Date(),
+    } as unknown as Parameters<typeof startMetadataListener>[0]['deps'];
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of a real machine.
+    await expect(
+      startMetadataListener({ host: '192.0.2.1', port: 0, deps, config: parseConfig({}), logger }),
+    ).rejects.toThrow(/--metadata-listen 192\.0\.2\.1:0 is not an address of this machine; add it/);
+  });
+});
