@@ -172,7 +172,9 @@ describe('proxied metadata routes in the API (signed X-Instance-ID)', () => {
     expect(await found.json()).toEqual({ instanceId: 'vm-2' });
     const absent = await lookup('10.0.0.9', signAddress(oldSecret, '10.0.0.9'));
     expect(absent.status).toBe(404);
-    expect(await absent.json()).toEqual({ error: { code: 'not-found', message: 'no instance holds this address' } });
+    expect(await absent.json()).toEqual({
+      error: { code: 'not-found', message: 'no instance holds this address' },
+    });
     expect((await lookup('10.0.0.2', undefined)).status).toBe(403);
     expect((await lookup('10.0.0.2', signInstanceId(secret, '10.0.0.2'))).status).toBe(403);
     expect((await lookup('10.0.0.2', signAddress('wrong-secret-0123456789', '10.0.0.2'))).status).toBe(403);
