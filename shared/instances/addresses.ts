@@ -1,10 +1,18 @@
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { AddressConflict } from './types.ts';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { AddressConflict, InstancePage, InstanceRecord } from './types.ts';
 
 /** Runs a ledger call, turning outages into TransientError (the repository's own wrapper). */
 export type LedgerCall = <T>(action: string, call: () => Promise<T>) => Promise<T>;
 
 const addressSk = 'owner';
+/** Every instance record carries this gsi1 key, so records can be listed in id order without a scan. */
+export const instanceListGsi1Pk = 'instance-list';
 
 function addressPk(address: string): string {
   return `address#${address}`;
@@ -82,5 +90,32 @@ export function createAddressBook(doc: DynamoDBDocumentClient, table: string, le
     return undefined;
   }
 
-  return { claim, release, holderOf };
+  async function list(
+    limit: number,
+    after: string | undefined,
+    toRecord: (id: string, item: Record<string, unknown>) => InstanceRecord,
+  ): Promise<InstancePage> {
+    const result = await ledgerCall('list instances', () =>
+      doc.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: 'gsi1',
+          KeyConditionExpression: after === undefined ? 'gsi1pk = :p' : 'gsi1pk = :p AND gsi1sk > :after',
+          ExpressionAttributeValues: {
+            ':p': instanceListGsi1Pk,
+            ...(after === undefined ? {} : { ':after': after }),
+          },
+          Limit: limit,
+        }),
+      ),
+    );
+    const records = (result.Items ?? []).map((item) => toRecord(String(item.id), item));
+    const last = records.at(-1);
+    return {
+      records,
+      ...(result.LastEvaluatedKey !== undefined && last !== undefined ? { next: last.id } : {}),
+    };
+  }
+
+  return { claim, release, holderOf, list };
 }

@@ -10,12 +10,11 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
 import { hasParams, parseStoredParams } from '../metadata/params.ts';
-import { createAddressBook } from './addresses.ts';
+import { createAddressBook, instanceListGsi1Pk } from './addresses.ts';
 import type {
   AuditEntry,
   ConfigKind,
   FetchOutcome,
-  InstancePage,
   InstanceRecord,
   InstanceRepository,
   RouteFamily,
@@ -32,8 +31,6 @@ export interface DynamoInstanceRepositoryOptions {
 }
 
 const metaSk = 'meta';
-/** Every instance record carries this gsi1 key, so records can be listed in id order without a scan. */
-const instanceListGsi1Pk = 'instance-list';
 const auditPrefix = 'audit#';
 const batchSize = 25;
 const entriesPerItem = 500;
@@ -276,28 +273,7 @@ export function createDynamoInstanceRepository(
     claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
     releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
     instanceAtAddress: (address) => addressBook.holderOf(address),
-    async list(limit, after): Promise<InstancePage> {
-      const result = await ledgerCall('list instances', () =>
-        doc.send(
-          new QueryCommand({
-            TableName: table,
-            IndexName: 'gsi1',
-            KeyConditionExpression: after === undefined ? 'gsi1pk = :p' : 'gsi1pk = :p AND gsi1sk > :after',
-            ExpressionAttributeValues: {
-              ':p': instanceListGsi1Pk,
-              ...(after === undefined ? {} : { ':after': after }),
-            },
-            Limit: limit,
-          }),
-        ),
-      );
-      const records = (result.Items ?? []).map((item) => toRecord(String(item.id), item));
-      const last = records.at(-1);
-      return {
-        records,
-        ...(result.LastEvaluatedKey !== undefined && last !== undefined ? { next: last.id } : {}),
-      };
-    },
+    list: (limit, after) => addressBook.list(limit, after, toRecord),
 
     async delete(id) {
       await flush();
