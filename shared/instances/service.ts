@@ -253,10 +253,8 @@ export async function putInstanceConfig(
     await deps.instances.releaseAddresses(input.id, claimed).catch(() => undefined);
     throw error;
   }
-  // Not swallowed: an address left held by a record that no longer lists it would refuse every other
-  // instance; a 503 here makes the admin retry the PUT, which releases it.
   const dropped = (previous?.params?.ips ?? []).filter((ip) => !params.ips.includes(ip));
-  if (dropped.length > 0) await deps.instances.releaseAddresses(input.id, dropped);
+  if (dropped.length > 0) await deps.instances.releaseAddresses(input.id, dropped).catch(() => undefined);
   if (previous !== undefined && previous.bodyKey !== bodyKey) {
     await deps.bodies.delete(previous.bodyKey).catch(() => undefined);
   }
@@ -306,16 +304,13 @@ export async function describeInstance(
   return { ...visible, audit };
 }
 
-/**
- * Addresses go first (a failure leaves the record, still holding them, for a retry), then the record, so
- * the instance stops being served even if removing the body fails.
- */
+/** The record goes first, so the instance stops being served even if removing the body fails. */
 export async function deleteInstance(id: string, deps: InstanceServiceDeps): Promise<void> {
   assertInstanceId(id);
   const record = await deps.instances.get(id);
   if (record === undefined) throw new InstanceNotFoundError(id);
-  await deps.instances.releaseAddresses(id, record.params?.ips ?? []);
   await deps.instances.delete(id);
+  await deps.instances.releaseAddresses(id, record.params?.ips ?? []);
   await deps.bodies.delete(record.bodyKey);
 }
 
