@@ -31,6 +31,7 @@ import { lockDataDir } from './runtime/data-dir-lock.ts';
 import type { Logger } from './runtime/log.ts';
 import { createLocalNotifier } from './runtime/notifications.ts';
 import { startLocalTrust } from './runtime/trust-watch.ts';
+import { listInstanceRows } from './status/instances.ts';
 import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
 import { createStatusApp } from './status/routes.ts';
 import { startWorkerPool, type WorkerPool } from './worker-pool.ts';
@@ -98,6 +99,9 @@ export interface ServeHandle {
   /** Graceful stop: timers, intake, in-flight transfers (aborted), servers, stand-ins; idempotent. */
   close(): Promise<void>;
 }
+
+/** Instances the status page lists; a provider has many, and `cldist instances get` shows any one. */
+const statusInstanceLimit = 50;
 
 /** The core's free-text logs: its warnings and errors pass through; what the runner reports itself is quieter. */
 function coreLogger(logger: Logger): MirrorLogger {
@@ -405,6 +409,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         worker: () => ({ inFlight: pool.inFlight, concurrency: options.concurrency }),
         demo: options.demo ?? false,
         mirrorBaseUrl: `${url}/mirror`,
+        instances: () => listInstanceRows(instances, statusInstanceLimit),
         clock,
       });
 

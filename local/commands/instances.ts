@@ -8,17 +8,17 @@ interface PutFlags extends ConnectionFlags {
   cloudConfig?: string;
   oneTime?: boolean;
   expires?: string;
-  ip: string[];
+  ip?: string[];
   publicIp?: string;
   hostname?: string;
-  sshKey: string[];
+  sshKey?: string[];
   instanceType?: string;
   zone?: string;
-  attribute: string[];
+  attribute?: string[];
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** `KEY=VALUE` pairs into an object; the value may itself hold "=". */
@@ -55,9 +55,9 @@ async function paramsBody(flags: PutFlags): Promise<Record<string, unknown>> {
   };
   return {
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
-    ...(flags.ip.length === 0 ? {} : { ips: flags.ip }),
-    ...(flags.sshKey.length === 0 ? {} : { sshKeys: await readSshKeys(flags.sshKey) }),
-    ...(flags.attribute.length === 0 ? {} : { attributes: parseAttributes(flags.attribute) }),
+    ...(flags.ip === undefined ? {} : { ips: flags.ip }),
+    ...(flags.sshKey === undefined ? {} : { sshKeys: await readSshKeys(flags.sshKey) }),
+    ...(flags.attribute === undefined ? {} : { attributes: parseAttributes(flags.attribute) }),
   };
 }
 
@@ -123,18 +123,16 @@ export function registerInstancesCommand(program: Command): void {
         '--ip <address>',
         'a source address of the instance (repeat for more); one instance each',
         collect,
-        [],
       )
       .option('--public-ip <address>', 'its public address (metadata public-ipv4)')
       .option('--hostname <name>', 'its host name (default: the id)')
-      .option('--ssh-key <file>', 'an OpenSSH public key file (repeat for more)', collect, [])
+      .option('--ssh-key <file>', 'an OpenSSH public key file (repeat for more)', collect)
       .option('--instance-type <type>', 'its instance type (metadata instance-type)')
       .option('--zone <zone>', 'its availability zone')
       .option(
         '--attribute <key=value>',
         'an attribute (OpenStack meta, EC2 instance tags); repeatable',
         collect,
-        [],
       ),
   ).action((id: string, flags: PutFlags) => put(id, flags));
 

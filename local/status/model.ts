@@ -3,6 +3,7 @@ import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
 import { type ReleaseState, releaseState } from '../../shared/mirror/release-state.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
+import type { InstanceList } from './instances.ts';
 
 /** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
 export type ArtifactDisplayState = 'verified' | 'missing' | 'failed' | 'pending' | 'awaiting-trust';
@@ -56,6 +57,8 @@ export interface StatusModel {
   events: CldistEvent[];
   worker: { inFlight: number; concurrency: number };
   mirrorBaseUrl: string;
+  /** Registered instances (the first page), when the runner serves instance configs. */
+  instances?: InstanceList;
 }
 
 export interface PollProblem {
@@ -76,6 +79,8 @@ export interface StatusSources {
   worker: () => { inFlight: number; concurrency: number };
   demo: boolean;
   mirrorBaseUrl: string;
+  /** The instances section; absent, the page has none. */
+  instances?: () => Promise<InstanceList>;
   /** How many releases per channel and board to show. */
   releasesShown?: number;
   clock?: () => Date;
@@ -161,5 +166,6 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
     events: sources.recentEvents().slice(0, 50),
     worker: sources.worker(),
     mirrorBaseUrl: sources.mirrorBaseUrl,
+    ...(sources.instances === undefined ? {} : { instances: await sources.instances() }),
   };
 }

@@ -104,6 +104,32 @@ function eventsBlock(model: StatusModel): Fragment {
   )}</ol>`;
 }
 
+function instancesBlock(model: StatusModel): Fragment {
+  const list = model.instances;
+  if (list === undefined) return html``;
+  if (list.rows.length === 0) return html`<h2>Instances</h2><p>No instances registered.</p>`;
+  return html`<h2>Instances</h2>
+  <table class="instances">
+    <thead><tr><th>id</th><th>addresses</th><th>hostname</th><th>config</th><th>last fetch</th></tr></thead>
+    <tbody>${list.rows.map(
+      (row) => html`<tr data-instance="${row.id}">
+        <td><code>${row.id}</code></td>
+        <td class="addresses">${row.addresses.length === 0 ? '–' : row.addresses.join(', ')}</td>
+        <td class="hostname">${row.hostname ?? '–'}</td>
+        <td class="kind">${row.kind}</td>
+        <td class="last-fetch">${
+          row.lastFetch === undefined
+            ? 'never'
+            : html`<time>${row.lastFetch.at}</time> ${row.lastFetch.family}${
+                row.lastFetch.path === undefined ? '' : html` <code>${row.lastFetch.path}</code>`
+              } from ${row.lastFetch.sourceIp} (${row.lastFetch.outcome})`
+        }</td>
+      </tr>`,
+    )}</tbody>
+  </table>
+  ${list.more ? html`<p class="more">The first ${list.limit} instances by id; <code>cldist instances get ID</code> shows any one.</p>` : ''}`;
+}
+
 const style = `
 body{font:15px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1b1b1b;max-width:70rem}
 h1 small,h2 small{color:#666;font-weight:normal}
@@ -132,6 +158,7 @@ ${model.channels.map((channel) => channelBlock(channel, model))}
 <h2>Signing keys</h2>
 ${keysBlock(model)}
 <p><small>A warning is raised ${model.keyWarningDays} days before the newest signing subkey expires.</small></p>
+${instancesBlock(model)}
 <h2>Recent events</h2>
 ${eventsBlock(model)}
 </body></html>`;

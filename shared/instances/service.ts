@@ -172,6 +172,13 @@ function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig)
   }
   const result = validateIgnition(parsed, { allowLegacy: config.api.allowLegacyIgnition });
   if (result.errors.length > 0) throw new InvalidInstanceConfigError(result.errors);
+  if (result.version?.startsWith('2.') === true && config.platform.baseIgnition !== undefined) {
+    result.warnings.push({
+      path: '$.ignition.version',
+      message:
+        'platform.baseIgnition is not merged into a 2.x config: an Ignition that reads 2.x cannot merge 3.x',
+    });
+  }
   return {
     kind: 'ignition',
     body: Buffer.from(text, 'utf8'),

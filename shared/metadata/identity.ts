@@ -67,7 +67,8 @@ export function sourceAddressIdentity(
   return {
     async identify(c) {
       const peer = peerAddress(c);
-      const address = canonicalAddress(peer);
+      // A link-local IPv6 peer carries its interface (`fe80::1%br0`); the address alone identifies it.
+      const address = canonicalAddress(peer.replace(/%[^%]*$/, ''));
       if (address === undefined)
         return { kind: 'known', instanceId: undefined, subject: '', sourceIp: peer, viaProxy: false };
       const instanceId = await instances.instanceAtAddress(address);

@@ -163,14 +163,19 @@ const attributeValue = z
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   .regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters');
 
-const attributes = z
-  .record(
-    z
-      .string()
-      .regex(attributeKeyPattern, 'a key of letters, digits, "_", "." or "-", starting with a letter or "_"'),
-    attributeValue,
-  )
-  .refine((value) => Object.keys(value).length <= 64, 'at most 64 attributes');
+const attributes = z.record(z.string(), attributeValue).superRefine((value, ctx) => {
+  const keys = Object.keys(value);
+  if (keys.length > 64) ctx.addIssue({ code: 'custom', message: 'at most 64 attributes' });
+  for (const key of keys) {
+    if (!attributeKeyPattern.test(key)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'expected a key of letters, digits, "_", "." or "-", starting with a letter or "_"',
+      });
+    }
+  }
+});
 
 /** The admin API body's instance parameters; errors carry the JSON path of the bad field. */
 export const instanceParamsShape = {

@@ -45,7 +45,7 @@ export async function fileSecretsProvider(path: string, maxAgeMs = 10_000): Prom
   }
   let readAt = Date.now();
   return async () => {
-    if (Date.now() - readAt > maxAgeMs) {
+    if (Date.now() - readAt >= maxAgeMs) {
       readAt = Date.now();
       secrets = await read().catch(() => secrets);
     }
@@ -71,24 +71,27 @@ export interface ProxiedMetadataOptions {
 export function mountProxiedMetadata(app: Hono, options: ProxiedMetadataOptions): void {
   app.get(`${proxiedPrefix}/instance-id`, async (c) => {
     c.header('Cache-Control', 'no-store');
+    const refuse = (status: 400 | 403 | 404, code: string, message: string) =>
+      c.json({ error: { code, message } }, status);
     const secrets = options.secrets === undefined ? [] : await options.secrets();
-    if (secrets.length === 0) return c.text('not found\n', 404);
+    if (secrets.length === 0) return refuse(404, 'not-found', 'not found');
     const given = c.req.header(proxyHeaders.address);
     const query = c.req.query('address');
     if (
       given === undefined ||
       !addressSignatureValid(secrets, given, c.req.header(proxyHeaders.addressSignature))
     ) {
-      return c.text('proxy signature missing or wrong\n', 403);
+      return refuse(403, 'bad-signature', `${proxyHeaders.addressSignature} missing or wrong`);
     }
     if (query !== undefined && query !== given) {
-      return c.text(`the address query and ${proxyHeaders.address} differ\n`, 400);
+      return refuse(400, 'bad-request', `the address query and ${proxyHeaders.address} differ`);
     }
     const address = canonicalAddress(given);
-    if (address === undefined) return c.text(`${proxyHeaders.address} is not an IP address\n`, 400);
+    if (address === undefined)
+      return refuse(400, 'bad-request', `${proxyHeaders.address} is not an IP address`);
     const instanceId = await options.deps.instances.instanceAtAddress(address);
     return instanceId === undefined
-      ? c.json({ error: 'no instance has this address' }, 404)
+      ? refuse(404, 'not-found', 'no instance holds this address')
       : c.json({ instanceId });
   });
   app.route(

@@ -133,8 +133,11 @@ async function openStack(d: Dispatch): Promise<Response> {
   if (!(openStackVersions as readonly string[]).includes(version) || rest.length > 0) return notFound(d.c);
   const record = await recordOf(d.who, d.options);
   if (record === undefined) return notFound(d.c);
-  if (file === undefined) return text(d.c, 200, openStackFiles.join('\n'));
   if (file === 'user_data') return userData(d, record, 'openstack');
+  if (file === undefined) {
+    auditMetadata(request(d, record, 'openstack'), 'metadata', 'served', d.options.deps);
+    return text(d.c, 200, openStackFiles.join('\n'));
+  }
   const documents: Record<string, (r: InstanceRecord) => unknown> = {
     'meta_data.json': openStackMetaData,
     'network_data.json': openStackNetworkData,
@@ -188,9 +191,9 @@ async function ec2(d: Dispatch): Promise<Response> {
   if (refused !== undefined) return refused;
   const record = await recordOf(d.who, d.options);
   if (record === undefined) return notFound(d.c);
-  if (section === undefined) return text(d.c, 200, 'dynamic\nmeta-data\nuser-data');
   if (section === 'user-data' && path.length === 0) return userData(d, record, 'ec2');
   let answer: string | undefined;
+  if (section === undefined) answer = 'dynamic\nmeta-data\nuser-data';
   if (section === 'meta-data') answer = walkMetadata(ec2MetaData(record), path);
   if (section === 'dynamic') {
     const document = JSON.stringify(ec2IdentityDocument(record), null, 2);

@@ -12,6 +12,7 @@ import { createDynamoInstanceRepository } from '../../shared/instances/repositor
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
+import { ed25519PublicKey } from '../support/ssh-keys.ts';
 
 interface CliRun {
   code: number;
@@ -103,6 +104,81 @@ describe('cldist instances (CLI against a running API)', () => {
     const deleted = await cldist(['instances', 'delete', 'cli-1', ...connection]);
     expect(deleted).toMatchObject({ code: 0, stdout: 'deleted cli-1\n' });
     expect((await cldist(['instances', 'get', 'cli-1', ...connection])).code).not.toBe(0);
+  });
+
+  it('sends the instance parameters, and says who holds a conflicting address', async () => {
+    await writeFile(
+      join(dir, 'keys.pub'),
+      `# alice\n${ed25519PublicKey('alice')}\n\n${ed25519PublicKey('bob')}\n`,
+    );
+    const params = ['--ip', '10.7.0.1', '--ip', 'FE80::7', '--public-ip', '203.0.113.7', '--hostname', 'h7'];
+    const more = [
+      '--ssh-key',
+      join(dir, 'keys.pub'),
+      '--instance-type',
+      't1',
+      '--zone',
+      'z1',
+      '--attribute',
+      'a=b=c',
+    ];
+    const put = await cldist([
+      'instances',
+      'put',
+      'params-1',
+      '--ignition',
+      join(dir, 'good.ign'),
+      ...params,
+      ...more,
+      ...connection,
+    ]);
+    expect(put.code, put.stderr).toBe(0);
+    const shown = JSON.parse((await cldist(['instances', 'get', 'params-1', ...connection])).stdout);
+    expect(shown.params).toMatchObject({
+      ips: ['10.7.0.1', 'fe80::7'],
+      publicIp: '203.0.113.7',
+      hostname: 'h7',
+      instanceType: 't1',
+      zone: 'z1',
+      attributes: { a: 'b=c' },
+    });
+    expect(shown.params.sshKeys).toHaveLength(2);
+    const conflict = await cldist([
+      'instances',
+      'put',
+      'params-2',
+      '--ignition',
+      join(dir, 'good.ign'),
+      '--ip',
+      '10.7.0.1',
+      ...connection,
+    ]);
+    expect(conflict.code).toBe(2);
+    expect(conflict.stderr).toMatch(/409: address 10\.7\.0\.1 belongs to instance "params-1"/);
+    const badKey = await cldist([
+      'instances',
+      'put',
+      'params-3',
+      '--ignition',
+      join(dir, 'good.ign'),
+      '--ssh-key',
+      join(dir, 'good.ign'),
+      ...connection,
+    ]);
+    expect(badKey.code).toBe(2);
+    expect(badKey.stderr).toMatch(/\$\.sshKeys\[0\]: not an OpenSSH public key/);
+    const badAttribute = await cldist([
+      'instances',
+      'put',
+      'params-3',
+      '--ignition',
+      join(dir, 'good.ign'),
+      '--attribute',
+      'novalue',
+      ...connection,
+    ]);
+    expect(badAttribute.code).toBe(2);
+    expect(badAttribute.stderr).toMatch(/--attribute novalue: expected KEY=VALUE/);
   });
 
   it('puts a cloud-config and prints its URL', async () => {

@@ -13,12 +13,13 @@ const cli = join(projectRoot, 'bin/cldist.js');
 const vms = { vm1: '169.254.10.7', vm2: '169.254.10.8', stranger: '169.254.10.9' };
 
 /**
- * In CI (root, CI=true) these tests must run: a missing tool or privilege fails them. Elsewhere they are
- * skipped, with the reason in the suite name, only when not root.
+ * These tests must run in CI (root, CI=true) and for root anywhere: a missing tool fails them. They are
+ * skipped, with the reason in the suite name, only for a non-root user outside CI.
  */
 const unavailable = await labUnavailable();
-if (unavailable !== undefined && process.env.CI !== undefined && process.env.CI !== '') {
-  throw new Error(`the real-client metadata tests cannot run in CI: ${unavailable}`);
+const inCi = process.env.CI !== undefined && process.env.CI !== '';
+if (unavailable !== undefined && (inCi || process.getuid?.() === 0)) {
+  throw new Error(`the real-client metadata tests cannot run: ${unavailable}`);
 }
 const suite = unavailable === undefined ? describe : describe.skip;
 const title =
@@ -173,6 +174,29 @@ suite(title, () => {
     expect(served.map((entry) => entry.path).sort()).toEqual([
       '/2019-10-01/user-data',
       '/openstack/latest/user_data',
+    ]);
+  });
+
+  it('lists the instances on the status page with addresses, hostname, kind and last fetch', async () => {
+    const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
+    const script = `const r = await fetch('http://127.0.0.1:8080/v1/status', { headers: { Authorization: 'Bearer ${token}' } });
+      console.log(JSON.stringify((await r.json()).instances));`;
+    const run = await lab.run(process.execPath, ['--input-type=module', '-e', script]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const list = JSON.parse(run.stdout) as { rows: Record<string, unknown>[]; more: boolean };
+    expect(list.more).toBe(false);
+    expect(list.rows).toEqual([
+      expect.objectContaining({
+        id: 'vm1',
+        addresses: [vms.vm1],
+        hostname: 'vm1.example.net',
+        kind: 'ignition',
+        lastFetch: expect.objectContaining({
+          family: expect.stringMatching(/^(ec2|openstack)$/),
+          sourceIp: vms.vm1,
+        }),
+      }),
+      expect.objectContaining({ id: 'vm2', addresses: [vms.vm2], kind: 'ignition' }),
     ]);
   });
 

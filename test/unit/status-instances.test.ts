@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import type { StatusModel } from '../../local/status/model.ts';
+import { renderStatusPage } from '../../local/status/render.ts';
+
+const model: StatusModel = {
+  generatedAt: '2026-06-01T00:00:00Z',
+  demo: false,
+  channels: [],
+  signingKeys: [],
+  keyWarningDays: 30,
+  events: [],
+  worker: { inFlight: 0, concurrency: 2 },
+  mirrorBaseUrl: 'http://127.0.0.1:8080/mirror',
+};
+
+describe('the status page instances section', () => {
+  it('lists each instance with addresses, hostname, kind and last fetch, escaped', async () => {
+    const page = String(
+      await renderStatusPage(
+        {
+          ...model,
+          instances: {
+            limit: 1,
+            more: true,
+            rows: [
+              {
+                id: 'vm-1',
+                addresses: ['10.0.0.1', 'fe80::1'],
+                hostname: '<b>x</b>',
+                kind: 'ignition',
+                lastFetch: {
+                  at: '2026-06-01T00:00:01Z',
+                  family: 'openstack',
+                  path: '/openstack/latest/user_data',
+                  sourceIp: '10.0.0.1',
+                  outcome: 'served',
+                },
+              },
+            ],
+          },
+        },
+        5,
+      ),
+    );
+    expect(page).toContain('<tr data-instance="vm-1">');
+    expect(page).toContain('10.0.0.1, fe80::1');
+    expect(page).toContain('&lt;b&gt;x&lt;/b&gt;');
+    expect(page).toMatch(
+      /openstack <code>\/openstack\/latest\/user_data<\/code> from 10\.0\.0\.1 \(served\)/,
+    );
+    expect(page).toContain('The first 1 instances by id');
+  });
+
+  it('says when there are none, and has no section when the runner serves no instances', async () => {
+    expect(
+      String(await renderStatusPage({ ...model, instances: { limit: 50, more: false, rows: [] } }, 5)),
+    ).toContain('No instances registered.');
+    expect(String(await renderStatusPage(model, 5))).not.toContain('<h2>Instances</h2>');
+  });
+});
