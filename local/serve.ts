@@ -8,7 +8,7 @@ import { Hono } from 'hono';
 import { createApiApp } from '../functions/api/app.ts';
 import type { CldistConfig } from '../shared/config.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
-import { withRecordCache } from '../shared/instances/record-cache.ts';
+import { loadIdIndex, withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createDynamoLedger, type Ledger } from '../shared/ledger/ledger.ts';
 import { parseMirrorJob } from '../shared/messages.ts';
@@ -25,6 +25,7 @@ import { startEmulators } from './emulators.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
+import { startInstanceUpkeep } from './runtime/instance-upkeep.ts';
 import type { Logger } from './runtime/log.ts';
 import { createLocalNotifier } from './runtime/notifications.ts';
 import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
@@ -249,13 +250,18 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     });
     report(resumeReport);
 
-    // One process serves this data dir (see lockDataDir), so its record cache is as current as the ledger:
-    // a config fetch costs no ledger read, which is what keeps dynalite from capping the fetch rate.
-    const instances = withRecordCache(
-      createDynamoInstanceRepository(clients.doc, { table: resources.tableName }),
-    );
+    // One process serves this data dir (see lockDataDir), so its record cache and id index are as current
+    // as the ledger: a config fetch costs no ledger read, known id or not, which keeps dynalite from capping
+    // the fetch rate and the time of an answer from telling which ids exist.
+    const ledgerInstances = createDynamoInstanceRepository(clients.doc, {
+      table: resources.tableName,
+      auditRetentionDays: config.api.auditRetentionDays,
+    });
+    const instances = withRecordCache(ledgerInstances, { index: await loadIdIndex(ledgerInstances) });
     cleanups.push(() => instances.close());
     const configBodies = createLocalStore(join(dataDir, 'configs'));
+    const upkeep = startInstanceUpkeep({ instances, bodies: configBodies, config, logger, clock });
+    cleanups.push(() => upkeep.stop());
 
     let app: Hono | undefined;
     let port = 0;
@@ -394,6 +400,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           bodies: configBodies,
           clock,
           adminAuth: { kind: 'bearer', token: adminToken },
+          countRefused: upkeep.countRefused,
           onInternalError: (error) => logger.error('api.internal_error', { cause: describeError(error) }),
         },
         apiConfig,

@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { CldistConfig } from '../../shared/config.ts';
 import { describeError, TransientError } from '../../shared/errors.ts';
+import { InstanceConflictError } from '../../shared/instances/errors.ts';
 import {
   createBodyCache,
   deleteInstance,
@@ -110,6 +111,9 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       });
     }
     if (error instanceof InstanceNotFoundError) return errorResponse(c, 404, notFoundBody);
+    if (error instanceof InstanceConflictError) {
+      return errorResponse(c, 409, { error: { code: error.code, message: error.message } });
+    }
     if (error instanceof TransientError) {
       c.header('Retry-After', String(retryAfterSeconds));
       return errorResponse(c, 503, {

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import * as z from 'zod';
 import type { CldistConfig } from '../config.ts';
 import { PermanentError, TransientError } from '../errors.ts';
@@ -65,13 +66,29 @@ export function createBodyCache(maxBytes = 64 * 1024 * 1024): BodyCache {
   };
 }
 
+/**
+ * Told about every fetch refused before the caller showed the instance's token (unknown id, no token,
+ * wrong token), and about store or ledger failures before that point. These are counted in aggregate
+ * (a metric on AWS, a counter in the logs on one machine), never stored per id: anyone can send them, so
+ * storing them would let anyone grow the ledger.
+ */
+export type RefusedFetchCounter = (outcome: FetchOutcome, route: ConfigKind) => void;
+
 export interface InstanceServiceDeps {
   instances: InstanceRepository;
   /** The config store (S3 config bucket, or a local folder). */
   bodies: ObjectStore;
   clock: () => Date;
   bodyCache?: BodyCache;
+  countRefused?: RefusedFetchCounter;
 }
+
+/**
+ * A PUT whose record write comes later than this after its body write gives up (503) instead: the body
+ * sweep may collect a body no record has pointed at for `bodySweepGraceMs`, and this margin keeps a slow
+ * PUT from ever pointing a record at a collected body.
+ */
+export const maxPutMs = 60_000;
 
 /** Ignition configs are small; anything near this is a mistake or an attack, and it bounds body memory. */
 export const maxInstanceBodyBytes = 1024 * 1024;
@@ -172,9 +189,11 @@ export interface PutInstanceResult {
 }
 
 /**
- * Validate and store an instance config, issuing a fresh token. The body is written before the record
- * that points at it, so a fetch never sees a record whose body is missing; the previous body is removed
- * only after the new record is in place.
+ * Validate and store an instance config, issuing a fresh token. The body is written under a key of its
+ * own before the record that points at it, so a fetch never sees a record whose body is missing. The
+ * record write is conditional on the record read before (InstanceConflictError, 409, if another write got
+ * there first), and nothing is deleted here: a replaced or losing body is left for `sweepConfigBodies`,
+ * because deleting it in this racing path is what could strand the winner's record.
  */
 export async function putInstanceConfig(
   input: { id: string; body: unknown },
@@ -195,9 +214,14 @@ export async function putInstanceConfig(
   }
   const prepared = prepareBody(parsed.data, config);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
-  const bodyKey = `instances/${input.id}/${digest}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
+  const writeId = randomBytes(8).toString('hex');
+  const bodyKey = `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
   const previous = await deps.instances.get(input.id);
+  const bodyWrittenAt = performance.now();
   await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
+  if (performance.now() - bodyWrittenAt > maxPutMs) {
+    throw new TransientError('put-too-slow', 'the config store was too slow; nothing was changed, retry');
+  }
   const token = newInstanceToken();
   const record: InstanceRecord = {
     id: input.id,
@@ -212,10 +236,7 @@ export async function putInstanceConfig(
     ...(prepared.specVersion === undefined ? {} : { specVersion: prepared.specVersion }),
     ...(expiresAt === undefined ? {} : { expiresAt: expiresAt.toISOString() }),
   };
-  await deps.instances.put(record);
-  if (previous !== undefined && previous.bodyKey !== bodyKey) {
-    await deps.bodies.delete(previous.bodyKey).catch(() => undefined);
-  }
+  await deps.instances.put(record, previous);
   return { created: previous === undefined, token, record, warnings: prepared.warnings };
 }
 
@@ -248,13 +269,17 @@ export async function describeInstance(
   return { ...visible, audit };
 }
 
-/** The record goes first, so the instance stops being served even if removing the body fails. */
+/**
+ * The record goes first, conditional on being the one read (InstanceConflictError otherwise), so the
+ * instance stops being served even if removing the body fails. Its body can then go at once: body keys are
+ * never reused, so no other record can point at it. A failure there leaves it to the sweep.
+ */
 export async function deleteInstance(id: string, deps: InstanceServiceDeps): Promise<void> {
   assertInstanceId(id);
   const record = await deps.instances.get(id);
   if (record === undefined) throw new InstanceNotFoundError(id);
-  await deps.instances.delete(id);
-  await deps.bodies.delete(record.bodyKey);
+  await deps.instances.delete(id, record);
+  await deps.bodies.delete(record.bodyKey).catch(() => undefined);
 }
 
 export interface FetchConfigInput {
@@ -287,18 +312,27 @@ async function readBody(record: InstanceRecord, deps: InstanceServiceDeps): Prom
   return body;
 }
 
+/** Compared against when there is no record, so an unknown id costs the same hashing as a wrong token. */
+const absentTokenHash = hashInstanceToken(randomBytes(32).toString('base64url'));
+
 /**
  * Serve an instance its config. Every way of not getting it (unknown id, wrong or missing token, wrong
  * route, expired, consumed) gives the same answer, so the API cannot be used to enumerate instances, and
  * Ignition stops at once instead of retrying. A store that is down throws TransientError (503: Ignition
- * retries). Every attempt is audited.
+ * retries). Fetches by a caller who showed the token are audited under the instance; the rest are only
+ * counted (`countRefused`), so anyone without a token can neither grow the ledger nor time an audit write.
  */
 export async function fetchInstanceConfig(
   input: FetchConfigInput,
   deps: InstanceServiceDeps,
 ): Promise<FetchConfigResult> {
   const now = deps.clock();
+  let tokenShown = false;
   const audit = (outcome: FetchOutcome) => {
+    if (!tokenShown) {
+      deps.countRefused?.(outcome, input.kind);
+      return;
+    }
     deps.instances.recordFetch(input.id, {
       at: now.toISOString(),
       route: input.kind,
@@ -311,12 +345,14 @@ export async function fetchInstanceConfig(
     audit(outcome);
     return { status: 'not-found', outcome };
   };
-  if (!instanceIdPattern.test(input.id)) return { status: 'not-found', outcome: 'unknown-instance' };
+  if (!instanceIdPattern.test(input.id)) return notFound('unknown-instance');
   try {
     const record = await deps.instances.get(input.id);
-    if (record === undefined) return notFound(input.token === undefined ? 'no-token' : 'unknown-instance');
     if (input.token === undefined) return notFound('no-token');
-    if (!instanceTokenMatches(input.token, record.tokenHash)) return notFound('wrong-token');
+    const matches = instanceTokenMatches(input.token, record?.tokenHash ?? absentTokenHash);
+    if (record === undefined) return notFound('unknown-instance');
+    if (!matches) return notFound('wrong-token');
+    tokenShown = true;
     if (record.kind !== input.kind) return notFound('wrong-kind');
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now.getTime()) {
       return notFound('expired');
