@@ -228,7 +228,13 @@ describe('id listing, the id index and audit retention', () => {
     const ledger = repository(await table());
     await ledger.put(record('known'), undefined);
     let reads = 0;
-    const counting: InstanceRepository = { ...ledger, get: (id) => (reads++, ledger.get(id)) };
+    const counting: InstanceRepository = {
+      ...ledger,
+      get: (id) => {
+        reads++;
+        return ledger.get(id);
+      },
+    };
     const cached = withRecordCache(counting, { index: await loadIdIndex(ledger) });
     expect(await cached.get('unknown-1')).toBeUndefined();
     expect(await cached.get('unknown-2')).toBeUndefined();
