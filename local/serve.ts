@@ -11,6 +11,7 @@ import { ConfigError, describeError } from '../shared/errors.ts';
 import { loadIdIndex, withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createDynamoLedger, type Ledger } from '../shared/ledger/ledger.ts';
+import { redactPaths } from '../shared/log-safety.ts';
 import { parseMirrorJob } from '../shared/messages.ts';
 import { createSqsJobQueue, type MirrorDeps, type MirrorLogger } from '../shared/mirror/deps.ts';
 import { type PollReport, runPoll } from '../shared/mirror/poller.ts';
@@ -391,7 +392,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       '/',
       createStatusApp({ adminToken, getStatus: status, refreshSeconds: options.refreshSeconds ?? 5 }),
     );
-    root.route('/', createMirrorApp(store));
+    // One JSON line per unexpected error, with absolute paths redacted, and never a stack trace on stderr.
+    const internalError = (event: string) => (error: unknown) =>
+      logger.error(event, { cause: redactPaths(describeError(error)) });
+    root.onError((error, c) => {
+      internalError('http.internal_error')(error);
+      return c.text('internal error\n', 500);
+    });
+    root.route('/', createMirrorApp(store, { onError: internalError('mirror.internal_error') }));
     root.route(
       '/',
       createApiApp(
@@ -401,7 +409,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           clock,
           adminAuth: { kind: 'bearer', token: adminToken },
           countRefused: upkeep.countRefused,
-          onInternalError: (error) => logger.error('api.internal_error', { cause: describeError(error) }),
+          onInternalError: (error) =>
+            logger.error('api.internal_error', { cause: redactPaths(describeError(error)) }),
         },
         apiConfig,
       ),
