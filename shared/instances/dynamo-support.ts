@@ -1,7 +1,7 @@
 /** DynamoDB plumbing of the instance repository: error mapping and the audit item format. */
 import { inflateRawSync } from 'node:zlib';
 import { TransientError } from '../errors.ts';
-import type { AuditEntry, FetchOutcome } from './types.ts';
+import type { AuditEntry, FetchOutcome, RouteFamily } from './types.ts';
 
 const retryableNames = new Set([
   'ProvisionedThroughputExceededException',
@@ -37,11 +37,22 @@ export function isConditionFailure(error: unknown): boolean {
   return error instanceof Error && error.name === 'ConditionalCheckFailedException';
 }
 
+const routeFamilies = new Set<string>(['token', 'openstack', 'ec2', 'proxy']);
+
+export function optionalString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 export function toAudit(item: unknown): AuditEntry {
   const entry = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+  const route = entry.route === 'cloud-config' || entry.route === 'metadata' ? entry.route : 'ignition';
+  const family = routeFamilies.has(String(entry.family)) ? (entry.family as RouteFamily) : undefined;
+  const path = optionalString(entry.path);
   return {
     at: String(entry.at),
-    route: entry.route === 'cloud-config' ? 'cloud-config' : 'ignition',
+    route,
+    ...(family === undefined ? {} : { family }),
+    ...(path === undefined ? {} : { path }),
     sourceIp: String(entry.sourceIp),
     userAgent: String(entry.userAgent),
     outcome: String(entry.outcome) as FetchOutcome,

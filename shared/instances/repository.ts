@@ -11,6 +11,8 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
+import { hasParams, parseStoredParams } from '../metadata/params.ts';
+import { createAddressBook, instanceListGsi1Pk } from './addresses.ts';
 import {
   auditEntriesOf,
   isConditionFailure,
@@ -58,6 +60,7 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
   const specVersion = optionalString(item.specVersion);
   const consumedAt = optionalString(item.consumedAt);
   const expiresAt = optionalString(item.expiresAt);
+  const params = item.params === undefined ? undefined : parseStoredParams(item.params);
   return {
     id,
     kind,
@@ -71,6 +74,7 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
     ...(specVersion === undefined ? {} : { specVersion }),
     ...(consumedAt === undefined ? {} : { consumedAt }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(params === undefined ? {} : { params }),
   };
 }
 
@@ -107,6 +111,7 @@ export function createDynamoInstanceRepository(
   /** Entries dropped since last reported, so an outage gives one report per interval, not one per fetch. */
   let dropped = 0;
   let running: Promise<void> = Promise.resolve();
+  const addressBook = createAddressBook(doc, table, ledgerCall);
 
   async function writeBatch(requests: WriteRequest[]): Promise<void> {
     let pending = requests;
@@ -196,13 +201,22 @@ export function createDynamoInstanceRepository(
     },
 
     async put(record, replaces) {
-      const { id, ...rest } = record;
+      const { id, params, ...rest } = record;
+      const item = {
+        pk: instancePk(id),
+        sk: metaSk,
+        gsi1pk: instanceListGsi1Pk,
+        gsi1sk: id,
+        id,
+        ...rest,
+        ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
+      };
       try {
         await ledgerCall('put', () =>
           doc.send(
             new PutCommand({
               TableName: table,
-              Item: { pk: instancePk(id), sk: metaSk, id, ...rest },
+              Item: item,
               ConditionExpression:
                 replaces === undefined
                   ? 'attribute_not_exists(pk) OR tokenHash = :mine'
@@ -219,6 +233,11 @@ export function createDynamoInstanceRepository(
         throw error;
       }
     },
+
+    claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
+    releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
+    instanceAtAddress: (address) => addressBook.holderOf(address),
+    list: (limit, after) => addressBook.list(limit, after, toRecord),
 
     async delete(id, replaces) {
       await flush();

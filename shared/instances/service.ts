@@ -3,8 +3,10 @@ import { performance } from 'node:perf_hooks';
 import * as z from 'zod';
 import type { CldistConfig } from '../config.ts';
 import { PermanentError, TransientError } from '../errors.ts';
+import { type InstanceParams, instanceParamsShape, paramsFromBody } from '../metadata/params.ts';
 import type { ObjectStore } from '../store/types.ts';
 import { validateCloudConfig } from './cloud-config.ts';
+import { InstanceConflictError } from './errors.ts';
 import { formatValidationIssues, type ValidationIssue, validateIgnition } from './ignition.ts';
 import { hashInstanceToken, instanceTokenMatches, newInstanceToken } from './tokens.ts';
 import {
@@ -31,6 +33,21 @@ export class InstanceNotFoundError extends PermanentError {
   constructor(id: string) {
     super('not-found', `no instance "${id}"`);
     this.name = 'InstanceNotFoundError';
+  }
+}
+
+/** The PUT names an address another instance holds; `holder` is that instance. */
+export class AddressInUseError extends PermanentError {
+  readonly address: string;
+  readonly holder: string;
+  constructor(address: string, holder: string) {
+    super(
+      'address-in-use',
+      `address ${address} belongs to instance "${holder}"; remove it there first (or delete that instance)`,
+    );
+    this.name = 'AddressInUseError';
+    this.address = address;
+    this.holder = holder;
   }
 }
 
@@ -103,6 +120,7 @@ const putBodySchema = z.strictObject({
   cloudConfig: z.string().optional(),
   oneTime: z.boolean().optional(),
   expiresAt: z.iso.datetime({ offset: true, message: 'expected an ISO-8601 date-time' }).optional(),
+  ...instanceParamsShape,
 });
 
 function renderZodPath(path: readonly PropertyKey[]): string {
@@ -212,6 +230,14 @@ export async function putInstanceConfig(
   if (expiresAt !== undefined && expiresAt.getTime() <= now.getTime()) {
     throw new InvalidInstanceConfigError([{ path: '$.expiresAt', message: 'is in the past' }]);
   }
+  if (parsed.data.oneTime === true && parsed.data.cloudConfig !== undefined) {
+    throw new InvalidInstanceConfigError([
+      {
+        path: '$.oneTime',
+        message: 'cloud-config is read on every boot, so it cannot be one-time; leave oneTime out',
+      },
+    ]);
+  }
   const prepared = prepareBody(parsed.data, config);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
   const writeId = randomBytes(8).toString('hex');
@@ -219,9 +245,8 @@ export async function putInstanceConfig(
   const previous = await deps.instances.get(input.id);
   const bodyWrittenAt = performance.now();
   await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
-  if (performance.now() - bodyWrittenAt > maxPutMs) {
-    throw new TransientError('put-too-slow', 'the config store was too slow; nothing was changed, retry');
-  }
+  const params = paramsFromBody(parsed.data);
+  const claimed = await claimNewAddresses(input.id, params, previous, deps);
   const token = newInstanceToken();
   const record: InstanceRecord = {
     id: input.id,
@@ -235,9 +260,41 @@ export async function putInstanceConfig(
     updatedAt: now.toISOString(),
     ...(prepared.specVersion === undefined ? {} : { specVersion: prepared.specVersion }),
     ...(expiresAt === undefined ? {} : { expiresAt: expiresAt.toISOString() }),
+    params,
   };
-  await deps.instances.put(record, previous);
+  try {
+    if (performance.now() - bodyWrittenAt > maxPutMs) {
+      throw new TransientError('put-too-slow', 'the config store was too slow; nothing was changed, retry');
+    }
+    await deps.instances.put(record, previous);
+  } catch (error) {
+    // A racing PUT of the same id that won may hold some of the same addresses: keep those.
+    const current =
+      error instanceof InstanceConflictError
+        ? await deps.instances.get(input.id).catch(() => undefined)
+        : undefined;
+    const keep = new Set(current?.params?.ips ?? []);
+    const release = claimed.filter((ip) => !keep.has(ip));
+    await deps.instances.releaseAddresses(input.id, release).catch(() => undefined);
+    throw error;
+  }
+  const dropped = (previous?.params?.ips ?? []).filter((ip) => !params.ips.includes(ip));
+  if (dropped.length > 0) await deps.instances.releaseAddresses(input.id, dropped).catch(() => undefined);
   return { created: previous === undefined, token, record, warnings: prepared.warnings };
+}
+
+/** Claims the addresses the previous record did not hold yet; returns them, for undoing a failed PUT. */
+async function claimNewAddresses(
+  id: string,
+  params: InstanceParams,
+  previous: InstanceRecord | undefined,
+  deps: InstanceServiceDeps,
+): Promise<string[]> {
+  if (params.ips.length === 0) return [];
+  const held = new Set(previous?.params?.ips ?? []);
+  const conflict = await deps.instances.claimAddresses(id, params.ips);
+  if (conflict !== undefined) throw new AddressInUseError(conflict.address, conflict.holder);
+  return params.ips.filter((ip) => !held.has(ip));
 }
 
 export interface InstanceDescription {
@@ -279,6 +336,7 @@ export async function deleteInstance(id: string, deps: InstanceServiceDeps): Pro
   const record = await deps.instances.get(id);
   if (record === undefined) throw new InstanceNotFoundError(id);
   await deps.instances.delete(id, record);
+  await deps.instances.releaseAddresses(id, record.params?.ips ?? []);
   await deps.bodies.delete(record.bodyKey).catch(() => undefined);
 }
 
@@ -293,10 +351,10 @@ export interface FetchConfigInput {
 }
 
 export type FetchConfigResult =
-  | { status: 'ok'; body: Uint8Array; etag: string; contentType: string }
+  | { status: 'ok'; body: Uint8Array; etag: string; contentType: string; record: InstanceRecord }
   | { status: 'not-found'; outcome: FetchOutcome };
 
-async function readBody(record: InstanceRecord, deps: InstanceServiceDeps): Promise<Uint8Array> {
+export async function readBody(record: InstanceRecord, deps: InstanceServiceDeps): Promise<Uint8Array> {
   const cached = deps.bodyCache?.get(record.bodyKey);
   if (cached !== undefined) return cached;
   let body: Uint8Array | undefined;
@@ -336,6 +394,7 @@ export async function fetchInstanceConfig(
     deps.instances.recordFetch(input.id, {
       at: now.toISOString(),
       route: input.kind,
+      family: 'token',
       sourceIp: input.sourceIp.slice(0, 64),
       userAgent: input.userAgent.slice(0, 256),
       outcome,
@@ -364,7 +423,7 @@ export async function fetchInstanceConfig(
       if (!won) return notFound('consumed');
     }
     audit('served');
-    return { status: 'ok', body, etag: record.etag, contentType: contentTypes[record.kind] };
+    return { status: 'ok', body, etag: record.etag, contentType: contentTypes[record.kind], record };
   } catch (error) {
     if (error instanceof TransientError) audit('unavailable');
     throw error;
