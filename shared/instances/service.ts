@@ -107,6 +107,13 @@ export interface InstanceServiceDeps {
  */
 export const maxPutMs = 60_000;
 
+/**
+ * Parsing YAML is linear but not cheap (several microseconds a key), and it runs on the event loop, so a
+ * cloud-config is capped well below the body limit: at 64 KiB, above what user data can carry on OpenStack
+ * (Nova takes at most 65,535 bytes, base64-encoded) or EC2 (16 KiB), so no config that boots there is refused.
+ */
+export const maxCloudConfigBytes = 64 * 1024;
+
 /** Ignition configs are small; anything near this is a mistake or an attack, and it bounds body memory. */
 export const maxInstanceBodyBytes = 1024 * 1024;
 
@@ -154,6 +161,17 @@ function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig)
     ]);
   }
   if (input.cloudConfig !== undefined) {
+    const bytes = Buffer.byteLength(input.cloudConfig);
+    if (bytes > maxCloudConfigBytes) {
+      throw new InvalidInstanceConfigError([
+        {
+          path: '$.cloudConfig',
+          message:
+            `is ${bytes} bytes; at most ${maxCloudConfigBytes} are accepted (more than OpenStack or EC2 ` +
+            'user data can carry); ship large files through Ignition or fetch them at boot',
+        },
+      ]);
+    }
     const issues = validateCloudConfig(input.cloudConfig);
     if (issues.length > 0) throw new InvalidInstanceConfigError(issues);
     return { kind: 'cloud-config', body: Buffer.from(input.cloudConfig, 'utf8'), warnings: [] };

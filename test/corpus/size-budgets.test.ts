@@ -6,7 +6,13 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, serveNode } from '../../functions/api/node-server.ts';
 import { createMirrorApp } from '../../local/mirror-http.ts';
+import { parseConfig } from '../../shared/config.ts';
 import { validateCloudConfig } from '../../shared/instances/cloud-config.ts';
+import {
+  type InstanceServiceDeps,
+  maxCloudConfigBytes,
+  putInstanceConfig,
+} from '../../shared/instances/service.ts';
 import { createLocalStore } from '../../shared/store/index.ts';
 import { reportTallies, runCorpus } from './corpus-support.ts';
 
@@ -58,6 +64,31 @@ describe('huge YAML mappings in a cloud-config', () => {
     const smallMs = await medianMs(5, () => validateCloudConfig(small));
     const bigMs = await medianMs(1, () => validateCloudConfig(big));
     expect(bigMs / smallMs, `${bigMs.toFixed(0)} ms against ${smallMs.toFixed(2)} ms`).toBeLessThan(400);
+  });
+});
+
+describe('a huge cloud-config through the PUT core', () => {
+  it('is refused by its size before any YAML is parsed, naming the limit', async () => {
+    const untouched = new Proxy({}, { get: () => () => Promise.reject(new Error('not to be touched')) });
+    const deps = {
+      instances: untouched,
+      bodies: untouched,
+      clock: () => new Date(),
+    } as unknown as InstanceServiceDeps;
+    const put = (cloudConfig: string) =>
+      putInstanceConfig({ id: 'huge', body: { cloudConfig } }, deps, parseConfig({}));
+    const tooBig = `#cloud-config\n${mapping(60_000)}\n`;
+    const smallMs = await medianMs(5, () => put('#cloud-config\n[').catch(() => undefined));
+    const started = performance.now();
+    await expect(put(tooBig)).rejects.toMatchObject({
+      issues: [
+        {
+          path: '$.cloudConfig',
+          message: expect.stringMatching(new RegExp(`at most ${maxCloudConfigBytes}`)),
+        },
+      ],
+    });
+    expect((performance.now() - started) / smallMs).toBeLessThan(50);
   });
 });
 
