@@ -4,7 +4,11 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { ConfigError, describeError } from '../../shared/errors.ts';
-import { type BodySweepReport, sweepConfigBodies } from '../../shared/instances/body-sweep.ts';
+import {
+  type BodySweepReport,
+  type configBodySweepEvent,
+  sweepConfigBodies,
+} from '../../shared/instances/body-sweep.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
@@ -63,11 +67,15 @@ function isSweepEvent(event: unknown): boolean {
  * could wait indefinitely.
  */
 export async function handler(
-  event: LambdaEvent | typeof sweepEvent,
+  event: LambdaEvent | typeof configBodySweepEvent,
   context: LambdaContext,
 ): Promise<Awaited<ReturnType<typeof serve>> | BodySweepReport> {
   if (isSweepEvent(event)) {
-    const report = await sweepConfigBodies({ instances, bodies, clock: () => new Date() });
+    // The API function's timeout is short; a large fleet is covered over several daily runs.
+    const report = await sweepConfigBodies(
+      { instances, bodies, clock: () => new Date() },
+      { shouldStop: () => context.getRemainingTimeInMillis() < 3000 },
+    );
     process.stdout.write(`${JSON.stringify({ event: 'config_bodies.swept', ...report })}\n`);
     return report;
   }

@@ -9,6 +9,9 @@ import type { InstanceRepository } from './types.ts';
  */
 export const bodySweepGraceMs = 10 * maxPutMs;
 
+/** The constant input of the scheduled rule that runs the sweep in the API function on AWS. */
+export const configBodySweepEvent = { cldist: 'sweep-config-bodies' } as const;
+
 export interface BodySweepReport {
   /** Instance folders looked at. */
   instances: number;
@@ -16,12 +19,19 @@ export interface BodySweepReport {
   removed: number;
   /** Unreferenced bodies younger than the grace period, left for the next sweep. */
   young: number;
+  /** Instances not looked at because `shouldStop` said so. */
+  skipped: number;
 }
 
 export interface BodySweepOptions {
   graceMs?: number;
   /** Instances looked up at once (one ledger read each). */
   concurrency?: number;
+  /**
+   * Asked before each instance; true stops the sweep there (a Lambda running out of time). A sweep that
+   * may stop starts at a random instance, so runs that each cover a slice still cover every instance.
+   */
+  shouldStop?: () => boolean;
 }
 
 /**
@@ -42,7 +52,7 @@ export async function sweepConfigBodies(
     if (keys === undefined) keysById.set(id, [key]);
     else keys.push(key);
   }
-  const report: BodySweepReport = { instances: keysById.size, removed: 0, young: 0 };
+  const report: BodySweepReport = { instances: keysById.size, removed: 0, young: 0, skipped: 0 };
   const cutoff = deps.clock().getTime() - graceMs;
   const sweepOne = async (id: string, keys: string[]) => {
     const record = await deps.instances.get(id);
@@ -59,8 +69,19 @@ export async function sweepConfigBodies(
     }
   };
   const queue = [...keysById];
+  if (options.shouldStop !== undefined) {
+    const start = Math.floor(Math.random() * queue.length);
+    queue.push(...queue.splice(0, start));
+  }
   const worker = async () => {
-    for (let next = queue.pop(); next !== undefined; next = queue.pop()) await sweepOne(...next);
+    for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+      if (options.shouldStop?.() === true) {
+        report.skipped += queue.length + 1;
+        queue.length = 0;
+        return;
+      }
+      await sweepOne(...next);
+    }
   };
   await Promise.all(Array.from({ length: options.concurrency ?? 8 }, worker));
   return report;

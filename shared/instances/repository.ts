@@ -11,6 +11,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
+import { ledgerTtlAttribute } from '../ledger/table.ts';
 import { hasParams, parseStoredParams } from '../metadata/params.ts';
 import { createAddressBook, instanceListGsi1Pk } from './addresses.ts';
 import {
@@ -39,7 +40,7 @@ export interface DynamoInstanceRepositoryOptions {
 }
 
 /** The audit items' expiry attribute; the CDK stack enables TTL on the table under this name. */
-export const auditTtlAttribute = 'ttl';
+export const auditTtlAttribute = ledgerTtlAttribute;
 const dayMs = 24 * 60 * 60 * 1000;
 
 const metaSk = 'meta';
