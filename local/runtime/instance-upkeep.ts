@@ -28,8 +28,12 @@ export interface InstanceUpkeep {
   stop(): Promise<void>;
 }
 
-/** dynalite keeps no TTL; the first sweep of a process looks back this far, later ones a week. */
-const firstLookBackDays = 3650;
+/**
+ * dynalite keeps no TTL. Audit is grouped by day, so a sweep queries one day at a time: the first sweep
+ * of a process looks back a year past the cutoff (a data dir left stopped for longer keeps what is older),
+ * later ones a week.
+ */
+const firstLookBackDays = 366;
 const laterLookBackDays = 7;
 
 /**
