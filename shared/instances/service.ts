@@ -5,9 +5,11 @@ import type { CldistConfig } from '../config.ts';
 import { PermanentError, TransientError } from '../errors.ts';
 import { type InstanceParams, instanceParamsShape, paramsFromBody } from '../metadata/params.ts';
 import type { ObjectStore } from '../store/types.ts';
+import type { BodyCache } from './body-cache.ts';
 import { validateCloudConfig } from './cloud-config.ts';
 import { InstanceConflictError } from './errors.ts';
 import { formatValidationIssues, type ValidationIssue, validateIgnition } from './ignition.ts';
+import { maxIgnitionDepth, nestingDepth } from './json-depth.ts';
 import { hashInstanceToken, instanceTokenMatches, newInstanceToken } from './tokens.ts';
 import {
   type AuditEntry,
@@ -51,37 +53,7 @@ export class AddressInUseError extends PermanentError {
   }
 }
 
-/** Bodies are content-addressed, so a cached body under a key is never stale. */
-export interface BodyCache {
-  get(key: string): Uint8Array | undefined;
-  set(key: string, body: Uint8Array): void;
-}
-
-/** Bounded by bytes, least recently used first out, so a fleet of large configs cannot exhaust memory. */
-export function createBodyCache(maxBytes = 64 * 1024 * 1024): BodyCache {
-  const entries = new Map<string, Uint8Array>();
-  let bytes = 0;
-  return {
-    get(key) {
-      const body = entries.get(key);
-      if (body !== undefined) {
-        entries.delete(key);
-        entries.set(key, body);
-      }
-      return body;
-    },
-    set(key, body) {
-      if (body.byteLength > maxBytes || entries.has(key)) return;
-      entries.set(key, body);
-      bytes += body.byteLength;
-      for (const [oldKey, oldBody] of entries) {
-        if (bytes <= maxBytes) break;
-        entries.delete(oldKey);
-        bytes -= oldBody.byteLength;
-      }
-    },
-  };
-}
+export { type BodyCache, createBodyCache } from './body-cache.ts';
 
 /**
  * Told about every fetch refused before the caller showed the instance's token (unknown id, no token,
@@ -446,21 +418,4 @@ export async function fetchInstanceConfig(
     if (error instanceof TransientError) audit('unavailable');
     throw error;
   }
-}
-
-/** The deepest real Ignition path is under 10 levels; anything far deeper is an attack on the stack. */
-const maxIgnitionDepth = 64;
-
-/** Depth of a JSON value, iteratively (no recursion to overflow), stopping once past `limit`. */
-function nestingDepth(value: unknown, limit: number): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop() as [unknown, number];
-    if (node === null || typeof node !== 'object') continue;
-    if (depth > deepest) deepest = depth;
-    if (deepest > limit) return deepest;
-    for (const child of Object.values(node)) stack.push([child, depth + 1]);
-  }
-  return deepest;
 }
