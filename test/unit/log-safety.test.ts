@@ -10,7 +10,7 @@ describe('redactPaths', () => {
       "ENAMETOOLONG: name too long, open '<path>'",
     );
     expect(redactPaths('failed\n    at open (/srv/app/node_modules/x.js:1:2)')).toBe(
-      'failed at open (<path>)',
+      'failed at open (<path>:1:2)',
     );
     expect(redactPaths('store key stable/amd64-usr/1.0.0/x is invalid')).toBe(
       'store key stable/amd64-usr/1.0.0/x is invalid',
