@@ -21,7 +21,8 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { type CldistConfig, resolveProjectPath } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
-import { ledgerKeySchema } from '../shared/ledger/table.ts';
+import { configBodySweepEvent } from '../shared/instances/body-sweep.ts';
+import { ledgerKeySchema, ledgerTtlAttribute } from '../shared/ledger/table.ts';
 import { EncryptedTopic } from './constructs/encrypted-topic.ts';
 import { type BundledFile, CldistFunction } from './constructs/node-function.ts';
 import { PrivateBucket } from './constructs/private-bucket.ts';
@@ -155,6 +156,8 @@ export class CldistStack extends Stack {
 
     const table = new dynamodb.Table(this, 'Ledger', {
       partitionKey: { name: ledgerKeySchema.partitionKey, type: dynamodb.AttributeType.STRING },
+      // Fetch audit items carry their expiry (api.auditRetentionDays after the newest entry).
+      timeToLiveAttribute: ledgerTtlAttribute,
       sortKey: { name: ledgerKeySchema.sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
@@ -298,6 +301,17 @@ export class CldistStack extends Stack {
       jobs: jobs.queue,
     });
     const apiFunction = api.fn;
+    // Config bodies no record points at (replaced, or written by a PUT that lost a race) are collected
+    // here, never in the racing PUT: the API function itself, with a constant input it recognises.
+    new eventbridge.Rule(this, 'ConfigBodySweep', {
+      description: 'cldist: remove instance config bodies that no instance record points at',
+      schedule: eventbridge.Schedule.rate(Duration.days(1)),
+    }).addTarget(
+      new targets.LambdaFunction(apiFunction, {
+        event: eventbridge.RuleTargetInput.fromObject(configBodySweepEvent),
+        retryAttempts: 0,
+      }),
+    );
 
     const distribution = deploy.mirror.cloudFront ? this.buildDistribution(mirrorBucket) : undefined;
 

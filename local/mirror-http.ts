@@ -1,5 +1,8 @@
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
+import { describeError } from '../shared/errors.ts';
+import { redactPaths } from '../shared/log-safety.ts';
+import { maxKeyBytes, storeKeyProblem } from '../shared/store/keys.ts';
 import type { ObjectStore } from '../shared/store/types.ts';
 
 export type ByteRange = { start: number; end: number };
@@ -31,14 +34,42 @@ export function parseRange(
 
 const segmentPattern = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
-/** The store key for a request path, or undefined for anything that is not a plain upstream-style path. */
+/**
+ * The store key for a request path, or undefined for anything that is not a plain upstream-style path,
+ * including one the store could not hold (a segment or a key too long), so that is a 404 and never an
+ * error from the store.
+ */
 export function mirrorKey(path: string): string | undefined {
+  if (path.length > maxKeyBytes) return undefined;
   const segments = path.split('/');
   if (segments.length < 3) return undefined;
   for (const segment of segments) {
     if (!segmentPattern.test(segment) || segment.includes('..')) return undefined;
   }
-  return segments.join('/');
+  const key = segments.join('/');
+  return storeKeyProblem(key) === undefined ? key : undefined;
+}
+
+/** Longer request paths than any key could need are refused before they are decoded or looked at. */
+export const maxMirrorPathLength = 4 * maxKeyBytes;
+
+export interface MirrorAppOptions {
+  /**
+   * Told about unexpected errors (answered 500 with no detail). The default writes one JSON line to
+   * stderr, with absolute paths redacted: a file system error names the data dir, which a log reader
+   * need not learn.
+   */
+  onError?: (error: unknown) => void;
+}
+
+function defaultOnError(error: unknown): void {
+  const line = {
+    level: 'error',
+    time: new Date().toISOString(),
+    event: 'mirror.internal_error',
+    cause: redactPaths(describeError(error)),
+  };
+  process.stderr.write(`${JSON.stringify(line)}\n`);
 }
 
 function contentType(key: string): string {
@@ -52,12 +83,19 @@ function contentType(key: string): string {
  * The read-only mirror in the upstream layout, so `flatcar-install -b http://host:8080/mirror/stable/amd64-usr`
  * works against it. Only committed objects are in the store, so whatever this serves has been verified.
  */
-export function createMirrorApp(store: ObjectStore): Hono {
+export function createMirrorApp(store: ObjectStore, options: MirrorAppOptions = {}): Hono {
+  const onError = options.onError ?? defaultOnError;
   const app = new Hono();
+  app.onError((error, c) => {
+    onError(error);
+    return c.text('internal error\n', 500);
+  });
   app.on(['GET', 'HEAD'], '/mirror/*', async (c) => {
+    const rawPath = new URL(c.req.url).pathname;
+    if (rawPath.length > maxMirrorPathLength) return c.text('request path too long\n', 414);
     let path: string;
     try {
-      path = decodeURIComponent(new URL(c.req.url).pathname.slice('/mirror/'.length));
+      path = decodeURIComponent(rawPath.slice('/mirror/'.length));
     } catch {
       return c.text('not found\n', 404);
     }

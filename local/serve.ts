@@ -8,10 +8,11 @@ import { Hono } from 'hono';
 import { createApiApp } from '../functions/api/app.ts';
 import type { CldistConfig } from '../shared/config.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
-import { withRecordCache } from '../shared/instances/record-cache.ts';
+import { loadIdIndex, withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createBodyCache } from '../shared/instances/service.ts';
 import { createDynamoLedger, type Ledger } from '../shared/ledger/ledger.ts';
+import { redactPaths } from '../shared/log-safety.ts';
 import { parseMirrorJob } from '../shared/messages.ts';
 import { fileSecretsProvider } from '../shared/metadata/proxied.ts';
 import { createSqsJobQueue, type MirrorDeps, type MirrorLogger } from '../shared/mirror/deps.ts';
@@ -28,6 +29,7 @@ import { startMetadataListener } from './metadata-listener.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
+import { startInstanceUpkeep } from './runtime/instance-upkeep.ts';
 import type { Logger } from './runtime/log.ts';
 import { createLocalNotifier } from './runtime/notifications.ts';
 import { startLocalTrust } from './runtime/trust-watch.ts';
@@ -273,13 +275,18 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     });
     report(resumeReport);
 
-    // One process serves this data dir (see lockDataDir), so its record cache is as current as the ledger:
-    // a config fetch costs no ledger read, which is what keeps dynalite from capping the fetch rate.
-    const instances = withRecordCache(
-      createDynamoInstanceRepository(clients.doc, { table: resources.tableName }),
-    );
+    // One process serves this data dir (see lockDataDir), so its record cache and id index are as current
+    // as the ledger: a config fetch costs no ledger read, known id or not, which keeps dynalite from capping
+    // the fetch rate and the time of an answer from telling which ids exist.
+    const ledgerInstances = createDynamoInstanceRepository(clients.doc, {
+      table: resources.tableName,
+      auditRetentionDays: config.api.auditRetentionDays,
+    });
+    const instances = withRecordCache(ledgerInstances, { index: await loadIdIndex(ledgerInstances) });
     cleanups.push(() => instances.close());
     const configBodies = createLocalStore(join(dataDir, 'configs'));
+    const upkeep = startInstanceUpkeep({ instances, bodies: configBodies, config, logger, clock });
+    cleanups.push(() => upkeep.stop());
     const bodyCache = createBodyCache();
     const proxySecrets =
       config.metadata.proxySecretFile === undefined
@@ -418,7 +425,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       '/',
       createStatusApp({ adminToken, getStatus: status, refreshSeconds: options.refreshSeconds ?? 5 }),
     );
-    root.route('/', createMirrorApp(store));
+    // One JSON line per unexpected error, with absolute paths redacted, and never a stack trace on stderr.
+    const internalError = (event: string) => (error: unknown) =>
+      logger.error(event, { cause: redactPaths(describeError(error)) });
+    root.onError((error, c) => {
+      internalError('http.internal_error')(error);
+      return c.text('internal error\n', 500);
+    });
+    root.route('/', createMirrorApp(store, { onError: internalError('mirror.internal_error') }));
     root.route(
       '/',
       createApiApp(
@@ -429,7 +443,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           clock,
           adminAuth: { kind: 'bearer', token: adminToken },
           releases: { ledger, jobs: mirrorDeps.jobs },
-          onInternalError: (error) => logger.error('api.internal_error', { cause: describeError(error) }),
+          countRefused: upkeep.countRefused,
+          onInternalError: (error) =>
+            logger.error('api.internal_error', { cause: redactPaths(describeError(error)) }),
           ...(proxySecrets === undefined ? {} : { proxySecrets }),
         },
         apiConfig,

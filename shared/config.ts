@@ -204,8 +204,13 @@ export const configSchema = z.strictObject({
       allowLegacyIgnition: z.boolean().default(false),
       /** The URL instances use to reach the API; defaults to http://host:port. */
       publicBaseUrl: z.url().optional(),
+      /**
+       * Days a fetch audit entry is kept: DynamoDB's TTL removes it on AWS, a daily sweep on one machine.
+       * Refused fetches without the token are never stored, only counted.
+       */
+      auditRetentionDays: z.number().int().min(1).max(3650).default(90),
     })
-    .default({ host: '127.0.0.1', port: 8080, allowLegacyIgnition: false }),
+    .default({ host: '127.0.0.1', port: 8080, allowLegacyIgnition: false, auditRetentionDays: 90 }),
   notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
   platform: z
     .strictObject({

@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { CldistConfig } from '../../shared/config.ts';
 import { describeError, TransientError } from '../../shared/errors.ts';
+import { InstanceConflictError } from '../../shared/instances/errors.ts';
 import {
   AddressInUseError,
   createBodyCache,
@@ -18,6 +19,7 @@ import {
   putInstanceConfig,
 } from '../../shared/instances/service.ts';
 import type { ConfigKind } from '../../shared/instances/types.ts';
+import { redactPaths } from '../../shared/log-safety.ts';
 import { type ProxySecretsProvider, peerAddress } from '../../shared/metadata/identity.ts';
 import { createConfigMerger } from '../../shared/metadata/merge.ts';
 import { mountProxiedMetadata } from '../../shared/metadata/proxied.ts';
@@ -86,7 +88,11 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
   const serviceDeps: InstanceServiceDeps = { ...deps, bodyCache: deps.bodyCache ?? createBodyCache() };
   const onInternalError =
     deps.onInternalError ??
-    ((error: unknown) => process.stderr.write(`cldist api: internal error: ${describeError(error)}\n`));
+    ((error: unknown) => {
+      // One JSON line, absolute paths redacted: CloudWatch (or a terminal) gets no stack trace.
+      const line = { level: 'error', event: 'api.internal_error', cause: redactPaths(describeError(error)) };
+      process.stderr.write(`${JSON.stringify(line)}\n`);
+    });
   const merge = createConfigMerger(config.platform.baseIgnition);
   const app = new Hono();
 
@@ -103,6 +109,9 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       });
     }
     if (error instanceof InstanceNotFoundError) return errorResponse(c, 404, notFoundBody);
+    if (error instanceof InstanceConflictError) {
+      return errorResponse(c, 409, { error: { code: error.code, message: error.message } });
+    }
     if (error instanceof AddressInUseError) {
       return errorResponse(c, 409, {
         error: { code: error.code, message: error.message, path: '$.ips', holder: error.holder },

@@ -1,8 +1,14 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { ConfigError, describeError } from '../../shared/errors.ts';
+import {
+  type BodySweepReport,
+  type configBodySweepEvent,
+  sweepConfigBodies,
+} from '../../shared/instances/body-sweep.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import type { MirrorJob } from '../../shared/messages.ts';
@@ -20,7 +26,10 @@ if (resources.configBucket === undefined) {
 const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
   marshallOptions: { removeUndefinedValues: true },
 });
-const instances = createDynamoInstanceRepository(doc, { table: resources.tableName });
+const instances = createDynamoInstanceRepository(doc, {
+  table: resources.tableName,
+  auditRetentionDays: config.api.auditRetentionDays,
+});
 const bodies = createS3Store(new S3Client({}), {
   bucket: resources.configBucket,
   sse: resources.configKmsKeyId === undefined ? 'AES256' : { kmsKeyId: resources.configKmsKeyId },
@@ -44,6 +53,8 @@ const releases =
         },
       };
 let sqs: JobQueue | undefined;
+const metrics = new Metrics({ namespace: 'cldist', serviceName: 'cldist-api' });
+let metricsStored = false;
 const app = createApiApp(
   {
     instances,
@@ -51,21 +62,55 @@ const app = createApiApp(
     clock: () => new Date(),
     adminAuth: { kind: 'iam' },
     ...(releases === undefined ? {} : { releases }),
+    // Refused fetches are counted, never stored per id: anyone can send them.
+    countRefused: (outcome) => {
+      metrics.addMetric('FetchesRefused', MetricUnit.Count, 1);
+      if (outcome === 'unknown-instance') metrics.addMetric('UnknownInstanceFetches', MetricUnit.Count, 1);
+      metricsStored = true;
+    },
   },
   config,
 );
 const serve = handle(app);
 
+/** The scheduled input of the daily body sweep (an EventBridge rule with a constant input). */
+export const sweepEvent = { cldist: 'sweep-config-bodies' } as const;
+
+function isSweepEvent(event: unknown): boolean {
+  return (
+    typeof event === 'object' &&
+    event !== null &&
+    (event as { cldist?: unknown }).cldist === sweepEvent.cldist
+  );
+}
+
 /**
- * API Gateway HTTP API (payload v2). Audit entries are flushed before returning: a frozen Lambda sandbox
- * runs no timers, so anything left queued could wait indefinitely.
+ * API Gateway HTTP API (payload v2), or the daily sweep of config bodies no record points at. Audit
+ * entries are flushed before returning: a frozen Lambda sandbox runs no timers, so anything left queued
+ * could wait indefinitely.
  */
-export async function handler(event: LambdaEvent, context: LambdaContext) {
+export async function handler(
+  event: LambdaEvent | typeof configBodySweepEvent,
+  context: LambdaContext,
+): Promise<Awaited<ReturnType<typeof serve>> | BodySweepReport> {
+  if (isSweepEvent(event)) {
+    // The API function's timeout is short; a large fleet is covered over several daily runs.
+    const report = await sweepConfigBodies(
+      { instances, bodies, clock: () => new Date() },
+      { shouldStop: () => context.getRemainingTimeInMillis() < 3000 },
+    );
+    process.stdout.write(`${JSON.stringify({ event: 'config_bodies.swept', ...report })}\n`);
+    return report;
+  }
   try {
-    return await serve(event, context);
+    return await serve(event as LambdaEvent, context);
   } finally {
     await instances.flush().catch((error: unknown) => {
       process.stderr.write(`cldist api: audit flush failed: ${describeError(error)}\n`);
     });
+    if (metricsStored) {
+      metricsStored = false;
+      metrics.publishStoredMetrics();
+    }
   }
 }

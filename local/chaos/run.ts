@@ -42,6 +42,7 @@ import {
   startSimOrigin,
 } from '../sim-origin/sim-origin.ts';
 import { type JobOutcome, startWorkerPool } from '../worker-pool.ts';
+import { planInstanceWrites, runInstanceWrites } from './instance-writes.ts';
 import {
   type ChaosPlan,
   chaosArtifacts,
@@ -673,6 +674,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     });
     const { tableName, jobsQueueUrl, deadLetterQueueUrl } = emulators.resources;
+    // Concurrent admin writes to the same instance ids, beside the mirror run, on the stand-ins directly.
+    const instanceWrites = runInstanceWrites(observer.doc, tableName, planInstanceWrites(options.seed));
+    instanceWrites.catch(() => undefined);
 
     let baseStore: ObjectStore;
     let observedStore: ObjectStore;
@@ -908,6 +912,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const refs = plan.releases.map((r) => ({ channel: r.channel, board: chaosBoard, version: r.version }));
       invariants.push(checkRotation(rotation, await allRecords(observedLedger, refs), events));
     }
+    const writes = await instanceWrites;
+    invariants.push(writes.invariant);
     if (!state.settled) {
       invariants.unshift({
         name: 'the mirror settled',
@@ -930,6 +936,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         applied: entry.applied + entry.handles.reduce((sum, handle) => sum + handle.applied, 0),
       };
     }
+    faultSummary.instanceWrites = writes.fault;
     faultSummary.outage = {
       planned: plan.outages.length,
       applied: proxies.fauxqs.outages + proxies.dynalite.outages,

@@ -1,8 +1,23 @@
+import { createIdIndex, type IdIndex } from './id-index.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
 export interface RecordCacheOptions {
-  /** Records (and known-absent ids) kept, least recently used dropped first. */
+  /** Records kept, least recently used dropped first. */
   maxEntries?: number;
+  /**
+   * Every id that has a record (see `loadIdIndex`), kept current by this cache's writes. An id it does not
+   * hold is answered as absent at once, with no ledger read, so an unknown id costs what a cached known
+   * one does and the time of an answer says nothing about which ids exist. Unknown ids are not cached
+   * either, so a flood of them cannot push real records out.
+   */
+  index?: IdIndex;
+}
+
+/** Read every id with a record into a fresh index; call before the cache serves its first request. */
+export async function loadIdIndex(inner: Pick<InstanceRepository, 'listIds'>): Promise<IdIndex> {
+  const index = createIdIndex();
+  for await (const ids of inner.listIds()) for (const id of ids) index.add(id);
+  return index;
 }
 
 /**
@@ -10,14 +25,16 @@ export interface RecordCacheOptions {
  * single-machine shape only: there one process makes
  * every write (admin calls and consumption go through its API), so its memory is as current as the
  * ledger, and a config fetch costs no ledger read. One-time consumption still goes to the ledger as a
- * conditional write, so exactly one fetch wins. Do not use it where several processes serve the same table
- * (Lambda): another process's token rotation or consumption would not be seen.
+ * conditional write, so exactly one fetch wins, and so do record writes, so exactly one of racing PUTs
+ * wins. Do not use it where several processes serve the same table (Lambda): another process's token
+ * rotation or consumption would not be seen.
  */
 export function withRecordCache(
   inner: InstanceRepository,
   options: RecordCacheOptions = {},
 ): InstanceRepository {
   const maxEntries = options.maxEntries ?? 100_000;
+  const { index } = options;
   const cache = new Map<string, InstanceRecord | null>();
   const loading = new Map<string, Promise<InstanceRecord | undefined>>();
   let generation = 0;
@@ -62,13 +79,16 @@ export function withRecordCache(
         remember(id, cached);
         return Promise.resolve(cached ?? undefined);
       }
+      if (index !== undefined && !index.has(id)) return Promise.resolve(undefined);
       const pending = loading.get(id);
       if (pending !== undefined) return pending;
       const startedAt = generation;
       const load = inner
         .get(id)
         .then((record) => {
-          if (generation === startedAt) remember(id, record ?? null);
+          if (generation === startedAt && (record !== undefined || index === undefined)) {
+            remember(id, record ?? null);
+          }
           return record;
         })
         .finally(() => {
@@ -78,16 +98,18 @@ export function withRecordCache(
       return load;
     },
 
-    async put(record) {
+    async put(record, replaces) {
       forget(record.id);
-      await inner.put(record);
+      await inner.put(record, replaces);
+      index?.add(record.id);
       remember(record.id, record);
     },
 
-    async delete(id) {
+    async delete(id, replaces) {
       forget(id);
-      await inner.delete(id);
-      remember(id, null);
+      await inner.delete(id, replaces);
+      index?.remove(id);
+      if (index === undefined) remember(id, null);
     },
 
     async consume(id, tokenHash, at) {
@@ -135,6 +157,8 @@ export function withRecordCache(
     list: (limit, after) => inner.list(limit, after),
     recordFetch: (id, entry) => inner.recordFetch(id, entry),
     listAudit: (id, limit) => inner.listAudit(id, limit),
+    listIds: () => inner.listIds(),
+    deleteAuditBefore: (cutoff, daysBack) => inner.deleteAuditBefore(cutoff, daysBack),
     flush: () => inner.flush(),
     close: () => inner.close(),
   };

@@ -1,24 +1,28 @@
 import { randomBytes } from 'node:crypto';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateRawSync } from 'node:zlib';
 import {
   BatchWriteCommand,
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
+  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
+import { ledgerTtlAttribute } from '../ledger/table.ts';
 import { hasParams, parseStoredParams } from '../metadata/params.ts';
 import { createAddressBook, instanceListGsi1Pk } from './addresses.ts';
-import type {
-  AuditEntry,
-  ConfigKind,
-  FetchOutcome,
-  InstanceRecord,
-  InstanceRepository,
-  RouteFamily,
-} from './types.ts';
+import {
+  auditEntriesOf,
+  isConditionFailure,
+  ledgerCall,
+  toAudit,
+  type WriteRequest,
+} from './dynamo-support.ts';
+import { InstanceConflictError } from './errors.ts';
+import type { AuditEntry, ConfigKind, InstanceRecord, InstanceRepository } from './types.ts';
 
 export interface DynamoInstanceRepositoryOptions {
   table: string;
@@ -28,7 +32,16 @@ export interface DynamoInstanceRepositoryOptions {
   maxQueuedAudit?: number;
   /** Told about background flush failures and dropped entries; the default writes to stderr. */
   onAuditError?: (error: unknown, dropped: number) => void;
+  /**
+   * Days an audit item is kept: it carries `ttl` (epoch seconds) this long after its newest entry, which
+   * DynamoDB's TTL honours on AWS and `deleteAuditBefore` on one machine. Default 90.
+   */
+  auditRetentionDays?: number;
 }
+
+/** The audit items' expiry attribute; the CDK stack enables TTL on the table under this name. */
+export const auditTtlAttribute = ledgerTtlAttribute;
+const dayMs = 24 * 60 * 60 * 1000;
 
 const metaSk = 'meta';
 const auditPrefix = 'audit#';
@@ -37,40 +50,6 @@ const entriesPerItem = 500;
 
 function instancePk(id: string): string {
   return `instance#${id}`;
-}
-
-const retryableNames = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'ServiceUnavailable',
-  'TimeoutError',
-  'RequestTimeout',
-]);
-
-/** Network failures carry no HTTP status at all; those and 5xx/throttling are worth retrying. */
-function isRetryable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return retryableNames.has(error.name) || status === undefined || status >= 500;
-}
-
-async function ledgerCall<T>(action: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (isRetryable(error)) {
-      throw new TransientError('ledger-unavailable', `instance ledger unavailable (${action})`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
 }
 
 function optionalString(value: unknown): string | undefined {
@@ -100,43 +79,6 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
   };
 }
 
-const routeFamilies = new Set<string>(['token', 'openstack', 'ec2', 'proxy']);
-
-function toAudit(item: unknown): AuditEntry {
-  const entry = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
-  const route = entry.route === 'cloud-config' || entry.route === 'metadata' ? entry.route : 'ignition';
-  const family = routeFamilies.has(String(entry.family)) ? (entry.family as RouteFamily) : undefined;
-  const path = optionalString(entry.path);
-  return {
-    at: String(entry.at),
-    route,
-    ...(family === undefined ? {} : { family }),
-    ...(path === undefined ? {} : { path }),
-    sourceIp: String(entry.sourceIp),
-    userAgent: String(entry.userAgent),
-    outcome: String(entry.outcome) as FetchOutcome,
-  };
-}
-
-type WriteRequest =
-  | { PutRequest: { Item: Record<string, unknown> } }
-  | { DeleteRequest: { Key: Record<string, string> } };
-
-/**
- * An audit item's entries: `entriesZ` (raw deflate of the JSON array) since entries were compressed, or
- * the older plain `entries` string. An item that cannot be read yields none rather than failing the list.
- */
-function auditEntriesOf(item: Record<string, unknown>): unknown {
-  try {
-    if (item.entriesZ instanceof Uint8Array)
-      return JSON.parse(inflateRawSync(item.entriesZ).toString('utf8'));
-    if (typeof item.entries === 'string') return JSON.parse(item.entries);
-  } catch {
-    return [];
-  }
-  return [];
-}
-
 /**
  * Instance records and their fetch audit in the ledger table: `instance#{id}` / `meta` for the record,
  * `instance#{id}` / `audit#{iso}#{rand}` for the audit (also indexed by day on gsi1).
@@ -156,6 +98,7 @@ export function createDynamoInstanceRepository(
   const { table } = options;
   const flushIntervalMs = options.flushIntervalMs ?? 100;
   const maxQueued = options.maxQueuedAudit ?? 10_000;
+  const retentionMs = (options.auditRetentionDays ?? 90) * dayMs;
   const onAuditError =
     options.onAuditError ??
     ((error: unknown, dropped: number) => {
@@ -201,7 +144,9 @@ export function createDynamoInstanceRepository(
         for (let i = 0; i < entries.length; i += entriesPerItem) {
           const chunk = entries.slice(i, i + entriesPerItem);
           const first = chunk[0]?.at ?? '';
+          const newest = Math.max(...chunk.map((entry) => Date.parse(entry.at)).filter(Number.isFinite));
           items.push({
+            [auditTtlAttribute]: Math.ceil((newest + retentionMs) / 1000),
             pk: instancePk(id),
             sk: `${auditPrefix}${first}#${randomBytes(4).toString('hex')}`,
             gsi1pk: `instance-audit#${first.slice(0, 10)}`,
@@ -256,7 +201,7 @@ export function createDynamoInstanceRepository(
       return result.Item === undefined ? undefined : toRecord(id, result.Item);
     },
 
-    async put(record) {
+    async put(record, replaces) {
       const { id, params, ...rest } = record;
       const item = {
         pk: instancePk(id),
@@ -267,7 +212,27 @@ export function createDynamoInstanceRepository(
         ...rest,
         ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
       };
-      await ledgerCall('put', () => doc.send(new PutCommand({ TableName: table, Item: item })));
+      try {
+        await ledgerCall('put', () =>
+          doc.send(
+            new PutCommand({
+              TableName: table,
+              Item: item,
+              ConditionExpression:
+                replaces === undefined
+                  ? 'attribute_not_exists(pk) OR tokenHash = :mine'
+                  : 'tokenHash = :replaced OR tokenHash = :mine',
+              ExpressionAttributeValues: {
+                ':mine': record.tokenHash,
+                ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
+              },
+            }),
+          ),
+        );
+      } catch (error) {
+        if (isConditionFailure(error)) throw new InstanceConflictError(id);
+        throw error;
+      }
     },
 
     claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
@@ -275,9 +240,24 @@ export function createDynamoInstanceRepository(
     instanceAtAddress: (address) => addressBook.holderOf(address),
     list: (limit, after) => addressBook.list(limit, after, toRecord),
 
-    async delete(id) {
+    async delete(id, replaces) {
       await flush();
       const pk = instancePk(id);
+      try {
+        await ledgerCall('delete', () =>
+          doc.send(
+            new DeleteCommand({
+              TableName: table,
+              Key: { pk, sk: metaSk },
+              ConditionExpression: 'tokenHash = :replaced',
+              ExpressionAttributeValues: { ':replaced': replaces.tokenHash },
+            }),
+          ),
+        );
+      } catch (error) {
+        if (isConditionFailure(error)) throw new InstanceConflictError(id);
+        throw error;
+      }
       let startKey: Record<string, unknown> | undefined;
       const keys: { pk: string; sk: string }[] = [];
       do {
@@ -296,7 +276,6 @@ export function createDynamoInstanceRepository(
         for (const item of page.Items ?? []) keys.push({ pk, sk: String(item.sk) });
         startKey = page.LastEvaluatedKey;
       } while (startKey !== undefined);
-      keys.sort((a, b) => (a.sk === metaSk ? -1 : b.sk === metaSk ? 1 : 0));
       for (let i = 0; i < keys.length; i += batchSize) {
         await writeBatch(keys.slice(i, i + batchSize).map((Key) => ({ DeleteRequest: { Key } })));
       }
@@ -355,6 +334,57 @@ export function createDynamoInstanceRepository(
         startKey = page.LastEvaluatedKey;
       } while (startKey !== undefined && found.length < limit);
       return found.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
+    },
+
+    async *listIds() {
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await ledgerCall('scan ids', () =>
+          doc.send(
+            new ScanCommand({
+              TableName: table,
+              FilterExpression: 'sk = :meta AND begins_with(pk, :instance)',
+              ExpressionAttributeValues: { ':meta': metaSk, ':instance': instancePk('') },
+              ProjectionExpression: 'pk',
+              ExclusiveStartKey: startKey,
+            }),
+          ),
+        );
+        const ids = (page.Items ?? []).map((item) => String(item.pk).slice(instancePk('').length));
+        if (ids.length > 0) yield ids;
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined);
+    },
+
+    async deleteAuditBefore(cutoff, daysBack) {
+      await flush();
+      let removed = 0;
+      const firstDay = Date.UTC(cutoff.getUTCFullYear(), cutoff.getUTCMonth(), cutoff.getUTCDate());
+      for (let back = 1; back <= daysBack; back++) {
+        const day = new Date(firstDay - back * dayMs).toISOString().slice(0, 10);
+        let startKey: Record<string, unknown> | undefined;
+        do {
+          const page = await ledgerCall('query expired audit', () =>
+            doc.send(
+              new QueryCommand({
+                TableName: table,
+                IndexName: 'gsi1',
+                KeyConditionExpression: 'gsi1pk = :day',
+                ExpressionAttributeValues: { ':day': `instance-audit#${day}` },
+                ProjectionExpression: 'pk, sk',
+                ExclusiveStartKey: startKey,
+              }),
+            ),
+          );
+          const keys = (page.Items ?? []).map((item) => ({ pk: String(item.pk), sk: String(item.sk) }));
+          for (let i = 0; i < keys.length; i += batchSize) {
+            await writeBatch(keys.slice(i, i + batchSize).map((Key) => ({ DeleteRequest: { Key } })));
+          }
+          removed += keys.length;
+          startKey = page.LastEvaluatedKey;
+        } while (startKey !== undefined);
+      }
+      return removed;
     },
 
     flush,

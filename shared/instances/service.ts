@@ -1,11 +1,15 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import * as z from 'zod';
 import type { CldistConfig } from '../config.ts';
 import { PermanentError, TransientError } from '../errors.ts';
 import { type InstanceParams, instanceParamsShape, paramsFromBody } from '../metadata/params.ts';
 import type { ObjectStore } from '../store/types.ts';
+import type { BodyCache } from './body-cache.ts';
 import { validateCloudConfig } from './cloud-config.ts';
+import { InstanceConflictError } from './errors.ts';
 import { formatValidationIssues, type ValidationIssue, validateIgnition } from './ignition.ts';
+import { maxIgnitionDepth, nestingDepth } from './json-depth.ts';
 import { hashInstanceToken, instanceTokenMatches, newInstanceToken } from './tokens.ts';
 import {
   type AuditEntry,
@@ -49,37 +53,15 @@ export class AddressInUseError extends PermanentError {
   }
 }
 
-/** Bodies are content-addressed, so a cached body under a key is never stale. */
-export interface BodyCache {
-  get(key: string): Uint8Array | undefined;
-  set(key: string, body: Uint8Array): void;
-}
+export { type BodyCache, createBodyCache } from './body-cache.ts';
 
-/** Bounded by bytes, least recently used first out, so a fleet of large configs cannot exhaust memory. */
-export function createBodyCache(maxBytes = 64 * 1024 * 1024): BodyCache {
-  const entries = new Map<string, Uint8Array>();
-  let bytes = 0;
-  return {
-    get(key) {
-      const body = entries.get(key);
-      if (body !== undefined) {
-        entries.delete(key);
-        entries.set(key, body);
-      }
-      return body;
-    },
-    set(key, body) {
-      if (body.byteLength > maxBytes || entries.has(key)) return;
-      entries.set(key, body);
-      bytes += body.byteLength;
-      for (const [oldKey, oldBody] of entries) {
-        if (bytes <= maxBytes) break;
-        entries.delete(oldKey);
-        bytes -= oldBody.byteLength;
-      }
-    },
-  };
-}
+/**
+ * Told about every fetch refused before the caller showed the instance's token (unknown id, no token,
+ * wrong token), and about store or ledger failures before that point. These are counted in aggregate
+ * (a metric on AWS, a counter in the logs on one machine), never stored per id: anyone can send them, so
+ * storing them would let anyone grow the ledger.
+ */
+export type RefusedFetchCounter = (outcome: FetchOutcome, route: ConfigKind) => void;
 
 export interface InstanceServiceDeps {
   instances: InstanceRepository;
@@ -87,7 +69,22 @@ export interface InstanceServiceDeps {
   bodies: ObjectStore;
   clock: () => Date;
   bodyCache?: BodyCache;
+  countRefused?: RefusedFetchCounter;
 }
+
+/**
+ * A PUT whose record write comes later than this after its body write gives up (503) instead: the body
+ * sweep may collect a body no record has pointed at for `bodySweepGraceMs`, and this margin keeps a slow
+ * PUT from ever pointing a record at a collected body.
+ */
+export const maxPutMs = 60_000;
+
+/**
+ * Parsing YAML is linear but not cheap (several microseconds a key), and it runs on the event loop, so a
+ * cloud-config is capped well below the body limit: at 64 KiB, above what user data can carry on OpenStack
+ * (Nova takes at most 65,535 bytes, base64-encoded) or EC2 (16 KiB), so no config that boots there is refused.
+ */
+export const maxCloudConfigBytes = 64 * 1024;
 
 /** Ignition configs are small; anything near this is a mistake or an attack, and it bounds body memory. */
 export const maxInstanceBodyBytes = 1024 * 1024;
@@ -136,6 +133,17 @@ function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig)
     ]);
   }
   if (input.cloudConfig !== undefined) {
+    const bytes = Buffer.byteLength(input.cloudConfig);
+    if (bytes > maxCloudConfigBytes) {
+      throw new InvalidInstanceConfigError([
+        {
+          path: '$.cloudConfig',
+          message:
+            `is ${bytes} bytes; at most ${maxCloudConfigBytes} are accepted (more than OpenStack or EC2 ` +
+            'user data can carry); ship large files through Ignition or fetch them at boot',
+        },
+      ]);
+    }
     const issues = validateCloudConfig(input.cloudConfig);
     if (issues.length > 0) throw new InvalidInstanceConfigError(issues);
     return { kind: 'cloud-config', body: Buffer.from(input.cloudConfig, 'utf8'), warnings: [] };
@@ -196,9 +204,11 @@ export interface PutInstanceResult {
 }
 
 /**
- * Validate and store an instance config, issuing a fresh token. The body is written before the record
- * that points at it, so a fetch never sees a record whose body is missing; the previous body is removed
- * only after the new record is in place.
+ * Validate and store an instance config, issuing a fresh token. The body is written under a key of its
+ * own before the record that points at it, so a fetch never sees a record whose body is missing. The
+ * record write is conditional on the record read before (InstanceConflictError, 409, if another write got
+ * there first), and nothing is deleted here: a replaced or losing body is left for `sweepConfigBodies`,
+ * because deleting it in this racing path is what could strand the winner's record.
  */
 export async function putInstanceConfig(
   input: { id: string; body: unknown },
@@ -227,8 +237,10 @@ export async function putInstanceConfig(
   }
   const prepared = prepareBody(parsed.data, config);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
-  const bodyKey = `instances/${input.id}/${digest}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
+  const writeId = randomBytes(8).toString('hex');
+  const bodyKey = `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
   const previous = await deps.instances.get(input.id);
+  const bodyWrittenAt = performance.now();
   await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
   const params = paramsFromBody(parsed.data);
   const claimed = await claimNewAddresses(input.id, params, previous, deps);
@@ -248,16 +260,23 @@ export async function putInstanceConfig(
     params,
   };
   try {
-    await deps.instances.put(record);
+    if (performance.now() - bodyWrittenAt > maxPutMs) {
+      throw new TransientError('put-too-slow', 'the config store was too slow; nothing was changed, retry');
+    }
+    await deps.instances.put(record, previous);
   } catch (error) {
-    await deps.instances.releaseAddresses(input.id, claimed).catch(() => undefined);
+    // A racing PUT of the same id that won may hold some of the same addresses: keep those.
+    const current =
+      error instanceof InstanceConflictError
+        ? await deps.instances.get(input.id).catch(() => undefined)
+        : undefined;
+    const keep = new Set(current?.params?.ips ?? []);
+    const release = claimed.filter((ip) => !keep.has(ip));
+    await deps.instances.releaseAddresses(input.id, release).catch(() => undefined);
     throw error;
   }
   const dropped = (previous?.params?.ips ?? []).filter((ip) => !params.ips.includes(ip));
   if (dropped.length > 0) await deps.instances.releaseAddresses(input.id, dropped).catch(() => undefined);
-  if (previous !== undefined && previous.bodyKey !== bodyKey) {
-    await deps.bodies.delete(previous.bodyKey).catch(() => undefined);
-  }
   return { created: previous === undefined, token, record, warnings: prepared.warnings };
 }
 
@@ -304,14 +323,18 @@ export async function describeInstance(
   return { ...visible, audit };
 }
 
-/** The record goes first, so the instance stops being served even if removing the body fails. */
+/**
+ * The record goes first, conditional on being the one read (InstanceConflictError otherwise), so the
+ * instance stops being served even if removing the body fails. Its body can then go at once: body keys are
+ * never reused, so no other record can point at it. A failure there leaves it to the sweep.
+ */
 export async function deleteInstance(id: string, deps: InstanceServiceDeps): Promise<void> {
   assertInstanceId(id);
   const record = await deps.instances.get(id);
   if (record === undefined) throw new InstanceNotFoundError(id);
-  await deps.instances.delete(id);
+  await deps.instances.delete(id, record);
   await deps.instances.releaseAddresses(id, record.params?.ips ?? []);
-  await deps.bodies.delete(record.bodyKey);
+  await deps.bodies.delete(record.bodyKey).catch(() => undefined);
 }
 
 export interface FetchConfigInput {
@@ -344,18 +367,27 @@ export async function readBody(record: InstanceRecord, deps: InstanceServiceDeps
   return body;
 }
 
+/** Compared against when there is no record, so an unknown id costs the same hashing as a wrong token. */
+const absentTokenHash = hashInstanceToken(randomBytes(32).toString('base64url'));
+
 /**
  * Serve an instance its config. Every way of not getting it (unknown id, wrong or missing token, wrong
  * route, expired, consumed) gives the same answer, so the API cannot be used to enumerate instances, and
  * Ignition stops at once instead of retrying. A store that is down throws TransientError (503: Ignition
- * retries). Every attempt is audited.
+ * retries). Fetches by a caller who showed the token are audited under the instance; the rest are only
+ * counted (`countRefused`), so anyone without a token can neither grow the ledger nor time an audit write.
  */
 export async function fetchInstanceConfig(
   input: FetchConfigInput,
   deps: InstanceServiceDeps,
 ): Promise<FetchConfigResult> {
   const now = deps.clock();
+  let tokenShown = false;
   const audit = (outcome: FetchOutcome) => {
+    if (!tokenShown) {
+      deps.countRefused?.(outcome, input.kind);
+      return;
+    }
     deps.instances.recordFetch(input.id, {
       at: now.toISOString(),
       route: input.kind,
@@ -369,12 +401,14 @@ export async function fetchInstanceConfig(
     audit(outcome);
     return { status: 'not-found', outcome };
   };
-  if (!instanceIdPattern.test(input.id)) return { status: 'not-found', outcome: 'unknown-instance' };
+  if (!instanceIdPattern.test(input.id)) return notFound('unknown-instance');
   try {
     const record = await deps.instances.get(input.id);
-    if (record === undefined) return notFound(input.token === undefined ? 'no-token' : 'unknown-instance');
     if (input.token === undefined) return notFound('no-token');
-    if (!instanceTokenMatches(input.token, record.tokenHash)) return notFound('wrong-token');
+    const matches = instanceTokenMatches(input.token, record?.tokenHash ?? absentTokenHash);
+    if (record === undefined) return notFound('unknown-instance');
+    if (!matches) return notFound('wrong-token');
+    tokenShown = true;
     if (record.kind !== input.kind) return notFound('wrong-kind');
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now.getTime()) {
       return notFound('expired');
@@ -391,21 +425,4 @@ export async function fetchInstanceConfig(
     if (error instanceof TransientError) audit('unavailable');
     throw error;
   }
-}
-
-/** The deepest real Ignition path is under 10 levels; anything far deeper is an attack on the stack. */
-const maxIgnitionDepth = 64;
-
-/** Depth of a JSON value, iteratively (no recursion to overflow), stopping once past `limit`. */
-function nestingDepth(value: unknown, limit: number): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop() as [unknown, number];
-    if (node === null || typeof node !== 'object') continue;
-    if (depth > deepest) deepest = depth;
-    if (deepest > limit) return deepest;
-    for (const child of Object.values(node)) stack.push([child, depth + 1]);
-  }
-  return deepest;
 }

@@ -16,7 +16,11 @@ export interface InstanceRecord {
   tokenHash: string;
   /** Quoted strong ETag of the body. */
   etag: string;
-  /** Key of the body in the config store; content-addressed, so a body under a key never changes. */
+  /**
+   * Key of the body in the config store. Every write gets a key of its own (a random part beside the
+   * SHA-256), so a key is never written twice: a body under a key never changes, and a body no record
+   * points at can never be pointed at again, which is what makes collecting it safe.
+   */
   bodyKey: string;
   size: number;
   /** Ignition spec version, for Ignition configs. */
@@ -71,10 +75,15 @@ export interface AddressConflict {
  */
 export interface InstanceRepository {
   get(id: string): Promise<InstanceRecord | undefined>;
-  /** Create or replace the record (a new PUT rotates the token and resets consumption). */
-  put(record: InstanceRecord): Promise<void>;
-  /** Remove the record and its audit trail. */
-  delete(id: string): Promise<void>;
+  /**
+   * Create or replace the record (a new PUT rotates the token and resets consumption), only if the stored
+   * record is still `replaces` (undefined: there is none), compared by token hash, which every write
+   * changes. Otherwise throws InstanceConflictError. Repeating a write that already landed succeeds, so a
+   * retried request whose first answer was lost does not report a conflict with itself.
+   */
+  put(record: InstanceRecord, replaces: InstanceRecord | undefined): Promise<void>;
+  /** Remove the record, if it is still `replaces` (else InstanceConflictError), and its audit trail. */
+  delete(id: string, replaces: InstanceRecord): Promise<void>;
   /**
    * Mark a one-time config consumed. True for exactly one caller: the write is conditional on the config
    * not being consumed yet and on the token hash still being the one that was checked.
@@ -84,6 +93,14 @@ export interface InstanceRepository {
   recordFetch(id: string, entry: AuditEntry): void;
   /** Newest first. */
   listAudit(id: string, limit: number): Promise<AuditEntry[]>;
+  /** Every instance id with a record, in pages; for loading an id index at start and for sweeps. */
+  listIds(): AsyncIterable<string[]>;
+  /**
+   * Remove audit entries written before `cutoff` (by day: a day's entries go together once the whole day
+   * is older). DynamoDB does this itself through the table's TTL; dynalite has no TTL, so a local sweep
+   * calls this. `daysBack` bounds how far before the cutoff it looks. Answers how many items it removed.
+   */
+  deleteAuditBefore(cutoff: Date, daysBack: number): Promise<number>;
   /**
    * Claim source addresses for `id`, each with a conditional write, so two racing claims of one address
    * cannot both win. On a conflict nothing this call claimed is kept, and the holder is named.

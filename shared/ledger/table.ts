@@ -12,6 +12,9 @@ export const ledgerKeySchema = {
   gsi1SortKey: 'gsi1sk',
 } as const;
 
+/** Items with this attribute (epoch seconds) expire: DynamoDB's TTL on AWS, a sweep on one machine. */
+export const ledgerTtlAttribute = 'ttl';
+
 export function ledgerTableInput(tableName: string): CreateTableCommandInput {
   const k = ledgerKeySchema;
   return {

@@ -3,7 +3,10 @@ import { PermanentError } from '../errors.ts';
 /** The folder inside a local store root that holds staged writes; no key may reach into it. */
 export const stagingFolder = '.staging';
 
-const maxKeyBytes = 1024;
+/** S3's own limit on a key; a local key is a path under the store root, which this also keeps short. */
+export const maxKeyBytes = 1024;
+/** NAME_MAX of Linux file systems: a longer segment cannot be a file or folder name in the local store. */
+export const maxSegmentBytes = 255;
 
 function keyProblem(key: string, allowTrailingSlash: boolean): string | undefined {
   if (key.startsWith('/')) return 'it starts with "/"';
@@ -18,8 +21,16 @@ function keyProblem(key: string, allowTrailingSlash: boolean): string | undefine
     if (segment === '') return 'it has an empty path segment';
     if (segment === '.' || segment === '..') return `it has a "${segment}" segment`;
     if (segment === stagingFolder) return `it has a "${stagingFolder}" segment, reserved for staged writes`;
+    if (Buffer.byteLength(segment) > maxSegmentBytes) {
+      return `it has a path segment longer than ${maxSegmentBytes} bytes`;
+    }
   }
   return undefined;
+}
+
+/** Why `key` is not a valid store key, or undefined if it is: for callers that answer 404 rather than throw. */
+export function storeKeyProblem(key: string): string | undefined {
+  return key === '' ? 'it is empty' : keyProblem(key, false);
 }
 
 /**

@@ -8,7 +8,9 @@ import {
   signingKeyMetric,
 } from '../../cdk/cldist-stack.ts';
 import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
-import { ledgerKeySchema } from '../../shared/ledger/table.ts';
+import { configBodySweepEvent } from '../../shared/instances/body-sweep.ts';
+import { auditTtlAttribute } from '../../shared/instances/repository.ts';
+import { ledgerKeySchema, ledgerTtlAttribute } from '../../shared/ledger/table.ts';
 import { parseRuntimeEnv, runtimeEnvNames } from '../../shared/runtime-env.ts';
 import {
   functionEnvironment,
@@ -228,6 +230,26 @@ describe('the CDK stack with default settings', () => {
             { AttributeName: ledgerKeySchema.gsi1PartitionKey, KeyType: 'HASH' },
             { AttributeName: ledgerKeySchema.gsi1SortKey, KeyType: 'RANGE' },
           ],
+        }),
+      ],
+    });
+  });
+
+  it('expires fetch audit items through the table TTL, on the attribute the repository writes', () => {
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TimeToLiveSpecification: { AttributeName: ledgerTtlAttribute, Enabled: true },
+    });
+    expect(auditTtlAttribute).toBe(ledgerTtlAttribute);
+  });
+
+  it('runs the config body sweep daily in the API function, with the input its handler recognises', () => {
+    const api = idOf(synth.resources, 'AWS::Lambda::Function', 'ApiHandler');
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 day)',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [api, 'Arn'] },
+          Input: JSON.stringify(configBodySweepEvent),
         }),
       ],
     });

@@ -1,7 +1,8 @@
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { withRecordCache } from '../../shared/instances/record-cache.ts';
+import { InstanceConflictError } from '../../shared/instances/errors.ts';
+import { loadIdIndex, withRecordCache } from '../../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { AuditEntry, InstanceRecord, InstanceRepository } from '../../shared/instances/types.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
@@ -117,7 +118,7 @@ describe('DynamoDB instance repository (dynalite)', () => {
 
   it('consumes a one-time record exactly once, and not under a rotated token', async () => {
     const repo = repository(await table());
-    await repo.put(record('once'));
+    await repo.put(record('once'), undefined);
     const results = await Promise.all(
       Array.from({ length: 10 }, () =>
         repo.consume('once', 'a'.repeat(64), new Date('2026-01-02T00:00:00Z')),
@@ -125,7 +126,7 @@ describe('DynamoDB instance repository (dynalite)', () => {
     );
     expect(results.filter(Boolean)).toHaveLength(1);
     expect((await repo.get('once'))?.consumedAt).toBe('2026-01-02T00:00:00.000Z');
-    await repo.put(record('rotated', 'b'.repeat(64)));
+    await repo.put(record('rotated', 'b'.repeat(64)), undefined);
     expect(await repo.consume('rotated', 'a'.repeat(64), new Date())).toBe(false);
     expect(await repo.consume('missing', 'a'.repeat(64), new Date())).toBe(false);
   });
@@ -133,9 +134,11 @@ describe('DynamoDB instance repository (dynalite)', () => {
   it('deletes the record and its audit', async () => {
     const name = await table();
     const repo = repository(name);
-    await repo.put(record('gone'));
+    await repo.put(record('gone'), undefined);
     repo.recordFetch('gone', entry(1));
-    await repo.delete('gone');
+    await expect(repo.delete('gone', record('gone', 'f'.repeat(64)))).rejects.toThrow(InstanceConflictError);
+    expect(await repo.get('gone')).toBeDefined();
+    await repo.delete('gone', record('gone'));
     expect(await repo.get('gone')).toBeUndefined();
     expect(await repo.listAudit('gone', 10)).toEqual([]);
   });
@@ -147,14 +150,14 @@ describe('single-machine record cache over the ledger', () => {
     const ledger = repository(name);
     const cached = withRecordCache(ledger);
     expect(await cached.get('n')).toBeUndefined();
-    await cached.put(record('n'));
+    await cached.put(record('n'), undefined);
     expect((await cached.get('n'))?.tokenHash).toBe('a'.repeat(64));
-    await cached.put(record('n', 'b'.repeat(64)));
+    await cached.put(record('n', 'b'.repeat(64)), record('n'));
     expect((await cached.get('n'))?.tokenHash).toBe('b'.repeat(64));
     expect(await cached.consume('n', 'b'.repeat(64), new Date('2026-01-02T00:00:00Z'))).toBe(true);
     expect((await cached.get('n'))?.consumedAt).toBe('2026-01-02T00:00:00.000Z');
     expect(await cached.consume('n', 'b'.repeat(64), new Date())).toBe(false);
-    await cached.delete('n');
+    await cached.delete('n', record('n', 'b'.repeat(64)));
     expect(await cached.get('n')).toBeUndefined();
     expect(await ledger.get('n')).toBeUndefined();
   });
@@ -162,17 +165,112 @@ describe('single-machine record cache over the ledger', () => {
   it('never keeps a read that raced with a write', async () => {
     const cached = withRecordCache(repository(await table()));
     const racing = cached.get('r');
-    await cached.put(record('r', 'c'.repeat(64)));
+    await cached.put(record('r', 'c'.repeat(64)), undefined);
     await racing;
     expect((await cached.get('r'))?.tokenHash).toBe('c'.repeat(64));
   });
 
   it('still lets exactly one of many concurrent consumers win', async () => {
     const cached = withRecordCache(repository(await table()));
-    await cached.put(record('once'));
+    await cached.put(record('once'), undefined);
     const results = await Promise.all(
       Array.from({ length: 10 }, () => cached.consume('once', 'a'.repeat(64), new Date())),
     );
     expect(results.filter(Boolean)).toHaveLength(1);
+  });
+});
+
+describe('conditional record writes', () => {
+  for (const cachedName of ['ledger', 'record cache over the ledger']) {
+    const make = (name: string) =>
+      cachedName === 'ledger' ? repository(name) : withRecordCache(repository(name));
+    it(`lets exactly one of racing writes that read the same record win (${cachedName})`, async () => {
+      const repo = make(await table());
+      await repo.put(record('race'), undefined);
+      const before = await repo.get('race');
+      const writes = ['b', 'c', 'd', 'e'].map((c) => record('race', c.repeat(64)));
+      const results = await Promise.allSettled(writes.map((w) => repo.put(w, before)));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      for (const lost of results.filter((r) => r.status === 'rejected')) {
+        expect(lost.reason).toBeInstanceOf(InstanceConflictError);
+      }
+      const winner = writes[results.findIndex((r) => r.status === 'fulfilled')];
+      expect((await repo.get('race'))?.tokenHash).toBe(winner?.tokenHash);
+    });
+
+    it(`refuses a create over an existing record, and accepts its own write repeated (${cachedName})`, async () => {
+      const repo = make(await table());
+      await repo.put(record('c1'), undefined);
+      await expect(repo.put(record('c1', 'b'.repeat(64)), undefined)).rejects.toThrow(/changed by another/);
+      await repo.put(record('c1'), undefined);
+      await repo.put(record('c1', 'b'.repeat(64)), record('c1'));
+      await repo.put(record('c1', 'b'.repeat(64)), record('c1'));
+      await expect(repo.put(record('c1', 'c'.repeat(64)), record('c1'))).rejects.toThrow(
+        InstanceConflictError,
+      );
+    });
+  }
+});
+
+describe('id listing, the id index and audit retention', () => {
+  it('lists every id with a record, and not ids with only audit', async () => {
+    const repo = repository(await table());
+    for (let i = 0; i < 30; i++) await repo.put(record(`id-${i}`), undefined);
+    repo.recordFetch('audit-only', entry(1));
+    await repo.flush();
+    const ids: string[] = [];
+    for await (const page of repo.listIds()) ids.push(...page);
+    expect(ids.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `id-${i}`).sort());
+  });
+
+  it('answers unknown ids from the index without a ledger read, and keeps it current', async () => {
+    const ledger = repository(await table());
+    await ledger.put(record('known'), undefined);
+    let reads = 0;
+    const counting: InstanceRepository = {
+      ...ledger,
+      get: (id) => {
+        reads++;
+        return ledger.get(id);
+      },
+    };
+    const cached = withRecordCache(counting, { index: await loadIdIndex(ledger) });
+    expect(await cached.get('unknown-1')).toBeUndefined();
+    expect(await cached.get('unknown-2')).toBeUndefined();
+    expect(reads).toBe(0);
+    expect((await cached.get('known'))?.id).toBe('known');
+    expect(reads).toBe(1);
+    await cached.put(record('new'), undefined);
+    expect((await cached.get('new'))?.id).toBe('new');
+    await cached.delete('new', record('new'));
+    expect(await cached.get('new')).toBeUndefined();
+    expect(reads).toBe(1);
+  });
+
+  it('stamps audit items with a TTL and removes whole days before a cutoff', async () => {
+    const name = await table();
+    const repo = createDynamoInstanceRepository(clients.doc, {
+      table: name,
+      flushIntervalMs: 60_000,
+      auditRetentionDays: 30,
+    });
+    open.push(repo);
+    const day = (d: number) => ({ ...entry(0), at: new Date(Date.UTC(2026, 0, d, 12)).toISOString() });
+    for (const d of [1, 2, 3, 10]) {
+      repo.recordFetch('x', day(d));
+      await repo.flush();
+    }
+    const items = await clients.doc.send(
+      new QueryCommand({
+        TableName: name,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'instance#x' },
+      }),
+    );
+    const ttls = (items.Items ?? []).map((item) => Number(item.ttl)).sort();
+    expect(ttls[0]).toBe(Date.UTC(2026, 0, 31, 12) / 1000);
+    expect(await repo.deleteAuditBefore(new Date(Date.UTC(2026, 0, 3, 23)), 5)).toBe(2);
+    expect((await repo.listAudit('x', 10)).map((e) => e.at)).toEqual([day(10).at, day(3).at]);
   });
 });

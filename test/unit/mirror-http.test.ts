@@ -1,9 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createMirrorApp, mirrorKey, parseRange } from '../../local/mirror-http.ts';
 import { createLocalStore } from '../../shared/store/index.ts';
+import type { ObjectStore } from '../../shared/store/types.ts';
 
 describe('parseRange', () => {
   it('reads the forms resuming downloaders send', () => {
@@ -30,6 +31,47 @@ describe('mirrorKey', () => {
     expect(mirrorKey('.staging/abc')).toBeUndefined();
     expect(mirrorKey('stable//x')).toBeUndefined();
     expect(mirrorKey('stable')).toBeUndefined();
+  });
+
+  it('refuses what the store could not hold: a segment over 255 bytes, a key over 1024', () => {
+    expect(mirrorKey(`stable/amd64-usr/${'a'.repeat(255)}`)).toBeDefined();
+    expect(mirrorKey(`stable/amd64-usr/${'a'.repeat(256)}`)).toBeUndefined();
+    expect(mirrorKey(`stable/${Array.from({ length: 120 }, () => 'abcdefgh').join('/')}`)).toBeUndefined();
+  });
+});
+
+describe('mirror HTTP errors', () => {
+  it('logs an unexpected store error as one JSON line without absolute paths, and answers a bare 500', async () => {
+    const failing = {
+      head: () =>
+        Promise.reject(
+          Object.assign(
+            new Error("EIO: i/o error, open '/srv/secret-data-dir/mirror/stable/x'\n    at open"),
+            {
+              code: 'EIO',
+            },
+          ),
+        ),
+    } as unknown as ObjectStore;
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      const res = await createMirrorApp(failing).request('/mirror/stable/amd64-usr/1.0.0/x');
+      expect(res.status).toBe(500);
+      expect(await res.text()).toBe('internal error\n');
+    } finally {
+      write.mockRestore();
+    }
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.endsWith('\n')).toBe(true);
+    expect(lines[0]?.trimEnd()).not.toContain('\n');
+    const record = JSON.parse(lines[0] ?? '');
+    expect(record).toMatchObject({ level: 'error', event: 'mirror.internal_error' });
+    expect(record.cause).toContain('EIO');
+    expect(record.cause).not.toContain('/srv/secret-data-dir');
   });
 });
 
