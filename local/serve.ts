@@ -24,7 +24,9 @@ import { adminTokenFileName, loadOrCreateAdminToken } from './admin-token.ts';
 import { startEmulators } from './emulators.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
+import { configStoreModes, ensurePrivateDataDir, prepareConfigStore } from './runtime/data-dir.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
+import { startDiskGuard } from './runtime/disk-guard.ts';
 import type { Logger } from './runtime/log.ts';
 import { createLocalNotifier } from './runtime/notifications.ts';
 import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
@@ -63,6 +65,10 @@ export interface ServeOptions {
   refreshSeconds?: number;
   /** How long a shutdown waits for aborted transfers to wind down before closing the stand-ins anyway. */
   shutdownGraceMs?: number;
+  /** Overrides `config.worker.minFreeDiskMiB` (`--min-free-mib`). */
+  minFreeDiskMiB?: number;
+  /** How often the free space of the data dir is measured; default 5 s. */
+  diskCheckEveryMs?: number;
   clock?: () => Date;
 }
 
@@ -140,7 +146,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   };
 
   try {
-    cleanups.push(await lockDataDir(dataDir));
+    await ensurePrivateDataDir(dataDir, logger);
+    const lock = lockDataDir(dataDir);
+    cleanups.push(async () => lock.release());
     const keyring = await loadKeyringFromConfig(config.keyring);
     const { token: adminToken, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
 
@@ -150,6 +158,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       maxReceives,
       visibilityTimeoutSeconds,
       region: options.region,
+      onLedgerEvent: ({ event, ...fields }) =>
+        event === 'ledger.thread_crashed' ? logger.error(event, fields) : logger.info(event, fields),
     });
     cleanups.push(() => emulators.close());
     const { clients, resources } = emulators;
@@ -255,7 +265,16 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       createDynamoInstanceRepository(clients.doc, { table: resources.tableName }),
     );
     cleanups.push(() => instances.close());
-    const configBodies = createLocalStore(join(dataDir, 'configs'));
+    await prepareConfigStore(join(dataDir, 'configs'), logger);
+    const configBodies = createLocalStore(join(dataDir, 'configs'), configStoreModes);
+    const diskGuard = startDiskGuard({
+      path: dataDir,
+      minFreeMiB: options.minFreeDiskMiB ?? config.worker.minFreeDiskMiB,
+      checkEveryMs: options.diskCheckEveryMs,
+      logger,
+    });
+    cleanups.push(async () => diskGuard.stop());
+    await diskGuard.check();
 
     let app: Hono | undefined;
     let port = 0;
@@ -284,6 +303,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       logger,
       visibilityTimeoutSeconds,
       baseBackoffSeconds: options.baseBackoffSeconds ?? 5,
+      gate: (signal) => diskGuard.whenRoomy(signal),
       handleJob: async (body, context) => {
         const job = parseMirrorJob(body);
         const label = `${job.channel}/${job.version}/${job.artifact}`;
@@ -377,13 +397,19 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         worker: () => ({ inFlight: pool.inFlight, concurrency: options.concurrency }),
         demo: options.demo ?? false,
         mirrorBaseUrl: `${url}/mirror`,
+        disk: () => diskGuard.state(),
         clock,
       });
 
     const root = new Hono();
     root.route(
       '/',
-      createStatusApp({ adminToken, getStatus: status, refreshSeconds: options.refreshSeconds ?? 5 }),
+      createStatusApp({
+        adminToken,
+        getStatus: status,
+        refreshSeconds: options.refreshSeconds ?? 5,
+        publicBaseUrl: config.api.publicBaseUrl,
+      }),
     );
     root.route('/', createMirrorApp(store));
     root.route(
@@ -405,6 +431,11 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     let pollTimer: NodeJS.Timeout | undefined;
     const schedule = () => {
       pollTimer = setTimeout(() => {
+        if (diskGuard.paused) {
+          logger.debug('poll.skipped_low_disk', { ...diskGuard.state() });
+          if (!closing) schedule();
+          return;
+        }
         pollNow()
           .catch((error: unknown) => logger.error('poll.failed', { cause: describeError(error) }))
           .finally(() => {

@@ -2,6 +2,7 @@ import type { ChannelConfig } from '../../shared/config.ts';
 import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
+import type { DiskGuardState } from '../runtime/disk-guard.ts';
 
 /** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
 export type ArtifactDisplayState = 'verified' | 'missing' | 'failed' | 'pending';
@@ -56,6 +57,8 @@ export interface StatusModel {
   events: CldistEvent[];
   worker: { inFlight: number; concurrency: number };
   mirrorBaseUrl: string;
+  /** Free space of the data dir, and whether mirroring is paused for lack of it. */
+  disk?: DiskGuardState;
 }
 
 export interface PollProblem {
@@ -76,6 +79,7 @@ export interface StatusSources {
   worker: () => { inFlight: number; concurrency: number };
   demo: boolean;
   mirrorBaseUrl: string;
+  disk?: () => DiskGuardState;
   /** How many releases per channel and board to show. */
   releasesShown?: number;
   clock?: () => Date;
@@ -162,5 +166,6 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
     events: sources.recentEvents().slice(0, 50),
     worker: sources.worker(),
     mirrorBaseUrl: sources.mirrorBaseUrl,
+    ...(sources.disk === undefined ? {} : { disk: sources.disk() }),
   };
 }
