@@ -3,7 +3,7 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
-import { html } from 'hono/html';
+import { html, raw } from 'hono/html';
 import { NONCE, secureHeaders } from 'hono/secure-headers';
 import type { StatusModel } from './model.ts';
 import { renderStatusPage } from './render.ts';
@@ -66,7 +66,7 @@ ${problem === undefined ? '' : html`<p class="error">${problemText[problem]}</p>
 <input name="token" type="password" autocomplete="current-password" size="50" autofocus></label>
 <button type="submit">Open</button>
 </form>
-<script nonce="${nonce}">${fragmentLogin}</script>
+<script nonce="${nonce}">${raw(fragmentLogin)}</script>
 </body></html>`;
 }
 
