@@ -42,6 +42,7 @@ import {
   startSimOrigin,
 } from '../sim-origin/sim-origin.ts';
 import { type JobOutcome, startWorkerPool } from '../worker-pool.ts';
+import { type DiskFaults, findLostArtifacts, prepareDiskFaults } from './disk-faults.ts';
 import {
   type ChaosPlan,
   chaosArtifacts,
@@ -72,6 +73,8 @@ export interface ChaosOptions {
   settleTimeoutMs?: number;
   /** Swap parts of the mirror for broken ones, to show that the checks catch a broken mirror. */
   wrapDeps?: (deps: MirrorDeps) => MirrorDeps;
+  /** Put the ledger and the local mirror on small tmpfs mounts and fill them at planned times (needs root). */
+  diskFaults?: boolean;
 }
 
 export interface InvariantResult {
@@ -107,6 +110,8 @@ export interface ChaosReport {
   invariants: InvariantResult[];
   summary: ChaosSummary;
   passed: boolean;
+  /** Fault kinds asked for that this machine could not produce, with the reason. */
+  skipped: string[];
 }
 
 interface CurrentWrite {
@@ -627,12 +632,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const cleanup = async (): Promise<void> => {
     for (const step of cleanups.reverse()) await step().catch(() => undefined);
   };
+  const skipped: string[] = [];
   try {
+    let disk: DiskFaults | undefined;
+    if (options.diskFaults === true) {
+      const prepared = await prepareDiskFaults(folder, plan);
+      if ('unavailable' in prepared) skipped.push(`disk faults: ${prepared.unavailable}`);
+      else disk = prepared;
+      if (disk !== undefined) cleanups.push(() => disk?.unmount() ?? Promise.resolve());
+    }
     const origin = await startSimOrigin();
     cleanups.push(() => origin.close());
     const config = chaosConfig(origin.baseUrl, options.seed);
     const emulators = await startEmulators({
-      ledgerPath: join(folder, 'ledger'),
+      ledgerPath: disk?.ledgerPath ?? join(folder, 'ledger'),
       config,
       maxReceives,
       visibilityTimeoutSeconds: 10,
@@ -675,8 +688,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       baseStore = createS3Store(system.s3, { bucket, partSizeBytes: 5 * MiB, partsInFlight: 2 });
       observedStore = createS3Store(observer.s3, { bucket });
     } else {
-      baseStore = createLocalStore(join(folder, 'mirror'));
-      observedStore = createLocalStore(join(folder, 'mirror'));
+      baseStore = createLocalStore(disk?.mirrorPath ?? join(folder, 'mirror'));
+      observedStore = createLocalStore(disk?.mirrorPath ?? join(folder, 'mirror'));
     }
     const keyring = await makeSimKeyring(origin);
     const events: CldistEvent[] = [];
@@ -798,6 +811,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         log(`outage over: ${target}`);
       }
     });
+    const diskRun = disk?.run(chaosStart, log) ?? Promise.resolve();
     const previous = new Map<string, string>();
     for (const release of plan.releases) {
       const out = await origin.publishRelease({
@@ -870,7 +884,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    await Promise.all(outageRuns);
+    await Promise.all([...outageRuns, diskRun]);
     await pool.stop();
     poolStopped = true;
     origin.clearFaults();
@@ -884,6 +898,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       keyring,
       events,
       tally,
+    });
+    const lost = await findLostArtifacts(plan, observedLedger, observedStore);
+    invariants.push({
+      name: 'nothing verified is lost',
+      pass: lost.length === 0,
+      detail: 'every artifact the ledger calls verified is in the mirror at its size',
+      violations: lost,
     });
     if (!state.settled) {
       invariants.unshift({
@@ -906,6 +927,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         planned: entry.planned,
         applied: entry.applied + entry.handles.reduce((sum, handle) => sum + handle.applied, 0),
       };
+    }
+    if (disk !== undefined) {
+      for (const kind of ['ledgerIo', 'diskFull'] as const) {
+        faultSummary[kind] = {
+          planned: disk.planned.filter((f) => f.kind === kind).length,
+          // A full ledger disk hits when LevelDB fails a write (its thread ends and restarts).
+          applied: kind === 'ledgerIo' ? emulators.ledger.crashes : disk.applied[kind],
+        };
+      }
     }
     faultSummary.outage = {
       planned: plan.outages.length,
@@ -935,6 +965,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       invariants,
       summary,
       passed: invariants.every((i) => i.pass),
+      skipped,
     };
   } finally {
     await cleanup();
@@ -966,6 +997,7 @@ export function formatChaosReport(report: ChaosReport): string {
         .map(([code, n]) => `${code} ${n}`)
         .join(', ') || 'none'
     }`,
+    ...report.skipped.map((reason) => `skipped: ${reason}`),
     `duration: ${(summary.durationMs / 1000).toFixed(1)} s`,
     report.passed ? 'RESULT: PASS' : 'RESULT: FAIL',
   );
