@@ -18,6 +18,7 @@ interface ServeFlags {
   publishSeconds: number;
   minFreeMib?: number;
   logFormat?: 'json' | 'pretty';
+  metadataListen?: string;
 }
 
 function integer(min: number, max: number) {
@@ -56,6 +57,9 @@ async function run(flags: ServeFlags): Promise<void> {
     ]);
   const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
   const store = flags.store === undefined ? undefined : parseStoreUrl(flags.store);
+  const { parseListenAddress } = await import('../metadata-listener.ts');
+  const metadataListen =
+    flags.metadataListen === undefined ? undefined : parseListenAddress(flags.metadataListen);
   const tty = process.stdout.isTTY === true;
   let logger: Logger | undefined;
   const terminal = createTerminal({
@@ -95,6 +99,7 @@ async function run(flags: ServeFlags): Promise<void> {
       demo: flags.demo,
       baseBackoffSeconds: flags.demo ? 1 : 5,
       minFreeDiskMiB: flags.minFreeMib,
+      ...(metadataListen === undefined ? {} : { metadataListen }),
     });
   } catch (error) {
     // Whatever started is closed, and a straggling handle cannot keep a failed start alive.
@@ -155,6 +160,10 @@ export function registerServeCommand(program: Command): void {
     )
     .option('--host <address>', 'address the HTTP server binds to (default: config api.host, 127.0.0.1)')
     .option('--port <n>', 'HTTP port, 0 for any free one (default: config api.port, 8080)', integer(0, 65535))
+    .option(
+      '--metadata-listen <host:port>',
+      'also serve the OpenStack/EC2 metadata routes (only those) here, identifying instances by source address, e.g. 169.254.169.254:80',
+    )
     .option(
       '--concurrency <n>',
       'artifacts mirrored at once (default: config worker.concurrency, 2)',
