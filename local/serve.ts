@@ -7,7 +7,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createApiApp } from '../functions/api/app.ts';
 import type { CldistConfig } from '../shared/config.ts';
-import { ConfigError, describeError } from '../shared/errors.ts';
+import { ConfigError, describeError, TransientError } from '../shared/errors.ts';
 import { withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createBodyCache } from '../shared/instances/service.ts';
@@ -94,7 +94,10 @@ export interface ServeHandle {
   /** The report of the last finished poll. */
   lastPoll(): PollReport | undefined;
   status(): Promise<StatusModel>;
-  /** Resolves when no job is queued, in flight or waiting for a retry, or when the server closes. */
+  /**
+   * Resolves when no job is queued, in flight or waiting for a retry, or when the server closes; rejects
+   * while mirroring is paused for lack of disk space, which would otherwise never drain.
+   */
   drain(): Promise<void>;
   /** Graceful stop: timers, intake, in-flight transfers (aborted), servers, stand-ins; idempotent. */
   close(): Promise<void>;
@@ -165,8 +168,16 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       maxReceives,
       visibilityTimeoutSeconds,
       region: options.region,
-      onLedgerEvent: ({ event, ...fields }) =>
-        event === 'ledger.thread_crashed' ? logger.error(event, fields) : logger.info(event, fields),
+      // The first crash of a streak is the alarm; the restarts of a disk still full only repeat it.
+      onLedgerEvent: ({ event, ...fields }) => {
+        if (event === 'ledger.thread_crashed' && 'streak' in fields && fields.streak === 1) {
+          logger.error(event, fields);
+        } else if (event === 'ledger.thread_recovered') {
+          logger.info(event, fields);
+        } else {
+          logger.debug(event, fields);
+        }
+      },
     });
     cleanups.push(() => emulators.close());
     const { clients, resources } = emulators;
@@ -491,6 +502,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
     const drain = async () => {
       for (let quietChecks = 0; quietChecks < 2 && !closing; ) {
+        if (diskGuard.paused) {
+          throw new TransientError('low-disk', 'mirroring is paused: the data dir is low on free space');
+        }
         const attributes = await clients.sqs.send(
           new GetQueueAttributesCommand({
             QueueUrl: resources.jobsQueueUrl,

@@ -116,16 +116,20 @@ async function run(flags: ServeFlags): Promise<void> {
   });
 
   if (flags.once) {
+    let unfinished = false;
     const interrupted = await Promise.race([
       handle.drain().then(
         () => undefined,
-        () => undefined,
+        () => {
+          unfinished = true;
+          return undefined;
+        },
       ),
       signals.first,
     ]);
     if (interrupted !== undefined) logger.info('shutdown.signal', { signal: interrupted });
     const failed = handle.lastPoll()?.results.filter((r) => r.outcome === 'error') ?? [];
-    if (failed.length > 0) process.exitCode = 1;
+    if (failed.length > 0 || unfinished) process.exitCode = 1;
   } else {
     demo?.startPublishing();
     const signal = await signals.first;
@@ -176,7 +180,7 @@ export function registerServeCommand(program: Command): void {
     )
     .option(
       '--once',
-      'poll once, mirror everything pending, then exit (1 if an origin could not be polled)',
+      'poll once, mirror everything pending, then exit (1 if an origin could not be polled, or mirroring is paused for lack of disk space)',
       false,
     )
     .option(

@@ -33,9 +33,11 @@ parentPort.on('message', (message) => {
 
 const dynalitePath = createRequire(import.meta.url).resolve('dynalite');
 
+/** `streak`: crashes since the thread last stayed up for `stableAfterMs`. */
 export type LedgerThreadEvent =
-  | { event: 'ledger.thread_crashed'; cause: string; code?: string; restartInMs: number }
-  | { event: 'ledger.thread_restarted'; afterCrashes: number };
+  | { event: 'ledger.thread_crashed'; cause: string; code?: string; restartInMs: number; streak: number }
+  | { event: 'ledger.thread_restarted'; streak: number }
+  | { event: 'ledger.thread_recovered'; crashes: number };
 
 export interface LedgerThreadOptions {
   /** Folder for dynalite's LevelDB files. */
@@ -45,6 +47,8 @@ export interface LedgerThreadOptions {
   /** First delay before a restart, doubling per consecutive crash up to `maxRestartDelayMs`. */
   restartDelayMs?: number;
   maxRestartDelayMs?: number;
+  /** Up this long without a crash, the thread counts as recovered and the backoff starts again; default 10 s. */
+  stableAfterMs?: number;
 }
 
 export interface LedgerThread {
@@ -108,56 +112,62 @@ function describe(error: unknown): { cause: string; code?: string } {
 export async function startLedgerThread(options: LedgerThreadOptions): Promise<LedgerThread> {
   const baseDelay = options.restartDelayMs ?? 200;
   const maxDelay = options.maxRestartDelayMs ?? 5000;
+  const stableAfterMs = options.stableAfterMs ?? 10_000;
   const first = await spawn(options.path, 0);
   const port = first.port;
   let current: Started | undefined = first;
   let crashes = 0;
-  let consecutive = 0;
+  /** Crashes since the thread last stayed up for `stableAfterMs`: a disk still full crashes it again at once. */
+  let streak = 0;
   let closing = false;
   let up: Promise<void> = Promise.resolve();
   let restartTimer: NodeJS.Timeout | undefined;
+  let stableTimer: NodeJS.Timeout | undefined;
 
-  const watch = (started: Started) => {
-    started.worker.once('error', (error) => {
-      current = undefined;
-      if (closing) return;
-      crashes++;
-      consecutive++;
-      const restartInMs = Math.min(maxDelay, baseDelay * 2 ** (consecutive - 1));
-      options.onEvent?.({ event: 'ledger.thread_crashed', ...describe(error), restartInMs });
-      up = new Promise<void>((resolveUp) => {
-        const attempt = () => {
-          restartTimer = undefined;
-          if (closing) return resolveUp();
-          spawn(options.path, port).then(
-            (next) => {
-              if (closing) {
-                void next.worker.terminate();
-                return resolveUp();
-              }
-              current = next;
-              watch(next);
-              options.onEvent?.({ event: 'ledger.thread_restarted', afterCrashes: consecutive });
-              consecutive = 0;
-              resolveUp();
-            },
-            (spawnError: unknown) => {
-              consecutive++;
-              const delay = Math.min(maxDelay, baseDelay * 2 ** (consecutive - 1));
-              options.onEvent?.({
-                event: 'ledger.thread_crashed',
-                ...describe(spawnError),
-                restartInMs: delay,
-              });
-              restartTimer = setTimeout(attempt, delay);
-            },
-          );
-        };
-        restartTimer = setTimeout(attempt, restartInMs);
-      });
-    });
+  const crashed = (error: unknown): number => {
+    crashes++;
+    streak++;
+    clearTimeout(stableTimer);
+    const restartInMs = Math.min(maxDelay, baseDelay * 2 ** (streak - 1));
+    options.onEvent?.({ event: 'ledger.thread_crashed', ...describe(error), restartInMs, streak });
+    return restartInMs;
   };
-  watch(first);
+  const started = (next: Started) => {
+    current = next;
+    next.worker.once('error', onThreadError);
+    options.onEvent?.({ event: 'ledger.thread_restarted', streak });
+    stableTimer = setTimeout(() => {
+      options.onEvent?.({ event: 'ledger.thread_recovered', crashes: streak });
+      streak = 0;
+    }, stableAfterMs);
+    stableTimer.unref();
+  };
+  const restart = (resolveUp: () => void) => {
+    restartTimer = undefined;
+    if (closing) return resolveUp();
+    spawn(options.path, port).then(
+      (next) => {
+        if (closing) {
+          void next.worker.terminate();
+        } else {
+          started(next);
+        }
+        resolveUp();
+      },
+      (error: unknown) => {
+        restartTimer = setTimeout(() => restart(resolveUp), crashed(error));
+      },
+    );
+  };
+  function onThreadError(error: Error): void {
+    current = undefined;
+    if (closing) return;
+    const delay = crashed(error);
+    up = new Promise<void>((resolveUp) => {
+      restartTimer = setTimeout(() => restart(resolveUp), delay);
+    });
+  }
+  first.worker.once('error', onThreadError);
 
   return {
     endpoint: `http://127.0.0.1:${port}`,
@@ -168,7 +178,8 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
     ready: () => up,
     async close() {
       closing = true;
-      if (restartTimer !== undefined) clearTimeout(restartTimer);
+      clearTimeout(restartTimer);
+      clearTimeout(stableTimer);
       if (current === undefined) return;
       const { worker } = current;
       const closed = new Promise<void>((resolveClosed) => {
