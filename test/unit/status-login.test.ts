@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { StatusModel } from '../../local/status/model.ts';
 import { createStatusApp, sessionCookieName } from '../../local/status/routes.ts';
@@ -128,6 +129,35 @@ describe('status page login', () => {
     );
     expect(nonce).not.toBeNull();
     expect(page).toMatch(/<script nonce="[^"]+">/);
+  });
+});
+
+describe('status login form, bad input', () => {
+  it('answers any form body with 303 only for the token, otherwise 4xx, never a cookie or a 500', async () => {
+    const target = app();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ maxLength: 300 }),
+          fc
+            .dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 100 }))
+            .map((fields) => new URLSearchParams(fields).toString()),
+          fc.constantFrom(`token=${token}&token=x`, 'token=%', `token=${'a'.repeat(5000)}`, '%%%', ''),
+        ),
+        fc.constantFrom('application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/plain'),
+        async (body, type) => {
+          const answer = await target.request(`${origin}/login`, {
+            method: 'POST',
+            headers: { 'Content-Type': type, Origin: origin },
+            body,
+          });
+          expect(answer.status).toBeGreaterThanOrEqual(400);
+          expect(answer.status).toBeLessThan(500);
+          expect(answer.headers.get('set-cookie')).toBeNull();
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
