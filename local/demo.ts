@@ -110,6 +110,35 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   }
 }
 
+type DemoChannel = (typeof demoChannels)[number];
+
+const versionOf = (channel: DemoChannel, patch: number) => `${channel.major}.${channel.branch}.${patch}`;
+
+async function publishVersion(origin: SimOrigin, channel: DemoChannel, patch: number, factor: number) {
+  const version = versionOf(channel, patch);
+  await origin.publishRelease({
+    channel: channel.name,
+    board: demoBoard,
+    version,
+    artifacts: demoArtifacts.map((a) => ({ name: a.name, size: Math.round(a.size * factor) })),
+  });
+  return version;
+}
+
+/** The sim origin's channels, its key as the only trusted key, a short schedule. */
+function demoConfig(origin: SimOrigin, publicKeyPath: string): CldistConfig {
+  return parseConfig(
+    {
+      channels: demoChannels.map((c) => ({ name: c.name, baseUrl: origin.baseUrl })),
+      boards: [demoBoard],
+      artifacts: [{ name: 'version.txt' }, ...demoArtifacts.map((a) => ({ name: a.name }))],
+      keyring: { files: [publicKeyPath], trustedFingerprints: [origin.primaryFingerprint] },
+      schedule: { everyMinutes: 1, stallAfterMinutes: 1 },
+    },
+    'demo config',
+  );
+}
+
 async function publishDemo(
   origin: SimOrigin,
   options: DemoOptions,
@@ -118,21 +147,8 @@ async function publishDemo(
   const { publicKeyPath, statePath } = paths;
   await writeAtomically(publicKeyPath, origin.publicKeyArmored);
   const state: DemoState = (await readJson<DemoState>(statePath)) ?? { patches: {} };
-  const factor = options.sizeFactor ?? 1;
-
-  const versionOf = (channel: (typeof demoChannels)[number], patch: number) =>
-    `${channel.major}.${channel.branch}.${patch}`;
-
-  const publish = async (channel: (typeof demoChannels)[number], patch: number): Promise<string> => {
-    const version = versionOf(channel, patch);
-    await origin.publishRelease({
-      channel: channel.name,
-      board: demoBoard,
-      version,
-      artifacts: demoArtifacts.map((a) => ({ name: a.name, size: Math.round(a.size * factor) })),
-    });
-    return version;
-  };
+  const publish = (channel: DemoChannel, patch: number) =>
+    publishVersion(origin, channel, patch, options.sizeFactor ?? 1);
 
   for (const channel of demoChannels) {
     const patch = state.patches[channel.name] ?? 0;
@@ -148,16 +164,7 @@ async function publishDemo(
     });
   }
 
-  const config = parseConfig(
-    {
-      channels: demoChannels.map((c) => ({ name: c.name, baseUrl: origin.baseUrl })),
-      boards: [demoBoard],
-      artifacts: [{ name: 'version.txt' }, ...demoArtifacts.map((a) => ({ name: a.name }))],
-      keyring: { files: [publicKeyPath], trustedFingerprints: [origin.primaryFingerprint] },
-      schedule: { everyMinutes: 1, stallAfterMinutes: 1 },
-    },
-    'demo config',
-  );
+  const config = demoConfig(origin, publicKeyPath);
 
   let turn = 0;
   let timer: NodeJS.Timeout | undefined;

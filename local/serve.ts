@@ -280,7 +280,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     // One process serves this data dir (see lockDataDir), so its record cache is as current as the ledger:
     // a config fetch costs no ledger read, which is what keeps dynalite from capping the fetch rate.
     const instances = withRecordCache(
-      createDynamoInstanceRepository(clients.doc, { table: resources.tableName }),
+      createDynamoInstanceRepository(clients.doc, {
+        table: resources.tableName,
+        // Retried flushes are routine while the ledger restarts (a full disk); a drop is what to act on.
+        onAuditError: (error, dropped) =>
+          dropped > 0
+            ? logger.warn('audit.entries_dropped', { dropped, cause: describeError(error) })
+            : logger.debug('audit.flush_retry', { cause: describeError(error) }),
+      }),
     );
     cleanups.push(() => instances.close());
     await prepareConfigStore(join(dataDir, 'configs'), logger);

@@ -50,6 +50,30 @@ async function statfsSpace(path: string): Promise<DiskSpace> {
   return { freeBytes: info.bavail * info.bsize, totalBytes: info.blocks * info.bsize };
 }
 
+/** Promises held until `wakeAll`, each also released by its own abort signal. */
+function createWaiters(): { wait(signal: AbortSignal): Promise<void>; wakeAll(): void } {
+  let waiting: Array<() => void> = [];
+  return {
+    wait(signal) {
+      if (signal.aborted) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const wake = () => {
+          signal.removeEventListener('abort', wake);
+          waiting = waiting.filter((w) => w !== wake);
+          resolve();
+        };
+        waiting.push(wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+    },
+    wakeAll() {
+      const woken = waiting;
+      waiting = [];
+      for (const wake of woken) wake();
+    },
+  };
+}
+
 /**
  * Pauses mirroring (not config serving) while the data dir's filesystem is nearly full. A full disk does
  * no lasting harm (staged files are discarded, the ledger's writes fail as transient), but a mirror that
@@ -63,7 +87,7 @@ export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
   let paused = false;
   let pausedAt: string | undefined;
   let freeMiB: number | undefined;
-  let waiters: Array<() => void> = [];
+  const waiters = createWaiters();
   let measureFailed = false;
 
   const check = async (): Promise<void> => {
@@ -94,9 +118,7 @@ export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
       paused = false;
       options.logger.info('mirror.resumed', { path: options.path, freeMiB, pausedSince: pausedAt });
       pausedAt = undefined;
-      const woken = waiters;
-      waiters = [];
-      for (const wake of woken) wake();
+      waiters.wakeAll();
     }
   };
 
@@ -124,23 +146,10 @@ export function startDiskGuard(options: DiskGuardOptions): DiskGuard {
       running = running.then(check);
       return running;
     },
-    whenRoomy(signal) {
-      if (!paused || signal.aborted) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const wake = () => {
-          signal.removeEventListener('abort', wake);
-          waiters = waiters.filter((w) => w !== wake);
-          resolve();
-        };
-        waiters.push(wake);
-        signal.addEventListener('abort', wake, { once: true });
-      });
-    },
+    whenRoomy: (signal) => (paused ? waiters.wait(signal) : Promise.resolve()),
     stop() {
       if (timer !== undefined) clearInterval(timer);
-      const woken = waiters;
-      waiters = [];
-      for (const wake of woken) wake();
+      waiters.wakeAll();
     },
   };
 }

@@ -108,6 +108,24 @@ function describe(error: unknown): { cause: string; code?: string } {
   return { cause: String(error) };
 }
 
+/** Let dynalite close LevelDB cleanly (at most 30 s), then end the thread. */
+async function stopThread(worker: Worker): Promise<void> {
+  const closed = new Promise<void>((resolveClosed) => {
+    const timer = setTimeout(resolveClosed, 30_000);
+    const done = () => {
+      clearTimeout(timer);
+      resolveClosed();
+    };
+    worker.on('message', (message: ThreadMessage) => {
+      if (message.op === 'closed') done();
+    });
+    worker.once('exit', done);
+  });
+  worker.postMessage({ op: 'close' });
+  await closed;
+  await worker.terminate();
+}
+
 /** Start dynalite on its own thread, listening on loopback, restarted whenever the thread dies. */
 export async function startLedgerThread(options: LedgerThreadOptions): Promise<LedgerThread> {
   const baseDelay = options.restartDelayMs ?? 200;
@@ -180,24 +198,7 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
       closing = true;
       clearTimeout(restartTimer);
       clearTimeout(stableTimer);
-      if (current === undefined) return;
-      const { worker } = current;
-      const closed = new Promise<void>((resolveClosed) => {
-        const timer = setTimeout(resolveClosed, 30_000);
-        worker.on('message', (message: ThreadMessage) => {
-          if (message.op === 'closed') {
-            clearTimeout(timer);
-            resolveClosed();
-          }
-        });
-        worker.once('exit', () => {
-          clearTimeout(timer);
-          resolveClosed();
-        });
-      });
-      worker.postMessage({ op: 'close' });
-      await closed;
-      await worker.terminate();
+      if (current !== undefined) await stopThread(current.worker);
     },
   };
 }
