@@ -5,6 +5,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import { html, raw } from 'hono/html';
 import { NONCE, secureHeaders } from 'hono/secure-headers';
+import { describeError, TransientError } from '../../shared/errors.ts';
 import type { StatusModel } from './model.ts';
 import { renderStatusPage } from './render.ts';
 import { createSessionStore, type SessionStore } from './sessions.ts';
@@ -70,6 +71,16 @@ ${problem === undefined ? '' : html`<p class="error">${problemText[problem]}</p>
 </body></html>`;
 }
 
+/** While the ledger restarts (a full disk), the page says so and keeps reloading instead of failing. */
+function unavailablePage(nonce: string, refreshSeconds: number, cause: string) {
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="${refreshSeconds}">
+<title>cldist status</title><style nonce="${nonce}">${loginStyle}</style></head>
+<body><h1>cldist status</h1>
+<p class="error">The ledger is not answering right now (${cause}). This page reloads every ${refreshSeconds} s; configs already registered are still served.</p>
+</body></html>`;
+}
+
 function readSession(c: Context, sessions: SessionStore): string | undefined {
   const id = getCookie(c, sessionCookieName);
   return sessions.valid(id) ? id : undefined;
@@ -121,8 +132,17 @@ export function createStatusApp(options: StatusAppOptions): Hono {
       const problem = c.req.query('token') === undefined ? undefined : 'token-in-url';
       return c.html(loginPage(c, problem), 401, noStore);
     }
-    const model = await options.getStatus();
     const nonce = c.get('secureHeadersNonce') ?? '';
+    let model: StatusModel;
+    try {
+      model = await options.getStatus();
+    } catch (error) {
+      if (!(error instanceof TransientError)) throw error;
+      return c.html(unavailablePage(nonce, options.refreshSeconds, describeError(error)), 503, {
+        ...noStore,
+        'Retry-After': String(options.refreshSeconds),
+      });
+    }
     return c.html(renderStatusPage(model, options.refreshSeconds, nonce), 200, noStore);
   });
 
@@ -154,7 +174,15 @@ export function createStatusApp(options: StatusAppOptions): Hono {
         { 'WWW-Authenticate': 'Bearer' },
       );
     }
-    return c.json(await options.getStatus(), 200, noStore);
+    try {
+      return c.json(await options.getStatus(), 200, noStore);
+    } catch (error) {
+      if (!(error instanceof TransientError)) throw error;
+      return c.json({ error: 'unavailable', message: describeError(error) }, 503, {
+        ...noStore,
+        'Retry-After': String(options.refreshSeconds),
+      });
+    }
   });
   return app;
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { StatusModel } from '../../local/status/model.ts';
 import { createStatusApp, sessionCookieName } from '../../local/status/routes.ts';
 import { createSessionStore } from '../../local/status/sessions.ts';
+import { TransientError } from '../../shared/errors.ts';
 
 const token = 'admin-token-0123456789';
 const origin = 'http://127.0.0.1:8080';
@@ -129,6 +130,26 @@ describe('status page login', () => {
     );
     expect(nonce).not.toBeNull();
     expect(page).toMatch(/<script nonce="[^"]+">/);
+  });
+});
+
+describe('status page while the ledger is unavailable', () => {
+  it('answers 503 with Retry-After and a page that keeps reloading, not a 500', async () => {
+    const target = createStatusApp({
+      adminToken: token,
+      getStatus: async () => {
+        throw new TransientError('ledger-unavailable', 'ledger get failed: connect ECONNREFUSED');
+      },
+      refreshSeconds: 5,
+    });
+    const headers = { Authorization: `Bearer ${token}` };
+    const page = await target.request(`${origin}/`, { headers });
+    expect(page.status).toBe(503);
+    expect(page.headers.get('retry-after')).toBe('5');
+    expect(await page.text()).toMatch(/The ledger is not answering right now[^<]*ECONNREFUSED/);
+    const json = await target.request(`${origin}/v1/status`, { headers });
+    expect(json.status).toBe(503);
+    expect(await json.json()).toMatchObject({ error: 'unavailable' });
   });
 });
 
