@@ -70,7 +70,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
       locked = tryLock(fd);
     } catch (error) {
       closeSync(fd);
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      throw new ConfigError(
+        `cannot lock ${path} (${code}): its filesystem does not support file locks; put --data-dir on a local filesystem`,
+        { cause: error },
+      );
     }
     if (!locked) {
       closeSync(fd);
