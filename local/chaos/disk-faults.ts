@@ -25,7 +25,11 @@ export interface PlannedDiskFault {
  * Drawn from the seed on its own fork, so adding disk faults leaves the rest of a seed's schedule (and its
  * digest) as it was.
  */
-export function planDiskFaults(seed: number, releaseCount: number): PlannedDiskFault[] {
+export function planDiskFaults(
+  seed: number,
+  releaseCount: number,
+  kinds: readonly DiskFaultKind[] = ['ledgerIo', 'diskFull'],
+): PlannedDiskFault[] {
   const random = forkRandom(seed, 'disk');
   // Within the publishing phase, while the poller claims releases and the workers write.
   const span = releaseCount * 750;
@@ -33,7 +37,12 @@ export function planDiskFaults(seed: number, releaseCount: number): PlannedDiskF
   for (const kind of ['ledgerIo', 'diskFull'] as const) {
     const count = Math.max(1, Math.round(releaseCount / 4));
     for (let i = 0; i < count; i++) {
-      faults.push({ kind, atMs: randomInt(random, 0, span), ms: randomInt(random, 1000, 3000) });
+      const fault: PlannedDiskFault = {
+        kind,
+        atMs: randomInt(random, 0, span),
+        ms: randomInt(random, 1000, 3000),
+      };
+      if (kinds.includes(kind)) faults.push(fault);
     }
   }
   return faults.sort((a, b) => a.atMs - b.atMs);
@@ -87,6 +96,7 @@ export interface DiskFaults {
 export async function prepareDiskFaults(
   folder: string,
   plan: ChaosPlan,
+  store: 'local' | 's3',
 ): Promise<DiskFaults | { unavailable: string }> {
   const disks: Disk[] = [];
   const unmount = async () => {
@@ -101,7 +111,12 @@ export async function prepareDiskFaults(
     const largest = Math.max(...plan.releases.flatMap((r) => r.artifacts.map((a) => a.size ?? 0)));
     const mirror = await mount(join(folder, 'mirror-disk'), plan.releases.length * 8 * MiB + 4 * largest);
     disks.push(mirror);
-    const planned = planDiskFaults(plan.seed, plan.releases.length);
+    // An S3 mirror (on fauxqs, in memory) has no disk to fill: only the ledger's then.
+    const planned = planDiskFaults(
+      plan.seed,
+      plan.releases.length,
+      store === 'local' ? ['ledgerIo', 'diskFull'] : ['ledgerIo'],
+    );
     const applied: Record<DiskFaultKind, number> = { ledgerIo: 0, diskFull: 0 };
     return {
       ledgerPath: join(ledger.path, 'ledger'),

@@ -636,7 +636,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   try {
     let disk: DiskFaults | undefined;
     if (options.diskFaults === true) {
-      const prepared = await prepareDiskFaults(folder, plan);
+      const prepared = await prepareDiskFaults(folder, plan, storeKind);
       if ('unavailable' in prepared) skipped.push(`disk faults: ${prepared.unavailable}`);
       else disk = prepared;
       if (disk !== undefined) cleanups.push(() => disk?.unmount() ?? Promise.resolve());
