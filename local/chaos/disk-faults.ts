@@ -77,6 +77,27 @@ async function fill(disk: Disk): Promise<string> {
   return file;
 }
 
+/**
+ * tmpfs hands out whole pages, so a full filesystem still takes small appends into the page LevelDB's log
+ * is filling: a quiet ledger can ride out a short fault unharmed. The fault therefore lasts until the
+ * ledger has failed a write (writing through `touch` to get there), then its planned time on top.
+ */
+export interface LedgerProbe {
+  /** How often the ledger's thread has failed so far. */
+  failures(): number;
+  /** One small write to the ledger; failures are expected and ignored. */
+  touch(): Promise<void>;
+}
+
+/** Touch the ledger until it fails (at most 20 s: a ledger that never fails shows as 0 hits). */
+async function untilLedgerFails(probe: LedgerProbe): Promise<void> {
+  const before = probe.failures();
+  for (let i = 0; i < 100 && probe.failures() === before; i++) {
+    await probe.touch();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 export interface DiskFaults {
   /** Where the ledger and the local mirror go: each on its own small tmpfs. */
   ledgerPath: string;
@@ -84,7 +105,7 @@ export interface DiskFaults {
   planned: PlannedDiskFault[];
   applied: Record<DiskFaultKind, number>;
   /** Fire the planned faults relative to `start`; resolves when the last one has cleared. */
-  run(start: number, log: (line: string) => void): Promise<void>;
+  run(start: number, log: (line: string) => void, ledger: LedgerProbe): Promise<void>;
   unmount(): Promise<void>;
 }
 
@@ -106,8 +127,8 @@ export async function prepareDiskFaults(
     }
   };
   try {
-    const ledger = await mount(join(folder, 'ledger-disk'), 64 * MiB);
-    disks.push(ledger);
+    const ledgerDisk = await mount(join(folder, 'ledger-disk'), 64 * MiB);
+    disks.push(ledgerDisk);
     const largest = Math.max(...plan.releases.flatMap((r) => r.artifacts.map((a) => a.size ?? 0)));
     const mirror = await mount(join(folder, 'mirror-disk'), plan.releases.length * 8 * MiB + 4 * largest);
     disks.push(mirror);
@@ -119,18 +140,19 @@ export async function prepareDiskFaults(
     );
     const applied: Record<DiskFaultKind, number> = { ledgerIo: 0, diskFull: 0 };
     return {
-      ledgerPath: join(ledger.path, 'ledger'),
+      ledgerPath: join(ledgerDisk.path, 'ledger'),
       mirrorPath: join(mirror.path, 'mirror'),
       planned,
       applied,
-      async run(start, log) {
+      async run(start, log, probe) {
         for (const fault of planned) {
           const wait = start + fault.atMs - Date.now();
           if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-          const disk = fault.kind === 'ledgerIo' ? ledger : mirror;
+          const disk = fault.kind === 'ledgerIo' ? ledgerDisk : mirror;
           const ballast = await fill(disk);
           applied[fault.kind]++;
-          log(`${fault.kind}: ${disk.path} full for ${fault.ms} ms`);
+          log(`${fault.kind}: ${disk.path} full`);
+          if (fault.kind === 'ledgerIo') await untilLedgerFails(probe);
           await new Promise((resolve) => setTimeout(resolve, fault.ms));
           await unlink(ballast);
           log(`${fault.kind} over: ${disk.path} has room again`);

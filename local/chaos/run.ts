@@ -10,6 +10,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { makeAwsClients } from '../../shared/aws-clients.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { describeError, PermanentError, TransientError } from '../../shared/errors.ts';
@@ -811,7 +812,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         log(`outage over: ${target}`);
       }
     });
-    const diskRun = disk?.run(chaosStart, log) ?? Promise.resolve();
+    const diskRun =
+      disk?.run(chaosStart, log, {
+        failures: () => emulators.ledger.crashes,
+        touch: () =>
+          observer.doc
+            .send(
+              new PutCommand({
+                TableName: tableName,
+                Item: { pk: 'chaos#probe', sk: 'probe', pad: 'x'.repeat(2048) },
+              }),
+            )
+            .then(
+              () => undefined,
+              () => undefined,
+            ),
+      }) ?? Promise.resolve();
     const previous = new Map<string, string>();
     for (const release of plan.releases) {
       const out = await origin.publishRelease({
@@ -885,6 +901,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     await Promise.all([...outageRuns, diskRun]);
+    await emulators.ledger.ready();
     await pool.stop();
     poolStopped = true;
     origin.clearFaults();
