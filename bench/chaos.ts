@@ -4,7 +4,7 @@ import { formatChaosReport, runChaos } from '../local/chaos/run.ts';
 /**
  * The seeded chaos run of the release mirror (issue 7): the same seed replays the same fault schedule.
  *
- *   npm run chaos -- --seed 1 --releases 20 [--store local|s3] [--quiet] [--json]
+ *   npm run chaos -- --seed 1 --releases 20 [--store local|s3] [--disk-faults] [--quiet] [--json]
  *
  * Exits 1 when any invariant is violated, 2 on bad arguments.
  */
@@ -25,6 +25,7 @@ const program = new Command('chaos')
   .addOption(
     new Option('--store <kind>', 'where the mirror writes').choices(['local', 's3']).default('local'),
   )
+  .option('--disk-faults', 'also fill the ledger and mirror filesystems (small tmpfs mounts; needs root)')
   .option('--quiet', 'no progress lines while the run goes')
   .option('--json', 'print the report as JSON instead of text')
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
@@ -36,11 +37,13 @@ const options = program.opts<{
   store: 'local' | 's3';
   quiet?: boolean;
   json?: boolean;
+  diskFaults?: boolean;
 }>();
 const report = await runChaos({
   seed: options.seed,
   releases: options.releases,
   store: options.store,
+  diskFaults: options.diskFaults === true,
   log: options.quiet === true ? undefined : (line) => process.stderr.write(`  ${line}\n`),
 });
 process.stdout.write(

@@ -1,7 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CldistConfig, parseConfig } from '../shared/config.ts';
-import { describeError } from '../shared/errors.ts';
+import { describeError, TransientError } from '../shared/errors.ts';
+import { ensurePrivateDataDir } from './runtime/data-dir.ts';
 import type { Logger } from './runtime/log.ts';
 import { generateSimKey } from './sim-origin/signing.ts';
 import { type SimOrigin, startSimOrigin } from './sim-origin/sim-origin.ts';
@@ -62,9 +63,21 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   }
 }
 
+/** Write beside, then rename; on failure (a full disk) the partial `.tmp` is removed, never left behind. */
 async function writeAtomically(path: string, text: string, mode?: number): Promise<void> {
-  await writeFile(`${path}.tmp`, text, mode === undefined ? {} : { mode });
-  await rename(`${path}.tmp`, path);
+  const temp = `${path}.tmp`;
+  try {
+    await writeFile(temp, text, mode === undefined ? {} : { mode });
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new TransientError(
+      'demo-write-failed',
+      `the demo cannot write ${path} (${code}); free space on that filesystem or pass another --data-dir`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -74,8 +87,9 @@ async function writeAtomically(path: string, text: string, mode?: number): Promi
  * through the config built here, which only `serve --demo` uses.
  */
 export async function startDemo(options: DemoOptions): Promise<Demo> {
+  await ensurePrivateDataDir(options.dataDir);
   const folder = join(options.dataDir, 'sim-origin');
-  await mkdir(folder, { recursive: true });
+  await mkdir(folder, { recursive: true, mode: 0o700 });
   const keyPath = join(folder, 'sim-origin-private-key.asc');
   const publicKeyPath = join(folder, 'sim-origin-public-key.asc');
   const statePath = join(folder, 'state.json');
@@ -88,23 +102,53 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     await writeAtomically(keyPath, privateKeyArmored, 0o600);
   }
   const origin = await startSimOrigin({ privateKeyArmored });
+  try {
+    return await publishDemo(origin, options, { publicKeyPath, statePath });
+  } catch (error) {
+    await origin.close();
+    throw error;
+  }
+}
+
+type DemoChannel = (typeof demoChannels)[number];
+
+const versionOf = (channel: DemoChannel, patch: number) => `${channel.major}.${channel.branch}.${patch}`;
+
+async function publishVersion(origin: SimOrigin, channel: DemoChannel, patch: number, factor: number) {
+  const version = versionOf(channel, patch);
+  await origin.publishRelease({
+    channel: channel.name,
+    board: demoBoard,
+    version,
+    artifacts: demoArtifacts.map((a) => ({ name: a.name, size: Math.round(a.size * factor) })),
+  });
+  return version;
+}
+
+/** The sim origin's channels, its key as the only trusted key, a short schedule. */
+function demoConfig(origin: SimOrigin, publicKeyPath: string): CldistConfig {
+  return parseConfig(
+    {
+      channels: demoChannels.map((c) => ({ name: c.name, baseUrl: origin.baseUrl })),
+      boards: [demoBoard],
+      artifacts: [{ name: 'version.txt' }, ...demoArtifacts.map((a) => ({ name: a.name }))],
+      keyring: { files: [publicKeyPath], trustedFingerprints: [origin.primaryFingerprint] },
+      schedule: { everyMinutes: 1, stallAfterMinutes: 1 },
+    },
+    'demo config',
+  );
+}
+
+async function publishDemo(
+  origin: SimOrigin,
+  options: DemoOptions,
+  paths: { publicKeyPath: string; statePath: string },
+): Promise<Demo> {
+  const { publicKeyPath, statePath } = paths;
   await writeAtomically(publicKeyPath, origin.publicKeyArmored);
   const state: DemoState = (await readJson<DemoState>(statePath)) ?? { patches: {} };
-  const factor = options.sizeFactor ?? 1;
-
-  const versionOf = (channel: (typeof demoChannels)[number], patch: number) =>
-    `${channel.major}.${channel.branch}.${patch}`;
-
-  const publish = async (channel: (typeof demoChannels)[number], patch: number): Promise<string> => {
-    const version = versionOf(channel, patch);
-    await origin.publishRelease({
-      channel: channel.name,
-      board: demoBoard,
-      version,
-      artifacts: demoArtifacts.map((a) => ({ name: a.name, size: Math.round(a.size * factor) })),
-    });
-    return version;
-  };
+  const publish = (channel: DemoChannel, patch: number) =>
+    publishVersion(origin, channel, patch, options.sizeFactor ?? 1);
 
   for (const channel of demoChannels) {
     const patch = state.patches[channel.name] ?? 0;
@@ -120,16 +164,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     });
   }
 
-  const config = parseConfig(
-    {
-      channels: demoChannels.map((c) => ({ name: c.name, baseUrl: origin.baseUrl })),
-      boards: [demoBoard],
-      artifacts: [{ name: 'version.txt' }, ...demoArtifacts.map((a) => ({ name: a.name }))],
-      keyring: { files: [publicKeyPath], trustedFingerprints: [origin.primaryFingerprint] },
-      schedule: { everyMinutes: 1, stallAfterMinutes: 1 },
-    },
-    'demo config',
-  );
+  const config = demoConfig(origin, publicKeyPath);
 
   let turn = 0;
   let timer: NodeJS.Timeout | undefined;

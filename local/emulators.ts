@@ -1,14 +1,12 @@
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, ResourceInUseException, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import dynalite from 'dynalite';
 import { startFauxqs } from 'fauxqs';
 import { type AwsClients, makeAwsClients } from '../shared/aws-clients.ts';
 import type { CldistConfig } from '../shared/config.ts';
 import { ledgerTableInput } from '../shared/ledger/table.ts';
+import { type LedgerThread, type LedgerThreadEvent, startLedgerThread } from './runtime/ledger-thread.ts';
 
 /** The names and addresses of what the runner created, the local twin of the stack's outputs. */
 export interface LocalResources {
@@ -23,6 +21,8 @@ export interface Emulators {
   clients: AwsClients;
   resources: LocalResources;
   endpoints: { fauxqs: string; dynamodb: string };
+  /** dynalite's own thread: how often it crashed, and a promise that it is back. */
+  ledger: Pick<LedgerThread, 'crashes' | 'ready'>;
   close(): Promise<void>;
 }
 
@@ -35,16 +35,8 @@ export interface EmulatorOptions {
   /** Default visibility of a received job. */
   visibilityTimeoutSeconds: number;
   region?: string;
-}
-
-function listen(server: Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
+  /** A crash and restart of the ledger's thread (a full disk, an I/O error), for the runner's log. */
+  onLedgerEvent?: (event: LedgerThreadEvent) => void;
 }
 
 /**
@@ -53,17 +45,16 @@ function listen(server: Server): Promise<number> {
  * after the first start).
  */
 export async function startEmulators(options: EmulatorOptions): Promise<Emulators> {
-  mkdirSync(options.ledgerPath, { recursive: true });
+  mkdirSync(options.ledgerPath, { recursive: true, mode: 0o700 });
   const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
-  const dynamo: Server = dynalite({ path: options.ledgerPath, createTableMs: 0, updateTableMs: 0 });
-  let dynamoPort: number;
+  let ledger: LedgerThread;
   try {
-    dynamoPort = await listen(dynamo);
+    ledger = await startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent });
   } catch (error) {
     await fauxqs.stop();
     throw error;
   }
-  const endpoints = { fauxqs: `http://127.0.0.1:${fauxqs.port}`, dynamodb: `http://127.0.0.1:${dynamoPort}` };
+  const endpoints = { fauxqs: `http://127.0.0.1:${fauxqs.port}`, dynamodb: ledger.endpoint };
   const clients = makeAwsClients({
     region: options.region,
     sqs: endpoints.fauxqs,
@@ -77,8 +68,7 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
     clients.dynamodb.destroy();
     clients.s3.destroy();
     await fauxqs.stop();
-    dynamo.closeAllConnections();
-    await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+    await ledger.close();
   };
   try {
     const { config } = options;
@@ -110,6 +100,7 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
     return {
       clients,
       endpoints,
+      ledger,
       resources: {
         tableName: config.table,
         jobsQueueUrl: jobs.QueueUrl ?? '',

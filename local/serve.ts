@@ -7,7 +7,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createApiApp } from '../functions/api/app.ts';
 import type { CldistConfig } from '../shared/config.ts';
-import { ConfigError, describeError } from '../shared/errors.ts';
+import { ConfigError, describeError, TransientError } from '../shared/errors.ts';
 import { loadIdIndex, withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createBodyCache } from '../shared/instances/service.ts';
@@ -28,7 +28,9 @@ import { startEmulators } from './emulators.ts';
 import { startMetadataListener } from './metadata-listener.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
+import { configStoreModes, ensurePrivateDataDir, prepareConfigStore } from './runtime/data-dir.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
+import { startDiskGuard } from './runtime/disk-guard.ts';
 import { startInstanceUpkeep } from './runtime/instance-upkeep.ts';
 import type { Logger } from './runtime/log.ts';
 import { createLocalNotifier } from './runtime/notifications.ts';
@@ -70,6 +72,10 @@ export interface ServeOptions {
   refreshSeconds?: number;
   /** How long a shutdown waits for aborted transfers to wind down before closing the stand-ins anyway. */
   shutdownGraceMs?: number;
+  /** Overrides `config.worker.minFreeDiskMiB` (`--min-free-mib`). */
+  minFreeDiskMiB?: number;
+  /** How often the free space of the data dir is measured; default 5 s. */
+  diskCheckEveryMs?: number;
   clock?: () => Date;
   /** Where a rotated signing key is dropped; default `{dataDir}/trust/keyring.asc`. Watched, with the keyring files. */
   trustFile?: string;
@@ -96,7 +102,10 @@ export interface ServeHandle {
   /** The report of the last finished poll. */
   lastPoll(): PollReport | undefined;
   status(): Promise<StatusModel>;
-  /** Resolves when no job is queued, in flight or waiting for a retry, or when the server closes. */
+  /**
+   * Resolves when no job is queued, in flight or waiting for a retry, or when the server closes; rejects
+   * while mirroring is paused for lack of disk space, which would otherwise never drain.
+   */
   drain(): Promise<void>;
   /** Graceful stop: timers, intake, in-flight transfers (aborted), servers, stand-ins; idempotent. */
   close(): Promise<void>;
@@ -158,7 +167,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   };
 
   try {
-    cleanups.push(await lockDataDir(dataDir));
+    await ensurePrivateDataDir(dataDir, logger);
+    const lock = lockDataDir(dataDir);
+    cleanups.push(async () => lock.release());
     const trustFile = options.trustFile ?? join(dataDir, 'trust', 'keyring.asc');
     const localTrust = await startLocalTrust(config, trustFile, logger, clock, {
       statEveryMs: (options.trustStatSeconds ?? 5) * 1000,
@@ -173,6 +184,16 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       maxReceives,
       visibilityTimeoutSeconds,
       region: options.region,
+      // The first crash of a streak is the alarm; the restarts of a disk still full only repeat it.
+      onLedgerEvent: ({ event, ...fields }) => {
+        if (event === 'ledger.thread_crashed' && 'streak' in fields && fields.streak === 1) {
+          logger.error(event, fields);
+        } else if (event === 'ledger.thread_recovered') {
+          logger.info(event, fields);
+        } else {
+          logger.debug(event, fields);
+        }
+      },
     });
     cleanups.push(() => emulators.close());
     const { clients, resources } = emulators;
@@ -281,10 +302,16 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const ledgerInstances = createDynamoInstanceRepository(clients.doc, {
       table: resources.tableName,
       auditRetentionDays: config.api.auditRetentionDays,
+      // Retried flushes are routine while the ledger restarts (a full disk); a drop is what to act on.
+      onAuditError: (error, dropped) =>
+        dropped > 0
+          ? logger.warn('audit.entries_dropped', { dropped, cause: describeError(error) })
+          : logger.debug('audit.flush_retry', { cause: describeError(error) }),
     });
     const instances = withRecordCache(ledgerInstances, { index: await loadIdIndex(ledgerInstances) });
     cleanups.push(() => instances.close());
-    const configBodies = createLocalStore(join(dataDir, 'configs'));
+    await prepareConfigStore(join(dataDir, 'configs'), logger);
+    const configBodies = createLocalStore(join(dataDir, 'configs'), configStoreModes);
     const upkeep = startInstanceUpkeep({ instances, bodies: configBodies, config, logger, clock });
     cleanups.push(() => upkeep.stop());
     const bodyCache = createBodyCache();
@@ -292,6 +319,14 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       config.metadata.proxySecretFile === undefined
         ? undefined
         : await fileSecretsProvider(resolve(config.metadata.proxySecretFile));
+    const diskGuard = startDiskGuard({
+      path: dataDir,
+      minFreeMiB: options.minFreeDiskMiB ?? config.worker.minFreeDiskMiB,
+      checkEveryMs: options.diskCheckEveryMs,
+      logger,
+    });
+    cleanups.push(async () => diskGuard.stop());
+    await diskGuard.check();
 
     let app: Hono | undefined;
     let port = 0;
@@ -320,6 +355,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       logger,
       visibilityTimeoutSeconds,
       baseBackoffSeconds: options.baseBackoffSeconds ?? 5,
+      gate: (signal) => diskGuard.whenRoomy(signal),
       handleJob: async (body, context) => {
         const job = parseMirrorJob(body);
         const label = `${job.channel}/${job.version}/${job.artifact}`;
@@ -417,13 +453,19 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         demo: options.demo ?? false,
         mirrorBaseUrl: `${url}/mirror`,
         instances: () => listInstanceRows(instances, statusInstanceLimit),
+        disk: () => diskGuard.state(),
         clock,
       });
 
     const root = new Hono();
     root.route(
       '/',
-      createStatusApp({ adminToken, getStatus: status, refreshSeconds: options.refreshSeconds ?? 5 }),
+      createStatusApp({
+        adminToken,
+        getStatus: status,
+        refreshSeconds: options.refreshSeconds ?? 5,
+        publicBaseUrl: config.api.publicBaseUrl,
+      }),
     );
     // One JSON line per unexpected error, with absolute paths redacted, and never a stack trace on stderr.
     const internalError = (event: string) => (error: unknown) =>
@@ -467,6 +509,11 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     let pollTimer: NodeJS.Timeout | undefined;
     const schedule = () => {
       pollTimer = setTimeout(() => {
+        if (diskGuard.paused) {
+          logger.debug('poll.skipped_low_disk', { ...diskGuard.state() });
+          if (!closing) schedule();
+          return;
+        }
         pollNow()
           .catch((error: unknown) => logger.error('poll.failed', { cause: describeError(error) }))
           .finally(() => {
@@ -498,6 +545,9 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
 
     const drain = async () => {
       for (let quietChecks = 0; quietChecks < 2 && !closing; ) {
+        if (diskGuard.paused) {
+          throw new TransientError('low-disk', 'mirroring is paused: the data dir is low on free space');
+        }
         const attributes = await clients.sqs.send(
           new GetQueueAttributesCommand({
             QueueUrl: resources.jobsQueueUrl,

@@ -35,6 +35,8 @@ export interface WorkerPoolOptions {
   baseBackoffSeconds?: number;
   maxBackoffSeconds?: number;
   onOutcome?: (outcome: JobOutcome) => void;
+  /** Awaited before every receive: resolves when the pool may take a job (e.g. once the disk has room). */
+  gate?: (signal: AbortSignal) => Promise<void>;
 }
 
 export interface WorkerPool {
@@ -129,6 +131,8 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
   const slot = async (): Promise<void> => {
     while (!signal.aborted) {
       try {
+        await options.gate?.(signal);
+        if (signal.aborted) return;
         const received = await options.sqs.send(
           new ReceiveMessageCommand({
             QueueUrl: options.queueUrl,

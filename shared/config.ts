@@ -194,8 +194,19 @@ export const configSchema = z.strictObject({
       concurrency: z.number().int().min(1).max(64).default(2),
       partSizeMiB: z.number().int().min(5).max(512).default(8),
       partsInFlight: z.number().int().min(1).max(16).default(4),
+      /**
+       * Single machine: mirroring pauses while the data dir's filesystem has less free space than this
+       * (and resumes with a quarter more), so a full disk never starves the ledger and config store; 0
+       * turns the guard off. The AWS shape stores into S3 and has no disk to watch.
+       */
+      minFreeDiskMiB: z
+        .number()
+        .int()
+        .min(0)
+        .max(1024 * 1024)
+        .default(256),
     })
-    .default({ concurrency: 2, partSizeMiB: 8, partsInFlight: 4 }),
+    .default({ concurrency: 2, partSizeMiB: 8, partsInFlight: 4, minFreeDiskMiB: 256 }),
   api: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),

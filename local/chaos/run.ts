@@ -10,6 +10,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { makeAwsClients } from '../../shared/aws-clients.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { describeError, PermanentError, TransientError } from '../../shared/errors.ts';
@@ -43,6 +44,7 @@ import {
 } from '../sim-origin/sim-origin.ts';
 import { type JobOutcome, startWorkerPool } from '../worker-pool.ts';
 import { planInstanceWrites, runInstanceWrites } from './instance-writes.ts';
+import { type DiskFaults, findLostArtifacts, prepareDiskFaults } from './disk-faults.ts';
 import {
   type ChaosPlan,
   chaosArtifacts,
@@ -74,6 +76,8 @@ export interface ChaosOptions {
   settleTimeoutMs?: number;
   /** Swap parts of the mirror for broken ones, to show that the checks catch a broken mirror. */
   wrapDeps?: (deps: MirrorDeps) => MirrorDeps;
+  /** Put the ledger and the local mirror on small tmpfs mounts and fill them at planned times (needs root). */
+  diskFaults?: boolean;
 }
 
 export interface InvariantResult {
@@ -109,6 +113,8 @@ export interface ChaosReport {
   invariants: InvariantResult[];
   summary: ChaosSummary;
   passed: boolean;
+  /** Fault kinds asked for that this machine could not produce, with the reason. */
+  skipped: string[];
 }
 
 interface CurrentWrite {
@@ -632,7 +638,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const cleanup = async (): Promise<void> => {
     for (const step of cleanups.reverse()) await step().catch(() => undefined);
   };
+  const skipped: string[] = [];
   try {
+    let disk: DiskFaults | undefined;
+    if (options.diskFaults === true) {
+      const prepared = await prepareDiskFaults(folder, plan, storeKind);
+      if ('unavailable' in prepared) skipped.push(`disk faults: ${prepared.unavailable}`);
+      else disk = prepared;
+      if (disk !== undefined) cleanups.push(() => disk?.unmount() ?? Promise.resolve());
+    }
     const rotation = rotationPlan === undefined ? undefined : await startRotation(rotationPlan);
     const origin = await startSimOrigin(
       rotation === undefined ? {} : { privateKeyArmored: rotation.keys.privateKeyArmored },
@@ -640,7 +654,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     cleanups.push(() => origin.close());
     const config = chaosConfig(origin.baseUrl, options.seed);
     const emulators = await startEmulators({
-      ledgerPath: join(folder, 'ledger'),
+      ledgerPath: disk?.ledgerPath ?? join(folder, 'ledger'),
       config,
       maxReceives,
       visibilityTimeoutSeconds: 10,
@@ -686,8 +700,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       baseStore = createS3Store(system.s3, { bucket, partSizeBytes: 5 * MiB, partsInFlight: 2 });
       observedStore = createS3Store(observer.s3, { bucket });
     } else {
-      baseStore = createLocalStore(join(folder, 'mirror'));
-      observedStore = createLocalStore(join(folder, 'mirror'));
+      baseStore = createLocalStore(disk?.mirrorPath ?? join(folder, 'mirror'));
+      observedStore = createLocalStore(disk?.mirrorPath ?? join(folder, 'mirror'));
     }
     const keyring = rotation === undefined ? await makeSimKeyring(origin) : rotation.trust.peek().keyring;
     const events: CldistEvent[] = [];
@@ -811,6 +825,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         log(`outage over: ${target}`);
       }
     });
+    const diskRun =
+      disk?.run(chaosStart, log, {
+        failures: () => emulators.ledger.crashes,
+        touch: () =>
+          observer.doc
+            .send(
+              new PutCommand({
+                TableName: tableName,
+                Item: { pk: 'chaos#probe', sk: 'probe', pad: 'x'.repeat(2048) },
+              }),
+            )
+            .then(
+              () => undefined,
+              () => undefined,
+            ),
+      }) ?? Promise.resolve();
     const previous = new Map<string, string>();
     for (const release of plan.releases) {
       const out = await origin.publishRelease({
@@ -893,7 +923,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    await Promise.all(outageRuns);
+    await Promise.all([...outageRuns, diskRun]);
+    await emulators.ledger.ready();
     await pool.stop();
     poolStopped = true;
     origin.clearFaults();
@@ -914,6 +945,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     const writes = await instanceWrites;
     invariants.push(writes.invariant);
+    const lost = await findLostArtifacts(plan, observedLedger, observedStore);
+    invariants.push({
+      name: 'nothing verified is lost',
+      pass: lost.length === 0,
+      detail: 'every artifact the ledger calls verified is in the mirror at its size',
+      violations: lost,
+    });
     if (!state.settled) {
       invariants.unshift({
         name: 'the mirror settled',
@@ -937,6 +975,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       };
     }
     faultSummary.instanceWrites = writes.fault;
+    if (disk !== undefined) {
+      for (const kind of ['ledgerIo', 'diskFull'] as const) {
+        faultSummary[kind] = {
+          planned: disk.planned.filter((f) => f.kind === kind).length,
+          // A full ledger disk hits when LevelDB fails a write (its thread ends and restarts).
+          applied: kind === 'ledgerIo' ? emulators.ledger.crashes : disk.applied[kind],
+        };
+      }
+    }
     faultSummary.outage = {
       planned: plan.outages.length,
       applied: proxies.fauxqs.outages + proxies.dynalite.outages,
@@ -965,6 +1012,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       invariants,
       summary,
       passed: invariants.every((i) => i.pass),
+      skipped,
     };
   } finally {
     await cleanup();
@@ -996,6 +1044,7 @@ export function formatChaosReport(report: ChaosReport): string {
         .map(([code, n]) => `${code} ${n}`)
         .join(', ') || 'none'
     }`,
+    ...report.skipped.map((reason) => `skipped: ${reason}`),
     `duration: ${(summary.durationMs / 1000).toFixed(1)} s`,
     report.passed ? 'RESULT: PASS' : 'RESULT: FAIL',
   );

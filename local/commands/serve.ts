@@ -16,6 +16,7 @@ interface ServeFlags {
   once: boolean;
   pollSeconds?: number;
   publishSeconds: number;
+  minFreeMib?: number;
   logFormat?: 'json' | 'pretty';
   metadataListen?: string;
 }
@@ -43,31 +44,17 @@ export function parseStoreUrl(value: string): { bucket: string; prefix: string }
   return store.kind === 's3' ? { bucket: store.bucket, prefix: store.prefix } : { bucket, prefix };
 }
 
-function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      process.once('SIGINT', () => {
-        process.stderr.write('cldist: second interrupt, exiting at once\n');
-        process.exit(130);
-      });
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}
-
 async function run(flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top: every other command (verify, instances) would otherwise pay the runner's
   // start-up time and memory.
-  const [{ startDemo }, { createTerminal }, { createLogger }, { startServe }] = await Promise.all([
-    import('../demo.ts'),
-    import('../progress.ts'),
-    import('../runtime/log.ts'),
-    import('../serve.ts'),
-  ]);
+  const [{ startDemo }, { createTerminal }, { createLogger }, { startServe }, { watchShutdownSignals }] =
+    await Promise.all([
+      import('../demo.ts'),
+      import('../progress.ts'),
+      import('../runtime/log.ts'),
+      import('../serve.ts'),
+      import('../runtime/signals.ts'),
+    ]);
   const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
   const store = flags.store === undefined ? undefined : parseStoreUrl(flags.store);
   const { parseListenAddress } = await import('../metadata-listener.ts');
@@ -82,19 +69,20 @@ async function run(flags: ServeFlags): Promise<void> {
   });
   const format = flags.logFormat ?? (tty ? 'pretty' : 'json');
   logger = createLogger({ format, write: terminal.writeLine });
+  const signals = watchShutdownSignals({ logger });
 
   let demo: Demo | undefined;
-  let config: CldistConfig;
-  if (flags.demo) {
-    if (flags.config !== undefined) throw new ConfigError('--demo brings its own config; leave out --config');
-    demo = await startDemo({ dataDir, logger, publishEveryMs: flags.publishSeconds * 1000 });
-    config = demo.config;
-  } else {
-    config = flags.config === undefined ? parseConfig({}, 'default config') : loadConfigFile(flags.config);
-  }
-
   let handle: ServeHandle;
   try {
+    let config: CldistConfig;
+    if (flags.demo) {
+      if (flags.config !== undefined)
+        throw new ConfigError('--demo brings its own config; leave out --config');
+      demo = await startDemo({ dataDir, logger, publishEveryMs: flags.publishSeconds * 1000 });
+      config = demo.config;
+    } else {
+      config = flags.config === undefined ? parseConfig({}, 'default config') : loadConfigFile(flags.config);
+    }
     handle = await startServe({
       config,
       dataDir,
@@ -110,37 +98,46 @@ async function run(flags: ServeFlags): Promise<void> {
         flags.pollSeconds === undefined ? (flags.demo ? 3000 : undefined) : flags.pollSeconds * 1000,
       demo: flags.demo,
       baseBackoffSeconds: flags.demo ? 1 : 5,
+      minFreeDiskMiB: flags.minFreeMib,
       ...(metadataListen === undefined ? {} : { metadataListen }),
     });
   } catch (error) {
+    // Whatever started is closed, and a straggling handle cannot keep a failed start alive.
     await demo?.close();
     terminal.stop();
+    signals.dispose();
+    setTimeout(() => process.exit(process.exitCode ?? 1), 1000).unref();
     throw error;
   }
   logger.info(handle.adminTokenCreated ? 'admin.token_created' : 'admin.token', {
     file: handle.adminTokenFile,
     statusPage:
-      tty || flags.demo ? `${handle.url}/?token=${encodeURIComponent(handle.adminToken)}` : `${handle.url}/`,
+      tty || flags.demo ? `${handle.url}/#token=${encodeURIComponent(handle.adminToken)}` : `${handle.url}/`,
   });
 
   if (flags.once) {
+    let unfinished = false;
     const interrupted = await Promise.race([
       handle.drain().then(
         () => undefined,
-        () => undefined,
+        () => {
+          unfinished = true;
+          return undefined;
+        },
       ),
-      waitForSignal(),
+      signals.first,
     ]);
     if (interrupted !== undefined) logger.info('shutdown.signal', { signal: interrupted });
     const failed = handle.lastPoll()?.results.filter((r) => r.outcome === 'error') ?? [];
-    if (failed.length > 0) process.exitCode = 1;
+    if (failed.length > 0 || unfinished) process.exitCode = 1;
   } else {
     demo?.startPublishing();
-    const signal = await waitForSignal();
+    const signal = await signals.first;
     logger.info('shutdown.signal', { signal });
   }
   await demo?.close();
   await handle.close();
+  signals.dispose();
   terminal.stop();
   setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
 }
@@ -183,7 +180,7 @@ export function registerServeCommand(program: Command): void {
     )
     .option(
       '--once',
-      'poll once, mirror everything pending, then exit (1 if an origin could not be polled)',
+      'poll once, mirror everything pending, then exit (1 if an origin could not be polled, or mirroring is paused for lack of disk space)',
       false,
     )
     .option(
@@ -197,6 +194,11 @@ export function registerServeCommand(program: Command): void {
       integer(1, 3600),
       8,
     )
+    .option(
+      '--min-free-mib <n>',
+      'pause mirroring while the data dir has less free space than this, 0 for never (default: config worker.minFreeDiskMiB, 256)',
+      integer(0, 1024 * 1024),
+    )
     .addOption(
       new Option(
         '--log-format <format>',
@@ -205,9 +207,11 @@ export function registerServeCommand(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nStop with Ctrl-C or SIGTERM: running transfers are aborted and nothing half-written becomes visible.\n' +
-        'The status page and GET /v1/status need the admin token ({data-dir}/admin-token): open /?token=TOKEN once\n' +
-        'in a browser (it sets a cookie), or send "Authorization: Bearer TOKEN".\n' +
+      '\nStop with Ctrl-C or SIGTERM: running transfers are aborted and nothing half-written becomes visible. A\n' +
+        'second signal during shutdown only says it is under way; a third exits at once.\n' +
+        'The status page and GET /v1/status need the admin token ({data-dir}/admin-token): open /#token=TOKEN in a\n' +
+        'browser, or type it into the form at / (either sets a session cookie; the token never goes into a URL the\n' +
+        'server sees), or send "Authorization: Bearer TOKEN".\n' +
         'A rotated signing key goes into {data-dir}/trust/keyring.asc (ASCII-armored public keys): it and the\n' +
         'keyring files are watched and reloaded without a restart; "cldist releases list" shows what waits for it.',
     )

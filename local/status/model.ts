@@ -4,6 +4,7 @@ import type { CldistEvent } from '../../shared/messages.ts';
 import { type ReleaseState, releaseState } from '../../shared/mirror/release-state.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
 import type { InstanceList } from './instances.ts';
+import type { DiskGuardState } from '../runtime/disk-guard.ts';
 
 /** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
 export type ArtifactDisplayState = 'verified' | 'missing' | 'failed' | 'pending' | 'awaiting-trust';
@@ -59,6 +60,8 @@ export interface StatusModel {
   mirrorBaseUrl: string;
   /** Registered instances (the first page), when the runner serves instance configs. */
   instances?: InstanceList;
+  /** Free space of the data dir, and whether mirroring is paused for lack of it. */
+  disk?: DiskGuardState;
 }
 
 export interface PollProblem {
@@ -81,6 +84,7 @@ export interface StatusSources {
   mirrorBaseUrl: string;
   /** The instances section; absent, the page has none. */
   instances?: () => Promise<InstanceList>;
+  disk?: () => DiskGuardState;
   /** How many releases per channel and board to show. */
   releasesShown?: number;
   clock?: () => Date;
@@ -167,5 +171,6 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
     worker: sources.worker(),
     mirrorBaseUrl: sources.mirrorBaseUrl,
     ...(sources.instances === undefined ? {} : { instances: await sources.instances() }),
+    ...(sources.disk === undefined ? {} : { disk: sources.disk() }),
   };
 }

@@ -130,6 +130,16 @@ function instancesBlock(model: StatusModel): Fragment {
   ${list.more ? html`<p class="more">The first ${list.limit} instances by id; <code>cldist instances get ID</code> shows any one.</p>` : ''}`;
 }
 
+function diskBlock(model: StatusModel): Fragment {
+  const disk = model.disk;
+  if (disk?.paused !== true) return html``;
+  return html`<p class="warning disk-paused" role="alert">Mirroring is paused: the data dir's filesystem has ${
+    disk.freeMiB ?? '?'
+  } MiB free, below the ${disk.minFreeMiB} MiB threshold (worker.minFreeDiskMiB), since ${
+    disk.pausedAt ?? '?'
+  }. Instance configs are still served. Free space and mirroring resumes by itself.</p>`;
+}
+
 const style = `
 body{font:15px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1b1b1b;max-width:70rem}
 h1 small,h2 small{color:#666;font-weight:normal}
@@ -138,21 +148,23 @@ dl{display:grid;grid-template-columns:11rem 1fr;gap:.1rem .5rem;margin:.5rem 0}d
 table{border-collapse:collapse;margin:.3rem 0 .8rem}td,th{padding:.15rem .6rem;text-align:left;border-bottom:1px solid #eee}
 td.num{text-align:right;white-space:nowrap}.state{padding:0 .4rem;border-radius:3px;font-size:.85em}
 .verified,.mirrored{background:#d7f5dc}.pending,.in-progress{background:#eef}.missing{background:#fff1c2}
-.failed{background:#fcd4d4}.awaiting-trust{background:#fde9b8}.error{color:#a00;font-size:.85em}.poll-error,.warning{color:#a00}
+form.logout{float:right;margin-top:-3rem}.failed{background:#fcd4d4}.awaiting-trust{background:#fde9b8}.error{color:#a00;font-size:.85em}.poll-error,.warning{color:#a00}
 tr.expiring{background:#fff1c2}.events{font-size:.9em}summary{cursor:pointer;margin:.2rem 0}
 `;
 
 /** The status page: plain HTML that reloads itself, so it needs no build step and works with scripts off. */
-export function renderStatusPage(model: StatusModel, refreshSeconds: number): Fragment {
+export function renderStatusPage(model: StatusModel, refreshSeconds: number, nonce = ''): Fragment {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="${refreshSeconds}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>cldist status</title><style>${style}</style></head>
+<title>cldist status</title><style nonce="${nonce}">${style}</style></head>
 <body>
 <h1>cldist <small>${model.demo ? 'demo (simulated origin, demo key)' : 'release mirror'}</small></h1>
+<form class="logout" method="post" action="/logout"><button type="submit">Sign out</button></form>
 <p>Updated ${model.generatedAt}. Transfers running: <span class="in-flight">${model.worker.inFlight}</span> of ${model.worker.concurrency}.
 Mirror base URL: <code>${model.mirrorBaseUrl}/{channel}/{board}</code>. Same data as JSON: <a href="/v1/status">/v1/status</a>.</p>
+${diskBlock(model)}
 <h2>Channels</h2>
 ${model.channels.map((channel) => channelBlock(channel, model))}
 <h2>Signing keys</h2>

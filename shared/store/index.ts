@@ -7,7 +7,7 @@ import { createS3Store } from './s3-store.ts';
 import type { ObjectStore } from './types.ts';
 
 export { assertValidKey, assertValidPrefix } from './keys.ts';
-export { createLocalStore, sweepStaging } from './local-store.ts';
+export { createLocalStore, type LocalStoreModes, sweepStaging } from './local-store.ts';
 export { RangeNotSatisfiableError } from './range.ts';
 export { createS3Store, type S3StoreOptions } from './s3-store.ts';
 export type { ObjectStore, StagedUpload, StoredStream } from './types.ts';

@@ -63,24 +63,35 @@ async function removeQuietly(path: string): Promise<void> {
   }
 }
 
+export interface LocalStoreModes {
+  /** Mode of stored files (before the umask); default 0644, a mirror anyone may read. */
+  fileMode?: number;
+  /** Mode of the folders the store creates; default 0755. */
+  folderMode?: number;
+}
+
 /**
  * The single-machine adapter. Staged bytes live under `{root}/.staging`, on the same filesystem as the
  * target, so `commit` is one atomic rename after an fsync: a crash leaves either nothing or the whole file.
+ * The mode is set when the staged file is created, so a body is never readable by more than it should be,
+ * not even for a moment.
  */
-export function createLocalStore(root: string): ObjectStore {
+export function createLocalStore(root: string, modes: LocalStoreModes = {}): ObjectStore {
   const base = resolve(root);
+  const fileMode = modes.fileMode ?? 0o644;
+  const folderMode = modes.folderMode ?? 0o755;
   const staging = join(base, stagingFolder);
   const pathOf = (key: string) => join(base, ...key.split('/'));
 
   async function stagedFile(): Promise<{ path: string; handle: FileHandle }> {
-    await mkdir(staging, { recursive: true });
+    await mkdir(staging, { recursive: true, mode: folderMode });
     const path = join(staging, randomBytes(12).toString('hex'));
-    return { path, handle: await open(path, 'wx', 0o644) };
+    return { path, handle: await open(path, 'wx', fileMode) };
   }
 
   async function publish(tempPath: string, key: string): Promise<void> {
     const target = pathOf(key);
-    await mkdir(dirname(target), { recursive: true });
+    await mkdir(dirname(target), { recursive: true, mode: folderMode });
     await rename(tempPath, target);
     await syncFolder(dirname(target));
   }

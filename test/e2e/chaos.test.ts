@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { planChaos } from '../../local/chaos/plan.ts';
 import { formatChaosReport, runChaos } from '../../local/chaos/run.ts';
+import { probeTmpfs } from '../support/tmpfs.ts';
+
+const tmpfs = await probeTmpfs();
 
 /**
  * Seed 1 is the short CI run: its 4 releases draw a tampered required artifact, a tampered optional one (the
@@ -40,6 +43,27 @@ describe('seeded chaos run of the release mirror', () => {
     expect(rotation?.detail).toMatch(/; [1-9]\d* unknown-key alert\(s\)$/);
     expect(text).toMatch(/^RESULT: PASS$/m);
   });
+
+  it.skipIf(!tmpfs.available)(
+    `keeps every invariant while the mirror's disk fills and the ledger fails with I/O errors${
+      tmpfs.available ? '' : ` (skipped: ${tmpfs.reason})`
+    }`,
+    { timeout: 200_000 },
+    async () => {
+      const report = await runChaos({ seed: ciSeed, releases: 4, diskFaults: true });
+      const text = formatChaosReport(report);
+      expect(report.skipped, text).toEqual([]);
+      expect(report.settled, text).toBe(true);
+      expect(
+        report.invariants.filter((i) => !i.pass).map((i) => `${i.name}: ${i.violations.join('; ')}`),
+        text,
+      ).toEqual([]);
+      expect(report.summary.faults.diskFull?.applied, text).toBeGreaterThan(0);
+      expect(report.summary.faults.ledgerIo?.applied, text).toBeGreaterThan(0);
+      expect(report.summary.retryCodes['store-unavailable'] ?? 0, text).toBeGreaterThan(0);
+      expect(report.summary.releases.mirrored).toBe(report.summary.releases.good);
+    },
+  );
 
   it('fails the run when the mirror announces a release twice', { timeout: 150_000 }, async () => {
     const report = await runChaos({

@@ -1,9 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../../shared/config.ts';
-import { tempDir, waitFor } from './serve-harness.ts';
+import { bigArtifact, board, publish, smallArtifact, tempDir, waitFor } from './serve-harness.ts';
 
 interface Run {
   child: ChildProcess;
@@ -90,6 +94,56 @@ describe('cldist serve on the command line', () => {
     expect(run.lines.find((l) => l.event === 'shutdown.signal')).toMatchObject({ signal: 'SIGTERM' });
     expect(run.lines.at(-1)).toMatchObject({ event: 'shutdown.done' });
     await expect(fetch(`${url}/v1/status`)).rejects.toThrow();
+  });
+
+  it.each([
+    ['a second signal only says shutdown is under way, and the shutdown finishes', 2, 0],
+    ['a third signal forces the exit', 3, 143],
+  ])('during a slow shutdown, %s; serve.pid never stays behind', async (_what, signals, exitCode) => {
+    dir = await tempDir('serve-cli-slow-stop');
+    const dataDir = join(dir, 'data');
+    // A webhook that never answers keeps the shutdown waiting for its delivery (10 s grace).
+    const sink = createServer(() => {});
+    sink.listen(0, '127.0.0.1');
+    await once(sink, 'listening');
+    const sim = await startSimOrigin();
+    try {
+      await publish(sim, 'stable', '4081.2.0');
+      const config = join(dir, 'config.json');
+      await writeFile(join(dir, 'sim.asc'), sim.publicKeyArmored);
+      await writeFile(
+        config,
+        JSON.stringify({
+          channels: [{ name: 'stable', baseUrl: sim.baseUrl }],
+          boards: [board],
+          artifacts: [{ name: 'version.txt' }, { name: bigArtifact }, { name: smallArtifact }],
+          keyring: { files: [join(dir, 'sim.asc')], trustedFingerprints: [sim.primaryFingerprint] },
+          notifications: { webhooks: [`http://127.0.0.1:${(sink.address() as AddressInfo).port}/hook`] },
+        }),
+      );
+      running = cldist(['--config', config, '--port', '0', '--data-dir', dataDir]);
+      const run = running;
+      await waitFor(() => run.lines.some((l) => l.event === 'mirror.current_moved'), 'a release mirrored');
+      expect(await readFile(join(dataDir, 'serve.pid'), 'utf8')).toBe(`${run.child.pid}\n`);
+      run.child.kill('SIGTERM');
+      await waitFor(() => run.lines.some((l) => l.event === 'shutdown.started'), 'shutdown.started');
+      run.child.kill('SIGTERM');
+      await waitFor(
+        () => run.lines.some((l) => l.event === 'shutdown.already_in_progress'),
+        'shutdown.already_in_progress',
+      );
+      expect(run.stderr.join('')).toMatch(/already shutting down/);
+      if (signals === 3) run.child.kill('SIGTERM');
+      expect(await run.exited).toBe(exitCode);
+      const events = run.lines.map((l) => l.event);
+      expect(events.includes('shutdown.done')).toBe(signals === 2);
+      expect(events.includes('shutdown.forced')).toBe(signals === 3);
+      await expect(stat(join(dataDir, 'serve.pid'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      sink.closeAllConnections();
+      sink.close();
+      await sim.close();
+    }
   });
 
   it('refuses a bad --store and a bad --port with a message naming the flag', async () => {

@@ -130,11 +130,67 @@ describe('status page in headless Chromium', () => {
     await context.close();
   });
 
+  it('signs in from a /#token= link without the token in any URL, history entry or cookie', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
+    const token = started.handle.adminToken;
+    const landing = await page.goto(`${started.handle.url}/#token=${encodeURIComponent(token)}`);
+    expect(landing?.headers()['x-frame-options']).toBe('DENY');
+    expect(landing?.headers()['x-content-type-options']).toBe('nosniff');
+    expect(landing?.headers()['content-security-policy']).toMatch(/script-src 'nonce-[^']+'/);
+    await page.waitForURL(`${started.handle.url}/`);
+    await page.locator('section.channel').first().waitFor();
+    expect(requested.length).toBeGreaterThan(0);
+    expect(requested.some((url) => url.includes(token))).toBe(false);
+    expect(page.url()).toBe(`${started.handle.url}/`);
+    expect(await page.evaluate(() => history.length)).toBeLessThanOrEqual(2);
+    // The entry the link opened was rewritten (or replaced) before the form was posted: going back shows no token.
+    await page.goBack();
+    expect(page.url()).not.toContain(token);
+    await page.goForward();
+    expect(page.url()).toBe(`${started.handle.url}/`);
+    await page.locator('section.channel').first().waitFor();
+    const [cookie, ...others] = await context.cookies();
+    expect(others).toEqual([]);
+    expect(cookie).toMatchObject({
+      name: 'cldist_session',
+      httpOnly: true,
+      sameSite: 'Strict',
+      secure: false,
+    });
+    expect(cookie?.value).not.toContain(token);
+    expect(cookie?.expires).toBeGreaterThan(Date.now() / 1000);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(`${started.handle.url}/`);
+    expect(await page.getByLabel(/admin token/i).isVisible()).toBe(true);
+    const afterLogout = await fetch(`${started.handle.url}/v1/status`, {
+      headers: { Cookie: `cldist_session=${cookie?.value ?? ''}` },
+    });
+    expect(afterLogout.status).toBe(401);
+    await context.close();
+  });
+
+  it('does not accept the token in the query string', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const answer = await page.goto(
+      `${started.handle.url}/?token=${encodeURIComponent(started.handle.adminToken)}`,
+    );
+    expect(answer?.status()).toBe(401);
+    expect(await page.textContent('body')).toContain('not accepted in the URL query');
+    expect(await context.cookies()).toEqual([]);
+    await context.close();
+  });
+
   it('shows a new upstream version after the page refreshes itself', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
-    await page.goto(`${started.handle.url}/?token=${encodeURIComponent(started.handle.adminToken)}`);
-    expect(page.url()).toBe(`${started.handle.url}/`);
+    await page.goto(`${started.handle.url}/#token=${encodeURIComponent(started.handle.adminToken)}`);
+    await page.waitForURL(`${started.handle.url}/`);
+    await page.locator('section.channel').first().waitFor();
     await publish(sim, 'stable', '4081.2.1');
     await started.handle.pollNow();
     const stable = page.locator('section.channel[data-channel="stable"]');

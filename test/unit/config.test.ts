@@ -24,6 +24,17 @@ describe('config', () => {
     expect(attempt).toThrow(/channels\.0\.baseUrl: an http\(s\) URL/);
   });
 
+  it('validates the free-space threshold of the mirror, default 256 MiB, 0 for off', () => {
+    expect(parseConfig({}).worker.minFreeDiskMiB).toBe(256);
+    expect(parseConfig({ worker: { minFreeDiskMiB: 0 } }).worker.minFreeDiskMiB).toBe(0);
+    expect(() => parseConfig({ worker: { minFreeDiskMiB: -1 } }, 'cfg.json')).toThrow(
+      /worker\.minFreeDiskMiB/,
+    );
+    expect(() => parseConfig({ worker: { minFreeDiskMiB: 1.5 } }, 'cfg.json')).toThrow(
+      /worker\.minFreeDiskMiB/,
+    );
+  });
+
   it('rejects artifact names that could escape the release folder', () => {
     expect(() => parseConfig({ artifacts: [{ name: '../etc/passwd' }] })).toThrow(/artifacts\.0\.name/);
     expect(() => parseConfig({ artifacts: [{ name: 'a/b' }] })).toThrow(/artifacts\.0\.name/);

@@ -1,0 +1,204 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * dynalite answers a LevelDB failure it does not recognise (`LEVEL_IO_ERROR … No space left on device`)
+ * by throwing from a callback, which is an uncaught exception: hosted on the main thread it ends the
+ * whole runner, config fetches included. Hosted on its own worker thread, the same throw ends only that
+ * thread. Its sockets close with it, so every ledger call in flight fails with a connection error, which
+ * the SDK retries and the ledger adapters turn into `TransientError` (503 to clients, a retry for the
+ * mirror), the same as an unreachable DynamoDB. The thread is then started again on the same port, with
+ * backoff: reopening LevelDB is also what clears its sticky background error once space is freed, and a
+ * reopen that fails on a disk still full simply ends that thread too, until the disk has room.
+ *
+ * The thread runs plain JavaScript (no TypeScript loader in workers), and loads dynalite by the path the
+ * main thread resolved, so it is the same copy whatever the working directory.
+ */
+const threadSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const dynalite = require(workerData.dynalite);
+const server = dynalite({ path: workerData.path, createTableMs: 0, updateTableMs: 0 });
+server.once('error', (error) => {
+  parentPort.postMessage({ op: 'listen-failed', code: error.code, message: String(error.message) });
+});
+server.listen(workerData.port, '127.0.0.1', () => {
+  parentPort.postMessage({ op: 'listening', port: server.address().port });
+});
+parentPort.on('message', (message) => {
+  if (message.op !== 'close') return;
+  server.closeAllConnections();
+  server.close(() => parentPort.postMessage({ op: 'closed' }));
+});
+`;
+
+const dynalitePath = createRequire(import.meta.url).resolve('dynalite');
+
+/** `streak`: crashes since the thread last stayed up for `stableAfterMs`. */
+export type LedgerThreadEvent =
+  | { event: 'ledger.thread_crashed'; cause: string; code?: string; restartInMs: number; streak: number }
+  | { event: 'ledger.thread_restarted'; streak: number }
+  | { event: 'ledger.thread_recovered'; crashes: number };
+
+export interface LedgerThreadOptions {
+  /** Folder for dynalite's LevelDB files. */
+  path: string;
+  /** What happened to the thread, for the runner's log. */
+  onEvent?: (event: LedgerThreadEvent) => void;
+  /** First delay before a restart, doubling per consecutive crash up to `maxRestartDelayMs`. */
+  restartDelayMs?: number;
+  maxRestartDelayMs?: number;
+  /** Up this long without a crash, the thread counts as recovered and the backoff starts again; default 10 s. */
+  stableAfterMs?: number;
+}
+
+export interface LedgerThread {
+  /** Stays the same across restarts, so the clients built once keep working. */
+  endpoint: string;
+  port: number;
+  /** Crashes since start; tests and the status page read it. */
+  readonly crashes: number;
+  /** Resolves once the thread answers on its port again (immediately if it is up). */
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Started {
+  worker: Worker;
+  port: number;
+}
+
+type ThreadMessage =
+  | { op: 'listening'; port: number }
+  | { op: 'listen-failed'; code?: string; message: string }
+  | { op: 'closed' };
+
+function spawn(path: string, port: number): Promise<Started> {
+  const worker = new Worker(threadSource, { eval: true, workerData: { dynalite: dynalitePath, path, port } });
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: ThreadMessage) => {
+      if (message.op === 'listening') {
+        cleanup();
+        resolve({ worker, port: message.port });
+      } else if (message.op === 'listen-failed') {
+        cleanup();
+        void worker.terminate();
+        reject(
+          Object.assign(new Error(`ledger thread cannot listen: ${message.message}`), { code: message.code }),
+        );
+      }
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const cleanup = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+    };
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+  });
+}
+
+function describe(error: unknown): { cause: string; code?: string } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { cause: error.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { cause: String(error) };
+}
+
+/** Let dynalite close LevelDB cleanly (at most 30 s), then end the thread. */
+async function stopThread(worker: Worker): Promise<void> {
+  const closed = new Promise<void>((resolveClosed) => {
+    const timer = setTimeout(resolveClosed, 30_000);
+    const done = () => {
+      clearTimeout(timer);
+      resolveClosed();
+    };
+    worker.on('message', (message: ThreadMessage) => {
+      if (message.op === 'closed') done();
+    });
+    worker.once('exit', done);
+  });
+  worker.postMessage({ op: 'close' });
+  await closed;
+  await worker.terminate();
+}
+
+/** Start dynalite on its own thread, listening on loopback, restarted whenever the thread dies. */
+export async function startLedgerThread(options: LedgerThreadOptions): Promise<LedgerThread> {
+  const baseDelay = options.restartDelayMs ?? 200;
+  const maxDelay = options.maxRestartDelayMs ?? 5000;
+  const stableAfterMs = options.stableAfterMs ?? 10_000;
+  const first = await spawn(options.path, 0);
+  const port = first.port;
+  let current: Started | undefined = first;
+  let crashes = 0;
+  /** Crashes since the thread last stayed up for `stableAfterMs`: a disk still full crashes it again at once. */
+  let streak = 0;
+  let closing = false;
+  let up: Promise<void> = Promise.resolve();
+  let restartTimer: NodeJS.Timeout | undefined;
+  let stableTimer: NodeJS.Timeout | undefined;
+
+  const crashed = (error: unknown): number => {
+    crashes++;
+    streak++;
+    clearTimeout(stableTimer);
+    const restartInMs = Math.min(maxDelay, baseDelay * 2 ** (streak - 1));
+    options.onEvent?.({ event: 'ledger.thread_crashed', ...describe(error), restartInMs, streak });
+    return restartInMs;
+  };
+  const started = (next: Started) => {
+    current = next;
+    next.worker.once('error', onThreadError);
+    options.onEvent?.({ event: 'ledger.thread_restarted', streak });
+    stableTimer = setTimeout(() => {
+      options.onEvent?.({ event: 'ledger.thread_recovered', crashes: streak });
+      streak = 0;
+    }, stableAfterMs);
+    stableTimer.unref();
+  };
+  const restart = (resolveUp: () => void) => {
+    restartTimer = undefined;
+    if (closing) return resolveUp();
+    spawn(options.path, port).then(
+      (next) => {
+        if (closing) {
+          void next.worker.terminate();
+        } else {
+          started(next);
+        }
+        resolveUp();
+      },
+      (error: unknown) => {
+        restartTimer = setTimeout(() => restart(resolveUp), crashed(error));
+      },
+    );
+  };
+  function onThreadError(error: Error): void {
+    current = undefined;
+    if (closing) return;
+    const delay = crashed(error);
+    up = new Promise<void>((resolveUp) => {
+      restartTimer = setTimeout(() => restart(resolveUp), delay);
+    });
+  }
+  first.worker.once('error', onThreadError);
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    get crashes() {
+      return crashes;
+    },
+    ready: () => up,
+    async close() {
+      closing = true;
+      clearTimeout(restartTimer);
+      clearTimeout(stableTimer);
+      if (current !== undefined) await stopThread(current.worker);
+    },
+  };
+}
