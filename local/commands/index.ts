@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerInstancesCommand } from './instances.ts';
+import { registerMetadataProxyCommand } from './metadata-proxy.ts';
 import { registerMirrorCommand } from './mirror.ts';
 import { registerServeCommand } from './serve.ts';
 import { registerVerifyCommand } from './verify.ts';
@@ -11,4 +12,5 @@ export function registerCommands(program: Command): void {
   registerInstancesCommand(program);
   registerVerifyCommand(program);
   registerMirrorCommand(program);
+  registerMetadataProxyCommand(program);
 }
