@@ -90,7 +90,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64, maxFreeSockets: 16 };
   const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   const send = secure ? httpsRequest : request;
-  const basePath = options.api.pathname;
+  const basePath = options.api.pathname.replace(/\/+$/, '');
 
   const call = (method: string, path: string, headers: OutgoingHttpHeaders): Promise<IncomingMessage> =>
     new Promise((resolve, reject) => {

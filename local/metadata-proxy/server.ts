@@ -202,10 +202,12 @@ async function handle(
     unavailable(res, 502);
     return finish(502);
   }
-  await relay(upstream, res, options.maxResponseBytes, () =>
-    deps.logger.error('proxy.response_too_large', { ...logFields, limit: options.maxResponseBytes }),
-  );
-  finish(status);
+  let cut = false;
+  await relay(upstream, res, options.maxResponseBytes, () => {
+    cut = true;
+    deps.logger.error('proxy.response_too_large', { ...logFields, limit: options.maxResponseBytes });
+  });
+  finish(status, cut ? { cut: true } : {});
 }
 
 /** The metadata proxy's HTTP listener; everything it needs is passed in, so tests run it in process. */
