@@ -11,8 +11,8 @@ import { createLogger, type LogRecord } from '../../local/runtime/log.ts';
 import { proxyHeaders, signInstanceId } from '../../shared/metadata/proxy-signature.ts';
 import { ask, type ContractApi, startContractApi } from '../support/metadata-proxy-harness.ts';
 
-const secret = 'a'.repeat(16) + '0123456789abcdef0123456789abcdef';
-const otherSecret = 'b'.repeat(16) + 'fedcba9876543210fedcba9876543210';
+const secret = 'aaaaaaaaaaaaaaaa0123456789abcdef0123456789abcdef';
+const otherSecret = 'bbbbbbbbbbbbbbbbfedcba9876543210fedcba9876543210';
 const vm1 = '127.0.0.21';
 const vm2 = '127.0.0.22';
 const stranger = '127.0.0.23';
