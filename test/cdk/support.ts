@@ -104,6 +104,9 @@ export function resolveIntrinsics(value: unknown, resources: Record<string, CfnR
         return `arn:aws:sns:us-east-1:${fakeAccount}:${ref}`;
       case 'AWS::SQS::Queue':
         return `https://sqs.us-east-1.amazonaws.com/${fakeAccount}/${ref}`;
+      case 'AWS::SecretsManager::Secret':
+        // Ref of a secret is its ARN, with the six random characters Secrets Manager appends.
+        return `arn:aws:secretsmanager:us-east-1:${fakeAccount}:secret:${ref}-AbCdEf`;
       case 'AWS::ApiGatewayV2::Api':
         return 'a1b2c3d4e5';
       default:
