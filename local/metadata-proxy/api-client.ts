@@ -106,11 +106,17 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         },
         (response) => {
           clearTimeout(timer);
-          // From here on, a stalled body (not a slow one) is what times out.
-          response.socket.setTimeout(options.timeoutMs, () =>
-            response.destroy(new Error(`the API sent nothing for ${options.timeoutMs} ms`)),
-          );
-          response.once('close', () => response.socket?.setTimeout(0));
+          // From here on, a stalled body (not a slow one) is what times out. The listener is removed again
+          // because the keep-alive socket outlives this response.
+          const socket = response.socket;
+          const onIdle = () =>
+            response.destroy(new Error(`the API sent nothing for ${options.timeoutMs} ms`));
+          socket.setTimeout(options.timeoutMs);
+          socket.on('timeout', onIdle);
+          response.once('close', () => {
+            socket.setTimeout(0);
+            socket.off('timeout', onIdle);
+          });
           resolve(response);
         },
       );
@@ -118,7 +124,8 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         () => outgoing.destroy(new Error(`no answer within ${options.timeoutMs} ms`)),
         options.timeoutMs,
       );
-      outgoing.once('error', (cause) => {
+      // `on`, not `once`: a second error after the first (a reset while the body streams) must not crash.
+      outgoing.on('error', (cause) => {
         clearTimeout(timer);
         reject(
           new MetadataApiUnavailableError(

@@ -88,6 +88,21 @@ describe('metadata proxy against the API contract', () => {
     expect(forwarded[0]?.headers['x-instance-id-signature']).toBe(signInstanceId(secret, 'i-one'));
   });
 
+  it('reuses its keep-alive sockets to the API without piling up listeners on them', async () => {
+    const { proxy } = await subject();
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      for (let i = 0; i < 40; i++) {
+        expect((await ask(`${proxy.url}${userData}`, { from: vm1 })).status).toBe(200);
+      }
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('answers 404 to an unregistered address without forwarding anything', async () => {
     const { api, proxy } = await subject();
     const answer = await ask(`${proxy.url}${userData}`, { from: stranger });
