@@ -86,7 +86,7 @@ export function registerMetadataProxyCommand(program: Command): void {
     .option('--api <url>', 'base URL of the cldist API, e.g. https://cldist.example.net (required)')
     .option(
       '--secret-file <file>',
-      'file holding the shared secret (one line, 32+ characters); re-read when it changes (required)',
+      "file holding the shared secret, 16+ characters (one per line, the first signs; the API's format); re-read when it changes (required)",
     )
     .option(
       '--cache-seconds <n>',

@@ -4,32 +4,43 @@ import { basename, dirname } from 'node:path';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 import type { Logger } from '../runtime/log.ts';
 
-/** Short secrets make the HMAC guessable offline from one signed request; 32 characters is 128+ bits of hex. */
-export const minimumSecretLength = 32;
+/**
+ * Shorter secrets could be guessed offline from one signed request. The API applies the same minimum to
+ * its own secret file, so one file can serve both.
+ */
+export const minimumSecretLength = 16;
 
 /** Past this the file is not a secret but a mistake (a key bundle, a log), and is refused unread. */
 const maximumSecretFileBytes = 4096;
 
 /**
- * The secret's text: the file's content with surrounding whitespace (a trailing newline from `echo`)
- * removed. One line, no inner whitespace, at least `minimumSecretLength` characters. The message never
- * quotes the content.
+ * The secret the proxy signs with: the first line of the file. The format is the API's own secret file
+ * (one secret per line, blank lines and `#` comments ignored, the first one current), so during a rotation
+ * the same file can list the new secret first and the old one after it. The message never quotes a secret.
  */
 export function parseSecret(text: string, file: string): string {
-  const secret = text.trim();
-  if (secret === '') throw new ConfigError(`--secret-file ${file} is empty; write the shared secret into it`);
-  if (/\s/.test(secret)) {
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const [first] = lines;
+  if (first === undefined) {
+    throw new ConfigError(`--secret-file ${file} holds no secret; write the shared secret into it`);
+  }
+  const spaced = lines.findIndex((line) => /\s/.test(line));
+  if (spaced >= 0) {
     throw new ConfigError(
-      `--secret-file ${file} holds more than one word or line; it must hold only the shared secret`,
+      `--secret-file ${file}: secret ${spaced + 1} has whitespace inside; write one secret per line`,
     );
   }
-  if (secret.length < minimumSecretLength) {
+  const short = lines.findIndex((line) => line.length < minimumSecretLength);
+  if (short >= 0) {
     throw new ConfigError(
-      `--secret-file ${file}: the secret has ${secret.length} characters, fewer than ${minimumSecretLength}; ` +
-        'use a long random one, e.g. `openssl rand -hex 32`',
+      `--secret-file ${file}: secret ${short + 1} has ${lines[short]?.length} characters, fewer than ` +
+        `${minimumSecretLength}; use a long random one, e.g. \`openssl rand -hex 32\``,
     );
   }
-  return secret;
+  return first;
 }
 
 async function readSecretFile(file: string): Promise<{ secret: string; version: string }> {

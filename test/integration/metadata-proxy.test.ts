@@ -344,7 +344,7 @@ describe('metadata proxy secret file', () => {
     expect(await proxy.reloadSecret()).toBe(false);
     expect((await ask(`${proxy.url}${userData}`, { from: vm1 })).status).toBe(200);
     const warning = records.find((r) => r.event === 'proxy.secret_unreadable');
-    expect(warning?.reason).toMatch(/fewer than 32/);
+    expect(warning?.reason).toMatch(/fewer than 16/);
     expect(JSON.stringify(warning)).not.toContain('short');
   });
 
@@ -355,8 +355,10 @@ describe('metadata proxy secret file', () => {
       /--secret-file .*absent cannot be read/,
     );
     await writeFile(join(dir, 'short'), 'abc\n');
-    await expect(started(api, join(dir, 'short'), [])).rejects.toThrow(/--secret-file .*fewer than 32/);
-    await writeFile(join(dir, 'two'), `${secret}\n${otherSecret}\n`);
-    await expect(started(api, join(dir, 'two'), [])).rejects.toThrow(/more than one word or line/);
+    await expect(started(api, join(dir, 'short'), [])).rejects.toThrow(/--secret-file .*fewer than 16/);
+    await writeFile(join(dir, 'spaced'), `${secret} ${otherSecret}\n`);
+    await expect(started(api, join(dir, 'spaced'), [])).rejects.toThrow(/whitespace inside/);
+    await writeFile(join(dir, 'comments'), '# only a comment\n\n');
+    await expect(started(api, join(dir, 'comments'), [])).rejects.toThrow(/holds no secret/);
   });
 });

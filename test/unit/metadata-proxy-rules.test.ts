@@ -6,6 +6,7 @@ import {
   isRefusedTokenRequest,
   normalizeAddress,
 } from '../../local/metadata-proxy/request-rules.ts';
+import { parseSecret } from '../../local/metadata-proxy/secret-file.ts';
 
 describe('metadata proxy instance cache', () => {
   const found = (id: string): Promise<LookupAnswer> => Promise.resolve({ instanceId: id });
@@ -81,6 +82,15 @@ describe('metadata proxy request rules', () => {
   it('reads IPv4-mapped peers as IPv4', () => {
     expect(normalizeAddress('::ffff:169.254.10.7')).toBe('169.254.10.7');
     expect(normalizeAddress('fe80::1')).toBe('fe80::1');
+  });
+
+  it("signs with the first secret of a file in the API's format (comments, blank lines, old secret after)", () => {
+    const current = 'new-secret-0123456789';
+    const previous = 'old-secret-0123456789';
+    expect(parseSecret(`# rotated today\n\n  ${current}  \n${previous}\n`, 'f')).toBe(current);
+    expect(() => parseSecret(`${current}\nshort\n`, 'f')).toThrow(
+      /--secret-file f: secret 2 has 5 characters/,
+    );
   });
 
   it('parses --listen and --api as documented', () => {
