@@ -79,7 +79,7 @@ export async function metadataHarness(options: HarnessOptions = {}): Promise<Met
     merge: createConfigMerger(config.platform.baseIgnition),
   });
   const repository = instances;
-  const admin = (path: string, init: RequestInit = {}) =>
+  const admin = async (path: string, init: RequestInit = {}) =>
     api.request(path, {
       ...init,
       headers: { Authorization: `Bearer ${adminToken}`, ...(init.headers as Record<string, string>) },
@@ -93,7 +93,7 @@ export async function metadataHarness(options: HarnessOptions = {}): Promise<Met
     },
     fromAddress: async (address, path, init) =>
       listener.request(path, init, { incoming: { socket: { remoteAddress: address } } }),
-    put: (id, body) => admin(`/v1/instances/${id}`, { method: 'PUT', body: JSON.stringify(body) }),
+    put: async (id, body) => admin(`/v1/instances/${id}`, { method: 'PUT', body: JSON.stringify(body) }),
     admin,
     close: async () => {
       await repository.close().catch(() => undefined);
