@@ -1,9 +1,15 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import {
+  createSecretsManagerProxySecrets,
+  proxySecretMaxStaleMs,
+  proxySecretTtlMs,
+} from '../../shared/metadata/proxy-secrets-manager.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { createApiApp } from './app.ts';
@@ -22,7 +28,31 @@ const bodies = createS3Store(new S3Client({}), {
   bucket: resources.configBucket,
   sse: resources.configKmsKeyId === undefined ? 'AES256' : { kmsKeyId: resources.configKmsKeyId },
 });
-const app = createApiApp({ instances, bodies, clock: () => new Date(), adminAuth: { kind: 'iam' } }, config);
+// The metadata proxies' secret: read lazily (the first proxied request pays for it, no other route does),
+// then reused for the TTL, so a rotation reaches warm functions without a redeploy.
+const proxySecrets =
+  resources.metadataProxySecretArn === undefined
+    ? undefined
+    : createSecretsManagerProxySecrets({
+        client: new SecretsManagerClient({}),
+        secretId: resources.metadataProxySecretArn,
+        ttlMs: proxySecretTtlMs,
+        maxStaleMs: proxySecretMaxStaleMs,
+        onStale: (error) =>
+          process.stderr.write(
+            `cldist api: metadata proxy secret refresh failed, using the last read: ${describeError(error)}\n`,
+          ),
+      });
+const app = createApiApp(
+  {
+    instances,
+    bodies,
+    clock: () => new Date(),
+    adminAuth: { kind: 'iam' },
+    ...(proxySecrets === undefined ? {} : { proxySecrets }),
+  },
+  config,
+);
 const serve = handle(app);
 
 /**

@@ -4,9 +4,13 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { describeError, TransientError } from '../errors.ts';
+import type { ProxySecretsProvider } from './identity.ts';
 
-/** The secrets the API accepts from metadata proxies, newest first; injected into the API. */
-export type ProxySecretsProvider = () => Promise<readonly string[]>;
+/** How long a warm API function reuses a read: the longest a rotation takes to reach it. */
+export const proxySecretTtlMs = 30_000;
+
+/** How long the last read stays usable while Secrets Manager cannot be read. */
+export const proxySecretMaxStaleMs = 10 * 60_000;
 
 /** The secret could not be read and no recent copy is left: the API answers 503 and the proxy retries. */
 export class ProxySecretUnavailableError extends TransientError {
