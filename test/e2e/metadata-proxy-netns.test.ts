@@ -193,13 +193,15 @@ suite(title, () => {
     });
   }
 
-  it('audits proxied fetches under the proxy route family', async () => {
+  it('audits proxied fetches under the proxy route family, with the instance’s address', async () => {
     const shown = await cldist(['instances', 'get', 'vm1']);
     expect(shown.exitCode, shown.stderr).toBe(0);
     const audit = (JSON.parse(shown.stdout) as { audit: Record<string, string>[] }).audit;
     const served = audit.filter((entry) => entry.route === 'ignition' && entry.outcome === 'served');
     expect(served.length).toBeGreaterThan(0);
     expect(new Set(served.map((entry) => entry.family))).toEqual(new Set(['proxy']));
+    // The instance's address, which the proxy signs, not the proxy's own.
+    expect(new Set(served.map((entry) => entry.sourceIp))).toEqual(new Set([vms.vm1]));
   });
 
   it('never yields another instance’s data to forged identity headers, even a correctly signed X-Instance-ID', async () => {
