@@ -96,8 +96,12 @@ export function isRefusedTokenRequest(
   return method === 'PUT' && /\/api\/token$/.test(path) && headers['x-forwarded-for'] !== undefined;
 }
 
-/** `::ffff:10.0.0.7` (an IPv4 peer on a dual-stack socket) is the instance at 10.0.0.7. */
+/**
+ * `::ffff:10.0.0.7` (an IPv4 peer on a dual-stack socket) is the instance at 10.0.0.7, and
+ * `fe80::7%br0` is `fe80::7`: the zone names an interface of the proxy's host, which means nothing to the
+ * API, and instances are registered by address alone.
+ */
 export function normalizeAddress(address: string): string {
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
-  return mapped?.[1] ?? address;
+  return mapped?.[1] ?? address.replace(/%.*$/, '');
 }

@@ -79,9 +79,10 @@ describe('metadata proxy request rules', () => {
     expect(isRefusedTokenRequest('GET', '/latest/meta-data/', { 'x-forwarded-for': '1.2.3.4' })).toBe(false);
   });
 
-  it('reads IPv4-mapped peers as IPv4', () => {
+  it('reads IPv4-mapped peers as IPv4 and drops an IPv6 zone', () => {
     expect(normalizeAddress('::ffff:169.254.10.7')).toBe('169.254.10.7');
     expect(normalizeAddress('fe80::1')).toBe('fe80::1');
+    expect(normalizeAddress('fe80::7%br0')).toBe('fe80::7');
   });
 
   it("signs with the first secret of a file in the API's format (comments, blank lines, old secret after)", () => {
