@@ -110,6 +110,75 @@ function relay(
   });
 }
 
+type Screened =
+  | { ok: true; path: string; headers: Record<string, string> }
+  | { ok: false; status: 400 | 403 | 405 | 413; message: string; extra?: Record<string, string> };
+
+/** Everything about the request itself that can be refused before asking the API anything. */
+function screen(req: IncomingMessage): Screened {
+  const path = checkPath(req.url);
+  if (!path.ok) return { ok: false, status: 400, message: `bad request: ${path.reason}` };
+  if (!allowedMethods.has(req.method ?? '')) {
+    return {
+      ok: false,
+      status: 405,
+      message: 'method not allowed',
+      extra: { Allow: [...allowedMethods].join(', ') },
+    };
+  }
+  if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
+    return { ok: false, status: 413, message: 'metadata requests carry no body' };
+  }
+  if (isRefusedTokenRequest(req.method, path.path, req.headers)) {
+    return { ok: false, status: 403, message: 'forbidden: a token request may not carry X-Forwarded-For' };
+  }
+  const headers = forwardableHeaders(req.headers);
+  if (!headers.ok) return { ok: false, status: 400, message: `bad request: ${headers.reason}` };
+  return { ok: true, path: path.path, headers: headers.headers };
+}
+
+/** Forwards to the API as `instanceId` and relays the answer; resolves with the status for the log. */
+async function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  request: { path: string; headers: Record<string, string>; instanceId: string; address: string },
+  context: { deps: MetadataProxyDeps; options: MetadataProxyOptions; logFields: Record<string, unknown> },
+): Promise<{ status: number; cut?: boolean }> {
+  const { deps, options, logFields } = context;
+  let upstream: IncomingMessage;
+  try {
+    upstream = await deps.api.forward({ method: req.method ?? 'GET', ...request });
+  } catch (error) {
+    deps.logger.warn('proxy.api_unavailable', { ...logFields, reason: describeError(error) });
+    unavailable(res, 503);
+    return { status: 503 };
+  }
+  const status = upstream.statusCode ?? 502;
+  if (status === 403) {
+    // The API refuses an instance-id signature only when the secrets differ: the instance cannot fix that.
+    upstream.resume();
+    deps.logger.error('proxy.signature_refused', {
+      ...logFields,
+      action: 'the API does not accept this proxy secret; check --secret-file against the API secret',
+    });
+    unavailable(res, 502);
+    return { status: 502 };
+  }
+  const declared = Number(upstream.headers['content-length'] ?? 0);
+  if (declared > options.maxResponseBytes) {
+    upstream.destroy();
+    deps.logger.error('proxy.response_too_large', { ...logFields, bytes: declared });
+    unavailable(res, 502);
+    return { status: 502 };
+  }
+  let cut = false;
+  await relay(upstream, res, options.maxResponseBytes, () => {
+    cut = true;
+    deps.logger.error('proxy.response_too_large', { ...logFields, limit: options.maxResponseBytes });
+  });
+  return cut ? { status, cut } : { status };
+}
+
 async function handle(
   req: IncomingMessage,
   res: ServerResponse,
@@ -128,29 +197,12 @@ async function handle(
     });
   };
 
-  const path = checkPath(req.url);
-  if (!path.ok) {
-    answer(res, 400, `bad request: ${path.reason}`);
-    return finish(400, { refused: path.reason });
+  const screened = screen(req);
+  if (!screened.ok) {
+    answer(res, screened.status, screened.message, screened.extra);
+    return finish(screened.status, { refused: screened.message });
   }
-  logFields.path = path.path;
-  if (!allowedMethods.has(req.method ?? '')) {
-    answer(res, 405, 'method not allowed', { Allow: [...allowedMethods].join(', ') });
-    return finish(405);
-  }
-  if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
-    answer(res, 413, 'metadata requests carry no body');
-    return finish(413);
-  }
-  if (isRefusedTokenRequest(req.method, path.path, req.headers)) {
-    answer(res, 403, 'forbidden: a token request may not carry X-Forwarded-For');
-    return finish(403, { refused: 'x-forwarded-for on token request' });
-  }
-  const headers = forwardableHeaders(req.headers);
-  if (!headers.ok) {
-    answer(res, 400, `bad request: ${headers.reason}`);
-    return finish(400, { refused: headers.reason });
-  }
+  logFields.path = screened.path;
 
   let instanceId: string | undefined;
   try {
@@ -169,45 +221,13 @@ async function handle(
     return finish(404, { instance: null });
   }
   logFields.instance = instanceId;
-
-  let upstream: IncomingMessage;
-  try {
-    upstream = await deps.api.forward({
-      method: req.method ?? 'GET',
-      path: path.path,
-      instanceId,
-      address,
-      headers: headers.headers,
-    });
-  } catch (error) {
-    deps.logger.warn('proxy.api_unavailable', { ...logFields, reason: describeError(error) });
-    unavailable(res, 503);
-    return finish(503);
-  }
-  const status = upstream.statusCode ?? 502;
-  if (status === 403) {
-    // The API refuses an instance-id signature only when the secrets differ: the instance cannot fix that.
-    upstream.resume();
-    deps.logger.error('proxy.signature_refused', {
-      ...logFields,
-      action: 'the API does not accept this proxy secret; check --secret-file against the API secret',
-    });
-    unavailable(res, 502);
-    return finish(502);
-  }
-  const declared = Number(upstream.headers['content-length'] ?? 0);
-  if (declared > options.maxResponseBytes) {
-    upstream.destroy();
-    deps.logger.error('proxy.response_too_large', { ...logFields, bytes: declared });
-    unavailable(res, 502);
-    return finish(502);
-  }
-  let cut = false;
-  await relay(upstream, res, options.maxResponseBytes, () => {
-    cut = true;
-    deps.logger.error('proxy.response_too_large', { ...logFields, limit: options.maxResponseBytes });
-  });
-  finish(status, cut ? { cut: true } : {});
+  const outcome = await forward(
+    req,
+    res,
+    { path: screened.path, headers: screened.headers, instanceId, address },
+    { deps, options, logFields },
+  );
+  finish(outcome.status, outcome.cut === true ? { cut: true } : {});
 }
 
 /** The metadata proxy's HTTP listener; everything it needs is passed in, so tests run it in process. */
