@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { type RunningProxy, startMetadataProxy } from '../../local/metadata-prox
 import { type StartedProxy, startProxyFromSettings } from '../../local/metadata-proxy/start.ts';
 import { createLogger, type LogRecord } from '../../local/runtime/log.ts';
 import { proxyHeaders, signInstanceId } from '../../shared/metadata/proxy-signature.ts';
+import { waitFor } from '../e2e/serve-harness.ts';
 import { ask, type ContractApi, startContractApi } from '../support/metadata-proxy-harness.ts';
 
 const secret = 'aaaaaaaaaaaaaaaa0123456789abcdef0123456789abcdef';
@@ -291,7 +292,12 @@ describe('metadata proxy secret file', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function started(api: ContractApi, file: string, records: LogRecord[]): Promise<StartedProxy> {
+  async function started(
+    api: ContractApi,
+    file: string,
+    records: LogRecord[],
+    secretReloadSeconds = 3600,
+  ): Promise<StartedProxy> {
     const proxy = await startProxyFromSettings(
       {
         listen: { host: '127.0.0.1', port: 0 },
@@ -301,7 +307,7 @@ describe('metadata proxy secret file', () => {
         negativeCacheSeconds: 0,
         cacheEntries: 10,
         timeoutSeconds: 5,
-        secretReloadSeconds: 3600,
+        secretReloadSeconds,
         maxResponseBytes: 1024 * 1024,
         shutdownGraceSeconds: 1,
       },
@@ -322,7 +328,6 @@ describe('metadata proxy secret file', () => {
     expect((await ask(`${proxy.url}${userData}`, { from: vm1 })).status).toBe(200);
 
     await writeFile(`${file}.tmp`, `${otherSecret}\n`);
-    const { rename } = await import('node:fs/promises');
     await rename(`${file}.tmp`, file);
     expect(await proxy.reloadSecret()).toBe(true);
     api.secrets.splice(1, 1);
@@ -330,6 +335,25 @@ describe('metadata proxy secret file', () => {
     expect(records.some((r) => r.event === 'proxy.secret_reloaded')).toBe(true);
     expect(JSON.stringify(records)).not.toContain(otherSecret);
     expect(JSON.stringify(records)).not.toContain(secret);
+  });
+
+  it('notices a secret file replaced by rename on its own, through the directory watch', async () => {
+    const api = await startContractApi([otherSecret]);
+    cleanups.push(() => api.close());
+    api.addresses.set(vm1, 'i-one');
+    const file = join(dir, 'secret');
+    await writeFile(file, `${secret}\n`);
+    const records: LogRecord[] = [];
+    const proxy = await started(api, file, records);
+    expect((await ask(`${proxy.url}${userData}`, { from: vm1 })).status).toBe(502);
+    await writeFile(`${file}.new`, `${otherSecret}\n`);
+    await rename(`${file}.new`, file);
+    await waitFor(
+      () => records.some((r) => r.event === 'proxy.secret_reloaded'),
+      'the watch to reload',
+      10_000,
+    );
+    expect((await ask(`${proxy.url}${userData}`, { from: vm1 })).status).toBe(200);
   });
 
   it('keeps signing with the good secret when the file turns bad, and says so', async () => {
