@@ -269,6 +269,30 @@ describe('metadata proxy against the API contract', () => {
     expect(records.filter((r) => r.event === 'proxy.response_too_large')).toHaveLength(2);
   });
 
+  it('lets a request in flight finish on close, and takes no new connection', async () => {
+    const { api, proxy } = await subject();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    api.respond = async (instanceId) => {
+      await gate;
+      return { status: 200, body: `late data of ${instanceId}` };
+    };
+    const inFlight = ask(`${proxy.url}${userData}`, { from: vm1 });
+    await waitFor(
+      () => api.seen.some((s) => s.url === `/v1/metadata${userData}`),
+      'the request to reach the API',
+      5000,
+    );
+    const closing = proxy.close();
+    await expect(ask(`${proxy.url}${userData}`, { from: vm2 })).rejects.toThrow(/ECONNREFUSED/);
+    release();
+    const answer = await inFlight;
+    expect([answer.status, answer.body]).toEqual([200, 'late data of i-one']);
+    await closing;
+  });
+
   it('refuses paths that could leave /v1/metadata, other methods and request bodies', async () => {
     const { api, proxy } = await subject();
     for (const path of ['/openstack/%2e%2e/%2e%2e/instances/i-two', '/a/%2F..%2Fx', '/a\\b']) {

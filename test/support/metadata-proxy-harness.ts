@@ -63,10 +63,11 @@ export interface SeenRequest {
 }
 
 /** How the stand-in answers a metadata request it accepted, per instance id. */
+type MetadataAnswer = { status: number; headers?: Record<string, string>; body?: string | Buffer } | 'hang';
 export type MetadataResponder = (
   instanceId: string,
   req: IncomingMessage,
-) => { status: number; headers?: Record<string, string>; body?: string | Buffer } | 'hang';
+) => MetadataAnswer | Promise<MetadataAnswer>;
 
 export interface ContractApi {
   url: string;
@@ -138,9 +139,9 @@ export async function startContractApi(secrets: string[]): Promise<ContractApi> 
         res.writeHead(403).end();
         return;
       }
-      const answer = api.respond(instanceId, req);
-      if (answer === 'hang') return;
-      res.writeHead(answer.status, answer.headers).end(answer.body);
+      void Promise.resolve(api.respond(instanceId, req)).then((answer) => {
+        if (answer !== 'hang') res.writeHead(answer.status, answer.headers).end(answer.body);
+      });
       return;
     }
     res.writeHead(404).end();
