@@ -34,6 +34,11 @@ export interface RawClientOptions {
    * Default 2000 ms.
    */
   idleTimeoutMs?: number;
+  /**
+   * Source address every socket binds to, so a server that tells clients apart by address (the metadata
+   * listener) sees this one as a particular instance. Default: whatever the kernel picks.
+   */
+  localAddress?: string;
   /** Told about every socket that closes other than through `close()`: for diagnostics and tests. */
   onConnectionClose?: (event: ConnectionCloseEvent) => void;
 }
@@ -416,6 +421,7 @@ export function createRawClient(options: RawClientOptions): RawClient {
   const requestBytes = serialiseGet(url, options.headers ?? {});
   const idleTimeoutMs = options.idleTimeoutMs ?? 2000;
   const onConnectionClose = options.onConnectionClose;
+  const localAddress = options.localAddress;
   const readBuffer = Buffer.allocUnsafe(64 * 1024);
 
   /** Connections with no request in flight, most recently used on top (open or not). */
@@ -473,6 +479,7 @@ export function createRawClient(options: RawClientOptions): RawClient {
       const socket: Socket = connect({
         host,
         port,
+        ...(localAddress === undefined ? {} : { localAddress }),
         noDelay: true,
         onread: {
           buffer: readBuffer,

@@ -26,6 +26,7 @@ import { ledgerKeySchema, ledgerTtlAttribute } from '../shared/ledger/table.ts';
 import { EncryptedTopic } from './constructs/encrypted-topic.ts';
 import { type BundledFile, CldistFunction } from './constructs/node-function.ts';
 import { PrivateBucket } from './constructs/private-bucket.ts';
+import { MetadataProxySecret } from './constructs/proxy-secret.ts';
 import { WorkerQueue } from './constructs/worker-queue.ts';
 import { grantBucketKey, grantLedger, grantObjects, grantPublish } from './grants.ts';
 import { acknowledge, acknowledgeObjectWildcard } from './nag.ts';
@@ -47,6 +48,17 @@ export const serviceNames = {
 
 /** Routes an instance calls at first boot: no IAM (Ignition cannot sign requests), their own token. */
 export const instanceRouteKeys = ['GET /v1/instances/{id}/ignition', 'GET /v1/instances/{id}/cloud-config'];
+
+/**
+ * Metadata routes a trusted metadata proxy forwards to (and its address lookup, under the same prefix):
+ * no IAM, since the proxy's HMAC over the instance id or address is the authentication, checked by the
+ * function in constant time.
+ */
+export const metadataRouteKeys = [
+  'GET /v1/metadata/{proxy+}',
+  'HEAD /v1/metadata/{proxy+}',
+  'PUT /v1/metadata/{proxy+}',
+];
 
 /** Routes an operator calls: SigV4-signed, IAM-authorised. */
 export const adminRouteKeys = [
@@ -367,6 +379,9 @@ export class CldistStack extends Stack {
     jobs: sqs.IQueue;
   }) {
     const { config, deploy, table, configBucket, configKey } = parts;
+    const proxySecret = new MetadataProxySecret(this, 'MetadataProxySecret', {
+      description: 'cldist: shared secret of the metadata proxies (HMAC-SHA256 of X-Instance-ID)',
+    });
     const domain =
       deploy.api.domainName !== undefined && deploy.api.certificateArn !== undefined
         ? new apigw.DomainName(this, 'ApiDomain', {
@@ -399,6 +414,7 @@ export class CldistStack extends Stack {
         configBucket: configBucket.bucketName,
         configKmsKeyId: configKey.keyArn,
         jobsQueueUrl: parts.jobs.queueUrl,
+        metadataProxySecretArn: proxySecret.secret.secretArn,
       },
       memorySize: 1024,
       timeout: Duration.seconds(15),
@@ -408,6 +424,7 @@ export class CldistStack extends Stack {
     parts.jobs.grantSendMessages(fn);
     grantObjects(fn, configBucket, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']);
     grantBucketKey(fn, configKey);
+    proxySecret.grantReadAccepted(fn);
     acknowledgeObjectWildcard(
       fn.role ?? fn,
       configBucket,
@@ -430,6 +447,11 @@ export class CldistStack extends Stack {
         integration,
       }),
     ];
+    const metadataRoutes = httpApi.addRoutes({
+      path: '/v1/metadata/{proxy+}',
+      methods: [apigw.HttpMethod.GET, apigw.HttpMethod.HEAD, apigw.HttpMethod.PUT],
+      integration,
+    });
     const adminRoutes = httpApi.addRoutes({
       path: '/v1/instances/{id}',
       methods: [apigw.HttpMethod.PUT, apigw.HttpMethod.GET, apigw.HttpMethod.DELETE],
@@ -481,17 +503,34 @@ export class CldistStack extends Stack {
     });
     // RouteSettings is untyped JSON in the L1, so its keys are written in CloudFormation's casing.
     const cfnStage = stage.node.defaultChild as apigw.CfnStage;
-    cfnStage.routeSettings = Object.fromEntries(
-      instanceRouteKeys.map((key) => [
+    cfnStage.routeSettings = Object.fromEntries([
+      ...instanceRouteKeys.map((key) => [
         key,
         {
           ThrottlingRateLimit: deploy.api.instanceRateLimit,
           ThrottlingBurstLimit: deploy.api.instanceBurstLimit,
         },
       ]),
-    );
-    for (const route of [...instanceRoutes, ...adminRoutes]) {
+      ...metadataRouteKeys.map((key) => [
+        key,
+        {
+          ThrottlingRateLimit: deploy.api.metadataRateLimit,
+          ThrottlingBurstLimit: deploy.api.metadataBurstLimit,
+        },
+      ]),
+    ]);
+    for (const route of [...instanceRoutes, ...metadataRoutes, ...adminRoutes]) {
       stage.node.addDependency(route);
+    }
+    for (const route of metadataRoutes) {
+      acknowledge(
+        route,
+        'AwsSolutions-APIG4',
+        'Metadata routes are called by the trusted metadata proxies, which cannot sign with IAM from a ' +
+          'hypervisor outside AWS; each request carries an HMAC-SHA256 of the instance id (or address) under ' +
+          'the shared secret in Secrets Manager, checked by the function in constant time, and the routes are ' +
+          'throttled separately.',
+      );
     }
     for (const route of instanceRoutes) {
       acknowledge(
@@ -508,6 +547,10 @@ export class CldistStack extends Stack {
         description: `Point a CNAME (or alias) for ${deploy.api.domainName} at this name`,
       });
     }
+    new CfnOutput(this, 'MetadataProxySecretArn', {
+      value: proxySecret.secret.secretArn,
+      description: 'Secret the metadata proxies sign with; copy its AWSCURRENT value to each --secret-file',
+    });
     return { httpApi, fn, publicUrl, stage };
   }
 

@@ -85,6 +85,13 @@ export const deploySettingsSchema = z
         /** Steady-state requests per second allowed on each instance route (the unauthenticated ones). */
         instanceRateLimit: z.number().min(1).max(10_000).default(20),
         instanceBurstLimit: z.number().int().min(1).max(5_000).default(40),
+        /**
+         * Requests per second on each metadata route, which every proxy's instances share. Ignition,
+         * Afterburn and coreos-cloudinit make about a dozen requests per boot, most of them answered from
+         * the proxies' address cache without a second lookup.
+         */
+        metadataRateLimit: z.number().min(1).max(10_000).default(100),
+        metadataBurstLimit: z.number().int().min(1).max(5_000).default(200),
         /** Limits for every other route (the IAM-authorised admin routes). */
         defaultRateLimit: z.number().min(1).max(10_000).default(10),
         defaultBurstLimit: z.number().int().min(1).max(5_000).default(20),
@@ -96,6 +103,8 @@ export const deploySettingsSchema = z
       .default({
         instanceRateLimit: 20,
         instanceBurstLimit: 40,
+        metadataRateLimit: 100,
+        metadataBurstLimit: 200,
         defaultRateLimit: 10,
         defaultBurstLimit: 20,
       }),
@@ -133,7 +142,14 @@ export const deploySettingsSchema = z
   .default({
     subscriptions: [],
     worker: { maxConcurrency: 2, minThroughputMBps: 50 },
-    api: { instanceRateLimit: 20, instanceBurstLimit: 40, defaultRateLimit: 10, defaultBurstLimit: 20 },
+    api: {
+      instanceRateLimit: 20,
+      instanceBurstLimit: 40,
+      metadataRateLimit: 100,
+      metadataBurstLimit: 200,
+      defaultRateLimit: 10,
+      defaultBurstLimit: 20,
+    },
     mirror: { cloudFront: false, accessLogs: false, trustKeyringKey: 'trust/keyring.asc' },
     alarms: { api5xxPerFiveMinutes: 10 },
     logRetentionDays: 90,

@@ -18,6 +18,8 @@ const resourcesSchema = z.strictObject({
   configBucket: z.string().min(3).optional(),
   /** SSE-KMS key for config bodies. */
   configKmsKeyId: z.string().min(1).optional(),
+  /** Secrets Manager secret the metadata proxies sign with (AWSCURRENT and AWSPREVIOUS are accepted). */
+  metadataProxySecretArn: z.string().startsWith('arn:').optional(),
   /** Object in the mirror bucket whose armored keys extend the bundled keyring (key rotation). */
   trustKeyringKey: z.string().min(1).optional(),
 });

@@ -1,6 +1,7 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { ConfigError, describeError } from '../../shared/errors.ts';
@@ -12,6 +13,11 @@ import {
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import type { MirrorJob } from '../../shared/messages.ts';
+import {
+  createSecretsManagerProxySecrets,
+  proxySecretMaxStaleMs,
+  proxySecretTtlMs,
+} from '../../shared/metadata/proxy-secrets-manager.ts';
 import type { JobQueue } from '../../shared/mirror/deps.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
@@ -55,6 +61,21 @@ const releases =
 let sqs: JobQueue | undefined;
 const metrics = new Metrics({ namespace: 'cldist', serviceName: 'cldist-api' });
 let metricsStored = false;
+// The metadata proxies' secret: read lazily (the first proxied request pays for it, no other route does),
+// then reused for the TTL, so a rotation reaches warm functions without a redeploy.
+const proxySecrets =
+  resources.metadataProxySecretArn === undefined
+    ? undefined
+    : createSecretsManagerProxySecrets({
+        client: new SecretsManagerClient({}),
+        secretId: resources.metadataProxySecretArn,
+        ttlMs: proxySecretTtlMs,
+        maxStaleMs: proxySecretMaxStaleMs,
+        onStale: (error) =>
+          process.stderr.write(
+            `cldist api: metadata proxy secret refresh failed, using the last read: ${describeError(error)}\n`,
+          ),
+      });
 const app = createApiApp(
   {
     instances,
@@ -68,6 +89,7 @@ const app = createApiApp(
       if (outcome === 'unknown-instance') metrics.addMetric('UnknownInstanceFetches', MetricUnit.Count, 1);
       metricsStored = true;
     },
+    ...(proxySecrets === undefined ? {} : { proxySecrets }),
   },
   config,
 );

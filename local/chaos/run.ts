@@ -43,8 +43,8 @@ import {
   startSimOrigin,
 } from '../sim-origin/sim-origin.ts';
 import { type JobOutcome, startWorkerPool } from '../worker-pool.ts';
-import { planInstanceWrites, runInstanceWrites } from './instance-writes.ts';
 import { type DiskFaults, findLostArtifacts, prepareDiskFaults } from './disk-faults.ts';
+import { planInstanceWrites, runInstanceWrites } from './instance-writes.ts';
 import {
   type ChaosPlan,
   chaosArtifacts,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerInstancesCommand } from './instances.ts';
+import { registerMetadataProxyCommand } from './metadata-proxy.ts';
 import { registerMirrorCommand } from './mirror.ts';
 import { registerReleasesCommand } from './releases.ts';
 import { registerServeCommand } from './serve.ts';
@@ -13,4 +14,5 @@ export function registerCommands(program: Command): void {
   registerVerifyCommand(program);
   registerMirrorCommand(program);
   registerReleasesCommand(program);
+  registerMetadataProxyCommand(program);
 }

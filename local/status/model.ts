@@ -3,8 +3,8 @@ import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
 import { type ReleaseState, releaseState } from '../../shared/mirror/release-state.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
-import type { InstanceList } from './instances.ts';
 import type { DiskGuardState } from '../runtime/disk-guard.ts';
+import type { InstanceList } from './instances.ts';
 
 /** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
 export type ArtifactDisplayState = 'verified' | 'missing' | 'failed' | 'pending' | 'awaiting-trust';

@@ -3,7 +3,7 @@ import type { InstanceRepository } from '../instances/types.ts';
 import { instanceIdPattern } from '../instances/types.ts';
 import { type ImdsTokenKeys, processImdsKeys, proxyImdsKeys } from './imds-token.ts';
 import { canonicalAddress } from './params.ts';
-import { instanceIdSignatureValid, proxyHeaders } from './proxy-signature.ts';
+import { addressSignatureValid, instanceIdSignatureValid, proxyHeaders } from './proxy-signature.ts';
 
 /** The shared secrets of the metadata proxy, newest first; empty when none is configured. */
 export type ProxySecretsProvider = () => Promise<readonly string[]>;
@@ -96,11 +96,19 @@ export function proxiedIdentity(secrets: ProxySecretsProvider | undefined): Iden
       ) {
         return { kind: 'refused' };
       }
+      // The proxy also vouches, signed, for the instance's own address; the audit records that rather
+      // than the proxy's. Unsigned or wrongly signed, it is ignored and the peer address is recorded.
+      const claimed = c.req.header(proxyHeaders.address);
+      const vouched =
+        claimed !== undefined &&
+        addressSignatureValid(current, claimed, c.req.header(proxyHeaders.addressSignature))
+          ? canonicalAddress(claimed)
+          : undefined;
       return {
         kind: 'known',
         instanceId: id,
         subject: `instance:${id}`,
-        sourceIp: peerAddress(c),
+        sourceIp: vouched ?? peerAddress(c),
         viaProxy: true,
       };
     },

@@ -75,6 +75,10 @@ describe('cdk-nag AwsSolutions', () => {
         `Cldist/ApiHandlerRole AwsSolutions-IAM5[Resource::<${config}.Arn>/*]`,
         'Cldist/Api/GET--v1--instances--{id}--ignition AwsSolutions-APIG4',
         'Cldist/Api/GET--v1--instances--{id}--cloud-config AwsSolutions-APIG4',
+        'Cldist/Api/GET--v1--metadata--{proxy+} AwsSolutions-APIG4',
+        'Cldist/Api/HEAD--v1--metadata--{proxy+} AwsSolutions-APIG4',
+        'Cldist/Api/PUT--v1--metadata--{proxy+} AwsSolutions-APIG4',
+        'Cldist/MetadataProxySecret/Secret AwsSolutions-SMG4',
       ].sort(),
     );
   });

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   adminRouteKeys,
   instanceRouteKeys,
+  metadataRouteKeys,
   pollErrorsMetric,
   serviceNames,
   signingKeyMetric,
@@ -81,7 +82,7 @@ describe('the CDK stack with default settings', () => {
     const expected = {
       Poller: ['jobsQueueUrl', 'mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
       Worker: ['jobsQueueUrl', 'mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
-      ApiHandler: ['configBucket', 'configKmsKeyId', 'jobsQueueUrl', 'tableName'],
+      ApiHandler: ['configBucket', 'configKmsKeyId', 'jobsQueueUrl', 'metadataProxySecretArn', 'tableName'],
     };
     for (const [prefix, keys] of Object.entries(expected)) {
       const env = parseRuntimeEnv(environmentOf(synth, prefix));
@@ -285,9 +286,15 @@ describe('the CDK stack with default settings', () => {
         AuthorizationType: 'NONE',
       });
     }
+    for (const routeKey of metadataRouteKeys) {
+      synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+        RouteKey: routeKey,
+        AuthorizationType: 'NONE',
+      });
+    }
     synth.template.resourceCountIs(
       'AWS::ApiGatewayV2::Route',
-      adminRouteKeys.length + instanceRouteKeys.length,
+      adminRouteKeys.length + instanceRouteKeys.length + metadataRouteKeys.length,
     );
     synth.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0' });
   });
@@ -311,9 +318,10 @@ describe('the CDK stack with default settings', () => {
     const props = synth.resources[stage]?.Properties ?? {};
     expect(props.DefaultRouteSettings).toEqual({ ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 });
     expect(props.RouteSettings).toEqual(
-      Object.fromEntries(
-        instanceRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
-      ),
+      Object.fromEntries([
+        ...instanceRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
+        ...metadataRouteKeys.map((key) => [key, { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }]),
+      ]),
     );
     const access = props.AccessLogSettings as { DestinationArn: unknown; Format: string };
     expect(JSON.parse(access.Format)).toMatchObject({

@@ -87,6 +87,12 @@ function fakeResource(logicalId: string, type: string | undefined): PhysicalReso
       return { ref: `arn:aws:sns:${fakeRegion}:${fakeAccount}:${logicalId}`, attributes };
     case 'AWS::SQS::Queue':
       return { ref: `https://sqs.${fakeRegion}.amazonaws.com/${fakeAccount}/${logicalId}`, attributes };
+    case 'AWS::SecretsManager::Secret':
+      // Ref of a secret is its ARN, with the six random characters Secrets Manager appends.
+      return {
+        ref: `arn:aws:secretsmanager:${fakeRegion}:${fakeAccount}:secret:${logicalId}-AbCdEf`,
+        attributes,
+      };
     case 'AWS::ApiGatewayV2::Api':
       return { ref: 'a1b2c3d4e5', attributes };
     case undefined:

@@ -107,13 +107,13 @@ describe('a broken deployment fails the deploy tests, naming the function and th
   it('a resource type without a stand-in is refused by name, before any function runs', async () => {
     const attempt = deployStack({
       editTemplate: (template) => {
-        template.Resources.AdminSecret = {
-          Type: 'AWS::SecretsManager::Secret',
-          Metadata: { 'aws:cdk:path': 'Cldist/AdminSecret/Resource' },
+        template.Resources.AdminParameter = {
+          Type: 'AWS::SSM::Parameter',
+          Metadata: { 'aws:cdk:path': 'Cldist/AdminParameter/Resource' },
         };
       },
     });
     await expect(attempt).rejects.toThrow(UnsupportedResourceError);
-    await expect(attempt).rejects.toThrow(/AWS::SecretsManager::Secret \(Cldist\/AdminSecret\)/);
+    await expect(attempt).rejects.toThrow(/AWS::SSM::Parameter \(Cldist\/AdminParameter\)/);
   });
 });

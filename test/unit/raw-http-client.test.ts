@@ -86,6 +86,14 @@ describe('raw HTTP client against node:http', () => {
     ]);
   });
 
+  it('binds every socket to the given source address, as a metadata instance would be', async () => {
+    const raw = client({ connections: 2, localAddress: '127.0.0.9' });
+    const results = await Promise.all([raw.send(), raw.send(), raw.send()]);
+    expect(results).toEqual([200, 200, 200]);
+    expect(serverSockets.length).toBeGreaterThan(0);
+    expect(serverSockets.map((socket) => socket.remoteAddress)).toEqual(serverSockets.map(() => '127.0.0.9'));
+  });
+
   it('answers many sequential requests with the statuses the server sent, on one kept-alive socket', async () => {
     handler = mixed;
     const raw = client({ connections: 1 });

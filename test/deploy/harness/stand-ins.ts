@@ -52,6 +52,9 @@ const inertTypes = new Set([
   'AWS::S3::BucketPolicy',
   'AWS::SNS::TopicPolicy',
   'AWS::SQS::QueuePolicy',
+  // No stand-in speaks Secrets Manager; the API reads the metadata proxy secret only when a proxied
+  // metadata route is called, and answers those 503 when it cannot.
+  'AWS::SecretsManager::Secret',
 ]);
 
 /** Types created on fauxqs or dynalite from their template properties. */
@@ -109,6 +112,12 @@ function inertResource(
         attributes: { ApiId: id, ApiEndpoint: `https://${id}.execute-api.${region}.amazonaws.com` },
       };
     }
+    case 'AWS::SecretsManager::Secret':
+      // Ref of a secret is its ARN, with the six characters Secrets Manager appends to the name.
+      return {
+        ref: `arn:aws:secretsmanager:${region}:${account}:secret:${logicalId}-${randomBytes(3).toString('hex')}`,
+        attributes: {},
+      };
     case 'AWS::Lambda::Function':
       return {
         ref: logicalId,
