@@ -26,7 +26,7 @@ import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
 import type { Logger } from './runtime/log.ts';
-import { createLocalNotifier } from './runtime/notifications.ts';
+import { createLocalNotifier, finalizedBeforeMirrored } from './runtime/notifications.ts';
 import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
 import { createStatusApp } from './status/routes.ts';
 import { startWorkerPool, type WorkerPool } from './worker-pool.ts';
@@ -191,7 +191,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const mirrorDeps: MirrorDeps = {
       ledger,
       store,
-      notifier: notifications.notifier,
+      notifier: finalizedBeforeMirrored(notifications.notifier, logger),
       jobs: createSqsJobQueue(clients.sqs, resources.jobsQueueUrl),
       signatures: keyringChecker(keyring),
       clock,
@@ -326,13 +326,6 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
             });
           } else if (result.outcome === 'missing') {
             logger.warn('artifact.missing', ref);
-          }
-          if (result.finalize.finalized) {
-            logger.info('release.finalized', {
-              channel: job.channel,
-              board: job.board,
-              version: job.version,
-            });
           }
           if (result.finalize.currentAdvanced === true) {
             logger.info('mirror.current_moved', {

@@ -185,8 +185,10 @@ export const configSchema = z.strictObject({
       allowLegacyIgnition: z.boolean().default(false),
       /** The URL instances use to reach the API; defaults to http://host:port. */
       publicBaseUrl: z.url().optional(),
+      /** `reject` refuses an Ignition config with a key the spec does not have; `warn` accepts it, as Ignition does. */
+      unknownIgnitionKeys: z.enum(['warn', 'reject']).default('warn'),
     })
-    .default({ host: '127.0.0.1', port: 8080, allowLegacyIgnition: false }),
+    .default({ host: '127.0.0.1', port: 8080, allowLegacyIgnition: false, unknownIgnitionKeys: 'warn' }),
   notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
 });
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, PermanentError, TransientError } from '../../shared/errors.ts';
 import { adminTokenFileName } from '../admin-token.ts';
 
@@ -15,6 +15,7 @@ interface PutFlags extends ConnectionFlags {
   cloudConfig?: string;
   oneTime?: boolean;
   expires?: string;
+  strict?: boolean;
 }
 
 interface ApiErrorBody {
@@ -35,8 +36,14 @@ async function adminToken(flags: ConnectionFlags): Promise<string> {
   }
 }
 
-async function call(flags: ConnectionFlags, method: string, id: string, body?: unknown): Promise<Response> {
-  const url = `${flags.api.replace(/\/+$/, '')}/v1/instances/${encodeURIComponent(id)}`;
+async function call(
+  flags: ConnectionFlags,
+  method: string,
+  id: string,
+  body?: unknown,
+  query = '',
+): Promise<Response> {
+  const url = `${flags.api.replace(/\/+$/, '')}/v1/instances/${encodeURIComponent(id)}${query}`;
   let response: Response;
   try {
     response = await fetch(url, {
@@ -86,7 +93,7 @@ async function put(id: string, flags: PutFlags): Promise<void> {
     ...(flags.oneTime ? { oneTime: true } : {}),
     ...(flags.expires === undefined ? {} : { expiresAt: flags.expires }),
   };
-  const response = await call(flags, 'PUT', id, body);
+  const response = await call(flags, 'PUT', id, body, flags.strict ? '?strict=true' : '');
   const answer = (await response.json()) as {
     token: string;
     ignitionUrl?: string;
@@ -103,9 +110,23 @@ async function put(id: string, flags: PutFlags): Promise<void> {
   process.stderr.write('The token is shown only this once; put the config again to issue a new one.\n');
 }
 
+/** A URL that cannot be fetched is a usage error (exit 2), caught before any token is read or sent. */
+export function parseApiUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('expected an http(s) URL such as http://127.0.0.1:8080');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidArgumentError(`expected an http(s) URL, not ${url.protocol}`);
+  }
+  return value;
+}
+
 function connectionOptions(command: Command): Command {
   return command
-    .option('--api <url>', 'the cldist API', 'http://127.0.0.1:8080')
+    .option('--api <url>', 'the cldist API', parseApiUrl, 'http://127.0.0.1:8080')
     .option('--token <token>', 'admin token (default: the one stored in {data-dir}/admin-token)')
     .option('--data-dir <dir>', 'where "cldist serve" keeps its data and admin token', './data');
 }
@@ -125,7 +146,11 @@ export function registerInstancesCommand(program: Command): void {
       )
       .addOption(new Option('--cloud-config <file>', 'a legacy cloud-config ("#cloud-config" first line)'))
       .option('--one-time', 'serve it once only, then never again')
-      .option('--expires <iso>', 'stop serving it at this ISO-8601 time'),
+      .option('--expires <iso>', 'stop serving it at this ISO-8601 time')
+      .option(
+        '--strict',
+        'refuse Ignition keys the spec does not have, whatever api.unknownIgnitionKeys says (sent as ?strict=true)',
+      ),
   ).action((id: string, flags: PutFlags) => put(id, flags));
 
   connectionOptions(

@@ -77,3 +77,22 @@ export function createLocalNotifier(options: LocalNotifierOptions): LocalNotific
     },
   };
 }
+
+/**
+ * A release is finalized (its files and `current/` written) before `release.mirrored` goes out, so the host's
+ * `release.finalized` line is written as that event is handed to the notifiers, never after it.
+ */
+export function finalizedBeforeMirrored(notifier: Notifier, logger: Logger): Notifier {
+  return {
+    async publish(event) {
+      if (event.event === 'release.mirrored') {
+        logger.info('release.finalized', {
+          channel: event.channel,
+          board: event.board,
+          version: event.version,
+        });
+      }
+      await notifier.publish(event);
+    },
+  };
+}

@@ -111,7 +111,11 @@ interface PreparedBody {
   warnings: ValidationIssue[];
 }
 
-function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig): PreparedBody {
+function prepareBody(
+  input: z.infer<typeof putBodySchema>,
+  config: CldistConfig,
+  strict: boolean,
+): PreparedBody {
   const given = [input.ignition, input.cloudConfig].filter((v) => v !== undefined).length;
   if (given !== 1) {
     throw new InvalidInstanceConfigError([
@@ -153,7 +157,10 @@ function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig)
       },
     ]);
   }
-  const result = validateIgnition(parsed, { allowLegacy: config.api.allowLegacyIgnition });
+  const result = validateIgnition(parsed, {
+    allowLegacy: config.api.allowLegacyIgnition,
+    unknownKeys: strict ? 'reject' : config.api.unknownIgnitionKeys,
+  });
   if (result.errors.length > 0) throw new InvalidInstanceConfigError(result.errors);
   return {
     kind: 'ignition',
@@ -177,7 +184,7 @@ export interface PutInstanceResult {
  * only after the new record is in place.
  */
 export async function putInstanceConfig(
-  input: { id: string; body: unknown },
+  input: { id: string; body: unknown; strict?: boolean },
   deps: InstanceServiceDeps,
   config: CldistConfig,
 ): Promise<PutInstanceResult> {
@@ -193,7 +200,7 @@ export async function putInstanceConfig(
   if (expiresAt !== undefined && expiresAt.getTime() <= now.getTime()) {
     throw new InvalidInstanceConfigError([{ path: '$.expiresAt', message: 'is in the past' }]);
   }
-  const prepared = prepareBody(parsed.data, config);
+  const prepared = prepareBody(parsed.data, config, input.strict ?? false);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
   const bodyKey = `instances/${input.id}/${digest}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
   const previous = await deps.instances.get(input.id);

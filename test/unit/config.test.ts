@@ -29,6 +29,12 @@ describe('config', () => {
     expect(() => parseConfig({ artifacts: [{ name: 'a/b' }] })).toThrow(/artifacts\.0\.name/);
   });
 
+  it('warns about unknown Ignition keys by default, and takes reject, refusing anything else by name', () => {
+    expect(parseConfig({}).api.unknownIgnitionKeys).toBe('warn');
+    expect(parseConfig({ api: { unknownIgnitionKeys: 'reject' } }).api.unknownIgnitionKeys).toBe('reject');
+    expect(() => parseConfig({ api: { unknownIgnitionKeys: 'refuse' } })).toThrow(/api\.unknownIgnitionKeys/);
+  });
+
   it('rejects unknown keys instead of ignoring a typo', () => {
     expect(() => parseConfig({ chanels: [] })).toThrow(/chanels/);
   });
