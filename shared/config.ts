@@ -101,6 +101,8 @@ export const configSchema = z.strictObject({
       { name: 'flatcar_production_openstack_image.img.bz2', required: true },
       { name: 'flatcar_production_pxe.vmlinuz', required: true },
       { name: 'flatcar_production_pxe_image.cpio.gz', required: true },
+      // What `flatcar-install -b <mirror>` downloads: the mirror is then a release server for bare metal too.
+      { name: 'flatcar_production_image.bin.bz2', required: true },
     ])
     .refine(
       (artifacts) => new Set(artifacts.map((a) => a.name)).size === artifacts.length,
