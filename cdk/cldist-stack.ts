@@ -5,8 +5,6 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
-import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
-import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -297,7 +295,10 @@ export class CldistStack extends Stack {
     const apiFunction = api.fn;
 
     const distribution = deploy.mirror.cloudFront
-      ? new MirrorDistribution(this, 'MirrorDistribution', { bucket: mirrorBucket })
+      ? new MirrorDistribution(this, 'MirrorDistribution', {
+          bucket: mirrorBucket,
+          prefix: mirrorStore.prefix,
+        })
       : undefined;
 
     this.buildAlarms(deploy, operator.topic, {

@@ -8,6 +8,8 @@ import { acknowledge } from '../nag.ts';
 export interface MirrorDistributionProps {
   /** The private mirror bucket; it stays private, read by CloudFront through origin access control. */
   bucket: s3.IBucket;
+  /** The store's key prefix (e.g. `mirror/`); the distribution's root is that folder. Default: the bucket root. */
+  prefix?: string;
 }
 
 /** `{channel}/{board}/current/…` moves with every release; everything else is immutable once written. */
@@ -22,7 +24,10 @@ export const currentPathPattern = '*/current/*';
  */
 export class MirrorDistribution extends cloudfront.Distribution {
   constructor(scope: Construct, id: string, props: MirrorDistributionProps) {
-    const origin = origins.S3BucketOrigin.withOriginAccessControl(props.bucket);
+    const folder = (props.prefix ?? '').replace(/\/+$/, '');
+    const origin = origins.S3BucketOrigin.withOriginAccessControl(props.bucket, {
+      ...(folder === '' ? {} : { originPath: `/${folder}` }),
+    });
     const behavior = {
       origin,
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,

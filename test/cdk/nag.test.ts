@@ -75,6 +75,10 @@ describe('cdk-nag AwsSolutions', () => {
         `Cldist/ApiHandlerRole AwsSolutions-IAM5[Resource::<${config}.Arn>/*]`,
         'Cldist/Api/GET--v1--instances--{id}--ignition AwsSolutions-APIG4',
         'Cldist/Api/GET--v1--instances--{id}--cloud-config AwsSolutions-APIG4',
+        'Cldist/MirrorDistribution AwsSolutions-CFR1',
+        'Cldist/MirrorDistribution AwsSolutions-CFR2',
+        'Cldist/MirrorDistribution AwsSolutions-CFR3',
+        'Cldist/MirrorDistribution AwsSolutions-CFR4',
       ].sort(),
     );
   });
