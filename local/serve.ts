@@ -10,8 +10,10 @@ import type { CldistConfig } from '../shared/config.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
 import { withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
+import { createBodyCache } from '../shared/instances/service.ts';
 import { createDynamoLedger, type Ledger } from '../shared/ledger/ledger.ts';
 import { parseMirrorJob } from '../shared/messages.ts';
+import { fileSecretsProvider } from '../shared/metadata/proxied.ts';
 import { createSqsJobQueue, type MirrorDeps, type MirrorLogger } from '../shared/mirror/deps.ts';
 import { type PollReport, runPoll } from '../shared/mirror/poller.ts';
 import { keyringChecker } from '../shared/mirror/signatures.ts';
@@ -22,6 +24,7 @@ import type { ObjectStore } from '../shared/store/types.ts';
 import { keyringStatus, loadKeyringFromConfig } from '../shared/verify/keyring.ts';
 import { adminTokenFileName, loadOrCreateAdminToken } from './admin-token.ts';
 import { startEmulators } from './emulators.ts';
+import { startMetadataListener } from './metadata-listener.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import { abortableStore, type TransferTracker } from './progress.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
@@ -64,6 +67,8 @@ export interface ServeOptions {
   /** How long a shutdown waits for aborted transfers to wind down before closing the stand-ins anyway. */
   shutdownGraceMs?: number;
   clock?: () => Date;
+  /** `--metadata-listen`: also serve the metadata routes (and only those) on this address. */
+  metadataListen?: { host: string; port: number };
 }
 
 export interface ServeHandle {
@@ -74,6 +79,8 @@ export interface ServeHandle {
   /** Where the admin token is kept, and whether this start generated it. */
   adminTokenFile: string;
   adminTokenCreated: boolean;
+  /** The metadata listener's `http://host:port`, when one was asked for. */
+  metadataUrl?: string;
   store: ObjectStore;
   ledger: Ledger;
   /** Poll every channel now (also the start-up poll); resolves with the core's report. */
@@ -256,6 +263,11 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     );
     cleanups.push(() => instances.close());
     const configBodies = createLocalStore(join(dataDir, 'configs'));
+    const bodyCache = createBodyCache();
+    const proxySecrets =
+      config.metadata.proxySecretFile === undefined
+        ? undefined
+        : await fileSecretsProvider(resolve(config.metadata.proxySecretFile));
 
     let app: Hono | undefined;
     let port = 0;
@@ -385,14 +397,26 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         {
           instances,
           bodies: configBodies,
+          bodyCache,
           clock,
           adminAuth: { kind: 'bearer', token: adminToken },
           onInternalError: (error) => logger.error('api.internal_error', { cause: describeError(error) }),
+          ...(proxySecrets === undefined ? {} : { proxySecrets }),
         },
         apiConfig,
       ),
     );
     app = root;
+    const metadata =
+      options.metadataListen === undefined || options.http === false
+        ? undefined
+        : await startMetadataListener({
+            ...options.metadataListen,
+            deps: { instances, bodies: configBodies, bodyCache, clock },
+            config,
+            logger,
+          });
+    if (metadata !== undefined) cleanups.push(() => metadata.close());
 
     const everyMs = options.pollEveryMs ?? config.schedule.everyMinutes * 60_000;
     let pollTimer: NodeJS.Timeout | undefined;
@@ -452,6 +476,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       adminToken,
       adminTokenFile: join(dataDir, adminTokenFileName),
       adminTokenCreated,
+      ...(metadata === undefined ? {} : { metadataUrl: metadata.url }),
       store,
       ledger,
       pollNow,

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod';
 import { ConfigError } from './errors.ts';
+import { validateIgnition } from './instances/ignition.ts';
 
 /** The project root, so the bundled keyring is found whatever the working directory. */
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -73,6 +74,18 @@ const storeSchema = z.discriminatedUnion('kind', [
 const awsName = z.string().regex(/^[A-Za-z0-9_.-]{3,80}$/, '3 to 80 letters, digits, "_", "." or "-"');
 
 const MiB = 1024 * 1024;
+
+/**
+ * The provider's Ignition config, merged into every Ignition config served. Checked like a user's config
+ * (spec 3.x only: the served wrapper merges it with Ignition's own merge, which 2.x clients lack).
+ */
+const baseIgnition = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  const result = validateIgnition(value, { allowLegacy: false });
+  for (const issue of result.errors) {
+    const where = issue.path.replace(/^\$\.?/, '');
+    ctx.addIssue({ code: 'custom', message: where === '' ? issue.message : `${where}: ${issue.message}` });
+  }
+});
 
 export const configSchema = z.strictObject({
   channels: z
@@ -192,6 +205,23 @@ export const configSchema = z.strictObject({
     })
     .default({ host: '127.0.0.1', port: 8080, allowLegacyIgnition: false, unknownIgnitionKeys: 'warn' }),
   notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
+  platform: z
+    .strictObject({
+      /** An Ignition 3.x config (networking, an agent, files) every instance gets besides its own. */
+      baseIgnition: baseIgnition.optional(),
+    })
+    .default({}),
+  metadata: z
+    .strictObject({
+      /** Refuse IMDSv1 (EC2 metadata GETs without a session token), as an EC2 instance can be set to. */
+      requireImdsV2: z.boolean().default(false),
+      /**
+       * One machine: the file holding the metadata proxy's shared secret(s), one per line, the first
+       * current; without it the proxied metadata routes answer 404.
+       */
+      proxySecretFile: z.string().min(1).optional(),
+    })
+    .default({ requireImdsV2: false }),
 });
 
 export type CldistConfig = z.infer<typeof configSchema>;

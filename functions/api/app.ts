@@ -6,6 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { CldistConfig } from '../../shared/config.ts';
 import { describeError, TransientError } from '../../shared/errors.ts';
 import {
+  AddressInUseError,
   createBodyCache,
   deleteInstance,
   describeInstance,
@@ -17,6 +18,9 @@ import {
   putInstanceConfig,
 } from '../../shared/instances/service.ts';
 import type { ConfigKind } from '../../shared/instances/types.ts';
+import { type ProxySecretsProvider, peerAddress } from '../../shared/metadata/identity.ts';
+import { createConfigMerger } from '../../shared/metadata/merge.ts';
+import { mountProxiedMetadata } from '../../shared/metadata/proxied.ts';
 
 /**
  * How admin callers are authenticated. On AWS the API Gateway IAM authorizer has already checked the
@@ -30,13 +34,21 @@ export interface ApiDeps extends InstanceServiceDeps {
   adminAuth: AdminAuth;
   /** Told about unexpected (500) errors, which never reach the client; default stderr. */
   onInternalError?: (error: unknown) => void;
+  /** The metadata proxy's shared secrets; without them the proxied metadata routes answer 404. */
+  proxySecrets?: ProxySecretsProvider;
 }
 
 /** Seconds Ignition (or any client) is told to wait before retrying a 503. */
 export const retryAfterSeconds = 5;
 
 interface ErrorBody {
-  error: { code: string; message: string; path?: string; issues?: { path: string; message: string }[] };
+  error: {
+    code: string;
+    message: string;
+    path?: string;
+    holder?: string;
+    issues?: { path: string; message: string }[];
+  };
 }
 
 const notFoundBody: ErrorBody = { error: { code: 'not-found', message: 'not found' } };
@@ -44,30 +56,6 @@ const notFoundBody: ErrorBody = { error: { code: 'not-found', message: 'not foun
 function errorResponse(c: Context, status: ContentfulStatusCode, body: ErrorBody): Response {
   c.header('Cache-Control', 'no-store');
   return c.json(body, status);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
-
-/**
- * The peer address as the platform saw it: API Gateway's `requestContext.http.sourceIp`, or the socket
- * under @hono/node-server. X-Forwarded-For is not trusted: any client can write it.
- */
-function sourceIp(c: Context): string {
-  const env: unknown = c.env;
-  if (!isRecord(env)) return 'unknown';
-  const requestContext = env.requestContext;
-  if (isRecord(requestContext) && isRecord(requestContext.http)) {
-    const ip = requestContext.http.sourceIp;
-    if (typeof ip === 'string') return ip;
-  }
-  const incoming = env.incoming;
-  if (isRecord(incoming) && isRecord(incoming.socket)) {
-    const ip = incoming.socket.remoteAddress;
-    if (typeof ip === 'string') return ip;
-  }
-  return 'unknown';
 }
 
 function bearerToken(header: string | undefined): string | undefined {
@@ -95,6 +83,7 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
   const onInternalError =
     deps.onInternalError ??
     ((error: unknown) => process.stderr.write(`cldist api: internal error: ${describeError(error)}\n`));
+  const merge = createConfigMerger(config.platform.baseIgnition);
   const app = new Hono();
 
   app.onError((error, c) => {
@@ -110,6 +99,11 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       });
     }
     if (error instanceof InstanceNotFoundError) return errorResponse(c, 404, notFoundBody);
+    if (error instanceof AddressInUseError) {
+      return errorResponse(c, 409, {
+        error: { code: error.code, message: error.message, path: '$.ips', holder: error.holder },
+      });
+    }
     if (error instanceof TransientError) {
       c.header('Retry-After', String(retryAfterSeconds));
       return errorResponse(c, 503, {
@@ -135,21 +129,30 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
         id: c.req.param('id') ?? '',
         kind,
         token: bearerToken(c.req.header('Authorization')) ?? c.req.query('token'),
-        sourceIp: sourceIp(c),
+        sourceIp: peerAddress(c),
         userAgent: c.req.header('User-Agent') ?? '',
         consume: c.req.method !== 'HEAD',
       },
       serviceDeps,
     );
     if (result.status !== 'ok') return errorResponse(c, 404, notFoundBody);
-    return c.body(result.body as Uint8Array<ArrayBuffer>, 200, {
+    const served = merge(result.record, result.body);
+    return c.body(served.body as Uint8Array<ArrayBuffer>, 200, {
       'Content-Type': result.contentType,
-      ETag: result.etag,
+      ETag: served.etag,
       'Cache-Control': 'no-store',
     });
   };
   app.get('/v1/instances/:id/ignition', serveConfig('ignition'));
   app.get('/v1/instances/:id/cloud-config', serveConfig('cloud-config'));
+  mountProxiedMetadata(app, {
+    secrets: deps.proxySecrets,
+    deps: serviceDeps,
+    config,
+    merge,
+    retryAfterSeconds,
+    onInternalError,
+  });
 
   const requireAdmin: MiddlewareHandler = async (c, next) => {
     if (!adminAllowed(deps.adminAuth, c.req.header('Authorization'))) {

@@ -16,6 +16,57 @@ interface PutFlags extends ConnectionFlags {
   oneTime?: boolean;
   expires?: string;
   strict?: boolean;
+  ip: string[];
+  publicIp?: string;
+  hostname?: string;
+  sshKey: string[];
+  instanceType?: string;
+  zone?: string;
+  attribute: string[];
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `KEY=VALUE` pairs into an object; the value may itself hold "=". */
+export function parseAttributes(pairs: readonly string[]): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new ConfigError(`--attribute ${pair}: expected KEY=VALUE`);
+    const key = pair.slice(0, at);
+    if (Object.hasOwn(attributes, key)) throw new ConfigError(`--attribute ${key} is given twice`);
+    attributes[key] = pair.slice(at + 1);
+  }
+  return attributes;
+}
+
+/** Every key of every `--ssh-key` file (a .pub file, or several keys one per line). */
+async function readSshKeys(files: readonly string[]): Promise<string[]> {
+  const keys: string[] = [];
+  for (const file of files) {
+    const lines = (await readConfigFile(file, 'ssh key')).split('\n').map((line) => line.trim());
+    const found = lines.filter((line) => line !== '' && !line.startsWith('#'));
+    if (found.length === 0) throw new ConfigError(`--ssh-key ${file} holds no key`);
+    keys.push(...found);
+  }
+  return keys;
+}
+
+async function paramsBody(flags: PutFlags): Promise<Record<string, unknown>> {
+  const optional = {
+    publicIp: flags.publicIp,
+    hostname: flags.hostname,
+    instanceType: flags.instanceType,
+    zone: flags.zone,
+  };
+  return {
+    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
+    ...(flags.ip.length === 0 ? {} : { ips: flags.ip }),
+    ...(flags.sshKey.length === 0 ? {} : { sshKeys: await readSshKeys(flags.sshKey) }),
+    ...(flags.attribute.length === 0 ? {} : { attributes: parseAttributes(flags.attribute) }),
+  };
 }
 
 interface ApiErrorBody {
@@ -92,6 +143,7 @@ async function put(id: string, flags: PutFlags): Promise<void> {
       : { cloudConfig: await readConfigFile(flags.cloudConfig, 'cloud-config') }),
     ...(flags.oneTime ? { oneTime: true } : {}),
     ...(flags.expires === undefined ? {} : { expiresAt: flags.expires }),
+    ...(await paramsBody(flags)),
   };
   const response = await call(flags, 'PUT', id, body, flags.strict ? '?strict=true' : '');
   const answer = (await response.json()) as {
@@ -150,6 +202,23 @@ export function registerInstancesCommand(program: Command): void {
       .option(
         '--strict',
         'refuse Ignition keys the spec does not have, whatever api.unknownIgnitionKeys says (sent as ?strict=true)',
+      )
+      .option(
+        '--ip <address>',
+        'a source address of the instance (repeat for more); one instance each',
+        collect,
+        [],
+      )
+      .option('--public-ip <address>', 'its public address (metadata public-ipv4)')
+      .option('--hostname <name>', 'its host name (default: the id)')
+      .option('--ssh-key <file>', 'an OpenSSH public key file (repeat for more)', collect, [])
+      .option('--instance-type <type>', 'its instance type (metadata instance-type)')
+      .option('--zone <zone>', 'its availability zone')
+      .option(
+        '--attribute <key=value>',
+        'an attribute (OpenStack meta, EC2 instance tags); repeatable',
+        collect,
+        [],
       ),
   ).action((id: string, flags: PutFlags) => put(id, flags));
 

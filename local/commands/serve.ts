@@ -17,6 +17,7 @@ interface ServeFlags {
   pollSeconds?: number;
   publishSeconds: number;
   logFormat?: 'json' | 'pretty';
+  metadataListen?: string;
 }
 
 function integer(min: number, max: number) {
@@ -69,6 +70,9 @@ async function run(flags: ServeFlags): Promise<void> {
   ]);
   const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
   const store = flags.store === undefined ? undefined : parseStoreUrl(flags.store);
+  const { parseListenAddress } = await import('../metadata-listener.ts');
+  const metadataListen =
+    flags.metadataListen === undefined ? undefined : parseListenAddress(flags.metadataListen);
   const tty = process.stdout.isTTY === true;
   let logger: Logger | undefined;
   const terminal = createTerminal({
@@ -106,6 +110,7 @@ async function run(flags: ServeFlags): Promise<void> {
         flags.pollSeconds === undefined ? (flags.demo ? 3000 : undefined) : flags.pollSeconds * 1000,
       demo: flags.demo,
       baseBackoffSeconds: flags.demo ? 1 : 5,
+      ...(metadataListen === undefined ? {} : { metadataListen }),
     });
   } catch (error) {
     await demo?.close();
@@ -162,6 +167,10 @@ export function registerServeCommand(program: Command): void {
     )
     .option('--host <address>', 'address the HTTP server binds to (default: config api.host, 127.0.0.1)')
     .option('--port <n>', 'HTTP port, 0 for any free one (default: config api.port, 8080)', integer(0, 65535))
+    .option(
+      '--metadata-listen <host:port>',
+      'also serve the OpenStack/EC2 metadata routes (only those) here, identifying instances by source address, e.g. 169.254.169.254:80',
+    )
     .option(
       '--concurrency <n>',
       'artifacts mirrored at once (default: config worker.concurrency, 2)',

@@ -93,6 +93,10 @@ export interface SimOriginOptions {
   /** Default `curve25519` (fast); `rsa4096` like the real keys. Ignored when `privateKeyArmored` is given. */
   keyType?: SimKeyType;
   privateKeyArmored?: string;
+  /** Loopback address to listen on; default 127.0.0.1. Any 127.x.y.z works on Linux. */
+  host?: string;
+  /** Default 0 (any free port). A fixed one lets a URL be decided before the origin starts. */
+  port?: number;
 }
 
 export interface SimOrigin {
@@ -438,10 +442,18 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
       response.destroy(error instanceof Error ? error : new Error(String(error)));
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  const host = options.host ?? '127.0.0.1';
+  server.listen(options.port ?? 0, host);
+  try {
+    // `once` rejects when the server emits 'error' (EADDRINUSE) before 'listening'.
+    await once(server, 'listening');
+  } catch (cause) {
+    throw new Error(`sim origin cannot listen on ${host}:${options.port ?? 0}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
   const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
 
   const publishFile = async (
     folder: string,

@@ -6,7 +6,8 @@ export interface RecordCacheOptions {
 }
 
 /**
- * A write-through cache of instance records, for the single-machine shape only: there one process makes
+ * A write-through cache of instance records and of which instance holds each source address, for the
+ * single-machine shape only: there one process makes
  * every write (admin calls and consumption go through its API), so its memory is as current as the
  * ledger, and a config fetch costs no ledger read. One-time consumption still goes to the ledger as a
  * conditional write, so exactly one fetch wins. Do not use it where several processes serve the same table
@@ -20,6 +21,25 @@ export function withRecordCache(
   const cache = new Map<string, InstanceRecord | null>();
   const loading = new Map<string, Promise<InstanceRecord | undefined>>();
   let generation = 0;
+  /** Source address to holder (null: known to be nobody's), so a metadata request costs no ledger read. */
+  const holders = new Map<string, string | null>();
+  const holderLoads = new Map<string, Promise<string | undefined>>();
+  let addressGeneration = 0;
+  const rememberHolder = (address: string, holder: string | null) => {
+    holders.delete(address);
+    holders.set(address, holder);
+    if (holders.size > maxEntries) {
+      const oldest = holders.keys().next().value;
+      if (oldest !== undefined) holders.delete(oldest);
+    }
+  };
+  const forgetHolders = (addresses: readonly string[]) => {
+    addressGeneration++;
+    for (const address of addresses) {
+      holders.delete(address);
+      holderLoads.delete(address);
+    }
+  };
 
   const remember = (id: string, record: InstanceRecord | null) => {
     cache.delete(id);
@@ -78,6 +98,41 @@ export function withRecordCache(
       return won;
     },
 
+    async claimAddresses(id, addresses) {
+      forgetHolders(addresses);
+      const conflict = await inner.claimAddresses(id, addresses);
+      if (conflict === undefined) for (const address of addresses) rememberHolder(address, id);
+      return conflict;
+    },
+
+    async releaseAddresses(id, addresses) {
+      forgetHolders(addresses);
+      await inner.releaseAddresses(id, addresses);
+    },
+
+    instanceAtAddress(address) {
+      const cached = holders.get(address);
+      if (cached !== undefined) {
+        rememberHolder(address, cached);
+        return Promise.resolve(cached ?? undefined);
+      }
+      const pending = holderLoads.get(address);
+      if (pending !== undefined) return pending;
+      const startedAt = addressGeneration;
+      const load = inner
+        .instanceAtAddress(address)
+        .then((holder) => {
+          if (addressGeneration === startedAt) rememberHolder(address, holder ?? null);
+          return holder;
+        })
+        .finally(() => {
+          if (holderLoads.get(address) === load) holderLoads.delete(address);
+        });
+      holderLoads.set(address, load);
+      return load;
+    },
+
+    list: (limit, after) => inner.list(limit, after),
     recordFetch: (id, entry) => inner.recordFetch(id, entry),
     listAudit: (id, limit) => inner.listAudit(id, limit),
     flush: () => inner.flush(),

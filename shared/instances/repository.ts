@@ -9,7 +9,16 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
-import type { AuditEntry, ConfigKind, FetchOutcome, InstanceRecord, InstanceRepository } from './types.ts';
+import { hasParams, parseStoredParams } from '../metadata/params.ts';
+import { createAddressBook, instanceListGsi1Pk } from './addresses.ts';
+import type {
+  AuditEntry,
+  ConfigKind,
+  FetchOutcome,
+  InstanceRecord,
+  InstanceRepository,
+  RouteFamily,
+} from './types.ts';
 
 export interface DynamoInstanceRepositoryOptions {
   table: string;
@@ -73,6 +82,7 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
   const specVersion = optionalString(item.specVersion);
   const consumedAt = optionalString(item.consumedAt);
   const expiresAt = optionalString(item.expiresAt);
+  const params = item.params === undefined ? undefined : parseStoredParams(item.params);
   return {
     id,
     kind,
@@ -86,14 +96,22 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
     ...(specVersion === undefined ? {} : { specVersion }),
     ...(consumedAt === undefined ? {} : { consumedAt }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(params === undefined ? {} : { params }),
   };
 }
 
+const routeFamilies = new Set<string>(['token', 'openstack', 'ec2', 'proxy']);
+
 function toAudit(item: unknown): AuditEntry {
   const entry = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+  const route = entry.route === 'cloud-config' || entry.route === 'metadata' ? entry.route : 'ignition';
+  const family = routeFamilies.has(String(entry.family)) ? (entry.family as RouteFamily) : undefined;
+  const path = optionalString(entry.path);
   return {
     at: String(entry.at),
-    route: entry.route === 'cloud-config' ? 'cloud-config' : 'ignition',
+    route,
+    ...(family === undefined ? {} : { family }),
+    ...(path === undefined ? {} : { path }),
     sourceIp: String(entry.sourceIp),
     userAgent: String(entry.userAgent),
     outcome: String(entry.outcome) as FetchOutcome,
@@ -151,6 +169,7 @@ export function createDynamoInstanceRepository(
   /** Entries dropped since last reported, so an outage gives one report per interval, not one per fetch. */
   let dropped = 0;
   let running: Promise<void> = Promise.resolve();
+  const addressBook = createAddressBook(doc, table, ledgerCall);
 
   async function writeBatch(requests: WriteRequest[]): Promise<void> {
     let pending = requests;
@@ -238,11 +257,23 @@ export function createDynamoInstanceRepository(
     },
 
     async put(record) {
-      const { id, ...rest } = record;
-      await ledgerCall('put', () =>
-        doc.send(new PutCommand({ TableName: table, Item: { pk: instancePk(id), sk: metaSk, id, ...rest } })),
-      );
+      const { id, params, ...rest } = record;
+      const item = {
+        pk: instancePk(id),
+        sk: metaSk,
+        gsi1pk: instanceListGsi1Pk,
+        gsi1sk: id,
+        id,
+        ...rest,
+        ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
+      };
+      await ledgerCall('put', () => doc.send(new PutCommand({ TableName: table, Item: item })));
     },
+
+    claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
+    releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
+    instanceAtAddress: (address) => addressBook.holderOf(address),
+    list: (limit, after) => addressBook.list(limit, after, toRecord),
 
     async delete(id) {
       await flush();

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import type { CldistConfig } from '../config.ts';
 import { PermanentError, TransientError } from '../errors.ts';
+import { type InstanceParams, instanceParamsShape, paramsFromBody } from '../metadata/params.ts';
 import type { ObjectStore } from '../store/types.ts';
 import { validateCloudConfig } from './cloud-config.ts';
 import { formatValidationIssues, type ValidationIssue, validateIgnition } from './ignition.ts';
@@ -30,6 +31,21 @@ export class InstanceNotFoundError extends PermanentError {
   constructor(id: string) {
     super('not-found', `no instance "${id}"`);
     this.name = 'InstanceNotFoundError';
+  }
+}
+
+/** The PUT names an address another instance holds; `holder` is that instance. */
+export class AddressInUseError extends PermanentError {
+  readonly address: string;
+  readonly holder: string;
+  constructor(address: string, holder: string) {
+    super(
+      'address-in-use',
+      `address ${address} belongs to instance "${holder}"; remove it there first (or delete that instance)`,
+    );
+    this.name = 'AddressInUseError';
+    this.address = address;
+    this.holder = holder;
   }
 }
 
@@ -86,6 +102,7 @@ const putBodySchema = z.strictObject({
   cloudConfig: z.string().optional(),
   oneTime: z.boolean().optional(),
   expiresAt: z.iso.datetime({ offset: true, message: 'expected an ISO-8601 date-time' }).optional(),
+  ...instanceParamsShape,
 });
 
 function renderZodPath(path: readonly PropertyKey[]): string {
@@ -200,11 +217,21 @@ export async function putInstanceConfig(
   if (expiresAt !== undefined && expiresAt.getTime() <= now.getTime()) {
     throw new InvalidInstanceConfigError([{ path: '$.expiresAt', message: 'is in the past' }]);
   }
+  if (parsed.data.oneTime === true && parsed.data.cloudConfig !== undefined) {
+    throw new InvalidInstanceConfigError([
+      {
+        path: '$.oneTime',
+        message: 'cloud-config is read on every boot, so it cannot be one-time; leave oneTime out',
+      },
+    ]);
+  }
   const prepared = prepareBody(parsed.data, config, input.strict ?? false);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
   const bodyKey = `instances/${input.id}/${digest}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
   const previous = await deps.instances.get(input.id);
   await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
+  const params = paramsFromBody(parsed.data);
+  const claimed = await claimNewAddresses(input.id, params, previous, deps);
   const token = newInstanceToken();
   const record: InstanceRecord = {
     id: input.id,
@@ -218,12 +245,34 @@ export async function putInstanceConfig(
     updatedAt: now.toISOString(),
     ...(prepared.specVersion === undefined ? {} : { specVersion: prepared.specVersion }),
     ...(expiresAt === undefined ? {} : { expiresAt: expiresAt.toISOString() }),
+    params,
   };
-  await deps.instances.put(record);
+  try {
+    await deps.instances.put(record);
+  } catch (error) {
+    await deps.instances.releaseAddresses(input.id, claimed).catch(() => undefined);
+    throw error;
+  }
+  const dropped = (previous?.params?.ips ?? []).filter((ip) => !params.ips.includes(ip));
+  if (dropped.length > 0) await deps.instances.releaseAddresses(input.id, dropped).catch(() => undefined);
   if (previous !== undefined && previous.bodyKey !== bodyKey) {
     await deps.bodies.delete(previous.bodyKey).catch(() => undefined);
   }
   return { created: previous === undefined, token, record, warnings: prepared.warnings };
+}
+
+/** Claims the addresses the previous record did not hold yet; returns them, for undoing a failed PUT. */
+async function claimNewAddresses(
+  id: string,
+  params: InstanceParams,
+  previous: InstanceRecord | undefined,
+  deps: InstanceServiceDeps,
+): Promise<string[]> {
+  if (params.ips.length === 0) return [];
+  const held = new Set(previous?.params?.ips ?? []);
+  const conflict = await deps.instances.claimAddresses(id, params.ips);
+  if (conflict !== undefined) throw new AddressInUseError(conflict.address, conflict.holder);
+  return params.ips.filter((ip) => !held.has(ip));
 }
 
 export interface InstanceDescription {
@@ -261,6 +310,7 @@ export async function deleteInstance(id: string, deps: InstanceServiceDeps): Pro
   const record = await deps.instances.get(id);
   if (record === undefined) throw new InstanceNotFoundError(id);
   await deps.instances.delete(id);
+  await deps.instances.releaseAddresses(id, record.params?.ips ?? []);
   await deps.bodies.delete(record.bodyKey);
 }
 
@@ -275,10 +325,10 @@ export interface FetchConfigInput {
 }
 
 export type FetchConfigResult =
-  | { status: 'ok'; body: Uint8Array; etag: string; contentType: string }
+  | { status: 'ok'; body: Uint8Array; etag: string; contentType: string; record: InstanceRecord }
   | { status: 'not-found'; outcome: FetchOutcome };
 
-async function readBody(record: InstanceRecord, deps: InstanceServiceDeps): Promise<Uint8Array> {
+export async function readBody(record: InstanceRecord, deps: InstanceServiceDeps): Promise<Uint8Array> {
   const cached = deps.bodyCache?.get(record.bodyKey);
   if (cached !== undefined) return cached;
   let body: Uint8Array | undefined;
@@ -309,6 +359,7 @@ export async function fetchInstanceConfig(
     deps.instances.recordFetch(input.id, {
       at: now.toISOString(),
       route: input.kind,
+      family: 'token',
       sourceIp: input.sourceIp.slice(0, 64),
       userAgent: input.userAgent.slice(0, 256),
       outcome,
@@ -335,7 +386,7 @@ export async function fetchInstanceConfig(
       if (!won) return notFound('consumed');
     }
     audit('served');
-    return { status: 'ok', body, etag: record.etag, contentType: contentTypes[record.kind] };
+    return { status: 'ok', body, etag: record.etag, contentType: contentTypes[record.kind], record };
   } catch (error) {
     if (error instanceof TransientError) audit('unavailable');
     throw error;

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Deployment } from './harness/deployment.ts';
+import { deployStack } from './harness/fixture.ts';
+import { HttpApi, operatorCaller } from './harness/http-api.ts';
+
+const ignition = {
+  ignition: { version: '3.4.0' },
+  storage: { files: [{ path: '/etc/hostname', contents: { source: 'data:,deployed' } }] },
+};
+
+/** The API bundle behind the HTTP API the template declares, driven with payload 2.0 events. */
+describe('the deployed API', () => {
+  let deployment: Deployment;
+  let api: HttpApi;
+
+  beforeAll(async () => {
+    deployment = await deployStack();
+    api = new HttpApi(deployment);
+  });
+  afterAll(() => deployment?.close());
+
+  it('answers 404 for an unknown instance, from the function', async () => {
+    const res = await api.request({ method: 'GET', path: '/v1/instances/no-such-vm/ignition?token=abc' });
+    expect(res).toMatchObject({ status: 404, answeredBy: 'function' });
+    expect(res.json()).toEqual({ error: { code: 'not-found', message: 'not found' } });
+  });
+
+  it('stores a config on an IAM-authorised PUT (201) and serves it to the instance with its token (200)', async () => {
+    const put = await api.request({
+      method: 'PUT',
+      path: '/v1/instances/vm-1',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ignition }),
+      iam: operatorCaller,
+    });
+    expect(put.status, put.body).toBe(201);
+    const created = put.json<{ token: string; ignitionUrl: string }>();
+    const url = new URL(created.ignitionUrl);
+    // The config URL is built from the API's own endpoint, as the template resolves it.
+    expect(url.origin).toBe(deployment.attribute(deployment.logicalId('Api'), 'ApiEndpoint'));
+
+    const fetched = await api.request({
+      method: 'GET',
+      path: `${url.pathname}${url.search}`,
+      headers: { accept: 'application/vnd.coreos.ignition+json;version=3.4.0, */*;q=0.1' },
+    });
+    expect(fetched.status, fetched.body).toBe(200);
+    expect(fetched.json()).toMatchObject(ignition);
+
+    const wrongToken = await api.request({ method: 'GET', path: `${url.pathname}?token=${'0'.repeat(43)}` });
+    expect(wrongToken.status).toBe(404);
+  });
+
+  it('refuses unsigned admin requests at the gateway, as the IAM authorizer does', async () => {
+    for (const method of ['PUT', 'GET', 'DELETE']) {
+      const res = await api.request({
+        method,
+        path: '/v1/instances/vm-1',
+        body: JSON.stringify({ ignition }),
+      });
+      expect(res).toMatchObject({ status: 403, answeredBy: 'gateway' });
+      expect(res.json()).toEqual({ message: 'Forbidden' });
+    }
+  });
+
+  it('answers 404 from the gateway for a route the template does not declare', async () => {
+    const res = await api.request({ method: 'POST', path: '/v1/instances/vm-1', iam: operatorCaller });
+    expect(res).toMatchObject({ status: 404, answeredBy: 'gateway' });
+  });
+});
