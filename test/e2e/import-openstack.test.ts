@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type RunningServer, serveNode } from '../../functions/api/node-server.ts';
 import { createMirrorApp } from '../../local/mirror-http.ts';
 import { projectRoot } from '../../shared/config.ts';
+import type { CldistEvent } from '../../shared/messages.ts';
 import { runPoll } from '../../shared/mirror/poller.ts';
+import { createWebhookNotifier, type WebhookGiveUp } from '../../shared/notify/index.ts';
 import { clients, drain, type MirrorRig, startRig } from '../integration/mirror-harness.ts';
 import { freshQueue } from '../support/emulators.ts';
 import { randomBytes } from '../support/pgp-fixtures.ts';
@@ -216,36 +218,54 @@ describe('examples/import-openstack: release.mirrored to openstack image create'
     }
   });
 
-  it('takes the event from a cldist webhook POST and answers 200, or 400 for a body it cannot use', async () => {
-    for (const [body, status, code] of [
-      [mirroredBody, 200, 0],
-      ['{"event":"release.mirrored"}', 400, 2],
-    ] as const) {
-      const started = subscriber([
-        '--mirror-url',
-        `${mirror.url}/mirror`,
-        '--keyring',
-        keyFile,
-        '--webhook',
-        '127.0.0.1:0',
-        '--once',
-        '--work-dir',
-        join(dir, `work-webhook-${status}`),
-      ]);
-      const url = await waitFor(
-        () => /"event":"webhook.listening","url":"([^"]+)"/.exec(started.stderr())?.[1],
-        'the webhook listening line',
-      );
-      const answer = await fetch(url, {
-        method: 'POST',
-        body,
-        headers: { 'content-type': 'application/json' },
-      });
-      expect(answer.status).toBe(status);
-      const run = await started.done;
-      expect(run.code).toBe(code);
-      expect(run.stdout.startsWith('openstack image create')).toBe(status === 200);
-    }
+  function webhookSubscriber(work: string) {
+    const started = subscriber([
+      '--mirror-url',
+      `${mirror.url}/mirror`,
+      '--keyring',
+      keyFile,
+      '--webhook',
+      '127.0.0.1:0',
+      '--once',
+      '--work-dir',
+      join(dir, work),
+    ]);
+    const url = waitFor(
+      () => /"event":"webhook.listening","url":"([^"]+)"/.exec(started.stderr())?.[1],
+      'the webhook listening line',
+    );
+    return { url, done: started.done };
+  }
+
+  it("takes release.mirrored from cldist's own webhook notifier and answers 200", async () => {
+    const started = webhookSubscriber('work-webhook');
+    const giveUps: WebhookGiveUp[] = [];
+    const notifier = createWebhookNotifier([await started.url], {
+      attempts: 1,
+      timeoutMs: 45_000,
+      onGiveUp: (failure) => giveUps.push(failure),
+    });
+    await notifier.publish(JSON.parse(mirroredBody) as CldistEvent);
+    await notifier.drain();
+    expect(giveUps).toEqual([]);
+    const run = await started.done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      /^openstack image create .* 'Flatcar Container Linux stable 4081\.2\.0 \(amd64-usr\)'\n$/,
+    );
+  });
+
+  it('answers a webhook body it cannot use with 400, which cldist does not retry, and exits 2', async () => {
+    const started = webhookSubscriber('work-webhook-bad');
+    const answer = await fetch(await started.url, {
+      method: 'POST',
+      body: '{"event":"release.mirrored"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(answer.status).toBe(400);
+    const run = await started.done;
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
   });
 
   it('refuses a bad mirror URL and a missing source as usage errors', async () => {
