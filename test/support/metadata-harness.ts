@@ -79,7 +79,7 @@ export async function metadataHarness(options: HarnessOptions = {}): Promise<Met
     merge: createConfigMerger(config.platform.baseIgnition),
   });
   const repository = instances;
-  const admin = async (path: string, init: RequestInit = {}): Promise<Response> =>
+  const admin = async (path: string, init: RequestInit = {}) =>
     api.request(path, {
       ...init,
       headers: { Authorization: `Bearer ${adminToken}`, ...(init.headers as Record<string, string>) },
