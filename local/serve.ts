@@ -339,13 +339,6 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           } else if (result.outcome === 'missing') {
             logger.warn('artifact.missing', ref);
           }
-          if (result.finalize.currentAdvanced === true) {
-            logger.info('mirror.current_moved', {
-              channel: job.channel,
-              board: job.board,
-              version: job.version,
-            });
-          }
         } finally {
           transfer?.end('discarded');
         }

@@ -70,7 +70,12 @@ describe('cldist serve on the command line', () => {
         (l) => l.message === 'cldist event release.mirrored' && l.channel === channel,
       );
       expect(finalized, `release.finalized of ${channel}`).toBeGreaterThanOrEqual(0);
+      const moved = running.lines.findIndex(
+        (l) => l.event === 'mirror.current_moved' && l.channel === channel,
+      );
       expect(finalized, `release.finalized before release.mirrored for ${channel}`).toBeLessThan(mirrored);
+      expect(moved, `mirror.current_moved between them for ${channel}`).toBeGreaterThan(finalized);
+      expect(moved).toBeLessThan(mirrored);
     }
     expect(events).toContain('shutdown.done');
     const current = await readFile(join(dataDir, 'mirror/stable/amd64-usr/current/version.txt'), 'utf8');
