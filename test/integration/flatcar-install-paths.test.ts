@@ -101,6 +101,20 @@ describe('the mirror as a release server for flatcar-install -b', () => {
     ]);
   });
 
+  it('serves the explicit -V VERSION path, which skips version.txt', async () => {
+    const base = `${server.url}/mirror/stable/${board}`;
+    requests.length = 0;
+    const imageUrl = `${base}/${version}/${image}`;
+    expect((await wget(['--spider', '--quiet', imageUrl], work)).code).toBe(0);
+    expect((await wget(['--spider', '--quiet', `${imageUrl}.sig`], work)).code).toBe(0);
+    expect((await wget(['--no-verbose', '-O', join(work, 'v.sig'), `${imageUrl}.sig`], work)).code).toBe(0);
+    expect(requests).toEqual([
+      `HEAD /mirror/stable/${board}/${version}/${image}`,
+      `HEAD /mirror/stable/${board}/${version}/${image}.sig`,
+      `GET /mirror/stable/${board}/${version}/${image}.sig`,
+    ]);
+  });
+
   it('answers 404 for a version it has not mirrored, so flatcar-install stops with "Image URL unavailable"', async () => {
     const base = `${server.url}/mirror/stable/${board}`;
     const spider = await wget(['--spider', '--quiet', `${base}/9999.0.0/${image}`], work);
