@@ -5,8 +5,6 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
-import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
-import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -24,6 +22,7 @@ import { ConfigError } from '../shared/errors.ts';
 import { configBodySweepEvent } from '../shared/instances/body-sweep.ts';
 import { ledgerKeySchema, ledgerTtlAttribute } from '../shared/ledger/table.ts';
 import { EncryptedTopic } from './constructs/encrypted-topic.ts';
+import { MirrorDistribution } from './constructs/mirror-distribution.ts';
 import { type BundledFile, CldistFunction } from './constructs/node-function.ts';
 import { PrivateBucket } from './constructs/private-bucket.ts';
 import { MetadataProxySecret } from './constructs/proxy-secret.ts';
@@ -325,7 +324,12 @@ export class CldistStack extends Stack {
       }),
     );
 
-    const distribution = deploy.mirror.cloudFront ? this.buildDistribution(mirrorBucket) : undefined;
+    const distribution = deploy.mirror.cloudFront
+      ? new MirrorDistribution(this, 'MirrorDistribution', {
+          bucket: mirrorBucket,
+          prefix: mirrorStore.prefix,
+        })
+      : undefined;
 
     this.buildAlarms(deploy, operator.topic, {
       deadLetter: jobs.deadLetterQueue,
@@ -362,7 +366,10 @@ export class CldistStack extends Stack {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${dashboard.dashboardName}`,
     });
     if (distribution !== undefined) {
-      new CfnOutput(this, 'MirrorUrl', { value: `https://${distribution.distributionDomainName}` });
+      new CfnOutput(this, 'MirrorUrl', {
+        value: `https://${distribution.distributionDomainName}`,
+        description: 'The mirror over HTTPS: flatcar-install -b MirrorUrl/{channel}/{board}',
+      });
     }
   }
 
@@ -552,44 +559,6 @@ export class CldistStack extends Stack {
       description: 'Secret the metadata proxies sign with; copy its AWSCURRENT value to each --secret-file',
     });
     return { httpApi, fn, publicUrl, stage };
-  }
-
-  private buildDistribution(mirrorBucket: PrivateBucket): cloudfront.Distribution {
-    const distribution = new cloudfront.Distribution(this, 'MirrorDistribution', {
-      comment: 'cldist release mirror',
-      defaultBehavior: {
-        origin: origins.S3BucketOrigin.withOriginAccessControl(mirrorBucket),
-        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-        allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
-        cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
-      },
-      priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
-      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
-    });
-    acknowledge(
-      distribution,
-      'AwsSolutions-CFR1',
-      'The mirror serves public, signed OS releases; there is no country it must be withheld from.',
-    );
-    acknowledge(
-      distribution,
-      'AwsSolutions-CFR2',
-      'Read-only public content of signed files with caching; WAF adds per-request cost and no protection ' +
-        'an attacker could not get by downloading the public upstream.',
-    );
-    acknowledge(
-      distribution,
-      'AwsSolutions-CFR3',
-      'CloudFront standard logging needs an ACL-enabled bucket, which this app never creates; origin fetches ' +
-        'are covered by the optional S3 server access logs.',
-    );
-    acknowledge(
-      distribution,
-      'AwsSolutions-CFR4',
-      'The default *.cloudfront.net certificate does not allow choosing the minimum viewer TLS version; ' +
-        'the origin side uses OAC over HTTPS.',
-    );
-    return distribution;
   }
 
   private buildAlarms(

@@ -111,7 +111,7 @@ export const deploySettingsSchema = z
     mirror: z
       .strictObject({
         /** Serve the mirror through CloudFront (origin access control; the bucket stays private). */
-        cloudFront: z.boolean().default(false),
+        cloudFront: z.boolean().default(true),
         /** Server access logs for both buckets, into a dedicated log bucket. */
         accessLogs: z.boolean().default(false),
         /** The object whose armored keys extend the bundled keyring (key rotation). */
@@ -120,7 +120,7 @@ export const deploySettingsSchema = z
           .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'an S3 key such as "trust/keyring.asc"')
           .default('trust/keyring.asc'),
       })
-      .default({ cloudFront: false, accessLogs: false, trustKeyringKey: 'trust/keyring.asc' }),
+      .default({ cloudFront: true, accessLogs: false, trustKeyringKey: 'trust/keyring.asc' }),
     alarms: z
       .strictObject({
         /** Where alarm notifications go; without it the operator topic has no subscriber. */
@@ -150,7 +150,7 @@ export const deploySettingsSchema = z
       defaultRateLimit: 10,
       defaultBurstLimit: 20,
     },
-    mirror: { cloudFront: false, accessLogs: false, trustKeyringKey: 'trust/keyring.asc' },
+    mirror: { cloudFront: true, accessLogs: false, trustKeyringKey: 'trust/keyring.asc' },
     alarms: { api5xxPerFiveMinutes: 10 },
     logRetentionDays: 90,
   });

@@ -33,7 +33,7 @@ import { lockDataDir } from './runtime/data-dir-lock.ts';
 import { startDiskGuard } from './runtime/disk-guard.ts';
 import { startInstanceUpkeep } from './runtime/instance-upkeep.ts';
 import type { Logger } from './runtime/log.ts';
-import { createLocalNotifier } from './runtime/notifications.ts';
+import { createLocalNotifier, finalizedBeforeMirrored } from './runtime/notifications.ts';
 import { startLocalTrust } from './runtime/trust-watch.ts';
 import { listInstanceRows } from './status/instances.ts';
 import { buildStatus, type PollProblem, type StatusModel } from './status/model.ts';
@@ -235,7 +235,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const mirrorDeps: MirrorDeps = {
       ledger,
       store,
-      notifier: notifications.notifier,
+      notifier: finalizedBeforeMirrored(notifications.notifier, logger),
       jobs: createSqsJobQueue(clients.sqs, resources.jobsQueueUrl),
       signatures: trustedChecker(trust),
       clock,
@@ -401,20 +401,6 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
           } else if (result.outcome === 'awaiting-trust') {
             const record = await ledger.getArtifact(ref);
             logger.warn('artifact.awaiting_trust', { ...ref, keyId: record?.awaitingIssuer, trustFile });
-          }
-          if (result.finalize.finalized) {
-            logger.info('release.finalized', {
-              channel: job.channel,
-              board: job.board,
-              version: job.version,
-            });
-          }
-          if (result.finalize.currentAdvanced === true) {
-            logger.info('mirror.current_moved', {
-              channel: job.channel,
-              board: job.board,
-              version: job.version,
-            });
           }
         } finally {
           transfer?.end('discarded');

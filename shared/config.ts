@@ -114,6 +114,8 @@ export const configSchema = z.strictObject({
       { name: 'flatcar_production_openstack_image.img.bz2', required: true },
       { name: 'flatcar_production_pxe.vmlinuz', required: true },
       { name: 'flatcar_production_pxe_image.cpio.gz', required: true },
+      // What `flatcar-install -b <mirror>` downloads: the mirror is then a release server for bare metal too.
+      { name: 'flatcar_production_image.bin.bz2', required: true },
     ])
     .refine(
       (artifacts) => new Set(artifacts.map((a) => a.name)).size === artifacts.length,
@@ -220,8 +222,16 @@ export const configSchema = z.strictObject({
        * Refused fetches without the token are never stored, only counted.
        */
       auditRetentionDays: z.number().int().min(1).max(3650).default(90),
+      /** `reject` refuses an Ignition config with a key the spec does not have; `warn` accepts it, as Ignition does. */
+      unknownIgnitionKeys: z.enum(['warn', 'reject']).default('warn'),
     })
-    .default({ host: '127.0.0.1', port: 8080, allowLegacyIgnition: false, auditRetentionDays: 90 }),
+    .default({
+      host: '127.0.0.1',
+      port: 8080,
+      allowLegacyIgnition: false,
+      auditRetentionDays: 90,
+      unknownIgnitionKeys: 'warn',
+    }),
   notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
   platform: z
     .strictObject({

@@ -187,6 +187,16 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     }),
     async (c) => {
       const id = c.req.param('id') ?? '';
+      const strict = c.req.query('strict');
+      if (strict !== undefined && strict !== 'true' && strict !== 'false') {
+        return errorResponse(c, 400, {
+          error: {
+            code: 'invalid-query',
+            message: `strict must be "true" (refuse unknown Ignition keys) or "false", not ${JSON.stringify(strict)}`,
+            path: '?strict',
+          },
+        });
+      }
       let body: unknown;
       try {
         body = JSON.parse(await c.req.text());
@@ -199,7 +209,7 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
           },
         });
       }
-      const result = await putInstanceConfig({ id, body }, serviceDeps, config);
+      const result = await putInstanceConfig({ id, body, strict: strict === 'true' }, serviceDeps, config);
       const url = `${baseUrl(c)}/v1/instances/${encodeURIComponent(id)}`;
       const query = `?token=${encodeURIComponent(result.token)}`;
       c.header('Cache-Control', 'no-store');

@@ -1,4 +1,4 @@
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   type AdminAuthMode,
   type AdminClient,
@@ -14,10 +14,29 @@ export interface ConnectionFlags {
   region?: string;
 }
 
+/** A URL that cannot be fetched is a usage error (exit 2), caught before any token is read or sent. */
+export function parseApiUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('expected an http(s) URL such as http://127.0.0.1:8080');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidArgumentError(`expected an http(s) URL, not ${url.protocol}`);
+  }
+  return value;
+}
+
 /** The flags every admin command takes to reach the API, on one machine or on AWS. */
 export function connectionOptions(command: Command): Command {
   return command
-    .option('--api <url>', 'the cldist API (on AWS: the stack output ApiUrl)', 'http://127.0.0.1:8080')
+    .option(
+      '--api <url>',
+      'the cldist API (on AWS: the stack output ApiUrl)',
+      parseApiUrl,
+      'http://127.0.0.1:8080',
+    )
     .addOption(
       new Option(
         '--auth <mode>',

@@ -8,6 +8,7 @@ interface PutFlags extends ConnectionFlags {
   cloudConfig?: string;
   oneTime?: boolean;
   expires?: string;
+  strict?: boolean;
   ip?: string[];
   publicIp?: string;
   hostname?: string;
@@ -86,7 +87,11 @@ async function put(id: string, flags: PutFlags): Promise<void> {
     ...(flags.expires === undefined ? {} : { expiresAt: flags.expires }),
     ...(await paramsBody(flags)),
   };
-  const response = await adminClient(flags).request('PUT', instancePath(id), body);
+  const response = await adminClient(flags).request(
+    'PUT',
+    `${instancePath(id)}${flags.strict === true ? '?strict=true' : ''}`,
+    body,
+  );
   const answer = (await response.json()) as {
     token: string;
     ignitionUrl?: string;
@@ -119,6 +124,10 @@ export function registerInstancesCommand(program: Command): void {
       .addOption(new Option('--cloud-config <file>', 'a legacy cloud-config ("#cloud-config" first line)'))
       .option('--one-time', 'serve it once only, then never again')
       .option('--expires <iso>', 'stop serving it at this ISO-8601 time')
+      .option(
+        '--strict',
+        'refuse Ignition keys the spec does not have, whatever api.unknownIgnitionKeys says (sent as ?strict=true)',
+      )
       .option(
         '--ip <address>',
         'a source address of the instance (repeat for more); one instance each',

@@ -65,8 +65,7 @@ async function runVerify(file: string, options: VerifyCommandOptions): Promise<v
   if (file === '-' && options.signature === undefined) {
     throw new ConfigError('reading the data from standard input (-) needs --signature FILE.sig');
   }
-  const signaturePath = options.signature ?? `${file}.sig`;
-  const signature = await readInput(signaturePath, 'signature file');
+  // The data file is what the operator named; a missing one is reported before its (derived) .sig.
   const size =
     file === '-'
       ? undefined
@@ -75,6 +74,8 @@ async function runVerify(file: string, options: VerifyCommandOptions): Promise<v
             throw new ConfigError(`cannot read file ${file}: ${(cause as Error).message}`, { cause });
           })
         ).size;
+  const signaturePath = options.signature ?? `${file}.sig`;
+  const signature = await readInput(signaturePath, 'signature file');
   const keyring = await keyringFor(options);
   const { maxClockSkewSeconds } = parseConfig({}).keyring;
   const started = performance.now();

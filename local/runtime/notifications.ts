@@ -77,3 +77,21 @@ export function createLocalNotifier(options: LocalNotifierOptions): LocalNotific
     },
   };
 }
+
+/**
+ * A release is finalized (release.json and `current/` written) before `release.mirrored` goes out, so the
+ * host's `release.finalized` and `mirror.current_moved` lines are written as that event is handed to the
+ * notifiers, in the order the steps happened, never after the event.
+ */
+export function finalizedBeforeMirrored(notifier: Notifier, logger: Logger): Notifier {
+  return {
+    async publish(event) {
+      if (event.event === 'release.mirrored') {
+        const release = { channel: event.channel, board: event.board, version: event.version };
+        logger.info('release.finalized', release);
+        if (event.detail.currentAdvanced === true) logger.info('mirror.current_moved', release);
+      }
+      await notifier.publish(event);
+    },
+  };
+}

@@ -4,9 +4,12 @@
  * nobody can log in to yet: a config it refuses bricks the instance, so every rule Ignition enforces at
  * boot is checked here, at upload, with the JSON path of the bad field.
  *
- * Unknown keys are warnings, as in Ignition itself (it ignores them); a field that exists only in a
- * newer spec version than the config declares is an error, because Ignition would silently drop it.
+ * Unknown keys are warnings, as in Ignition itself (it ignores them), unless the operator asks for them to
+ * be refused: a misspelt `sshAuthorizedKeys` boots a machine nobody can log in to. A field that exists only
+ * in a newer spec version than the config declares is an error, because Ignition would silently drop it.
  */
+
+import { nearestName } from '../nearest-name.ts';
 
 export interface ValidationIssue {
   /** JSONPath of the offending value, e.g. `$.storage.files[0].contents.source`. */
@@ -24,6 +27,8 @@ export interface IgnitionValidation {
 export interface IgnitionValidationOptions {
   /** Accept spec 2.x configs (old CoreOS images); they are checked less deeply than 3.x. */
   allowLegacy: boolean;
+  /** `reject` turns each unknown key into an error; default `warn`. */
+  unknownKeys?: 'warn' | 'reject';
 }
 
 export const supportedIgnitionVersions = ['3.0.0', '3.1.0', '3.2.0', '3.3.0', '3.4.0', '3.5.0'] as const;
@@ -34,6 +39,7 @@ type PathPart = string | number;
 interface Context {
   /** Minor version of the 3.x spec being checked. */
   minor: number;
+  unknownKeys: 'warn' | 'reject';
   errors: ValidationIssue[];
   warnings: ValidationIssue[];
 }
@@ -101,6 +107,19 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function unknownKey(fields: Record<string, Field>, name: string, ctx: Context, path: PathPart[]): void {
+  const known = Object.entries(fields)
+    .filter(([, field]) => field.since === undefined || field.since <= ctx.minor)
+    .map(([key]) => key);
+  const nearest = nearestName(name, known);
+  const hint = nearest === undefined ? '' : `; did you mean \`${nearest}\`?`;
+  if (ctx.unknownKeys === 'reject') {
+    fail(ctx, path, `unknown key, refused because unknown Ignition keys are rejected${hint}`);
+  } else {
+    warn(ctx, path, `unknown key, Ignition ignores it${hint}`);
+  }
+}
+
 function walk(node: Node, value: unknown, ctx: Context, path: PathPart[]): void {
   switch (node.kind) {
     case 'string':
@@ -154,7 +173,7 @@ function walk(node: Node, value: unknown, ctx: Context, path: PathPart[]): void 
         walk(field.node, value[name], ctx, [...path, name]);
       }
       for (const name of Object.keys(value)) {
-        if (!(name in node.fields)) warn(ctx, [...path, name], 'unknown key, Ignition ignores it');
+        if (!(name in node.fields)) unknownKey(node.fields, name, ctx, [...path, name]);
       }
       node.check?.(value, ctx, path);
       return;
@@ -1030,7 +1049,7 @@ const configV3 = obj(
  * only for its version and its top-level shape, since those configs exist only for old images.
  */
 export function validateIgnition(config: unknown, options: IgnitionValidationOptions): IgnitionValidation {
-  const ctx: Context = { minor: 0, errors: [], warnings: [] };
+  const ctx: Context = { minor: 0, unknownKeys: options.unknownKeys ?? 'warn', errors: [], warnings: [] };
   if (!isRecord(config)) {
     fail(ctx, [], `expected an Ignition config object, got ${describeType(config)}`);
     return { errors: ctx.errors, warnings: ctx.warnings };

@@ -125,7 +125,11 @@ interface PreparedBody {
   warnings: ValidationIssue[];
 }
 
-function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig): PreparedBody {
+function prepareBody(
+  input: z.infer<typeof putBodySchema>,
+  config: CldistConfig,
+  strict: boolean,
+): PreparedBody {
   const given = [input.ignition, input.cloudConfig].filter((v) => v !== undefined).length;
   if (given !== 1) {
     throw new InvalidInstanceConfigError([
@@ -178,7 +182,10 @@ function prepareBody(input: z.infer<typeof putBodySchema>, config: CldistConfig)
       },
     ]);
   }
-  const result = validateIgnition(parsed, { allowLegacy: config.api.allowLegacyIgnition });
+  const result = validateIgnition(parsed, {
+    allowLegacy: config.api.allowLegacyIgnition,
+    unknownKeys: strict ? 'reject' : config.api.unknownIgnitionKeys,
+  });
   if (result.errors.length > 0) throw new InvalidInstanceConfigError(result.errors);
   if (result.version?.startsWith('2.') === true && config.platform.baseIgnition !== undefined) {
     result.warnings.push({
@@ -211,7 +218,7 @@ export interface PutInstanceResult {
  * because deleting it in this racing path is what could strand the winner's record.
  */
 export async function putInstanceConfig(
-  input: { id: string; body: unknown },
+  input: { id: string; body: unknown; strict?: boolean },
   deps: InstanceServiceDeps,
   config: CldistConfig,
 ): Promise<PutInstanceResult> {
@@ -235,7 +242,7 @@ export async function putInstanceConfig(
       },
     ]);
   }
-  const prepared = prepareBody(parsed.data, config);
+  const prepared = prepareBody(parsed.data, config, input.strict ?? false);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
   const writeId = randomBytes(8).toString('hex');
   const bodyKey = `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;

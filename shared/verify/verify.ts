@@ -46,18 +46,19 @@ function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex').toUpperCase();
 }
 
+const unreadableSignature =
+  'the signature file is not an OpenPGP signature, binary or ASCII-armored: download the .sig again, ' +
+  'or check that it belongs to this file';
+
 async function readSignaturePackets(bytes: Uint8Array): Promise<SignaturePacket[]> {
   let signature: Signature;
   try {
     signature = looksArmored(bytes)
       ? await readSignature({ armoredSignature: new TextDecoder().decode(bytes) })
       : await readSignature({ binarySignature: bytes });
-  } catch (cause) {
-    throw new SignatureError(
-      'garbage-signature',
-      `the signature is not a readable OpenPGP signature (armored or binary): ${(cause as Error).message}`,
-      { cause },
-    );
+  } catch {
+    // The parser's own words (packet tags, partial lengths) tell an operator nothing; the remedy is the same.
+    throw new SignatureError('garbage-signature', unreadableSignature);
   }
   const packets = signature.packets.filter((packet) => packet instanceof SignaturePacket);
   if (packets.length === 0) {

@@ -79,6 +79,10 @@ describe('cdk-nag AwsSolutions', () => {
         'Cldist/Api/HEAD--v1--metadata--{proxy+} AwsSolutions-APIG4',
         'Cldist/Api/PUT--v1--metadata--{proxy+} AwsSolutions-APIG4',
         'Cldist/MetadataProxySecret/Secret AwsSolutions-SMG4',
+        'Cldist/MirrorDistribution AwsSolutions-CFR1',
+        'Cldist/MirrorDistribution AwsSolutions-CFR2',
+        'Cldist/MirrorDistribution AwsSolutions-CFR3',
+        'Cldist/MirrorDistribution AwsSolutions-CFR4',
       ].sort(),
     );
   });

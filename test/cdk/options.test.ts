@@ -131,6 +131,12 @@ describe('the CDK stack with every deployment option set', () => {
     expect(Object.keys(synth.template.toJSON().Outputs as object)).toContain('MirrorUrl');
   });
 
+  it('roots the distribution at the store prefix, so MirrorUrl/{channel}/{board} is a release folder', () => {
+    synth.template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({ Origins: [Match.objectLike({ OriginPath: '/mirror' })] }),
+    });
+  });
+
   it('writes server access logs of both buckets into a private log bucket', () => {
     const buckets = logicalIdsOfType(synth.resources, 'AWS::S3::Bucket');
     expect(buckets).toHaveLength(3);
@@ -157,5 +163,15 @@ describe('the CDK stack with every deployment option set', () => {
     const worker_ = synth.resources[idOf(synth.resources, 'AWS::IAM::Policy', 'WorkerRoleDefaultPolicy')];
     expect(JSON.stringify(worker_?.Properties?.PolicyDocument)).toContain('"/mirror/*"');
     expect(JSON.stringify(worker_?.Properties?.PolicyDocument)).not.toContain('"/*"');
+  });
+});
+
+describe('the CDK stack with CloudFront turned off', () => {
+  it('has no distribution, no mirror URL, and still passes cdk-nag', () => {
+    const synth = synthesize({ 'cldist:deploy': { mirror: { cloudFront: false } } });
+    synth.template.resourceCountIs('AWS::CloudFront::Distribution', 0);
+    synth.template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 0);
+    expect(Object.keys(synth.template.toJSON().Outputs as object)).not.toContain('MirrorUrl');
+    expect(Object.keys(synth.template.toJSON().Outputs as object)).toContain('MirrorBucketName');
   });
 });

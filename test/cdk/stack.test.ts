@@ -411,8 +411,51 @@ describe('the CDK stack with default settings', () => {
         'OperatorTopicArn',
         'DashboardUrl',
         'TrustKeyringUri',
+        'MirrorUrl',
       ]),
     );
+  });
+
+  it('serves the still-private mirror through CloudFront by default: OAC, HTTPS, GET and HEAD, current/ fresh', () => {
+    const mirror = idOf(synth.resources, 'AWS::S3::Bucket', 'MirrorBucket');
+    const distribution = idOf(synth.resources, 'AWS::CloudFront::Distribution', 'MirrorDistribution');
+    synth.template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 1);
+    synth.template.hasResourceProperties('AWS::CloudFront::OriginAccessControl', {
+      OriginAccessControlConfig: Match.objectLike({ SigningBehavior: 'always', SigningProtocol: 'sigv4' }),
+    });
+    const config = propertiesOf(synth.resources, distribution).DistributionConfig as {
+      Origins: { OriginAccessControlId?: unknown; S3OriginConfig?: { OriginAccessIdentity?: string } }[];
+      DefaultCacheBehavior: { ViewerProtocolPolicy: string; AllowedMethods: string[] };
+      CacheBehaviors: { PathPattern: string; ViewerProtocolPolicy: string; CachePolicyId: unknown }[];
+    };
+    expect(config.Origins).toHaveLength(1);
+    expect(config.Origins[0]?.OriginAccessControlId).toBeDefined();
+    expect(config.Origins[0]?.S3OriginConfig?.OriginAccessIdentity ?? '').toBe('');
+    expect(config.DefaultCacheBehavior).toMatchObject({
+      ViewerProtocolPolicy: 'redirect-to-https',
+      AllowedMethods: ['GET', 'HEAD'],
+    });
+    expect(config.CacheBehaviors.map((b) => [b.PathPattern, b.ViewerProtocolPolicy])).toEqual([
+      ['*/current/*', 'redirect-to-https'],
+    ]);
+    synth.template.hasResourceProperties('AWS::CloudFront::CachePolicy', {
+      CachePolicyConfig: Match.objectLike({ DefaultTTL: 60, MaxTTL: 60 }),
+    });
+    synth.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: mirror },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudfront.amazonaws.com' },
+            Action: 's3:GetObject',
+            Condition: { StringEquals: { 'AWS:SourceArn': Match.anyValue() } },
+          }),
+        ]),
+      },
+    });
+    const outputs = synth.template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(JSON.stringify(outputs.MirrorUrl?.Value)).toContain(distribution);
   });
 });
 

@@ -67,6 +67,13 @@ describe('cldist instances (CLI against a running API)', () => {
       JSON.stringify({ ignition: { version: '3.4.0' }, storage: { files: [{ path: 'x' }] } }),
     );
     await writeFile(join(dir, 'old.yaml'), '#cloud-config\nhostname: old\n');
+    await writeFile(
+      join(dir, 'typo.ign'),
+      JSON.stringify({
+        ignition: { version: '3.4.0' },
+        passwd: { users: [{ name: 'core', sshAuthorisedKeys: [] }] },
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -205,6 +212,39 @@ describe('cldist instances (CLI against a running API)', () => {
     ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('$.storage.files[0].path: expected an absolute path');
+  });
+
+  it('warns about a misspelt key, and refuses it with --strict naming the path and the nearest key', async () => {
+    const typo = join(dir, 'typo.ign');
+    const warned = await cldist(['instances', 'put', 'cli-typo', '--ignition', typo, ...connection]);
+    expect(warned.code, warned.stderr).toBe(0);
+    expect(warned.stderr).toContain(
+      'warning: $.passwd.users[0].sshAuthorisedKeys: unknown key, Ignition ignores it; did you mean `sshAuthorizedKeys`?',
+    );
+    const strict = await cldist([
+      'instances',
+      'put',
+      'cli-typo-2',
+      '--ignition',
+      typo,
+      '--strict',
+      ...connection,
+    ]);
+    expect(strict.code).toBe(2);
+    expect(strict.stdout).toBe('');
+    expect(strict.stderr).toContain('?strict=true failed with 400');
+    expect(strict.stderr).toContain(
+      '$.passwd.users[0].sshAuthorisedKeys: unknown key, refused because unknown Ignition keys are rejected; did you mean `sshAuthorizedKeys`?',
+    );
+    expect((await cldist(['instances', 'get', 'cli-typo-2', ...connection])).code).toBe(2);
+  });
+
+  it('refuses an --api that is not an http(s) URL as a usage error, before sending anything', async () => {
+    for (const api of ['notaurl', 'ftp://127.0.0.1/']) {
+      const run = await cldist(['instances', 'get', 'x', '--api', api, '--data-dir', join(dir, 'data')]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/option '--api <url>' argument '.*' is invalid\. expected an http\(s\) URL/);
+    }
   });
 
   it('fails clearly without an admin token or with a wrong one', async () => {

@@ -14,6 +14,7 @@ const artifacts = [
   { name: 'flatcar_production_openstack_image.img.bz2', size: 300 * KiB },
   { name: 'flatcar_production_pxe.vmlinuz', size: 96 * KiB },
   { name: 'flatcar_production_pxe_image.cpio.gz', size: 160 * KiB },
+  { name: 'flatcar_production_image.bin.bz2', size: 200 * KiB },
 ];
 
 const sha512 = (bytes: Buffer | undefined) =>

@@ -66,6 +66,21 @@ describe('cldist serve on the command line', () => {
     expect(moved.sort()).toEqual(['beta', 'stable']);
     const notified = running.lines.filter((l) => l.message === 'cldist event release.mirrored');
     expect(notified.map((l) => l.channel).sort()).toEqual(['beta', 'stable']);
+    for (const channel of ['beta', 'stable']) {
+      const finalized = running.lines.findIndex(
+        (l) => l.event === 'release.finalized' && l.channel === channel,
+      );
+      const mirrored = running.lines.findIndex(
+        (l) => l.message === 'cldist event release.mirrored' && l.channel === channel,
+      );
+      expect(finalized, `release.finalized of ${channel}`).toBeGreaterThanOrEqual(0);
+      const moved = running.lines.findIndex(
+        (l) => l.event === 'mirror.current_moved' && l.channel === channel,
+      );
+      expect(finalized, `release.finalized before release.mirrored for ${channel}`).toBeLessThan(mirrored);
+      expect(moved, `mirror.current_moved between them for ${channel}`).toBeGreaterThan(finalized);
+      expect(moved).toBeLessThan(mirrored);
+    }
     expect(events).toContain('shutdown.done');
     const current = await readFile(join(dataDir, 'mirror/stable/amd64-usr/current/version.txt'), 'utf8');
     expect(current).toContain('FLATCAR_VERSION_ID=4081.2.0');

@@ -3,7 +3,7 @@ import { parseConfig } from '../../shared/config.ts';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 
 describe('config', () => {
-  it('defaults to the Flatcar channels, amd64-usr and the OpenStack-style artifacts', () => {
+  it('defaults to the Flatcar channels, amd64-usr, the OpenStack-style artifacts and the flatcar-install image', () => {
     const config = parseConfig({});
     expect(config.channels.map((c) => c.name)).toEqual(['alpha', 'beta', 'stable', 'lts']);
     expect(config.channels[0]?.baseUrl).toBe('https://{channel}.release.flatcar-linux.net');
@@ -13,6 +13,7 @@ describe('config', () => {
       'flatcar_production_openstack_image.img.bz2',
       'flatcar_production_pxe.vmlinuz',
       'flatcar_production_pxe_image.cpio.gz',
+      'flatcar_production_image.bin.bz2',
     ]);
     expect(config.keyring.trustedFingerprints).toContain('F88CFEDEFF29A5B4D9523864E25D9AED0593B34A');
     expect(config.store).toEqual({ kind: 'local', path: 'data/mirror' });
@@ -38,6 +39,12 @@ describe('config', () => {
   it('rejects artifact names that could escape the release folder', () => {
     expect(() => parseConfig({ artifacts: [{ name: '../etc/passwd' }] })).toThrow(/artifacts\.0\.name/);
     expect(() => parseConfig({ artifacts: [{ name: 'a/b' }] })).toThrow(/artifacts\.0\.name/);
+  });
+
+  it('warns about unknown Ignition keys by default, and takes reject, refusing anything else by name', () => {
+    expect(parseConfig({}).api.unknownIgnitionKeys).toBe('warn');
+    expect(parseConfig({ api: { unknownIgnitionKeys: 'reject' } }).api.unknownIgnitionKeys).toBe('reject');
+    expect(() => parseConfig({ api: { unknownIgnitionKeys: 'refuse' } })).toThrow(/api\.unknownIgnitionKeys/);
   });
 
   it('rejects unknown keys instead of ignoring a typo', () => {

@@ -687,7 +687,46 @@ describe('Ignition validation', () => {
   it('warns about unknown keys but accepts the config, as Ignition does', () => {
     const result = validateIgnition(v33({ storag: {} }), { allowLegacy: false });
     expect(result.errors).toEqual([]);
-    expect(result.warnings).toEqual([{ path: '$.storag', message: 'unknown key, Ignition ignores it' }]);
+    expect(result.warnings).toEqual([
+      { path: '$.storag', message: 'unknown key, Ignition ignores it; did you mean `storage`?' },
+    ]);
+  });
+
+  it('refuses unknown keys when asked, naming each path and the nearest key of the declared version', () => {
+    const config = v33({
+      storag: {},
+      colour: 'blue',
+      passwd: { users: [{ name: 'core', sshAuthorisedKeys: [] }] },
+    });
+    const result = validateIgnition(config, { allowLegacy: false, unknownKeys: 'reject' });
+    expect(result.warnings).toEqual([]);
+    const refused = 'unknown key, refused because unknown Ignition keys are rejected';
+    expect(result.errors).toEqual([
+      {
+        path: '$.passwd.users[0].sshAuthorisedKeys',
+        message: `${refused}; did you mean \`sshAuthorizedKeys\`?`,
+      },
+      { path: '$.storag', message: `${refused}; did you mean \`storage\`?` },
+      { path: '$.colour', message: refused },
+    ]);
+  });
+
+  it('suggests only keys the declared spec version has', () => {
+    const old = validateIgnition(
+      { ignition: { version: '3.0.0' }, kernelArgument: {} },
+      { allowLegacy: false, unknownKeys: 'reject' },
+    );
+    expect(old.errors).toEqual([
+      {
+        path: '$.kernelArgument',
+        message: 'unknown key, refused because unknown Ignition keys are rejected',
+      },
+    ]);
+    const recent = validateIgnition(
+      { ignition: { version: '3.3.0' }, kernelArgument: {} },
+      { allowLegacy: false, unknownKeys: 'reject' },
+    );
+    expect(recent.errors[0]?.message).toMatch(/did you mean `kernelArguments`\?$/);
   });
 
   it('reports every bad field, not only the first', () => {

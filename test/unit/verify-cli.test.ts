@@ -163,7 +163,29 @@ describe('cldist verify', () => {
     expect(run.stderr).toContain(`keyring file ${file}`);
   });
 
+  it('names a missing data file first, before its signature', async () => {
+    const missing = join(dir, 'missing.img');
+    const run = await cldist(['verify', missing]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(new RegExp(`^cldist: cannot read file ${missing}: ENOENT`));
+    expect(run.stderr).not.toContain('.sig');
+  });
+
+  it('calls a random .sig garbage-signature in a sentence, without the parser internals', async () => {
+    const random = join(dir, 'random.bin');
+    await writeFile(random, data);
+    await writeFile(`${random}.sig`, randomBytes(512, 77));
+    const run = await cldist(['verify', random, '--keyring', keyFile]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      'cldist: bad signature (garbage-signature): the signature file is not an OpenPGP signature, binary or ' +
+        'ASCII-armored: download the .sig again, or check that it belongs to this file\n',
+    );
+  });
+
   it('names a missing signature file', async () => {
+    await writeFile(join(dir, 'nothing-here'), data);
     const run = await cldist(['verify', join(dir, 'nothing-here')]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`cannot read signature file ${join(dir, 'nothing-here')}.sig`);

@@ -35,6 +35,7 @@ const inertTypes = new Set([
   'AWS::ApiGatewayV2::Route',
   'AWS::ApiGatewayV2::Stage',
   'AWS::CDK::Metadata',
+  'AWS::CloudFront::CachePolicy',
   'AWS::CloudFront::Distribution',
   'AWS::CloudFront::OriginAccessControl',
   'AWS::CloudWatch::Alarm',

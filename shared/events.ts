@@ -1,0 +1,172 @@
+import { z } from 'zod';
+import { formatIssues } from './config.ts';
+import { PermanentError } from './errors.ts';
+import { type EventName, versionPattern } from './messages.ts';
+import type { SignatureFailure } from './verify/types.ts';
+
+/**
+ * The notification contract with subscribers, as zod schemas: the same objects give the TypeScript types, the
+ * parser a subscriber can use (`parseEvent`) and the JSON Schemas in docs/events.md (`eventJsonSchemas`),
+ * so the code, the doc and a subscriber cannot drift apart without a test failing.
+ */
+
+const signatureFailures = [
+  'garbage-signature',
+  'unknown-key',
+  'untrusted-key',
+  'tampered',
+  'truncated',
+  'future-signature',
+  'weak-hash',
+  'subkey-revoked-compromised',
+  'subkey-revoked-before-signing',
+  'key-not-valid-at-signing',
+  'not-signing-capable',
+] as const satisfies readonly SignatureFailure[];
+/** Fails to compile if a signature failure is added without being listed above. */
+type Unlisted = Exclude<SignatureFailure, (typeof signatureFailures)[number]>;
+const everyFailureListed: Unlisted extends never ? true : never = true;
+void everyFailureListed;
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
+const fingerprint = z.string().regex(/^[0-9A-F]{40}$/, '40 upper-case hex digits');
+const release = {
+  channel: name.describe('the channel, e.g. `stable`'),
+  board: name.describe('the board, e.g. `amd64-usr`'),
+  version: z.string().regex(versionPattern).describe('the release version, e.g. `4081.2.0`'),
+  at: z.iso.datetime().describe('when the event was raised (ISO-8601, UTC)'),
+};
+const artifact = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/)
+  .describe('the file name in the release folder');
+
+export const releaseMirroredSchema = z
+  .strictObject({
+    event: z.literal('release.mirrored'),
+    ...release,
+    detail: z.strictObject({
+      artifacts: z.array(artifact).describe('every artifact now in the mirror, verified'),
+      missing: z.array(artifact).describe('optional artifacts the upstream release did not ship'),
+      failedVerification: z.array(artifact).describe('optional artifacts refused, so absent from the mirror'),
+      currentAdvanced: z.boolean().describe("the mirror's `current/version.txt` now names this release"),
+      manifestKey: z
+        .string()
+        .describe('store key of `release.json`: size, SHA-512 and signer of each artifact'),
+    }),
+  })
+  .describe('Every required artifact of a release is verified and stored; sent once per release.');
+
+export const artifactMissingSchema = z
+  .strictObject({
+    event: z.literal('artifact.missing'),
+    ...release,
+    artifact,
+    detail: z.strictObject({
+      url: z.url().describe('the URL that answered 404'),
+      message: z.string(),
+    }),
+  })
+  .describe('The upstream answered 404 for an artifact of a release.');
+
+export const artifactVerificationFailedSchema = z
+  .strictObject({
+    event: z.literal('artifact.verification_failed'),
+    ...release,
+    artifact,
+    detail: z.strictObject({
+      reason: z
+        .enum([...signatureFailures, 'digests-mismatch', 'unknown'])
+        .describe(
+          'why: a signature rule, or `digests-mismatch` when the bytes disagree with the signed DIGESTS',
+        ),
+      message: z.string(),
+      url: z.url().optional().describe('where the artifact was downloaded from (signature refusals)'),
+      sha512: z
+        .string()
+        .regex(/^[0-9a-f]{128}$/)
+        .optional()
+        .describe('SHA-512 of the refused bytes (`digests-mismatch`)'),
+    }),
+  })
+  .describe('An artifact was refused: nothing of it is stored, and it is not retried.');
+
+export const signingKeyExpiringSchema = z
+  .strictObject({
+    event: z.literal('signing_key.expiring'),
+    channel: z.literal('*'),
+    board: z.literal('*'),
+    at: release.at,
+    detail: z.strictObject({
+      primaryKeyFingerprint: fingerprint,
+      signingKeyFingerprint: fingerprint,
+      expires: z.iso.datetime().optional().describe('when the signing subkey expires'),
+    }),
+  })
+  .describe('The newest valid signing subkey of a trusted key expires soon: import the rotated key.');
+
+export const signingKeyUnknownSchema = z
+  .strictObject({
+    event: z.literal('signing_key.unknown'),
+    ...release,
+    detail: z.strictObject({
+      keyId: z
+        .string()
+        .regex(/^([0-9A-F]{16}|[0-9A-F]{40}|unknown)$/i)
+        .describe('the key ID (or fingerprint) that made the signature, as the signature names it'),
+      upload: z.string().describe('where the trusted keyring is read from: put the rotated public key there'),
+      advice: z.string().describe('what to do, in one sentence'),
+      artifact,
+      url: z.url().describe('where the artifact whose signature names the key was downloaded from'),
+    }),
+  })
+  .describe(
+    'An artifact is signed by a key the trusted keyring does not hold: it waits (not refused) until the key is uploaded. Sent once per key and trust version.',
+  );
+
+export const eventSchemas = {
+  'release.mirrored': releaseMirroredSchema,
+  'artifact.missing': artifactMissingSchema,
+  'artifact.verification_failed': artifactVerificationFailedSchema,
+  'signing_key.expiring': signingKeyExpiringSchema,
+  'signing_key.unknown': signingKeyUnknownSchema,
+} as const satisfies Record<EventName, z.ZodType>;
+
+export const eventSchema = z.discriminatedUnion('event', [
+  releaseMirroredSchema,
+  artifactMissingSchema,
+  artifactVerificationFailedSchema,
+  signingKeyExpiringSchema,
+  signingKeyUnknownSchema,
+]);
+export type PublishedEvent = z.infer<typeof eventSchema>;
+export type ReleaseMirroredEvent = z.infer<typeof releaseMirroredSchema>;
+
+/** JSON Schema (draft 2020-12) of each event, as docs/events.md shows them. */
+export function eventJsonSchemas(): Record<EventName, Record<string, unknown>> {
+  const out: Partial<Record<EventName, Record<string, unknown>>> = {};
+  for (const [event, schema] of Object.entries(eventSchemas) as [EventName, z.ZodType][]) {
+    out[event] = z.toJSONSchema(schema, {
+      // zod spells out its date-time regex; `format: date-time` says the same to a reader and a validator.
+      override: (ctx) => {
+        if (ctx.jsonSchema.format === 'date-time') delete ctx.jsonSchema.pattern;
+      },
+    }) as Record<string, unknown>;
+  }
+  return out as Record<EventName, Record<string, unknown>>;
+}
+
+/** A message body from SNS, SQS or a webhook; anything that is not one of the events is permanent. */
+export function parseEvent(body: string): PublishedEvent {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch (cause) {
+    throw new PermanentError('malformed-event', `event is not JSON: ${(cause as Error).message}`, { cause });
+  }
+  const result = eventSchema.safeParse(raw);
+  if (!result.success) {
+    throw new PermanentError('malformed-event', `not a cldist event: ${formatIssues(result.error)}`);
+  }
+  return result.data;
+}
