@@ -36,11 +36,7 @@ export const v3_0: SpecParts = {
   shapes: {
     resource: { compression: opt(text(field.compression)) },
     configResource: {},
-    ignition: {
-      timeouts: opt(
-        object({ httpResponseHeaders: opt(integer(nonNegative)), httpTotal: opt(integer(nonNegative)) }),
-      ),
-    },
+    ignition: {},
     partition: {
       label: opt(textWith(field.partitionLabel)),
       number: opt(integer(nonNegative)),

@@ -106,12 +106,13 @@ function storage(p: SpecParts, resource: z.ZodType) {
   const format = text(field.filesystemFormat(p.filesystemFormats));
   const filesystem = object({ device: path, format, ...p.shapes.filesystem });
   const mode = opt(integer(field.fileMode(p.specialModeBits)));
-  const node = { path, overwrite: opt(bool), user: owner, group: owner };
+  const node = { path, overwrite: opt(bool) };
+  const owners = { user: owner, group: owner };
   const file = object(
-    { ...node, contents: opt(resource), append: opt(list(resource)), mode },
+    { ...node, contents: opt(resource), append: opt(list(resource)), mode, ...owners },
     rules.overwriteNeedsSource,
   );
-  const link = object({ ...node, target: text(...p.linkTarget), hard: opt(bool) });
+  const link = object({ ...node, ...owners, target: text(...p.linkTarget), hard: opt(bool) });
   const luks: Shape =
     p.shapes.luks === undefined
       ? {}
@@ -122,7 +123,7 @@ function storage(p: SpecParts, resource: z.ZodType) {
       raid: opt(list(raid, byField('name', 'RAID name'))),
       filesystems: opt(list(filesystem, byField('device', 'filesystem device'))),
       files: opt(list(file)),
-      directories: opt(list(object({ ...node, mode }))),
+      directories: opt(list(object({ ...node, mode, ...owners }))),
       links: opt(list(link)),
       ...luks,
     },
@@ -188,8 +189,11 @@ function ignitionSection(p: SpecParts, configResource: z.ZodType) {
   return object({
     version: z.string(),
     config: opt(config),
-    ...p.shapes.ignition,
+    timeouts: opt(
+      object({ httpResponseHeaders: opt(integer(nonNegative)), httpTotal: opt(integer(nonNegative)) }),
+    ),
     security: opt(object({ tls: opt(tls) })),
+    ...p.shapes.ignition,
   });
 }
 
