@@ -9,7 +9,7 @@
  */
 
 import { describeType, type IgnitionValidation, isRecord } from './ignition/issues.ts';
-import { legacyVersionIssue } from './ignition/legacy.ts';
+import { isLegacyVersion, legacyVersionIssue } from './ignition/legacy.ts';
 import { schemaFor, specVersions } from './ignition/spec-versions.ts';
 import { collectIssues } from './ignition/zod-issues.ts';
 
@@ -22,8 +22,6 @@ export {
 export { legacyIgnitionVersions } from './ignition/legacy.ts';
 export { unitContentProblem } from './ignition/systemd-unit.ts';
 
-import { isLegacyVersion } from './ignition/legacy.ts';
-
 export interface IgnitionValidationOptions {
   /** Accept spec 2.x configs (old CoreOS images); only their version is checked. */
   allowLegacy: boolean;
@@ -31,7 +29,8 @@ export interface IgnitionValidationOptions {
   unknownKeys?: 'warn' | 'reject';
 }
 
-export const supportedIgnitionVersions = ['3.0.0', '3.1.0', '3.2.0', '3.3.0', '3.4.0', '3.5.0'] as const;
+/** The 3.x spec versions checked field by field, oldest first. */
+export const supportedIgnitionVersions: readonly string[] = specVersions.map((parts) => parts.version);
 
 /**
  * Validate a parsed Ignition config. Spec 3.0.0 to 3.5.0 is checked field by field; 2.x (when allowed)
