@@ -10,6 +10,12 @@ import type { Rule } from './zod-kit.ts';
 
 type Problem = (value: string) => string | undefined;
 
+/** Ignition reads an empty string in an optional path as "not set". */
+export const unlessEmpty =
+  (problem: Problem): Problem =>
+  (value) =>
+    value === '' ? undefined : problem(value);
+
 export const absolutePath: Problem = (value) =>
   value.startsWith('/') ? undefined : `expected an absolute path, got "${value}"`;
 
@@ -115,9 +121,12 @@ raidLevels.push('raid6', '6', 'raid10', '10');
 export const raidLevel: Problem = (value) =>
   raidLevels.includes(value) ? undefined : `expected a RAID level, got "${value}"`;
 
+/** An empty format is no format: the filesystem is left as it is. */
 export function filesystemFormat(formats: readonly string[]): Problem {
   return (value) =>
-    formats.includes(value) ? undefined : `expected one of ${formats.join(', ')}; got "${value}"`;
+    value === '' || formats.includes(value)
+      ? undefined
+      : `expected one of ${formats.join(', ')}; got "${value}"`;
 }
 
 /** Empty link targets are refused from spec 3.3.0 on. */

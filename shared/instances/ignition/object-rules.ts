@@ -55,11 +55,87 @@ export const raidArray: ObjectRule = (value, report) => {
   }
 };
 
-/** A custom Clevis pin replaces the tang, tpm2 and threshold settings. */
-export const clevisCustomAlone: ObjectRule = (value, report) => {
-  if (!isRecord(value.custom)) return;
-  const others = ['tang', 'tpm2', 'threshold'].filter((key) => present(value[key]));
-  if (others.length > 0) report.error(['custom'], `excludes ${others.join(', ')}`);
+const nonEmpty = (value: unknown): boolean => typeof value === 'string' && value !== '';
+const clevisPins = ['tpm2', 'tang', 'sss'];
+
+/**
+ * A custom Clevis pin replaces the tang, tpm2 and threshold settings, and needs both a pin Clevis knows and
+ * its config. An all-empty `custom` is no custom pin at all, as in Ignition.
+ */
+export const clevisCustom: ObjectRule = (clevis, report) => {
+  const custom = clevis.custom;
+  if (!isRecord(custom) || !(nonEmpty(custom.pin) || nonEmpty(custom.config) || custom.needsNetwork === true))
+    return;
+  const tang = Array.isArray(clevis.tang) && clevis.tang.length > 0;
+  const threshold = typeof clevis.threshold === 'number' && clevis.threshold !== 0;
+  if (tang || clevis.tpm2 === true || threshold) {
+    report.error([], 'cannot use custom clevis config with tpm2, tang, or threshold');
+  }
+  if (!nonEmpty(custom.pin)) report.error(['custom', 'pin'], 'missing required custom clevis pin');
+  else if (typeof custom.pin === 'string' && !clevisPins.includes(custom.pin)) {
+    report.error(
+      ['custom', 'pin'],
+      `unsupported clevis pin "${custom.pin}": expected ${clevisPins.join(', ')}`,
+    );
+  }
+  if (!nonEmpty(custom.config)) report.error(['custom', 'config'], 'missing required custom clevis config');
+};
+
+export const tangThumbprint: ObjectRule = (tang, report) => {
+  if (tang.thumbprint === '') report.error(['thumbprint'], 'thumbprint is required');
+};
+
+/** cryptsetup opens the volume as /dev/mapper/<name>, and a LUKS2 label holds at most 47 bytes. */
+export const luksNameAndLabel: ObjectRule = (luks, report) => {
+  if (typeof luks.name === 'string' && luks.name.includes('/')) {
+    report.error(['name'], 'device names cannot contain slashes');
+  }
+  if (typeof luks.label === 'string' && Buffer.byteLength(luks.label, 'utf8') > 47) {
+    report.error(['label'], 'luks device labels cannot be longer than 47 characters');
+  }
+};
+
+/** The longest label, in bytes, that each filesystem's mkfs takes. */
+const labelLimits: Record<string, number> = { ext4: 16, btrfs: 256, xfs: 12, swap: 15, vfat: 11 };
+
+/**
+ * A filesystem with no format is one Ignition leaves alone; anything that would change it needs a format.
+ * A label must fit the format's mkfs.
+ */
+export const filesystemFormatAndLabel: ObjectRule = (fs, report) => {
+  const label = typeof fs.label === 'string' ? fs.label : '';
+  if (!nonEmpty(fs.format)) {
+    const listed = (key: string): boolean => Array.isArray(fs[key]) && (fs[key] as unknown[]).length > 0;
+    const changes =
+      nonEmpty(fs.path) ||
+      label !== '' ||
+      nonEmpty(fs.uuid) ||
+      fs.wipeFilesystem === true ||
+      listed('options');
+    if (changes || listed('mountOptions')) {
+      report.error(
+        ['format'],
+        'format cannot be empty when path, label, uuid, wipeFilesystem, options, or mountOptions is specified',
+      );
+    }
+    if (label !== '') report.error(['label'], 'filesystem must specify format if label is specified');
+    return;
+  }
+  const limit =
+    typeof fs.format === 'string' && Object.hasOwn(labelLimits, fs.format)
+      ? labelLimits[fs.format]
+      : undefined;
+  if (limit !== undefined && Buffer.byteLength(label, 'utf8') > limit) {
+    report.error(
+      ['label'],
+      `filesystem labels cannot be longer than ${limit} characters when using ${String(fs.format)}`,
+    );
+  }
+};
+
+/** From spec 3.1.0 a merged config or a certificate authority with an empty source is refused. */
+export const sourceGiven: ObjectRule = (resource, report) => {
+  if (resource.source === '') report.error([], 'source is required');
 };
 
 export const kernelArgumentsDisjoint: ObjectRule = (value, report) => {

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { noNodeAtUnitPath } from './cross-field.ts';
 import * as field from './fields.ts';
 import { isRecord } from './issues.ts';
-import { kernelArgumentsDisjoint } from './object-rules.ts';
+import { kernelArgumentsDisjoint, sourceGiven } from './object-rules.ts';
 import { assemble, derive, type SpecParts } from './spec.ts';
 import {
   bool,
@@ -33,6 +33,12 @@ export const v3_0: SpecParts = {
   specialModeBits: 'ignored',
   linkTarget: [],
   configRules: [],
+  mergeRules: [],
+  certificateRules: [
+    (certificate, report) => {
+      if (certificate.source === '') report.error(['source'], 'a certificate authority needs a source URL');
+    },
+  ],
   shapes: {
     resource: { compression: opt(text(field.compression)) },
     configResource: {},
@@ -48,7 +54,7 @@ export const v3_0: SpecParts = {
       shouldExist: opt(bool),
     },
     filesystem: {
-      path: opt(text(field.simplifiedPath)),
+      path: opt(text(field.unlessEmpty(field.simplifiedPath))),
       wipeFilesystem: opt(bool),
       label: opt(z.string()),
       uuid: opt(z.string()),
@@ -60,7 +66,7 @@ export const v3_0: SpecParts = {
       sshAuthorizedKeys: opt(list(z.string(), byValue('SSH key'))),
       uid: opt(integer()),
       gecos: opt(z.string()),
-      homeDir: opt(text(field.absolutePath)),
+      homeDir: opt(text(field.unlessEmpty(field.absolutePath))),
       noCreateHome: opt(bool),
       primaryGroup: opt(z.string()),
       groups: opt(list(z.string(), byValue('group'))),
@@ -89,6 +95,8 @@ const httpHeaders = opt(
 export const v3_1 = derive(v3_0, {
   version: '3.1.0',
   hashFunctions: [...v3_0.hashFunctions, 'sha256'],
+  mergeRules: [sourceGiven],
+  certificateRules: [sourceGiven],
   add: {
     resource: { httpHeaders },
     configResource: { compression: opt(text(field.compression)), httpHeaders },

@@ -55,6 +55,9 @@ export interface SpecParts {
   linkTarget: readonly ((value: string) => string | undefined)[];
   /** Rules across the whole config. */
   configRules: readonly ObjectRule[];
+  /** Rules of an `ignition.config.merge` entry, and of a certificate authority. */
+  mergeRules: readonly ObjectRule[];
+  certificateRules: readonly ObjectRule[];
   shapes: Shapes;
 }
 
@@ -79,7 +82,8 @@ function resources(p: SpecParts) {
   const source = text(field.sourceUrl(p.schemes));
   const verification = opt(object({ hash: opt(text(verificationHash(p.hashFunctions))) }));
   const resource = object({ source: opt(source), ...p.shapes.resource, verification }, rules.headersNeedHttp);
-  const configResource = object({ source, ...p.shapes.configResource, verification }, rules.headersNeedHttp);
+  const configResource = (...extra: readonly ObjectRule[]) =>
+    object({ source, ...p.shapes.configResource, verification }, rules.headersNeedHttp, ...extra);
   return { resource, configResource };
 }
 
@@ -103,8 +107,8 @@ function storage(p: SpecParts, resource: z.ZodType) {
     },
     rules.raidArray,
   );
-  const format = text(field.filesystemFormat(p.filesystemFormats));
-  const filesystem = object({ device: path, format, ...p.shapes.filesystem });
+  const format = opt(text(field.filesystemFormat(p.filesystemFormats)));
+  const filesystem = object({ device: path, format, ...p.shapes.filesystem }, rules.filesystemFormatAndLabel);
   const mode = opt(integer(field.fileMode(p.specialModeBits)));
   const node = { path, overwrite: opt(bool) };
   const owners = { user: owner, group: owner };
@@ -133,7 +137,7 @@ function storage(p: SpecParts, resource: z.ZodType) {
 }
 
 function luksSchema(p: SpecParts, resource: z.ZodType) {
-  const tang = object(p.shapes.tang);
+  const tang = object(p.shapes.tang, rules.tangThumbprint);
   const clevis = object(
     {
       tang: opt(list(tang, byField('url', 'tang server'))),
@@ -141,9 +145,9 @@ function luksSchema(p: SpecParts, resource: z.ZodType) {
       threshold: opt(integer(nonNegative)),
       custom: opt(object({ pin: z.string(), config: z.string(), needsNetwork: opt(bool) })),
     },
-    rules.clevisCustomAlone,
+    rules.clevisCustom,
   );
-  return object({ ...p.shapes.luks, keyFile: opt(resource), clevis: opt(clevis) });
+  return object({ ...p.shapes.luks, keyFile: opt(resource), clevis: opt(clevis) }, rules.luksNameAndLabel);
 }
 
 const unitContents = text((value) => {
@@ -178,13 +182,14 @@ function passwd(p: SpecParts) {
   });
 }
 
-function ignitionSection(p: SpecParts, configResource: z.ZodType) {
+function ignitionSection(p: SpecParts, configResource: (...extra: readonly ObjectRule[]) => z.ZodType) {
   const config = object({
-    merge: opt(list(configResource, byField('source', 'merge source'))),
-    replace: opt(configResource),
+    merge: opt(list(configResource(...p.mergeRules), byField('source', 'merge source'))),
+    replace: opt(configResource()),
   });
+  const certificate = configResource(...p.certificateRules);
   const tls = object({
-    certificateAuthorities: opt(list(configResource, byField('source', 'certificate authority source'))),
+    certificateAuthorities: opt(list(certificate, byField('source', 'certificate authority source'))),
   });
   return object({
     version: z.string(),
