@@ -144,6 +144,57 @@ const cases: RuleCase[] = [
     path: '$.ignition.security.tls.certificateAuthorities[0].source',
     message: /needs a source URL/,
   },
+  {
+    name: 'a merged config without a source from 3.1.0 (3.0.0 ignores the entry)',
+    valid: { ignition: { version: '3.0.0', config: { merge: [{}] } } },
+    invalid: { ignition: { version: '3.2.0', config: { merge: [{}] } } },
+    path: '$.ignition.config.merge[0]',
+    message: /source is required/,
+  },
+  {
+    name: 'a hash with nothing to fetch',
+    valid: { ignition: { version: '3.3.0', config: { replace: {} } } },
+    invalid: {
+      ignition: {
+        version: '3.3.0',
+        config: { replace: { verification: { hash: `sha512-${'a'.repeat(128)}` } } },
+      },
+    },
+    path: '$.ignition.config.replace.verification.hash',
+    message: /source must be specified if verification is specified/,
+  },
+  {
+    name: 'a file append entry with a hash and no source',
+    valid: at('3.3.0', { storage: { files: [{ path: '/a', append: [{ source: 'data:,x' }] }] } }),
+    invalid: at('3.3.0', {
+      storage: { files: [{ path: '/a', append: [{ verification: { hash: `sha256-${'b'.repeat(64)}` } }] }] },
+    }),
+    path: '$.storage.files[0].append[0].verification.hash',
+    message: /source must be specified/,
+  },
+  {
+    name: 'deleting a partition on a disk with a partition numbered 0',
+    valid: at('3.3.0', {
+      storage: {
+        disks: [
+          {
+            device: '/dev/sda',
+            partitions: [
+              { number: 1, sizeMiB: 0 },
+              { number: 2, shouldExist: false },
+            ],
+          },
+        ],
+      },
+    }),
+    invalid: at('3.3.0', {
+      storage: {
+        disks: [{ device: '/dev/sda', partitions: [{ label: 'a' }, { number: 2, shouldExist: false }] }],
+      },
+    }),
+    path: '$.storage.disks[0].partitions',
+    message: /shouldExist false cannot share a disk with partitions numbered 0/,
+  },
 ];
 
 describe('storage and source rules, as ignition-validate applies them', () => {

@@ -79,6 +79,25 @@ export const partitionsDistinct: ObjectRule = (disk, report) => {
 };
 
 /**
+ * Ignition matches a partition numbered 0 to whatever fits, so it cannot also delete partitions by number
+ * on the same disk.
+ */
+export const noDeletionBesideNumberZero: ObjectRule = (disk, report) => {
+  if (!Array.isArray(disk.partitions)) return;
+  const entries = disk.partitions.filter(isRecord);
+  const deletes = entries.some((entry) => entry.shouldExist === false);
+  const unnumbered = entries.some(
+    (entry) => entry.number === 0 || entry.number === undefined || entry.number === null,
+  );
+  if (deletes && unnumbered) {
+    report.error(
+      ['partitions'],
+      'a partition with shouldExist false cannot share a disk with partitions numbered 0: give every partition a number',
+    );
+  }
+};
+
+/**
  * Ignition's check of explicit extents (sgdisk would fail on them at boot). Start 0 means "wherever it
  * fits" and is skipped; size 0 ("fill") counts as its first MiB only, exactly as Ignition 2.14 computes
  * it, so nothing it accepts is refused here. Only the first clash is reported, as there.

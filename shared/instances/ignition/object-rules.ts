@@ -30,6 +30,13 @@ export const headersNeedHttp: ObjectRule = (value, report) => {
   }
 };
 
+/** Ignition checks a hash against what it fetched: with nothing to fetch there is nothing to check. */
+export const hashNeedsSource: ObjectRule = (value, report) => {
+  if (!present(value.source) && isRecord(value.verification) && present(value.verification.hash)) {
+    report.error(['verification', 'hash'], 'source must be specified if verification is specified');
+  }
+};
+
 /** A partition is found by number or label; one that must not exist is found by number alone. */
 export const partitionIdentity: ObjectRule = (value, report) => {
   if ((!present(value.number) || value.number === 0) && !present(value.label)) {
@@ -133,9 +140,17 @@ export const filesystemFormatAndLabel: ObjectRule = (fs, report) => {
   }
 };
 
-/** From spec 3.1.0 a merged config or a certificate authority with an empty source is refused. */
+/**
+ * A merged config or a certificate authority needs a source: from spec 3.1.0 Ignition refuses the entry
+ * without one (3.0.0 ignores such a merge entry). A replacing config without one replaces nothing.
+ */
 export const sourceGiven: ObjectRule = (resource, report) => {
-  if (resource.source === '') report.error([], 'source is required');
+  if (!nonEmpty(resource.source)) report.error([], 'source is required');
+};
+
+/** Spec 3.0.0 refuses a certificate authority without a source at the source itself. */
+export const certificateSourceGiven: ObjectRule = (certificate, report) => {
+  if (!nonEmpty(certificate.source)) report.error(['source'], 'a certificate authority needs a source URL');
 };
 
 export const kernelArgumentsDisjoint: ObjectRule = (value, report) => {

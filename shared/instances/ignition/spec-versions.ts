@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { noNodeAtUnitPath } from './cross-field.ts';
 import * as field from './fields.ts';
 import { isRecord } from './issues.ts';
-import { kernelArgumentsDisjoint, sourceGiven } from './object-rules.ts';
+import { certificateSourceGiven, kernelArgumentsDisjoint, sourceGiven } from './object-rules.ts';
 import { assemble, derive, type SpecParts } from './spec.ts';
 import {
   bool,
@@ -34,11 +34,7 @@ export const v3_0: SpecParts = {
   linkTarget: [],
   configRules: [],
   mergeRules: [],
-  certificateRules: [
-    (certificate, report) => {
-      if (certificate.source === '') report.error(['source'], 'a certificate authority needs a source URL');
-    },
-  ],
+  certificateRules: [certificateSourceGiven],
   shapes: {
     resource: { compression: opt(text(field.compression)) },
     configResource: {},

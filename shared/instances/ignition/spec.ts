@@ -6,7 +6,13 @@
  */
 
 import { z } from 'zod';
-import { nothingThroughLinks, partitionsApart, partitionsDistinct, uniqueNodePaths } from './cross-field.ts';
+import {
+  noDeletionBesideNumberZero,
+  nothingThroughLinks,
+  partitionsApart,
+  partitionsDistinct,
+  uniqueNodePaths,
+} from './cross-field.ts';
 import * as field from './fields.ts';
 import { verificationHash } from './hash.ts';
 import * as rules from './object-rules.ts';
@@ -81,9 +87,18 @@ export function derive(base: SpecParts, changes: SpecChanges): SpecParts {
 function resources(p: SpecParts) {
   const source = text(field.sourceUrl(p.schemes));
   const verification = opt(object({ hash: opt(text(verificationHash(p.hashFunctions))) }));
-  const resource = object({ source: opt(source), ...p.shapes.resource, verification }, rules.headersNeedHttp);
+  const resource = object(
+    { source: opt(source), ...p.shapes.resource, verification },
+    rules.headersNeedHttp,
+    rules.hashNeedsSource,
+  );
   const configResource = (...extra: readonly ObjectRule[]) =>
-    object({ source, ...p.shapes.configResource, verification }, rules.headersNeedHttp, ...extra);
+    object(
+      { source: opt(source), ...p.shapes.configResource, verification },
+      rules.headersNeedHttp,
+      rules.hashNeedsSource,
+      ...extra,
+    );
   return { resource, configResource };
 }
 
@@ -96,6 +111,7 @@ function storage(p: SpecParts, resource: z.ZodType) {
     { device: path, wipeTable: opt(bool), partitions: opt(list(partition)) },
     partitionsDistinct,
     partitionsApart,
+    noDeletionBesideNumberZero,
   );
   const raid = object(
     {
