@@ -152,6 +152,23 @@ const cases: RuleCase[] = [
     message: /source is required/,
   },
   {
+    name: 'a merged config with a hash and no source from 3.1.0 (3.0.0 ignores the entry)',
+    valid: {
+      ignition: {
+        version: '3.0.0',
+        config: { merge: [{ verification: { hash: `sha512-${'a'.repeat(128)}` } }] },
+      },
+    },
+    invalid: {
+      ignition: {
+        version: '3.1.0',
+        config: { merge: [{ verification: { hash: `sha512-${'a'.repeat(128)}` } }] },
+      },
+    },
+    path: '$.ignition.config.merge[0].verification.hash',
+    message: /source must be specified if verification is specified/,
+  },
+  {
     name: 'a hash with nothing to fetch',
     valid: { ignition: { version: '3.3.0', config: { replace: {} } } },
     invalid: {

@@ -8,7 +8,12 @@ import { z } from 'zod';
 import { noNodeAtUnitPath } from './cross-field.ts';
 import * as field from './fields.ts';
 import { isRecord } from './issues.ts';
-import { certificateSourceGiven, kernelArgumentsDisjoint, sourceGiven } from './object-rules.ts';
+import {
+  certificateSourceGiven,
+  hashNeedsSource,
+  kernelArgumentsDisjoint,
+  sourceGiven,
+} from './object-rules.ts';
 import { assemble, derive, type SpecParts } from './spec.ts';
 import {
   bool,
@@ -33,6 +38,7 @@ export const v3_0: SpecParts = {
   specialModeBits: 'ignored',
   linkTarget: [],
   configRules: [],
+  configResourceRules: [],
   mergeRules: [],
   certificateRules: [certificateSourceGiven],
   shapes: {
@@ -91,6 +97,7 @@ const httpHeaders = opt(
 export const v3_1 = derive(v3_0, {
   version: '3.1.0',
   hashFunctions: [...v3_0.hashFunctions, 'sha256'],
+  configResourceRules: [hashNeedsSource],
   mergeRules: [sourceGiven],
   certificateRules: [sourceGiven],
   add: {

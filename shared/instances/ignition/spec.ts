@@ -61,6 +61,8 @@ export interface SpecParts {
   linkTarget: readonly ((value: string) => string | undefined)[];
   /** Rules across the whole config. */
   configRules: readonly ObjectRule[];
+  /** Rules of every merged or replacing config and certificate authority. */
+  configResourceRules: readonly ObjectRule[];
   /** Rules of an `ignition.config.merge` entry, and of a certificate authority. */
   mergeRules: readonly ObjectRule[];
   certificateRules: readonly ObjectRule[];
@@ -96,7 +98,7 @@ function resources(p: SpecParts) {
     object(
       { source: opt(source), ...p.shapes.configResource, verification },
       rules.headersNeedHttp,
-      rules.hashNeedsSource,
+      ...p.configResourceRules,
       ...extra,
     );
   return { resource, configResource };
