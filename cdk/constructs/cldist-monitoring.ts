@@ -262,7 +262,7 @@ export class CldistMonitoring extends Construct {
                 'Maximum',
                 Duration.hours(1),
               ),
-              alarmFriendlyName: 'SigningKeyExpiring',
+              alarmFriendlyName: metricNames.signingKeyExpiring,
               addAlarm: {
                 [level]: {
                   threshold: 1,
