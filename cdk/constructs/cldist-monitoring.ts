@@ -109,27 +109,12 @@ const defaultPeriod = Duration.minutes(5);
 export class CldistMonitoring extends Construct {
   readonly alarms: cloudwatch.AlarmBase[];
   readonly dashboard: cloudwatch.Dashboard;
+  private readonly alarmNamePrefix: string;
 
   constructor(scope: Construct, id: string, props: CldistMonitoringProps) {
     super(scope, id);
     const stack = Stack.of(this);
-    const prefix = props.alarmNamePrefix ?? stack.stackName;
-    const missedRuns = props.pollerMissedRuns ?? 3;
-    const pollPeriod = Duration.minutes(Math.max(defaultPeriod.toMinutes(), props.pollEvery.toMinutes()));
-    const alarm = (
-      name: keyof typeof alarmNames,
-      description: string,
-      settings: Partial<CustomThreshold> = {},
-    ) => ({
-      alarmNameOverride: `${prefix}-${alarmNames[name]}`,
-      alarmDescriptionOverride: description,
-      datapointsToAlarm: 1,
-      evaluationPeriods: 1,
-      treatMissingDataOverride: cloudwatch.TreatMissingData.NOT_BREACHING,
-      comparisonOperatorOverride: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      ...settings,
-    });
-
+    this.alarmNamePrefix = props.alarmNamePrefix ?? stack.stackName;
     const dashboards = new DefaultDashboardFactory(this, 'Dashboards', {
       dashboardNamePrefix: props.dashboardName ?? `${stack.stackName}-${Aws.REGION}`,
       createDashboard: true,
@@ -140,13 +125,12 @@ export class CldistMonitoring extends Construct {
     const facade = new MonitoringFacade(this, 'Facade', {
       metricFactoryDefaults: { namespace: metricNamespace, period: defaultPeriod },
       alarmFactoryDefaults: {
-        alarmNamePrefix: prefix,
+        alarmNamePrefix: this.alarmNamePrefix,
         actionsEnabled: true,
         action: new SnsAlarmActionStrategy({ onAlarmTopic: props.alarmTopic }),
       },
       dashboardFactory: dashboards,
     });
-
     facade.addWidget(
       new cloudwatch.TextWidget({
         markdown:
@@ -156,7 +140,35 @@ export class CldistMonitoring extends Construct {
         height: 2,
       }),
     );
+    const pollPeriod = Duration.minutes(Math.max(defaultPeriod.toMinutes(), props.pollEvery.toMinutes()));
+    this.monitorJobs(facade, props);
+    this.monitorMirrorFunctions(facade, props, pollPeriod);
+    this.monitorPollerMetrics(facade, pollPeriod);
+    this.monitorApi(facade, props);
+    this.monitorLedger(facade, props);
 
+    const dashboard = dashboards.createdDashboard();
+    if (dashboard === undefined) {
+      throw new Error(`${this.node.path}: the dashboard factory created no dashboard`);
+    }
+    this.dashboard = dashboard;
+    this.alarms = facade.createdAlarms().map((created) => created.alarm);
+  }
+
+  /** The settings every alarm shares: its runbook name and description, one datapoint, missing data OK. */
+  private alarm(name: keyof typeof alarmNames, description: string, settings: Partial<CustomThreshold> = {}) {
+    return {
+      alarmNameOverride: `${this.alarmNamePrefix}-${alarmNames[name]}`,
+      alarmDescriptionOverride: description,
+      datapointsToAlarm: 1,
+      evaluationPeriods: 1,
+      treatMissingDataOverride: cloudwatch.TreatMissingData.NOT_BREACHING,
+      comparisonOperatorOverride: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      ...settings,
+    };
+  }
+
+  private monitorJobs(facade: MonitoringFacade, props: CldistMonitoringProps): void {
     facade.monitorSqsQueueWithDlq({
       queue: props.jobs.queue,
       deadLetterQueue: props.jobs.deadLetterQueue,
@@ -165,7 +177,7 @@ export class CldistMonitoring extends Construct {
       addDeadLetterQueueMaxSizeAlarm: {
         [level]: {
           maxMessageCount: 0,
-          ...alarm(
+          ...this.alarm(
             'deadLetter',
             'Jobs were dead-lettered after every retry. Inspect them and redrive (docs/aws.md, Operate).',
             { comparisonOperatorOverride: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD },
@@ -188,7 +200,14 @@ export class CldistMonitoring extends Construct {
         },
       ],
     });
+  }
 
+  private monitorMirrorFunctions(
+    facade: MonitoringFacade,
+    props: CldistMonitoringProps,
+    pollPeriod: Duration,
+  ): void {
+    const missedRuns = props.pollerMissedRuns ?? 3;
     facade.monitorLambdaFunction({
       lambdaFunction: props.worker,
       alarmFriendlyName: 'Worker',
@@ -196,7 +215,10 @@ export class CldistMonitoring extends Construct {
       addFaultCountAlarm: {
         [level]: {
           maxErrorCount: 1,
-          ...alarm('workerErrors', 'The mirror worker crashed or timed out (not a reported job failure).'),
+          ...this.alarm(
+            'workerErrors',
+            'The mirror worker crashed or timed out (not a reported job failure).',
+          ),
         },
       },
     });
@@ -208,7 +230,7 @@ export class CldistMonitoring extends Construct {
       addFaultCountAlarm: {
         [level]: {
           maxErrorCount: 1,
-          ...alarm('pollerErrors', 'The poller failed; new releases are not being picked up.', {
+          ...this.alarm('pollerErrors', 'The poller failed; new releases are not being picked up.', {
             period: pollPeriod,
           }),
         },
@@ -216,7 +238,7 @@ export class CldistMonitoring extends Construct {
       addMinInvocationsCountAlarm: {
         [level]: {
           minCount: 1,
-          ...alarm('pollerNotRunning', `The poller has not run for ${missedRuns} schedule periods.`, {
+          ...this.alarm('pollerNotRunning', `The poller has not run for ${missedRuns} schedule periods.`, {
             period: pollPeriod,
             evaluationPeriods: missedRuns,
             datapointsToAlarm: missedRuns,
@@ -226,7 +248,10 @@ export class CldistMonitoring extends Construct {
         },
       },
     });
+  }
 
+  /** cldist's own poller metrics: channels not read and releases claimed per run, and expiring keys. */
+  private monitorPollerMetrics(facade: MonitoringFacade, pollPeriod: Duration): void {
     facade.monitorCustom({
       alarmFriendlyName: 'PollerRuns',
       humanReadableName: 'Poller runs',
@@ -241,7 +266,7 @@ export class CldistMonitoring extends Construct {
                 [level]: {
                   threshold: 1,
                   comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                  ...alarm(
+                  ...this.alarm(
                     'pollChannelErrors',
                     'A channel could not be polled in two periods running (the poller reports these without failing).',
                     { evaluationPeriods: 2, datapointsToAlarm: 2 },
@@ -267,7 +292,7 @@ export class CldistMonitoring extends Construct {
                 [level]: {
                   threshold: 1,
                   comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                  ...alarm(
+                  ...this.alarm(
                     'signingKeyExpiring',
                     'The newest valid image signing subkey expires soon. Import the rotated key (docs/aws.md, Rotating keys).',
                   ),
@@ -278,7 +303,9 @@ export class CldistMonitoring extends Construct {
         },
       ],
     });
+  }
 
+  private monitorApi(facade: MonitoringFacade, props: CldistMonitoringProps): void {
     facade.monitorApiGatewayV2HttpApi({
       api: props.httpApi,
       apiStage: props.apiStage ?? '$default',
@@ -287,7 +314,7 @@ export class CldistMonitoring extends Construct {
       add5xxCountAlarm: {
         [level]: {
           maxErrorCount: props.api5xxPerFiveMinutes ?? 10,
-          ...alarm(
+          ...this.alarm(
             'api5xx',
             'The API answered too many 5xx. Some 503s are deliberate (config not ready); a burst is not.',
           ),
@@ -312,7 +339,9 @@ export class CldistMonitoring extends Construct {
         },
       ],
     });
+  }
 
+  private monitorLedger(facade: MonitoringFacade, props: CldistMonitoringProps): void {
     facade.monitorDynamoTable({
       table: props.table,
       alarmFriendlyName: 'Ledger',
@@ -338,13 +367,6 @@ export class CldistMonitoring extends Construct {
         },
       ],
     });
-
-    const dashboard = dashboards.createdDashboard();
-    if (dashboard === undefined) {
-      throw new Error(`${this.node.path}: the dashboard factory created no dashboard`);
-    }
-    this.dashboard = dashboard;
-    this.alarms = facade.createdAlarms().map((created) => created.alarm);
   }
 }
 
