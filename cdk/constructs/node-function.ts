@@ -40,10 +40,23 @@ export interface CldistFunctionProps {
   serviceName: ServiceName;
   config: CldistConfig;
   resources: DeployedResources;
+  /**
+   * Memory in MiB, which also sets the CPU share.
+   * @default 512
+   */
   memorySize?: number;
+  /** @default Duration.seconds(30) */
   timeout?: Duration;
+  /**
+   * Size of /tmp in MiB.
+   * @default Lambda's own default, 512
+   */
   ephemeralStorageMiB?: number;
   logRetentionDays: logs.RetentionDays;
+  /**
+   * Files copied into the bundle next to the handler.
+   * @default none
+   */
   files?: BundledFile[];
 }
 
