@@ -56,14 +56,22 @@ const keyOf = <T extends Record<string, string>>(table: T, value: unknown): keyo
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** The handler modules that publish Powertools metrics in cldist's namespace under a service's name. */
-function metricPublishers(serviceKey: string, sources: Sources): string[] {
+/**
+ * Every module the Lambda handlers that publish Powertools metrics in cldist's namespace under a
+ * service's name load: a handler counts when it, or a module it loads, builds that `Metrics`.
+ */
+function modulesOfService(serviceKey: string, sources: Sources): Set<string> {
   const publisher = new RegExp(
     `new Metrics\\(\\{[^}]*namespace:\\s*metricNamespace[^}]*serviceName:\\s*serviceNames\\.${escapeRegExp(serviceKey)}\\b`,
   );
-  return [...sources]
-    .filter(([path, text]) => path.startsWith('functions/') && publisher.test(text))
-    .map(([path]) => path);
+  const loaded = new Set<string>();
+  for (const handler of [...sources.keys()].filter((path) => /^functions\/[^/]+\/handler\.ts$/.test(path))) {
+    const closure = moduleClosure(handler, sources);
+    if ([...closure].some((path) => publisher.test(sources.get(path) ?? ''))) {
+      for (const path of closure) loaded.add(path);
+    }
+  }
+  return loaded;
 }
 
 /** The modules that call `addMetric` with a given constant of shared/telemetry-names.ts. */
@@ -137,9 +145,7 @@ export function unlinkedAlarms(resources: Record<string, CfnResource>, sources: 
       );
       continue;
     }
-    const loaded = new Set(
-      metricPublishers(serviceKey, sources).flatMap((h) => [...moduleClosure(h, sources)]),
-    );
+    const loaded = modulesOfService(serviceKey, sources);
     if (!emittersOf(metricKey, sources).some((path) => loaded.has(path))) {
       problems.push(
         `${named}: no module the ${service} function loads calls addMetric(metricNames.${metricKey})`,
