@@ -78,7 +78,6 @@ export const v3_0: SpecParts = {
       system: opt(bool),
     },
     group: { name: z.string(), gid: opt(integer()), passwordHash: opt(z.string()), system: opt(bool) },
-    tang: { url: text(field.httpUrl), thumbprint: z.string() },
     root: {},
   },
 };
@@ -131,6 +130,7 @@ export const v3_2 = derive(v3_1, {
       options: opt(strings),
       wipeVolume: opt(bool),
     },
+    tang: { url: text(field.httpUrl), thumbprint: z.string() },
   },
 });
 

@@ -44,9 +44,9 @@ export interface Shapes {
   filesystem: Shape;
   user: Shape;
   group: Shape;
-  tang: Shape;
-  /** Absent until the version that introduced LUKS. */
+  /** Absent until the version that introduced LUKS (and with it Clevis tang servers). */
   luks?: Shape;
+  tang?: Shape;
   root: Shape;
 }
 
@@ -155,7 +155,7 @@ function storage(p: SpecParts, resource: z.ZodType) {
 }
 
 function luksSchema(p: SpecParts, resource: z.ZodType) {
-  const tang = object(p.shapes.tang, rules.tangThumbprint);
+  const tang = object(p.shapes.tang ?? {}, rules.tangThumbprint);
   const clevis = object(
     {
       tang: opt(list(tang, byField('url', 'tang server'))),
