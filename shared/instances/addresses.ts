@@ -5,22 +5,12 @@ import {
   PutCommand,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { ledgerKeySchema as k, ledgerIndex, ledgerItems } from '../ledger/table.ts';
+import { isConditionFailure } from './dynamo-support.ts';
 import type { AddressConflict, InstancePage, InstanceRecord } from './types.ts';
 
 /** Runs a ledger call, turning outages into TransientError (the repository's own wrapper). */
 export type LedgerCall = <T>(action: string, call: () => Promise<T>) => Promise<T>;
-
-const addressSk = 'owner';
-/** Every instance record carries this gsi1 key, so records can be listed in id order without a scan. */
-export const instanceListGsi1Pk = 'instance-list';
-
-function addressPk(address: string): string {
-  return `address#${address}`;
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
-}
 
 /**
  * Source-address ownership in the ledger: one item per address (`address#{ip}` / `owner`) naming its
@@ -33,7 +23,7 @@ export function createAddressBook(doc: DynamoDBDocumentClient, table: string, le
       doc.send(
         new GetCommand({
           TableName: table,
-          Key: { pk: addressPk(address), sk: addressSk },
+          Key: ledgerItems.address(address),
           ConsistentRead: true,
         }),
       ),
@@ -49,7 +39,7 @@ export function createAddressBook(doc: DynamoDBDocumentClient, table: string, le
           doc.send(
             new DeleteCommand({
               TableName: table,
-              Key: { pk: addressPk(address), sk: addressSk },
+              Key: ledgerItems.address(address),
               ConditionExpression: 'instanceId = :id',
               ExpressionAttributeValues: { ':id': id },
             }),
@@ -69,8 +59,9 @@ export function createAddressBook(doc: DynamoDBDocumentClient, table: string, le
           doc.send(
             new PutCommand({
               TableName: table,
-              Item: { pk: addressPk(address), sk: addressSk, instanceId: id },
-              ConditionExpression: 'attribute_not_exists(pk) OR instanceId = :id',
+              Item: { ...ledgerItems.address(address), instanceId: id },
+              ConditionExpression: 'attribute_not_exists(#pk) OR instanceId = :id',
+              ExpressionAttributeNames: { '#pk': k.partitionKey },
               ExpressionAttributeValues: { ':id': id },
               ReturnValues: 'ALL_OLD',
             }),
@@ -99,10 +90,14 @@ export function createAddressBook(doc: DynamoDBDocumentClient, table: string, le
       doc.send(
         new QueryCommand({
           TableName: table,
-          IndexName: 'gsi1',
-          KeyConditionExpression: after === undefined ? 'gsi1pk = :p' : 'gsi1pk = :p AND gsi1sk > :after',
+          IndexName: k.gsi1Name,
+          KeyConditionExpression: after === undefined ? '#g1pk = :p' : '#g1pk = :p AND #g1sk > :after',
+          ExpressionAttributeNames: {
+            '#g1pk': k.gsi1PartitionKey,
+            ...(after === undefined ? {} : { '#g1sk': k.gsi1SortKey }),
+          },
           ExpressionAttributeValues: {
-            ':p': instanceListGsi1Pk,
+            ':p': ledgerIndex.instances,
             ...(after === undefined ? {} : { ':after': after }),
           },
           Limit: limit,

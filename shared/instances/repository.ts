@@ -11,18 +11,28 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
-import { ledgerTtlAttribute } from '../ledger/table.ts';
-import { hasParams, parseStoredParams } from '../metadata/params.ts';
-import { createAddressBook, instanceListGsi1Pk } from './addresses.ts';
+import {
+  instanceKeyParts,
+  ledgerKeySchema as k,
+  type LedgerKey,
+  ledgerIndex,
+  ledgerIndexEntry,
+  ledgerItems,
+  ledgerKey,
+  ledgerTtlAttribute,
+} from '../ledger/table.ts';
+import { hasParams } from '../metadata/params.ts';
+import { createAddressBook } from './addresses.ts';
 import {
   auditEntriesOf,
   isConditionFailure,
   ledgerCall,
   toAudit,
+  toRecord,
   type WriteRequest,
 } from './dynamo-support.ts';
 import { InstanceConflictError } from './errors.ts';
-import type { AuditEntry, ConfigKind, InstanceRecord, InstanceRepository } from './types.ts';
+import type { AuditEntry, InstanceRepository } from './types.ts';
 
 export interface DynamoInstanceRepositoryOptions {
   table: string;
@@ -43,45 +53,16 @@ export interface DynamoInstanceRepositoryOptions {
 export const auditTtlAttribute = ledgerTtlAttribute;
 const dayMs = 24 * 60 * 60 * 1000;
 
-const metaSk = 'meta';
-const auditPrefix = 'audit#';
 const batchSize = 25;
 const entriesPerItem = 500;
-
-function instancePk(id: string): string {
-  return `instance#${id}`;
-}
-
-function optionalString(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
-function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
-  const kind: ConfigKind = item.kind === 'cloud-config' ? 'cloud-config' : 'ignition';
-  const specVersion = optionalString(item.specVersion);
-  const consumedAt = optionalString(item.consumedAt);
-  const expiresAt = optionalString(item.expiresAt);
-  const params = item.params === undefined ? undefined : parseStoredParams(item.params);
-  return {
-    id,
-    kind,
-    tokenHash: String(item.tokenHash),
-    etag: String(item.etag),
-    bodyKey: String(item.bodyKey),
-    size: Number(item.size),
-    oneTime: item.oneTime === true,
-    createdAt: String(item.createdAt),
-    updatedAt: String(item.updatedAt),
-    ...(specVersion === undefined ? {} : { specVersion }),
-    ...(consumedAt === undefined ? {} : { consumedAt }),
-    ...(expiresAt === undefined ? {} : { expiresAt }),
-    ...(params === undefined ? {} : { params }),
-  };
-}
+/** The table's key attributes under the placeholders the expressions below use. */
+const keyNames = { '#pk': k.partitionKey, '#sk': k.sortKey } as const;
+const keyOf = (item: Record<string, unknown>): LedgerKey =>
+  ledgerKey(String(item[k.partitionKey]), String(item[k.sortKey]));
 
 /**
- * Instance records and their fetch audit in the ledger table: `instance#{id}` / `meta` for the record,
- * `instance#{id}` / `audit#{iso}#{rand}` for the audit (also indexed by day on gsi1).
+ * Instance records and their fetch audit in the ledger table (keys from `ledgerItems`): `instance#{id}` /
+ * `meta` for the record, `instance#{id}` / `audit#{iso}#{rand}` for the audit (also indexed by day on gsi1).
  *
  * Audit entries are queued and written every flush interval: the entries of one instance from one
  * interval share one item (`entriesZ`, a JSON array of up to 500, raw-deflated into one binary attribute:
@@ -147,10 +128,8 @@ export function createDynamoInstanceRepository(
           const newest = Math.max(...chunk.map((entry) => Date.parse(entry.at)).filter(Number.isFinite));
           items.push({
             [auditTtlAttribute]: Math.ceil((newest + retentionMs) / 1000),
-            pk: instancePk(id),
-            sk: `${auditPrefix}${first}#${randomBytes(4).toString('hex')}`,
-            gsi1pk: `instance-audit#${first.slice(0, 10)}`,
-            gsi1sk: `${first}#${id}`,
+            ...ledgerItems.instanceAudit(id, `${first}#${randomBytes(4).toString('hex')}`),
+            ...ledgerIndexEntry(ledgerIndex.instanceAuditDay(first.slice(0, 10)), `${first}#${id}`),
             entriesZ: deflateRawSync(JSON.stringify(chunk)),
           });
         }
@@ -194,9 +173,7 @@ export function createDynamoInstanceRepository(
   return {
     async get(id) {
       const result = await ledgerCall('get', () =>
-        doc.send(
-          new GetCommand({ TableName: table, Key: { pk: instancePk(id), sk: metaSk }, ConsistentRead: true }),
-        ),
+        doc.send(new GetCommand({ TableName: table, Key: ledgerItems.instance(id), ConsistentRead: true })),
       );
       return result.Item === undefined ? undefined : toRecord(id, result.Item);
     },
@@ -204,10 +181,8 @@ export function createDynamoInstanceRepository(
     async put(record, replaces) {
       const { id, params, ...rest } = record;
       const item = {
-        pk: instancePk(id),
-        sk: metaSk,
-        gsi1pk: instanceListGsi1Pk,
-        gsi1sk: id,
+        ...ledgerItems.instance(id),
+        ...ledgerIndexEntry(ledgerIndex.instances, id),
         id,
         ...rest,
         ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
@@ -220,8 +195,9 @@ export function createDynamoInstanceRepository(
               Item: item,
               ConditionExpression:
                 replaces === undefined
-                  ? 'attribute_not_exists(pk) OR tokenHash = :mine'
+                  ? 'attribute_not_exists(#pk) OR tokenHash = :mine'
                   : 'tokenHash = :replaced OR tokenHash = :mine',
+              ...(replaces === undefined ? { ExpressionAttributeNames: { '#pk': k.partitionKey } } : {}),
               ExpressionAttributeValues: {
                 ':mine': record.tokenHash,
                 ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
@@ -242,13 +218,13 @@ export function createDynamoInstanceRepository(
 
     async delete(id, replaces) {
       await flush();
-      const pk = instancePk(id);
+      const key = ledgerItems.instance(id);
       try {
         await ledgerCall('delete', () =>
           doc.send(
             new DeleteCommand({
               TableName: table,
-              Key: { pk, sk: metaSk },
+              Key: key,
               ConditionExpression: 'tokenHash = :replaced',
               ExpressionAttributeValues: { ':replaced': replaces.tokenHash },
             }),
@@ -259,21 +235,22 @@ export function createDynamoInstanceRepository(
         throw error;
       }
       let startKey: Record<string, unknown> | undefined;
-      const keys: { pk: string; sk: string }[] = [];
+      const keys: LedgerKey[] = [];
       do {
         const page = await ledgerCall('query', () =>
           doc.send(
             new QueryCommand({
               TableName: table,
-              KeyConditionExpression: 'pk = :pk',
-              ExpressionAttributeValues: { ':pk': pk },
-              ProjectionExpression: 'pk, sk',
+              KeyConditionExpression: '#pk = :pk',
+              ExpressionAttributeNames: keyNames,
+              ExpressionAttributeValues: { ':pk': key[k.partitionKey] },
+              ProjectionExpression: '#pk, #sk',
               ConsistentRead: true,
               ExclusiveStartKey: startKey,
             }),
           ),
         );
-        for (const item of page.Items ?? []) keys.push({ pk, sk: String(item.sk) });
+        for (const item of page.Items ?? []) keys.push(keyOf(item));
         startKey = page.LastEvaluatedKey;
       } while (startKey !== undefined);
       for (let i = 0; i < keys.length; i += batchSize) {
@@ -287,10 +264,11 @@ export function createDynamoInstanceRepository(
           doc.send(
             new UpdateCommand({
               TableName: table,
-              Key: { pk: instancePk(id), sk: metaSk },
+              Key: ledgerItems.instance(id),
               UpdateExpression: 'SET consumedAt = :at',
               ConditionExpression:
-                'attribute_exists(pk) AND attribute_not_exists(consumedAt) AND tokenHash = :h',
+                'attribute_exists(#pk) AND attribute_not_exists(consumedAt) AND tokenHash = :h',
+              ExpressionAttributeNames: { '#pk': k.partitionKey },
               ExpressionAttributeValues: { ':at': at.toISOString(), ':h': tokenHash },
             }),
           ),
@@ -320,8 +298,12 @@ export function createDynamoInstanceRepository(
           doc.send(
             new QueryCommand({
               TableName: table,
-              KeyConditionExpression: 'pk = :pk AND begins_with(sk, :audit)',
-              ExpressionAttributeValues: { ':pk': instancePk(id), ':audit': auditPrefix },
+              KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
+              ExpressionAttributeNames: keyNames,
+              ExpressionAttributeValues: {
+                ':pk': instanceKeyParts.partition(id),
+                ':audit': instanceKeyParts.auditSortPrefix,
+              },
               ScanIndexForward: false,
               ExclusiveStartKey: startKey,
             }),
@@ -343,14 +325,19 @@ export function createDynamoInstanceRepository(
           doc.send(
             new ScanCommand({
               TableName: table,
-              FilterExpression: 'sk = :meta AND begins_with(pk, :instance)',
-              ExpressionAttributeValues: { ':meta': metaSk, ':instance': instancePk('') },
-              ProjectionExpression: 'pk',
+              FilterExpression: '#sk = :meta AND begins_with(#pk, :instance)',
+              ExpressionAttributeNames: keyNames,
+              ExpressionAttributeValues: {
+                ':meta': instanceKeyParts.recordSortKey,
+                ':instance': instanceKeyParts.partitionPrefix,
+              },
+              ProjectionExpression: '#pk',
               ExclusiveStartKey: startKey,
             }),
           ),
         );
-        const ids = (page.Items ?? []).map((item) => String(item.pk).slice(instancePk('').length));
+        const prefix = instanceKeyParts.partitionPrefix;
+        const ids = (page.Items ?? []).map((item) => String(item[k.partitionKey]).slice(prefix.length));
         if (ids.length > 0) yield ids;
         startKey = page.LastEvaluatedKey;
       } while (startKey !== undefined);
@@ -368,15 +355,16 @@ export function createDynamoInstanceRepository(
             doc.send(
               new QueryCommand({
                 TableName: table,
-                IndexName: 'gsi1',
-                KeyConditionExpression: 'gsi1pk = :day',
-                ExpressionAttributeValues: { ':day': `instance-audit#${day}` },
-                ProjectionExpression: 'pk, sk',
+                IndexName: k.gsi1Name,
+                KeyConditionExpression: '#g1pk = :day',
+                ExpressionAttributeNames: { ...keyNames, '#g1pk': k.gsi1PartitionKey },
+                ExpressionAttributeValues: { ':day': ledgerIndex.instanceAuditDay(day) },
+                ProjectionExpression: '#pk, #sk',
                 ExclusiveStartKey: startKey,
               }),
             ),
           );
-          const keys = (page.Items ?? []).map((item) => ({ pk: String(item.pk), sk: String(item.sk) }));
+          const keys = (page.Items ?? []).map(keyOf);
           for (let i = 0; i < keys.length; i += batchSize) {
             await writeBatch(keys.slice(i, i + batchSize).map((Key) => ({ DeleteRequest: { Key } })));
           }
