@@ -41,85 +41,80 @@ export interface AlertLedger {
 const alertLease = ledgerLeases.alert;
 const finalizeLease = ledgerLeases.finalize;
 const stateName = { '#state': 'state' } as const;
+/** The artifact is still in the state the alert is about, and the alert has not gone out. */
+const alertOwed = '#state = :state AND attribute_not_exists(alertedAt)';
 
 export function alertLedger(table: LedgerTable): AlertLedger {
   const nowIso = () => table.clock().toISOString();
-
   return {
-    async claimAlert(ref, state, leaseSeconds) {
+    claimAlert: async (ref, state, leaseSeconds) => {
       const taken = await takeLease(
         table,
         'claim alert',
         ledgerItems.artifact(ref),
         { ...alertLease, seconds: leaseSeconds },
-        {
-          condition: '#state = :state AND attribute_not_exists(alertedAt)',
-          names: stateName,
-          values: { ':state': state },
-        },
+        { condition: alertOwed, names: stateName, values: { ':state': state } },
       );
       return taken !== undefined;
     },
-
-    async releaseAlert(ref) {
+    releaseAlert: async (ref) => {
       await endLease(table, 'release alert', ledgerItems.artifact(ref), alertLease, {
         condition: 'attribute_not_exists(alertedAt)',
       });
     },
-
-    recordAlert(ref, state) {
-      return endLease(table, 'record alert', ledgerItems.artifact(ref), alertLease, {
+    recordAlert: (ref, state) =>
+      endLease(table, 'record alert', ledgerItems.artifact(ref), alertLease, {
         set: ['alertedAt = :now'],
-        condition: '#state = :state AND attribute_not_exists(alertedAt)',
+        condition: alertOwed,
         names: stateName,
         values: { ':now': nowIso(), ':state': state },
-      });
-    },
-
-    recordKeyWarning(fingerprint, day) {
-      const item = {
-        ...ledgerItems.keyWarning(fingerprint, day),
-        [ledgerKindAttribute]: 'key-warning',
-        fingerprint,
-        day,
-        at: nowIso(),
-      };
-      return table.put('record key warning', item, {
-        condition: 'attribute_not_exists(#pk)',
-        names: { '#pk': k.partitionKey },
-      });
-    },
-
-    recordAnnounced(release) {
-      return endLease(table, 'record announced', ledgerItems.release(release), finalizeLease, {
+      }),
+    recordKeyWarning: (fingerprint, day) =>
+      table.put(
+        'record key warning',
+        {
+          ...ledgerItems.keyWarning(fingerprint, day),
+          [ledgerKindAttribute]: 'key-warning',
+          fingerprint,
+          day,
+          at: nowIso(),
+        },
+        { condition: 'attribute_not_exists(#pk)', names: { '#pk': k.partitionKey } },
+      ),
+    recordAnnounced: (release) =>
+      endLease(table, 'record announced', ledgerItems.release(release), finalizeLease, {
         set: ['announcedAt = :now'],
         remove: ['announcePending'],
         condition: 'attribute_exists(finalizedAt) AND attribute_not_exists(announcedAt)',
         values: { ':now': nowIso() },
-      });
-    },
-
-    async listUnannounced(since, before, limit) {
-      const items = await table.query(
-        'list unannounced',
-        {
-          IndexName: k.gsi1Name,
-          KeyConditionExpression: '#g1pk = :r',
-          FilterExpression:
-            'attribute_not_exists(announcedAt) AND claimedAt >= :since AND claimedAt < :before',
-          ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
-          ExpressionAttributeValues: {
-            ':r': ledgerIndex.releases,
-            ':since': since.toISOString(),
-            ':before': before.toISOString(),
-          },
-        },
-        limit,
-      );
-      return items.map((item) => {
-        const { channel, board, version } = strip<ReleaseRecord>(item);
-        return { channel, board, version };
-      });
-    },
+      }),
+    listUnannounced: (since, before, limit) => listUnannounced(table, since, before, limit),
   };
+}
+
+async function listUnannounced(
+  table: LedgerTable,
+  since: Date,
+  before: Date,
+  limit: number,
+): Promise<ReleaseRef[]> {
+  const items = await table.query(
+    'list unannounced',
+    {
+      IndexName: k.gsi1Name,
+      KeyConditionExpression: '#g1pk = :r',
+      FilterExpression: 'attribute_not_exists(announcedAt) AND claimedAt >= :since AND claimedAt < :before',
+      ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
+      ExpressionAttributeValues: {
+        ':r': ledgerIndex.releases,
+        ':since': since.toISOString(),
+        ':before': before.toISOString(),
+      },
+    },
+    limit,
+  );
+  return items.map((item) => {
+    const { channel, board, version } = strip<ReleaseRecord>(item);
+    return { channel, board, version };
+  });
 }

@@ -47,111 +47,112 @@ function isDone(detail: ReleaseDetail): boolean {
 }
 
 export function releaseLedger(table: LedgerTable): ReleaseLedger {
-  const nowIso = () => table.clock().toISOString();
-
-  async function getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined> {
-    const items = await table.query('get release', {
-      KeyConditionExpression: '#pk = :pk',
-      ExpressionAttributeNames: partitionKeyName,
-      ExpressionAttributeValues: { ':pk': ledgerItems.release(release)[k.partitionKey] },
-      ConsistentRead: true,
-    });
-    const headSk = ledgerItems.release(release)[k.sortKey];
-    const head = items.find((item) => item[k.sortKey] === headSk);
-    if (head === undefined) return undefined;
-    const artifactStates = items
-      .filter((item) => ledgerItems.isArtifactSortKey(item[k.sortKey]))
-      .map((item) => strip<ArtifactRecord>(item));
-    return { ...strip<ReleaseRecord>(head), artifactStates };
-  }
-
   return {
-    async claimRelease(release, artifacts) {
-      const now = nowIso();
-      for (const plan of artifacts) {
-        const ref = { ...release, artifact: plan.name };
-        const item = {
-          ...ledgerItems.artifact(ref),
-          ...openArtifactEntry(now, ref),
-          [ledgerKindAttribute]: 'artifact',
-          ...ref,
-          required: plan.required,
-          state: 'pending',
-          attempts: 0,
-          url: plan.url,
-          signatureUrl: plan.signatureUrl,
-          updatedAt: now,
-        };
-        await table.put('create artifact', item, {
-          condition: 'attribute_not_exists(#pk)',
-          names: partitionKeyName,
-        });
-      }
-      const head = {
-        ...ledgerItems.release(release),
-        ...ledgerIndexEntry(
-          ledgerIndex.releases,
-          `${release.channel}#${release.board}#${versionSortKey(release.version)}`,
-        ),
-        [ledgerKindAttribute]: 'release',
-        ...release,
-        claimedAt: now,
-        artifacts: artifacts.map((a) => a.name),
-        required: artifacts.filter((a) => a.required).map((a) => a.name),
-      };
-      return table.put('claim release', head, {
-        condition: 'attribute_not_exists(#pk)',
-        names: partitionKeyName,
-      });
-    },
-
-    getRelease,
-
-    async listReleases(channel, board) {
-      const prefix =
-        channel === undefined ? '' : board === undefined ? `${channel}#` : `${channel}#${board}#`;
-      const items = await table.query('list releases', {
-        IndexName: k.gsi1Name,
-        KeyConditionExpression: prefix === '' ? '#g1pk = :r' : '#g1pk = :r AND begins_with(#g1sk, :prefix)',
-        ExpressionAttributeNames: {
-          '#g1pk': k.gsi1PartitionKey,
-          ...(prefix === '' ? {} : { '#g1sk': k.gsi1SortKey }),
-        },
-        ExpressionAttributeValues: {
-          ':r': ledgerIndex.releases,
-          ...(prefix === '' ? {} : { ':prefix': prefix }),
-        },
-      });
-      return items.map((item) => strip<ReleaseRecord>(item));
-    },
-
-    async beginFinalize(release, leaseSeconds) {
-      const detail = await getRelease(release);
-      if (detail === undefined) return undefined;
-      if (detail.finalizedAt !== undefined && detail.announcePending !== true) return undefined;
-      if (!isDone(detail)) return undefined;
-      const won = await takeLease(
-        table,
-        'begin finalize',
-        ledgerItems.release(release),
-        { ...finalizeLease, seconds: leaseSeconds },
-        { condition: `attribute_exists(#pk) AND (${finalizeOwed})`, names: partitionKeyName },
-      );
-      return won === undefined ? undefined : detail;
-    },
-
-    completeFinalize(release) {
-      return table.update('complete finalize', ledgerItems.release(release), {
+    claimRelease: (release, artifacts) => claimRelease(table, release, artifacts),
+    getRelease: (release) => getRelease(table, release),
+    listReleases: (channel, board) => listReleases(table, channel, board),
+    beginFinalize: (release, leaseSeconds) => beginFinalize(table, release, leaseSeconds),
+    completeFinalize: (release) =>
+      table.update('complete finalize', ledgerItems.release(release), {
         set: ['finalizedAt = :now', 'announcePending = :yes'],
         condition: 'attribute_not_exists(finalizedAt)',
-        values: { ':now': nowIso(), ':yes': true },
-      });
-    },
-
-    async abandonFinalize(release) {
+        values: { ':now': table.clock().toISOString(), ':yes': true },
+      }),
+    abandonFinalize: async (release) => {
       await endLease(table, 'abandon finalize', ledgerItems.release(release), finalizeLease, {
         condition: finalizeOwed,
       });
     },
   };
+}
+
+/** The artifacts go first, so a poller that dies after the claim leaves work the stall sweep finds. */
+async function claimRelease(
+  table: LedgerTable,
+  release: ReleaseRef,
+  artifacts: ArtifactPlan[],
+): Promise<boolean> {
+  const now = table.clock().toISOString();
+  const absent = { condition: 'attribute_not_exists(#pk)', names: partitionKeyName };
+  for (const plan of artifacts) {
+    const ref = { ...release, artifact: plan.name };
+    const item = {
+      ...ledgerItems.artifact(ref),
+      ...openArtifactEntry(now, ref),
+      [ledgerKindAttribute]: 'artifact',
+      ...ref,
+      required: plan.required,
+      state: 'pending',
+      attempts: 0,
+      url: plan.url,
+      signatureUrl: plan.signatureUrl,
+      updatedAt: now,
+    };
+    await table.put('create artifact', item, absent);
+  }
+  const head = {
+    ...ledgerItems.release(release),
+    ...ledgerIndexEntry(
+      ledgerIndex.releases,
+      `${release.channel}#${release.board}#${versionSortKey(release.version)}`,
+    ),
+    [ledgerKindAttribute]: 'release',
+    ...release,
+    claimedAt: now,
+    artifacts: artifacts.map((a) => a.name),
+    required: artifacts.filter((a) => a.required).map((a) => a.name),
+  };
+  return table.put('claim release', head, absent);
+}
+
+async function getRelease(table: LedgerTable, release: ReleaseRef): Promise<ReleaseDetail | undefined> {
+  const key = ledgerItems.release(release);
+  const items = await table.query('get release', {
+    KeyConditionExpression: '#pk = :pk',
+    ExpressionAttributeNames: partitionKeyName,
+    ExpressionAttributeValues: { ':pk': key[k.partitionKey] },
+    ConsistentRead: true,
+  });
+  const head = items.find((item) => item[k.sortKey] === key[k.sortKey]);
+  if (head === undefined) return undefined;
+  const artifactStates = items
+    .filter((item) => ledgerItems.isArtifactSortKey(item[k.sortKey]))
+    .map((item) => strip<ArtifactRecord>(item));
+  return { ...strip<ReleaseRecord>(head), artifactStates };
+}
+
+async function listReleases(table: LedgerTable, channel?: string, board?: string): Promise<ReleaseRecord[]> {
+  const prefix = channel === undefined ? '' : board === undefined ? `${channel}#` : `${channel}#${board}#`;
+  const items = await table.query('list releases', {
+    IndexName: k.gsi1Name,
+    KeyConditionExpression: prefix === '' ? '#g1pk = :r' : '#g1pk = :r AND begins_with(#g1sk, :prefix)',
+    ExpressionAttributeNames: {
+      '#g1pk': k.gsi1PartitionKey,
+      ...(prefix === '' ? {} : { '#g1sk': k.gsi1SortKey }),
+    },
+    ExpressionAttributeValues: {
+      ':r': ledgerIndex.releases,
+      ...(prefix === '' ? {} : { ':prefix': prefix }),
+    },
+  });
+  return items.map((item) => strip<ReleaseRecord>(item));
+}
+
+async function beginFinalize(
+  table: LedgerTable,
+  release: ReleaseRef,
+  leaseSeconds: number,
+): Promise<ReleaseDetail | undefined> {
+  const detail = await getRelease(table, release);
+  if (detail === undefined) return undefined;
+  if (detail.finalizedAt !== undefined && detail.announcePending !== true) return undefined;
+  if (!isDone(detail)) return undefined;
+  const won = await takeLease(
+    table,
+    'begin finalize',
+    ledgerItems.release(release),
+    { ...finalizeLease, seconds: leaseSeconds },
+    { condition: `attribute_exists(#pk) AND (${finalizeOwed})`, names: partitionKeyName },
+  );
+  return won === undefined ? undefined : detail;
 }
