@@ -1,7 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { deflateRawSync } from 'node:zlib';
 import {
-  BatchWriteCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -10,7 +7,6 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TransientError } from '../errors.ts';
 import {
   instanceKeyParts,
   ledgerKeySchema as k,
@@ -18,21 +14,23 @@ import {
   ledgerIndex,
   ledgerIndexEntry,
   ledgerItems,
-  ledgerKey,
   ledgerTtlAttribute,
 } from '../ledger/table.ts';
 import { hasParams } from '../metadata/params.ts';
 import { createAddressBook } from './addresses.ts';
 import {
-  auditEntriesOf,
-  isConditionFailure,
-  ledgerCall,
-  toAudit,
-  toRecord,
-  type WriteRequest,
-} from './dynamo-support.ts';
+  createAuditQueue,
+  dayMs,
+  deleteAuditDays,
+  deleteKeys,
+  type InstanceTable,
+  keyNames,
+  keyOf,
+  listAudit,
+} from './audit-log.ts';
+import { isConditionFailure, ledgerCall, toRecord } from './dynamo-support.ts';
 import { InstanceConflictError } from './errors.ts';
-import type { AuditEntry, InstanceRepository } from './types.ts';
+import type { InstanceRecord, InstanceRepository } from './types.ts';
 
 export interface DynamoInstanceRepositoryOptions {
   table: string;
@@ -51,14 +49,11 @@ export interface DynamoInstanceRepositoryOptions {
 
 /** The audit items' expiry attribute; the CDK stack enables TTL on the table under this name. */
 export const auditTtlAttribute = ledgerTtlAttribute;
-const dayMs = 24 * 60 * 60 * 1000;
 
-const batchSize = 25;
-const entriesPerItem = 500;
-/** The table's key attributes under the placeholders the expressions below use. */
-const keyNames = { '#pk': k.partitionKey, '#sk': k.sortKey } as const;
-const keyOf = (item: Record<string, unknown>): LedgerKey =>
-  ledgerKey(String(item[k.partitionKey]), String(item[k.sortKey]));
+function reportToStderr(error: unknown, dropped: number): void {
+  const what = dropped > 0 ? `dropped ${dropped} audit entries` : 'audit flush failed, will retry';
+  process.stderr.write(`cldist api: ${what}: ${error instanceof Error ? error.message : String(error)}\n`);
+}
 
 /**
  * Instance records and their fetch audit in the ledger table (keys from `ledgerItems`): `instance#{id}` /
@@ -76,309 +71,172 @@ export function createDynamoInstanceRepository(
   doc: DynamoDBDocumentClient,
   options: DynamoInstanceRepositoryOptions,
 ): InstanceRepository {
-  const { table } = options;
-  const flushIntervalMs = options.flushIntervalMs ?? 100;
-  const maxQueued = options.maxQueuedAudit ?? 10_000;
-  const retentionMs = (options.auditRetentionDays ?? 90) * dayMs;
-  const onAuditError =
-    options.onAuditError ??
-    ((error: unknown, dropped: number) => {
-      const what = dropped > 0 ? `dropped ${dropped} audit entries` : 'audit flush failed, will retry';
-      process.stderr.write(
-        `cldist api: ${what}: ${error instanceof Error ? error.message : String(error)}\n`,
-      );
-    });
-  const queue: { id: string; entry: AuditEntry }[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  /** Entries dropped since last reported, so an outage gives one report per interval, not one per fetch. */
-  let dropped = 0;
-  let running: Promise<void> = Promise.resolve();
-  const addressBook = createAddressBook(doc, table, ledgerCall);
-
-  async function writeBatch(requests: WriteRequest[]): Promise<void> {
-    let pending = requests;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      const result = await ledgerCall('batch write', () =>
-        doc.send(new BatchWriteCommand({ RequestItems: { [table]: pending } })),
-      );
-      pending = (result.UnprocessedItems?.[table] ?? []) as WriteRequest[];
-      if (pending.length > 0) {
-        if (attempt >= 5) {
-          throw new TransientError('ledger-unavailable', `${pending.length} writes left unprocessed`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
-      }
-    }
-  }
-
-  async function drain(): Promise<void> {
-    while (queue.length > 0) {
-      const taken = queue.splice(0, batchSize * entriesPerItem);
-      const byInstance = new Map<string, AuditEntry[]>();
-      for (const { id, entry } of taken) {
-        const group = byInstance.get(id);
-        if (group === undefined) byInstance.set(id, [entry]);
-        else group.push(entry);
-      }
-      const items: Record<string, unknown>[] = [];
-      for (const [id, entries] of byInstance) {
-        for (let i = 0; i < entries.length; i += entriesPerItem) {
-          const chunk = entries.slice(i, i + entriesPerItem);
-          const first = chunk[0]?.at ?? '';
-          const newest = Math.max(...chunk.map((entry) => Date.parse(entry.at)).filter(Number.isFinite));
-          items.push({
-            [auditTtlAttribute]: Math.ceil((newest + retentionMs) / 1000),
-            ...ledgerItems.instanceAudit(id, `${first}#${randomBytes(4).toString('hex')}`),
-            ...ledgerIndexEntry(ledgerIndex.instanceAuditDay(first.slice(0, 10)), `${first}#${id}`),
-            entriesZ: deflateRawSync(JSON.stringify(chunk)),
-          });
-        }
-      }
-      try {
-        for (let i = 0; i < items.length; i += batchSize) {
-          await writeBatch(items.slice(i, i + batchSize).map((Item) => ({ PutRequest: { Item } })));
-        }
-      } catch (error) {
-        queue.unshift(...taken);
-        throw error;
-      }
-    }
-  }
-
-  function flush(): Promise<void> {
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
-    running = running.catch(() => undefined).then(drain);
-    return running;
-  }
-
-  function schedule(): void {
-    if (timer !== undefined) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (dropped > 0) {
-        onAuditError(new TransientError('audit-overflow', 'audit queue full'), dropped);
-        dropped = 0;
-      }
-      flush().catch((error: unknown) => {
-        onAuditError(error, 0);
-        schedule();
-      });
-    }, flushIntervalMs);
-    timer.unref();
-  }
-
+  const t: InstanceTable = { doc, table: options.table };
+  const audit = createAuditQueue(t, {
+    flushIntervalMs: options.flushIntervalMs ?? 100,
+    maxQueued: options.maxQueuedAudit ?? 10_000,
+    retentionMs: (options.auditRetentionDays ?? 90) * dayMs,
+    onAuditError: options.onAuditError ?? reportToStderr,
+  });
+  const addressBook = createAddressBook(doc, options.table, ledgerCall);
   return {
-    async get(id) {
-      const result = await ledgerCall('get', () =>
-        doc.send(new GetCommand({ TableName: table, Key: ledgerItems.instance(id), ConsistentRead: true })),
-      );
-      return result.Item === undefined ? undefined : toRecord(id, result.Item);
-    },
-
-    async put(record, replaces) {
-      const { id, params, ...rest } = record;
-      const item = {
-        ...ledgerItems.instance(id),
-        ...ledgerIndexEntry(ledgerIndex.instances, id),
-        id,
-        ...rest,
-        ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
-      };
-      try {
-        await ledgerCall('put', () =>
-          doc.send(
-            new PutCommand({
-              TableName: table,
-              Item: item,
-              ConditionExpression:
-                replaces === undefined
-                  ? 'attribute_not_exists(#pk) OR tokenHash = :mine'
-                  : 'tokenHash = :replaced OR tokenHash = :mine',
-              ...(replaces === undefined ? { ExpressionAttributeNames: { '#pk': k.partitionKey } } : {}),
-              ExpressionAttributeValues: {
-                ':mine': record.tokenHash,
-                ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
-              },
-            }),
-          ),
-        );
-      } catch (error) {
-        if (isConditionFailure(error)) throw new InstanceConflictError(id);
-        throw error;
-      }
-    },
-
+    get: (id) => getRecord(t, id),
+    put: (record, replaces) => putRecord(t, record, replaces),
     claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
     releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
     instanceAtAddress: (address) => addressBook.holderOf(address),
     list: (limit, after) => addressBook.list(limit, after, toRecord),
-
     async delete(id, replaces) {
-      await flush();
-      const key = ledgerItems.instance(id);
-      try {
-        await ledgerCall('delete', () =>
-          doc.send(
-            new DeleteCommand({
-              TableName: table,
-              Key: key,
-              ConditionExpression: 'tokenHash = :replaced',
-              ExpressionAttributeValues: { ':replaced': replaces.tokenHash },
-            }),
-          ),
-        );
-      } catch (error) {
-        if (isConditionFailure(error)) throw new InstanceConflictError(id);
-        throw error;
-      }
-      let startKey: Record<string, unknown> | undefined;
-      const keys: LedgerKey[] = [];
-      do {
-        const page = await ledgerCall('query', () =>
-          doc.send(
-            new QueryCommand({
-              TableName: table,
-              KeyConditionExpression: '#pk = :pk',
-              ExpressionAttributeNames: keyNames,
-              ExpressionAttributeValues: { ':pk': key[k.partitionKey] },
-              ProjectionExpression: '#pk, #sk',
-              ConsistentRead: true,
-              ExclusiveStartKey: startKey,
-            }),
-          ),
-        );
-        for (const item of page.Items ?? []) keys.push(keyOf(item));
-        startKey = page.LastEvaluatedKey;
-      } while (startKey !== undefined);
-      for (let i = 0; i < keys.length; i += batchSize) {
-        await writeBatch(keys.slice(i, i + batchSize).map((Key) => ({ DeleteRequest: { Key } })));
-      }
+      await audit.flush();
+      await deleteInstance(t, id, replaces);
     },
-
-    async consume(id, tokenHash, at) {
-      try {
-        await ledgerCall('consume', () =>
-          doc.send(
-            new UpdateCommand({
-              TableName: table,
-              Key: ledgerItems.instance(id),
-              UpdateExpression: 'SET consumedAt = :at',
-              ConditionExpression:
-                'attribute_exists(#pk) AND attribute_not_exists(consumedAt) AND tokenHash = :h',
-              ExpressionAttributeNames: { '#pk': k.partitionKey },
-              ExpressionAttributeValues: { ':at': at.toISOString(), ':h': tokenHash },
-            }),
-          ),
-        );
-        return true;
-      } catch (error) {
-        if (isConditionFailure(error)) return false;
-        throw error;
-      }
-    },
-
-    recordFetch(id, entry) {
-      queue.push({ id, entry });
-      if (queue.length > maxQueued) {
-        const over = queue.length - maxQueued;
-        queue.splice(0, over);
-        dropped += over;
-      }
-      schedule();
-    },
-
-    async listAudit(id, limit) {
-      const found: AuditEntry[] = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const page = await ledgerCall('query audit', () =>
-          doc.send(
-            new QueryCommand({
-              TableName: table,
-              KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
-              ExpressionAttributeNames: keyNames,
-              ExpressionAttributeValues: {
-                ':pk': instanceKeyParts.partition(id),
-                ':audit': instanceKeyParts.auditSortPrefix,
-              },
-              ScanIndexForward: false,
-              ExclusiveStartKey: startKey,
-            }),
-          ),
-        );
-        for (const item of page.Items ?? []) {
-          const entries = auditEntriesOf(item);
-          if (Array.isArray(entries)) found.push(...entries.map(toAudit));
-        }
-        startKey = page.LastEvaluatedKey;
-      } while (startKey !== undefined && found.length < limit);
-      return found.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
-    },
-
-    async *listIds() {
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        const page = await ledgerCall('scan ids', () =>
-          doc.send(
-            new ScanCommand({
-              TableName: table,
-              FilterExpression: '#sk = :meta AND begins_with(#pk, :instance)',
-              ExpressionAttributeNames: keyNames,
-              ExpressionAttributeValues: {
-                ':meta': instanceKeyParts.recordSortKey,
-                ':instance': instanceKeyParts.partitionPrefix,
-              },
-              ProjectionExpression: '#pk',
-              ExclusiveStartKey: startKey,
-            }),
-          ),
-        );
-        const prefix = instanceKeyParts.partitionPrefix;
-        const ids = (page.Items ?? []).map((item) => String(item[k.partitionKey]).slice(prefix.length));
-        if (ids.length > 0) yield ids;
-        startKey = page.LastEvaluatedKey;
-      } while (startKey !== undefined);
-    },
-
+    consume: (id, tokenHash, at) => consume(t, id, tokenHash, at),
+    recordFetch: (id, entry) => audit.record(id, entry),
+    listAudit: (id, limit) => listAudit(t, id, limit),
+    listIds: () => listIds(t),
     async deleteAuditBefore(cutoff, daysBack) {
-      await flush();
-      let removed = 0;
-      const firstDay = Date.UTC(cutoff.getUTCFullYear(), cutoff.getUTCMonth(), cutoff.getUTCDate());
-      for (let back = 1; back <= daysBack; back++) {
-        const day = new Date(firstDay - back * dayMs).toISOString().slice(0, 10);
-        let startKey: Record<string, unknown> | undefined;
-        do {
-          const page = await ledgerCall('query expired audit', () =>
-            doc.send(
-              new QueryCommand({
-                TableName: table,
-                IndexName: k.gsi1Name,
-                KeyConditionExpression: '#g1pk = :day',
-                ExpressionAttributeNames: { ...keyNames, '#g1pk': k.gsi1PartitionKey },
-                ExpressionAttributeValues: { ':day': ledgerIndex.instanceAuditDay(day) },
-                ProjectionExpression: '#pk, #sk',
-                ExclusiveStartKey: startKey,
-              }),
-            ),
-          );
-          const keys = (page.Items ?? []).map(keyOf);
-          for (let i = 0; i < keys.length; i += batchSize) {
-            await writeBatch(keys.slice(i, i + batchSize).map((Key) => ({ DeleteRequest: { Key } })));
-          }
-          removed += keys.length;
-          startKey = page.LastEvaluatedKey;
-        } while (startKey !== undefined);
-      }
-      return removed;
+      await audit.flush();
+      return deleteAuditDays(t, cutoff, daysBack);
     },
-
-    flush,
-
-    async close() {
-      await flush();
-    },
+    flush: () => audit.flush(),
+    close: () => audit.flush(),
   };
+}
+
+async function getRecord({ doc, table }: InstanceTable, id: string): Promise<InstanceRecord | undefined> {
+  const result = await ledgerCall('get', () =>
+    doc.send(new GetCommand({ TableName: table, Key: ledgerItems.instance(id), ConsistentRead: true })),
+  );
+  return result.Item === undefined ? undefined : toRecord(id, result.Item);
+}
+
+/** Written if new, if the caller holds its token, or if it still is the record the caller replaces. */
+async function putRecord(
+  { doc, table }: InstanceTable,
+  record: InstanceRecord,
+  replaces: InstanceRecord | undefined,
+): Promise<void> {
+  const { id, params, ...rest } = record;
+  const item = {
+    ...ledgerItems.instance(id),
+    ...ledgerIndexEntry(ledgerIndex.instances, id),
+    id,
+    ...rest,
+    ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
+  };
+  try {
+    await ledgerCall('put', () =>
+      doc.send(
+        new PutCommand({
+          TableName: table,
+          Item: item,
+          ConditionExpression:
+            replaces === undefined
+              ? 'attribute_not_exists(#pk) OR tokenHash = :mine'
+              : 'tokenHash = :replaced OR tokenHash = :mine',
+          ...(replaces === undefined ? { ExpressionAttributeNames: { '#pk': k.partitionKey } } : {}),
+          ExpressionAttributeValues: {
+            ':mine': record.tokenHash,
+            ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
+          },
+        }),
+      ),
+    );
+  } catch (error) {
+    if (isConditionFailure(error)) throw new InstanceConflictError(id);
+    throw error;
+  }
+}
+
+/** The record goes first (conditionally), then every other item of the instance's partition. */
+async function deleteInstance(t: InstanceTable, id: string, replaces: InstanceRecord): Promise<void> {
+  const { doc, table } = t;
+  const key = ledgerItems.instance(id);
+  try {
+    await ledgerCall('delete', () =>
+      doc.send(
+        new DeleteCommand({
+          TableName: table,
+          Key: key,
+          ConditionExpression: 'tokenHash = :replaced',
+          ExpressionAttributeValues: { ':replaced': replaces.tokenHash },
+        }),
+      ),
+    );
+  } catch (error) {
+    if (isConditionFailure(error)) throw new InstanceConflictError(id);
+    throw error;
+  }
+  let startKey: Record<string, unknown> | undefined;
+  const keys: LedgerKey[] = [];
+  do {
+    const page = await ledgerCall('query', () =>
+      doc.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: keyNames,
+          ExpressionAttributeValues: { ':pk': key[k.partitionKey] },
+          ProjectionExpression: '#pk, #sk',
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    for (const item of page.Items ?? []) keys.push(keyOf(item));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey !== undefined);
+  await deleteKeys(t, keys);
+}
+
+async function consume(
+  { doc, table }: InstanceTable,
+  id: string,
+  tokenHash: string,
+  at: Date,
+): Promise<boolean> {
+  try {
+    await ledgerCall('consume', () =>
+      doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: ledgerItems.instance(id),
+          UpdateExpression: 'SET consumedAt = :at',
+          ConditionExpression:
+            'attribute_exists(#pk) AND attribute_not_exists(consumedAt) AND tokenHash = :h',
+          ExpressionAttributeNames: { '#pk': k.partitionKey },
+          ExpressionAttributeValues: { ':at': at.toISOString(), ':h': tokenHash },
+        }),
+      ),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+async function* listIds({ doc, table }: InstanceTable): AsyncGenerator<string[]> {
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await ledgerCall('scan ids', () =>
+      doc.send(
+        new ScanCommand({
+          TableName: table,
+          FilterExpression: '#sk = :meta AND begins_with(#pk, :instance)',
+          ExpressionAttributeNames: keyNames,
+          ExpressionAttributeValues: {
+            ':meta': instanceKeyParts.recordSortKey,
+            ':instance': instanceKeyParts.partitionPrefix,
+          },
+          ProjectionExpression: '#pk',
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    const prefix = instanceKeyParts.partitionPrefix;
+    const ids = (page.Items ?? []).map((item) => String(item[k.partitionKey]).slice(prefix.length));
+    if (ids.length > 0) yield ids;
+    startKey = page.LastEvaluatedKey;
+  } while (startKey !== undefined);
 }
