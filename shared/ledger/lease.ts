@@ -1,5 +1,5 @@
 import type { Item, LedgerTable, WriteParts } from './access.ts';
-import { type LedgerKey, ledgerKeySchema } from './table.ts';
+import { type LedgerKey, ledgerKeySchema, ledgerLeaseHolderAttribute } from './table.ts';
 
 /**
  * A lease: the right to do something for a while, held by whoever's write set its expiry. Every leased
@@ -23,13 +23,10 @@ export interface LeaseTerms extends Lease {
   now?: Date;
 }
 
-/** The attribute that names a lease's holder. */
-const holderAttribute = 'holder';
-
 function holderParts(lease: Lease): WriteParts {
   return lease.holder === undefined
     ? {}
-    : { names: { '#leaseHolder': holderAttribute }, values: { ':leaseHolder': lease.holder } };
+    : { names: { '#leaseHolder': ledgerLeaseHolderAttribute }, values: { ':leaseHolder': lease.holder } };
 }
 
 /** True if `text` is one parenthesised group, which DynamoDB refuses to see wrapped again. */

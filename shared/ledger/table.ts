@@ -37,6 +37,9 @@ export const ledgerLeases = {
   currentSync: { attribute: 'leaseUntil' },
 } as const;
 
+/** The attribute that names the holder of a lease taken by name (the `current/` write lease). */
+export const ledgerLeaseHolderAttribute = 'holder';
+
 /** A ledger item's primary key, under the table's own attribute names. */
 export type LedgerKey = Record<string, string>;
 
