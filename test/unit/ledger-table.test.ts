@@ -58,7 +58,7 @@ describe('the ledger table layout', () => {
     const names = (input.AttributeDefinitions ?? []).map((a) => a.AttributeName).sort();
     expect(names).toEqual(
       Object.values(ledgerKeySchema)
-        .filter((name) => name !== 'gsi1')
+        .filter((name) => name !== ledgerKeySchema.gsi1Name)
         .sort(),
     );
     expect(input.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual([ledgerKeySchema.gsi1Name]);
