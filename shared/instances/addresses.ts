@@ -90,26 +90,42 @@ export function createAddressBook(doc: DynamoDBDocumentClient, table: string, le
     return undefined;
   }
 
+  /**
+   * One page in id order. With a prefix the key condition is a range, `[after or prefix, prefix + "~"]`
+   * ("~" sorts after every character an id may hold), so a page never reads ids outside the prefix; the
+   * range includes `after` itself, so one more item is asked for and `after` dropped.
+   */
   async function list(
     limit: number,
     after: string | undefined,
     toRecord: (id: string, item: Record<string, unknown>) => InstanceRecord,
+    prefix = '',
   ): Promise<InstancePage> {
+    const ranged = prefix !== '';
+    const low = after ?? prefix;
     const result = await ledgerCall('list instances', () =>
       doc.send(
         new QueryCommand({
           TableName: table,
           IndexName: 'gsi1',
-          KeyConditionExpression: after === undefined ? 'gsi1pk = :p' : 'gsi1pk = :p AND gsi1sk > :after',
+          KeyConditionExpression: ranged
+            ? 'gsi1pk = :p AND gsi1sk BETWEEN :low AND :high'
+            : after === undefined
+              ? 'gsi1pk = :p'
+              : 'gsi1pk = :p AND gsi1sk > :after',
           ExpressionAttributeValues: {
             ':p': instanceListGsi1Pk,
-            ...(after === undefined ? {} : { ':after': after }),
+            ...(ranged ? { ':low': low < prefix ? prefix : low, ':high': `${prefix}~` } : {}),
+            ...(!ranged && after !== undefined ? { ':after': after } : {}),
           },
-          Limit: limit,
+          Limit: ranged && after !== undefined ? limit + 1 : limit,
         }),
       ),
     );
-    const records = (result.Items ?? []).map((item) => toRecord(String(item.id), item));
+    const records = (result.Items ?? [])
+      .map((item) => toRecord(String(item.id), item))
+      .filter((record) => record.id !== after && record.id.startsWith(prefix))
+      .slice(0, limit);
     const last = records.at(-1);
     return {
       records,

@@ -62,13 +62,14 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
   const consumedAt = optionalString(item.consumedAt);
   const expiresAt = optionalString(item.expiresAt);
   const params = item.params === undefined ? undefined : parseStoredParams(item.params);
+  const reservedUntil = optionalString(item.reservedUntil);
   return {
     id,
     kind,
     tokenHash: String(item.tokenHash),
-    etag: String(item.etag),
-    bodyKey: String(item.bodyKey),
-    size: Number(item.size),
+    etag: optionalString(item.etag) ?? '',
+    bodyKey: optionalString(item.bodyKey) ?? '',
+    size: typeof item.size === 'number' ? item.size : 0,
     oneTime: item.oneTime === true,
     createdAt: String(item.createdAt),
     updatedAt: String(item.updatedAt),
@@ -76,6 +77,7 @@ function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
     ...(consumedAt === undefined ? {} : { consumedAt }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(params === undefined ? {} : { params }),
+    ...(reservedUntil === undefined ? {} : { reservedUntil }),
   };
 }
 
@@ -202,7 +204,7 @@ export function createDynamoInstanceRepository(
     },
 
     async put(record, replaces) {
-      const { id, params, ...rest } = record;
+      const { id, params, etag, bodyKey, ...rest } = record;
       const item = {
         pk: instancePk(id),
         sk: metaSk,
@@ -210,22 +212,39 @@ export function createDynamoInstanceRepository(
         gsi1sk: id,
         id,
         ...rest,
+        // A reserved record has no body yet: its placeholders are left out rather than stored empty.
+        ...(etag === '' ? {} : { etag }),
+        ...(bodyKey === '' ? {} : { bodyKey }),
         ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
       };
+      // A PUT onto a reservation keeps its token, so the token alone cannot tell racing writes apart: the
+      // first to land ends the reservation, and a retry of that same write is known by its body key.
+      const keepsToken = replaces !== undefined && replaces.tokenHash === record.tokenHash;
+      const condition = keepsToken
+        ? replaces.reservedUntil !== undefined
+          ? '(tokenHash = :replaced AND attribute_exists(reservedUntil)) OR bodyKey = :body'
+          : 'tokenHash = :replaced AND bodyKey = :replacedBody'
+        : replaces === undefined
+          ? 'attribute_not_exists(pk) OR tokenHash = :mine'
+          : 'tokenHash = :replaced OR tokenHash = :mine';
       try {
         await ledgerCall('put', () =>
           doc.send(
             new PutCommand({
               TableName: table,
               Item: item,
-              ConditionExpression:
-                replaces === undefined
-                  ? 'attribute_not_exists(pk) OR tokenHash = :mine'
-                  : 'tokenHash = :replaced OR tokenHash = :mine',
-              ExpressionAttributeValues: {
-                ':mine': record.tokenHash,
-                ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
-              },
+              ConditionExpression: condition,
+              ExpressionAttributeValues: keepsToken
+                ? {
+                    ':replaced': replaces.tokenHash,
+                    ...(replaces.reservedUntil !== undefined
+                      ? { ':body': bodyKey === '' ? '-' : bodyKey }
+                      : { ':replacedBody': replaces.bodyKey }),
+                  }
+                : {
+                    ':mine': record.tokenHash,
+                    ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
+                  },
             }),
           ),
         );
@@ -238,7 +257,7 @@ export function createDynamoInstanceRepository(
     claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
     releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
     instanceAtAddress: (address) => addressBook.holderOf(address),
-    list: (limit, after) => addressBook.list(limit, after, toRecord),
+    list: (limit, after, prefix) => addressBook.list(limit, after, toRecord, prefix),
 
     async delete(id, replaces) {
       await flush();
