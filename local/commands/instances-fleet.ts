@@ -2,7 +2,13 @@ import { createReadStream } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import * as z from 'zod';
 import { ConfigError, PermanentError, TransientError } from '../../shared/errors.ts';
-import { InvalidAdminQueryError, maxReservationMs, parsePrefix } from '../../shared/instances/admin.ts';
+import {
+  InvalidAdminQueryError,
+  maxListLimit,
+  maxReservationMs,
+  parseLimit,
+  parsePrefix,
+} from '../../shared/instances/admin.ts';
 import { BulkLineError, parseBulkLine, splitJsonLines, type TextLine } from '../../shared/instances/bulk.ts';
 import type { AdminClient } from '../http/admin-client.ts';
 import { adminClient, type ConnectionFlags, connectionOptions } from './connection.ts';
@@ -61,6 +67,7 @@ export function parsePrefixOption(value: string): string {
 interface ListFlags extends ConnectionFlags {
   prefix?: string;
   json?: boolean;
+  pageSize: number;
 }
 
 interface ListedInstance {
@@ -76,10 +83,11 @@ interface ListedInstance {
 export async function* listAll(
   client: AdminClient,
   prefix: string | undefined,
+  pageSize = maxListLimit,
 ): AsyncGenerator<ListedInstance> {
   let cursor: string | undefined;
   for (let page = 0; page < 1_000_000; page++) {
-    const query = new URLSearchParams({ limit: '1000' });
+    const query = new URLSearchParams({ limit: String(pageSize) });
     if (prefix !== undefined) query.set('prefix', prefix);
     if (cursor !== undefined) query.set('cursor', cursor);
     const response = await client.request('GET', `/v1/instances?${query}`);
@@ -92,7 +100,7 @@ export async function* listAll(
 
 async function list(flags: ListFlags): Promise<void> {
   let count = 0;
-  for await (const instance of listAll(adminClient(flags), flags.prefix)) {
+  for await (const instance of listAll(adminClient(flags), flags.prefix, flags.pageSize)) {
     count++;
     const line = flags.json
       ? JSON.stringify(instance)
@@ -201,21 +209,23 @@ async function putMany(file: string, flags: PutManyFlags): Promise<void> {
         }
         const at = typeof answer.line === 'number' ? batch.fileLines[answer.line - 1] : undefined;
         const error = answer.error as
-          | { message?: string; issues?: { path: string; message: string }[] }
+          | { code?: string; message?: string; issues?: { path: string; message: string }[] }
           | undefined;
         if (error !== undefined) {
           const issues = (error.issues ?? []).map((issue) => `\n  ${issue.path}: ${issue.message}`).join('');
-          throw new PermanentError(
-            'bulk-line-failed',
-            failedAt(file, at, `${error.message ?? 'refused'}${issues}`, registered),
-          );
+          const message = failedAt(file, at, `${error.message ?? 'refused'}${issues}`, registered);
+          // A line the API could not store for now (ledger or store down) is worth a retry; a bad one is not.
+          if (error.code === 'unavailable' || error.code === 'internal') {
+            throw new TransientError('bulk-line-failed', message);
+          }
+          throw new PermanentError('bulk-line-failed', message);
         }
         lastLine = at;
         registered++;
         process.stdout.write(`${JSON.stringify({ ...answer, line: at })}\n`);
       }
     } catch (error) {
-      if (error instanceof PermanentError) throw error;
+      if (error instanceof PermanentError || error instanceof TransientError) throw error;
       throw new TransientError('bulk-cut', cutMessage(file, lastLine, registered), { cause: error });
     }
     if (!done) throw new TransientError('bulk-cut', cutMessage(file, lastLine, registered));
@@ -231,6 +241,15 @@ function cutMessage(file: string, lastLine: number | undefined, registered: numb
     `up to ${lastLine === undefined ? 'no line of this batch' : `line ${lastLine}`}. The line after it may or may ` +
     'not be: check it with "cldist instances get", then run again with --from-line'
   );
+}
+
+function parsePageSize(value: string): number {
+  try {
+    return parseLimit(value);
+  } catch (error) {
+    if (error instanceof InvalidAdminQueryError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
 }
 
 function positiveLine(value: string): number {
@@ -314,7 +333,13 @@ export function registerFleetCommands(instances: Command): void {
       .command('list')
       .description('list instances in id order (every page), without their tokens')
       .option('--prefix <prefix>', 'only ids that start with this', parsePrefixOption)
-      .option('--json', 'one JSON object a line instead of tab-separated columns'),
+      .option('--json', 'one JSON object a line instead of tab-separated columns')
+      .option(
+        '--page-size <n>',
+        `instances asked for per request, 1 to ${maxListLimit}`,
+        parsePageSize,
+        maxListLimit,
+      ),
   ).action((flags: ListFlags) => list(flags));
 
   connectionOptions(
