@@ -64,6 +64,11 @@ export const adminRouteKeys = [
   'PUT /v1/instances/{id}',
   'GET /v1/instances/{id}',
   'DELETE /v1/instances/{id}',
+  'GET /v1/instances',
+  'POST /v1/instances',
+  'DELETE /v1/instances',
+  'POST /v1/instances/{id}/reserve',
+  'POST /v1/instances/{id}/revoke',
   'GET /v1/releases',
   'POST /v1/releases/{channel}/{board}/{version}/retry',
 ];
@@ -466,6 +471,24 @@ export class CldistStack extends Stack {
       authorizer: iamAuthorizer,
     });
     adminRoutes.push(
+      ...httpApi.addRoutes({
+        path: '/v1/instances',
+        methods: [apigw.HttpMethod.GET, apigw.HttpMethod.POST, apigw.HttpMethod.DELETE],
+        integration,
+        authorizer: iamAuthorizer,
+      }),
+      ...httpApi.addRoutes({
+        path: '/v1/instances/{id}/reserve',
+        methods: [apigw.HttpMethod.POST],
+        integration,
+        authorizer: iamAuthorizer,
+      }),
+      ...httpApi.addRoutes({
+        path: '/v1/instances/{id}/revoke',
+        methods: [apigw.HttpMethod.POST],
+        integration,
+        authorizer: iamAuthorizer,
+      }),
       ...httpApi.addRoutes({
         path: '/v1/releases',
         methods: [apigw.HttpMethod.GET],
