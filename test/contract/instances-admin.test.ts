@@ -321,6 +321,21 @@ describeContract<Harness>(
       expect((await fetchIgnition(h.send, 'renew', renewed.token)).status).toBe(200);
     });
 
+    it('lets exactly one of racing PUTs end a reservation; the rest get 409 and the winner is served', async () => {
+      const { token } = (await (await reserve('race')).json()) as { token: string };
+      const configs = [1, 2, 3, 4, 5].map((n) => ({
+        ignition: { version: '3.3.0' },
+        storage: { files: [{ path: `/etc/n${n}`, mode: 420, contents: { source: 'data:,x' } }] },
+      }));
+      const answers = await Promise.all(configs.map((config) => put('race', { ignition: config })));
+      const statuses = answers.map((a) => a.status).sort();
+      expect(statuses).toEqual([200, 409, 409, 409, 409]);
+      const winner = configs[answers.findIndex((a) => a.status === 200)];
+      const served = await fetchIgnition(h.send, 'race', token);
+      expect(served.status).toBe(200);
+      expect(await served.json()).toEqual(winner);
+    });
+
     it('refuses a reservation deadline in the past, too far ahead, or an unknown field', async () => {
       for (const body of [
         { deadline: '2025-12-31T23:59:59Z' },
