@@ -18,6 +18,7 @@ import {
   type InstanceRecord,
   type InstanceRepository,
   instanceIdPattern,
+  type ReservationState,
   reservationState,
 } from './types.ts';
 
@@ -344,12 +345,14 @@ export async function claimNewAddresses(
   return params.ips.filter((ip) => !held.has(ip));
 }
 
+/** A reserved instance has no config yet, so no kind, ETag or size. */
 export interface InstanceDescription {
   id: string;
-  kind: ConfigKind;
+  state: ReservationState;
+  kind?: ConfigKind;
   specVersion?: string;
-  etag: string;
-  size: number;
+  etag?: string;
+  size?: number;
   oneTime: boolean;
   consumedAt?: string;
   expiresAt?: string;
@@ -370,8 +373,9 @@ export async function describeInstance(
   if (record === undefined) throw new InstanceNotFoundError(id);
   await deps.instances.flush();
   const audit = await deps.instances.listAudit(id, auditLimit);
-  const { tokenHash: _hidden, bodyKey: _internal, ...visible } = record;
-  return { ...visible, audit };
+  const { tokenHash: _hidden, bodyKey: _internal, kind, etag, size, ...visible } = record;
+  const state = reservationState(record, deps.clock());
+  return { ...visible, state, ...(state === 'ready' ? { kind, etag, size } : {}), audit };
 }
 
 /**

@@ -284,10 +284,14 @@ describeContract<Harness>(
       const unknown = await fetchIgnition(h.send, 'never-heard-of', 'not-the-token');
       expect([wrong.status, unknown.status]).toEqual([404, 404]);
       expect(await wrong.text()).toBe(await unknown.text());
-      const described = (await (await h.send('/v1/instances/early', { headers: admin })).json()) as {
-        reservedUntil: string;
-        audit: { outcome: string }[];
-      };
+      const described = (await (await h.send('/v1/instances/early', { headers: admin })).json()) as Record<
+        string,
+        unknown
+      > & { audit: { outcome: string }[] };
+      expect(described).toMatchObject({ state: 'pending', reservedUntil: '2026-01-01T00:10:00.000Z' });
+      expect(described).not.toHaveProperty('etag');
+      expect(described).not.toHaveProperty('kind');
+      expect(described).not.toHaveProperty('size');
       expect(described.audit.map((a) => a.outcome)).toEqual(['pending']);
       expect((await reserve('early')).status).toBe(409);
 
