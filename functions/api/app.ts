@@ -24,12 +24,14 @@ import { type ProxySecretsProvider, peerAddress } from '../../shared/metadata/id
 import { createConfigMerger } from '../../shared/metadata/merge.ts';
 import { mountProxiedMetadata } from '../../shared/metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../../shared/mirror/release-admin.ts';
+import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
 
 /**
- * How admin callers are authenticated. On AWS the API Gateway IAM authorizer has already checked the
- * caller before the request reaches the app, so the app trusts it; on one machine the app checks a
+ * How admin callers are authenticated. On AWS the API Gateway IAM authorizer checks the caller before the
+ * request reaches the app; the app still requires the caller the authorizer put in the event, so a route
+ * deployed without the authorizer refuses instead of letting anyone in. On one machine the app checks a
  * bearer token itself.
  */
 export type AdminAuth = { kind: 'iam' } | { kind: 'bearer'; token: string };
@@ -74,8 +76,8 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-function adminAllowed(auth: AdminAuth, header: string | undefined): boolean {
-  if (auth.kind === 'iam') return true;
+function adminAllowed(auth: AdminAuth, header: string | undefined, env: unknown): boolean {
+  if (auth.kind === 'iam') return gatewayIamCaller(env) !== undefined;
   const given = bearerToken(header);
   return given !== undefined && timingSafeEqual(sha256(given), sha256(auth.token));
 }
@@ -175,7 +177,16 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
   });
 
   const requireAdmin: MiddlewareHandler = async (c, next) => {
-    if (!adminAllowed(deps.adminAuth, c.req.header('Authorization'))) {
+    if (!adminAllowed(deps.adminAuth, c.req.header('Authorization'), c.env)) {
+      if (deps.adminAuth.kind === 'iam') {
+        return errorResponse(c, 403, {
+          error: {
+            code: 'forbidden',
+            message:
+              'admin routes need a caller checked by the API Gateway IAM authorizer; none reached the API',
+          },
+        });
+      }
       c.header('WWW-Authenticate', 'Bearer realm="cldist admin"');
       return errorResponse(c, 401, { error: { code: 'unauthorized', message: 'admin token required' } });
     }
