@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { stream } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { CldistConfig } from '../../shared/config.ts';
+import { PermanentError, TransientError } from '../../shared/errors.ts';
 import {
   deleteInstancesByPrefix,
   InstanceExistsError,
@@ -171,11 +172,12 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
           await out.write(`${JSON.stringify({ id: step.value, deleted: true })}\n`);
         }
       } catch (error) {
-        const known = error instanceof Error && 'code' in error && typeof error.code === 'string';
+        const known = error instanceof PermanentError || error instanceof TransientError;
         if (!known) options.onInternalError(error);
-        const message = known ? error.message : 'internal error';
-        const code = known ? String((error as { code: string }).code) : 'internal';
-        await out.write(`${JSON.stringify({ error: { code, message } })}\n`);
+        const answer = known
+          ? { code: error instanceof TransientError ? 'unavailable' : error.code, message: error.message }
+          : { code: 'internal', message: 'internal error' };
+        await out.write(`${JSON.stringify({ error: answer })}\n`);
       }
     });
   });

@@ -9,7 +9,7 @@ import {
   parseLimit,
   parsePrefix,
 } from '../../shared/instances/admin.ts';
-import { BulkLineError, parseBulkLine, splitJsonLines, type TextLine } from '../../shared/instances/bulk.ts';
+import { BulkLineError, parseBulkLine, splitJsonLines } from '../../shared/instances/bulk.ts';
 import type { AdminClient } from '../http/admin-client.ts';
 import { adminClient, type ConnectionFlags, connectionOptions } from './connection.ts';
 
@@ -128,10 +128,8 @@ interface Batch {
 async function* batches(file: string, fromLine: number): AsyncGenerator<Batch> {
   const seen = new Set<string>();
   let batch: Batch = { text: '', fileLines: [], ids: [] };
-  let lines: AsyncGenerator<TextLine>;
   try {
-    lines = splitJsonLines(createReadStream(file));
-    for await (const entry of lines) {
+    for await (const entry of splitJsonLines(createReadStream(file))) {
       if (entry.line < fromLine) continue;
       const { id } = parseBulkLine(entry);
       if (seen.has(id)) {

@@ -217,16 +217,23 @@ export function createDynamoInstanceRepository(
         ...(bodyKey === '' ? {} : { bodyKey }),
         ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
       };
-      // A PUT onto a reservation keeps its token, so the token alone cannot tell racing writes apart: the
-      // first to land ends the reservation, and a retry of that same write is known by its body key.
-      const keepsToken = replaces !== undefined && replaces.tokenHash === record.tokenHash;
-      const condition = keepsToken
-        ? replaces.reservedUntil !== undefined
-          ? '(tokenHash = :replaced AND attribute_exists(reservedUntil)) OR bodyKey = :body'
-          : 'tokenHash = :replaced AND bodyKey = :replacedBody'
+      // The first PUT onto a reservation keeps its token, so the token alone cannot tell racing writes
+      // apart: the first to land ends the reservation, and a retry of that same write is known by its body.
+      const endsReservation =
+        replaces?.reservedUntil !== undefined &&
+        record.reservedUntil === undefined &&
+        replaces.tokenHash === record.tokenHash;
+      const condition = endsReservation
+        ? '(tokenHash = :replaced AND attribute_exists(reservedUntil)) OR bodyKey = :body'
         : replaces === undefined
           ? 'attribute_not_exists(pk) OR tokenHash = :mine'
           : 'tokenHash = :replaced OR tokenHash = :mine';
+      const values = endsReservation
+        ? { ':replaced': replaces.tokenHash, ':body': bodyKey }
+        : {
+            ':mine': record.tokenHash,
+            ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
+          };
       try {
         await ledgerCall('put', () =>
           doc.send(
@@ -234,17 +241,7 @@ export function createDynamoInstanceRepository(
               TableName: table,
               Item: item,
               ConditionExpression: condition,
-              ExpressionAttributeValues: keepsToken
-                ? {
-                    ':replaced': replaces.tokenHash,
-                    ...(replaces.reservedUntil !== undefined
-                      ? { ':body': bodyKey === '' ? '-' : bodyKey }
-                      : { ':replacedBody': replaces.bodyKey }),
-                  }
-                : {
-                    ':mine': record.tokenHash,
-                    ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
-                  },
+              ExpressionAttributeValues: values,
             }),
           ),
         );

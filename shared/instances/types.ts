@@ -100,7 +100,9 @@ export interface InstanceRepository {
    * Create or replace the record (a new PUT rotates the token and resets consumption), only if the stored
    * record is still `replaces` (undefined: there is none), compared by token hash, which every write
    * changes. Otherwise throws InstanceConflictError. Repeating a write that already landed succeeds, so a
-   * retried request whose first answer was lost does not report a conflict with itself.
+   * retried request whose first answer was lost does not report a conflict with itself. The first config
+   * put on a reservation keeps its token hash, so that write is conditional on the record still being
+   * reserved instead (of racing configs for one reservation, one wins).
    */
   put(record: InstanceRecord, replaces: InstanceRecord | undefined): Promise<void>;
   /** Remove the record, if it is still `replaces` (else InstanceConflictError), and its audit trail. */

@@ -195,6 +195,9 @@ describe('cldist instances list, put-many, delete --prefix, reserve and revoke (
       const run = await cldist(['instances', ...args, ...connection]);
       expect(run.code, args.join(' ')).toBe(2);
     }
+    const missing = await cldist(['instances', 'put-many', join(dir, 'missing.jsonl'), ...connection]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`cannot read ${join(dir, 'missing.jsonl')}`);
     const file = join(dir, 'broken.jsonl');
     await writeFile(file, `${JSON.stringify({ id: 'ok', ignition: config })}\n{"id": "no-close"\n`);
     const run = await cldist(['instances', 'put-many', file, ...connection]);
