@@ -3,6 +3,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { apiPaths, honoPath } from '../../shared/api-routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { describeError, TransientError } from '../../shared/errors.ts';
 import { InstanceConflictError } from '../../shared/instances/errors.ts';
@@ -165,8 +166,8 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       'Cache-Control': 'no-store',
     });
   };
-  app.get('/v1/instances/:id/ignition', serveConfig('ignition'));
-  app.get('/v1/instances/:id/cloud-config', serveConfig('cloud-config'));
+  app.get(honoPath(apiPaths.instanceIgnition), serveConfig('ignition'));
+  app.get(honoPath(apiPaths.instanceCloudConfig), serveConfig('cloud-config'));
   mountProxiedMetadata(app, {
     secrets: deps.proxySecrets,
     deps: serviceDeps,
@@ -192,7 +193,7 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     }
     await next();
   };
-  const adminPath = '/v1/instances/:id';
+  const adminPath = honoPath(apiPaths.instance);
   app.put(
     adminPath,
     requireAdmin,

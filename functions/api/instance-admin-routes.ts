@@ -2,6 +2,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { stream } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { apiPaths, honoPath } from '../../shared/api-routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { PermanentError, TransientError } from '../../shared/errors.ts';
 import {
@@ -98,7 +99,7 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
     onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxSmallBodyBytes} bytes`),
   });
 
-  app.get('/v1/instances', requireAdmin, async (c) => {
+  app.get(apiPaths.instances, requireAdmin, async (c) => {
     try {
       const page = await listInstances(
         {
@@ -115,7 +116,7 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
     }
   });
 
-  app.post('/v1/instances', requireAdmin, async (c) => {
+  app.post(apiPaths.instances, requireAdmin, async (c) => {
     const strict = c.req.query('strict');
     if (strict !== undefined && strict !== 'true' && strict !== 'false') {
       return problem(c, 400, 'invalid-query', 'strict must be "true" or "false"', { path: '?strict' });
@@ -141,7 +142,7 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
     });
   });
 
-  app.delete('/v1/instances', requireAdmin, async (c) => {
+  app.delete(apiPaths.instances, requireAdmin, async (c) => {
     let query: { prefix: string; limit: number };
     try {
       query = { prefix: parsePrefix(c.req.query('prefix')), limit: parseLimit(c.req.query('limit')) };
@@ -182,7 +183,7 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
     });
   });
 
-  app.post('/v1/instances/:id/reserve', requireAdmin, smallBody, async (c) => {
+  app.post(honoPath(apiPaths.instanceReserve), requireAdmin, smallBody, async (c) => {
     let body: unknown;
     try {
       body = await jsonBody(c);
@@ -203,7 +204,7 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
     }
   });
 
-  app.post('/v1/instances/:id/revoke', requireAdmin, smallBody, async (c) => {
+  app.post(honoPath(apiPaths.instanceRevoke), requireAdmin, smallBody, async (c) => {
     const { token, record } = await revokeInstanceToken(c.req.param('id'), deps);
     c.header('Cache-Control', 'no-store');
     return c.json({
