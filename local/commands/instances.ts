@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { ConfigError } from '../../shared/errors.ts';
 import { adminClient, type ConnectionFlags, connectionOptions } from './connection.ts';
-import { deleteByPrefix, parsePrefixOption, registerFleetCommands } from './instances-fleet.ts';
+import { deleteByPrefix } from './instances-bulk.ts';
+import { parsePrefixOption, registerFleetCommands } from './instances-fleet.ts';
 
 interface PutFlags extends ConnectionFlags {
   ignition?: string;
