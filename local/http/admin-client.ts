@@ -36,6 +36,8 @@ export interface AdminClient {
   send(method: string, path: string, body?: unknown): Promise<Response>;
   /** Sends `text` as it is (JSON lines, say); a non-2xx answer is thrown as `request` does. */
   requestText(method: string, path: string, text: string, contentType: string): Promise<Response>;
+  /** Throws a response `send` answered the way `request` would have (a 401 names the token's source). */
+  fail(response: Response, method: string, path: string): Promise<never>;
 }
 
 const executeApiHost = /^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/;
@@ -164,13 +166,14 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
   };
   const send = (method: string, path: string, body?: unknown) =>
     sendText(method, path, body === undefined ? undefined : JSON.stringify(body), 'application/json');
+  const fail = (response: Response, method: string, path: string) =>
+    failure(response, method, `${base}${path}`, iam ? undefined : tokenSource(options));
   const check = (response: Response, method: string, path: string) =>
-    response.ok
-      ? response
-      : failure(response, method, `${base}${path}`, iam ? undefined : tokenSource(options));
+    response.ok ? response : fail(response, method, path);
 
   return {
     send,
+    fail,
     async request(method, path, body) {
       return check(await send(method, path, body), method, path);
     },
@@ -178,9 +181,4 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       return check(await sendText(method, path, text, contentType), method, path);
     },
   };
-}
-
-/** Answers a 4xx or 5xx response the way `request` would have thrown it. */
-export function throwFor(response: Response, method: string, url: string): Promise<never> {
-  return failure(response, method, url);
 }
