@@ -204,11 +204,16 @@ describeContract<Harness>(
     });
 
     it('ends a clean bulk run with a done line, and refuses a repeated id or a non-object line', async () => {
-      const good = [1, 2].map((n) => JSON.stringify({ id: `ok-${n}`, ignition: ignitionConfig })).join('\n');
+      const good = [
+        JSON.stringify({ id: 'ok-1', ignition: ignitionConfig }),
+        JSON.stringify({ id: 'ok-raw', ...ignitionConfig }),
+      ].join('\r\n');
       const done = lines(
         await (await h.send('/v1/instances', { method: 'POST', headers: admin, body: good })).text(),
       );
       expect(done.at(-1)).toEqual({ done: true, registered: 2 });
+      const raw = await fetchIgnition(h.send, 'ok-raw', String(done[1]?.token));
+      expect(await raw.json()).toEqual(ignitionConfig);
       const repeated = `${JSON.stringify({ id: 'twice', ignition: ignitionConfig })}\n${JSON.stringify({ id: 'twice', ignition: ignitionConfig })}\n[1]`;
       const answer = lines(
         await (await h.send('/v1/instances', { method: 'POST', headers: admin, body: repeated })).text(),
