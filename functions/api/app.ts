@@ -12,6 +12,7 @@ import {
   createBodyCache,
   deleteInstance,
   describeInstance,
+  expectedBodyForms,
   fetchInstanceConfig,
   InstanceNotFoundError,
   type InstanceServiceDeps,
@@ -224,7 +225,7 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
         return errorResponse(c, 400, {
           error: {
             code: 'invalid-json',
-            message: `request body is not JSON: ${(cause as Error).message}`,
+            message: `request body is not JSON: ${(cause as Error).message}; ${expectedBodyForms}`,
             path: '$',
           },
         });

@@ -134,6 +134,11 @@ describeContract<Harness>(
         expect(answer.error.message).toContain('raw Ignition config');
         expect(answer.error.message).toContain('wrapped form');
       }
+      const yaml = await put('wrong-shape', '#cloud-config\nhostname: x\n');
+      expect(yaml.status).toBe(400);
+      expect(((await yaml.json()) as { error: { message: string } }).error.message).toContain(
+        '{"cloudConfig":"#cloud-config',
+      );
       expect(await h.instances.get('wrong-shape')).toBeUndefined();
     });
 
