@@ -8,7 +8,11 @@
  */
 
 export const apiPaths = {
+  /** The collection: list (GET), bulk register (POST, JSON lines), bulk delete by prefix (DELETE). */
+  instances: '/v1/instances',
   instance: '/v1/instances/{id}',
+  instanceReserve: '/v1/instances/{id}/reserve',
+  instanceRevoke: '/v1/instances/{id}/revoke',
   instanceIgnition: '/v1/instances/{id}/ignition',
   instanceCloudConfig: '/v1/instances/{id}/cloud-config',
   releases: '/v1/releases',
@@ -47,6 +51,11 @@ export const apiRoutes = {
     { method: 'PUT', path: apiPaths.instance },
     { method: 'GET', path: apiPaths.instance },
     { method: 'DELETE', path: apiPaths.instance },
+    { method: 'GET', path: apiPaths.instances },
+    { method: 'POST', path: apiPaths.instances },
+    { method: 'DELETE', path: apiPaths.instances },
+    { method: 'POST', path: apiPaths.instanceReserve },
+    { method: 'POST', path: apiPaths.instanceRevoke },
     { method: 'GET', path: apiPaths.releases },
     { method: 'POST', path: apiPaths.releaseRetry },
   ],

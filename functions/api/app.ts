@@ -12,6 +12,7 @@ import {
   createBodyCache,
   deleteInstance,
   describeInstance,
+  expectedBodyForms,
   fetchInstanceConfig,
   InstanceNotFoundError,
   type InstanceServiceDeps,
@@ -26,6 +27,7 @@ import { createConfigMerger } from '../../shared/metadata/merge.ts';
 import { mountProxiedMetadata } from '../../shared/metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../../shared/mirror/release-admin.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
+import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
 
 /**
@@ -151,6 +153,12 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       },
       serviceDeps,
     );
+    if (result.status === 'pending') {
+      c.header('Retry-After', String(retryAfterSeconds));
+      return errorResponse(c, 503, {
+        error: { code: 'not-ready', message: 'this instance has no config yet, retry later' },
+      });
+    }
     if (result.status !== 'ok') return errorResponse(c, 404, notFoundBody);
     const served = merge(result.record, result.body);
     return c.body(served.body as Uint8Array<ArrayBuffer>, 200, {
@@ -209,28 +217,35 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
           },
         });
       }
+      const text = await c.req.text();
       let body: unknown;
       try {
-        body = JSON.parse(await c.req.text());
+        body = JSON.parse(text);
       } catch (cause) {
         return errorResponse(c, 400, {
           error: {
             code: 'invalid-json',
-            message: `request body is not JSON: ${(cause as Error).message}`,
+            message: `request body is not JSON: ${(cause as Error).message}; ${expectedBodyForms}`,
             path: '$',
           },
         });
       }
-      const result = await putInstanceConfig({ id, body, strict: strict === 'true' }, serviceDeps, config);
-      const url = `${baseUrl(c)}/v1/instances/${encodeURIComponent(id)}`;
-      const query = `?token=${encodeURIComponent(result.token)}`;
+      const newToken = c.req.query('newToken');
+      if (newToken !== undefined && newToken !== 'true' && newToken !== 'false') {
+        return errorResponse(c, 400, {
+          error: { code: 'invalid-query', message: 'newToken must be "true" or "false"', path: '?newToken' },
+        });
+      }
+      const result = await putInstanceConfig(
+        { id, body, text, strict: strict === 'true', newToken: newToken === 'true' },
+        serviceDeps,
+        config,
+      );
       c.header('Cache-Control', 'no-store');
       return c.json(
         {
-          token: result.token,
-          ...(result.record.kind === 'ignition'
-            ? { ignitionUrl: `${url}/ignition${query}` }
-            : { cloudConfigUrl: `${url}/cloud-config${query}` }),
+          ...(result.token === undefined ? { tokenKept: true } : { token: result.token }),
+          ...configUrls(baseUrl(c), result.record, result.token),
           etag: result.record.etag,
           ...(result.record.specVersion === undefined ? {} : { specVersion: result.record.specVersion }),
           warnings: result.warnings,
@@ -247,6 +262,10 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     await deleteInstance(c.req.param('id') ?? '', serviceDeps);
     return c.body(null, 204);
   });
+  app.route(
+    '/',
+    createInstanceAdminRoutes({ deps: serviceDeps, config, requireAdmin, baseUrl, onInternalError }),
+  );
   if (deps.releases !== undefined) app.route('/', createReleaseRoutes(deps.releases, config, requireAdmin));
   return app;
 }

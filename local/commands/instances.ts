@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { ConfigError } from '../../shared/errors.ts';
 import { adminClient, type ConnectionFlags, connectionOptions } from './connection.ts';
+import { deleteByPrefix } from './instances-bulk.ts';
+import { parsePrefixOption, registerFleetCommands } from './instances-fleet.ts';
 
 interface PutFlags extends ConnectionFlags {
   ignition?: string;
@@ -9,6 +11,7 @@ interface PutFlags extends ConnectionFlags {
   oneTime?: boolean;
   expires?: string;
   strict?: boolean;
+  newToken?: boolean;
   ip?: string[];
   publicIp?: string;
   hostname?: string;
@@ -87,19 +90,27 @@ async function put(id: string, flags: PutFlags): Promise<void> {
     ...(flags.expires === undefined ? {} : { expiresAt: flags.expires }),
     ...(await paramsBody(flags)),
   };
+  const query = new URLSearchParams();
+  if (flags.strict === true) query.set('strict', 'true');
+  if (flags.newToken === true) query.set('newToken', 'true');
   const response = await adminClient(flags).request(
     'PUT',
-    `${instancePath(id)}${flags.strict === true ? '?strict=true' : ''}`,
+    `${instancePath(id)}${query.size > 0 ? `?${query}` : ''}`,
     body,
   );
   const answer = (await response.json()) as {
-    token: string;
+    token?: string;
     ignitionUrl?: string;
     cloudConfigUrl?: string;
     warnings?: { path: string; message: string }[];
   };
   for (const warning of answer.warnings ?? []) {
     process.stderr.write(`warning: ${warning.path}: ${warning.message}\n`);
+  }
+  if (answer.token === undefined) {
+    process.stdout.write(`token: unchanged (the one "instances reserve" printed)\n`);
+    process.stderr.write('The reserved instance keeps its token; --new-token issues a new one.\n');
+    return;
   }
   const lines = [`token: ${answer.token}`];
   if (answer.ignitionUrl !== undefined) lines.push(`ignition URL: ${answer.ignitionUrl}`);
@@ -108,7 +119,7 @@ async function put(id: string, flags: PutFlags): Promise<void> {
   process.stderr.write('The token is shown only this once; put the config again to issue a new one.\n');
 }
 
-/** `cldist instances put|get|delete`: the admin side of the instance config API, over HTTP. */
+/** `cldist instances put|get|delete|list|put-many|reserve|revoke`: the admin side of the instance config API, over HTTP. */
 export function registerInstancesCommand(program: Command): void {
   const instances = program
     .command('instances')
@@ -128,6 +139,7 @@ export function registerInstancesCommand(program: Command): void {
         '--strict',
         'refuse Ignition keys the spec does not have, whatever api.unknownIgnitionKeys says (sent as ?strict=true)',
       )
+      .option('--new-token', 'on a reserved instance, issue a new token instead of keeping the reserved one')
       .option(
         '--ip <address>',
         'a source address of the instance (repeat for more); one instance each',
@@ -152,10 +164,19 @@ export function registerInstancesCommand(program: Command): void {
     process.stdout.write(`${JSON.stringify(await response.json(), null, 2)}\n`);
   });
 
-  connectionOptions(instances.command('delete <id>').description('remove a config and its audit')).action(
-    async (id: string, flags: ConnectionFlags) => {
-      await adminClient(flags).request('DELETE', instancePath(id));
-      process.stdout.write(`deleted ${id}\n`);
-    },
-  );
+  connectionOptions(
+    instances
+      .command('delete [id]')
+      .description('remove a config and its audit; or, with --prefix, every instance whose id starts so')
+      .option('--prefix <prefix>', 'delete every instance whose id starts with this', parsePrefixOption)
+      .option('--yes', 'with --prefix: really delete (without it, only says what would go)'),
+  ).action(async (id: string | undefined, flags: ConnectionFlags & { prefix?: string; yes?: boolean }) => {
+    if ((id === undefined) === (flags.prefix === undefined)) {
+      throw new ConfigError('give an instance id, or --prefix P (with --yes), not both');
+    }
+    if (flags.prefix !== undefined) return deleteByPrefix(flags.prefix, flags);
+    await adminClient(flags).request('DELETE', instancePath(id ?? ''));
+    process.stdout.write(`deleted ${id}\n`);
+  });
+  registerFleetCommands(instances);
 }

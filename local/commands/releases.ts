@@ -5,7 +5,6 @@ import type { ReleaseRef } from '../../shared/ledger/ledger.ts';
 import { versionPattern } from '../../shared/messages.ts';
 import type { ReleaseSummary, RetryResult } from '../../shared/mirror/release-admin.ts';
 import { type ReleaseState, releaseStates } from '../../shared/mirror/release-state.ts';
-import { throwFor } from '../http/admin-client.ts';
 import { adminClient, type ConnectionFlags, connectionOptions } from './connection.ts';
 
 interface ListFlags extends ConnectionFlags {
@@ -110,7 +109,7 @@ async function retry(ref: ReleaseRef, flags: RetryFlags): Promise<void> {
     }
     response = await client.send('POST', path, { confirmFinal: true });
   }
-  if (!response.ok) await throwFor(response, 'POST', `${flags.api.replace(/\/+$/, '')}${path}`);
+  if (!response.ok) await client.fail(response, 'POST', path);
   const result = (await response.json()) as RetryResult;
   const id = `${ref.channel}/${ref.board}/${ref.version}`;
   process.stdout.write(

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -34,6 +34,10 @@ export interface AdminClient {
   request(method: string, path: string, body?: unknown): Promise<Response>;
   /** Like `request`, but answers the 4xx response instead of throwing, for callers that handle one. */
   send(method: string, path: string, body?: unknown): Promise<Response>;
+  /** Sends `text` as it is (JSON lines, say); a non-2xx answer is thrown as `request` does. */
+  requestText(method: string, path: string, text: string, contentType: string): Promise<Response>;
+  /** Throws a response `send` answered the way `request` would have (a 401 names the token's source). */
+  fail(response: Response, method: string, path: string): Promise<never>;
 }
 
 const executeApiHost = /^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/;
@@ -87,7 +91,17 @@ async function signedHeaders(
   return out;
 }
 
-async function failure(response: Response, method: string, url: string): Promise<never> {
+/** Where the admin token came from, for a 401: the wrong data dir is the usual cause. */
+function tokenSource(options: AdminClientOptions): string {
+  if (options.token !== undefined) return 'the admin token given with --token';
+  const dir = resolve(options.dataDir);
+  return (
+    `the admin token from ${join(dir, adminTokenFileName)} (data dir ${dir}); if "cldist serve" runs ` +
+    'with another --data-dir (the demo uses ./data/demo), pass that one, or --token'
+  );
+}
+
+async function failure(response: Response, method: string, url: string, sentToken?: string): Promise<never> {
   const answer = (await response.json().catch(() => ({}))) as ApiErrorBody;
   const issues = answer.error?.issues ?? [];
   const detail =
@@ -96,6 +110,9 @@ async function failure(response: Response, method: string, url: string): Promise
       : (answer.error?.message ?? response.statusText);
   const message = `${method} ${url} failed with ${response.status}${issues.length > 0 ? ':\n' : ': '}${detail}`;
   if (response.status >= 500) throw new TransientError('api-failed', message);
+  if (response.status === 401 && sentToken !== undefined) {
+    throw new PermanentError('api-unauthorized', `${message}; sent ${sentToken}`);
+  }
   if (response.status === 403 && answer.error === undefined) {
     throw new PermanentError(
       'api-forbidden',
@@ -120,10 +137,14 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
   const iam = options.auth === 'iam' || (options.auth === 'auto' && executeApiHost.test(baseUrl.hostname));
   let signer: SignatureV4 | undefined;
 
-  const send = async (method: string, path: string, body?: unknown): Promise<Response> => {
+  const sendText = async (
+    method: string,
+    path: string,
+    text: string | undefined,
+    contentType: string,
+  ): Promise<Response> => {
     const url = new URL(`${base}${path}`);
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = text === undefined ? {} : { 'content-type': 'application/json' };
+    const headers: Record<string, string> = text === undefined ? {} : { 'content-type': contentType };
     let finalHeaders: Record<string, string>;
     if (iam) {
       signer ??= iamSigner(url, options);
@@ -143,18 +164,21 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       });
     }
   };
+  const send = (method: string, path: string, body?: unknown) =>
+    sendText(method, path, body === undefined ? undefined : JSON.stringify(body), 'application/json');
+  const fail = (response: Response, method: string, path: string) =>
+    failure(response, method, `${base}${path}`, iam ? undefined : tokenSource(options));
+  const check = (response: Response, method: string, path: string) =>
+    response.ok ? response : fail(response, method, path);
 
   return {
     send,
+    fail,
     async request(method, path, body) {
-      const response = await send(method, path, body);
-      if (response.ok) return response;
-      return failure(response, method, `${base}${path}`);
+      return check(await send(method, path, body), method, path);
+    },
+    async requestText(method, path, text, contentType) {
+      return check(await sendText(method, path, text, contentType), method, path);
     },
   };
-}
-
-/** Answers a 4xx or 5xx response the way `request` would have thrown it. */
-export function throwFor(response: Response, method: string, url: string): Promise<never> {
-  return failure(response, method, url);
 }

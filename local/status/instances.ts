@@ -5,7 +5,8 @@ export interface InstanceRow {
   id: string;
   addresses: string[];
   hostname?: string;
-  kind: 'ignition' | 'cloud-config';
+  /** `reserved`: no config put yet (its fetches answer 503 until one is, or its deadline passes). */
+  kind: 'ignition' | 'cloud-config' | 'reserved';
   /** The newest audited fetch: when, through which route family and path, and from where. */
   lastFetch?: { at: string; family: string; path?: string; sourceIp: string; outcome: string };
 }
@@ -33,7 +34,7 @@ export async function listInstanceRows(
       return {
         id: record.id,
         addresses: record.params?.ips ?? [],
-        kind: record.kind,
+        kind: record.reservedUntil === undefined ? record.kind : 'reserved',
         ...(record.params?.hostname === undefined ? {} : { hostname: record.params.hostname }),
         ...(newest === undefined
           ? {}

@@ -27,7 +27,8 @@ export function createAddressBook(doc: DynamoDBDocumentClient, table: string, le
       limit: number,
       after: string | undefined,
       toRecord: (id: string, item: Record<string, unknown>) => InstanceRecord,
-    ) => list(book, limit, after, toRecord),
+      prefix = '',
+    ) => list(book, limit, after, toRecord, prefix),
   };
 }
 
@@ -107,31 +108,47 @@ async function claim(
   return undefined;
 }
 
+/**
+ * One page in id order. With a prefix the key condition is a range, `[after or prefix, prefix + "~"]`
+ * ("~" sorts after every character an id may hold), so a page never reads ids outside the prefix; the
+ * range includes `after` itself, so one more item is asked for and `after` dropped.
+ */
 async function list(
   { doc, table, ledgerCall }: AddressTable,
   limit: number,
   after: string | undefined,
   toRecord: (id: string, item: Record<string, unknown>) => InstanceRecord,
+  prefix: string,
 ): Promise<InstancePage> {
+  const ranged = prefix !== '';
+  const low = after ?? prefix;
   const result = await ledgerCall('list instances', () =>
     doc.send(
       new QueryCommand({
         TableName: table,
         IndexName: k.gsi1Name,
-        KeyConditionExpression: after === undefined ? '#g1pk = :p' : '#g1pk = :p AND #g1sk > :after',
+        KeyConditionExpression: ranged
+          ? '#g1pk = :p AND #g1sk BETWEEN :low AND :high'
+          : after === undefined
+            ? '#g1pk = :p'
+            : '#g1pk = :p AND #g1sk > :after',
         ExpressionAttributeNames: {
           '#g1pk': k.gsi1PartitionKey,
-          ...(after === undefined ? {} : { '#g1sk': k.gsi1SortKey }),
+          ...(ranged || after !== undefined ? { '#g1sk': k.gsi1SortKey } : {}),
         },
         ExpressionAttributeValues: {
           ':p': ledgerIndex.instances,
-          ...(after === undefined ? {} : { ':after': after }),
+          ...(ranged ? { ':low': low < prefix ? prefix : low, ':high': `${prefix}~` } : {}),
+          ...(!ranged && after !== undefined ? { ':after': after } : {}),
         },
-        Limit: limit,
+        Limit: ranged && after !== undefined ? limit + 1 : limit,
       }),
     ),
   );
-  const records = (result.Items ?? []).map((item) => toRecord(String(item.id), item));
+  const records = (result.Items ?? [])
+    .map((item) => toRecord(String(item.id), item))
+    .filter((record) => record.id !== after && record.id.startsWith(prefix))
+    .slice(0, limit);
   const last = records.at(-1);
   return {
     records,

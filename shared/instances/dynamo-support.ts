@@ -50,13 +50,15 @@ export function toRecord(id: string, item: Record<string, unknown>): InstanceRec
   const consumedAt = optionalString(item.consumedAt);
   const expiresAt = optionalString(item.expiresAt);
   const params = item.params === undefined ? undefined : parseStoredParams(item.params);
+  const reservedUntil = optionalString(item.reservedUntil);
   return {
     id,
     kind,
     tokenHash: String(item.tokenHash),
-    etag: String(item.etag),
-    bodyKey: String(item.bodyKey),
-    size: Number(item.size),
+    // A reserved record has no body yet.
+    etag: optionalString(item.etag) ?? '',
+    bodyKey: optionalString(item.bodyKey) ?? '',
+    size: typeof item.size === 'number' ? item.size : 0,
     oneTime: item.oneTime === true,
     createdAt: String(item.createdAt),
     updatedAt: String(item.updatedAt),
@@ -64,6 +66,7 @@ export function toRecord(id: string, item: Record<string, unknown>): InstanceRec
     ...(consumedAt === undefined ? {} : { consumedAt }),
     ...(expiresAt === undefined ? {} : { expiresAt }),
     ...(params === undefined ? {} : { params }),
+    ...(reservedUntil === undefined ? {} : { reservedUntil }),
   };
 }
 

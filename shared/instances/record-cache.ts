@@ -154,7 +154,7 @@ export function withRecordCache(
       return load;
     },
 
-    list: (limit, after) => inner.list(limit, after),
+    list: (limit, after, prefix) => inner.list(limit, after, prefix),
     recordFetch: (id, entry) => inner.recordFetch(id, entry),
     listAudit: (id, limit) => inner.listAudit(id, limit),
     listIds: () => inner.listIds(),

@@ -85,7 +85,7 @@ export function createDynamoInstanceRepository(
     claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
     releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
     instanceAtAddress: (address) => addressBook.holderOf(address),
-    list: (limit, after) => addressBook.list(limit, after, toRecord),
+    list: (limit, after, prefix) => addressBook.list(limit, after, toRecord, prefix),
     async delete(id, replaces) {
       await audit.flush();
       await deleteInstance(t, id, replaces);
@@ -116,29 +116,45 @@ async function putRecord(
   record: InstanceRecord,
   replaces: InstanceRecord | undefined,
 ): Promise<void> {
-  const { id, params, ...rest } = record;
+  const { id, params, etag, bodyKey, ...rest } = record;
   const item = {
     ...ledgerItems.instance(id),
     ...ledgerIndexEntry(ledgerIndex.instances, id),
     id,
     ...rest,
+    // A reserved record has no body yet: its placeholders are left out rather than stored empty.
+    ...(etag === '' ? {} : { etag }),
+    ...(bodyKey === '' ? {} : { bodyKey }),
     ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
   };
+  // The first PUT onto a reservation keeps its token, so the token alone cannot tell racing writes
+  // apart: the first to land ends the reservation, and a retry of that same write is known by its body.
+  const endsReservation =
+    replaces?.reservedUntil !== undefined &&
+    record.reservedUntil === undefined &&
+    replaces.tokenHash === record.tokenHash;
+  const condition = endsReservation
+    ? '(tokenHash = :replaced AND attribute_exists(reservedUntil)) OR bodyKey = :body'
+    : replaces === undefined
+      ? 'attribute_not_exists(#pk) OR tokenHash = :mine'
+      : 'tokenHash = :replaced OR tokenHash = :mine';
+  const values = endsReservation
+    ? { ':replaced': replaces.tokenHash, ':body': bodyKey }
+    : {
+        ':mine': record.tokenHash,
+        ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
+      };
   try {
     await ledgerCall('put', () =>
       doc.send(
         new PutCommand({
           TableName: table,
           Item: item,
-          ConditionExpression:
-            replaces === undefined
-              ? 'attribute_not_exists(#pk) OR tokenHash = :mine'
-              : 'tokenHash = :replaced OR tokenHash = :mine',
-          ...(replaces === undefined ? { ExpressionAttributeNames: { '#pk': k.partitionKey } } : {}),
-          ExpressionAttributeValues: {
-            ':mine': record.tokenHash,
-            ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
-          },
+          ConditionExpression: condition,
+          ...(!endsReservation && replaces === undefined
+            ? { ExpressionAttributeNames: { '#pk': k.partitionKey } }
+            : {}),
+          ExpressionAttributeValues: values,
         }),
       ),
     );

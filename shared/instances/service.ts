@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import * as z from 'zod';
 import type { CldistConfig } from '../config.ts';
 import { PermanentError, TransientError } from '../errors.ts';
-import { type InstanceParams, instanceParamsShape, paramsFromBody } from '../metadata/params.ts';
+import { hasParams, type InstanceParams, instanceParamsShape, paramsFromBody } from '../metadata/params.ts';
 import type { ObjectStore } from '../store/types.ts';
 import type { BodyCache } from './body-cache.ts';
 import { validateCloudConfig } from './cloud-config.ts';
@@ -18,6 +18,8 @@ import {
   type InstanceRecord,
   type InstanceRepository,
   instanceIdPattern,
+  type ReservationState,
+  reservationState,
 } from './types.ts';
 
 /** Admin input that cannot be stored as given; `issues` name each bad field by JSON path. */
@@ -102,7 +104,27 @@ const putBodySchema = z.strictObject({
   ...instanceParamsShape,
 });
 
-function renderZodPath(path: readonly PropertyKey[]): string {
+/** What a PUT body may be, for the message of a body that is neither. */
+export const expectedBodyForms =
+  'expected a raw Ignition config ({"ignition":{"version":"3.4.0"},"storage":…}) or the wrapped form ' +
+  '{"ignition":{…} or "…", "oneTime"?, "expiresAt"?, "ips"?, "hostname"?, "sshKeys"?, …} ' +
+  '(or {"cloudConfig":"#cloud-config…"})';
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A raw Ignition config is known by its `ignition.version` (a string), which the wrapped form never has
+ * at that place (there `ignition` is the whole config). It is wrapped here, as the text it came in when
+ * that is known, so its bytes (and a `verification.hash` over them) are kept.
+ */
+export function unwrapRawIgnition(body: unknown, text?: string): unknown {
+  if (!isObject(body) || !isObject(body.ignition) || typeof body.ignition.version !== 'string') return body;
+  return { ignition: text ?? JSON.stringify(body) };
+}
+
+export function renderZodPath(path: readonly PropertyKey[]): string {
   return `$${path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}`;
 }
 
@@ -133,7 +155,7 @@ function prepareBody(
   const given = [input.ignition, input.cloudConfig].filter((v) => v !== undefined).length;
   if (given !== 1) {
     throw new InvalidInstanceConfigError([
-      { path: '$', message: 'expected exactly one of "ignition" or "cloudConfig"' },
+      { path: '$', message: `expected exactly one of "ignition" or "cloudConfig"; ${expectedBodyForms}` },
     ]);
   }
   if (input.cloudConfig !== undefined) {
@@ -204,8 +226,8 @@ function prepareBody(
 
 export interface PutInstanceResult {
   created: boolean;
-  /** Shown once; only its hash is kept. */
-  token: string;
+  /** Shown once; only its hash is kept. Absent when the PUT kept a reservation's token. */
+  token?: string;
   record: InstanceRecord;
   warnings: ValidationIssue[];
 }
@@ -218,15 +240,20 @@ export interface PutInstanceResult {
  * because deleting it in this racing path is what could strand the winner's record.
  */
 export async function putInstanceConfig(
-  input: { id: string; body: unknown; strict?: boolean },
+  input: { id: string; body: unknown; text?: string; strict?: boolean; newToken?: boolean },
   deps: InstanceServiceDeps,
   config: CldistConfig,
 ): Promise<PutInstanceResult> {
   assertInstanceId(input.id);
-  const parsed = putBodySchema.safeParse(input.body);
+  const parsed = putBodySchema.safeParse(unwrapRawIgnition(input.body, input.text));
   if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => ({
+      path: renderZodPath(issue.path),
+      message: issue.message,
+    }));
+    const atTop = parsed.error.issues.some((issue) => issue.path.length === 0);
     throw new InvalidInstanceConfigError(
-      parsed.error.issues.map((issue) => ({ path: renderZodPath(issue.path), message: issue.message })),
+      atTop ? [{ path: '$', message: expectedBodyForms }, ...issues] : issues,
     );
   }
   const now = deps.clock();
@@ -249,13 +276,25 @@ export async function putInstanceConfig(
   const previous = await deps.instances.get(input.id);
   const bodyWrittenAt = performance.now();
   await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
-  const params = paramsFromBody(parsed.data);
+  const given = paramsFromBody(parsed.data);
+  // A reservation's addresses and names carry over to its first config unless that gives its own.
+  const params =
+    previous?.reservedUntil !== undefined && !hasParams(given) && previous.params !== undefined
+      ? previous.params
+      : given;
   const claimed = await claimNewAddresses(input.id, params, previous, deps);
-  const token = newInstanceToken();
+  // The booting instance already has the reservation's URL, token and all: its first config keeps it.
+  let token: string | undefined;
+  let tokenHash: string;
+  if (previous?.reservedUntil !== undefined && input.newToken !== true) tokenHash = previous.tokenHash;
+  else {
+    token = newInstanceToken();
+    tokenHash = hashInstanceToken(token);
+  }
   const record: InstanceRecord = {
     id: input.id,
     kind: prepared.kind,
-    tokenHash: hashInstanceToken(token),
+    tokenHash,
     etag: `"${digest.slice(0, 32)}"`,
     bodyKey,
     size: prepared.body.byteLength,
@@ -284,11 +323,16 @@ export async function putInstanceConfig(
   }
   const dropped = (previous?.params?.ips ?? []).filter((ip) => !params.ips.includes(ip));
   if (dropped.length > 0) await deps.instances.releaseAddresses(input.id, dropped).catch(() => undefined);
-  return { created: previous === undefined, token, record, warnings: prepared.warnings };
+  return {
+    created: previous === undefined,
+    ...(token === undefined ? {} : { token }),
+    record,
+    warnings: prepared.warnings,
+  };
 }
 
 /** Claims the addresses the previous record did not hold yet; returns them, for undoing a failed PUT. */
-async function claimNewAddresses(
+export async function claimNewAddresses(
   id: string,
   params: InstanceParams,
   previous: InstanceRecord | undefined,
@@ -301,17 +345,20 @@ async function claimNewAddresses(
   return params.ips.filter((ip) => !held.has(ip));
 }
 
+/** A reserved instance has no config yet, so no kind, ETag or size. */
 export interface InstanceDescription {
   id: string;
-  kind: ConfigKind;
+  state: ReservationState;
+  kind?: ConfigKind;
   specVersion?: string;
-  etag: string;
-  size: number;
+  etag?: string;
+  size?: number;
   oneTime: boolean;
   consumedAt?: string;
   expiresAt?: string;
   createdAt: string;
   updatedAt: string;
+  reservedUntil?: string;
   audit: AuditEntry[];
 }
 
@@ -326,8 +373,9 @@ export async function describeInstance(
   if (record === undefined) throw new InstanceNotFoundError(id);
   await deps.instances.flush();
   const audit = await deps.instances.listAudit(id, auditLimit);
-  const { tokenHash: _hidden, bodyKey: _internal, ...visible } = record;
-  return { ...visible, audit };
+  const { tokenHash: _hidden, bodyKey: _internal, kind, etag, size, ...visible } = record;
+  const state = reservationState(record, deps.clock());
+  return { ...visible, state, ...(state === 'ready' ? { kind, etag, size } : {}), audit };
 }
 
 /**
@@ -341,7 +389,7 @@ export async function deleteInstance(id: string, deps: InstanceServiceDeps): Pro
   if (record === undefined) throw new InstanceNotFoundError(id);
   await deps.instances.delete(id, record);
   await deps.instances.releaseAddresses(id, record.params?.ips ?? []);
-  await deps.bodies.delete(record.bodyKey).catch(() => undefined);
+  if (record.bodyKey !== '') await deps.bodies.delete(record.bodyKey).catch(() => undefined);
 }
 
 export interface FetchConfigInput {
@@ -356,7 +404,9 @@ export interface FetchConfigInput {
 
 export type FetchConfigResult =
   | { status: 'ok'; body: Uint8Array; etag: string; contentType: string; record: InstanceRecord }
-  | { status: 'not-found'; outcome: FetchOutcome };
+  | { status: 'not-found'; outcome: FetchOutcome }
+  /** Reserved with no config yet: answer 503 with Retry-After so the client comes back. */
+  | { status: 'pending' };
 
 export async function readBody(record: InstanceRecord, deps: InstanceServiceDeps): Promise<Uint8Array> {
   const cached = deps.bodyCache?.get(record.bodyKey);
@@ -381,7 +431,8 @@ const absentTokenHash = hashInstanceToken(randomBytes(32).toString('base64url'))
  * Serve an instance its config. Every way of not getting it (unknown id, wrong or missing token, wrong
  * route, expired, consumed) gives the same answer, so the API cannot be used to enumerate instances, and
  * Ignition stops at once instead of retrying. A store that is down throws TransientError (503: Ignition
- * retries). Fetches by a caller who showed the token are audited under the instance; the rest are only
+ * retries), and so does a reserved instance with no config yet, until its deadline. Fetches by a caller
+ * who showed the token are audited under the instance; the rest are only
  * counted (`countRefused`), so anyone without a token can neither grow the ledger nor time an audit write.
  */
 export async function fetchInstanceConfig(
@@ -416,6 +467,12 @@ export async function fetchInstanceConfig(
     if (record === undefined) return notFound('unknown-instance');
     if (!matches) return notFound('wrong-token');
     tokenShown = true;
+    const reservation = reservationState(record, now);
+    if (reservation === 'lapsed') return notFound('reservation-lapsed');
+    if (reservation === 'pending') {
+      audit('pending');
+      return { status: 'pending' };
+    }
     if (record.kind !== input.kind) return notFound('wrong-kind');
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now.getTime()) {
       return notFound('expired');

@@ -32,6 +32,23 @@ export interface InstanceRecord {
   updatedAt: string;
   /** Addresses, hostname, keys and attributes the metadata routes serve; absent on older records. */
   params?: InstanceParams;
+  /**
+   * Present while the instance is reserved and has no config yet: its fetches answer 503 until this time,
+   * then 404. `kind`, `etag`, `bodyKey` and `size` are placeholders (`ignition`, empty, empty, 0) until
+   * the first PUT, which keeps the token the reservation issued.
+   */
+  reservedUntil?: string;
+}
+
+/**
+ * `ready`: it has a config. `pending`: reserved, no config yet, deadline ahead (answer 503, the client
+ * retries). `lapsed`: reserved and the deadline passed with no config (answer 404, as for no instance).
+ */
+export type ReservationState = 'ready' | 'pending' | 'lapsed';
+
+export function reservationState(record: InstanceRecord, now: Date): ReservationState {
+  if (record.reservedUntil === undefined) return 'ready';
+  return Date.parse(record.reservedUntil) > now.getTime() ? 'pending' : 'lapsed';
 }
 
 export type FetchOutcome =
@@ -42,7 +59,11 @@ export type FetchOutcome =
   | 'wrong-kind'
   | 'expired'
   | 'consumed'
-  | 'unavailable';
+  | 'unavailable'
+  /** Reserved, no config yet: answered 503 so the client retries. */
+  | 'pending'
+  /** Reserved, and the reservation's deadline passed with no config put: answered 404. */
+  | 'reservation-lapsed';
 
 export interface AuditEntry {
   at: string;
@@ -79,7 +100,9 @@ export interface InstanceRepository {
    * Create or replace the record (a new PUT rotates the token and resets consumption), only if the stored
    * record is still `replaces` (undefined: there is none), compared by token hash, which every write
    * changes. Otherwise throws InstanceConflictError. Repeating a write that already landed succeeds, so a
-   * retried request whose first answer was lost does not report a conflict with itself.
+   * retried request whose first answer was lost does not report a conflict with itself. The first config
+   * put on a reservation keeps its token hash, so that write is conditional on the record still being
+   * reserved instead (of racing configs for one reservation, one wins).
    */
   put(record: InstanceRecord, replaces: InstanceRecord | undefined): Promise<void>;
   /** Remove the record, if it is still `replaces` (else InstanceConflictError), and its audit trail. */
@@ -110,8 +133,8 @@ export interface InstanceRepository {
   releaseAddresses(id: string, addresses: readonly string[]): Promise<void>;
   /** The instance holding a source address: one ledger read (or none, where records are cached). */
   instanceAtAddress(address: string): Promise<string | undefined>;
-  /** Instance records in id order, at most `limit`, after the id `after`. */
-  list(limit: number, after?: string): Promise<InstancePage>;
+  /** Instance records in id order, at most `limit`, after the id `after`, only ids starting `prefix`. */
+  list(limit: number, after?: string, prefix?: string): Promise<InstancePage>;
   /** Write every queued audit entry now. */
   flush(): Promise<void>;
   /** Flush and stop the background timer. */

@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono';
 import type { CldistConfig } from '../config.ts';
 import { describeError, TransientError } from '../errors.ts';
 import type { InstanceServiceDeps } from '../instances/service.ts';
-import type { InstanceRecord, RouteFamily } from '../instances/types.ts';
+import { type InstanceRecord, type RouteFamily, reservationState } from '../instances/types.ts';
 import {
   ec2IdentityDocument,
   ec2MetaData,
@@ -98,6 +98,23 @@ async function recordOf(who: Known, options: MetadataAppOptions): Promise<Instan
   return who.instanceId === undefined ? undefined : options.deps.instances.get(who.instanceId);
 }
 
+/**
+ * The asking instance's record once it has a config. A reserved instance still waiting for one answers 503
+ * with Retry-After (Ignition and Afterburn retry), one whose deadline passed 404; both are audited.
+ */
+async function readyRecord(d: Dispatch, family: RouteFamily): Promise<InstanceRecord | Response> {
+  const record = await recordOf(d.who, d.options);
+  if (record === undefined) return notFound(d.c);
+  const state = reservationState(record, d.options.deps.clock());
+  if (state === 'ready') return record;
+  const outcome = state === 'pending' ? 'pending' : 'reservation-lapsed';
+  auditMetadata(request(d, record, family), 'metadata', outcome, d.options.deps);
+  if (state === 'lapsed') return notFound(d.c);
+  d.c.header('Retry-After', String(d.options.retryAfterSeconds ?? 5));
+  d.c.header('Cache-Control', 'no-store');
+  return d.c.text('this instance has no config yet, retry later\n', 503);
+}
+
 function request(d: Dispatch, record: InstanceRecord, family: RouteFamily): MetadataRequest {
   return {
     record,
@@ -131,8 +148,8 @@ async function openStack(d: Dispatch): Promise<Response> {
   const [, version, file, ...rest] = d.segments;
   if (version === undefined) return text(d.c, 200, openStackVersions.join('\n'));
   if (!(openStackVersions as readonly string[]).includes(version) || rest.length > 0) return notFound(d.c);
-  const record = await recordOf(d.who, d.options);
-  if (record === undefined) return notFound(d.c);
+  const record = await readyRecord(d, 'openstack');
+  if (record instanceof Response) return record;
   if (file === 'user_data') return userData(d, record, 'openstack');
   if (file === undefined) {
     auditMetadata(request(d, record, 'openstack'), 'metadata', 'served', d.options.deps);
@@ -189,8 +206,8 @@ async function ec2(d: Dispatch): Promise<Response> {
   if (d.c.req.method !== 'GET' && d.c.req.method !== 'HEAD') return notFound(d.c);
   const refused = await imdsSessionProblem(d);
   if (refused !== undefined) return refused;
-  const record = await recordOf(d.who, d.options);
-  if (record === undefined) return notFound(d.c);
+  const record = await readyRecord(d, 'ec2');
+  if (record instanceof Response) return record;
   if (section === 'user-data' && path.length === 0) return userData(d, record, 'ec2');
   let answer: string | undefined;
   if (section === undefined) answer = 'dynamic\nmeta-data\nuser-data';

@@ -63,6 +63,34 @@ describe('the deployed API', () => {
     }
   });
 
+  it('registers JSON lines through the IAM-authorised bulk route, lists them, and refuses them unsigned', async () => {
+    const lines = ['bulk-a', 'bulk-b'].map((id) => JSON.stringify({ id, ignition })).join('\n');
+    const unsigned = await api.request({ method: 'POST', path: '/v1/instances', body: lines });
+    expect(unsigned).toMatchObject({ status: 403, answeredBy: 'gateway' });
+    const bulk = await api.request({
+      method: 'POST',
+      path: '/v1/instances',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: lines,
+      iam: operatorCaller,
+    });
+    expect(bulk.status, bulk.body).toBe(200);
+    const answers = bulk.body
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as { id?: string; token?: string; done?: boolean });
+    expect(answers.map((a) => a.id ?? a.done)).toEqual(['bulk-a', 'bulk-b', true]);
+    const listed = await api.request({
+      method: 'GET',
+      path: '/v1/instances?prefix=bulk-',
+      iam: operatorCaller,
+    });
+    expect(listed.json<{ instances: { id: string }[] }>().instances.map((i) => i.id)).toEqual([
+      'bulk-a',
+      'bulk-b',
+    ]);
+  });
+
   it('answers 404 from the gateway for a route the template does not declare', async () => {
     const res = await api.request({ method: 'POST', path: '/v1/instances/vm-1', iam: operatorCaller });
     expect(res).toMatchObject({ status: 404, answeredBy: 'gateway' });

@@ -225,4 +225,46 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     expect(statuses.slice(0, 2)).toEqual([503, 503]);
     expect(statuses.at(-1)).toBe(200);
   });
+  it('boots before its config is registered (reserved): waits through 503s, succeeds once the config is put', async () => {
+    const id = 'booted-early';
+    const reserved = await fetch(`${server.url}/v1/instances/${id}/reserve`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${adminToken}` },
+      body: JSON.stringify({ deadline: new Date(Date.now() + 10 * 60_000).toISOString() }),
+    });
+    expect(reserved.status).toBe(201);
+    const { ignitionUrl } = (await reserved.json()) as { ignitionUrl: string };
+    const path = `/v1/instances/${id}/ignition`;
+    // The config is put only once the server has answered Ignition's fetches 503 twice, so the instance
+    // provably booted (and retried) before it was registered.
+    const registered = new Promise<number>((resolve, reject) => {
+      onAnswer = () => {
+        if (answered.filter((a) => a.path === path && a.status === 503).length === 2) {
+          onAnswer = () => undefined;
+          fetch(`${server.url}/v1/instances/${id}`, {
+            method: 'PUT',
+            headers: { Authorization: `Bearer ${adminToken}` },
+            body: instanceText,
+          }).then((r) => resolve(r.status), reject);
+        }
+      };
+    });
+    const run = await runIgnition(id, {
+      ignition: {
+        version: '3.0.0',
+        config: { replace: { source: ignitionUrl, verification: { hash: instanceHash } } },
+      },
+    });
+    expect(await registered).toBe(200);
+    expectOurConfig(run);
+    const statuses = answered.filter((a) => a.path === path).map((a) => a.status);
+    expect(statuses.slice(0, 2)).toEqual([503, 503]);
+    expect(statuses.at(-1)).toBe(200);
+    const described = (await fetch(`${server.url}/v1/instances/${id}`, {
+      headers: { Authorization: `Bearer ${adminToken}` },
+    }).then((r) => r.json())) as { audit: { outcome: string }[] };
+    const outcomes = described.audit.map((a) => a.outcome).reverse();
+    expect(outcomes.slice(0, 2)).toEqual(['pending', 'pending']);
+    expect(outcomes.at(-1)).toBe('served');
+  });
 });

@@ -36,7 +36,12 @@ export async function startSigV4Gateway(
   credentials: { accessKeyId: string; secretAccessKey: string },
   region: string,
 ): Promise<SigV4Gateway> {
-  const signer = new SignatureV4({ service: 'execute-api', region, credentials, sha256: Sha256 });
+  // The SDK signs x-amz-content-sha256 as well; curl --aws-sigv4 does not. API Gateway checks whichever
+  // headers the caller signed, so the gateway re-signs with or without it, as the request says.
+  const signer = (applyChecksum: boolean) =>
+    new SignatureV4({ service: 'execute-api', region, credentials, sha256: Sha256, applyChecksum });
+  const sdkSigner = signer(true);
+  const curlSigner = signer(false);
   const accepted: string[] = [];
   const refused: string[] = [];
   const server: Server = createServer((request, response) => {
@@ -52,7 +57,7 @@ export async function startSigV4Gateway(
       const expected =
         date === undefined
           ? undefined
-          : await signer.sign(
+          : await (signedNames.includes('x-amz-content-sha256') ? sdkSigner : curlSigner).sign(
               {
                 method: request.method ?? 'GET',
                 protocol: 'http:',

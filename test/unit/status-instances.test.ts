@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { listInstanceRows } from '../../local/status/instances.ts';
 import type { StatusModel } from '../../local/status/model.ts';
 import { renderStatusPage } from '../../local/status/render.ts';
 
@@ -56,5 +57,38 @@ describe('the status page instances section', () => {
       String(await renderStatusPage({ ...model, instances: { limit: 50, more: false, rows: [] } }, 5)),
     ).toContain('No instances registered.');
     expect(String(await renderStatusPage(model, 5))).not.toContain('<h2>Instances</h2>');
+  });
+
+  it('shows a reserved instance (no config yet) as reserved, with its pending fetch', async () => {
+    const base = { etag: '', bodyKey: '', size: 0, oneTime: false, createdAt: 'x', updatedAt: 'x' };
+    const list = await listInstanceRows(
+      {
+        flush: async () => undefined,
+        list: async () => ({
+          records: [
+            { ...base, id: 'early', kind: 'ignition', tokenHash: 'h', reservedUntil: '2026-06-01T01:00:00Z' },
+            { ...base, id: 'ready', kind: 'cloud-config', tokenHash: 'h' },
+          ],
+        }),
+        listAudit: async (id) =>
+          id === 'early'
+            ? [
+                {
+                  at: 'x',
+                  route: 'ignition',
+                  family: 'token',
+                  sourceIp: '10.0.0.2',
+                  userAgent: '',
+                  outcome: 'pending',
+                },
+              ]
+            : [],
+      },
+      10,
+    );
+    expect(list.rows.map((row) => [row.id, row.kind, row.lastFetch?.outcome])).toEqual([
+      ['early', 'reserved', 'pending'],
+      ['ready', 'cloud-config', undefined],
+    ]);
   });
 });
