@@ -88,7 +88,11 @@ async function trustedKeys(config: CldistConfig, now: Date): Promise<TrustedKeyR
  * trusted fingerprints. Every problem is collected, not just the first.
  */
 export async function checkConfig(file: string | undefined, now: Date): Promise<ConfigCheckReport> {
-  const raw = await readRaw(file);
+  return checkRawConfig(await readRaw(file), now, file);
+}
+
+/** The checks of `checkConfig` on an already parsed JSON value. */
+export async function checkRawConfig(raw: unknown, now: Date, file?: string): Promise<ConfigCheckReport> {
   const names = checkNames(raw);
   const errors: ConfigProblem[] = [];
   const parsed = configSchema.safeParse(raw ?? {});
