@@ -54,13 +54,19 @@ export function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[
   return [...new Set(keys)];
 }
 
+/** A key that is not a plain word is quoted, so `" "` or `a.b` cannot be misread as a path. */
+function segment(part: PropertyKey): string {
+  const text = String(part);
+  return /^[A-Za-z0-9_-]+$/.test(text) ? text : JSON.stringify(text);
+}
+
 /**
  * Zod's issues as one problem per bad field. An unknown key of a strict object becomes one problem per key,
  * at the key's own path, with the nearest key the schema accepts there when one is close enough.
  */
 export function describeIssues(error: z.ZodError, root = '', schema?: z.ZodType): ConfigProblem[] {
   const join = (parts: readonly PropertyKey[]) =>
-    [root, ...parts.map(String)].filter((p) => p !== '').join('.');
+    [root, ...parts.map(segment)].filter((p) => p !== '').join('.');
   return error.issues.flatMap((issue): ConfigProblem[] => {
     if (issue.code !== 'unrecognized_keys') return [{ path: join(issue.path), message: issue.message }];
     const known = schema === undefined ? [] : keysAt(schema, issue.path);

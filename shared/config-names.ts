@@ -24,10 +24,12 @@ export type NameVerdict =
   /** Well-formed but not a name upstream publishes (a private origin may): a warning. */
   | { kind: 'unknown'; suggestion?: string };
 
-function candidates(kind: 'board' | 'channel', name: string): string[] {
+/** LTS streams started with LTS-2021 (the first yearly stream); later years are accepted by pattern. */
+const streamYears = Array.from({ length: 20 }, (_, i) => 2021 + i);
+
+function candidates(kind: 'board' | 'channel'): string[] {
   if (kind === 'board') return [...knownBoards];
-  const year = /(\d{4})$/.exec(name)?.[1];
-  return year === undefined ? [...knownChannels] : [...knownChannels, `lts-${year}`, `current-${year}`];
+  return [...knownChannels, ...streamYears.flatMap((year) => [`lts-${year}`, `current-${year}`])];
 }
 
 /**
@@ -40,7 +42,7 @@ export function judgeName(kind: 'board' | 'channel', name: string): NameVerdict 
   if (kind === 'board' ? (knownBoards as readonly string[]).includes(name) : isKnownChannel(name)) {
     return { kind: 'known' };
   }
-  const options = candidates(kind, name);
+  const options = candidates(kind);
   const typo = nearestName(name, options);
   if (typo !== undefined) return { kind: 'typo', suggestion: typo };
   let closest: string | undefined;
