@@ -62,14 +62,16 @@ function segment(part: PropertyKey): string {
 
 /**
  * Zod's issues as one problem per bad field. An unknown key of a strict object becomes one problem per key,
- * at the key's own path, with the nearest key the schema accepts there when one is close enough.
+ * at the key's own path, with the nearest key `schema` accepts there when one is close enough.
  */
 export function describeIssues(error: z.ZodError, root = '', schema?: z.ZodType): ConfigProblem[] {
   const join = (parts: readonly PropertyKey[]) =>
     [root, ...parts.map(segment)].filter((p) => p !== '').join('.');
   return error.issues.flatMap((issue): ConfigProblem[] => {
-    if (issue.code !== 'unrecognized_keys') return [{ path: join(issue.path), message: issue.message }];
-    const known = schema === undefined ? [] : keysAt(schema, issue.path);
+    if (issue.code !== 'unrecognized_keys' || schema === undefined) {
+      return [{ path: join(issue.path), message: issue.message }];
+    }
+    const known = keysAt(schema, issue.path);
     return issue.keys.map((key) => {
       const suggestion = nearestName(key, known);
       return {
