@@ -78,7 +78,9 @@ async function run(flags: ConfigCheckFlags): Promise<void> {
 
 /** `cldist config check`: what `serve` would run with, and every problem in it, without starting anything. */
 export function registerConfigCommand(program: Command): void {
-  const config = program.command('config').description('Inspect the config file');
+  const config = program
+    .command('config')
+    .description('Check a config file without starting anything: config check');
   config
     .command('check')
     .description(
