@@ -10,8 +10,10 @@ export const knownBoards = ['amd64-usr', 'arm64-usr'] as const;
 
 /**
  * Flatcar's release channels, from https://www.flatcar.org/docs/latest/setup/releases/switching-channels/:
- * alpha, beta, stable, and LTS, which starts a new stream about once a year. A stream is named by its year:
- * `lts-2024`, or `current-2024` for the folder of the stream's newest release.
+ * alpha, beta, stable, and LTS, which starts a new stream about once a year. Streams are named by year
+ * (`LTS-2021`, `LTS-2022` in the project's release list, https://github.com/flatcar/flatcar-website/pull/229),
+ * so `lts-2024` is accepted, and `current-2024` too, the name operators give a stream they follow as a
+ * channel. No public page lists a stream's own release-server host, so neither is checked further.
  */
 export const knownChannels = ['stable', 'beta', 'alpha', 'lts'] as const;
 
