@@ -63,6 +63,32 @@ function jobFor(channel: string, board: string, version: string, plan: ArtifactP
   };
 }
 
+/**
+ * Warns once per channel and board, when it goes from published (or never polled) to not published; the
+ * poll state remembers since when, so later polls and restarts stay quiet until it has been published
+ * again (a successful poll writes the state without the mark). Two pollers racing on the first 404 may
+ * both warn: a duplicate warning costs less than a conditional write on every poll.
+ */
+async function notPublished(
+  base: { channel: string; board: string },
+  url: string,
+  previous: PollState | undefined,
+  deps: MirrorDeps,
+): Promise<ChannelPollResult> {
+  const now = deps.clock().toISOString();
+  if (previous?.notPublishedSince === undefined) {
+    deps.logger.warn('poll.not_published', { ...base, url });
+  }
+  // No validators kept: a 304 against them must not hide that the file is back.
+  await deps.ledger.savePollState({
+    ...base,
+    ...(previous?.lastVersion === undefined ? {} : { lastVersion: previous.lastVersion }),
+    checkedAt: now,
+    notPublishedSince: previous?.notPublishedSince ?? now,
+  });
+  return { ...base, outcome: 'not-published' };
+}
+
 async function pollOne(
   channel: ChannelConfig,
   board: string,
@@ -115,31 +141,6 @@ async function pollOne(
     checkedAt: deps.clock().toISOString(),
   });
   return { ...base, outcome, version, jobsSent };
-}
-
-/**
- * Warns once per channel and board, when it goes from published (or never polled) to not published; the
- * poll state remembers since when, so later polls, restarts and other pollers stay quiet until it has been
- * published again (a successful poll writes the state without the mark).
- */
-async function notPublished(
-  base: { channel: string; board: string },
-  url: string,
-  previous: PollState | undefined,
-  deps: MirrorDeps,
-): Promise<ChannelPollResult> {
-  const now = deps.clock().toISOString();
-  if (previous?.notPublishedSince === undefined) {
-    deps.logger.warn('poll.not_published', { ...base, url });
-  }
-  // No validators kept: a 304 against them must not hide that the file is back.
-  await deps.ledger.savePollState({
-    ...base,
-    ...(previous?.lastVersion === undefined ? {} : { lastVersion: previous.lastVersion }),
-    checkedAt: now,
-    notPublishedSince: previous?.notPublishedSince ?? now,
-  });
-  return { ...base, outcome: 'not-published' };
 }
 
 async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<number> {
