@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod';
+import { formatIssues } from './config-issues.ts';
 import { ConfigError } from './errors.ts';
 import { validateIgnition } from './instances/ignition.ts';
 
@@ -252,25 +253,17 @@ export const configSchema = z.strictObject({
     .default({ requireImdsV2: false }),
 });
 
+export { formatIssues } from './config-issues.ts';
+
 export type CldistConfig = z.infer<typeof configSchema>;
 export type ChannelConfig = CldistConfig['channels'][number];
 export type ArtifactConfig = CldistConfig['artifacts'][number];
-
-/** Render zod issues as one line per bad field: `channels.0.baseUrl: expected an http(s) URL…`. */
-export function formatIssues(error: z.ZodError, root = ''): string {
-  return error.issues
-    .map((issue) => {
-      const path = [root, ...issue.path.map(String)].filter((p) => p !== '').join('.');
-      return `${path === '' ? '(top level)' : path}: ${issue.message}`;
-    })
-    .join('\n');
-}
 
 /** Validate a plain object once, at start; every later reader gets a typed, defaulted config. */
 export function parseConfig(input: unknown, source = 'config'): CldistConfig {
   const result = configSchema.safeParse(input ?? {});
   if (!result.success) {
-    throw new ConfigError(`${source} is invalid:\n${formatIssues(result.error)}`);
+    throw new ConfigError(`${source} is invalid:\n${formatIssues(result.error, '', configSchema)}`);
   }
   return result.data;
 }

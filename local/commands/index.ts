@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerConfigCommand } from './config.ts';
 import { registerInstancesCommand } from './instances.ts';
 import { registerMetadataProxyCommand } from './metadata-proxy.ts';
 import { registerMirrorCommand } from './mirror.ts';
@@ -15,4 +16,5 @@ export function registerCommands(program: Command): void {
   registerMirrorCommand(program);
   registerReleasesCommand(program);
   registerMetadataProxyCommand(program);
+  registerConfigCommand(program);
 }

@@ -86,6 +86,8 @@ export interface PollState {
   lastModified?: string;
   lastVersion?: string;
   checkedAt: string;
+  /** Set while `current/version.txt` answers 404: since when, so the warning goes out once. */
+  notPublishedSince?: string;
 }
 
 export interface MirrorCurrent {

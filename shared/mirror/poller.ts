@@ -1,7 +1,7 @@
 import type { ChannelConfig, CldistConfig } from '../config.ts';
 import { describeError } from '../errors.ts';
-import { conditionalGet } from '../http/fetch.ts';
-import type { ArtifactPlan } from '../ledger/ledger.ts';
+import { conditionalGet, NotFoundError } from '../http/fetch.ts';
+import type { ArtifactPlan, PollState } from '../ledger/ledger.ts';
 import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
@@ -16,6 +16,11 @@ export type PollOutcome =
   | 'seen'
   /** Claimed here; its jobs were sent. */
   | 'new-release'
+  /**
+   * `current/version.txt` answered 404 or 410: upstream does not publish this board on this channel (arm64
+   * on an old LTS stream, say). Not an error: nothing is broken and retrying will not help.
+   */
+  | 'not-published'
   | 'error';
 
 export interface ChannelPollResult {
@@ -58,6 +63,32 @@ function jobFor(channel: string, board: string, version: string, plan: ArtifactP
   };
 }
 
+/**
+ * Warns once per channel and board, when it goes from published (or never polled) to not published; the
+ * poll state remembers since when, so later polls and restarts stay quiet until it has been published
+ * again (a successful poll writes the state without the mark). Two pollers racing on the first 404 may
+ * both warn: a duplicate warning costs less than a conditional write on every poll.
+ */
+async function notPublished(
+  base: { channel: string; board: string },
+  url: string,
+  previous: PollState | undefined,
+  deps: MirrorDeps,
+): Promise<ChannelPollResult> {
+  const now = deps.clock().toISOString();
+  if (previous?.notPublishedSince === undefined) {
+    deps.logger.warn('poll.not_published', { ...base, url });
+  }
+  // No validators kept: a 304 against them must not hide that the file is back.
+  await deps.ledger.savePollState({
+    ...base,
+    ...(previous?.lastVersion === undefined ? {} : { lastVersion: previous.lastVersion }),
+    checkedAt: now,
+    notPublishedSince: previous?.notPublishedSince ?? now,
+  });
+  return { ...base, outcome: 'not-published' };
+}
+
 async function pollOne(
   channel: ChannelConfig,
   board: string,
@@ -66,13 +97,18 @@ async function pollOne(
 ): Promise<ChannelPollResult> {
   const base = { channel: channel.name, board };
   const previous = await deps.ledger.getPollState(channel.name, board);
-  const answer = await conditionalGet(currentVersionUrl(channel, board), {
+  const url = currentVersionUrl(channel, board);
+  const answer = await conditionalGet(url, {
     etag: previous?.etag,
     lastModified: previous?.lastModified,
     maxBytes: config.limits.maxVersionFileBytes,
     timeoutMs: config.limits.requestTimeoutSeconds * 1000,
     allowedOrigins: [new URL(channelBaseUrl(channel)).origin],
+  }).catch((error: unknown) => {
+    if (error instanceof NotFoundError) return { status: 'not-published' as const };
+    throw error;
   });
+  if (answer.status === 'not-published') return notPublished(base, url, previous, deps);
   if (answer.status === 'unchanged') return { ...base, outcome: 'unchanged', version: previous?.lastVersion };
   const { version } = parseVersionFile(answer.body, config.limits.maxVersionFileBytes);
   if (

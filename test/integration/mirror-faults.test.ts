@@ -196,6 +196,33 @@ describe('release mirror under faults', () => {
     ]);
   });
 
+  it('tells a channel upstream does not publish (404) from a failing one (503), and warns of the 404 once', async () => {
+    const started = await startRig({ channels: ['alpha', 'beta', 'gamma'] });
+    rig = started;
+    for (const channel of ['alpha', 'gamma']) {
+      await started.origin.publishRelease({ channel, board, version: '9.0.0', artifacts: [] });
+    }
+    started.origin.inject(`/alpha/${board}/current/version.txt`, faults.status(503));
+    const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+    const deps: MirrorDeps = {
+      ...started.deps,
+      logger: {
+        ...started.deps.logger,
+        warn: (message, attributes) => void warnings.push([message, attributes]),
+      },
+    };
+    const outcomes = async () =>
+      (await runPoll(deps, started.config)).results.map((r) => `${r.channel}:${r.outcome}`);
+    expect(await outcomes()).toEqual(['alpha:error', 'beta:not-published', 'gamma:new-release']);
+    expect(await outcomes()).toEqual(['alpha:new-release', 'beta:not-published', 'gamma:unchanged']);
+    expect(warnings.filter(([message]) => message.startsWith('poll.'))).toEqual([
+      [
+        'poll.not_published',
+        { channel: 'beta', board, url: `${started.origin.url}/beta/${board}/current/version.txt` },
+      ],
+    ]);
+  });
+
   it('acknowledges a malformed job, retries a 503, and refuses a job whose URL is not the configured one', async () => {
     rig = await startRig({ channels: ['stable'], visibilityTimeout: 1 });
     await rig.origin.publishRelease({

@@ -8,7 +8,7 @@ import { type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origi
 import { type AwsClients, makeAwsClients } from '../../shared/aws-clients.ts';
 import { defaultTrustedFingerprints } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { silentLogger } from '../../shared/mirror/deps.ts';
+import { type MirrorLogger, silentLogger } from '../../shared/mirror/deps.ts';
 import { loadMirrorRuntime } from '../../shared/mirror/wiring.ts';
 import { runtimeEnvNames } from '../../shared/runtime-env.ts';
 import { freshBucket, freshQueue, freshTable, freshTopic } from '../support/emulators.ts';
@@ -104,6 +104,44 @@ describe('mirror Lambda handlers wired from the runtime environment', () => {
       `stable/${board}/current/version.txt`,
       `stable/${board}/current/version.txt.sig`,
     ]);
+  });
+
+  it('counts a board upstream does not publish as no poll error, and warns of it on the first poll only', async () => {
+    origin = await startSimOrigin();
+    const table = await freshTable(clients);
+    await tableActive(table, clients);
+    const queue = await freshQueue(clients, 'jobs');
+    await origin.publishRelease({ channel: 'stable', board, version: '12.0.0', artifacts: [] });
+    const env = {
+      [runtimeEnvNames.config]: JSON.stringify({
+        channels: [{ name: 'stable', baseUrl: origin.baseUrl }],
+        boards: [board, 'arm64-usr'],
+        artifacts: [{ name: 'version.txt' }],
+      }),
+      [runtimeEnvNames.resources]: JSON.stringify({
+        tableName: table,
+        jobsQueueUrl: queue.url,
+        topicArn: await freshTopic(clients),
+        mirrorBucket: await freshBucket(clients),
+      }),
+    };
+    const warnings: string[] = [];
+    const logger: MirrorLogger = { ...silentLogger, warn: (message) => void warnings.push(message) };
+    const runtime = loadMirrorRuntime(env, { logger, role: 'poller', clients });
+    const metrics: [string, number][] = [];
+    const poller = createPollerHandler(() => runtime, {
+      addMetric: (name, _unit, value) => void metrics.push([name, value]),
+      publishStoredMetrics: () => {},
+    });
+    const outcomes = async () =>
+      (await poller(scheduled)).results.map((r) => `${r.board}:${r.outcome}`).sort();
+    expect(await outcomes()).toEqual(['amd64-usr:new-release', 'arm64-usr:not-published']);
+    expect(await outcomes()).toEqual(['amd64-usr:unchanged', 'arm64-usr:not-published']);
+    expect(metrics.filter(([name]) => name === 'PollErrors')).toEqual([
+      ['PollErrors', 0],
+      ['PollErrors', 0],
+    ]);
+    expect(warnings.filter((message) => message.startsWith('poll.'))).toEqual(['poll.not_published']);
   });
 
   it('fails at cold start of the poller, naming the missing resource', async () => {
