@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runSoak, type SoakOptions } from '../../bench/soak.ts';
+import { runSoak, type SoakOptions } from '../support/soak.ts';
 
 const MiB = 1024 * 1024;
 

@@ -20,7 +20,7 @@ import { createRawClient } from './raw-http-client.ts';
  *   npm run soak -- [--minutes 10] [--fraction 0.7] [--rate N] [--saturate-seconds 15]
  *                   [--interval-seconds 60] [--connections 32]
  *
- * The generator is `bench/raw-http-client.ts`, not `node:http`: a pool of keep-alive sockets writing the
+ * The generator is `test/support/raw-http-client.ts`, not `node:http`: a pool of keep-alive sockets writing the
  * same pre-serialised GET and skipping each response by its framing, without building request or response
  * objects. At ~10 000 req/s on two cores shared with the server, `node:http`'s client spent enough CPU
  * that its own lag, not the server, set the measured latencies: at 9 000 req/s it took about 65 % of a
@@ -113,9 +113,9 @@ function readProcStatus(): string {
 
 async function serverChild(dataDir: string): Promise<void> {
   const [{ startServe }, { createLogger }, { parseConfig }] = await Promise.all([
-    import('../local/serve.ts'),
-    import('../local/runtime/log.ts'),
-    import('../shared/config.ts'),
+    import('../../local/serve.ts'),
+    import('../../local/runtime/log.ts'),
+    import('../../shared/config.ts'),
   ]);
   const send = (message: FromServer) => process.send?.(message);
   let internalErrors = 0;
