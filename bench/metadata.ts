@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type LoadFigures, paced, saturate } from './load.ts';
 import { createRawClient, type RawClient } from '../test/support/raw-http-client.ts';
+import { type LoadFigures, paced, saturate } from './load.ts';
 import { median } from './support.ts';
 
 /**

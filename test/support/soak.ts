@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { createRawClient } from './raw-http-client.ts';
 
 /**
@@ -17,17 +17,11 @@ import { createRawClient } from './raw-http-client.ts';
  * latency is measured from that due time, so a stalled server shows up as queueing in the percentiles
  * instead of as fewer requests (no coordinated omission).
  *
- *   npm run soak -- [--minutes 10] [--fraction 0.7] [--rate N] [--saturate-seconds 15]
- *                   [--interval-seconds 60] [--connections 32]
+ * The generator is `raw-http-client.ts` beside this file, not `node:http`: a pool of keep-alive sockets
+ * writing the same pre-serialised GET and skipping each response by its framing, without building request
+ * or response objects, so near saturation the generator's own CPU does not set the measured latencies.
  *
- * The generator is `test/support/raw-http-client.ts`, not `node:http`: a pool of keep-alive sockets writing the
- * same pre-serialised GET and skipping each response by its framing, without building request or response
- * objects. At ~10 000 req/s on two cores shared with the server, `node:http`'s client spent enough CPU
- * that its own lag, not the server, set the measured latencies: at 9 000 req/s it took about 65 % of a
- * core, the raw client under 20 %.
- *
- * `--rate` skips the saturating run. Exit 1 on any error or on memory growth past +15 % / +32 MiB (the
- * larger) from the second interval to the last.
+ * `bench/soak.ts` runs it from the command line (`npm run soak`); `test/e2e/soak.test.ts` runs a short one.
  */
 
 const MiB = 1024 * 1024;
@@ -480,90 +474,5 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await rm(dataDir, { recursive: true, force: true });
   }
 }
-
-function summary(report: SoakReport, options: SoakOptions): string {
-  const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
-  const first = report.intervals[Math.min(1, report.intervals.length - 1)];
-  const last = report.intervals.at(-1);
-  const { saturation } = report;
-  const rows: Array<[string, string]> = [];
-  if (saturation !== undefined) {
-    rows.push(['max throughput (wrk, saturated)', `${saturation.requestsPerSecond.toFixed(0)} req/s`]);
-  }
-  const share = saturation === undefined ? '' : ` (${(options.fraction * 100).toFixed(0)}% of max)`;
-  rows.push(
-    ['soak rate', `${report.rate} req/s${share}`],
-    ['duration', `${options.durationSeconds} s`],
-    ['requests completed / scheduled', `${report.completed} / ${report.scheduled}`],
-    ['errors (non-200, socket, unanswered)', String(report.errors)],
-    ['server api.internal_error lines', String(report.serverInternalErrors)],
-    [
-      'latency p50 / p99 / max (from due time)',
-      `${report.p50Ms.toFixed(2)} / ${report.p99Ms.toFixed(2)} / ${report.maxMs.toFixed(2)} ms`,
-    ],
-    ['worst interval p99', `${Math.max(...report.intervals.map((i) => i.p99Ms)).toFixed(2)} ms`],
-    [
-      'RSS before / interval 2 / last',
-      `${mib(report.memoryBaseline.rssBytes)} / ${first ? mib(first.rssBytes) : '-'} / ${last ? mib(last.rssBytes) : '-'}`,
-    ],
-    [
-      'anonymous RSS before / interval 2 / last',
-      `${report.memoryBaseline.rssAnonBytes === undefined ? '-' : mib(report.memoryBaseline.rssAnonBytes)} / ${first?.rssAnonBytes === undefined ? '-' : mib(first.rssAnonBytes)} / ${last?.rssAnonBytes === undefined ? '-' : mib(last.rssAnonBytes)}`,
-    ],
-    [
-      'heap after GC before / interval 2 / last',
-      `${mib(report.memoryBaseline.heapUsedBytes)} / ${first ? mib(first.heapUsedBytes) : '-'} / ${last ? mib(last.heapUsedBytes) : '-'}`,
-    ],
-    ['verdict', report.failures.length === 0 ? 'PASS' : `FAIL: ${report.failures.join('; ')}`],
-  );
-  const width = Math.max(...rows.map(([name]) => name.length));
-  return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`).join('\n');
-}
-
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      minutes: { type: 'string', default: '10' },
-      fraction: { type: 'string', default: '0.7' },
-      rate: { type: 'string' },
-      'saturate-seconds': { type: 'string', default: '15' },
-      'interval-seconds': { type: 'string', default: '60' },
-      connections: { type: 'string', default: '32' },
-    },
-  });
-  const number = (name: string, value: string | undefined, check: (n: number) => boolean) => {
-    const n = Number(value);
-    if (value === undefined || !Number.isFinite(n) || !check(n)) {
-      throw new Error(
-        `--${name} must be a positive number${name === 'fraction' ? ' at most 1' : ''}, got ${value}`,
-      );
-    }
-    return n;
-  };
-  const options: SoakOptions = {
-    durationSeconds: number('minutes', values.minutes, (n) => n > 0 && n <= 24 * 60) * 60,
-    intervalSeconds: number('interval-seconds', values['interval-seconds'], (n) => n > 0),
-    rate: values.rate === undefined ? undefined : number('rate', values.rate, (n) => n > 0),
-    fraction: number('fraction', values.fraction, (n) => n > 0 && n <= 1),
-    saturateSeconds: number(
-      'saturate-seconds',
-      values['saturate-seconds'],
-      (n) => Number.isInteger(n) && n > 0,
-    ),
-    connections: number('connections', values.connections, (n) => Number.isInteger(n) && n > 0),
-    growthRatio: 1.15,
-    growthBytes: 32 * MiB,
-    writeLine: (line) => process.stdout.write(`${line}\n`),
-  };
-  process.stdout.write(`cldist API soak, Node ${process.version}\n`);
-  const report = await runSoak(options);
-  process.stdout.write(`\n${summary(report, options)}\n`);
-  process.exitCode = report.failures.length === 0 ? 0 : 1;
-}
-
 const serverIndex = process.argv.indexOf('--server');
-if (serverIndex >= 0) {
-  await serverChild(process.argv[serverIndex + 1] ?? '');
-} else if (process.argv[1] === self) {
-  await main();
-}
+if (serverIndex >= 0) await serverChild(process.argv[serverIndex + 1] ?? '');
