@@ -83,7 +83,11 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     return (await response.json()) as { token: string; ignitionUrl: string };
   }
 
-  /** Ignition's fetch stage only, with nothing written to this system (command from FIELD-NOTES.md). */
+  /**
+   * Ignition's fetch stage only, with nothing written to this system: its `file` platform reads the config
+   * named by IGNITION_CONFIG_FILE (coreos/ignition, internal/providers/file), and every path it writes is
+   * moved under `work` with the flags `ignition -help` lists.
+   */
   async function runIgnition(name: string, pointer: unknown): Promise<IgnitionRun> {
     const work = join(dir, name);
     await mkdir(join(work, 'root'), { recursive: true });
