@@ -5,6 +5,19 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const emulators = 'test/support/global-setup.ts';
 
+/**
+ * Left out of `npm run test:fast`, the edit loop: the soak (a 30-second run), the chaos runs, the browser
+ * test of the status page, and the deploy project (which synthesizes and bundles the stack first).
+ * `npm test` runs everything, as CI does.
+ */
+const slowTests = [
+  'test/e2e/soak.test.ts',
+  'test/**/chaos*.test.ts',
+  'test/chaos/**/*.test.ts',
+  'test/e2e/status-page.test.ts',
+];
+const fast = process.env.CLDIST_TEST_FAST === '1';
+
 export default defineConfig({
   test: {
     testTimeout: 60_000,
@@ -16,7 +29,7 @@ export default defineConfig({
         test: {
           name: 'cldist',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'test/deploy/**'],
+          exclude: [...configDefaults.exclude, 'test/deploy/**', ...(fast ? slowTests : [])],
           globalSetup: [emulators],
         },
       },
