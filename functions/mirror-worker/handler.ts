@@ -6,8 +6,9 @@ import { parseMirrorJob } from '../../shared/messages.ts';
 import type { MirrorLogger } from '../../shared/mirror/deps.ts';
 import type { MirrorRuntime } from '../../shared/mirror/wiring.ts';
 import { mirrorArtifact } from '../../shared/mirror/worker.ts';
+import { serviceNames } from '../../shared/telemetry-names.ts';
 
-const logger = new Logger({ serviceName: 'cldist-mirror-worker' });
+const logger = new Logger({ serviceName: serviceNames.worker });
 
 /**
  * The error mapping of the queue: a PermanentError (bad signature, malformed job) is acknowledged and
