@@ -6,15 +6,16 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const emulators = 'test/support/global-setup.ts';
 
 /**
- * Left out of `npm run test:fast`, the edit loop: the soak (a 30-second run), the chaos runs, the browser
- * test of the status page, and the deploy project (which synthesizes and bundles the stack first).
+ * Left out of `npm run test:fast`, the edit loop: the end-to-end tests (whole `cldist` processes, the real
+ * Ignition client, network namespaces, the browser test of the status page, the 30-second soak), the chaos
+ * runs, the real esbuild bundling of the stack, and the deploy project (it synthesizes and bundles first).
  * `npm test` runs everything, as CI does.
  */
 const slowTests = [
-  'test/e2e/soak.test.ts',
+  'test/e2e/**/*.test.ts',
   'test/**/chaos*.test.ts',
   'test/chaos/**/*.test.ts',
-  'test/e2e/status-page.test.ts',
+  'test/cdk/bundling.test.ts',
 ];
 const fast = process.env.CLDIST_TEST_FAST === '1';
 
