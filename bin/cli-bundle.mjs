@@ -1,7 +1,7 @@
 // The CLI's precompiled form: local/cli.ts and the hash thread's entry, bundled by esbuild into dist/ so
 // `cldist` starts without transpiling anything. `npm ci` builds it (the `prepare` script runs this file);
-// bin/cldist.js rebuilds it when a source is newer, and runs the sources through tsx when esbuild is
-// not installed. Packages stay in node_modules (`packages: 'external'`): only this repository's own
+// bin/cldist.js rebuilds it when a source is newer, and runs the sources through tsx when it cannot be
+// built. Packages stay in node_modules (`packages: 'external'`): only this repository's own
 // modules are bundled, so native add-ons and the stand-ins load exactly as they do from the sources.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
