@@ -15,6 +15,7 @@ import { makeAwsClients } from '../../shared/aws-clients.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { describeError, PermanentError, TransientError } from '../../shared/errors.ts';
 import { createDynamoLedger, type Ledger, type ReleaseRef } from '../../shared/ledger/ledger.ts';
+import { ledgerKey } from '../../shared/ledger/table.ts';
 import { type CldistEvent, type MirrorJob, parseMirrorJob } from '../../shared/messages.ts';
 import {
   createSqsJobQueue,
@@ -833,7 +834,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             .send(
               new PutCommand({
                 TableName: tableName,
-                Item: { pk: 'chaos#probe', sk: 'probe', pad: 'x'.repeat(2048) },
+                Item: { ...ledgerKey('chaos#probe', 'probe'), pad: 'x'.repeat(2048) },
               }),
             )
             .then(
