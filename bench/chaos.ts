@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatChaosReport, runChaos } from '../local/chaos/run.ts';
 
 /**
- * The seeded chaos run of the release mirror (issue 7): the same seed replays the same fault schedule.
+ * The seeded chaos run of the release mirror: the same seed replays the same fault schedule.
  *
  *   npm run chaos -- --seed 1 --releases 20 [--store local|s3] [--disk-faults] [--quiet] [--json]
  *

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { RawClient } from './raw-http-client.ts';
+import type { RawClient } from '../test/support/raw-http-client.ts';
 
 /** What one run of load produced: successes per second, latency percentiles, failures by kind. */
 export interface LoadFigures {

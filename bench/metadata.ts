@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createRawClient, type RawClient } from '../test/support/raw-http-client.ts';
 import { type LoadFigures, paced, saturate } from './load.ts';
-import { createRawClient, type RawClient } from './raw-http-client.ts';
 import { median } from './support.ts';
 
 /**
@@ -20,7 +20,7 @@ import { median } from './support.ts';
  *
  * Per round: a saturated closed-loop run of each route (order alternating between rounds), then an
  * open-loop run of each paced at `--rate`. Both routes use the same raw keep-alive client
- * (bench/raw-http-client.ts), whose cost per request is small next to the server's. Figures are medians
+ * (test/support/raw-http-client.ts), whose cost per request is small next to the server's. Figures are medians
  * over the rounds; the ratio is the median of the per-round ratios.
  *
  *   npm run bench:metadata -- [--seconds 10] [--rounds 3] [--connections 32] [--instances 8] [--rate 1500]

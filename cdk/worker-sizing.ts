@@ -26,19 +26,18 @@ export interface WorkerSize {
 /**
  * Sizes the mirror worker so one invocation always finishes the largest artifact the config allows.
  *
- * Why these numbers (measured figures from FIELD-NOTES.md):
+ * Why these numbers (the measured figures, and the commands that produce them, are in docs/aws.md and
+ * docs/benchmarks.md):
  * - The worker streams: download, signature check, SHA-512 and multipart upload run concurrently, so the
- *   time is set by the slowest stage, not their sum. openpgp.js verify+hash with 1 MiB chunks runs at
- *   ~390 MB/s on one core; a Lambda's download from the upstream origin is likely 50–100 MB/s, and the
- *   upload to S3 in the same region is faster than that. The download is the bottleneck, so the
- *   timeout is `maxArtifactBytes / minThroughputMBps`, doubled for headroom, plus fixed overhead.
- *   Realistic images are ~1 GiB: 1 GiB at 50 MB/s is ~21 s of transfer. The 390 MB/s was measured on
- *   x86; Lambda arm64 (Graviton) is not measured here, but even at half that rate the hash stays well
- *   above the download rate.
- * - Memory buys CPU. At 1769 MB Lambda gives one full vCPU, which the single-threaded hash needs to stay
- *   well above the network rate (also paying for TLS on both sides). More memory adds a second vCPU that
- *   the single hash stream cannot use; less memory throttles the hash below the network. The resident
- *   set is small (~104 MiB for openpgp.js plus `partsInFlight × partSizeMiB` of upload buffers).
+ *   time is set by the slowest stage, not their sum. Verification runs at the speed of one core's SHA-512
+ *   (`npm run bench:verify`), well above what a Lambda can expect to download from the upstream origin,
+ *   and an upload to S3 in the same region is faster than that download. The download is the bottleneck,
+ *   so the timeout is `maxArtifactBytes / minThroughputMBps`, doubled for headroom, plus fixed overhead.
+ * - Memory buys CPU. At 1769 MB Lambda gives one full vCPU (AWS Lambda developer guide, "Configuring
+ *   function memory"), which the hash needs to stay above the network rate (also paying for TLS on both
+ *   sides). More memory adds a second vCPU that one hash stream cannot use; less memory throttles the hash
+ *   below the network. The resident set is the verifier's plus `partsInFlight × partSizeMiB` of upload
+ *   buffers.
  * - Ephemeral storage stays at the 512 MiB default: nothing is written to /tmp.
  *
  * A config whose largest artifact cannot finish within Lambda's 15 minutes at the assumed rate is

@@ -9,7 +9,7 @@ const program = new Command('cldist')
   .showHelpAfterError()
   .exitOverride();
 
-registerCommands(program);
+await registerCommands(program);
 
 try {
   await program.parseAsync(process.argv);

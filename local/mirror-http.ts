@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
+import rangeParser from 'range-parser';
 import { describeError } from '../shared/errors.ts';
 import { redactPaths } from '../shared/log-safety.ts';
 import { maxKeyBytes, storeKeyProblem } from '../shared/store/keys.ts';
@@ -8,28 +9,22 @@ import type { ObjectStore } from '../shared/store/types.ts';
 export type ByteRange = { start: number; end: number };
 
 /**
- * One `bytes=` range against an object of `size` bytes, per RFC 9110: `undefined` means "serve it all"
- * (no header, or several ranges, which resuming downloaders never send), `'unsatisfiable'` means 416.
+ * One `bytes=` range against an object of `size` bytes, read by `range-parser`: `undefined` means "serve
+ * it all" (no header, a malformed one, another unit, or several ranges, which resuming downloaders never
+ * send), `'unsatisfiable'` means 416. RFC 9110 section 14.2 lets a server ignore or reject an invalid range
+ * (`bytes=9-2`); range-parser rejects it, and so does a suffix longer than the object (`bytes=-200` of 100
+ * bytes), which section 14.1.3 would serve whole. No resuming downloader sends either.
  */
 export function parseRange(
   header: string | undefined,
   size: number,
 ): ByteRange | 'unsatisfiable' | undefined {
   if (header === undefined) return undefined;
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (match === null) return undefined;
-  const [, first = '', last = ''] = match;
-  if (first === '' && last === '') return undefined;
-  if (first === '') {
-    const suffix = Number(last);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(first);
-  if (start >= size) return 'unsatisfiable';
-  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
-  if (end < start) return undefined;
-  return { start, end };
+  const ranges = rangeParser(size, header.trim());
+  if (ranges === -1) return 'unsatisfiable';
+  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
+  const [range] = ranges;
+  return range === undefined ? undefined : { start: range.start, end: range.end };
 }
 
 const segmentPattern = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;

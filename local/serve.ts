@@ -5,7 +5,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
-import { createApiApp } from '../functions/api/app.ts';
+import { createApiApp } from '../shared/api/app.ts';
 import type { CldistConfig } from '../shared/config.ts';
 import { ConfigError, describeError, TransientError } from '../shared/errors.ts';
 import { loadIdIndex, withRecordCache } from '../shared/instances/record-cache.ts';

@@ -9,7 +9,10 @@ import { validateIgnition } from './instances/ignition.ts';
 /** The project root, so the bundled keyring is found whatever the working directory. */
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The real image signing keys, trusted by default (see ../shared/keys upstream). */
+/**
+ * The real image signing keys, trusted by default: Flatcar's as published at
+ * https://www.flatcar.org/security/image-signing-key/, and the CoreOS key that signed the CoreOS archive.
+ */
 export const defaultKeyringFiles = [
   'keys/Flatcar_Image_Signing_Key.asc',
   'keys/CoreOS_Image_Signing_Key.asc',

@@ -22,6 +22,20 @@ export const lambdaTaskRoot = '/var/task';
 const esmRequireBanner =
   "import { createRequire as cldistCreateRequire } from 'module'; const require = cldistCreateRequire(import.meta.url);";
 
+/**
+ * The signature verifier hashes on a worker thread whose entry is its own module, so every bundle gets
+ * `hash-worker.mjs` beside `index.mjs`, built by the same local esbuild (shared/verify/hash-thread.ts
+ * starts it from there).
+ */
+function hashWorkerBuild(projectRoot: string, outputDir: string): string {
+  const esbuild = join(projectRoot, 'node_modules', 'esbuild', 'bin', 'esbuild');
+  const entry = join(projectRoot, 'shared', 'verify', 'hash-worker.ts');
+  return [
+    `node "${esbuild}" "${entry}" --bundle --platform=node --format=esm --target=node22 --minify`,
+    `--log-level=warning --outfile="${join(outputDir, 'hash-worker.mjs')}"`,
+  ].join(' ');
+}
+
 /** A file copied next to the bundle, e.g. a keyring the verifier reads by path. */
 export interface BundledFile {
   /** Absolute path on the synth machine. */
@@ -157,11 +171,13 @@ export class CldistFunction extends NodejsFunction {
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (_inputDir: string, outputDir: string) =>
-            files.flatMap((file) => {
+          afterBundling: (_inputDir: string, outputDir: string) => [
+            hashWorkerBuild(props.projectRoot, outputDir),
+            ...files.flatMap((file) => {
               const target = join(outputDir, file.target);
               return [`mkdir -p "${join(target, '..')}"`, `cp "${file.source}" "${target}"`];
             }),
+          ],
         },
       },
     });

@@ -4,6 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
+import { createApiApp } from '../../shared/api/app.ts';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 import {
   type BodySweepReport,
@@ -22,7 +23,6 @@ import type { JobQueue } from '../../shared/mirror/deps.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
-import { createApiApp } from './app.ts';
 
 const { config, resources } = parseRuntimeEnv(process.env);
 if (resources.configBucket === undefined) {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createApiApp } from '../../functions/api/app.ts';
+import { createApiApp } from '../../shared/api/app.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { sweepConfigBodies } from '../../shared/instances/body-sweep.ts';
 import { loadIdIndex, withRecordCache } from '../../shared/instances/record-cache.ts';

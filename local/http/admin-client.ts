@@ -1,13 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { Sha256 } from '@smithy/core/checksum';
-import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignatureV4 } from '@smithy/signature-v4';
 import { ConfigError, PermanentError, TransientError } from '../../shared/errors.ts';
 import { adminTokenFileName } from '../admin-token.ts';
 
 /** `auto`: IAM for an `execute-api` endpoint (AWS), the admin token otherwise (`cldist serve`). */
-type CredentialsProvider = ReturnType<typeof defaultProvider>;
+type CredentialsProvider = ReturnType<typeof import('@aws-sdk/credential-provider-node').defaultProvider>;
 
 export type AdminAuthMode = 'auto' | 'iam' | 'token';
 export const adminAuthModes: readonly AdminAuthMode[] = ['auto', 'iam', 'token'];
@@ -55,11 +53,17 @@ async function storedToken(options: AdminClientOptions): Promise<string> {
   }
 }
 
-function iamSigner(url: URL, options: AdminClientOptions): SignatureV4 {
+/** The signer and the credential chain load only for IAM: a bearer-token command never pays for them. */
+async function iamSigner(url: URL, options: AdminClientOptions): Promise<SignatureV4> {
   const region = options.region ?? executeApiHost.exec(url.hostname)?.[1] ?? process.env.AWS_REGION;
   if (region === undefined) {
     throw new ConfigError(`--region is required to sign for ${url.host} (or set AWS_REGION)`);
   }
+  const [{ SignatureV4 }, { Sha256 }, { defaultProvider }] = await Promise.all([
+    import('@smithy/signature-v4'),
+    import('@smithy/core/checksum'),
+    import('@aws-sdk/credential-provider-node'),
+  ]);
   return new SignatureV4({
     service: 'execute-api',
     region,
@@ -147,7 +151,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     const headers: Record<string, string> = text === undefined ? {} : { 'content-type': contentType };
     let finalHeaders: Record<string, string>;
     if (iam) {
-      signer ??= iamSigner(url, options);
+      signer ??= await iamSigner(url, options);
       finalHeaders = await signedHeaders(signer, url, method, headers, text);
     } else {
       finalHeaders = { ...headers, authorization: `Bearer ${await storedToken(options)}` };

@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache';
+
 /** What the API said about an address: the instance holding it, or that none does. */
 export type LookupAnswer = { instanceId: string } | { instanceId: undefined };
 
@@ -24,11 +26,6 @@ export interface InstanceCache {
   stats(): InstanceCacheStats;
 }
 
-interface Entry {
-  answer: LookupAnswer;
-  expiresAt: number;
-}
-
 /**
  * Source address → instance id, bounded and short-lived. Concurrent misses for one address share a
  * single lookup, so a booting instance's burst of requests costs the API one question. Failures are never
@@ -36,35 +33,30 @@ interface Entry {
  */
 export function createInstanceCache(options: InstanceCacheOptions): InstanceCache {
   const clock = options.clock ?? Date.now;
-  const entries = new Map<string, Entry>();
+  const enabled = options.maxEntries > 0 && (options.ttlMs > 0 || options.negativeTtlMs > 0);
+  const entries = new LRUCache<string, LookupAnswer>({
+    max: Math.max(1, options.maxEntries),
+    ttl: Math.max(1, options.ttlMs),
+    // Read the injected clock on every check: lru-cache otherwise reuses one reading for a millisecond.
+    ttlResolution: 0,
+    perf: { now: clock },
+  });
   const pending = new Map<string, Promise<LookupAnswer>>();
   let hits = 0;
   let misses = 0;
 
   const remember = (address: string, answer: LookupAnswer): void => {
     const ttl = answer.instanceId === undefined ? options.negativeTtlMs : options.ttlMs;
-    if (ttl <= 0 || options.maxEntries <= 0) return;
-    entries.delete(address);
-    entries.set(address, { answer, expiresAt: clock() + ttl });
-    while (entries.size > options.maxEntries) {
-      const oldest = entries.keys().next();
-      if (oldest.done === true) break;
-      entries.delete(oldest.value);
-    }
+    if (!enabled || ttl <= 0) return;
+    entries.set(address, answer, { ttl });
   };
 
   return {
     resolve(address, lookup) {
-      const entry = entries.get(address);
-      if (entry !== undefined) {
-        if (entry.expiresAt > clock()) {
-          hits += 1;
-          // Re-inserting moves the entry to the young end of the Map's insertion order.
-          entries.delete(address);
-          entries.set(address, entry);
-          return Promise.resolve(entry.answer);
-        }
-        entries.delete(address);
+      const cached = entries.get(address);
+      if (cached !== undefined) {
+        hits += 1;
+        return Promise.resolve(cached);
       }
       misses += 1;
       const inFlight = pending.get(address);

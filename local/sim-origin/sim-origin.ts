@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import rangeParser from 'range-parser';
 import type { ChannelConfig } from '../../shared/config.ts';
 import { artifactSeed, generatedBytes } from './content.ts';
 import {
@@ -410,15 +411,16 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
     const rangeApplies =
       range !== undefined && (ifRange === undefined || ifRange === etag || ifRange === lastModified);
     if (rangeApplies) {
-      const parsed = /^bytes=([0-9]+)-([0-9]*)$/.exec(range);
-      const first = parsed ? Number(parsed[1]) : Number.NaN;
-      const last = parsed?.[2] ? Number(parsed[2]) : object.size - 1;
-      if (!parsed || first >= object.size || last < first) {
+      // A strict origin: anything but one satisfiable byte range is refused, so a client's bad resume shows.
+      const parsed = rangeParser(object.size, range);
+      const only = parsed === -1 || parsed === -2 || parsed.type !== 'bytes' ? undefined : parsed;
+      const first = only?.length === 1 ? only[0] : undefined;
+      if (first === undefined) {
         reply(416, { ...headers, 'content-range': `bytes */${object.size}` }, '');
         return;
       }
-      start = first;
-      end = Math.min(last + 1, object.size);
+      start = first.start;
+      end = first.end + 1;
       status = 206;
       headers['content-range'] = `bytes ${start}-${end - 1}/${object.size}`;
     }

@@ -5,6 +5,25 @@ import { NotFoundError, ObjectChangedError } from './errors.ts';
 
 export { NotFoundError, ObjectChangedError } from './errors.ts';
 
+/**
+ * The mirror's HTTP client for upstream release servers, on `node:http`/`node:https` with keep-alive agents.
+ *
+ * Why not undici's interceptors (`interceptors.retry`, `interceptors.redirect`, from the `undici` package;
+ * Node 20's built-in fetch does not export them):
+ * - A resume must never splice two versions of an object. undici's retry handler sends `If-Match` only
+ *   when the first response had a strong ETag, and resumes with no validator at all otherwise, so an
+ *   object replaced by one of the same size behind a Last-Modified-only server is spliced silently. Here a
+ *   resume sends `If-Range` with the strong ETag or, failing that, `Last-Modified` (RFC 9110 section
+ *   13.1.5), refuses to resume with neither, and a changed object becomes `ObjectChangedError`.
+ * - A redirect is checked hop by hop: https anywhere, plain http only within the requested origin or an
+ *   allowed one. undici's redirect interceptor follows any `Location` and offers no per-hop check.
+ * - Outcomes map onto this product's error classes (`PermanentError` for 4xx, a bad URL or an oversize
+ *   body; `TransientError` for 5xx, network and timeouts; `NotFoundError` for 404), on which the worker's
+ *   ack-or-retry decision rests, each naming the URL; undici reports `RequestRetryError` and its own codes.
+ * - The body is regrouped into large chunks before it reaches the signature verifier, whose cost is per
+ *   chunk (`node --import tsx bench/http-download.ts` compares 1 MiB chunks with the socket's own).
+ */
+
 const maxRedirects = 5;
 const redirectStatuses = new Set([301, 302, 303, 307, 308]);
 const userAgent = 'cldist-release-mirror';
@@ -304,7 +323,7 @@ const contentRangePattern = /^bytes ([0-9]+)-([0-9]+)\/([0-9]+|\*)$/;
  * Stream one artifact with bounded memory. A dropped connection is resumed with `Range` + `If-Range`
  * against the same object, invisibly to the reader; if the object changed meanwhile the body throws
  * ObjectChangedError instead of splicing two objects together. Chunks are gathered into `chunkSize` pieces
- * because the signature verifier's cost is per chunk (see FIELD-NOTES).
+ * because the signature verifier's cost is per chunk (`bench/http-download.ts` compares chunk sizes).
  */
 export async function streamDownload(url: string, options: StreamDownloadOptions): Promise<Download> {
   const { maxBytes, maxResumes, timeoutMs, onProgress } = options;

@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache';
+
 /** A body key is never written twice, so a cached body under a key is never stale. */
 export interface BodyCache {
   get(key: string): Uint8Array | undefined;
@@ -6,26 +8,16 @@ export interface BodyCache {
 
 /** Bounded by bytes, least recently used first out, so a fleet of large configs cannot exhaust memory. */
 export function createBodyCache(maxBytes = 64 * 1024 * 1024): BodyCache {
-  const entries = new Map<string, Uint8Array>();
-  let bytes = 0;
+  const entries = new LRUCache<string, Uint8Array>({
+    maxSize: maxBytes,
+    // lru-cache refuses sizes below 1; an empty body still takes an entry.
+    sizeCalculation: (body) => Math.max(1, body.byteLength),
+  });
   return {
-    get(key) {
-      const body = entries.get(key);
-      if (body !== undefined) {
-        entries.delete(key);
-        entries.set(key, body);
-      }
-      return body;
-    },
+    get: (key) => entries.get(key),
     set(key, body) {
       if (body.byteLength > maxBytes || entries.has(key)) return;
       entries.set(key, body);
-      bytes += body.byteLength;
-      for (const [oldKey, oldBody] of entries) {
-        if (bytes <= maxBytes) break;
-        entries.delete(oldKey);
-        bytes -= oldBody.byteLength;
-      }
     },
   };
 }

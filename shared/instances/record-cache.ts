@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { createIdIndex, type IdIndex } from './id-index.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
@@ -35,20 +36,16 @@ export function withRecordCache(
 ): InstanceRepository {
   const maxEntries = options.maxEntries ?? 100_000;
   const { index } = options;
-  const cache = new Map<string, InstanceRecord | null>();
+  // lru-cache holds no null, so "known to be absent" is an entry with no record in it.
+  const cache = new LRUCache<string, { record?: InstanceRecord }>({ max: maxEntries });
   const loading = new Map<string, Promise<InstanceRecord | undefined>>();
   let generation = 0;
-  /** Source address to holder (null: known to be nobody's), so a metadata request costs no ledger read. */
-  const holders = new Map<string, string | null>();
+  /** Source address to holder (none: known to be nobody's), so a metadata request costs no ledger read. */
+  const holders = new LRUCache<string, { holder?: string }>({ max: maxEntries });
   const holderLoads = new Map<string, Promise<string | undefined>>();
   let addressGeneration = 0;
-  const rememberHolder = (address: string, holder: string | null) => {
-    holders.delete(address);
-    holders.set(address, holder);
-    if (holders.size > maxEntries) {
-      const oldest = holders.keys().next().value;
-      if (oldest !== undefined) holders.delete(oldest);
-    }
+  const rememberHolder = (address: string, holder: string | undefined) => {
+    holders.set(address, holder === undefined ? {} : { holder });
   };
   const forgetHolders = (addresses: readonly string[]) => {
     addressGeneration++;
@@ -58,13 +55,8 @@ export function withRecordCache(
     }
   };
 
-  const remember = (id: string, record: InstanceRecord | null) => {
-    cache.delete(id);
-    cache.set(id, record);
-    if (cache.size > maxEntries) {
-      const oldest = cache.keys().next().value;
-      if (oldest !== undefined) cache.delete(oldest);
-    }
+  const remember = (id: string, record: InstanceRecord | undefined) => {
+    cache.set(id, record === undefined ? {} : { record });
   };
   const forget = (id: string) => {
     generation++;
@@ -75,10 +67,7 @@ export function withRecordCache(
   return {
     get(id) {
       const cached = cache.get(id);
-      if (cached !== undefined) {
-        remember(id, cached);
-        return Promise.resolve(cached ?? undefined);
-      }
+      if (cached !== undefined) return Promise.resolve(cached.record);
       if (index !== undefined && !index.has(id)) return Promise.resolve(undefined);
       const pending = loading.get(id);
       if (pending !== undefined) return pending;
@@ -87,7 +76,7 @@ export function withRecordCache(
         .get(id)
         .then((record) => {
           if (generation === startedAt && (record !== undefined || index === undefined)) {
-            remember(id, record ?? null);
+            remember(id, record);
           }
           return record;
         })
@@ -109,14 +98,14 @@ export function withRecordCache(
       forget(id);
       await inner.delete(id, replaces);
       index?.remove(id);
-      if (index === undefined) remember(id, null);
+      if (index === undefined) remember(id, undefined);
     },
 
     async consume(id, tokenHash, at) {
-      const before = cache.get(id);
+      const before = cache.get(id)?.record;
       forget(id);
       const won = await inner.consume(id, tokenHash, at);
-      if (won && before) remember(id, { ...before, consumedAt: at.toISOString() });
+      if (won && before !== undefined) remember(id, { ...before, consumedAt: at.toISOString() });
       return won;
     },
 
@@ -134,17 +123,14 @@ export function withRecordCache(
 
     instanceAtAddress(address) {
       const cached = holders.get(address);
-      if (cached !== undefined) {
-        rememberHolder(address, cached);
-        return Promise.resolve(cached ?? undefined);
-      }
+      if (cached !== undefined) return Promise.resolve(cached.holder);
       const pending = holderLoads.get(address);
       if (pending !== undefined) return pending;
       const startedAt = addressGeneration;
       const load = inner
         .instanceAtAddress(address)
         .then((holder) => {
-          if (addressGeneration === startedAt) rememberHolder(address, holder ?? null);
+          if (addressGeneration === startedAt) rememberHolder(address, holder);
           return holder;
         })
         .finally(() => {

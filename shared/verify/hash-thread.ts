@@ -1,68 +1,18 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { HashReply, HashRequest } from './hash-session.ts';
 
 /**
- * SHA-512 runs at about 450 MB/s on one core here, slower than the socket and the disk, so on the main
- * thread it sets the mirror's speed. On its own thread it overlaps with receiving and storing. The thread
- * keeps one hash state for the stream it is lent to; `tail` bytes are hashed after the plain digest is
- * taken, which is how one pass gives both the file's SHA-512 and the OpenPGP v4 signed digest.
+ * SHA-512 is slower than the socket and the disk, so on the main thread it sets the mirror's speed (`npm
+ * run bench:transfer` measures the whole path). On its own thread it overlaps with receiving and storing.
+ * What the thread does is `hash-session.ts`; `hash-worker.ts` is its entry point.
+ *
+ * From sources (`.ts`, under tsx or vitest) the thread starts through `hash-worker-tsx.mjs`, which loads
+ * the TypeScript entry; in a bundle (the CLI's, a Lambda's) this module's URL ends in `.mjs`/`.js` and the
+ * thread starts `hash-worker.mjs`, which the same build writes beside the bundle.
  */
-const threadSource = `
-const { parentPort, workerData } = require('node:worker_threads');
-const slots = workerData.slots.map((buffer) => new Uint8Array(buffer));
-const { createHash } = require('node:crypto');
-let signed;
-let plain;
-let failure;
-const fail = (error) => {
-  signed = undefined;
-  plain = undefined;
-  failure = String(error && error.message ? error.message : error);
-};
-parentPort.on('message', (message) => {
-  if (message.op === 'begin') {
-    failure = undefined;
-    try {
-      signed = createHash(message.hash);
-      plain = message.hash === 'sha512' ? undefined : createHash('sha512');
-    } catch (error) {
-      fail(error);
-    }
-  } else if (message.op === 'reset') {
-    signed = undefined;
-    plain = undefined;
-  } else if (failure !== undefined) {
-    parentPort.postMessage({ op: 'error', message: failure });
-  } else if (message.op === 'update') {
-    try {
-      const chunk = slots[message.slot].subarray(0, message.length);
-      signed.update(chunk);
-      if (plain !== undefined) plain.update(chunk);
-      parentPort.postMessage({ op: 'ack' });
-    } catch (error) {
-      fail(error);
-      parentPort.postMessage({ op: 'error', message: failure });
-    }
-  } else if (message.op === 'finish') {
-    try {
-      const sha512 = (plain === undefined ? signed.copy() : plain).digest('hex');
-      for (const part of message.tail) signed.update(part);
-      const digest = new Uint8Array(signed.digest());
-      signed = undefined;
-      plain = undefined;
-      parentPort.postMessage({ op: 'done', sha512, digest }, [digest.buffer]);
-    } catch (error) {
-      fail(error);
-      parentPort.postMessage({ op: 'error', message: failure });
-    }
-  }
-});
-`;
-
-type Reply =
-  | { op: 'ack' }
-  | { op: 'done'; sha512: string; digest: Uint8Array }
-  | { op: 'error'; message: string };
+const fromSources = import.meta.url.endsWith('.ts');
+const workerEntry = new URL(fromSources ? './hash-worker-tsx.mjs' : './hash-worker.mjs', import.meta.url);
 
 /**
  * Each thread owns a few shared 1 MiB slots: a chunk is copied into a free slot and hashed in place, so
@@ -90,15 +40,15 @@ export interface StreamHasher {
 class HashThread {
   private readonly worker: Worker;
   readonly slots: Uint8Array[];
-  private waiting: Array<{ resolve: (reply: Reply) => void; reject: (error: Error) => void }> = [];
+  private waiting: Array<{ resolve: (reply: HashReply) => void; reject: (error: Error) => void }> = [];
   broken: Error | undefined;
 
   constructor() {
     const buffers = Array.from({ length: slotCount }, () => new SharedArrayBuffer(slotBytes));
     this.slots = buffers.map((buffer) => new Uint8Array(buffer));
-    this.worker = new Worker(threadSource, { eval: true, workerData: { slots: buffers } });
+    this.worker = new Worker(workerEntry, { workerData: { slots: buffers } });
     this.worker.unref();
-    this.worker.on('message', (reply: Reply) => this.waiting.shift()?.resolve(reply));
+    this.worker.on('message', (reply: HashReply) => this.waiting.shift()?.resolve(reply));
     const fail = (error: Error) => {
       this.broken = error;
       for (const waiter of this.waiting.splice(0)) waiter.reject(error);
@@ -108,14 +58,14 @@ class HashThread {
   }
 
   /** Sends a message whose reply arrives in order after the replies already awaited. */
-  request(message: unknown): Promise<Reply> {
+  request(message: HashRequest): Promise<HashReply> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
-    const reply = new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    const reply = new Promise<HashReply>((resolve, reject) => this.waiting.push({ resolve, reject }));
     this.worker.postMessage(message);
     return reply;
   }
 
-  send(message: unknown): void {
+  send(message: HashRequest): void {
     if (this.broken === undefined) this.worker.postMessage(message);
   }
 
@@ -166,7 +116,7 @@ function release(thread: HashThread): void {
   }
 }
 
-function unexpected(reply: Reply): Error {
+function unexpected(reply: HashReply): Error {
   return new Error(
     reply.op === 'error'
       ? `hashing failed: ${reply.message}`
@@ -179,7 +129,7 @@ export function createStreamHasher(hash: string): StreamHasher {
   const thread = acquire();
   thread.send({ op: 'begin', hash });
   const free = thread.slots.map((_, index) => index);
-  const pending: Array<{ slot: number; ack: Promise<Reply> }> = [];
+  const pending: Array<{ slot: number; ack: Promise<HashReply> }> = [];
   let released = false;
   const done = (): void => {
     if (!released) {
@@ -189,7 +139,7 @@ export function createStreamHasher(hash: string): StreamHasher {
   };
   const settle = async (keep: number): Promise<void> => {
     while (pending.length > keep) {
-      const oldest = pending.shift() as { slot: number; ack: Promise<Reply> };
+      const oldest = pending.shift() as { slot: number; ack: Promise<HashReply> };
       const reply = await oldest.ack;
       free.push(oldest.slot);
       if (reply.op !== 'ack') throw unexpected(reply);

@@ -251,10 +251,11 @@ function refusal(cause: unknown, issuer: Issuer, bytes: number, options: VerifyO
 
 /**
  * The mirror needs the file's plain SHA-512 as well as the signature check, and on two cores a second
- * hashing pass costs a quarter of the throughput. For v4 signatures (all of upstream's) the signed digest
- * is hash(data ‖ hashed subpackets ‖ trailer), so one native hash over the data is copied for the plain
- * digest and then finished for the signature; openpgp.js does only the public-key step on it (its
- * documented `hashed` seam), and gets no chance to read the data twice.
+ * hashing pass costs real throughput (`npm run bench:verify`). For v4 signatures (all of upstream's) the
+ * signed digest is hash(data ‖ hashed subpackets ‖ trailer), so one native hash over the data is copied
+ * for the plain digest and then finished for the signature; openpgp.js does only the public-key step on it
+ * (through its internal `hashed` field, which test/unit/openpgp-seam.test.ts holds in place with the exact
+ * pin in package.json), and gets no chance to read the data twice.
  */
 async function verifyStreamHashOnce(
   packet: SignaturePacket,

@@ -1,7 +1,7 @@
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { handle, type LambdaEvent } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiApp } from '../../functions/api/app.ts';
+import { createApiApp } from '../../shared/api/app.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';

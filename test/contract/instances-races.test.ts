@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiApp } from '../../functions/api/app.ts';
+import { createApiApp } from '../../shared/api/app.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { sweepConfigBodies } from '../../shared/instances/body-sweep.ts';
 import { loadIdIndex, withRecordCache } from '../../shared/instances/record-cache.ts';

@@ -5,7 +5,7 @@ import { ScanCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiApp } from '../../functions/api/app.ts';
+import { createApiApp } from '../../shared/api/app.ts';
 import type { AwsClients } from '../../shared/aws-clients.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';

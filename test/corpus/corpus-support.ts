@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 /** One seed for the whole corpus, so a failure found once is found again by anyone. */
 export const corpusSeed = 20261126;
 
-/** The issue asks for at least 200 generated cases per parser; every property runs at least this many. */
+/** A floor of generated cases per parser, so a thin generator shows; every property runs at least this many. */
 export const minimumRuns = 200;
 
 const tallies = new Map<string, number>();

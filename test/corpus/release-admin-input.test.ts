@@ -1,8 +1,8 @@
 import { InvalidArgumentError } from 'commander';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createReleaseRoutes } from '../../functions/api/release-routes.ts';
 import { parseReleaseArgument } from '../../local/commands/releases.ts';
+import { createReleaseRoutes } from '../../shared/api/release-routes.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { ReleaseDetail } from '../../shared/ledger/ledger.ts';

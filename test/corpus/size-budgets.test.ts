@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningServer, serveNode } from '../../functions/api/node-server.ts';
 import { createMirrorApp } from '../../local/mirror-http.ts';
+import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { validateCloudConfig } from '../../shared/instances/cloud-config.ts';
 import {

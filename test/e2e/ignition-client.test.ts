@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiApp } from '../../functions/api/app.ts';
-import { type RunningServer, serveNode } from '../../functions/api/node-server.ts';
+import { createApiApp } from '../../shared/api/app.ts';
+import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
@@ -83,7 +83,11 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     return (await response.json()) as { token: string; ignitionUrl: string };
   }
 
-  /** Ignition's fetch stage only, with nothing written to this system (command from FIELD-NOTES.md). */
+  /**
+   * Ignition's fetch stage only, with nothing written to this system: its `file` platform reads the config
+   * named by IGNITION_CONFIG_FILE (coreos/ignition, internal/providers/file), and every path it writes is
+   * moved under `work` with the flags `ignition -help` lists.
+   */
   async function runIgnition(name: string, pointer: unknown): Promise<IgnitionRun> {
     const work = join(dir, name);
     await mkdir(join(work, 'root'), { recursive: true });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import type { Hono } from 'hono';
-import { createApiApp } from '../../functions/api/app.ts';
+import { createApiApp } from '../../shared/api/app.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { withRecordCache } from '../../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { createApiApp } from '../../functions/api/app.ts';
+import { createApiApp } from '../../shared/api/app.ts';
 import { parseConfig } from '../../shared/config.ts';
 import type { InstanceServiceDeps } from '../../shared/instances/service.ts';
 import { redactPaths } from '../../shared/log-safety.ts';

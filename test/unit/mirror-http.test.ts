@@ -20,7 +20,17 @@ describe('parseRange', () => {
     expect(parseRange(undefined, 100)).toBeUndefined();
     expect(parseRange('bytes=0-1,5-6', 100)).toBeUndefined();
     expect(parseRange('items=0-1', 100)).toBeUndefined();
-    expect(parseRange('bytes=9-2', 100)).toBeUndefined();
+  });
+
+  it('refuses an invalid range with 416, which RFC 9110 section 14.2 allows as well as ignoring it', () => {
+    expect(parseRange('bytes=9-2', 100)).toBe('unsatisfiable');
+    expect(parseRange('bytes=0-', 0)).toBe('unsatisfiable');
+  });
+
+  it('ignores a malformed header and serves the whole object', () => {
+    expect(parseRange('bytes=abc', 100)).toBeUndefined();
+    expect(parseRange('bytes=1-2-3', 100)).toBeUndefined();
+    expect(parseRange('nonsense', 100)).toBeUndefined();
   });
 });
 

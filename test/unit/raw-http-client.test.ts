@@ -8,7 +8,7 @@ import {
   type RawClient,
   type RawClientOptions,
   ResponseParser,
-} from '../../bench/raw-http-client.ts';
+} from '../support/raw-http-client.ts';
 
 const MiB = 1024 * 1024;
 

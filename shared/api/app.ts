@@ -3,10 +3,10 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { apiPaths, honoPath } from '../../shared/api-routes.ts';
-import type { CldistConfig } from '../../shared/config.ts';
-import { describeError, TransientError } from '../../shared/errors.ts';
-import { InstanceConflictError } from '../../shared/instances/errors.ts';
+import { apiPaths, honoPath } from '../api-routes.ts';
+import type { CldistConfig } from '../config.ts';
+import { describeError, TransientError } from '../errors.ts';
+import { InstanceConflictError } from '../instances/errors.ts';
 import {
   AddressInUseError,
   createBodyCache,
@@ -19,13 +19,13 @@ import {
   InvalidInstanceConfigError,
   maxInstanceBodyBytes,
   putInstanceConfig,
-} from '../../shared/instances/service.ts';
-import type { ConfigKind } from '../../shared/instances/types.ts';
-import { redactPaths } from '../../shared/log-safety.ts';
-import { type ProxySecretsProvider, peerAddress } from '../../shared/metadata/identity.ts';
-import { createConfigMerger } from '../../shared/metadata/merge.ts';
-import { mountProxiedMetadata } from '../../shared/metadata/proxied.ts';
-import type { ReleaseAdminDeps } from '../../shared/mirror/release-admin.ts';
+} from '../instances/service.ts';
+import type { ConfigKind } from '../instances/types.ts';
+import { redactPaths } from '../log-safety.ts';
+import { type ProxySecretsProvider, peerAddress } from '../metadata/identity.ts';
+import { createConfigMerger } from '../metadata/merge.ts';
+import { mountProxiedMetadata } from '../metadata/proxied.ts';
+import type { ReleaseAdminDeps } from '../mirror/release-admin.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';

@@ -1,16 +1,16 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { apiPaths, honoPath } from '../../shared/api-routes.ts';
-import type { CldistConfig } from '../../shared/config.ts';
-import { versionPattern } from '../../shared/messages.ts';
+import { apiPaths, honoPath } from '../api-routes.ts';
+import type { CldistConfig } from '../config.ts';
+import { versionPattern } from '../messages.ts';
 import {
   ConfirmationRequiredError,
   listReleaseSummaries,
   type ReleaseAdminDeps,
   ReleaseNotFoundError,
   retryRelease,
-} from '../../shared/mirror/release-admin.ts';
-import { type ReleaseState, releaseStates } from '../../shared/mirror/release-state.ts';
+} from '../mirror/release-admin.ts';
+import { type ReleaseState, releaseStates } from '../mirror/release-state.ts';
 
 const plainName = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const maxRetryBodyBytes = 1024;

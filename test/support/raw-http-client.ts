@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
  * same pre-serialised request bytes with one request in flight (no pipelining), and a byte-level response
  * parser that allocates nothing per response in the common case (headers and body arrive as Buffers that
  * are scanned in place, never turned into strings). `node:http`'s client costs several times as much CPU
- * per request, which at ~10 000 req/s on two cores shared with the server measures the generator instead
+ * per request, which near saturation on two cores shared with the server measures the generator instead
  * of the server.
  *
  * `send()` resolves with the status code, or with a description of what went wrong (never rejects), so a

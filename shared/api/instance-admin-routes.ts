@@ -2,9 +2,9 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { stream } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { apiPaths, honoPath } from '../../shared/api-routes.ts';
-import type { CldistConfig } from '../../shared/config.ts';
-import { PermanentError, TransientError } from '../../shared/errors.ts';
+import { apiPaths, honoPath } from '../api-routes.ts';
+import type { CldistConfig } from '../config.ts';
+import { PermanentError, TransientError } from '../errors.ts';
 import {
   deleteInstancesByPrefix,
   InstanceExistsError,
@@ -15,10 +15,10 @@ import {
   parsePrefix,
   reserveInstance,
   revokeInstanceToken,
-} from '../../shared/instances/admin.ts';
-import { type BulkPutItem, putMany, splitJsonLines } from '../../shared/instances/bulk.ts';
-import type { InstanceServiceDeps } from '../../shared/instances/service.ts';
-import type { ConfigKind, InstanceRecord } from '../../shared/instances/types.ts';
+} from '../instances/admin.ts';
+import { type BulkPutItem, putMany, splitJsonLines } from '../instances/bulk.ts';
+import type { InstanceServiceDeps } from '../instances/service.ts';
+import type { ConfigKind, InstanceRecord } from '../instances/types.ts';
 
 /** Reserve and revoke bodies are a deadline and instance parameters: a few KiB at most. */
 const maxSmallBodyBytes = 64 * 1024;
