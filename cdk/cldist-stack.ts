@@ -21,6 +21,7 @@ import { type CldistConfig, resolveProjectPath } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { configBodySweepEvent } from '../shared/instances/body-sweep.ts';
 import { ledgerKeySchema, ledgerTtlAttribute } from '../shared/ledger/table.ts';
+import { deployedMirrorStore } from '../shared/mirror/store-location.ts';
 import { EncryptedTopic } from './constructs/encrypted-topic.ts';
 import { MirrorDistribution } from './constructs/mirror-distribution.ts';
 import { type BundledFile, CldistFunction } from './constructs/node-function.ts';
@@ -205,11 +206,7 @@ export class CldistStack extends Stack {
     }
 
     const keyring = bundledKeyring(config);
-    const mirrorStore = {
-      kind: 's3' as const,
-      bucket: mirrorBucket.bucketName,
-      prefix: config.store.kind === 's3' ? config.store.prefix : '',
-    };
+    const mirrorStore = deployedMirrorStore(config, mirrorBucket.bucketName);
     const deployedConfig: CldistConfig = {
       ...config,
       store: mirrorStore,
@@ -220,6 +217,7 @@ export class CldistStack extends Stack {
 
     const jobs = new WorkerQueue(this, 'Jobs', {
       consumerTimeout: Duration.seconds(this.workerSize.timeoutSeconds),
+      maxReceiveCount: config.queue.retry.maxReceives,
     });
 
     const poller = new CldistFunction(this, 'Poller', {

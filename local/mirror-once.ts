@@ -7,7 +7,7 @@ import type { PollReport } from '../shared/mirror/poller.ts';
 import { primaryFingerprintsOf } from '../shared/verify/keyring.ts';
 import type { TransferTracker } from './progress.ts';
 import type { Logger } from './runtime/log.ts';
-import { startServe } from './serve.ts';
+import { startServe } from './serve/index.ts';
 
 /** The `cldist mirror --once` flags that change the config; each error names the flag it came from. */
 export interface MirrorConfigFlags {

@@ -3,7 +3,7 @@ import { type CldistConfig, loadConfigFile, parseConfig } from '../../shared/con
 import { ConfigError } from '../../shared/errors.ts';
 import type { Demo } from '../demo.ts';
 import type { Logger } from '../runtime/log.ts';
-import type { ServeHandle } from '../serve.ts';
+import type { ServeHandle } from '../serve/index.ts';
 
 interface ServeFlags {
   config?: string;
@@ -52,7 +52,7 @@ async function run(flags: ServeFlags): Promise<void> {
       import('../demo.ts'),
       import('../progress.ts'),
       import('../runtime/log.ts'),
-      import('../serve.ts'),
+      import('../serve/index.ts'),
       import('../runtime/signals.ts'),
     ]);
   const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
@@ -97,7 +97,6 @@ async function run(flags: ServeFlags): Promise<void> {
       pollEveryMs:
         flags.pollSeconds === undefined ? (flags.demo ? 3000 : undefined) : flags.pollSeconds * 1000,
       demo: flags.demo,
-      baseBackoffSeconds: flags.demo ? 1 : 5,
       minFreeDiskMiB: flags.minFreeMib,
       ...(metadataListen === undefined ? {} : { metadataListen }),
     });

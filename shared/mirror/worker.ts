@@ -27,6 +27,10 @@ export interface MirrorResult {
   finalize: FinalizeResult;
   bytes?: number;
   resumes?: number;
+  /** `verified`: what the signature check established, for the outcome log. */
+  verified?: VerifiedArtifactFacts;
+  /** `awaiting-trust`: the key the trust did not know, when the ledger names it. */
+  awaiting?: { issuer: string; trustVersion?: string };
 }
 
 export interface MirrorOptions {
@@ -154,7 +158,7 @@ export async function transferArtifact(
     if (!committed) {
       download.cancel();
       await upload?.abort().catch((error: unknown) => {
-        deps.logger.warn('aborting the staged upload failed', { key, error: describeError(error) });
+        deps.logger.warn('store.abort_failed', { key, error: describeError(error) });
       });
     }
   }
@@ -173,7 +177,7 @@ async function releasing<T>(ref: ArtifactRef, deps: MirrorDeps, run: () => Promi
 async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorDeps): Promise<void> {
   const ref = refOf(job);
   await releasing(ref, deps, () => deps.ledger.markMissing(ref, error.message));
-  const sent = await alertOnce(
+  await alertOnce(
     ref,
     'missing',
     () => ({
@@ -187,7 +191,6 @@ async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorD
     }),
     deps,
   );
-  if (sent) deps.logger.warn('artifact missing upstream', { ...ref, url: error.url });
 }
 
 function verificationFailedEvent(job: MirrorJob, reason: string, message: string, deps: MirrorDeps) {
@@ -207,13 +210,12 @@ async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: M
   await releasing(ref, deps, () =>
     deps.ledger.markFailedVerification(ref, `${error.reason}: ${error.message}`),
   );
-  const sent = await alertOnce(
+  await alertOnce(
     ref,
     'failed_verification',
     verificationFailedEvent(job, error.reason, error.message, deps),
     deps,
   );
-  if (sent) deps.logger.error('artifact failed verification', { ...ref, reason: error.reason });
 }
 
 /**
@@ -242,7 +244,7 @@ export async function mirrorArtifact(
       case 'verified':
         return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
       case 'failed_verification': {
-        deps.logger.info('artifact failed verification before; not fetched again', { ...ref });
+        deps.logger.info('artifact.already_failed', { ...ref });
         const lastError = (await deps.ledger.getArtifact(ref))?.lastError ?? '';
         const split = lastError.indexOf(': ');
         await alertOnce(
@@ -264,7 +266,13 @@ export async function mirrorArtifact(
             deps,
           );
         }
-        return { outcome: 'awaiting-trust', finalize: { finalized: false } };
+        return {
+          outcome: 'awaiting-trust',
+          finalize: { finalized: false },
+          ...(record?.awaitingIssuer === undefined
+            ? {}
+            : { awaiting: { issuer: record.awaitingIssuer, trustVersion: record.trustVersion } }),
+        };
       }
       case 'busy':
         throw new TransientError(
@@ -290,8 +298,8 @@ export async function mirrorArtifact(
       return { outcome: 'missing', finalize: await finalizeIfDone(release, deps, config) };
     }
     if (error instanceof SignatureError && error.reason === 'unknown-key') {
-      await parkAwaitingTrust(job, error, deps);
-      return { outcome: 'awaiting-trust', finalize: { finalized: false } };
+      const awaiting = await parkAwaitingTrust(job, error, deps);
+      return { outcome: 'awaiting-trust', finalize: { finalized: false }, awaiting };
     }
     if (error instanceof SignatureError) {
       await reportBadSignature(job, error, deps);
@@ -303,11 +311,11 @@ export async function mirrorArtifact(
   }
   const { resumes, ...verified } = facts;
   await deps.ledger.markVerified(ref, verified);
-  deps.logger.info('artifact verified', { ...ref, bytes: verified.size, resumes });
   return {
     outcome: 'verified',
     bytes: verified.size,
     resumes,
+    verified,
     finalize: await finalizeIfDone(release, deps, config),
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planChaos } from '../../local/chaos/plan.ts';
-import { formatChaosReport, runChaos } from '../../local/chaos/run.ts';
+import { planChaos } from '../chaos/plan.ts';
+import { formatChaosReport, runChaos } from '../chaos/run.ts';
 import { probeTmpfs } from '../support/tmpfs.ts';
 
 const tmpfs = await probeTmpfs();
