@@ -4,11 +4,11 @@ import { loadOrCreateAdminToken } from '../admin-token.ts';
 import { type Emulators, startEmulators } from '../emulators.ts';
 import { ensurePrivateDataDir } from '../runtime/data-dir.ts';
 import { lockDataDir } from '../runtime/data-dir-lock.ts';
+import { type DiskGuard, startDiskGuard } from '../runtime/disk-guard.ts';
 import type { Logger } from '../runtime/log.ts';
 import { createLocalNotifier, type LocalNotifications } from '../runtime/notifications.ts';
 import { startLocalTrust } from '../runtime/trust-watch.ts';
-import type { Lifecycle } from './lifecycle.ts';
-import type { ServeOptions } from './types.ts';
+import type { ServeContext } from './types.ts';
 
 /** Seconds a received job stays hidden; the pool extends it for as long as the job runs. */
 export const visibilityTimeoutSeconds = 120;
@@ -20,20 +20,17 @@ export interface Foundation {
   adminTokenCreated: boolean;
   emulators: Emulators;
   notifications: LocalNotifications;
+  /** Pauses mirroring (and polls) while the data dir is low on free space. */
+  diskGuard: DiskGuard;
 }
 
 /**
  * What everything else stands on: the private data dir (locked to this process), the watched trust, the
- * admin token, the stand-ins (queues, topic and table created as the stack creates them) and the
- * notifications. Each part is stopped by the lifecycle in reverse order.
+ * admin token, the stand-ins (queues, topic and table created as the stack creates them), the
+ * notifications and the disk guard. Each part is stopped by the lifecycle in reverse order.
  */
-export async function openFoundation(
-  options: ServeOptions,
-  dataDir: string,
-  clock: () => Date,
-  lifecycle: Lifecycle,
-): Promise<Foundation> {
-  const { config, logger } = options;
+export async function openFoundation(context: ServeContext): Promise<Foundation> {
+  const { options, config, logger, clock, dataDir, lifecycle } = context;
   await ensurePrivateDataDir(dataDir, logger);
   const lock = lockDataDir(dataDir);
   lifecycle.defer(async () => lock.release());
@@ -61,7 +58,16 @@ export async function openFoundation(
     topicArn: emulators.resources.topicArn,
   });
   lifecycle.defer(() => notifications.flush(options.shutdownGraceMs ?? 10_000));
-  return { trust: localTrust.trust, trustFile, adminToken, adminTokenCreated, emulators, notifications };
+  const diskGuard = startDiskGuard({
+    path: dataDir,
+    minFreeMiB: options.minFreeDiskMiB ?? config.worker.minFreeDiskMiB,
+    checkEveryMs: options.diskCheckEveryMs,
+    logger,
+  });
+  lifecycle.defer(async () => diskGuard.stop());
+  await diskGuard.check();
+  const trust = localTrust.trust;
+  return { trust, trustFile, adminToken, adminTokenCreated, emulators, notifications, diskGuard };
 }
 
 /** The first crash of a streak is the alarm; the restarts of a disk still full only repeat it. */

@@ -6,13 +6,13 @@ import type { CldistConfig } from '../../shared/config.ts';
 import { describeError } from '../../shared/errors.ts';
 import { redactPaths } from '../../shared/log-safety.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
-import type { ObjectStore } from '../../shared/store/types.ts';
+import { startMetadataListener } from '../metadata-listener.ts';
 import { createMirrorApp } from '../mirror-http.ts';
-import type { Logger } from '../runtime/log.ts';
 import type { StatusModel } from '../status/model.ts';
 import { createStatusApp } from '../status/routes.ts';
 import type { LocalInstances } from './instances.ts';
 import { closeServer, type Lifecycle, listen } from './lifecycle.ts';
+import type { ServeContext } from './types.ts';
 
 export interface BoundServer {
   /** `http://host:port`. */
@@ -44,21 +44,18 @@ export async function bindServer(host: string, port: number, lifecycle: Lifecycl
 }
 
 export interface AppParts {
-  config: CldistConfig;
-  host: string;
-  server: Pick<BoundServer, 'url' | 'port'>;
+  server: BoundServer;
   adminToken: string;
-  store: ObjectStore;
   runtime: MirrorRuntime;
   instances: LocalInstances;
   status: () => Promise<StatusModel>;
-  refreshSeconds: number;
-  logger: Logger;
 }
 
 /** One server for the status page, the mirror at /mirror and the instance API, as the Lambda serves it. */
-export function createServeApp(parts: AppParts): Hono {
-  const { config, server, logger, instances } = parts;
+export function createServeApp(context: ServeContext, parts: AppParts): Hono {
+  const { config, logger, options } = context;
+  const { server, instances } = parts;
+  const store = parts.runtime.store ?? parts.runtime.deps.store;
   // One JSON line per unexpected error, with absolute paths redacted, and never a stack trace on stderr.
   const internalError = (event: string) => (error: unknown) =>
     logger.error(event, { cause: redactPaths(describeError(error)) });
@@ -66,7 +63,7 @@ export function createServeApp(parts: AppParts): Hono {
     ...config,
     api: {
       ...config.api,
-      host: parts.host,
+      host: options.host,
       port: server.port,
       publicBaseUrl: config.api.publicBaseUrl ?? server.url,
     },
@@ -77,7 +74,7 @@ export function createServeApp(parts: AppParts): Hono {
     createStatusApp({
       adminToken: parts.adminToken,
       getStatus: parts.status,
-      refreshSeconds: parts.refreshSeconds,
+      refreshSeconds: options.refreshSeconds ?? 5,
       publicBaseUrl: config.api.publicBaseUrl,
     }),
   );
@@ -85,7 +82,7 @@ export function createServeApp(parts: AppParts): Hono {
     internalError('http.internal_error')(error);
     return c.text('internal error\n', 500);
   });
-  root.route('/', createMirrorApp(parts.store, { onError: internalError('mirror.internal_error') }));
+  root.route('/', createMirrorApp(store, { onError: internalError('mirror.internal_error') }));
   root.route(
     '/',
     createApiApp(
@@ -101,4 +98,18 @@ export function createServeApp(parts: AppParts): Hono {
     ),
   );
   return root;
+}
+
+/**
+ * Routes the bound server to the app and, with `--metadata-listen`, starts the listener that serves the
+ * metadata routes alone; resolves with that listener's URL.
+ */
+export async function serveHttp(context: ServeContext, parts: AppParts): Promise<string | undefined> {
+  parts.server.serve(createServeApp(context, parts));
+  const { options, config, logger, lifecycle } = context;
+  if (options.metadataListen === undefined) return undefined;
+  const deps = parts.instances.serviceDeps;
+  const metadata = await startMetadataListener({ ...options.metadataListen, deps, config, logger });
+  lifecycle.defer(() => metadata.close());
+  return metadata.url;
 }

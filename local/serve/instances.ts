@@ -1,6 +1,5 @@
 import { join, resolve } from 'node:path';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { CldistConfig } from '../../shared/config.ts';
 import { describeError } from '../../shared/errors.ts';
 import { loadIdIndex, withRecordCache } from '../../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
@@ -12,8 +11,7 @@ import { createLocalStore } from '../../shared/store/index.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
 import { configStoreModes, prepareConfigStore } from '../runtime/data-dir.ts';
 import { type InstanceUpkeep, startInstanceUpkeep } from '../runtime/instance-upkeep.ts';
-import type { Logger } from '../runtime/log.ts';
-import type { Lifecycle } from './lifecycle.ts';
+import type { ServeContext } from './types.ts';
 
 export interface LocalInstances {
   instances: InstanceRepository;
@@ -32,18 +30,14 @@ export interface LocalInstances {
  * not, which keeps dynalite from capping the fetch rate and the time of an answer from telling which ids
  * exist.
  */
-export async function openInstances(options: {
-  doc: DynamoDBDocumentClient;
-  tableName: string;
-  dataDir: string;
-  config: CldistConfig;
-  logger: Logger;
-  clock: () => Date;
-  lifecycle: Lifecycle;
-}): Promise<LocalInstances> {
-  const { config, logger, clock, lifecycle } = options;
-  const ledgerInstances = createDynamoInstanceRepository(options.doc, {
-    table: options.tableName,
+export async function openInstances(
+  context: ServeContext,
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+): Promise<LocalInstances> {
+  const { config, logger, clock, lifecycle } = context;
+  const ledgerInstances = createDynamoInstanceRepository(doc, {
+    table: tableName,
     auditRetentionDays: config.api.auditRetentionDays,
     // Retried flushes are routine while the ledger restarts (a full disk); a drop is what to act on.
     onAuditError: (error, dropped) =>
@@ -53,7 +47,7 @@ export async function openInstances(options: {
   });
   const instances = withRecordCache(ledgerInstances, { index: await loadIdIndex(ledgerInstances) });
   lifecycle.defer(() => instances.close());
-  const folder = join(options.dataDir, 'configs');
+  const folder = join(context.dataDir, 'configs');
   await prepareConfigStore(folder, logger);
   const bodies = createLocalStore(folder, configStoreModes);
   const upkeep = startInstanceUpkeep({ instances, bodies, config, logger, clock });

@@ -1,22 +1,13 @@
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { TransientError } from '../../shared/errors.ts';
 import { runMirrorJob } from '../../shared/mirror/job.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import { abortableStore, type Transfer, type TransferTracker } from '../progress.ts';
 import type { DiskGuard } from '../runtime/disk-guard.ts';
-import type { Logger } from '../runtime/log.ts';
 import { startWorkerPool, type WorkerPool } from '../worker-pool.ts';
-
-export interface JobsOptions {
-  runtime: MirrorRuntime;
-  sqs: SQSClient;
-  queueUrl: string;
-  concurrency: number;
-  visibilityTimeoutSeconds: number;
-  tracker: TransferTracker;
-  diskGuard: DiskGuard;
-  logger: Logger;
-}
+import { type Foundation, visibilityTimeoutSeconds } from './foundation.ts';
+import { outlives } from './lifecycle.ts';
+import type { ServeContext } from './types.ts';
 
 /** A progress bar per transfer, begun on the first bytes and ended however the job ends. */
 function progressOf(tracker: TransferTracker, label: string) {
@@ -50,16 +41,20 @@ function labelOf(body: string): string {
  * The worker pool of one machine over the one job policy (`runMirrorJob`), taking jobs only while the disk
  * guard allows, with each transfer aborted (and its staged upload dropped) when the pool stops.
  */
-export function startJobs(options: JobsOptions): WorkerPool {
-  const { runtime } = options;
-  return startWorkerPool({
-    sqs: options.sqs,
-    queueUrl: options.queueUrl,
+export function startJobs(
+  serve: ServeContext,
+  runtime: MirrorRuntime,
+  base: Pick<Foundation, 'emulators' | 'diskGuard'>,
+): WorkerPool {
+  const { options, logger } = serve;
+  const pool = startWorkerPool({
+    sqs: base.emulators.clients.sqs,
+    queueUrl: base.emulators.resources.jobsQueueUrl,
     concurrency: options.concurrency,
-    logger: options.logger,
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+    logger,
+    visibilityTimeoutSeconds,
     retry: runtime.config.queue.retry,
-    gate: (signal) => options.diskGuard.whenRoomy(signal),
+    gate: (signal) => base.diskGuard.whenRoomy(signal),
     handleJob: async (body, context) => {
       const progress = progressOf(options.tracker, labelOf(body));
       const deps = { ...runtime.deps, store: abortableStore(runtime.deps.store, context.signal) };
@@ -77,6 +72,11 @@ export function startJobs(options: JobsOptions): WorkerPool {
       return result;
     },
   });
+  const graceMs = options.shutdownGraceMs ?? 10_000;
+  serve.lifecycle.defer(async () => {
+    if (await outlives(pool.stop(), graceMs)) logger.warn('shutdown.transfers_still_running', { graceMs });
+  });
+  return pool;
 }
 
 const queueCounts = [
@@ -90,18 +90,18 @@ const queueCounts = [
  * says so; rejects while mirroring is paused for lack of disk space, which would otherwise never drain.
  */
 export async function drainJobs(options: {
-  sqs: SQSClient;
-  queueUrl: string;
+  emulators: Pick<Foundation['emulators'], 'clients' | 'resources'>;
   pool: Pick<WorkerPool, 'inFlight'>;
   diskGuard: Pick<DiskGuard, 'paused'>;
   closing: () => boolean;
 }): Promise<void> {
+  const { clients, resources } = options.emulators;
   for (let quietChecks = 0; quietChecks < 2 && !options.closing(); ) {
     if (options.diskGuard.paused) {
       throw new TransientError('low-disk', 'mirroring is paused: the data dir is low on free space');
     }
-    const attributes = await options.sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: options.queueUrl, AttributeNames: [...queueCounts] }),
+    const attributes = await clients.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: resources.jobsQueueUrl, AttributeNames: [...queueCounts] }),
     );
     const queued = Object.values(attributes.Attributes ?? {}).reduce((sum, n) => sum + Number(n), 0);
     quietChecks = queued === 0 && options.pool.inFlight === 0 ? quietChecks + 1 : 0;

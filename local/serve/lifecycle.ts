@@ -66,3 +66,17 @@ export function closeServer(server: Server): Promise<void> {
     setTimeout(() => server.closeAllConnections(), 2000).unref();
   });
 }
+
+/** Graceful stop, idempotent: every later call gets the first call's promise. */
+export function closeOnce(logger: Logger, lifecycle: Lifecycle, beforeStop: () => void): () => Promise<void> {
+  let closed: Promise<void> | undefined;
+  return () => {
+    closed ??= (async () => {
+      logger.info('shutdown.started', {});
+      beforeStop();
+      await lifecycle.stop();
+      logger.info('shutdown.done', {});
+    })();
+    return closed;
+  };
+}

@@ -3,11 +3,9 @@ import type { CldistConfig } from '../../shared/config.ts';
 import { createMirrorRuntime, type MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import { describeStore, resolveMirrorStore } from '../../shared/mirror/store-location.ts';
 import { sweepStaging } from '../../shared/store/index.ts';
-import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
-import type { Emulators } from '../emulators.ts';
-import type { Logger } from '../runtime/log.ts';
-import { finalizedBeforeMirrored, type LocalNotifications } from '../runtime/notifications.ts';
-import type { ServeOptions } from './types.ts';
+import { finalizedBeforeMirrored } from '../runtime/notifications.ts';
+import type { Foundation } from './foundation.ts';
+import type { ServeContext, ServeOptions } from './types.ts';
 
 export interface LocalMirror {
   runtime: MirrorRuntime;
@@ -25,34 +23,29 @@ function withStoreFlag(config: CldistConfig, flag: ServeOptions['store']): Cldis
  * and its notifications (console, webhooks, status page and the stand-in topic). A local mirror folder is
  * swept of staged files first: one process owns the data dir, so any there were left by a killed run.
  */
-export async function openLocalMirror(options: {
-  serve: Pick<ServeOptions, 'config' | 'store' | 's3'>;
-  dataDir: string;
-  emulators: Pick<Emulators, 'clients' | 'resources'>;
-  trust: TrustedKeyring;
-  notifications: LocalNotifications;
-  logger: Logger;
-  clock: () => Date;
-}): Promise<LocalMirror> {
-  const { emulators, logger } = options;
-  const config = withStoreFlag(options.serve.config, options.serve.store);
-  const localMirrorRoot = join(options.dataDir, 'mirror');
+export async function openLocalMirror(
+  context: ServeContext,
+  base: Pick<Foundation, 'emulators' | 'trust' | 'notifications'>,
+): Promise<LocalMirror> {
+  const { options, logger } = context;
+  const config = withStoreFlag(context.config, options.store);
+  const localMirrorRoot = join(context.dataDir, 'mirror');
   const store = resolveMirrorStore(config, { localMirrorRoot });
   if (store.kind === 'local') {
     const swept = await sweepStaging(store.path, 0);
     if (swept > 0) logger.info('store.staging_swept', { files: swept, root: store.path });
   }
-  const { clients, resources } = emulators;
+  const { clients, resources } = base.emulators;
   const runtime = await createMirrorRuntime({
     config,
     resources: { ...resources, localMirrorRoot },
-    clients: { ...clients, s3: options.serve.s3 ?? clients.s3 },
+    clients: { ...clients, s3: options.s3 ?? clients.s3 },
     logger,
-    clock: options.clock,
-    trust: options.trust,
+    clock: context.clock,
+    trust: base.trust,
     decorate: (deps) => ({
       ...deps,
-      notifier: finalizedBeforeMirrored(options.notifications.notifier, logger),
+      notifier: finalizedBeforeMirrored(base.notifications.notifier, logger),
     }),
   });
   return { runtime, storeDescription: describeStore(store) };

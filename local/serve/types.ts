@@ -6,6 +6,7 @@ import type { ObjectStore } from '../../shared/store/types.ts';
 import type { TransferTracker } from '../progress.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { StatusModel } from '../status/model.ts';
+import type { Lifecycle } from './lifecycle.ts';
 
 export interface ServeOptions {
   config: CldistConfig;
@@ -72,4 +73,16 @@ export interface ServeHandle {
   drain(): Promise<void>;
   /** Graceful stop: timers, intake, in-flight transfers (aborted), servers, stand-ins; idempotent. */
   close(): Promise<void>;
+}
+
+/** What every part of `startServe` is built from. */
+export interface ServeContext {
+  options: ServeOptions;
+  config: CldistConfig;
+  logger: Logger;
+  clock: () => Date;
+  /** Absolute. */
+  dataDir: string;
+  /** Stops what a part started, in reverse order. */
+  lifecycle: Lifecycle;
 }
