@@ -57,6 +57,41 @@ export interface WorkerPool {
   stop(): Promise<void>;
 }
 
+async function hide(options: WorkerPoolOptions, receiptHandle: string, seconds: number): Promise<void> {
+  await options.sqs.send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: options.queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: seconds,
+    }),
+  );
+}
+
+/** Maps a verdict onto the queue: `ack` deletes the message, `retry` hides it for the retry delay. */
+async function settle(
+  options: WorkerPoolOptions,
+  verdict: JobVerdict,
+  receiptHandle: string,
+  context: JobContext,
+  stopping: boolean,
+): Promise<JobOutcome> {
+  const { disposition, error } = verdict;
+  const { messageId, receiveCount } = context;
+  if (error !== undefined && (stopping || (error instanceof Error && error.name === 'AbortError'))) {
+    return { kind: 'aborted', messageId };
+  }
+  if (disposition === 'ack') {
+    await options.sqs.send(
+      new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
+    );
+    return error === undefined ? { kind: 'done', messageId, ms: 0 } : { kind: 'permanent', messageId, error };
+  }
+  const retry = { maxReceives: 0, firstDelaySeconds: 5, maxDelaySeconds: 300, ...options.retry };
+  const retryInSeconds = retryDelaySeconds(receiveCount, retry);
+  await hide(options, receiptHandle, retryInSeconds).catch(() => {});
+  return { kind: 'transient', messageId, error, receiveCount, retryInSeconds };
+}
+
 /**
  * Slot-per-concurrency long-polling loop over SQS. An `ack` deletes the message; a `retry` hides it for
  * the configured retry delay, and the queue's redrive policy dead-letters it after the last receive, as on
@@ -67,19 +102,10 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
   const { signal } = controller;
   const waitTimeSeconds = options.waitTimeSeconds ?? 20;
   const visibility = options.visibilityTimeoutSeconds ?? 60;
-  const retry = { maxReceives: 0, firstDelaySeconds: 5, maxDelaySeconds: 300, ...options.retry };
   const log = options.logger;
   let inFlight = 0;
 
-  const changeVisibility = async (receiptHandle: string, seconds: number): Promise<void> => {
-    await options.sqs.send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: options.queueUrl,
-        ReceiptHandle: receiptHandle,
-        VisibilityTimeout: seconds,
-      }),
-    );
-  };
+  const changeVisibility = (receiptHandle: string, seconds: number) => hide(options, receiptHandle, seconds);
 
   const handleOne = async (body: string, receiptHandle: string, context: JobContext): Promise<void> => {
     const started = Date.now();
@@ -99,35 +125,8 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
     } finally {
       clearInterval(heartbeat);
     }
-    const { disposition, error: failure } = verdict;
-    const messageId = context.messageId;
-    if (
-      failure !== undefined &&
-      (signal.aborted || (failure instanceof Error && failure.name === 'AbortError'))
-    ) {
-      options.onOutcome?.({ kind: 'aborted', messageId });
-      return;
-    }
-    if (disposition === 'ack') {
-      await options.sqs.send(
-        new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
-      );
-      options.onOutcome?.(
-        failure === undefined
-          ? { kind: 'done', messageId, ms: Date.now() - started }
-          : { kind: 'permanent', messageId, error: failure },
-      );
-      return;
-    }
-    const retryInSeconds = retryDelaySeconds(context.receiveCount, retry);
-    await changeVisibility(receiptHandle, retryInSeconds).catch(() => {});
-    options.onOutcome?.({
-      kind: 'transient',
-      messageId,
-      error: failure,
-      receiveCount: context.receiveCount,
-      retryInSeconds,
-    });
+    const outcome = await settle(options, verdict, receiptHandle, context, signal.aborted);
+    options.onOutcome?.(outcome.kind === 'done' ? { ...outcome, ms: Date.now() - started } : outcome);
   };
 
   const slot = async (): Promise<void> => {

@@ -2,7 +2,7 @@ import type { CldistConfig } from '../config.ts';
 import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
-import type { ArtifactRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
+import type { ArtifactRef, AttemptRefusal, VerifiedArtifactFacts } from '../ledger/ledger.ts';
 import type { CldistEvent, MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
 import type { StagedUpload } from '../store/types.ts';
@@ -219,6 +219,65 @@ async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: M
 }
 
 /**
+ * A job whose artifact the ledger would not lease: already done (a duplicate or redelivered job; an owed
+ * alert still goes out and the finalize is tried), parked for trust, busy with another worker, or unknown.
+ */
+async function notStarted(
+  reason: AttemptRefusal,
+  job: MirrorJob,
+  deps: MirrorDeps,
+  config: CldistConfig,
+): Promise<MirrorResult> {
+  const ref = refOf(job);
+  const release = { channel: job.channel, board: job.board, version: job.version };
+  switch (reason) {
+    case 'verified':
+      return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
+    case 'failed_verification': {
+      deps.logger.info('artifact.already_failed', { ...ref });
+      const lastError = (await deps.ledger.getArtifact(ref))?.lastError ?? '';
+      const split = lastError.indexOf(': ');
+      await alertOnce(
+        ref,
+        'failed_verification',
+        split > 0
+          ? verificationFailedEvent(job, lastError.slice(0, split), lastError.slice(split + 2), deps)
+          : verificationFailedEvent(job, 'unknown', lastError, deps),
+        deps,
+      );
+      return { outcome: 'already-failed', finalize: await finalizeIfDone(release, deps, config) };
+    }
+    case 'awaiting_trust': {
+      const record = await deps.ledger.getArtifact(ref);
+      if (record?.awaitingIssuer !== undefined && record.trustVersion !== undefined) {
+        await alertAwaitingTrust(
+          job,
+          { issuer: record.awaitingIssuer, trustVersion: record.trustVersion },
+          deps,
+        );
+      }
+      return {
+        outcome: 'awaiting-trust',
+        finalize: { finalized: false },
+        ...(record?.awaitingIssuer === undefined
+          ? {}
+          : { awaiting: { issuer: record.awaitingIssuer, trustVersion: record.trustVersion } }),
+      };
+    }
+    case 'busy':
+      throw new TransientError(
+        'artifact-busy',
+        `${job.artifact} of ${job.version} is being mirrored by another worker`,
+      );
+    case 'unknown':
+      throw new PermanentError(
+        'unknown-release',
+        `release ${job.channel}/${job.board}/${job.version} was never claimed`,
+      );
+  }
+}
+
+/**
  * Mirror one artifact of one release: the signature first (size-capped), then the artifact streamed once
  * through the verifier, a SHA-512 hash and a staged upload, committed only once the signature verified.
  * Safe to run any number of times for the same job. The artifact is leased in the ledger, so duplicate
@@ -239,53 +298,7 @@ export async function mirrorArtifact(
   const ref = refOf(job);
   const release = { channel: job.channel, board: job.board, version: job.version };
   const attempt = await deps.ledger.beginAttempt(ref, deps.leaseSeconds ?? defaultLeaseSeconds);
-  if (!attempt.started) {
-    switch (attempt.reason) {
-      case 'verified':
-        return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
-      case 'failed_verification': {
-        deps.logger.info('artifact.already_failed', { ...ref });
-        const lastError = (await deps.ledger.getArtifact(ref))?.lastError ?? '';
-        const split = lastError.indexOf(': ');
-        await alertOnce(
-          ref,
-          'failed_verification',
-          split > 0
-            ? verificationFailedEvent(job, lastError.slice(0, split), lastError.slice(split + 2), deps)
-            : verificationFailedEvent(job, 'unknown', lastError, deps),
-          deps,
-        );
-        return { outcome: 'already-failed', finalize: await finalizeIfDone(release, deps, config) };
-      }
-      case 'awaiting_trust': {
-        const record = await deps.ledger.getArtifact(ref);
-        if (record?.awaitingIssuer !== undefined && record.trustVersion !== undefined) {
-          await alertAwaitingTrust(
-            job,
-            { issuer: record.awaitingIssuer, trustVersion: record.trustVersion },
-            deps,
-          );
-        }
-        return {
-          outcome: 'awaiting-trust',
-          finalize: { finalized: false },
-          ...(record?.awaitingIssuer === undefined
-            ? {}
-            : { awaiting: { issuer: record.awaitingIssuer, trustVersion: record.trustVersion } }),
-        };
-      }
-      case 'busy':
-        throw new TransientError(
-          'artifact-busy',
-          `${job.artifact} of ${job.version} is being mirrored by another worker`,
-        );
-      case 'unknown':
-        throw new PermanentError(
-          'unknown-release',
-          `release ${job.channel}/${job.board}/${job.version} was never claimed`,
-        );
-    }
-  }
+  if (!attempt.started) return notStarted(attempt.reason, job, deps, config);
   // Sent again after a refusal for an unknown signer: the trust changed since, but this warm function's
   // keyring may not have (its reads for unknown signers are rate-limited). One conditional read settles it.
   if (attempt.record.trustVersion !== undefined) await deps.signatures.refreshTrust();
