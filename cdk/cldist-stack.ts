@@ -5,8 +5,6 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as eventbridge from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -17,11 +15,14 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { type ApiRoute, apiRoutes, instanceRouteKeys, metadataRouteKeys } from '../shared/api-routes.ts';
 import { type CldistConfig, resolveProjectPath } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { configBodySweepEvent } from '../shared/instances/body-sweep.ts';
 import { ledgerKeySchema, ledgerTtlAttribute } from '../shared/ledger/table.ts';
 import { deployedMirrorStore } from '../shared/mirror/store-location.ts';
+import { serviceNames } from '../shared/telemetry-names.ts';
+import { CldistMonitoring } from './constructs/cldist-monitoring.ts';
 import { EncryptedTopic } from './constructs/encrypted-topic.ts';
 import { MirrorDistribution } from './constructs/mirror-distribution.ts';
 import { type BundledFile, CldistFunction } from './constructs/node-function.ts';
@@ -32,42 +33,6 @@ import { grantBucketKey, grantLedger, grantObjects, grantPublish } from './grant
 import { acknowledge, acknowledgeObjectWildcard } from './nag.ts';
 import type { DeploySettings, SubscriptionSetting } from './settings.ts';
 import { sizeWorker, type WorkerSize } from './worker-sizing.ts';
-
-/** The custom metric the poller emits (Powertools Metrics, EMF) when the newest signing subkey nears expiry. */
-export const signingKeyMetric = { namespace: 'cldist', metricName: 'SigningKeyExpiring' } as const;
-
-/** Channels the poller could not read in one run (Powertools Metrics, EMF); the run itself succeeds. */
-export const pollErrorsMetric = 'PollErrors';
-
-/** Powertools `service` dimension per function; the signing-key alarm matches the poller's. */
-export const serviceNames = {
-  poller: 'cldist-poller',
-  worker: 'cldist-mirror-worker',
-  api: 'cldist-api',
-} as const;
-
-/** Routes an instance calls at first boot: no IAM (Ignition cannot sign requests), their own token. */
-export const instanceRouteKeys = ['GET /v1/instances/{id}/ignition', 'GET /v1/instances/{id}/cloud-config'];
-
-/**
- * Metadata routes a trusted metadata proxy forwards to (and its address lookup, under the same prefix):
- * no IAM, since the proxy's HMAC over the instance id or address is the authentication, checked by the
- * function in constant time.
- */
-export const metadataRouteKeys = [
-  'GET /v1/metadata/{proxy+}',
-  'HEAD /v1/metadata/{proxy+}',
-  'PUT /v1/metadata/{proxy+}',
-];
-
-/** Routes an operator calls: SigV4-signed, IAM-authorised. */
-export const adminRouteKeys = [
-  'PUT /v1/instances/{id}',
-  'GET /v1/instances/{id}',
-  'DELETE /v1/instances/{id}',
-  'GET /v1/releases',
-  'POST /v1/releases/{channel}/{board}/{version}/retry',
-];
 
 export interface CldistStackProps extends StackProps {
   config: CldistConfig;
@@ -329,14 +294,19 @@ export class CldistStack extends Stack {
         })
       : undefined;
 
-    this.buildAlarms(deploy, operator.topic, {
-      deadLetter: jobs.deadLetterQueue,
-      worker,
+    const monitoring = new CldistMonitoring(this, 'Monitoring', {
+      alarmTopic: operator.topic,
+      jobs,
       poller,
-      api: api.httpApi,
-      scheduleMinutes: config.schedule.everyMinutes,
+      worker,
+      apiFunction,
+      httpApi: api.httpApi,
+      apiStage: api.stage.stageName,
+      table,
+      pollEvery: Duration.minutes(config.schedule.everyMinutes),
+      api5xxPerFiveMinutes: deploy.alarms.api5xxPerFiveMinutes,
     });
-    const dashboard = this.buildDashboard({ poller, worker, apiFunction, api: api.httpApi, jobs, table });
+    const dashboard = monitoring.dashboard;
 
     new CfnOutput(this, 'ApiUrl', {
       value: api.publicUrl,
@@ -440,43 +410,19 @@ export class CldistStack extends Stack {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
     });
     const iamAuthorizer = new HttpIamAuthorizer();
-    const instanceRoutes = [
-      ...httpApi.addRoutes({
-        path: '/v1/instances/{id}/ignition',
-        methods: [apigw.HttpMethod.GET],
-        integration,
-      }),
-      ...httpApi.addRoutes({
-        path: '/v1/instances/{id}/cloud-config',
-        methods: [apigw.HttpMethod.GET],
-        integration,
-      }),
-    ];
-    const metadataRoutes = httpApi.addRoutes({
-      path: '/v1/metadata/{proxy+}',
-      methods: [apigw.HttpMethod.GET, apigw.HttpMethod.HEAD, apigw.HttpMethod.PUT],
-      integration,
-    });
-    const adminRoutes = httpApi.addRoutes({
-      path: '/v1/instances/{id}',
-      methods: [apigw.HttpMethod.PUT, apigw.HttpMethod.GET, apigw.HttpMethod.DELETE],
-      integration,
-      authorizer: iamAuthorizer,
-    });
-    adminRoutes.push(
-      ...httpApi.addRoutes({
-        path: '/v1/releases',
-        methods: [apigw.HttpMethod.GET],
-        integration,
-        authorizer: iamAuthorizer,
-      }),
-      ...httpApi.addRoutes({
-        path: '/v1/releases/{channel}/{board}/{version}/retry',
-        methods: [apigw.HttpMethod.POST],
-        integration,
-        authorizer: iamAuthorizer,
-      }),
-    );
+    // One gateway route per app route, from the list the app itself registers.
+    const addRoutes = (routes: readonly ApiRoute[], authorizer?: apigw.IHttpRouteAuthorizer) =>
+      routes.flatMap((route) =>
+        httpApi.addRoutes({
+          path: route.path,
+          methods: [apigw.HttpMethod[route.method]],
+          integration,
+          authorizer,
+        }),
+      );
+    const instanceRoutes = addRoutes(apiRoutes.instance);
+    const metadataRoutes = addRoutes(apiRoutes.metadata);
+    const adminRoutes = addRoutes(apiRoutes.admin, iamAuthorizer);
 
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
       retention: parts.logRetention,
@@ -557,212 +503,5 @@ export class CldistStack extends Stack {
       description: 'Secret the metadata proxies sign with; copy its AWSCURRENT value to each --secret-file',
     });
     return { httpApi, fn, publicUrl, stage };
-  }
-
-  private buildAlarms(
-    deploy: DeploySettings,
-    topic: sns.ITopic,
-    parts: {
-      deadLetter: WorkerQueue['deadLetterQueue'];
-      worker: CldistFunction;
-      poller: CldistFunction;
-      api: apigw.HttpApi;
-      scheduleMinutes: number;
-    },
-  ): cloudwatch.Alarm[] {
-    const action = new SnsAction(topic);
-    const fiveMinutes = Duration.minutes(5);
-    const pollPeriod = Duration.minutes(Math.max(5, parts.scheduleMinutes));
-    const alarms = [
-      new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
-        alarmDescription:
-          'Jobs were dead-lettered after every retry. Inspect them and redrive (docs/aws.md, Operate).',
-        metric: parts.deadLetter.metricApproximateNumberOfMessagesVisible({
-          period: fiveMinutes,
-          statistic: 'Maximum',
-        }),
-        threshold: 0,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'WorkerErrorsAlarm', {
-        alarmDescription: 'The mirror worker crashed or timed out (not a reported job failure).',
-        metric: parts.worker.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'PollerErrorsAlarm', {
-        alarmDescription: 'The poller failed; new releases are not being picked up.',
-        metric: parts.poller.metricErrors({ period: pollPeriod, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'PollChannelErrorsAlarm', {
-        alarmDescription:
-          'A channel could not be polled in two periods running (the poller reports these without failing).',
-        metric: this.pollerMetric(pollErrorsMetric, pollPeriod, 'Sum'),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 2,
-        datapointsToAlarm: 2,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'PollerNotRunningAlarm', {
-        alarmDescription: 'The poller has not run for three schedule periods.',
-        metric: parts.poller.metricInvocations({ period: pollPeriod, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'Api5xxAlarm', {
-        alarmDescription:
-          'The API answered too many 5xx. Some 503s are deliberate (config not ready); a burst is not.',
-        metric: parts.api.metricServerError({ period: fiveMinutes, statistic: 'Sum' }),
-        threshold: deploy.alarms.api5xxPerFiveMinutes,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'SigningKeyExpiringAlarm', {
-        alarmDescription:
-          'The newest valid image signing subkey expires soon. Import the rotated key (docs/aws.md, Rotating keys).',
-        metric: this.signingKeyMetric(),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    ];
-    for (const alarm of alarms) {
-      alarm.addAlarmAction(action);
-    }
-    return alarms;
-  }
-
-  private signingKeyMetric(): cloudwatch.Metric {
-    return this.pollerMetric(signingKeyMetric.metricName, Duration.hours(1), 'Maximum');
-  }
-
-  /** The poller's Powertools metrics carry the `service` dimension; an alarm must match it exactly. */
-  private pollerMetric(metricName: string, period: Duration, statistic: string): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: signingKeyMetric.namespace,
-      metricName,
-      dimensionsMap: { service: serviceNames.poller },
-      statistic,
-      period,
-    });
-  }
-
-  private buildDashboard(parts: {
-    poller: CldistFunction;
-    worker: CldistFunction;
-    apiFunction: CldistFunction;
-    api: apigw.HttpApi;
-    jobs: WorkerQueue;
-    table: dynamodb.Table;
-  }): cloudwatch.Dashboard {
-    const { poller, worker, apiFunction, api, jobs, table } = parts;
-    const period = Duration.minutes(5);
-    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      defaultInterval: Duration.days(1),
-    });
-    dashboard.addWidgets(
-      new cloudwatch.TextWidget({
-        markdown:
-          '# cldist\nMirror pipeline (poller → jobs queue → worker), instance config API, and key expiry. ' +
-          'Alarms notify the operator topic; runbook in docs/aws.md.',
-        width: 24,
-        height: 2,
-      }),
-    );
-    dashboard.addWidgets(
-      new cloudwatch.GraphWidget({
-        title: 'Jobs queue',
-        left: [
-          jobs.queue.metricApproximateNumberOfMessagesVisible({
-            period,
-            statistic: 'Maximum',
-            label: 'waiting',
-          }),
-          jobs.queue.metricApproximateNumberOfMessagesNotVisible({
-            period,
-            statistic: 'Maximum',
-            label: 'in flight',
-          }),
-          jobs.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-            period,
-            statistic: 'Maximum',
-            label: 'dead-lettered',
-          }),
-        ],
-        right: [
-          jobs.queue.metricApproximateAgeOfOldestMessage({
-            period,
-            statistic: 'Maximum',
-            label: 'oldest (s)',
-          }),
-        ],
-        width: 12,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'Worker',
-        left: [
-          worker.metricInvocations({ period, statistic: 'Sum' }),
-          worker.metricErrors({ period, statistic: 'Sum' }),
-          worker.metricThrottles({ period, statistic: 'Sum' }),
-        ],
-        right: [worker.metricDuration({ period, statistic: 'p90', label: 'duration p90 (ms)' })],
-        width: 12,
-      }),
-    );
-    dashboard.addWidgets(
-      new cloudwatch.GraphWidget({
-        title: 'Poller',
-        left: [
-          poller.metricInvocations({ period, statistic: 'Sum' }),
-          poller.metricErrors({ period, statistic: 'Sum' }),
-          this.pollerMetric(pollErrorsMetric, period, 'Sum'),
-        ],
-        right: [poller.metricDuration({ period, statistic: 'Maximum', label: 'duration max (ms)' })],
-        width: 8,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'API',
-        left: [
-          api.metricCount({ period, statistic: 'Sum', label: 'requests' }),
-          api.metricClientError({ period, statistic: 'Sum', label: '4xx' }),
-          api.metricServerError({ period, statistic: 'Sum', label: '5xx' }),
-        ],
-        right: [
-          api.metricLatency({ period, statistic: 'p90', label: 'latency p90 (ms)' }),
-          apiFunction.metricErrors({ period, statistic: 'Sum', label: 'function errors' }),
-        ],
-        width: 8,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'Signing key expiring / ledger throttles',
-        left: [this.signingKeyMetric()],
-        right: [
-          table.metricThrottledRequestsForOperations({
-            period,
-            operations: [
-              dynamodb.Operation.PUT_ITEM,
-              dynamodb.Operation.UPDATE_ITEM,
-              dynamodb.Operation.GET_ITEM,
-              dynamodb.Operation.QUERY,
-            ],
-          }),
-        ],
-        width: 8,
-      }),
-    );
-    return dashboard;
   }
 }

@@ -9,6 +9,7 @@ export interface EncryptedTopicProps {
   /**
    * AWS services that publish to the topic themselves (e.g. CloudWatch alarms). An encrypted topic is
    * silently unusable for them unless the key policy lets them encrypt with the key.
+   * @default none: no service principal may use the key
    */
   publishingServices?: string[];
 }

@@ -8,7 +8,10 @@ import { acknowledge } from '../nag.ts';
 export interface MirrorDistributionProps {
   /** The private mirror bucket; it stays private, read by CloudFront through origin access control. */
   bucket: s3.IBucket;
-  /** The store's key prefix (e.g. `mirror/`); the distribution's root is that folder. Default: the bucket root. */
+  /**
+   * The store's key prefix (e.g. `mirror/`); the distribution's root is that folder.
+   * @default '' (the bucket root)
+   */
   prefix?: string;
 }
 

@@ -9,6 +9,7 @@ import type { Construct } from 'constructs';
 import type { CldistConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type DeployedResources, runtimeEnvNames } from '../../shared/runtime-env.ts';
+import { metricNamespace, type ServiceName } from '../../shared/telemetry-names.ts';
 import { acknowledge } from '../nag.ts';
 
 /** Lambda refuses a function whose environment (names and values) exceeds 4 KiB. */
@@ -36,13 +37,26 @@ export interface CldistFunctionProps {
   projectRoot: string;
   description: string;
   /** Powertools `service` dimension and log field; alarms on custom metrics match on it. */
-  serviceName: string;
+  serviceName: ServiceName;
   config: CldistConfig;
   resources: DeployedResources;
+  /**
+   * Memory in MiB, which also sets the CPU share.
+   * @default 512
+   */
   memorySize?: number;
+  /** @default Duration.seconds(30) */
   timeout?: Duration;
+  /**
+   * Size of /tmp in MiB.
+   * @default Lambda's own default, 512
+   */
   ephemeralStorageMiB?: number;
   logRetentionDays: logs.RetentionDays;
+  /**
+   * Files copied into the bundle next to the handler.
+   * @default none
+   */
   files?: BundledFile[];
 }
 
@@ -88,7 +102,7 @@ export class CldistFunction extends NodejsFunction {
       [runtimeEnvNames.config]: stack.toJsonString(props.config),
       [runtimeEnvNames.resources]: stack.toJsonString(props.resources),
       POWERTOOLS_SERVICE_NAME: props.serviceName,
-      POWERTOOLS_METRICS_NAMESPACE: 'cldist',
+      POWERTOOLS_METRICS_NAMESPACE: metricNamespace,
       NODE_OPTIONS: '--enable-source-maps',
     };
     const size = estimatedEnvironmentBytes({

@@ -5,11 +5,20 @@ import type { Construct } from 'constructs';
 import { acknowledge } from '../nag.ts';
 
 export interface PrivateBucketProps {
-  /** A customer-managed key for SSE-KMS; without it objects use SSE-S3 (what CloudFront OAC reads simply). */
+  /**
+   * A customer-managed key for SSE-KMS; without it objects use SSE-S3 (what CloudFront OAC reads simply).
+   * @default SSE-S3
+   */
   encryptionKey?: kms.IKey;
-  /** Where server access logs go; `undefined` leaves them off (an explicit, documented choice). */
+  /**
+   * Where server access logs go; `undefined` leaves them off (an explicit, documented choice).
+   * @default no server access logs
+   */
   accessLogs?: { bucket: s3.IBucket; prefix: string };
-  /** This bucket receives other buckets' server access logs (and so keeps none of its own). */
+  /**
+   * This bucket receives other buckets' server access logs (and so keeps none of its own).
+   * @default false
+   */
   logDestination?: boolean;
 }
 

@@ -13,9 +13,15 @@ export const maxVisibilityTimeoutSeconds = 12 * 60 * 60;
 export interface WorkerQueueProps {
   /** The timeout of the function that consumes this queue; the visibility timeout is derived from it. */
   consumerTimeout: Duration;
-  /** Deliveries before a message is dead-lettered. */
+  /**
+   * Deliveries before a message is dead-lettered.
+   * @default 5
+   */
   maxReceiveCount?: number;
-  /** How long the DLQ keeps a message for an operator to inspect and redrive. */
+  /**
+   * How long the DLQ keeps a message for an operator to inspect and redrive.
+   * @default Duration.days(14)
+   */
   deadLetterRetention?: Duration;
 }
 

@@ -3,6 +3,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { apiPaths, honoPath } from '../../shared/api-routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { describeError, TransientError } from '../../shared/errors.ts';
 import { InstanceConflictError } from '../../shared/instances/errors.ts';
@@ -24,11 +25,13 @@ import { type ProxySecretsProvider, peerAddress } from '../../shared/metadata/id
 import { createConfigMerger } from '../../shared/metadata/merge.ts';
 import { mountProxiedMetadata } from '../../shared/metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../../shared/mirror/release-admin.ts';
+import { gatewayIamCaller } from './iam-caller.ts';
 import { createReleaseRoutes } from './release-routes.ts';
 
 /**
- * How admin callers are authenticated. On AWS the API Gateway IAM authorizer has already checked the
- * caller before the request reaches the app, so the app trusts it; on one machine the app checks a
+ * How admin callers are authenticated. On AWS the API Gateway IAM authorizer checks the caller before the
+ * request reaches the app; the app still requires the caller the authorizer put in the event, so a route
+ * deployed without the authorizer refuses instead of letting anyone in. On one machine the app checks a
  * bearer token itself.
  */
 export type AdminAuth = { kind: 'iam' } | { kind: 'bearer'; token: string };
@@ -73,8 +76,8 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-function adminAllowed(auth: AdminAuth, header: string | undefined): boolean {
-  if (auth.kind === 'iam') return true;
+function adminAllowed(auth: AdminAuth, header: string | undefined, env: unknown): boolean {
+  if (auth.kind === 'iam') return gatewayIamCaller(env) !== undefined;
   const given = bearerToken(header);
   return given !== undefined && timingSafeEqual(sha256(given), sha256(auth.token));
 }
@@ -156,8 +159,8 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       'Cache-Control': 'no-store',
     });
   };
-  app.get('/v1/instances/:id/ignition', serveConfig('ignition'));
-  app.get('/v1/instances/:id/cloud-config', serveConfig('cloud-config'));
+  app.get(honoPath(apiPaths.instanceIgnition), serveConfig('ignition'));
+  app.get(honoPath(apiPaths.instanceCloudConfig), serveConfig('cloud-config'));
   mountProxiedMetadata(app, {
     secrets: deps.proxySecrets,
     deps: serviceDeps,
@@ -168,13 +171,22 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
   });
 
   const requireAdmin: MiddlewareHandler = async (c, next) => {
-    if (!adminAllowed(deps.adminAuth, c.req.header('Authorization'))) {
+    if (!adminAllowed(deps.adminAuth, c.req.header('Authorization'), c.env)) {
+      if (deps.adminAuth.kind === 'iam') {
+        return errorResponse(c, 403, {
+          error: {
+            code: 'forbidden',
+            message:
+              'admin routes need a caller checked by the API Gateway IAM authorizer; none reached the API',
+          },
+        });
+      }
       c.header('WWW-Authenticate', 'Bearer realm="cldist admin"');
       return errorResponse(c, 401, { error: { code: 'unauthorized', message: 'admin token required' } });
     }
     await next();
   };
-  const adminPath = '/v1/instances/:id';
+  const adminPath = honoPath(apiPaths.instance);
   app.put(
     adminPath,
     requireAdmin,

@@ -21,6 +21,7 @@ import {
 import type { JobQueue } from '../../shared/mirror/deps.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
+import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
 import { createApiApp } from './app.ts';
 
 const { config, resources } = parseRuntimeEnv(process.env);
@@ -59,7 +60,7 @@ const releases =
         },
       };
 let sqs: JobQueue | undefined;
-const metrics = new Metrics({ namespace: 'cldist', serviceName: 'cldist-api' });
+const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.api });
 let metricsStored = false;
 // The metadata proxies' secret: read lazily (the first proxied request pays for it, no other route does),
 // then reused for the TTL, so a rotation reaches warm functions without a redeploy.
@@ -85,8 +86,9 @@ const app = createApiApp(
     ...(releases === undefined ? {} : { releases }),
     // Refused fetches are counted, never stored per id: anyone can send them.
     countRefused: (outcome) => {
-      metrics.addMetric('FetchesRefused', MetricUnit.Count, 1);
-      if (outcome === 'unknown-instance') metrics.addMetric('UnknownInstanceFetches', MetricUnit.Count, 1);
+      metrics.addMetric(metricNames.fetchesRefused, MetricUnit.Count, 1);
+      if (outcome === 'unknown-instance')
+        metrics.addMetric(metricNames.unknownInstanceFetches, MetricUnit.Count, 1);
       metricsStored = true;
     },
     ...(proxySecrets === undefined ? {} : { proxySecrets }),

@@ -1,5 +1,6 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { apiPaths, honoPath } from '../../shared/api-routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { versionPattern } from '../../shared/messages.ts';
 import {
@@ -44,7 +45,7 @@ export function createReleaseRoutes(
   requireAdmin: MiddlewareHandler,
 ): Hono {
   const app = new Hono();
-  app.get('/v1/releases', requireAdmin, async (c) => {
+  app.get(honoPath(apiPaths.releases), requireAdmin, async (c) => {
     const state = c.req.query('state');
     if (state !== undefined && !releaseStates.includes(state as ReleaseState)) {
       return problem(c, 400, 'bad-request', `state "${state}" is not one of ${releaseStates.join(', ')}`, {
@@ -63,7 +64,7 @@ export function createReleaseRoutes(
     return c.json({ releases });
   });
 
-  app.post('/v1/releases/:channel/:board/:version/retry', requireAdmin, async (c) => {
+  app.post(honoPath(apiPaths.releaseRetry), requireAdmin, async (c) => {
     const ref = {
       channel: c.req.param('channel'),
       board: c.req.param('board'),

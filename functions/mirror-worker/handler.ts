@@ -5,8 +5,9 @@ import { TransientError } from '../../shared/errors.ts';
 import type { MirrorLogger } from '../../shared/mirror/deps.ts';
 import { retryDelaySeconds, runMirrorJob } from '../../shared/mirror/job.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import { serviceNames } from '../../shared/telemetry-names.ts';
 
-const logger = new Logger({ serviceName: 'cldist-mirror-worker' });
+const logger = new Logger({ serviceName: serviceNames.worker });
 
 /**
  * Powertools' batch processor over the one job policy (`runMirrorJob`): an `ack` is a processed record, a

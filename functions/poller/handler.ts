@@ -4,9 +4,10 @@ import type { ScheduledEvent } from 'aws-lambda';
 import type { MetricSink } from '../../shared/mirror/deps.ts';
 import { type PollReport, runPoll } from '../../shared/mirror/poller.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
 
-const logger = new Logger({ serviceName: 'cldist-poller' });
-const metrics = new Metrics({ namespace: 'cldist', serviceName: 'cldist-poller' });
+const logger = new Logger({ serviceName: serviceNames.poller });
+const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.poller });
 
 /** One scheduled run; per-channel failures are in the report and in the `PollErrors` metric. */
 export function createPollerHandler(
@@ -18,9 +19,9 @@ export function createPollerHandler(
     try {
       const report = await runPoll({ ...deps, metrics: sink }, config);
       const errors = report.results.filter((r) => r.outcome === 'error').length;
-      sink.addMetric('PollErrors', MetricUnit.Count, errors);
+      sink.addMetric(metricNames.pollErrors, MetricUnit.Count, errors);
       sink.addMetric(
-        'ReleasesClaimed',
+        metricNames.releasesClaimed,
         MetricUnit.Count,
         report.results.filter((r) => r.outcome === 'new-release').length,
       );

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Hono } from 'hono';
+import { apiPaths } from '../api-routes.ts';
 import type { CldistConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import type { InstanceServiceDeps } from '../instances/service.ts';
@@ -11,7 +12,7 @@ import { addressSignatureValid, proxyHeaders } from './proxy-signature.ts';
 import { createMetadataApp } from './routes.ts';
 
 /** Where the proxied metadata routes live in the API: the protocol paths follow this prefix. */
-export const proxiedPrefix = '/v1/metadata';
+export const proxiedPrefix = apiPaths.metadataPrefix;
 
 /** A secret shorter than this could be guessed offline from one signed request. */
 export const minimumSecretLength = 16;

@@ -7,6 +7,7 @@ import { TransientError } from '../errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { CldistEvent, MirrorJob } from '../messages.ts';
 import type { ObjectStore } from '../store/types.ts';
+import type { MetricName } from '../telemetry-names.ts';
 import type { KeyringStatus, VerifiedSignature, VerifyOptions } from '../verify/types.ts';
 
 export type Clock = () => Date;
@@ -20,7 +21,7 @@ export interface MirrorLogger {
 }
 
 export interface MetricSink {
-  addMetric(name: string, unit: 'Count', value: number): void;
+  addMetric(name: MetricName, unit: 'Count', value: number): void;
 }
 
 /** Where jobs go: SQS in AWS, fauxqs on one machine, an array in a unit test. */

@@ -5,6 +5,7 @@ import type { ArtifactPlan } from '../ledger/ledger.ts';
 import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
+import { metricNames } from '../telemetry-names.ts';
 import type { MirrorDeps } from './deps.ts';
 import { finalizeIfDone } from './finalize.ts';
 
@@ -206,7 +207,7 @@ async function warnExpiringKeys(deps: MirrorDeps, config: CldistConfig): Promise
   const status = await deps.signatures.status(now, config.keyring.expiryWarningDays);
   const day = now.toISOString().slice(0, 10);
   if (status.expiringSoon.length > 0) {
-    deps.metrics?.addMetric('SigningKeyExpiring', 'Count', status.expiringSoon.length);
+    deps.metrics?.addMetric(metricNames.signingKeyExpiring, 'Count', status.expiringSoon.length);
   }
   for (const key of status.expiringSoon) {
     if (!(await deps.ledger.recordKeyWarning(key.signingKeyFingerprint, day))) continue;

@@ -1,7 +1,14 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
-import { functionEnvironment, idOf, logicalIdsOfType, type Synthesized, synthesize } from './support.ts';
+import {
+  alarmedMetric,
+  functionEnvironment,
+  idOf,
+  logicalIdsOfType,
+  type Synthesized,
+  synthesize,
+} from './support.ts';
 
 const certificateArn = 'arn:aws:acm:us-east-1:123456789012:certificate/0b5f7a3e-3c1e-4d57-9b8a-6a0c2c0e9f11';
 const subscriberQueue = 'arn:aws:sqs:eu-west-1:210987654321:flatcar-releases';
@@ -98,7 +105,10 @@ describe('the CDK stack with every deployment option set', () => {
     synth.template.hasResourceProperties('AWS::ApiGatewayV2::Api', { DisableExecuteApiEndpoint: true });
     expect(environmentOf(synth, 'ApiHandler').config.api.publicBaseUrl).toBe('https://ignition.example.com');
     expect(Object.keys(synth.template.toJSON().Outputs as object)).toContain('ApiDomainTarget');
-    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: '5xx', Threshold: 3 });
+    const api5xx = logicalIdsOfType(synth.resources, 'AWS::CloudWatch::Alarm')
+      .map((id) => synth.resources[id]?.Properties ?? {})
+      .filter((alarm) => alarmedMetric(alarm).metricName === '5xx');
+    expect(api5xx).toEqual([expect.objectContaining({ Threshold: 3 })]);
   });
 
   it('fronts the still-private mirror bucket with CloudFront through origin access control', () => {

@@ -1,19 +1,17 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  adminRouteKeys,
-  instanceRouteKeys,
-  metadataRouteKeys,
-  pollErrorsMetric,
-  serviceNames,
-  signingKeyMetric,
-} from '../../cdk/cldist-stack.ts';
+import { stackName } from '../../cdk/build-app.ts';
+import { alarmNames } from '../../cdk/constructs/cldist-monitoring.ts';
 import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
+import { adminRouteKeys, instanceRouteKeys, metadataRouteKeys } from '../../shared/api-routes.ts';
 import { configBodySweepEvent } from '../../shared/instances/body-sweep.ts';
 import { auditTtlAttribute } from '../../shared/instances/repository.ts';
 import { ledgerKeySchema, ledgerTtlAttribute } from '../../shared/ledger/table.ts';
 import { parseRuntimeEnv, runtimeEnvNames } from '../../shared/runtime-env.ts';
+import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
 import {
+  type AlarmedMetric,
+  alarmedMetric,
   functionEnvironment,
   idOf,
   logicalIdsOfType,
@@ -333,48 +331,107 @@ describe('the CDK stack with default settings', () => {
 
   it('alarms to the operator topic on dead letters, worker and poller errors, API 5xx and expiring keys', () => {
     const operator = idOf(synth.resources, 'AWS::SNS::Topic', 'OperatorTopic');
-    const alarms = logicalIdsOfType(synth.resources, 'AWS::CloudWatch::Alarm').map(
-      (id) => synth.resources[id]?.Properties ?? {},
-    );
+    const alarms = logicalIdsOfType(synth.resources, 'AWS::CloudWatch::Alarm').map((id) => {
+      const props = synth.resources[id]?.Properties ?? {};
+      const alarm: Record<string, unknown> & { metric: AlarmedMetric } = {
+        ...props,
+        metric: alarmedMetric(props),
+      };
+      return alarm;
+    });
     for (const alarm of alarms) {
       expect(alarm.AlarmActions).toEqual([{ Ref: operator }]);
     }
+    expect(alarms.map((a) => a.AlarmName).sort()).toEqual(
+      Object.values(alarmNames)
+        .map((name) => `${stackName}-${name}`)
+        .sort(),
+    );
     const byMetric = (namespace: string, metricName: string) =>
-      alarms.filter((a) => a.Namespace === namespace && a.MetricName === metricName);
+      alarms.filter((a) => a.metric.namespace === namespace && a.metric.metricName === metricName);
     const dlq = idOf(synth.resources, 'AWS::SQS::Queue', 'JobsDeadLetter');
     expect(byMetric('AWS/SQS', 'ApproximateNumberOfMessagesVisible')).toEqual([
       expect.objectContaining({
-        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
+        metric: expect.objectContaining({
+          dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
+          statistic: 'Maximum',
+          period: 300,
+        }),
         Threshold: 0,
         ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
       }),
     ]);
     const errorsOf = (prefix: string) =>
       byMetric('AWS/Lambda', 'Errors').filter(
         (a) =>
-          JSON.stringify(a.Dimensions) ===
+          JSON.stringify(a.metric.dimensions) ===
           JSON.stringify([
             { Name: 'FunctionName', Value: { Ref: idOf(synth.resources, 'AWS::Lambda::Function', prefix) } },
           ]),
       );
-    expect(errorsOf('Worker')).toHaveLength(1);
-    expect(errorsOf('Poller')).toHaveLength(1);
-    expect(byMetric('AWS/ApiGateway', '5xx')).toEqual([expect.objectContaining({ Threshold: 10 })]);
-    expect(byMetric(signingKeyMetric.namespace, pollErrorsMetric)).toEqual([
+    const lambdaErrors = {
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    };
+    expect(errorsOf('Worker')).toEqual([
       expect.objectContaining({
-        Dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+        ...lambdaErrors,
+        metric: expect.objectContaining({ statistic: 'Sum', period: 300 }),
+      }),
+    ]);
+    expect(errorsOf('Poller')).toEqual([
+      expect.objectContaining({
+        ...lambdaErrors,
+        metric: expect.objectContaining({ statistic: 'Sum', period: 900 }),
+      }),
+    ]);
+    const api = idOf(synth.resources, 'AWS::ApiGatewayV2::Api', 'Api');
+    expect(byMetric('AWS/ApiGateway', '5xx')).toEqual([
+      expect.objectContaining({
+        Threshold: 10,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        metric: expect.objectContaining({
+          dimensions: [
+            { Name: 'ApiId', Value: { Ref: api } },
+            { Name: 'Stage', Value: '$default' },
+          ],
+          statistic: 'Sum',
+          period: 300,
+        }),
+      }),
+    ]);
+    expect(byMetric(metricNamespace, metricNames.pollErrors)).toEqual([
+      expect.objectContaining({
+        metric: expect.objectContaining({
+          dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+          statistic: 'Sum',
+          period: 900,
+        }),
         EvaluationPeriods: 2,
         DatapointsToAlarm: 2,
-        Period: 900,
       }),
     ]);
     expect(byMetric('AWS/Lambda', 'Invocations')).toEqual([
-      expect.objectContaining({ ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching' }),
+      expect.objectContaining({
+        ComparisonOperator: 'LessThanThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 3,
+        TreatMissingData: 'breaching',
+        metric: expect.objectContaining({ statistic: 'Sum', period: 900 }),
+      }),
     ]);
     expect(alarms).toHaveLength(7);
-    expect(byMetric(signingKeyMetric.namespace, signingKeyMetric.metricName)).toEqual([
+    expect(byMetric(metricNamespace, metricNames.signingKeyExpiring)).toEqual([
       expect.objectContaining({
-        Dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+        metric: expect.objectContaining({
+          dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+          statistic: 'Maximum',
+          period: 3600,
+        }),
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
         Threshold: 1,
       }),
@@ -395,7 +452,7 @@ describe('the CDK stack with default settings', () => {
       'ApproximateNumberOfMessagesVisible',
       'Invocations',
       '5xx',
-      signingKeyMetric.metricName,
+      metricNames.signingKeyExpiring,
     ]) {
       expect(body).toContain(needle);
     }

@@ -137,3 +137,47 @@ export function functionEnvironment(synth: Synthesized, prefix: string): Record<
     Object.entries(variables).map(([name, value]) => [name, resolveIntrinsics(value, synth.resources)]),
   );
 }
+
+/** The one metric an alarm watches, whichever of CloudFormation's two forms the alarm is written in. */
+export interface AlarmedMetric {
+  namespace: string;
+  metricName: string;
+  dimensions: { Name: string; Value: unknown }[];
+  statistic: string;
+  period: number;
+}
+
+interface MetricStat {
+  Metric: { Namespace: string; MetricName: string; Dimensions?: { Name: string; Value: unknown }[] };
+  Period: number;
+  Stat: string;
+}
+
+/**
+ * An alarm on one metric is written either with top-level `Namespace`/`MetricName` or, when the metric
+ * carries a label, as a one-entry `Metrics` list; both watch the same data. An alarm on metric math has
+ * no single metric and fails here, so a test never reads an expression as if it were a metric.
+ */
+export function alarmedMetric(alarm: Record<string, unknown>): AlarmedMetric {
+  if (typeof alarm.MetricName === 'string' && typeof alarm.Namespace === 'string') {
+    return {
+      namespace: alarm.Namespace,
+      metricName: alarm.MetricName,
+      dimensions: (alarm.Dimensions as AlarmedMetric['dimensions'] | undefined) ?? [],
+      statistic: String(alarm.Statistic ?? alarm.ExtendedStatistic),
+      period: Number(alarm.Period),
+    };
+  }
+  const queries = (alarm.Metrics as { MetricStat?: MetricStat; Expression?: string }[] | undefined) ?? [];
+  const stat = only(queries, `metric query of alarm ${String(alarm.AlarmName)}`).MetricStat;
+  if (stat === undefined) {
+    throw new Error(`alarm ${String(alarm.AlarmName)} watches an expression, not one metric`);
+  }
+  return {
+    namespace: stat.Metric.Namespace,
+    metricName: stat.Metric.MetricName,
+    dimensions: stat.Metric.Dimensions ?? [],
+    statistic: stat.Stat,
+    period: stat.Period,
+  };
+}

@@ -8,11 +8,30 @@ import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { emulatorClients, freshBucket, freshTable } from '../support/emulators.ts';
 
-/** An API Gateway HTTP API (payload format 2.0) event, as the IAM-authorised route delivers it. */
+const operatorIam = {
+  accessKey: 'AKIAIOSFODNN7EXAMPLE',
+  accountId: '123456789012',
+  callerId: 'AIDAJQABLZS4A3QDU576Q',
+  cognitoIdentity: null,
+  principalOrgId: null,
+  userArn: 'arn:aws:iam::123456789012:user/operator',
+  userId: 'AIDAJQABLZS4A3QDU576Q',
+};
+
+/**
+ * An API Gateway HTTP API (payload format 2.0) event. `iam` is what an IAM-authorised route adds: the caller
+ * the authorizer checked; the instance routes have no authorizer.
+ */
 function eventV2(
   method: string,
   path: string,
-  options: { query?: string; headers?: Record<string, string>; body?: string; base64?: boolean } = {},
+  options: {
+    query?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    base64?: boolean;
+    iam?: boolean;
+  } = {},
 ): LambdaEvent {
   const body =
     options.body === undefined
@@ -36,7 +55,7 @@ function eventV2(
       accountId: '123456789012',
       apiId: 'abc123',
       authentication: null,
-      authorizer: {},
+      authorizer: options.iam === true ? { iam: operatorIam } : {},
       domainName: 'abc123.execute-api.eu-west-1.amazonaws.com',
       domainPrefix: 'abc123',
       http: { method, path, protocol: 'HTTP/1.1', sourceIp: '198.51.100.7', userAgent: 'Ignition/lambda' },
@@ -79,6 +98,7 @@ describe('the API app behind API Gateway HTTP API payload v2 (hono/aws-lambda)',
   it('stores a config from a base64 body, serves it, and audits the API Gateway source IP', async () => {
     const put = await serve(
       eventV2('PUT', '/v1/instances/lambda-1', {
+        iam: true,
         body: JSON.stringify({ ignition: { ignition: { version: '3.5.0' } } }),
         base64: true,
       }),
@@ -100,7 +120,7 @@ describe('the API app behind API Gateway HTTP API payload v2 (hono/aws-lambda)',
     });
 
     await instances.flush();
-    const shown = await serve(eventV2('GET', '/v1/instances/lambda-1'));
+    const shown = await serve(eventV2('GET', '/v1/instances/lambda-1', { iam: true }));
     expect(JSON.parse(shown.body).audit).toEqual([
       expect.objectContaining({ sourceIp: '198.51.100.7', userAgent: 'Ignition/lambda', outcome: 'served' }),
     ]);

@@ -24,7 +24,8 @@ const ignitionConfig = {
   storage: { files: [{ path: '/etc/hostname', mode: 420, contents: { source: 'data:,node-1' } }] },
 };
 
-type Send = (path: string, init?: RequestInit) => Promise<Response>;
+/** `env` is what a Lambda host passes the app (the event's request context); a node server has none. */
+type Send = (path: string, init?: RequestInit, env?: unknown) => Promise<Response>;
 
 interface Harness {
   send: Send;
@@ -106,7 +107,7 @@ async function makeHarness(
     server = running;
     send = (path, init) => fetch(`${running.url}${path}`, init);
   } else {
-    send = async (path, init) => app.request(path, init);
+    send = async (path, init, env) => app.request(path, init, env as object | undefined);
   }
   return {
     subject: {
@@ -440,14 +441,24 @@ describe('instance config API with its backing stores down', () => {
     }
   });
 
-  it('trusts API Gateway IAM for admin routes when so configured', async () => {
+  it('lets in an admin caller the IAM authorizer vouched for, and refuses one without it', async () => {
     const { subject: h, cleanup } = await makeHarness(shapes[0] as Shape, { adminAuth: { kind: 'iam' } });
     try {
-      const response = await h.send('/v1/instances/node-1', {
+      const body = JSON.stringify({ ignition: ignitionConfig });
+      const authorized = {
+        requestContext: { authorizer: { iam: { userArn: 'arn:aws:iam::000000000000:user/op' } } },
+      };
+      const vouched = await h.send('/v1/instances/node-1', { method: 'PUT', body }, authorized);
+      expect(vouched.status).toBe(201);
+      // A route deployed without the authorizer: the event has no IAM caller, whatever the headers say.
+      const bare = await h.send('/v1/instances/node-2', {
         method: 'PUT',
-        body: JSON.stringify({ ignition: ignitionConfig }),
+        body,
+        headers: { Authorization: 'AWS4-HMAC-SHA256 Credential=forged', 'x-amzn-iam-user': 'admin' },
       });
-      expect(response.status).toBe(201);
+      expect(bare.status).toBe(403);
+      expect(await bare.json()).toMatchObject({ error: { code: 'forbidden' } });
+      expect(await h.instances.get('node-2')).toBeUndefined();
     } finally {
       await cleanup();
     }

@@ -67,4 +67,28 @@ describe('the deployed API', () => {
     const res = await api.request({ method: 'POST', path: '/v1/instances/vm-1', iam: operatorCaller });
     expect(res).toMatchObject({ status: 404, answeredBy: 'gateway' });
   });
+
+  it('refuses admin requests in the function too when a route is deployed without the IAM authorizer', async () => {
+    const open = await deployStack({
+      editTemplate: (template) => {
+        const route = Object.values(template.Resources).find(
+          (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties?.RouteKey === 'PUT /v1/instances/{id}',
+        );
+        if (route?.Properties === undefined) throw new Error('no admin PUT route in the template');
+        route.Properties.AuthorizationType = 'NONE';
+      },
+    });
+    try {
+      const res = await new HttpApi(open).request({
+        method: 'PUT',
+        path: '/v1/instances/vm-open',
+        headers: { 'content-type': 'application/json', authorization: 'AWS4-HMAC-SHA256 Credential=forged' },
+        body: JSON.stringify({ ignition }),
+      });
+      expect(res).toMatchObject({ status: 403, answeredBy: 'function' });
+      expect(res.json()).toMatchObject({ error: { code: 'forbidden' } });
+    } finally {
+      await open.close();
+    }
+  });
 });

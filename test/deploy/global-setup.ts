@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { buildApp, stackName } from '../../cdk/build-app.ts';
 import { defaultConfigFile } from '../../cdk/settings.ts';
 import { generateSimKey } from '../../local/sim-origin/signing.ts';
+import { startSecretsManager } from './harness/secrets-manager.ts';
 
 /** What the synthesis hands to the deploy tests. */
 export interface DeployFixture {
@@ -28,6 +29,8 @@ export interface DeployFixture {
 declare module 'vitest' {
   export interface ProvidedContext {
     deployFixture: DeployFixture;
+    /** moto's Secrets Manager, shared by the deploy test files like fauxqs and dynalite. */
+    secretsManagerEndpoint: string;
   }
 }
 
@@ -84,6 +87,8 @@ async function synthesize(work: string): Promise<DeployFixture> {
 
 /** Once per run (or once while CLDIST_DEPLOY_REUSE_DIR is kept), before any deploy test file. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const secretsManager = await startSecretsManager();
+  project.provide('secretsManagerEndpoint', secretsManager.endpoint);
   const reuse = process.env[reuseVariable];
   if (reuse !== undefined && reuse !== '') {
     const dir = resolve(reuse);
@@ -93,11 +98,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await writeFile(saved, JSON.stringify(await synthesize(dir)));
     }
     project.provide('deployFixture', JSON.parse(await readFile(saved, 'utf8')) as DeployFixture);
-    return async () => {};
+    return () => secretsManager.stop();
   }
   const work = await mkdtemp(join(tmpdir(), 'cldist-deploy-'));
   project.provide('deployFixture', await synthesize(work));
   return async () => {
+    await secretsManager.stop();
     await rm(work, { recursive: true, force: true });
   };
 }

@@ -4,19 +4,17 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import type { PollReport } from '../../shared/mirror/poller.ts';
+import { defaultArtifacts } from './harness/default-artifacts.ts';
 import type { Deployment } from './harness/deployment.ts';
 import { drainQueue, type SqsEventSource, scheduledEvent, sqsEventSource } from './harness/event-sources.ts';
 import { deployStack } from './harness/fixture.ts';
 import { HttpApi, operatorCaller } from './harness/http-api.ts';
+import { originHookTimeoutMs } from './harness/origin.ts';
 import { subscribeQueue, type TopicSubscriber } from './harness/subscriber.ts';
 
 const channel = 'stable';
 const board = 'amd64-usr';
-const artifacts = [
-  { name: 'flatcar_production_openstack_image.img.bz2', size: 64 * 1024 },
-  { name: 'flatcar_production_pxe.vmlinuz', size: 32 * 1024 },
-  { name: 'flatcar_production_pxe_image.cpio.gz', size: 48 * 1024 },
-];
+const artifacts = defaultArtifacts(() => 32 * 1024);
 const jobsPerRelease = artifacts.length + 1;
 
 /** The public key with only its first `count` subkeys: what the operator has imported so far. */
@@ -64,7 +62,7 @@ describe('the deployed functions follow the trust object', () => {
     jobs = sqsEventSource(deployment, 'Worker');
     api = new HttpApi(deployment);
     subscriber = await subscribeQueue(deployment.clients, deployment.ref('Events/Topic'));
-  });
+  }, originHookTimeoutMs());
   afterAll(async () => {
     await deployment?.close();
     await origin?.close();
@@ -86,6 +84,9 @@ describe('the deployed functions follow the trust object', () => {
     expect(new Set(detail?.artifactStates.map((a) => a.signingKeyFingerprint))).toEqual(new Set([subkey(1)]));
     await subscriber.waitFor((e) => e.event === 'release.mirrored' && e.version === '3600.1.0');
     expect(subscriber.received.filter((e) => e.event === 'signing_key.unknown')).toEqual([]);
+    // The same warm containers verified both releases: the new key came from the trust object, not a restart.
+    expect(deployment.coldStarts('Worker')).toBe(1);
+    expect(deployment.coldStarts('Poller')).toBe(1);
   });
 
   it('holds N+1 awaiting trust with one alert naming the key, and the next poll after the upload brings it in', async () => {

@@ -96,7 +96,11 @@ describe('stand-ins built from the template', () => {
     expect(withTtl.standIns.notApplied).toEqual([
       expect.stringMatching(/Cldist\/Ledger: TimeToLiveSpecification on expiresAt \(dynalite has no TTL\)/),
     ]);
-    expect(deployment.standIns.notApplied).toEqual([]);
+    // The audit entries' TTL is the one property of the real template dynalite cannot honour; the
+    // repository's contract tests cover what it is for (the TTL value written, the by-day removal).
+    expect(deployment.standIns.notApplied).toEqual([
+      expect.stringMatching(/^Cldist\/Ledger: TimeToLiveSpecification on ttl \(dynalite has no TTL\)$/),
+    ]);
   });
 
   it('resolves every intrinsic in the functions’ environments to the stand-ins’ values', () => {

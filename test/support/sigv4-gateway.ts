@@ -71,12 +71,18 @@ export async function startSigV4Gateway(
         return;
       }
       accepted.push(authorization);
+      // The caller the authorizer vouches for, where API Gateway puts it in the event.
+      const iam = {
+        accessKey: credentials.accessKeyId,
+        userArn: `arn:aws:iam::000000000000:user/${credentials.accessKeyId}`,
+      };
       const forwarded = await app.fetch(
         new Request(url, {
           method: request.method ?? 'GET',
           headers: { 'content-type': String(request.headers['content-type'] ?? 'application/json') },
           ...(body.length === 0 ? {} : { body: body.toString('utf8') }),
         }),
+        { requestContext: { authorizer: { iam } } },
       );
       response.writeHead(forwarded.status, {
         'content-type': forwarded.headers.get('content-type') ?? 'text/plain',

@@ -16,6 +16,7 @@ export const region = 'us-east-1';
 export interface Endpoints {
   fauxqs: string;
   dynamodb: string;
+  secretsManager: string;
 }
 
 export interface DeploymentOptions {
@@ -38,6 +39,7 @@ function platformEnvironment(fn: TemplateFunction, endpoints: Endpoints): Record
     AWS_ENDPOINT_URL_S3: endpoints.fauxqs,
     AWS_ENDPOINT_URL_SQS: endpoints.fauxqs,
     AWS_ENDPOINT_URL_SNS: endpoints.fauxqs,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoints.secretsManager,
     AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
     AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
     AWS_ACCESS_KEY_ID: 'test',
@@ -81,6 +83,7 @@ export class Deployment {
     const functions = templateFunctions(template, options.assembly);
     const standIns = await standUp(template, {
       clients: options.clients,
+      secretsManagerEndpoint: options.endpoints.secretsManager,
       region,
       stackName: options.stackName,
     });
@@ -176,6 +179,14 @@ export class Deployment {
   /** How many containers of the function were started: 1 means every event so far found it warm. */
   coldStarts(id: string): number {
     return this.starts.get(this.function(id).logicalId) ?? 0;
+  }
+
+  /** Ends the function's warm container, as Lambda does when it recycles one: the next event cold-starts. */
+  async recycle(id: string): Promise<void> {
+    const logicalId = this.function(id).logicalId;
+    const cached = this.containers.get(logicalId);
+    this.containers.delete(logicalId);
+    await cached?.then((container) => container.close()).catch(() => undefined);
   }
 
   async invoke<T = unknown>(id: string, event: unknown): Promise<T> {

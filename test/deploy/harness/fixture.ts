@@ -27,7 +27,11 @@ export async function deployStack(options: DeployStackOptions = {}): Promise<Dep
   const fixture = inject('deployFixture');
   return Deployment.create({
     assembly: options.assembly ?? runAssembly(),
-    endpoints: { fauxqs: inject('fauxqsEndpoint'), dynamodb: inject('dynamodbEndpoint') },
+    endpoints: {
+      fauxqs: inject('fauxqsEndpoint'),
+      dynamodb: inject('dynamodbEndpoint'),
+      secretsManager: inject('secretsManagerEndpoint'),
+    },
     clients: emulatorClients(),
     stackName: fixture.stackName,
     ...(options.editTemplate === undefined ? {} : { editTemplate: options.editTemplate }),

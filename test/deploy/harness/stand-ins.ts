@@ -9,6 +9,11 @@ import {
   type LocalSecondaryIndex,
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import {
+  CreateSecretCommand,
+  GetRandomPasswordCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../../shared/aws-clients.ts';
@@ -53,9 +58,6 @@ const inertTypes = new Set([
   'AWS::S3::BucketPolicy',
   'AWS::SNS::TopicPolicy',
   'AWS::SQS::QueuePolicy',
-  // No stand-in speaks Secrets Manager; the API reads the metadata proxy secret only when a proxied
-  // metadata route is called, and answers those 503 when it cannot.
-  'AWS::SecretsManager::Secret',
 ]);
 
 /** Types created on fauxqs or dynalite from their template properties. */
@@ -65,6 +67,7 @@ const createdTypes = [
   'AWS::SNS::Topic',
   'AWS::SQS::Queue',
   'AWS::SNS::Subscription',
+  'AWS::SecretsManager::Secret',
 ] as const;
 
 export class UnsupportedResourceError extends Error {
@@ -81,6 +84,8 @@ export interface StandIns {
 
 export interface StandInOptions {
   clients: AwsClients;
+  /** moto's Secrets Manager (see secrets-manager.ts). */
+  secretsManagerEndpoint: string;
   region: string;
   stackName: string;
 }
@@ -113,12 +118,6 @@ function inertResource(
         attributes: { ApiId: id, ApiEndpoint: `https://${id}.execute-api.${region}.amazonaws.com` },
       };
     }
-    case 'AWS::SecretsManager::Secret':
-      // Ref of a secret is its ARN, with the six characters Secrets Manager appends to the name.
-      return {
-        ref: `arn:aws:secretsmanager:${region}:${account}:secret:${logicalId}-${randomBytes(3).toString('hex')}`,
-        attributes: {},
-      };
     case 'AWS::Lambda::Function':
       return {
         ref: logicalId,
@@ -268,6 +267,59 @@ function creationOrder(template: CfnTemplate): [string, TemplateResource][] {
  * and raw delivery), and gives every other resource the `Ref` and `Fn::GetAtt` values a function could be
  * handed. A resource type the harness does not know fails here, naming it.
  */
+/**
+ * A secret made as CloudFormation makes one: with `GenerateSecretString`, the service generates the value
+ * from the template's own rules (length, excluded characters), so nobody sees it at deploy time.
+ */
+async function createSecret(
+  name: string,
+  props: Record<string, unknown>,
+  options: StandInOptions,
+  label: string,
+): Promise<PhysicalResource> {
+  const client = new SecretsManagerClient({
+    endpoint: options.secretsManagerEndpoint,
+    region: options.region,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  try {
+    const rules = (props.GenerateSecretString ?? {}) as Record<string, unknown>;
+    if (typeof props.SecretString !== 'string' && props.GenerateSecretString === undefined) {
+      throw new UnsupportedResourceError(
+        `${label}: a secret with neither SecretString nor GenerateSecretString`,
+      );
+    }
+    const value =
+      typeof props.SecretString === 'string'
+        ? props.SecretString
+        : (
+            await client.send(
+              new GetRandomPasswordCommand({
+                ...(typeof rules.PasswordLength === 'number' ? { PasswordLength: rules.PasswordLength } : {}),
+                ...(typeof rules.ExcludePunctuation === 'boolean'
+                  ? { ExcludePunctuation: rules.ExcludePunctuation }
+                  : {}),
+                ...(typeof rules.IncludeSpace === 'boolean' ? { IncludeSpace: rules.IncludeSpace } : {}),
+                ...(typeof rules.RequireEachIncludedType === 'boolean'
+                  ? { RequireEachIncludedType: rules.RequireEachIncludedType }
+                  : {}),
+              }),
+            )
+          ).RandomPassword;
+    const created = await client.send(
+      new CreateSecretCommand({
+        Name: name,
+        SecretString: value,
+        ...(typeof props.Description === 'string' ? { Description: props.Description } : {}),
+      }),
+    );
+    const arn = created.ARN ?? '';
+    return { ref: arn, attributes: { Id: arn } };
+  } finally {
+    client.destroy();
+  }
+}
+
 export async function standUp(template: CfnTemplate, options: StandInOptions): Promise<StandIns> {
   for (const [logicalId, resource] of Object.entries(template.Resources)) {
     const known = inertTypes.has(resource.Type) || createdTypes.some((type) => type === resource.Type);
@@ -352,6 +404,12 @@ export async function standUp(template: CfnTemplate, options: StandInOptions): P
         break;
       case 'AWS::SNS::Subscription':
         physical.set(logicalId, await subscribe(props, options, scope, notApplied, label));
+        break;
+      case 'AWS::SecretsManager::Secret':
+        physical.set(
+          logicalId,
+          await createSecret(physicalName(logicalId, suffix, 256), props, options, label),
+        );
         break;
     }
   }
