@@ -1,7 +1,9 @@
 /** DynamoDB plumbing of the instance repository: error mapping and the audit item format. */
 import { inflateRawSync } from 'node:zlib';
 import { TransientError } from '../errors.ts';
-import type { AuditEntry, FetchOutcome, RouteFamily } from './types.ts';
+import type { LedgerKey } from '../ledger/table.ts';
+import { parseStoredParams } from '../metadata/params.ts';
+import type { AuditEntry, ConfigKind, FetchOutcome, InstanceRecord, RouteFamily } from './types.ts';
 
 const retryableNames = new Set([
   'ProvisionedThroughputExceededException',
@@ -33,14 +35,36 @@ export async function ledgerCall<T>(action: string, call: () => Promise<T>): Pro
   }
 }
 
-export function isConditionFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
-}
+export { isConditionFailure } from '../ledger/access.ts';
 
 const routeFamilies = new Set<string>(['token', 'openstack', 'ec2', 'proxy']);
 
 export function optionalString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
+}
+
+/** An instance record item as the record; `id` comes from its key, which the caller has. */
+export function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
+  const kind: ConfigKind = item.kind === 'cloud-config' ? 'cloud-config' : 'ignition';
+  const specVersion = optionalString(item.specVersion);
+  const consumedAt = optionalString(item.consumedAt);
+  const expiresAt = optionalString(item.expiresAt);
+  const params = item.params === undefined ? undefined : parseStoredParams(item.params);
+  return {
+    id,
+    kind,
+    tokenHash: String(item.tokenHash),
+    etag: String(item.etag),
+    bodyKey: String(item.bodyKey),
+    size: Number(item.size),
+    oneTime: item.oneTime === true,
+    createdAt: String(item.createdAt),
+    updatedAt: String(item.updatedAt),
+    ...(specVersion === undefined ? {} : { specVersion }),
+    ...(consumedAt === undefined ? {} : { consumedAt }),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+    ...(params === undefined ? {} : { params }),
+  };
 }
 
 export function toAudit(item: unknown): AuditEntry {
@@ -61,7 +85,7 @@ export function toAudit(item: unknown): AuditEntry {
 
 export type WriteRequest =
   | { PutRequest: { Item: Record<string, unknown> } }
-  | { DeleteRequest: { Key: Record<string, string> } };
+  | { DeleteRequest: { Key: LedgerKey } };
 
 /**
  * An audit item's entries: `entriesZ` (raw deflate of the JSON array) since entries were compressed, or

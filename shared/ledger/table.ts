@@ -1,8 +1,9 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 /**
- * The single-table layout of the ledger, shared by the CDK stack, the local runner and the tests so that
- * they cannot disagree. `pk`/`sk` are strings; `gsi1` indexes open work (stalled releases, audit by time).
+ * The single-table layout of the ledger: every key name, index name and item key format lives here, so the
+ * CDK stack, the local runner, the mirror's ledger, the instance repository and the tests cannot disagree.
+ * `pk`/`sk` are strings; `gsi1` is sparse and holds one listing per partition value (`ledgerIndex`).
  */
 export const ledgerKeySchema = {
   partitionKey: 'pk',
@@ -14,6 +15,114 @@ export const ledgerKeySchema = {
 
 /** Items with this attribute (epoch seconds) expire: DynamoDB's TTL on AWS, a sweep on one machine. */
 export const ledgerTtlAttribute = 'ttl';
+
+/**
+ * What a mirror item is (`release`, `artifact`, `poll`, ...). Instance records use the same attribute for
+ * their config kind, so it is never read to tell items apart: the keys do that.
+ */
+export const ledgerKindAttribute = 'kind';
+
+/**
+ * The attributes that hold each lease's expiry (an ISO time). `lease.ts` takes and gives back every one of
+ * them the same way; a verdict on an artifact drops its attempt and alert leases.
+ */
+export const ledgerLeases = {
+  /** A worker's attempt at an artifact. */
+  attempt: { attribute: 'leaseUntil' },
+  /** A worker's finalize of a release, held until its announcement went out. */
+  finalize: { attribute: 'finalizeLeaseUntil' },
+  /** A worker's publish of an artifact's alert. */
+  alert: { attribute: 'alertLeaseUntil' },
+  /** A finalize's write of the store's `current/` files, on its own item per channel and board. */
+  currentSync: { attribute: 'leaseUntil' },
+} as const;
+
+/** The attribute that names the holder of a lease taken by name (the `current/` write lease). */
+export const ledgerLeaseHolderAttribute = 'holder';
+
+/** A ledger item's primary key, under the table's own attribute names. */
+export type LedgerKey = Record<string, string>;
+
+export function ledgerKey(pk: string, sk: string): LedgerKey {
+  return { [ledgerKeySchema.partitionKey]: pk, [ledgerKeySchema.sortKey]: sk };
+}
+
+/** An item's entry in `gsi1`, under the table's own attribute names. */
+export function ledgerIndexEntry(partition: string, sort: string): LedgerKey {
+  return { [ledgerKeySchema.gsi1PartitionKey]: partition, [ledgerKeySchema.gsi1SortKey]: sort };
+}
+
+/**
+ * The `gsi1` partitions. An item is listed by being given the partition's value, and leaves the listing
+ * when its index attributes are removed.
+ */
+export const ledgerIndex = {
+  /** Every claimed release, sorted by `{channel}#{board}#{sortable version}`. */
+  releases: 'release',
+  /** Every poll state, sorted by `{channel}#{board}`. */
+  pollStates: 'poll',
+  /** Artifacts still to do (pending, or missing and required), sorted by `{updatedAt}#...`. */
+  openArtifacts: 'open-artifact',
+  /** Artifacts refused for an unknown signer, read when the trust changes. */
+  awaitingTrust: 'awaiting-trust',
+  /** Every instance record, sorted by id. */
+  instances: 'instance-list',
+  /** Instance fetch audit items of one UTC day (`YYYY-MM-DD`), for the expiry sweep. */
+  instanceAuditDay: (day: string) => `instance-audit#${day}`,
+} as const;
+
+interface ReleaseKeyParts {
+  channel: string;
+  board: string;
+  version: string;
+}
+
+const artifactSortPrefix = 'artifact#';
+const instancePartitionPrefix = 'instance#';
+const auditSortPrefix = 'audit#';
+
+/** Key formats of every item kind in the table. */
+export const ledgerItems = {
+  /** The release claim and its finalize state; its artifacts share the partition. */
+  release: (r: ReleaseKeyParts) => ledgerKey(releasePartition(r), '#release'),
+  artifact: (r: ReleaseKeyParts & { artifact: string }) =>
+    ledgerKey(releasePartition(r), `${artifactSortPrefix}${r.artifact}`),
+  /** Tells artifact items from the release item in a query of the release partition. */
+  isArtifactSortKey: (sk: unknown) => typeof sk === 'string' && sk.startsWith(artifactSortPrefix),
+  pollState: (channel: string, board: string) => ledgerKey(`poll#${channel}#${board}`, 'poll'),
+  /** The mirror's current version of a channel and board. */
+  current: (channel: string, board: string) => ledgerKey(currentPartition(channel, board), 'current'),
+  /** The lease that serialises writes of the store's `current/` files of a channel and board. */
+  currentSync: (channel: string, board: string) => ledgerKey(currentPartition(channel, board), 'sync-lease'),
+  keyWarning: (fingerprint: string, day: string) => ledgerKey(`keywarn#${fingerprint}`, day),
+  trustAlert: (issuer: string, trustVersion: string) => ledgerKey(`trustalert#${issuer}`, trustVersion),
+  /** One item per source address, naming the instance that holds it. */
+  address: (address: string) => ledgerKey(`address#${address}`, 'owner'),
+  instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
+  instanceAudit: (id: string, suffix: string) =>
+    ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+} as const;
+
+/** The instance-side key parts that queries and scans need on their own. */
+export const instanceKeyParts = {
+  partition: instancePartition,
+  /** The partition prefix of every instance item; what follows it is the instance id. */
+  partitionPrefix: instancePartitionPrefix,
+  recordSortKey: 'meta',
+  auditSortPrefix,
+} as const;
+
+function releasePartition(r: ReleaseKeyParts): string {
+  return `rel#${r.channel}#${r.board}#${r.version}`;
+}
+
+function currentPartition(channel: string, board: string): string {
+  return `current#${channel}#${board}`;
+}
+
+function instancePartition(id: string): string {
+  return `${instancePartitionPrefix}${id}`;
+}
 
 export function ledgerTableInput(tableName: string): CreateTableCommandInput {
   const k = ledgerKeySchema;

@@ -1,155 +1,89 @@
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import { artifactSk, conditionalWrite, k, openArtifacts, openSk, releasePk, strip, wrap } from './items.ts';
-import type { ArtifactRecord, ArtifactRef, Ledger } from './ledger.ts';
-
-/** The index partition of artifacts awaiting trust: the poller lists it when the trust changes. */
-const awaitingTrustIndex = 'awaiting-trust';
-
-type TrustWaitOperations = Pick<
-  Ledger,
-  'markAwaitingTrust' | 'listAwaitingTrust' | 'requeueArtifact' | 'claimTrustAlert' | 'releaseTrustAlert'
->;
+import { type LedgerTable, strip } from './access.ts';
+import { errorTextLimit, leasesEndedByVerdict, openSortKey } from './artifacts.ts';
+import type { ArtifactRecord, ArtifactRef, AwaitingTrust } from './records.ts';
+import { ledgerKeySchema as k, ledgerIndex, ledgerItems, ledgerKindAttribute } from './table.ts';
 
 /**
  * The ledger side of key rotation. An artifact refused for an unknown signer leaves the open-artifact index
  * (so the stalled sweep does not fetch it again and again under the same trust) for its own partition,
- * which the poller reads when the trust object changes.
+ * which the poller reads when the trust object changes; the alert about the signer goes out once per
+ * signer and trust version.
  */
-export function trustWaitOperations(
-  doc: DynamoDBDocumentClient,
-  tableName: string,
-  clock: () => Date,
-): TrustWaitOperations {
-  const key = (ref: ArtifactRef) => ({
-    [k.partitionKey]: releasePk(ref),
-    [k.sortKey]: artifactSk(ref.artifact),
-  });
+export interface TrustWaitLedger {
+  /** Parks an artifact being attempted until the trust changes; false if it was not pending or missing. */
+  markAwaitingTrust(ref: ArtifactRef, wait: AwaitingTrust): Promise<boolean>;
+  listAwaitingTrust(limit: number): Promise<ArtifactRecord[]>;
+  /** True for the first caller per signer and trust version: the awaiting-trust alert goes out once. */
+  claimTrustAlert(issuer: string, trustVersion: string): Promise<boolean>;
+  /** Gives the claim back after a failed publish, so the redelivered job publishes. */
+  releaseTrustAlert(issuer: string, trustVersion: string): Promise<void>;
+}
+
+export function trustWaitLedger(table: LedgerTable): TrustWaitLedger {
+  const nowIso = () => table.clock().toISOString();
 
   return {
     markAwaitingTrust(ref, wait) {
-      const updatedAt = clock().toISOString();
-      return conditionalWrite('mark awaiting trust', () =>
-        doc.send(
-          new UpdateCommand({
-            TableName: tableName,
-            Key: key(ref),
-            UpdateExpression:
-              'SET #state = :awaiting, updatedAt = :now, lastError = :detail, awaitingIssuer = :issuer, trustVersion = :tv, #g1pk = :index, #g1sk = :g1sk REMOVE leaseUntil, alertedAt, alertLeaseUntil',
-            ConditionExpression: '#state IN (:pending, :missing)',
-            ExpressionAttributeNames: {
-              '#state': 'state',
-              '#g1pk': k.gsi1PartitionKey,
-              '#g1sk': k.gsi1SortKey,
-            },
-            ExpressionAttributeValues: {
-              ':awaiting': 'awaiting_trust',
-              ':pending': 'pending',
-              ':missing': 'missing',
-              ':now': updatedAt,
-              ':detail': wait.detail.slice(0, 1000),
-              ':issuer': wait.issuer,
-              ':tv': wait.trustVersion,
-              ':index': awaitingTrustIndex,
-              ':g1sk': openSk(updatedAt, ref),
-            },
-          }),
-        ),
-      );
+      const updatedAt = nowIso();
+      return table.update('mark awaiting trust', ledgerItems.artifact(ref), {
+        set: [
+          '#state = :awaiting',
+          'updatedAt = :now',
+          'lastError = :detail',
+          'awaitingIssuer = :issuer',
+          'trustVersion = :tv',
+          '#g1pk = :index',
+          '#g1sk = :g1sk',
+        ],
+        remove: leasesEndedByVerdict,
+        condition: '#state IN (:pending, :missing)',
+        names: { '#state': 'state', '#g1pk': k.gsi1PartitionKey, '#g1sk': k.gsi1SortKey },
+        values: {
+          ':awaiting': 'awaiting_trust',
+          ':pending': 'pending',
+          ':missing': 'missing',
+          ':now': updatedAt,
+          ':detail': wait.detail.slice(0, errorTextLimit),
+          ':issuer': wait.issuer,
+          ':tv': wait.trustVersion,
+          ':index': ledgerIndex.awaitingTrust,
+          ':g1sk': openSortKey(updatedAt, ref),
+        },
+      });
     },
 
     async listAwaitingTrust(limit) {
-      const items: Record<string, unknown>[] = [];
-      let startKey: Record<string, unknown> | undefined;
-      do {
-        try {
-          const page = await doc.send(
-            new QueryCommand({
-              TableName: tableName,
-              IndexName: k.gsi1Name,
-              KeyConditionExpression: '#g1pk = :index',
-              ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
-              ExpressionAttributeValues: { ':index': awaitingTrustIndex },
-              ExclusiveStartKey: startKey,
-            }),
-          );
-          items.push(...(page.Items ?? []));
-          startKey = page.LastEvaluatedKey;
-        } catch (error) {
-          return wrap('list awaiting trust', error);
-        }
-      } while (startKey !== undefined && items.length < limit);
+      const items = await table.query(
+        'list awaiting trust',
+        {
+          IndexName: k.gsi1Name,
+          KeyConditionExpression: '#g1pk = :index',
+          ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
+          ExpressionAttributeValues: { ':index': ledgerIndex.awaitingTrust },
+        },
+        limit,
+      );
       return items
-        .slice(0, limit)
         .map((item) => strip<ArtifactRecord>(item))
         .filter((record) => record.state === 'awaiting_trust');
     },
 
-    requeueArtifact(ref, from) {
-      const updatedAt = clock().toISOString();
-      const names = from.map((_, index) => `:from${index}`);
-      const values = Object.fromEntries(from.map((state, index) => [`:from${index}`, state]));
-      return conditionalWrite('requeue artifact', () =>
-        doc.send(
-          new UpdateCommand({
-            TableName: tableName,
-            Key: key(ref),
-            UpdateExpression:
-              'SET #state = :pending, updatedAt = :now, #g1pk = :open, #g1sk = :g1sk REMOVE leaseUntil, alertedAt, alertLeaseUntil, awaitingIssuer',
-            ConditionExpression: `#state IN (${names.join(', ')})`,
-            ExpressionAttributeNames: {
-              '#state': 'state',
-              '#g1pk': k.gsi1PartitionKey,
-              '#g1sk': k.gsi1SortKey,
-            },
-            ExpressionAttributeValues: {
-              ...values,
-              ':pending': 'pending',
-              ':now': updatedAt,
-              ':open': openArtifacts,
-              ':g1sk': openSk(updatedAt, ref),
-            },
-          }),
-        ),
-      );
-    },
-
     claimTrustAlert(issuer, trustVersion) {
-      return conditionalWrite('claim trust alert', () =>
-        doc.send(
-          new PutCommand({
-            TableName: tableName,
-            Item: {
-              [k.partitionKey]: `trustalert#${issuer}`,
-              [k.sortKey]: trustVersion,
-              kind: 'trust-alert',
-              issuer,
-              trustVersion,
-              at: clock().toISOString(),
-            },
-            ConditionExpression: 'attribute_not_exists(#pk)',
-            ExpressionAttributeNames: { '#pk': k.partitionKey },
-          }),
-        ),
-      );
+      const item = {
+        ...ledgerItems.trustAlert(issuer, trustVersion),
+        [ledgerKindAttribute]: 'trust-alert',
+        issuer,
+        trustVersion,
+        at: nowIso(),
+      };
+      return table.put('claim trust alert', item, {
+        condition: 'attribute_not_exists(#pk)',
+        names: { '#pk': k.partitionKey },
+      });
     },
 
     async releaseTrustAlert(issuer, trustVersion) {
-      try {
-        await doc.send(
-          new DeleteCommand({
-            TableName: tableName,
-            Key: { [k.partitionKey]: `trustalert#${issuer}`, [k.sortKey]: trustVersion },
-          }),
-        );
-      } catch (error) {
-        wrap('release trust alert', error);
-      }
+      await table.delete('release trust alert', ledgerItems.trustAlert(issuer, trustVersion));
     },
   };
 }

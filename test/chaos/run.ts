@@ -11,9 +11,11 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
+
 import { startEmulators } from '../../local/emulators.ts';
 import { silentLogger as silentRunnerLogger } from '../../local/runtime/log.ts';
 import { makeSimKeyring } from '../../local/sim-origin/keyring.ts';
+
 import {
   type ArtifactSpec,
   type FaultHandle,
@@ -26,6 +28,7 @@ import { makeAwsClients } from '../../shared/aws-clients.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { describeError, PermanentError, TransientError } from '../../shared/errors.ts';
 import { createDynamoLedger, type Ledger, type ReleaseRef } from '../../shared/ledger/ledger.ts';
+import { ledgerKey } from '../../shared/ledger/table.ts';
 import { type CldistEvent, type MirrorJob, parseMirrorJob } from '../../shared/messages.ts';
 import {
   type JobQueue,
@@ -848,7 +851,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             .send(
               new PutCommand({
                 TableName: tableName,
-                Item: { pk: 'chaos#probe', sk: 'probe', pad: 'x'.repeat(2048) },
+                Item: { ...ledgerKey('chaos#probe', 'probe'), pad: 'x'.repeat(2048) },
               }),
             )
             .then(

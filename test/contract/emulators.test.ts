@@ -2,6 +2,7 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
+import { ledgerKeySchema as k } from '../../shared/ledger/table.ts';
 import { emulatorClients, freshBucket, freshQueue, freshTable } from '../support/emulators.ts';
 
 describe('test harness emulators', () => {
@@ -29,8 +30,9 @@ describe('test harness emulators', () => {
       clients.dynamodb.send(
         new PutItemCommand({
           TableName: table,
-          Item: { pk: { S: 'release#x' }, sk: { S: 'claim' } },
-          ConditionExpression: 'attribute_not_exists(pk)',
+          Item: { [k.partitionKey]: { S: 'release#x' }, [k.sortKey]: { S: 'claim' } },
+          ConditionExpression: 'attribute_not_exists(#pk)',
+          ExpressionAttributeNames: { '#pk': k.partitionKey },
         }),
       );
     await put();

@@ -5,6 +5,12 @@ import { InstanceConflictError } from '../../shared/instances/errors.ts';
 import { loadIdIndex, withRecordCache } from '../../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { AuditEntry, InstanceRecord, InstanceRepository } from '../../shared/instances/types.ts';
+import {
+  instanceKeyParts,
+  ledgerKeySchema as k,
+  ledgerItems,
+  ledgerTtlAttribute,
+} from '../../shared/ledger/table.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 
 const clients = emulatorClients();
@@ -70,8 +76,12 @@ describe('DynamoDB instance repository (dynalite)', () => {
     const { Items = [] } = await clients.doc.send(
       new QueryCommand({
         TableName: name,
-        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :audit)',
-        ExpressionAttributeValues: { ':pk': 'instance#z', ':audit': 'audit#' },
+        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
+        ExpressionAttributeNames: { '#pk': k.partitionKey, '#sk': k.sortKey },
+        ExpressionAttributeValues: {
+          ':pk': instanceKeyParts.partition('z'),
+          ':audit': instanceKeyParts.auditSortPrefix,
+        },
       }),
     );
     expect(Items).toHaveLength(1);
@@ -82,13 +92,11 @@ describe('DynamoDB instance repository (dynalite)', () => {
     );
 
     const legacy = {
-      pk: 'instance#z',
-      sk: 'audit#2025-12-31T00:00:00.000Z#0001',
+      ...ledgerItems.instanceAudit('z', '2025-12-31T00:00:00.000Z#0001'),
       entries: JSON.stringify([entry(-5)]),
     };
     const corrupt = {
-      pk: 'instance#z',
-      sk: 'audit#2025-12-30T00:00:00.000Z#0002',
+      ...ledgerItems.instanceAudit('z', '2025-12-30T00:00:00.000Z#0002'),
       entriesZ: new Uint8Array([1, 2, 3]),
     };
     await clients.doc.send(new PutCommand({ TableName: name, Item: legacy }));
@@ -264,11 +272,12 @@ describe('id listing, the id index and audit retention', () => {
     const items = await clients.doc.send(
       new QueryCommand({
         TableName: name,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': 'instance#x' },
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': k.partitionKey },
+        ExpressionAttributeValues: { ':pk': instanceKeyParts.partition('x') },
       }),
     );
-    const ttls = (items.Items ?? []).map((item) => Number(item.ttl)).sort();
+    const ttls = (items.Items ?? []).map((item) => Number(item[ledgerTtlAttribute])).sort();
     expect(ttls[0]).toBe(Date.UTC(2026, 0, 31, 12) / 1000);
     expect(await repo.deleteAuditBefore(new Date(Date.UTC(2026, 0, 3, 23)), 5)).toBe(2);
     expect((await repo.listAudit('x', 10)).map((e) => e.at)).toEqual([day(10).at, day(3).at]);

@@ -7,6 +7,7 @@ import type { LedgerThreadEvent } from '../../local/runtime/ledger-thread.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { TransientError } from '../../shared/errors.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
+import { ledgerKey, ledgerKeySchema } from '../../shared/ledger/table.ts';
 import { tempDir } from '../e2e/serve-harness.ts';
 import { mountTmpfs, probeTmpfs, type Tmpfs } from '../support/tmpfs.ts';
 
@@ -43,7 +44,10 @@ describe.skipIf(!tmpfs.available)(
       const { doc } = emulators.clients;
       const put = (pk: string) =>
         doc.send(
-          new PutCommand({ TableName: config.table, Item: { pk, sk: 'meta', pad: 'x'.repeat(2000) } }),
+          new PutCommand({
+            TableName: config.table,
+            Item: { ...ledgerKey(pk, 'meta'), pad: 'x'.repeat(2000) },
+          }),
         );
       await put('before');
       const ballast = await disk.fill();
@@ -89,9 +93,9 @@ describe.skipIf(!tmpfs.available)(
       }
       expect(written).toBe(true);
       const kept = await doc.send(
-        new GetCommand({ TableName: config.table, Key: { pk: 'before', sk: 'meta' } }),
+        new GetCommand({ TableName: config.table, Key: ledgerKey('before', 'meta') }),
       );
-      expect(kept.Item?.pk).toBe('before');
+      expect(kept.Item?.[ledgerKeySchema.partitionKey]).toBe('before');
       expect(events.map((e) => e.event)).toContain('ledger.thread_restarted');
     });
   },

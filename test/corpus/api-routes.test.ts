@@ -11,6 +11,7 @@ import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { maxInstanceBodyBytes } from '../../shared/instances/service.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
+import { ledgerKeySchema } from '../../shared/ledger/table.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 import { reportTallies, runCorpus, within } from './corpus-support.ts';
@@ -450,7 +451,9 @@ describe('bad-input corpus: instance fetch routes', () => {
     });
     expect(response.status).toBe(201);
     token = ((await response.json()) as { token: string }).token;
-    before = (await tableItems(subject)).filter((item) => JSON.stringify(item.sk).includes('meta'));
+    before = (await tableItems(subject)).filter((item) =>
+      JSON.stringify(item[ledgerKeySchema.sortKey]).includes('meta'),
+    );
   });
 
   it('a wrong or missing token, by header or query, gets the same 404 and leaves the one-time config unused', async () => {
@@ -496,7 +499,9 @@ describe('bad-input corpus: instance fetch routes', () => {
       },
       300,
     );
-    const after = (await tableItems(subject)).filter((item) => JSON.stringify(item.sk).includes('meta'));
+    const after = (await tableItems(subject)).filter((item) =>
+      JSON.stringify(item[ledgerKeySchema.sortKey]).includes('meta'),
+    );
     expect(after).toEqual(before);
     expect(await storedFiles(subject)).toHaveLength(1);
     const served = await subject.app.request(`/v1/instances/${id}/ignition`, {
@@ -521,7 +526,9 @@ describe('bad-input corpus: instance fetch routes', () => {
       },
       200,
     );
-    const after = (await tableItems(subject)).filter((item) => JSON.stringify(item.sk).includes('meta'));
+    const after = (await tableItems(subject)).filter((item) =>
+      JSON.stringify(item[ledgerKeySchema.sortKey]).includes('meta'),
+    );
     expect(after).toEqual(before);
     expect(await storedFiles(subject)).toHaveLength(1);
     const served = await subject.app.request(`/v1/instances/${id}/ignition`, {

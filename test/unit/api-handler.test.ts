@@ -4,6 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import type { LambdaContext } from 'hono/aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { configBodySweepEvent } from '../../shared/instances/body-sweep.ts';
+import { ledgerItems } from '../../shared/ledger/table.ts';
 
 describe('the API Lambda handler at cold start', () => {
   afterEach(() => {
@@ -67,7 +68,12 @@ describe('the API Lambda handler on its daily schedule', () => {
       });
       s3.on(DeleteObjectCommand).resolves({});
       ddb.on(GetCommand).resolves({
-        Item: { pk: 'instance#a', sk: 'meta', id: 'a', bodyKey: 'instances/a/current.ign', tokenHash: 'h' },
+        Item: {
+          ...ledgerItems.instance('a'),
+          id: 'a',
+          bodyKey: 'instances/a/current.ign',
+          tokenHash: 'h',
+        },
       });
       const { handler } = await import('../../functions/api/handler.ts');
       const context = { getRemainingTimeInMillis: () => 60_000 } as unknown as LambdaContext;
