@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { formatChaosReport, runChaos } from '../local/chaos/run.ts';
+import { formatChaosReport, runChaos } from '../test/chaos/run.ts';
 
 /**
  * The seeded chaos run of the release mirror: the same seed replays the same fault schedule.

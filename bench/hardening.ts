@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError } from 'commander';
 import { silentLogger } from '../local/runtime/log.ts';
-import { type ServeHandle, startServe } from '../local/serve.ts';
+import { type ServeHandle, startServe } from '../local/serve/index.ts';
 import { parseConfig } from '../shared/config.ts';
 import { validateCloudConfig } from '../shared/instances/cloud-config.ts';
 import { maxCloudConfigBytes } from '../shared/instances/service.ts';

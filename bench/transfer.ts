@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,11 +11,9 @@ import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { makeAwsClients } from '../shared/aws-clients.ts';
 import { parseConfig, projectRoot } from '../shared/config.ts';
 import { silentLogger } from '../shared/mirror/deps.ts';
-import { keyringChecker } from '../shared/mirror/signatures.ts';
+import { createMirrorRuntime } from '../shared/mirror/runtime.ts';
 import { transferArtifact } from '../shared/mirror/worker.ts';
 import { artifactUrls } from '../shared/release/layout.ts';
-import { createLocalStore, createS3Store } from '../shared/store/index.ts';
-import { loadKeyring } from '../shared/verify/keyring.ts';
 import { median, peakMiB, startFauxqsProcess } from './support.ts';
 
 /**
@@ -58,18 +56,21 @@ async function child(input: ChildInput): Promise<void> {
     boards: [board],
     artifacts: [{ name: 'image.bin' }],
     limits: { maxArtifactBytes: 64 * 1024 * MiB, requestTimeoutSeconds: 120 },
+    keyring: { files: [input.keyFile], trustedFingerprints: [input.trusted] },
+    store:
+      input.store.kind === 'local'
+        ? { kind: 'local', path: input.store.root }
+        : { kind: 's3', bucket: input.store.bucket, prefix: '' },
   });
   const channel = config.channels[0];
   if (channel === undefined) throw new Error('no channel');
-  const keyring = await loadKeyring([await readFile(input.keyFile, 'utf8')], [input.trusted]);
-  const store =
-    input.store.kind === 'local'
-      ? createLocalStore(input.store.root)
-      : createS3Store(makeAwsClients({ s3: input.store.endpoint }).s3, {
-          bucket: input.store.bucket,
-          partSizeBytes: config.worker.partSizeMiB * MiB,
-          partsInFlight: config.worker.partsInFlight,
-        });
+  // The mirror's own assembly (store, signature checker); the ledger it builds is never called here.
+  const { deps } = await createMirrorRuntime({
+    config,
+    resources: { tableName: 'bench-unused' },
+    clients: makeAwsClients(input.store.kind === 's3' ? { s3: input.store.endpoint } : {}),
+    logger: silentLogger,
+  });
   const job = {
     v: 1 as const,
     channel: 'bench',
@@ -79,11 +80,7 @@ async function child(input: ChildInput): Promise<void> {
     ...artifactUrls(channel, board, input.version, 'image.bin'),
   };
   const started = performance.now();
-  const facts = await transferArtifact(
-    job,
-    { store, signatures: keyringChecker(keyring), clock: () => new Date(), logger: silentLogger },
-    config,
-  );
+  const facts = await transferArtifact(job, deps, config);
   const output: ChildOutput = {
     bytes: facts.size,
     seconds: (performance.now() - started) / 1000,

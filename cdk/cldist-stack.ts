@@ -20,6 +20,7 @@ import { type CldistConfig, resolveProjectPath } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { configBodySweepEvent } from '../shared/instances/body-sweep.ts';
 import { ledgerKeySchema, ledgerTtlAttribute } from '../shared/ledger/table.ts';
+import { deployedMirrorStore } from '../shared/mirror/store-location.ts';
 import { serviceNames } from '../shared/telemetry-names.ts';
 import { CldistMonitoring } from './constructs/cldist-monitoring.ts';
 import { EncryptedTopic } from './constructs/encrypted-topic.ts';
@@ -170,11 +171,7 @@ export class CldistStack extends Stack {
     }
 
     const keyring = bundledKeyring(config);
-    const mirrorStore = {
-      kind: 's3' as const,
-      bucket: mirrorBucket.bucketName,
-      prefix: config.store.kind === 's3' ? config.store.prefix : '',
-    };
+    const mirrorStore = deployedMirrorStore(config, mirrorBucket.bucketName);
     const deployedConfig: CldistConfig = {
       ...config,
       store: mirrorStore,
@@ -185,6 +182,7 @@ export class CldistStack extends Stack {
 
     const jobs = new WorkerQueue(this, 'Jobs', {
       consumerTimeout: Duration.seconds(this.workerSize.timeoutSeconds),
+      maxReceiveCount: config.queue.retry.maxReceives,
     });
 
     const poller = new CldistFunction(this, 'Poller', {

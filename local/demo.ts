@@ -134,6 +134,8 @@ function demoConfig(origin: SimOrigin, publicKeyPath: string): CldistConfig {
       artifacts: [{ name: 'version.txt' }, ...demoArtifacts.map((a) => ({ name: a.name }))],
       keyring: { files: [publicKeyPath], trustedFingerprints: [origin.primaryFingerprint] },
       schedule: { everyMinutes: 1, stallAfterMinutes: 1 },
+      // The demo's faults clear within seconds; a retry after a second shows it.
+      queue: { retry: { firstDelaySeconds: 1 } },
     },
     'demo config',
   );

@@ -7,7 +7,7 @@ import type { PollReport } from '../shared/mirror/poller.ts';
 import { primaryFingerprintsOf } from '../shared/verify/keyring.ts';
 import type { TransferTracker } from './progress.ts';
 import type { Logger } from './runtime/log.ts';
-import { startServe } from './serve.ts';
+import { type ServeHandle, startServe } from './serve/index.ts';
 
 /** The `cldist mirror --once` flags that change the config; each error names the flag it came from. */
 export interface MirrorConfigFlags {
@@ -167,10 +167,41 @@ async function judge(ledger: Ledger, config: CldistConfig, poll: PollReport | un
   return { problems, newReleases, verifiedArtifacts };
 }
 
+export interface OnceOutcome extends MirrorOnceReport {
+  /** Why the queue could not drain (mirroring paused for lack of disk space), if it could not. */
+  paused?: unknown;
+}
+
 /**
- * `cldist mirror --once`: the runner of `cldist serve --once` without its HTTP server, so a cron job or CI
- * step gets the same poll, workers and ledger, and an answer on whether the mirror is complete.
+ * The one "poll once, drain, judge" path of `cldist serve --once` and `cldist mirror --once`: the start-up
+ * poll has run; this waits until no job is queued, in flight or waiting for a retry (or `signal` aborts, or
+ * mirroring pauses), then judges every release the poll claimed and the work older runs left behind.
  */
+export async function runOnce(
+  handle: Pick<ServeHandle, 'drain' | 'ledger' | 'lastPoll'>,
+  config: CldistConfig,
+  signal?: AbortSignal,
+): Promise<OnceOutcome> {
+  const aborted = new Promise<{ how: 'interrupted' }>((done) => {
+    if (signal?.aborted === true) done({ how: 'interrupted' });
+    signal?.addEventListener('abort', () => done({ how: 'interrupted' }), { once: true });
+  });
+  const drained = handle.drain().then(
+    () => ({ how: 'drained' as const }),
+    (error: unknown) => ({ how: 'paused' as const, error }),
+  );
+  const ended = await Promise.race([drained, aborted]);
+  const judged = await judge(handle.ledger, config, handle.lastPoll());
+  const interrupted = ended.how === 'interrupted';
+  return {
+    ok: ended.how === 'drained' && judged.problems.length === 0,
+    interrupted,
+    ...(ended.how === 'paused' ? { paused: ended.error } : {}),
+    ...judged,
+  };
+}
+
+/** `cldist mirror --once`: `runOnce` over the runner without its HTTP server, for cron jobs and CI. */
 export async function mirrorOnce(options: MirrorOnceOptions): Promise<MirrorOnceReport> {
   const { config, logger } = options;
   const handle = await startServe({
@@ -186,16 +217,10 @@ export async function mirrorOnce(options: MirrorOnceOptions): Promise<MirrorOnce
     console: options.console,
   });
   try {
-    const aborted = new Promise<boolean>((done) => {
-      if (options.signal?.aborted === true) done(true);
-      options.signal?.addEventListener('abort', () => done(true), { once: true });
-    });
-    const interrupted = await Promise.race([handle.drain().then(() => false), aborted]);
-    const judged = await judge(handle.ledger, config, handle.lastPoll());
-    if (interrupted) {
-      logger.warn('mirror.interrupted', {});
-    }
-    return { ok: !interrupted && judged.problems.length === 0, interrupted, ...judged };
+    const { paused, ...report } = await runOnce(handle, config, options.signal);
+    if (paused !== undefined) throw paused;
+    if (report.interrupted) logger.warn('mirror.interrupted', {});
+    return report;
   } catch (error) {
     logger.error('mirror.failed', { cause: describeError(error) });
     throw error;

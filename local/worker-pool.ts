@@ -4,7 +4,9 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { describeError, PermanentError } from '../shared/errors.ts';
+import type { CldistConfig } from '../shared/config.ts';
+import { describeError } from '../shared/errors.ts';
+import { dispositionOf, type JobDisposition, retryDelaySeconds } from '../shared/mirror/job.ts';
 import type { Logger } from './runtime/log.ts';
 
 export interface JobContext {
@@ -21,19 +23,28 @@ export type JobOutcome =
   | { kind: 'transient'; messageId: string; error: unknown; receiveCount: number; retryInSeconds: number }
   | { kind: 'aborted'; messageId: string };
 
+/** What became of a job: its disposition and, if it failed, why. `MirrorJobResult` is one. */
+export interface JobVerdict {
+  disposition: JobDisposition;
+  error?: unknown;
+}
+
 export interface WorkerPoolOptions {
   sqs: SQSClient;
   queueUrl: string;
   concurrency: number;
-  handleJob: (body: string, context: JobContext) => Promise<void>;
+  /**
+   * The job policy: `runMirrorJob` for the mirror. Resolving with nothing means `ack`; a thrown error is
+   * judged by the policy's own `dispositionOf`.
+   */
+  handleJob: (body: string, context: JobContext) => Promise<JobVerdict> | Promise<void>;
   logger: Logger;
   /** Long-poll wait per receive; a stop aborts the poll, so this costs nothing at shutdown. */
   waitTimeSeconds?: number;
   /** Visibility while a job runs; extended every half period for as long as the handler works. */
   visibilityTimeoutSeconds?: number;
-  /** First retry delay after a transient failure; doubles per receive up to `maxBackoffSeconds`. */
-  baseBackoffSeconds?: number;
-  maxBackoffSeconds?: number;
+  /** `queue.retry` of the config: when a retried job comes back (its dead-lettering is the queue's). */
+  retry?: Pick<CldistConfig['queue']['retry'], 'firstDelaySeconds' | 'maxDelaySeconds'>;
   onOutcome?: (outcome: JobOutcome) => void;
   /** Awaited before every receive: resolves when the pool may take a job (e.g. once the disk has room). */
   gate?: (signal: AbortSignal) => Promise<void>;
@@ -46,34 +57,55 @@ export interface WorkerPool {
   stop(): Promise<void>;
 }
 
-function isAbort(error: unknown, signal: AbortSignal): boolean {
-  return signal.aborted || (error instanceof Error && error.name === 'AbortError');
+async function hide(options: WorkerPoolOptions, receiptHandle: string, seconds: number): Promise<void> {
+  await options.sqs.send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: options.queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: seconds,
+    }),
+  );
+}
+
+/** Maps a verdict onto the queue: `ack` deletes the message, `retry` hides it for the retry delay. */
+async function settle(
+  options: WorkerPoolOptions,
+  verdict: JobVerdict,
+  receiptHandle: string,
+  context: JobContext,
+  stopping: boolean,
+): Promise<JobOutcome> {
+  const { disposition, error } = verdict;
+  const { messageId, receiveCount } = context;
+  if (error !== undefined && (stopping || (error instanceof Error && error.name === 'AbortError'))) {
+    return { kind: 'aborted', messageId };
+  }
+  if (disposition === 'ack') {
+    await options.sqs.send(
+      new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
+    );
+    return error === undefined ? { kind: 'done', messageId, ms: 0 } : { kind: 'permanent', messageId, error };
+  }
+  const retry = { maxReceives: 0, firstDelaySeconds: 5, maxDelaySeconds: 300, ...options.retry };
+  const retryInSeconds = retryDelaySeconds(receiveCount, retry);
+  await hide(options, receiptHandle, retryInSeconds).catch(() => {});
+  return { kind: 'transient', messageId, error, receiveCount, retryInSeconds };
 }
 
 /**
- * Slot-per-concurrency long-polling loop over SQS. Success and permanent errors delete the message (a
- * retry cannot fix a bad signature); anything else is left to come back after a backoff, and the queue's
- * redrive policy dead-letters it after the last receive, exactly as the Lambda event source would.
+ * Slot-per-concurrency long-polling loop over SQS. An `ack` deletes the message; a `retry` hides it for
+ * the configured retry delay, and the queue's redrive policy dead-letters it after the last receive, as on
+ * AWS. The pool logs no outcome: the job policy does.
  */
 export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
   const controller = new AbortController();
   const { signal } = controller;
   const waitTimeSeconds = options.waitTimeSeconds ?? 20;
   const visibility = options.visibilityTimeoutSeconds ?? 60;
-  const baseBackoff = options.baseBackoffSeconds ?? 5;
-  const maxBackoff = options.maxBackoffSeconds ?? 300;
   const log = options.logger;
   let inFlight = 0;
 
-  const changeVisibility = async (receiptHandle: string, seconds: number): Promise<void> => {
-    await options.sqs.send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: options.queueUrl,
-        ReceiptHandle: receiptHandle,
-        VisibilityTimeout: seconds,
-      }),
-    );
-  };
+  const changeVisibility = (receiptHandle: string, seconds: number) => hide(options, receiptHandle, seconds);
 
   const handleOne = async (body: string, receiptHandle: string, context: JobContext): Promise<void> => {
     const started = Date.now();
@@ -85,47 +117,16 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
       },
       Math.max(1, visibility / 2) * 1000,
     );
+    let verdict: JobVerdict;
     try {
-      await options.handleJob(body, context);
-      clearInterval(heartbeat);
-      await options.sqs.send(
-        new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
-      );
-      options.onOutcome?.({ kind: 'done', messageId: context.messageId, ms: Date.now() - started });
+      verdict = (await options.handleJob(body, context)) ?? { disposition: 'ack' };
     } catch (error) {
+      verdict = { disposition: dispositionOf(error), error };
+    } finally {
       clearInterval(heartbeat);
-      if (isAbort(error, signal)) {
-        options.onOutcome?.({ kind: 'aborted', messageId: context.messageId });
-        return;
-      }
-      if (error instanceof PermanentError) {
-        log.error('worker.job_rejected', {
-          messageId: context.messageId,
-          code: error.code,
-          cause: describeError(error),
-        });
-        await options.sqs.send(
-          new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
-        );
-        options.onOutcome?.({ kind: 'permanent', messageId: context.messageId, error });
-        return;
-      }
-      const retryInSeconds = Math.min(maxBackoff, baseBackoff * 2 ** Math.max(0, context.receiveCount - 1));
-      log.warn('worker.job_retry', {
-        messageId: context.messageId,
-        receiveCount: context.receiveCount,
-        retryInSeconds,
-        cause: describeError(error),
-      });
-      await changeVisibility(receiptHandle, retryInSeconds).catch(() => {});
-      options.onOutcome?.({
-        kind: 'transient',
-        messageId: context.messageId,
-        error,
-        receiveCount: context.receiveCount,
-        retryInSeconds,
-      });
     }
+    const outcome = await settle(options, verdict, receiptHandle, context, signal.aborted);
+    options.onOutcome?.(outcome.kind === 'done' ? { ...outcome, ms: Date.now() - started } : outcome);
   };
 
   const slot = async (): Promise<void> => {

@@ -162,8 +162,32 @@ export const configSchema = z.strictObject({
     .default({ everyMinutes: 15, stallAfterMinutes: 60 }),
   store: storeSchema.default({ kind: 'local', path: 'data/mirror' }),
   queue: z
-    .strictObject({ jobs: awsName.default('cldist-jobs'), deadLetter: awsName.default('cldist-jobs-dlq') })
-    .default({ jobs: 'cldist-jobs', deadLetter: 'cldist-jobs-dlq' }),
+    .strictObject({
+      jobs: awsName.default('cldist-jobs'),
+      deadLetter: awsName.default('cldist-jobs-dlq'),
+      /**
+       * The one retry schedule of a job that failed transiently, on both hosts: it comes back after
+       * `firstDelaySeconds`, doubling per delivery up to `maxDelaySeconds`, and is dead-lettered after
+       * `maxReceives` deliveries. AWS: the queue's redrive policy and the worker's visibility change; one
+       * machine: the same on the stand-in queue.
+       */
+      retry: z
+        .strictObject({
+          maxReceives: z.number().int().min(1).max(1000).default(5),
+          firstDelaySeconds: z.number().int().min(0).max(43_200).default(5),
+          maxDelaySeconds: z.number().int().min(0).max(43_200).default(300),
+        })
+        .refine((r) => r.maxDelaySeconds >= r.firstDelaySeconds, {
+          message: 'maxDelaySeconds must be at least firstDelaySeconds',
+          path: ['maxDelaySeconds'],
+        })
+        .default({ maxReceives: 5, firstDelaySeconds: 5, maxDelaySeconds: 300 }),
+    })
+    .default({
+      jobs: 'cldist-jobs',
+      deadLetter: 'cldist-jobs-dlq',
+      retry: { maxReceives: 5, firstDelaySeconds: 5, maxDelaySeconds: 300 },
+    }),
   table: awsName.default('cldist-ledger'),
   topic: awsName.default('cldist-events'),
   limits: z

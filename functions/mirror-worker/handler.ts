@@ -1,53 +1,34 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { describeError, PermanentError } from '../../shared/errors.ts';
-import { parseMirrorJob } from '../../shared/messages.ts';
+import { TransientError } from '../../shared/errors.ts';
 import type { MirrorLogger } from '../../shared/mirror/deps.ts';
-import type { MirrorRuntime } from '../../shared/mirror/wiring.ts';
-import { mirrorArtifact } from '../../shared/mirror/worker.ts';
+import { retryDelaySeconds, runMirrorJob } from '../../shared/mirror/job.ts';
+import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import { serviceNames } from '../../shared/telemetry-names.ts';
 
 const logger = new Logger({ serviceName: serviceNames.worker });
 
 /**
- * The error mapping of the queue: a PermanentError (bad signature, malformed job) is acknowledged and
- * reported, never retried; anything else is a batch item failure, redelivered with backoff and
- * dead-lettered after the last try. Built from a loader so tests and the local runner can hand in their
- * own clients.
+ * Powertools' batch processor over the one job policy (`runMirrorJob`): an `ack` is a processed record, a
+ * `retry` a batch item failure, hidden first for the configured retry delay so AWS redelivers on the same
+ * schedule as one machine, and dead-lettered after `queue.retry.maxReceives`. Built from a loader so tests
+ * can hand in their own clients.
  */
 export function createWorkerHandler(
   load: () => Promise<MirrorRuntime>,
   log: MirrorLogger = logger,
 ): (event: SQSEvent, context?: Context) => Promise<SQSBatchResponse> {
   return async (event, context) => {
-    const { deps, config } = await load();
+    const loaded = await load();
+    const runtime = { ...loaded, deps: { ...loaded.deps, logger: log } };
     const recordHandler = async (record: SQSRecord): Promise<void> => {
-      try {
-        const job = parseMirrorJob(record.body);
-        const result = await mirrorArtifact(job, deps, config);
-        log.info('job done', {
-          messageId: record.messageId,
-          artifact: `${job.channel}/${job.board}/${job.version}/${job.artifact}`,
-          outcome: result.outcome,
-          finalized: result.finalize.finalized,
-        });
-      } catch (error) {
-        if (error instanceof PermanentError) {
-          log.error('job refused; not retried', {
-            messageId: record.messageId,
-            code: error.code,
-            error: describeError(error),
-          });
-          return;
-        }
-        log.warn('job failed; will be retried', {
-          messageId: record.messageId,
-          receiveCount: record.attributes.ApproximateReceiveCount,
-          error: describeError(error),
-        });
-        throw error;
-      }
+      const receiveCount = Number(record.attributes.ApproximateReceiveCount);
+      const result = await runMirrorJob(record.body, runtime, { messageId: record.messageId, receiveCount });
+      if (result.disposition === 'ack') return;
+      const delay = retryDelaySeconds(receiveCount, runtime.config.queue.retry);
+      await runtime.delayRetry?.(record.receiptHandle, delay).catch(() => undefined);
+      throw new TransientError(result.facts.code ?? 'retry', result.facts.error ?? 'the job will be retried');
     };
     const processor = new BatchProcessor(EventType.SQS);
     return processPartialResponse(event, recordHandler, processor, {

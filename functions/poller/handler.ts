@@ -3,7 +3,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { ScheduledEvent } from 'aws-lambda';
 import type { MetricSink } from '../../shared/mirror/deps.ts';
 import { type PollReport, runPoll } from '../../shared/mirror/poller.ts';
-import type { MirrorRuntime } from '../../shared/mirror/wiring.ts';
+import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
 
 const logger = new Logger({ serviceName: serviceNames.poller });
@@ -25,7 +25,7 @@ export function createPollerHandler(
         MetricUnit.Count,
         report.results.filter((r) => r.outcome === 'new-release').length,
       );
-      deps.logger.info('poll done', { time: event.time, results: report.results, resent: report.resent });
+      deps.logger.info('poll.done', { time: event.time, results: report.results, resent: report.resent });
       return report;
     } finally {
       sink.publishStoredMetrics();

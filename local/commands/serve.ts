@@ -3,7 +3,7 @@ import { type CldistConfig, loadConfigFile, parseConfig } from '../../shared/con
 import { ConfigError } from '../../shared/errors.ts';
 import type { Demo } from '../demo.ts';
 import type { Logger } from '../runtime/log.ts';
-import type { ServeHandle } from '../serve.ts';
+import type { ServeHandle } from '../serve/index.ts';
 
 interface ServeFlags {
   config?: string;
@@ -44,6 +44,37 @@ export function parseStoreUrl(value: string): { bucket: string; prefix: string }
   return store.kind === 's3' ? { bucket: store.bucket, prefix: store.prefix } : { bucket, prefix };
 }
 
+/**
+ * `--once`: the one "drain and judge" path it shares with `cldist mirror --once`, failing the exit code if an
+ * origin could not be polled or mirroring paused; otherwise until the first shutdown signal.
+ */
+async function untilDone(
+  once: boolean,
+  run: {
+    handle: ServeHandle;
+    config: CldistConfig;
+    signals: { first: Promise<NodeJS.Signals> };
+    demo: Demo | undefined;
+    logger: Logger;
+  },
+): Promise<void> {
+  const { logger } = run;
+  if (!once) {
+    run.demo?.startPublishing();
+    logger.info('shutdown.signal', { signal: await run.signals.first });
+    return;
+  }
+  const { runOnce } = await import('../mirror-once.ts');
+  const interrupt = new AbortController();
+  run.signals.first.then((signal) => {
+    logger.info('shutdown.signal', { signal });
+    interrupt.abort();
+  });
+  const outcome = await runOnce(run.handle, run.config, interrupt.signal);
+  const pollFailed = outcome.problems.some((problem) => problem.state === 'poll_failed');
+  if (pollFailed || outcome.paused !== undefined) process.exitCode = 1;
+}
+
 async function run(flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top: every other command (verify, instances) would otherwise pay the runner's
   // start-up time and memory.
@@ -52,7 +83,7 @@ async function run(flags: ServeFlags): Promise<void> {
       import('../demo.ts'),
       import('../progress.ts'),
       import('../runtime/log.ts'),
-      import('../serve.ts'),
+      import('../serve/index.ts'),
       import('../runtime/signals.ts'),
     ]);
   const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
@@ -73,8 +104,8 @@ async function run(flags: ServeFlags): Promise<void> {
 
   let demo: Demo | undefined;
   let handle: ServeHandle;
+  let config: CldistConfig;
   try {
-    let config: CldistConfig;
     if (flags.demo) {
       if (flags.config !== undefined)
         throw new ConfigError('--demo brings its own config; leave out --config');
@@ -97,7 +128,6 @@ async function run(flags: ServeFlags): Promise<void> {
       pollEveryMs:
         flags.pollSeconds === undefined ? (flags.demo ? 3000 : undefined) : flags.pollSeconds * 1000,
       demo: flags.demo,
-      baseBackoffSeconds: flags.demo ? 1 : 5,
       minFreeDiskMiB: flags.minFreeMib,
       ...(metadataListen === undefined ? {} : { metadataListen }),
     });
@@ -115,26 +145,7 @@ async function run(flags: ServeFlags): Promise<void> {
       tty || flags.demo ? `${handle.url}/#token=${encodeURIComponent(handle.adminToken)}` : `${handle.url}/`,
   });
 
-  if (flags.once) {
-    let unfinished = false;
-    const interrupted = await Promise.race([
-      handle.drain().then(
-        () => undefined,
-        () => {
-          unfinished = true;
-          return undefined;
-        },
-      ),
-      signals.first,
-    ]);
-    if (interrupted !== undefined) logger.info('shutdown.signal', { signal: interrupted });
-    const failed = handle.lastPoll()?.results.filter((r) => r.outcome === 'error') ?? [];
-    if (failed.length > 0 || unfinished) process.exitCode = 1;
-  } else {
-    demo?.startPublishing();
-    const signal = await signals.first;
-    logger.info('shutdown.signal', { signal });
-  }
+  await untilDone(flags.once, { handle, config, signals, demo, logger });
   await demo?.close();
   await handle.close();
   signals.dispose();

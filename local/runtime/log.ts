@@ -1,3 +1,7 @@
+import { LogFormatter, LogItem, Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
+import type { MirrorLogger } from '../../shared/mirror/deps.ts';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** One event of the runner: `event` is a stable dotted name (`poll.origin_unreachable`) a script can match on. */
@@ -8,12 +12,12 @@ export interface LogRecord {
   [field: string]: unknown;
 }
 
-export interface Logger {
+/**
+ * The one logger port (`MirrorLogger`, the part of a Powertools Logger the cores use) with a level chosen at
+ * run time; `createLogger` gives a Powertools Logger.
+ */
+export interface Logger extends MirrorLogger {
   log(level: LogLevel, event: string, fields?: Record<string, unknown>): void;
-  debug(event: string, fields?: Record<string, unknown>): void;
-  info(event: string, fields?: Record<string, unknown>): void;
-  warn(event: string, fields?: Record<string, unknown>): void;
-  error(event: string, fields?: Record<string, unknown>): void;
 }
 
 export interface LoggerOptions {
@@ -23,7 +27,7 @@ export interface LoggerOptions {
   write: (line: string) => void;
   minLevel?: LogLevel;
   clock?: () => Date;
-  /** Every record, as structured data, e.g. for tests that wait on an event. */
+  /** Every record, as structured data, whatever `minLevel` says, e.g. for tests that wait on an event. */
   onRecord?: (record: LogRecord) => void;
 }
 
@@ -47,38 +51,73 @@ function plain(value: unknown): unknown {
   return value;
 }
 
+function levelOf(name: unknown): LogLevel {
+  const level = String(name).toLowerCase();
+  if (level === 'debug' || level === 'info' || level === 'warn' || level === 'error') return level;
+  return level === 'critical' ? 'error' : 'info';
+}
+
+/** The runner's record shape, `{ level, time, event, ...fields }`, instead of the Lambda one. */
+class RecordFormatter extends LogFormatter {
+  constructor(private readonly clock: () => Date) {
+    super();
+  }
+
+  formatAttributes(attributes: UnformattedAttributes, additional: LogAttributes): LogItem {
+    const item = new LogItem({
+      attributes: {
+        level: levelOf(attributes.logLevel),
+        time: this.clock().toISOString(),
+        event: attributes.message,
+      },
+    });
+    for (const [key, value] of Object.entries(additional)) {
+      if (value !== undefined) item.addAttributes({ [key]: plain(value) });
+    }
+    return item;
+  }
+}
+
+function prettyLine(record: LogRecord): string {
+  const rest = Object.entries(record)
+    .filter(([key]) => key !== 'level' && key !== 'time' && key !== 'event')
+    .map(([key, value]) => `${key}=${prettyValue(value)}`)
+    .join(' ');
+  const tag = record.level === 'info' ? '' : ` ${record.level.toUpperCase()}`;
+  return `${record.time.slice(11, 19)}${tag} ${record.event}${rest === '' ? '' : ` ${rest}`}`;
+}
+
 /**
- * A deliberately tiny structured logger: the runner has one process and one sink, so the Lambda-shaped
- * loggers (context injection, sampling) would add nothing but indirection.
+ * The Lambda functions' Powertools Logger, printing to the runner's sink: one JSON object per line, or a
+ * short text line on a terminal. It takes every level and filters at print, so `onRecord` sees debug
+ * events too.
  */
-export function createLogger(options: LoggerOptions): Logger {
-  const min = rank[options.minLevel ?? 'info'];
-  const clock = options.clock ?? (() => new Date());
-  const log = (level: LogLevel, event: string, fields: Record<string, unknown> = {}): void => {
-    const record: LogRecord = { level, time: clock().toISOString(), event };
-    for (const [key, value] of Object.entries(fields)) {
-      if (value !== undefined) record[key] = plain(value);
-    }
+class RunnerLogger extends PowertoolsLogger implements Logger {
+  /** Unset while Powertools' own constructor runs (it may log); nothing is printed then. */
+  private sink: LoggerOptions | undefined;
+
+  constructor(options: LoggerOptions) {
+    super({ logLevel: 'DEBUG', logFormatter: new RecordFormatter(options.clock ?? (() => new Date())) });
+    this.sink = options;
+  }
+
+  log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
+    this[level](event, fields);
+  }
+
+  protected override printLog(_logLevel: number, log: LogItem): void {
+    const options = this.sink;
+    if (options === undefined) return;
+    log.prepareForPrint();
+    const record = log.getAttributes() as LogRecord;
     options.onRecord?.(record);
-    if (rank[level] < min) return;
-    if (options.format === 'json') {
-      options.write(JSON.stringify(record));
-      return;
-    }
-    const rest = Object.entries(record)
-      .filter(([key]) => key !== 'level' && key !== 'time' && key !== 'event')
-      .map(([key, value]) => `${key}=${prettyValue(value)}`)
-      .join(' ');
-    const tag = level === 'info' ? '' : ` ${level.toUpperCase()}`;
-    options.write(`${record.time.slice(11, 19)}${tag} ${event}${rest === '' ? '' : ` ${rest}`}`);
-  };
-  return {
-    log,
-    debug: (event, fields) => log('debug', event, fields),
-    info: (event, fields) => log('info', event, fields),
-    warn: (event, fields) => log('warn', event, fields),
-    error: (event, fields) => log('error', event, fields),
-  };
+    if (rank[record.level] < rank[options.minLevel ?? 'info']) return;
+    options.write(options.format === 'json' ? JSON.stringify(record) : prettyLine(record));
+  }
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  return new RunnerLogger(options);
 }
 
 /** A logger that drops everything: for library callers and tests that do not care. */

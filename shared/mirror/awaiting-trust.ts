@@ -41,7 +41,7 @@ export async function alertAwaitingTrust(
       cause: error,
     });
   }
-  deps.logger.error('signing key unknown; upload it', { keyId: wait.issuer, location, advice });
+  deps.logger.error('signing_key.unknown', { keyId: wait.issuer, location, advice });
   return true;
 }
 
@@ -54,7 +54,7 @@ export async function parkAwaitingTrust(
   job: MirrorJob,
   error: SignatureError,
   deps: MirrorDeps,
-): Promise<void> {
+): Promise<AwaitingTrust> {
   const ref = refOf(job);
   const wait: AwaitingTrust = {
     issuer: error.issuer ?? 'unknown',
@@ -67,10 +67,6 @@ export async function parkAwaitingTrust(
     await deps.ledger.endAttempt(ref, error.message).catch(() => undefined);
     throw cause;
   }
-  deps.logger.warn('artifact awaiting trust', {
-    ...ref,
-    keyId: wait.issuer,
-    trustVersion: wait.trustVersion,
-  });
   await alertAwaitingTrust(job, wait, deps);
+  return wait;
 }

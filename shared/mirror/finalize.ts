@@ -109,7 +109,7 @@ async function refuseMismatches(detail: ReleaseDetail, mismatches: ArtifactRecor
       }),
       deps,
     );
-    if (sent) deps.logger.error('artifact does not match its DIGESTS', { ...record });
+    if (sent) deps.logger.error('artifact.digest_mismatch', { ...record });
   }
 }
 
@@ -151,7 +151,7 @@ async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<stri
   let written: string | undefined;
   for (let round = 0; round < maxCurrentSyncRounds; round++) {
     if (!(await acquireCurrentSync(ref, holder, deps))) {
-      deps.logger.info('current/ is being written by another finalize; it writes the newer version', {
+      deps.logger.info('finalize.current_contended', {
         ...refOf(ref),
       });
       return undefined;
@@ -176,7 +176,7 @@ async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<stri
 async function advanceCurrent(detail: ReleaseDetail, deps: MirrorDeps): Promise<boolean> {
   const versionFile = detail.artifactStates.find((a) => a.artifact === versionFileName);
   if (versionFile?.state !== 'verified') {
-    deps.logger.warn('release has no verified version.txt; current/ left as it is', { ...refOf(detail) });
+    deps.logger.warn('finalize.no_version_file', { ...refOf(detail) });
     return false;
   }
   const moved = await deps.ledger.advanceCurrent(detail);
@@ -188,7 +188,7 @@ async function recordAnnounced(ref: ReleaseRef, deps: MirrorDeps): Promise<void>
   const recorded = await recordAfterPublish('release.mirrored', { ...ref }, deps, () =>
     deps.ledger.recordAnnounced(ref),
   );
-  if (!recorded) deps.logger.warn('release.mirrored was recorded by another finalize too', { ...ref });
+  if (!recorded) deps.logger.warn('finalize.recorded_twice', { ...ref });
 }
 
 function refOf(release: ReleaseRef): ReleaseRef {
@@ -231,7 +231,7 @@ export async function finalizeIfDone(
       );
       currentAdvanced = await advanceCurrent(detail, deps);
       if (!(await deps.ledger.completeFinalize(ref))) {
-        deps.logger.warn('another finalize completed this release first', { ...ref });
+        deps.logger.warn('finalize.lost_race', { ...ref });
         return { finalized: false };
       }
     } else {
@@ -251,11 +251,11 @@ export async function finalizeIfDone(
       },
     });
   } catch (error) {
-    deps.logger.error('finalize failed; it will be retried', { ...ref, error: describeError(error) });
+    deps.logger.error('finalize.failed', { ...ref, error: describeError(error) });
     await deps.ledger.abandonFinalize(ref).catch(() => undefined);
     throw error;
   }
   await recordAnnounced(ref, deps);
-  deps.logger.info('release mirrored', { ...ref, currentAdvanced });
+  deps.logger.info('release.mirrored', { ...ref, currentAdvanced });
   return { finalized: true, currentAdvanced };
 }

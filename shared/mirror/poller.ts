@@ -131,7 +131,7 @@ async function pollOne(
     await deps.jobs.sendJobs(plans.map((plan) => jobFor(channel.name, board, version, plan)));
     outcome = 'new-release';
     jobsSent = plans.length;
-    deps.logger.info('new release claimed', { ...release, jobs: jobsSent });
+    deps.logger.info('release.detected', { ...release, jobs: jobsSent });
   }
   await deps.ledger.savePollState({
     ...base,
@@ -143,8 +143,20 @@ async function pollOne(
   return { ...base, outcome, version, jobsSent };
 }
 
-async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<number> {
-  const before = new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
+/** Open work untouched since this moment counts as stalled: `schedule.stallAfterMinutes` ago. */
+export function stallCutoff(deps: Pick<MirrorDeps, 'clock'>, config: CldistConfig): Date {
+  return new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
+}
+
+/**
+ * Sends the jobs again of artifacts still open and untouched since `before` (each taken with a conditional
+ * write, so two sweeps send one job); URLs come from the current config. Returns how many went out.
+ */
+export async function resendStalled(
+  deps: MirrorDeps,
+  config: CldistConfig,
+  before: Date = stallCutoff(deps, config),
+): Promise<number> {
   const stalled = await deps.ledger.listStalled(before, stalledPerRun);
   const jobs: MirrorJob[] = [];
   for (const record of stalled) {
@@ -159,7 +171,7 @@ async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<nu
   }
   if (jobs.length > 0) {
     await deps.jobs.sendJobs(jobs);
-    deps.logger.warn('stalled artifacts sent again', {
+    deps.logger.warn('poll.resent_unfinished', {
       artifacts: jobs.map((j) => `${j.channel}/${j.board}/${j.version}/${j.artifact}`),
     });
   }
@@ -175,8 +187,11 @@ async function resendStalled(deps: MirrorDeps, config: CldistConfig): Promise<nu
  * unannounced for good: the window keeps those from being re-read on every poll for ever, and from
  * crowding newer stranded releases out of the per-run limit.
  */
-async function finalizeStranded(deps: MirrorDeps, config: CldistConfig): Promise<number> {
-  const before = new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
+export async function finalizeStranded(
+  deps: MirrorDeps,
+  config: CldistConfig,
+  before: Date = stallCutoff(deps, config),
+): Promise<number> {
   const since = new Date(before.getTime() - strandedWindowDays * 86_400_000);
   const releases = await deps.ledger.listUnannounced(since, before, stalledPerRun);
   let finalized = 0;
@@ -184,10 +199,10 @@ async function finalizeStranded(deps: MirrorDeps, config: CldistConfig): Promise
     try {
       if ((await finalizeIfDone(release, deps, config)).finalized) finalized++;
     } catch (error) {
-      deps.logger.error('finalize sweep: finalize failed', { ...release, error: describeError(error) });
+      deps.logger.error('finalize.sweep_failed', { ...release, error: describeError(error) });
     }
   }
-  if (finalized > 0) deps.logger.warn('stranded releases finalized by the sweep', { releases: finalized });
+  if (finalized > 0) deps.logger.warn('finalize.stranded_finalized', { releases: finalized });
   return finalized;
 }
 
@@ -215,7 +230,7 @@ async function requeueForTrust(deps: MirrorDeps, config: CldistConfig): Promise<
   }
   if (jobs.length > 0) {
     await deps.jobs.sendJobs(jobs);
-    deps.logger.warn('trust changed; artifacts awaiting trust sent again', {
+    deps.logger.warn('trust.artifacts_resent', {
       trustVersion: trust.version,
       artifacts: jobs.map((j) => `${j.channel}/${j.board}/${j.version}/${j.artifact}`),
     });
@@ -232,7 +247,7 @@ async function warnExpiringKeys(deps: MirrorDeps, config: CldistConfig): Promise
   }
   for (const key of status.expiringSoon) {
     if (!(await deps.ledger.recordKeyWarning(key.signingKeyFingerprint, day))) continue;
-    deps.logger.warn('signing key expires soon', { ...key });
+    deps.logger.warn('keyring.signing_key_expiring', { ...key });
     await deps.notifier.publish({
       event: 'signing_key.expiring',
       channel: '*',
@@ -248,6 +263,38 @@ async function warnExpiringKeys(deps: MirrorDeps, config: CldistConfig): Promise
   return status.expiringSoon.map((key) => key.signingKeyFingerprint);
 }
 
+export interface ResendReport {
+  /** Jobs sent again. */
+  resent: number;
+  /** Releases whose stranded finalize completed. */
+  refinalized: number;
+}
+
+/**
+ * Resending stalled work on its own, without polling: the jobs of every artifact open since `before`, and
+ * the finalize of releases done since then but never announced. A host whose queue was lost (one machine
+ * keeps it in memory) calls it with "now" at start; chaos calls it when its queue went quiet.
+ */
+export async function resendOpenWork(
+  deps: MirrorDeps,
+  config: CldistConfig,
+  before: Date = stallCutoff(deps, config),
+): Promise<ResendReport> {
+  let resent = 0;
+  try {
+    resent = await resendStalled(deps, config, before);
+  } catch (error) {
+    deps.logger.error('poll.stalled_sweep_failed', { error: describeError(error) });
+  }
+  let refinalized = 0;
+  try {
+    refinalized = await finalizeStranded(deps, config, before);
+  } catch (error) {
+    deps.logger.error('finalize.sweep_failed', { error: describeError(error) });
+  }
+  return { resent, refinalized };
+}
+
 /**
  * One scheduled run. Every channel and board is polled concurrently and fails on its own: one upstream's
  * 5xx or timeout is reported in its result and never stops the others. A new version is claimed in the
@@ -260,34 +307,28 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
     targets.map(({ channel, board }) =>
       pollOne(channel, board, deps, config).catch((error: unknown): ChannelPollResult => {
         const message = describeError(error);
-        deps.logger.error('poll failed', { channel: channel.name, board, error: message });
+        deps.logger.warn('poll.origin_unreachable', {
+          channel: channel.name,
+          board,
+          url: currentVersionUrl(channel, board),
+          cause: message,
+        });
         return { channel: channel.name, board, outcome: 'error', error: message };
       }),
     ),
   );
-  let resent = 0;
-  try {
-    resent = await resendStalled(deps, config);
-  } catch (error) {
-    deps.logger.error('stalled sweep failed', { error: describeError(error) });
-  }
-  let refinalized = 0;
-  try {
-    refinalized = await finalizeStranded(deps, config);
-  } catch (error) {
-    deps.logger.error('finalize sweep failed', { error: describeError(error) });
-  }
+  const { resent, refinalized } = await resendOpenWork(deps, config);
   let requeuedForTrust = 0;
   try {
     requeuedForTrust = await requeueForTrust(deps, config);
   } catch (error) {
-    deps.logger.error('trust sweep failed', { error: describeError(error) });
+    deps.logger.error('trust.sweep_failed', { error: describeError(error) });
   }
   let expiringKeys: string[] = [];
   try {
     expiringKeys = await warnExpiringKeys(deps, config);
   } catch (error) {
-    deps.logger.error('signing key check failed', { error: describeError(error) });
+    deps.logger.error('keyring.check_failed', { error: describeError(error) });
   }
   return { results, resent, refinalized, expiringKeys, requeuedForTrust };
 }

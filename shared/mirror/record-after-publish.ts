@@ -20,7 +20,7 @@ export async function recordAfterPublish<T>(
       return await write();
     } catch (error) {
       if (!(error instanceof TransientError)) throw error;
-      deps.logger.warn(`recording ${what} failed; trying again`, { ...context, error: describeError(error) });
+      deps.logger.warn('ledger.record_retry', { what, ...context, error: describeError(error) });
       await delay(wait);
     }
   }

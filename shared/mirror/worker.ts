@@ -2,7 +2,7 @@ import type { CldistConfig } from '../config.ts';
 import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
-import type { ArtifactRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
+import type { ArtifactRef, AttemptRefusal, VerifiedArtifactFacts } from '../ledger/ledger.ts';
 import type { CldistEvent, MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
 import type { StagedUpload } from '../store/types.ts';
@@ -27,6 +27,10 @@ export interface MirrorResult {
   finalize: FinalizeResult;
   bytes?: number;
   resumes?: number;
+  /** `verified`: what the signature check established, for the outcome log. */
+  verified?: VerifiedArtifactFacts;
+  /** `awaiting-trust`: the key the trust did not know, when the ledger names it. */
+  awaiting?: { issuer: string; trustVersion?: string };
 }
 
 export interface MirrorOptions {
@@ -154,7 +158,7 @@ export async function transferArtifact(
     if (!committed) {
       download.cancel();
       await upload?.abort().catch((error: unknown) => {
-        deps.logger.warn('aborting the staged upload failed', { key, error: describeError(error) });
+        deps.logger.warn('store.abort_failed', { key, error: describeError(error) });
       });
     }
   }
@@ -173,7 +177,7 @@ async function releasing<T>(ref: ArtifactRef, deps: MirrorDeps, run: () => Promi
 async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorDeps): Promise<void> {
   const ref = refOf(job);
   await releasing(ref, deps, () => deps.ledger.markMissing(ref, error.message));
-  const sent = await alertOnce(
+  await alertOnce(
     ref,
     'missing',
     () => ({
@@ -187,7 +191,6 @@ async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorD
     }),
     deps,
   );
-  if (sent) deps.logger.warn('artifact missing upstream', { ...ref, url: error.url });
 }
 
 function verificationFailedEvent(job: MirrorJob, reason: string, message: string, deps: MirrorDeps) {
@@ -207,13 +210,71 @@ async function reportBadSignature(job: MirrorJob, error: SignatureError, deps: M
   await releasing(ref, deps, () =>
     deps.ledger.markFailedVerification(ref, `${error.reason}: ${error.message}`),
   );
-  const sent = await alertOnce(
+  await alertOnce(
     ref,
     'failed_verification',
     verificationFailedEvent(job, error.reason, error.message, deps),
     deps,
   );
-  if (sent) deps.logger.error('artifact failed verification', { ...ref, reason: error.reason });
+}
+
+/**
+ * A job whose artifact the ledger would not lease: already done (a duplicate or redelivered job; an owed
+ * alert still goes out and the finalize is tried), parked for trust, busy with another worker, or unknown.
+ */
+async function notStarted(
+  reason: AttemptRefusal,
+  job: MirrorJob,
+  deps: MirrorDeps,
+  config: CldistConfig,
+): Promise<MirrorResult> {
+  const ref = refOf(job);
+  const release = { channel: job.channel, board: job.board, version: job.version };
+  switch (reason) {
+    case 'verified':
+      return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
+    case 'failed_verification': {
+      deps.logger.info('artifact.already_failed', { ...ref });
+      const lastError = (await deps.ledger.getArtifact(ref))?.lastError ?? '';
+      const split = lastError.indexOf(': ');
+      await alertOnce(
+        ref,
+        'failed_verification',
+        split > 0
+          ? verificationFailedEvent(job, lastError.slice(0, split), lastError.slice(split + 2), deps)
+          : verificationFailedEvent(job, 'unknown', lastError, deps),
+        deps,
+      );
+      return { outcome: 'already-failed', finalize: await finalizeIfDone(release, deps, config) };
+    }
+    case 'awaiting_trust': {
+      const record = await deps.ledger.getArtifact(ref);
+      if (record?.awaitingIssuer !== undefined && record.trustVersion !== undefined) {
+        await alertAwaitingTrust(
+          job,
+          { issuer: record.awaitingIssuer, trustVersion: record.trustVersion },
+          deps,
+        );
+      }
+      return {
+        outcome: 'awaiting-trust',
+        finalize: { finalized: false },
+        ...(record?.awaitingIssuer === undefined
+          ? {}
+          : { awaiting: { issuer: record.awaitingIssuer, trustVersion: record.trustVersion } }),
+      };
+    }
+    case 'busy':
+      throw new TransientError(
+        'artifact-busy',
+        `${job.artifact} of ${job.version} is being mirrored by another worker`,
+      );
+    case 'unknown':
+      throw new PermanentError(
+        'unknown-release',
+        `release ${job.channel}/${job.board}/${job.version} was never claimed`,
+      );
+  }
 }
 
 /**
@@ -237,47 +298,7 @@ export async function mirrorArtifact(
   const ref = refOf(job);
   const release = { channel: job.channel, board: job.board, version: job.version };
   const attempt = await deps.ledger.beginAttempt(ref, deps.leaseSeconds ?? defaultLeaseSeconds);
-  if (!attempt.started) {
-    switch (attempt.reason) {
-      case 'verified':
-        return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
-      case 'failed_verification': {
-        deps.logger.info('artifact failed verification before; not fetched again', { ...ref });
-        const lastError = (await deps.ledger.getArtifact(ref))?.lastError ?? '';
-        const split = lastError.indexOf(': ');
-        await alertOnce(
-          ref,
-          'failed_verification',
-          split > 0
-            ? verificationFailedEvent(job, lastError.slice(0, split), lastError.slice(split + 2), deps)
-            : verificationFailedEvent(job, 'unknown', lastError, deps),
-          deps,
-        );
-        return { outcome: 'already-failed', finalize: await finalizeIfDone(release, deps, config) };
-      }
-      case 'awaiting_trust': {
-        const record = await deps.ledger.getArtifact(ref);
-        if (record?.awaitingIssuer !== undefined && record.trustVersion !== undefined) {
-          await alertAwaitingTrust(
-            job,
-            { issuer: record.awaitingIssuer, trustVersion: record.trustVersion },
-            deps,
-          );
-        }
-        return { outcome: 'awaiting-trust', finalize: { finalized: false } };
-      }
-      case 'busy':
-        throw new TransientError(
-          'artifact-busy',
-          `${job.artifact} of ${job.version} is being mirrored by another worker`,
-        );
-      case 'unknown':
-        throw new PermanentError(
-          'unknown-release',
-          `release ${job.channel}/${job.board}/${job.version} was never claimed`,
-        );
-    }
-  }
+  if (!attempt.started) return notStarted(attempt.reason, job, deps, config);
   // Sent again after a refusal for an unknown signer: the trust changed since, but this warm function's
   // keyring may not have (its reads for unknown signers are rate-limited). One conditional read settles it.
   if (attempt.record.trustVersion !== undefined) await deps.signatures.refreshTrust();
@@ -290,8 +311,8 @@ export async function mirrorArtifact(
       return { outcome: 'missing', finalize: await finalizeIfDone(release, deps, config) };
     }
     if (error instanceof SignatureError && error.reason === 'unknown-key') {
-      await parkAwaitingTrust(job, error, deps);
-      return { outcome: 'awaiting-trust', finalize: { finalized: false } };
+      const awaiting = await parkAwaitingTrust(job, error, deps);
+      return { outcome: 'awaiting-trust', finalize: { finalized: false }, awaiting };
     }
     if (error instanceof SignatureError) {
       await reportBadSignature(job, error, deps);
@@ -303,11 +324,11 @@ export async function mirrorArtifact(
   }
   const { resumes, ...verified } = facts;
   await deps.ledger.markVerified(ref, verified);
-  deps.logger.info('artifact verified', { ...ref, bytes: verified.size, resumes });
   return {
     outcome: 'verified',
     bytes: verified.size,
     resumes,
+    verified,
     finalize: await finalizeIfDone(release, deps, config),
   };
 }

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { planChaos } from '../../local/chaos/plan.ts';
-import { formatChaosReport, runChaos } from '../../local/chaos/run.ts';
+import { planChaos } from '../chaos/plan.ts';
+import { formatChaosReport, runChaos } from '../chaos/run.ts';
 import { probeTmpfs } from '../support/tmpfs.ts';
 
 const tmpfs = await probeTmpfs();
 
 /**
- * Seed 1 is the short CI run: its 4 releases draw a tampered required artifact, a tampered optional one (the
+ * Seed 925 is the short CI run (with fast-check's generator behind the schedule): its 4 releases draw a tampered required artifact, a tampered optional one (the
  * release must still be mirrored), a missing optional one, a killed worker, duplicate and reordered jobs,
  * 5xx, slow, stalled and dropped responses, and both stand-ins going away.
  */
-const ciSeed = 1;
+const ciSeed = 925;
 
 describe('seeded chaos run of the release mirror', () => {
   it('draws the same fault schedule for the same seed, and another for another seed', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TransferTracker } from '../../local/progress.ts';
 import { createLogger, type LogRecord } from '../../local/runtime/log.ts';
-import { type ServeHandle, type ServeOptions, startServe } from '../../local/serve.ts';
+import { type ServeHandle, type ServeOptions, startServe } from '../../local/serve/index.ts';
 import type { SimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 
@@ -86,7 +86,8 @@ export async function serveFor(
   const records: LogRecord[] = [];
   const logger = createLogger({ format: 'json', write: () => {}, onRecord: (r) => records.push(r) });
   const handle = await startServe({
-    config,
+    // A transient failure comes back after a second, not five: the tests wait for retries.
+    config: { ...config, queue: { ...config.queue, retry: { ...config.queue.retry, firstDelaySeconds: 1 } } },
     dataDir,
     host: '127.0.0.1',
     port: 0,
@@ -94,7 +95,6 @@ export async function serveFor(
     logger,
     tracker: quietTracker,
     pollEveryMs: 3_600_000,
-    baseBackoffSeconds: 1,
     ...extra,
   });
   return { handle, records };

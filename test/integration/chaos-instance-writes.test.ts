@@ -1,8 +1,8 @@
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { planInstanceWrites, runInstanceWrites } from '../../local/chaos/instance-writes.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
+import { planInstanceWrites, runInstanceWrites } from '../chaos/instance-writes.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 
 const clients = emulatorClients();

@@ -107,7 +107,7 @@ function readProcStatus(): string {
 
 async function serverChild(dataDir: string): Promise<void> {
   const [{ startServe }, { createLogger }, { parseConfig }] = await Promise.all([
-    import('../../local/serve.ts'),
+    import('../../local/serve/index.ts'),
     import('../../local/runtime/log.ts'),
     import('../../shared/config.ts'),
   ]);

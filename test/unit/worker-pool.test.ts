@@ -108,7 +108,7 @@ describe('worker pool over SQS (fauxqs)', () => {
       queueUrl: jobs.url,
       concurrency: 1,
       waitTimeSeconds: 1,
-      baseBackoffSeconds: 0,
+      retry: { firstDelaySeconds: 0, maxDelaySeconds: 0 },
       logger: silentLogger,
       handleJob: async (_body, context) => {
         receiveCounts.push(context.receiveCount);

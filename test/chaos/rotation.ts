@@ -1,10 +1,10 @@
 import * as openpgp from 'openpgp';
+import { type RotationKeys, rotationKeys } from '../../local/sim-origin/rotation.ts';
 import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
 import type { TrustSource } from '../../shared/trust/source.ts';
 import { loadTrustedKeyring, type TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { loadKeyring } from '../../shared/verify/keyring.ts';
-import { type RotationKeys, rotationKeys } from '../sim-origin/rotation.ts';
 import { forkRandom, randomInt } from './plan.ts';
 
 /** The rotation fault: from release `rotateAt` on, the upstream signs with a subkey the mirror does not have. */

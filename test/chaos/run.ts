@@ -11,6 +11,19 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
+
+import { startEmulators } from '../../local/emulators.ts';
+import { silentLogger as silentRunnerLogger } from '../../local/runtime/log.ts';
+import { makeSimKeyring } from '../../local/sim-origin/keyring.ts';
+
+import {
+  type ArtifactSpec,
+  type FaultHandle,
+  faults,
+  type SimOrigin,
+  startSimOrigin,
+} from '../../local/sim-origin/sim-origin.ts';
+import { type JobContext, type JobOutcome, startWorkerPool } from '../../local/worker-pool.ts';
 import { makeAwsClients } from '../../shared/aws-clients.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { describeError, PermanentError, TransientError } from '../../shared/errors.ts';
@@ -18,32 +31,21 @@ import { createDynamoLedger, type Ledger, type ReleaseRef } from '../../shared/l
 import { ledgerKey } from '../../shared/ledger/table.ts';
 import { type CldistEvent, type MirrorJob, parseMirrorJob } from '../../shared/messages.ts';
 import {
-  createSqsJobQueue,
   type JobQueue,
   type MirrorDeps,
   type SignatureChecker,
   silentLogger,
 } from '../../shared/mirror/deps.ts';
-import { runPoll } from '../../shared/mirror/poller.ts';
-import { keyringChecker, trustedChecker } from '../../shared/mirror/signatures.ts';
-import { mirrorArtifact } from '../../shared/mirror/worker.ts';
+import { type MirrorJobResult, runMirrorJob } from '../../shared/mirror/job.ts';
+import { resendOpenWork, runPoll } from '../../shared/mirror/poller.ts';
+import { createMirrorRuntime } from '../../shared/mirror/runtime.ts';
+import { keyringChecker } from '../../shared/mirror/signatures.ts';
 import { storeKey } from '../../shared/release/layout.ts';
 import { compareVersions, parseVersionFile } from '../../shared/release/version-file.ts';
 import { createLocalStore, createS3Store } from '../../shared/store/index.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
 import type { Keyring } from '../../shared/verify/keyring.ts';
 import { verifyDetached } from '../../shared/verify/verify.ts';
-import { startEmulators } from '../emulators.ts';
-import { silentLogger as silentRunnerLogger } from '../runtime/log.ts';
-import { makeSimKeyring } from '../sim-origin/keyring.ts';
-import {
-  type ArtifactSpec,
-  type FaultHandle,
-  faults,
-  type SimOrigin,
-  startSimOrigin,
-} from '../sim-origin/sim-origin.ts';
-import { type JobOutcome, startWorkerPool } from '../worker-pool.ts';
 import { type DiskFaults, findLostArtifacts, prepareDiskFaults } from './disk-faults.ts';
 import { planInstanceWrites, runInstanceWrites } from './instance-writes.ts';
 import {
@@ -62,7 +64,6 @@ import {
 import { type OutageProxy, startOutageProxy } from './proxy.ts';
 import { allRecords, checkRotation, planRotation, startRotation } from './rotation.ts';
 
-const MiB = 1024 * 1024;
 const leaseSeconds = 8;
 const maxReceives = 12;
 const stuckAfterMs = 30_000;
@@ -606,8 +607,9 @@ async function checkInvariants(context: CheckContext): Promise<InvariantResult[]
   ];
 }
 
-function chaosConfig(originBaseUrl: string, seed: number): CldistConfig {
+function chaosConfig(originBaseUrl: string, seed: number, storeKind: 'local' | 's3'): CldistConfig {
   return parseConfig({
+    store: storeKind === 's3' ? { kind: 's3', bucket: `chaos-mirror-${seed}`, prefix: '' } : undefined,
     channels: chaosChannels.map((name) => ({ name, baseUrl: originBaseUrl })),
     boards: [chaosBoard],
     artifacts: chaosArtifacts.map((a) => ({ ...a })),
@@ -615,7 +617,11 @@ function chaosConfig(originBaseUrl: string, seed: number): CldistConfig {
     worker: { partSizeMiB: 5, partsInFlight: 2 },
     schedule: { everyMinutes: 1, stallAfterMinutes: 1 },
     table: `chaos-ledger-${seed}`,
-    queue: { jobs: `chaos-jobs-${seed}`, deadLetter: `chaos-jobs-dlq-${seed}` },
+    queue: {
+      jobs: `chaos-jobs-${seed}`,
+      deadLetter: `chaos-jobs-dlq-${seed}`,
+      retry: { maxReceives, firstDelaySeconds: 1, maxDelaySeconds: 4 },
+    },
     topic: `chaos-events-${seed}`,
   });
 }
@@ -653,11 +659,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       rotation === undefined ? {} : { privateKeyArmored: rotation.keys.privateKeyArmored },
     );
     cleanups.push(() => origin.close());
-    const config = chaosConfig(origin.baseUrl, options.seed);
+    const config = chaosConfig(origin.baseUrl, options.seed, storeKind);
     const emulators = await startEmulators({
       ledgerPath: disk?.ledgerPath ?? join(folder, 'ledger'),
       config,
-      maxReceives,
+      maxReceives: config.queue.retry.maxReceives,
       visibilityTimeoutSeconds: 10,
     });
     cleanups.push(() => emulators.close());
@@ -693,35 +699,43 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const instanceWrites = runInstanceWrites(observer.doc, tableName, planInstanceWrites(options.seed));
     instanceWrites.catch(() => undefined);
 
-    let baseStore: ObjectStore;
+    const localMirrorRoot = disk?.mirrorPath ?? join(folder, 'mirror');
     let observedStore: ObjectStore;
-    if (storeKind === 's3') {
-      const bucket = `chaos-mirror-${options.seed}`;
+    if (config.store.kind === 's3') {
+      const bucket = config.store.bucket;
       await observer.s3.send(new CreateBucketCommand({ Bucket: bucket }));
-      baseStore = createS3Store(system.s3, { bucket, partSizeBytes: 5 * MiB, partsInFlight: 2 });
       observedStore = createS3Store(observer.s3, { bucket });
     } else {
-      baseStore = createLocalStore(disk?.mirrorPath ?? join(folder, 'mirror'));
-      observedStore = createLocalStore(disk?.mirrorPath ?? join(folder, 'mirror'));
+      observedStore = createLocalStore(localMirrorRoot);
     }
     const keyring = rotation === undefined ? await makeSimKeyring(origin) : rotation.trust.peek().keyring;
     const events: CldistEvent[] = [];
     const observedLedger = createDynamoLedger(observer.doc, tableName);
-    const plainDeps: MirrorDeps = {
-      ledger: recordingLedger(createDynamoLedger(system.doc, tableName), tally),
-      store: recordingStore(baseStore, tally),
-      notifier: {
-        async publish(event) {
-          events.push(structuredClone(event));
-        },
-      },
-      jobs: chaosJobQueue(createSqsJobQueue(system.sqs, jobsQueueUrl), plan, tally),
-      signatures: rotation === undefined ? keyringChecker(keyring) : trustedChecker(rotation.trust),
-      clock: () => new Date(),
+    // The mirror's own assembly, over the relays; chaos only wraps its parts with recorders and faults.
+    const runtime = await createMirrorRuntime({
+      config,
+      resources: { ...emulators.resources, localMirrorRoot },
+      clients: system,
       logger: silentLogger,
-      leaseSeconds,
-    };
-    const deps = options.wrapDeps?.(plainDeps) ?? plainDeps;
+      ...(rotation === undefined ? {} : { trust: rotation.trust }),
+      decorate: (built) => {
+        const recorded: MirrorDeps = {
+          ...built,
+          ledger: recordingLedger(built.ledger, tally),
+          store: recordingStore(built.store, tally),
+          notifier: {
+            async publish(event) {
+              events.push(structuredClone(event));
+            },
+          },
+          jobs: chaosJobQueue(built.jobs, plan, tally),
+          ...(rotation === undefined ? { signatures: keyringChecker(keyring) } : {}),
+          leaseSeconds,
+        };
+        return options.wrapDeps?.(recorded) ?? recorded;
+      },
+    });
+    const { deps } = runtime;
 
     const kills = new Map<string, number[]>();
     for (const release of plan.releases) {
@@ -739,7 +753,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
      * One delivery. A planned kill makes the upload die after some bytes the way a killed process does:
      * no abort of the staged upload and no ledger write; the message comes back after its visibility.
      */
-    const handleJob = async (body: string, context: { signal: AbortSignal }): Promise<void> => {
+    const handleJob = async (body: string, context: JobContext): Promise<MirrorJobResult> => {
       const job = parseMirrorJob(body);
       const key = storeKey(job.channel, job.board, job.version, job.artifact);
       let verified = false;
@@ -784,7 +798,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ...deps.ledger,
         endAttempt: (ref, error) => (killed ? Promise.resolve() : deps.ledger.endAttempt(ref, error)),
       };
-      await mirrorArtifact(job, { ...deps, signatures, store, ledger }, config, { signal: context.signal });
+      return runMirrorJob(
+        body,
+        { deps: { ...deps, signatures, store, ledger }, config },
+        { signal: context.signal, receiveCount: context.receiveCount },
+      );
     };
 
     const pool = startWorkerPool({
@@ -795,8 +813,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       logger: silentRunnerLogger,
       waitTimeSeconds: 1,
       visibilityTimeoutSeconds: 10,
-      baseBackoffSeconds: 1,
-      maxBackoffSeconds: 4,
+      retry: config.queue.retry,
       onOutcome(outcome: JobOutcome) {
         if (outcome.kind === 'done') tally.jobs.done++;
         if (outcome.kind === 'permanent') tally.jobs.permanent++;
@@ -910,8 +927,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           tally.jobs.redriven += await redrive(observer.sqs, deadLetterQueueUrl, jobsQueueUrl);
           log(`redrove ${tally.jobs.redriven} dead-lettered jobs so far`);
         } else if (depth === 0 && Date.now() - idleSince > 3000) {
-          const later = new Date(Date.now() + (config.schedule.stallAfterMinutes + 1) * 60_000);
-          const report = await runPoll({ ...deps, clock: () => later }, config);
+          // Every open artifact counts as stalled, even one touched a moment ago: the queue is empty.
+          const report = await resendOpenWork(deps, config, new Date(Date.now() + 60_000));
+          // A scheduled poll too: it sends again what waits for a trust the operator changed meanwhile.
+          await runPoll(deps, config);
           tally.jobs.swept += report.resent;
           tally.jobs.refinalized += report.refinalized;
           idleSince = Date.now();

@@ -10,6 +10,7 @@ import { createDynamoInstanceRepository } from '../../shared/instances/repositor
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
+import { forkRandom, type Random } from './plan.ts';
 
 /** A fault plan of its own, drawn from the run's seed: how many ids, rounds and writers per round. */
 export interface InstanceWritePlan {
@@ -19,16 +20,9 @@ export interface InstanceWritePlan {
   writers: number[];
 }
 
-/** mulberry32, seeded apart from the mirror's generators so this fault does not shift their schedule. */
-function random(seed: number): () => number {
-  let state = (seed ^ 0x5eed1d5) >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A generator of its own, seeded apart from the mirror's so this fault does not shift their schedule. */
+function random(seed: number): Random {
+  return forkRandom(seed, 'instance-writes');
 }
 
 export function planInstanceWrites(seed: number, rounds = 6, ids = 4): InstanceWritePlan {

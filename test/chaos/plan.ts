@@ -1,18 +1,30 @@
 import { createHash } from 'node:crypto';
+import * as fc from 'fast-check';
 
 /** A seeded source of numbers in [0, 1). */
 export type Random = () => number;
 
-/** mulberry32: tiny, fast, and the same sequence for a seed on every machine, so a seed replays a run. */
-export function mulberry32(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Hands out fast-check's own generator, as seeded, instead of a value drawn from it. */
+class GeneratorArbitrary extends fc.Arbitrary<fc.Random> {
+  generate(mrng: fc.Random): fc.Value<fc.Random> {
+    return new fc.Value(mrng.clone(), undefined);
+  }
+  canShrinkWithoutContext(_value: unknown): _value is fc.Random {
+    return false;
+  }
+  shrink(): fc.Stream<fc.Value<fc.Random>> {
+    return fc.Stream.nil();
+  }
+}
+
+/**
+ * fast-check's seeded generator (its default, xorshift128+): the same sequence for a seed on every machine,
+ * so a seed replays a run.
+ */
+export function seededRandom(seed: number): Random {
+  const [generator] = fc.sample(new GeneratorArbitrary(), { seed, numRuns: 1 });
+  if (generator === undefined) throw new Error('fast-check drew no generator');
+  return () => generator.nextInt(0, 0xffffffff) / 0x100000000;
 }
 
 /**
@@ -20,7 +32,7 @@ export function mulberry32(seed: number): Random {
  * (another fault kind, a longer run) never shifts what another purpose gets.
  */
 export function forkRandom(seed: number, label: string): Random {
-  return mulberry32(createHash('sha256').update(`${seed}\u0000${label}`).digest().readUInt32BE(0));
+  return seededRandom(createHash('sha256').update(`${seed}\u0000${label}`).digest().readInt32BE(0));
 }
 
 /** Inclusive at both ends, so a plan reads like its ranges ("1 to 6 MiB"). */

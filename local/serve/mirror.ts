@@ -1,0 +1,52 @@
+import { join } from 'node:path';
+import type { CldistConfig } from '../../shared/config.ts';
+import { createMirrorRuntime, type MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import { describeStore, resolveMirrorStore } from '../../shared/mirror/store-location.ts';
+import { sweepStaging } from '../../shared/store/index.ts';
+import { finalizedBeforeMirrored } from '../runtime/notifications.ts';
+import type { Foundation } from './foundation.ts';
+import type { ServeContext, ServeOptions } from './types.ts';
+
+export interface LocalMirror {
+  runtime: MirrorRuntime;
+  /** `s3://bucket/prefix` or the folder, for the start-up log. */
+  storeDescription: string;
+}
+
+/** `--store s3://…` replaces the config's store; without either, the mirror is `{dataDir}/mirror`. */
+function withStoreFlag(config: CldistConfig, flag: ServeOptions['store']): CldistConfig {
+  return flag === undefined ? config : { ...config, store: { kind: 's3', ...flag } };
+}
+
+/**
+ * The mirror runtime of this machine: the shared assembly over the stand-ins, with the host's watched trust
+ * and its notifications (console, webhooks, status page and the stand-in topic). A local mirror folder is
+ * swept of staged files first: one process owns the data dir, so any there were left by a killed run.
+ */
+export async function openLocalMirror(
+  context: ServeContext,
+  base: Pick<Foundation, 'emulators' | 'trust' | 'notifications'>,
+): Promise<LocalMirror> {
+  const { options, logger } = context;
+  const config = withStoreFlag(context.config, options.store);
+  const localMirrorRoot = join(context.dataDir, 'mirror');
+  const store = resolveMirrorStore(config, { localMirrorRoot });
+  if (store.kind === 'local') {
+    const swept = await sweepStaging(store.path, 0);
+    if (swept > 0) logger.info('store.staging_swept', { files: swept, root: store.path });
+  }
+  const { clients, resources } = base.emulators;
+  const runtime = await createMirrorRuntime({
+    config,
+    resources: { ...resources, localMirrorRoot },
+    clients: { ...clients, s3: options.s3 ?? clients.s3 },
+    logger,
+    clock: context.clock,
+    trust: base.trust,
+    decorate: (deps) => ({
+      ...deps,
+      notifier: finalizedBeforeMirrored(base.notifications.notifier, logger),
+    }),
+  });
+  return { runtime, storeDescription: describeStore(store) };
+}

@@ -1,0 +1,46 @@
+import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
+import { keyringStatus } from '../../shared/verify/keyring.ts';
+import type { DiskGuard } from '../runtime/disk-guard.ts';
+import type { LocalNotifications } from '../runtime/notifications.ts';
+import { listInstanceRows } from '../status/instances.ts';
+import { buildStatus, type StatusModel } from '../status/model.ts';
+import type { WorkerPool } from '../worker-pool.ts';
+import type { LocalInstances } from './instances.ts';
+import type { Scheduler } from './scheduler.ts';
+
+/** Instances the status page lists; a provider has many, and `cldist instances get` shows any one. */
+const statusInstanceLimit = 50;
+
+/** The status page's model, read from the parts that own each fact. */
+export function statusSource(parts: {
+  runtime: MirrorRuntime;
+  trust: TrustedKeyring;
+  notifications: LocalNotifications;
+  scheduler: Scheduler;
+  pool: Pick<WorkerPool, 'inFlight'>;
+  concurrency: number;
+  instances: LocalInstances;
+  diskGuard: DiskGuard;
+  demo: boolean;
+  url: string;
+}): () => Promise<StatusModel> {
+  const { config, deps } = parts.runtime;
+  const warningDays = config.keyring.expiryWarningDays;
+  return () =>
+    buildStatus({
+      ledger: deps.ledger,
+      channels: config.channels,
+      boards: config.boards,
+      keyring: () => keyringStatus(parts.trust.peek().keyring, deps.clock(), warningDays),
+      keyWarningDays: warningDays,
+      recentEvents: () => parts.notifications.recent(),
+      pollProblem: parts.scheduler.pollProblem,
+      worker: () => ({ inFlight: parts.pool.inFlight, concurrency: parts.concurrency }),
+      demo: parts.demo,
+      mirrorBaseUrl: `${parts.url}/mirror`,
+      instances: () => listInstanceRows(parts.instances.instances, statusInstanceLimit),
+      disk: () => parts.diskGuard.state(),
+      clock: deps.clock,
+    });
+}
