@@ -185,19 +185,21 @@ export class CldistStack extends Stack {
       maxReceiveCount: config.queue.retry.maxReceives,
     });
 
+    // The poller and the worker read the same resources: both assemble the one mirror runtime.
+    const mirrorResources = {
+      tableName: table.tableName,
+      topicArn: eventsTopic.topic.topicArn,
+      mirrorBucket: mirrorBucket.bucketName,
+      trustKeyringKey,
+      jobsQueueUrl: jobs.queue.queueUrl,
+    };
     const poller = new CldistFunction(this, 'Poller', {
       entry: entry('poller', 'poller'),
       projectRoot,
       description: 'cldist poller: reads each channel current/version.txt and enqueues new releases',
       serviceName: serviceNames.poller,
       config: deployedConfig,
-      resources: {
-        tableName: table.tableName,
-        topicArn: eventsTopic.topic.topicArn,
-        mirrorBucket: mirrorBucket.bucketName,
-        trustKeyringKey,
-        jobsQueueUrl: jobs.queue.queueUrl,
-      },
+      resources: mirrorResources,
       memorySize: 512,
       timeout: Duration.minutes(5),
       logRetentionDays: logRetention,
@@ -210,13 +212,7 @@ export class CldistStack extends Stack {
       description: `cldist mirror worker: verifies and stores one artifact (sized for ${config.limits.maxArtifactBytes} bytes at ${deploy.worker.minThroughputMBps} MB/s)`,
       serviceName: serviceNames.worker,
       config: deployedConfig,
-      resources: {
-        tableName: table.tableName,
-        topicArn: eventsTopic.topic.topicArn,
-        mirrorBucket: mirrorBucket.bucketName,
-        trustKeyringKey,
-        jobsQueueUrl: jobs.queue.queueUrl,
-      },
+      resources: mirrorResources,
       memorySize: this.workerSize.memoryMiB,
       timeout: Duration.seconds(this.workerSize.timeoutSeconds),
       ephemeralStorageMiB: this.workerSize.ephemeralStorageMiB,

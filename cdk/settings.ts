@@ -15,6 +15,16 @@ export const contextKeys = {
 /** The file single-machine mode reads too; when it is absent the app deploys the defaults. */
 export const defaultConfigFile = 'cldist.config.json';
 
+/** API Gateway throttles (requests per second, burst) when the settings leave them out. */
+const apiDefaults = {
+  instanceRateLimit: 20,
+  instanceBurstLimit: 40,
+  metadataRateLimit: 100,
+  metadataBurstLimit: 200,
+  defaultRateLimit: 10,
+  defaultBurstLimit: 20,
+};
+
 /** SNS filter on the message attributes every notification carries (see shared/messages.ts). */
 const filterSchema = z
   .strictObject({
@@ -100,14 +110,7 @@ export const deploySettingsSchema = z
         (api) => (api.domainName === undefined) === (api.certificateArn === undefined),
         'domainName and certificateArn go together: set both or neither',
       )
-      .default({
-        instanceRateLimit: 20,
-        instanceBurstLimit: 40,
-        metadataRateLimit: 100,
-        metadataBurstLimit: 200,
-        defaultRateLimit: 10,
-        defaultBurstLimit: 20,
-      }),
+      .default(apiDefaults),
     mirror: z
       .strictObject({
         /** Serve the mirror through CloudFront (origin access control; the bucket stays private). */
@@ -142,14 +145,7 @@ export const deploySettingsSchema = z
   .default({
     subscriptions: [],
     worker: { maxConcurrency: 2, minThroughputMBps: 50 },
-    api: {
-      instanceRateLimit: 20,
-      instanceBurstLimit: 40,
-      metadataRateLimit: 100,
-      metadataBurstLimit: 200,
-      defaultRateLimit: 10,
-      defaultBurstLimit: 20,
-    },
+    api: apiDefaults,
     mirror: { cloudFront: true, accessLogs: false, trustKeyringKey: 'trust/keyring.asc' },
     alarms: { api5xxPerFiveMinutes: 10 },
     logRetentionDays: 90,

@@ -1,4 +1,4 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { ConfigError } from '../../shared/errors.ts';
 import {
   parseApiUrl,
@@ -7,6 +7,7 @@ import {
   proxyRetryAfterSeconds,
 } from '../metadata-proxy/options.ts';
 import { type ProxySettings, proxyDefaults } from '../metadata-proxy/start.ts';
+import { logFormatOption } from './log-format-option.ts';
 
 interface ProxyFlags {
   listen?: string;
@@ -109,12 +110,7 @@ export function registerMetadataProxyCommand(program: Command): void {
       're-read the secret file at least this often, besides watching it',
       String(proxyDefaults.secretReloadSeconds),
     )
-    .addOption(
-      new Option(
-        '--log-format <format>',
-        'log lines as JSON or short text (default: text on a terminal, JSON otherwise)',
-      ).choices(['json', 'pretty']),
-    )
+    .addOption(logFormatOption())
     .addHelpText(
       'after',
       '\nAn unregistered source address gets 404. If the API cannot be reached the instance gets 503 with\n' +

@@ -1,9 +1,10 @@
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { type CldistConfig, loadConfigFile, parseConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { Demo } from '../demo.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { ServeHandle } from '../serve/index.ts';
+import { logFormatOption } from './log-format-option.ts';
 
 interface ServeFlags {
   config?: string;
@@ -210,12 +211,7 @@ export function registerServeCommand(program: Command): void {
       'pause mirroring while the data dir has less free space than this, 0 for never (default: config worker.minFreeDiskMiB, 256)',
       integer(0, 1024 * 1024),
     )
-    .addOption(
-      new Option(
-        '--log-format <format>',
-        'log lines as JSON or short text (default: text on a terminal, JSON otherwise)',
-      ).choices(['json', 'pretty']),
-    )
+    .addOption(logFormatOption())
     .addHelpText(
       'after',
       '\nStop with Ctrl-C or SIGTERM: running transfers are aborted and nothing half-written becomes visible. A\n' +

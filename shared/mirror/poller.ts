@@ -1,7 +1,7 @@
 import type { ChannelConfig, CldistConfig } from '../config.ts';
 import { describeError } from '../errors.ts';
 import { conditionalGet, NotFoundError } from '../http/fetch.ts';
-import type { ArtifactPlan, PollState } from '../ledger/ledger.ts';
+import type { ArtifactPlan, ArtifactRecord, PollState } from '../ledger/ledger.ts';
 import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
@@ -148,6 +148,18 @@ export function stallCutoff(deps: Pick<MirrorDeps, 'clock'>, config: CldistConfi
   return new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
 }
 
+/** The job for an artifact the ledger already knows; undefined when its channel left the config. */
+function resendJob(config: CldistConfig, record: ArtifactRecord): MirrorJob | undefined {
+  const channel = config.channels.find((c) => c.name === record.channel);
+  if (channel === undefined) return undefined;
+  const urls = artifactUrls(channel, record.board, record.version, record.artifact);
+  return jobFor(record.channel, record.board, record.version, { ...record, ...urls, name: record.artifact });
+}
+
+function jobName(job: MirrorJob): string {
+  return `${job.channel}/${job.board}/${job.version}/${job.artifact}`;
+}
+
 /**
  * Sends the jobs again of artifacts still open and untouched since `before` (each taken with a conditional
  * write, so two sweeps send one job); URLs come from the current config. Returns how many went out.
@@ -160,20 +172,12 @@ export async function resendStalled(
   const stalled = await deps.ledger.listStalled(before, stalledPerRun);
   const jobs: MirrorJob[] = [];
   for (const record of stalled) {
-    const channel = config.channels.find((c) => c.name === record.channel);
-    if (channel === undefined) continue;
-    if (await deps.ledger.touchStalled(record, record.updatedAt)) {
-      const urls = artifactUrls(channel, record.board, record.version, record.artifact);
-      jobs.push(
-        jobFor(record.channel, record.board, record.version, { ...record, ...urls, name: record.artifact }),
-      );
-    }
+    const job = resendJob(config, record);
+    if (job !== undefined && (await deps.ledger.touchStalled(record, record.updatedAt))) jobs.push(job);
   }
   if (jobs.length > 0) {
     await deps.jobs.sendJobs(jobs);
-    deps.logger.warn('poll.resent_unfinished', {
-      artifacts: jobs.map((j) => `${j.channel}/${j.board}/${j.version}/${j.artifact}`),
-    });
+    deps.logger.warn('poll.resent_unfinished', { artifacts: jobs.map(jobName) });
   }
   return jobs.length;
 }
@@ -219,21 +223,12 @@ async function requeueForTrust(deps: MirrorDeps, config: CldistConfig): Promise<
   const jobs: MirrorJob[] = [];
   for (const record of waiting) {
     if (record.trustVersion === trust.version) continue;
-    const channel = config.channels.find((c) => c.name === record.channel);
-    if (channel === undefined) continue;
-    if (await deps.ledger.requeueArtifact(record, ['awaiting_trust'])) {
-      const urls = artifactUrls(channel, record.board, record.version, record.artifact);
-      jobs.push(
-        jobFor(record.channel, record.board, record.version, { ...record, ...urls, name: record.artifact }),
-      );
-    }
+    const job = resendJob(config, record);
+    if (job !== undefined && (await deps.ledger.requeueArtifact(record, ['awaiting_trust']))) jobs.push(job);
   }
   if (jobs.length > 0) {
     await deps.jobs.sendJobs(jobs);
-    deps.logger.warn('trust.artifacts_resent', {
-      trustVersion: trust.version,
-      artifacts: jobs.map((j) => `${j.channel}/${j.board}/${j.version}/${j.artifact}`),
-    });
+    deps.logger.warn('trust.artifacts_resent', { trustVersion: trust.version, artifacts: jobs.map(jobName) });
   }
   return jobs.length;
 }

@@ -215,12 +215,16 @@ describe('release mirror under faults', () => {
       (await runPoll(deps, started.config)).results.map((r) => `${r.channel}:${r.outcome}`);
     expect(await outcomes()).toEqual(['alpha:error', 'beta:not-published', 'gamma:new-release']);
     expect(await outcomes()).toEqual(['alpha:new-release', 'beta:not-published', 'gamma:unchanged']);
-    expect(warnings.filter(([message]) => message.startsWith('poll.'))).toEqual([
+    expect(warnings.filter(([message]) => message === 'poll.not_published')).toEqual([
       [
         'poll.not_published',
         { channel: 'beta', board, url: `${started.origin.url}/beta/${board}/current/version.txt` },
       ],
     ]);
+    // The 503 is an unreachable origin, said once for the one poll it failed; the 404 never is.
+    expect(
+      warnings.filter(([message]) => message === 'poll.origin_unreachable').map(([, a]) => a?.channel),
+    ).toEqual(['alpha']);
   });
 
   it('acknowledges a malformed job, retries a 503, and refuses a job whose URL is not the configured one', async () => {
