@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
-import { BatchWriteCommand, type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  paginateQuery,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
 import {
   instanceKeyParts,
@@ -172,29 +177,27 @@ export async function listAudit(
   limit: number,
 ): Promise<AuditEntry[]> {
   const found: AuditEntry[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await ledgerCall('query audit', () =>
-      doc.send(
-        new QueryCommand({
-          TableName: table,
-          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
-          ExpressionAttributeNames: keyNames,
-          ExpressionAttributeValues: {
-            ':pk': instanceKeyParts.partition(id),
-            ':audit': instanceKeyParts.auditSortPrefix,
-          },
-          ScanIndexForward: false,
-          ExclusiveStartKey: startKey,
-        }),
-      ),
-    );
-    for (const item of page.Items ?? []) {
+  const pages = paginateQuery(
+    { client: doc },
+    {
+      TableName: table,
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
+      ExpressionAttributeNames: keyNames,
+      ExpressionAttributeValues: {
+        ':pk': instanceKeyParts.partition(id),
+        ':audit': instanceKeyParts.auditSortPrefix,
+      },
+      ScanIndexForward: false,
+    },
+  );
+  while (found.length < limit) {
+    const page = await ledgerCall('query audit', () => pages.next());
+    if (page.done === true) break;
+    for (const item of page.value.Items ?? []) {
       const entries = auditEntriesOf(item);
       if (Array.isArray(entries)) found.push(...entries.map(toAudit));
     }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey !== undefined && found.length < limit);
+  }
   return found.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
 }
 

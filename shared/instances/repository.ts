@@ -3,8 +3,8 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  paginateScan,
   QueryCommand,
-  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
@@ -233,26 +233,24 @@ async function consume(
 }
 
 async function* listIds({ doc, table }: InstanceTable): AsyncGenerator<string[]> {
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await ledgerCall('scan ids', () =>
-      doc.send(
-        new ScanCommand({
-          TableName: table,
-          FilterExpression: '#sk = :meta AND begins_with(#pk, :instance)',
-          ExpressionAttributeNames: keyNames,
-          ExpressionAttributeValues: {
-            ':meta': instanceKeyParts.recordSortKey,
-            ':instance': instanceKeyParts.partitionPrefix,
-          },
-          ProjectionExpression: '#pk',
-          ExclusiveStartKey: startKey,
-        }),
-      ),
-    );
-    const prefix = instanceKeyParts.partitionPrefix;
-    const ids = (page.Items ?? []).map((item) => String(item[k.partitionKey]).slice(prefix.length));
+  const pages = paginateScan(
+    { client: doc },
+    {
+      TableName: table,
+      FilterExpression: '#sk = :meta AND begins_with(#pk, :instance)',
+      ExpressionAttributeNames: keyNames,
+      ExpressionAttributeValues: {
+        ':meta': instanceKeyParts.recordSortKey,
+        ':instance': instanceKeyParts.partitionPrefix,
+      },
+      ProjectionExpression: '#pk',
+    },
+  );
+  const prefix = instanceKeyParts.partitionPrefix;
+  for (;;) {
+    const page = await ledgerCall('scan ids', () => pages.next());
+    if (page.done === true) return;
+    const ids = (page.value.Items ?? []).map((item) => String(item[k.partitionKey]).slice(prefix.length));
     if (ids.length > 0) yield ids;
-    startKey = page.LastEvaluatedKey;
-  } while (startKey !== undefined);
+  }
 }
