@@ -41,6 +41,7 @@ export function statusSource(parts: {
       mirrorBaseUrl: `${parts.url}/mirror`,
       instances: () => listInstanceRows(parts.instances.instances, statusInstanceLimit),
       disk: () => parts.diskGuard.state(),
+      refusedFetches: () => parts.instances.upkeep.refusedTotals(),
       clock: deps.clock,
     });
 }

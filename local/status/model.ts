@@ -62,6 +62,11 @@ export interface StatusModel {
   instances?: InstanceList;
   /** Free space of the data dir, and whether mirroring is paused for lack of it. */
   disk?: DiskGuardState;
+  /**
+   * Config fetches refused since start, by reason (`unknown-instance`, `wrong-token`, …): counted, never
+   * stored per id, because anyone can send them.
+   */
+  refusedFetches?: Record<string, number>;
 }
 
 export interface PollProblem {
@@ -85,6 +90,7 @@ export interface StatusSources {
   /** The instances section; absent, the page has none. */
   instances?: () => Promise<InstanceList>;
   disk?: () => DiskGuardState;
+  refusedFetches?: () => Record<string, number>;
   /** How many releases per channel and board to show. */
   releasesShown?: number;
   clock?: () => Date;
@@ -172,5 +178,6 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
     mirrorBaseUrl: sources.mirrorBaseUrl,
     ...(sources.instances === undefined ? {} : { instances: await sources.instances() }),
     ...(sources.disk === undefined ? {} : { disk: sources.disk() }),
+    ...(sources.refusedFetches === undefined ? {} : { refusedFetches: sources.refusedFetches() }),
   };
 }

@@ -104,11 +104,25 @@ function eventsBlock(model: StatusModel): Fragment {
   )}</ol>`;
 }
 
+/** Refused fetches since start: a climbing count is someone guessing ids or tokens. */
+function refusedLine(model: StatusModel): Fragment {
+  const refused = Object.entries(model.refusedFetches ?? {}).filter(([, count]) => count > 0);
+  if (refused.length === 0) return html``;
+  return html`<p class="refused">Config fetches refused since start: ${refused
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(
+      ([reason, count], i) =>
+        html`${i === 0 ? '' : ', '}<span data-reason="${reason}">${reason} ${count}</span>`,
+    )}.</p>`;
+}
+
 function instancesBlock(model: StatusModel): Fragment {
   const list = model.instances;
   if (list === undefined) return html``;
-  if (list.rows.length === 0) return html`<h2>Instances</h2><p>No instances registered.</p>`;
-  return html`<h2>Instances</h2>
+  if (list.rows.length === 0) {
+    return html`<h2>Instances</h2><p>No instances registered.</p>${refusedLine(model)}`;
+  }
+  return html`<h2>Instances</h2>${refusedLine(model)}
   <table class="instances">
     <thead><tr><th>id</th><th>addresses</th><th>hostname</th><th>config</th><th>last fetch</th></tr></thead>
     <tbody>${list.rows.map(

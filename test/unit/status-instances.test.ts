@@ -91,4 +91,28 @@ describe('the status page instances section', () => {
       ['ready', 'cloud-config', undefined],
     ]);
   });
+
+  it('counts refused config fetches by reason, escaped, and says nothing while there are none', async () => {
+    const counted = String(
+      await renderStatusPage(
+        {
+          ...model,
+          instances: { limit: 50, more: false, rows: [] },
+          refusedFetches: { 'wrong-token': 3, 'unknown-instance': 12, '<i>odd</i>': 1, expired: 0 },
+        },
+        5,
+      ),
+    );
+    expect(counted).toContain(
+      'Config fetches refused since start: <span data-reason="&lt;i&gt;odd&lt;/i&gt;">&lt;i&gt;odd&lt;/i&gt; 1</span>, <span data-reason="unknown-instance">unknown-instance 12</span>, <span data-reason="wrong-token">wrong-token 3</span>.',
+    );
+    expect(counted).not.toContain('expired 0');
+    const none = String(
+      await renderStatusPage(
+        { ...model, instances: { limit: 50, more: false, rows: [] }, refusedFetches: {} },
+        5,
+      ),
+    );
+    expect(none).not.toContain('refused since start');
+  });
 });
