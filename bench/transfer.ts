@@ -146,14 +146,20 @@ async function parent(): Promise<void> {
 
   const work = await mkdtemp(join(tmpdir(), 'cldist-bench-transfer-'));
   /** Under node_modules so the bundle's external packages resolve as the project's own. */
-  const bundle = join(projectRoot, 'node_modules', '.cache', 'cldist-bench', 'transfer.mjs');
+  const bundleDir = join(projectRoot, 'node_modules', '.cache', 'cldist-bench');
+  const bundle = join(bundleDir, 'transfer.mjs');
+  // The hash thread's entry is written beside the bundle, as the Lambda and CLI builds do.
   await build({
-    entryPoints: [self],
+    entryPoints: {
+      transfer: self,
+      'hash-worker': join(projectRoot, 'shared', 'verify', 'hash-worker.ts'),
+    },
     bundle: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    outfile: bundle,
+    outdir: bundleDir,
+    outExtension: { '.js': '.mjs' },
     logLevel: 'error',
     packages: 'external',
   });
