@@ -1,21 +1,17 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { type ArtifactPlan, createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
-import { tableActive } from '../integration/mirror-harness.ts';
-import { emulatorClients, freshTable } from '../support/emulators.ts';
-import { facts, plans, ref, release } from '../support/ledger-fixtures.ts';
+import type { ArtifactPlan, Ledger } from '../../shared/ledger/ledger.ts';
+import { emulatorClients } from '../support/emulators.ts';
+import { facts, freshLedger, plans, ref, release } from '../support/ledger-fixtures.ts';
 
-const clients = emulatorClients();
+const _clients = emulatorClients();
 
 describe('the alerts part of the ledger: alerts, key warnings and announcements (dynalite)', () => {
   let now: Date;
   let ledger: Ledger;
-  let table: string;
 
   beforeEach(async () => {
     now = new Date('2026-11-01T12:00:00Z');
-    table = await freshTable(clients);
-    await tableActive(table);
-    ledger = createDynamoLedger(clients.doc, table, { clock: () => now });
+    ({ ledger } = await freshLedger(() => now));
   });
 
   it('owes an alert for a terminal state until it is recorded, to one claimer at a time', async () => {

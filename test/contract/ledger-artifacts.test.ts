@@ -1,9 +1,8 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
-import { tableActive } from '../integration/mirror-harness.ts';
-import { emulatorClients, freshTable } from '../support/emulators.ts';
-import { facts, plans, ref, release } from '../support/ledger-fixtures.ts';
+import { emulatorClients } from '../support/emulators.ts';
+import { facts, freshLedger, plans, ref, release } from '../support/ledger-fixtures.ts';
 
 const clients = emulatorClients();
 
@@ -14,9 +13,7 @@ describe('the artifacts part of the ledger: attempts, verdicts and the stalled s
 
   beforeEach(async () => {
     now = new Date('2026-11-01T12:00:00Z');
-    table = await freshTable(clients);
-    await tableActive(table);
-    ledger = createDynamoLedger(clients.doc, table, { clock: () => now });
+    ({ table, ledger } = await freshLedger(() => now));
   });
 
   it('leases an artifact to one worker until the lease runs out, counting attempts', async () => {

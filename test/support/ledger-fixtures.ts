@@ -1,4 +1,11 @@
-import type { ArtifactPlan, ArtifactRef } from '../../shared/ledger/ledger.ts';
+import {
+  type ArtifactPlan,
+  type ArtifactRef,
+  createDynamoLedger,
+  type Ledger,
+} from '../../shared/ledger/ledger.ts';
+import { tableActive } from '../integration/mirror-harness.ts';
+import { emulatorClients, freshTable } from './emulators.ts';
 
 /** One release of two required artifacts and an optional one, shared by the ledger's contract tests. */
 export const release = { channel: 'stable', board: 'amd64-usr', version: '3510.2.8' };
@@ -19,3 +26,11 @@ export const facts = {
 };
 
 export const ref = (artifact: string): ArtifactRef => ({ ...release, artifact });
+
+/** A new ledger table on dynalite, active, with a ledger over it that reads `clock`. */
+export async function freshLedger(clock: () => Date): Promise<{ table: string; ledger: Ledger }> {
+  const clients = emulatorClients();
+  const table = await freshTable(clients);
+  await tableActive(table);
+  return { table, ledger: createDynamoLedger(clients.doc, table, { clock }) };
+}
