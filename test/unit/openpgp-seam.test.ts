@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { makeKey, randomBytes, signDetached, subkeyPacket, T0 } from '../support/pgp-fixtures.ts';
 
 /**
- * shared/verify/verify.ts hashes the data once on its own thread and hands openpgp.js the finished digest
+ * shared/verify/signature-stream.ts hashes the data once on its own thread and hands openpgp.js the finished digest
  * through two fields its type declarations do not promise: it reads `signatureData` (the hashed area, for
  * the v4 trailer) and sets `hashed` (the digest `SignaturePacket.verify` uses instead of hashing `data`).
  * openpgp is pinned exactly in package.json; these tests fail on the upgrade that moves either field.
