@@ -1,15 +1,12 @@
 import { join } from 'node:path';
 import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
-import * as eventbridge from 'aws-cdk-lib/aws-events';
-import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type { Construct } from 'constructs';
 import type { CldistConfig } from '../shared/config.ts';
-import { configBodySweepEvent } from '../shared/instances/body-sweep.ts';
 import { deployedMirrorStore } from '../shared/mirror/store-location.ts';
 import { CldistMonitoring } from './constructs/cldist-monitoring.ts';
 import { MirrorDistribution } from './constructs/mirror-distribution.ts';
 import type { DeploySettings } from './settings.ts';
-import { buildApi } from './stack/api.ts';
+import { buildApi, scheduleBodySweep } from './stack/api.ts';
 import { bundledKeyring, retention } from './stack/deploy-inputs.ts';
 import { buildMirrorPipeline } from './stack/mirror-pipeline.ts';
 import { buildTopics } from './stack/notifications.ts';
@@ -76,17 +73,7 @@ export class CldistStack extends Stack {
       projectRoot,
       jobs: pipeline.jobs.queue,
     });
-    // Config bodies no record points at (replaced, or written by a PUT that lost a race) are collected
-    // here, never in the racing PUT: the API function itself, with a constant input it recognises.
-    new eventbridge.Rule(this, 'ConfigBodySweep', {
-      description: 'cldist: remove instance config bodies that no instance record points at',
-      schedule: eventbridge.Schedule.rate(Duration.days(1)),
-    }).addTarget(
-      new targets.LambdaFunction(api.fn, {
-        event: eventbridge.RuleTargetInput.fromObject(configBodySweepEvent),
-        retryAttempts: 0,
-      }),
-    );
+    scheduleBodySweep(this, api.fn);
 
     const distribution = deploy.mirror.cloudFront
       ? new MirrorDistribution(this, 'MirrorDistribution', {

@@ -4,10 +4,13 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as eventbridge from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { type ApiRoute, apiRoutes, instanceRouteKeys, metadataRouteKeys } from '../../shared/api-routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
+import { configBodySweepEvent } from '../../shared/instances/body-sweep.ts';
 import { serviceNames } from '../../shared/telemetry-names.ts';
 import { CldistFunction } from '../constructs/node-function.ts';
 import { MetadataProxySecret } from '../constructs/proxy-secret.ts';
@@ -224,4 +227,20 @@ function acknowledgeUnsignedRoutes(routes: RouteGroups): void {
         'and the route is throttled separately.',
     );
   }
+}
+
+/**
+ * Config bodies no record points at (replaced, or written by a PUT that lost a race) are collected here,
+ * never in the racing PUT: the API function itself, with a constant input it recognises.
+ */
+export function scheduleBodySweep(stack: Stack, fn: CldistFunction): void {
+  new eventbridge.Rule(stack, 'ConfigBodySweep', {
+    description: 'cldist: remove instance config bodies that no instance record points at',
+    schedule: eventbridge.Schedule.rate(Duration.days(1)),
+  }).addTarget(
+    new targets.LambdaFunction(fn, {
+      event: eventbridge.RuleTargetInput.fromObject(configBodySweepEvent),
+      retryAttempts: 0,
+    }),
+  );
 }
