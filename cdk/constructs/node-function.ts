@@ -3,7 +3,7 @@ import { basename, join, relative } from 'node:path';
 import { Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { CldistConfig } from '../../shared/config.ts';
@@ -86,6 +86,71 @@ function estimatedEnvironmentBytes(environment: Record<string, string>): number 
   return total;
 }
 
+function checkSources(id: string, props: CldistFunctionProps): void {
+  if (!existsSync(props.entry)) {
+    throw new ConfigError(
+      `handler ${relative(props.projectRoot, props.entry)} does not exist; the ${id} function is built from it`,
+    );
+  }
+  for (const file of props.files ?? []) {
+    if (!existsSync(file.source)) {
+      throw new ConfigError(`file ${file.source} bundled into the ${id} function does not exist`);
+    }
+  }
+}
+
+/** Exactly the contract of shared/runtime-env.ts, refused here if it would not fit Lambda's 4 KiB. */
+function functionEnvironment(
+  scope: Construct,
+  id: string,
+  props: CldistFunctionProps,
+): Record<string, string> {
+  const stack = Stack.of(scope);
+  const environment: Record<string, string> = {
+    [runtimeEnvNames.config]: stack.toJsonString(props.config),
+    [runtimeEnvNames.resources]: stack.toJsonString(props.resources),
+    POWERTOOLS_SERVICE_NAME: props.serviceName,
+    POWERTOOLS_METRICS_NAMESPACE: metricNamespace,
+    NODE_OPTIONS: '--enable-source-maps',
+  };
+  const size = estimatedEnvironmentBytes({
+    ...environment,
+    [runtimeEnvNames.config]: JSON.stringify(props.config),
+    [runtimeEnvNames.resources]: JSON.stringify(props.resources),
+  });
+  if (size > lambdaEnvironmentLimitBytes) {
+    throw new ConfigError(
+      `the ${id} function's environment would be about ${size} bytes, over Lambda's ${lambdaEnvironmentLimitBytes}; ` +
+        'shorten the config (fewer channels, artifacts or keyring files)',
+    );
+  }
+  return environment;
+}
+
+function bundlingOptions(projectRoot: string, files: BundledFile[]): BundlingOptions {
+  return {
+    forceDockerBundling: false,
+    format: OutputFormat.ESM,
+    target: 'node22',
+    minify: true,
+    sourceMap: true,
+    mainFields: ['module', 'main'],
+    banner: esmRequireBanner,
+    externalModules: [],
+    commandHooks: {
+      beforeBundling: () => [],
+      beforeInstall: () => [],
+      afterBundling: (_inputDir: string, outputDir: string) => [
+        hashWorkerBuild(projectRoot, outputDir),
+        ...files.flatMap((file) => {
+          const target = join(outputDir, file.target);
+          return [`mkdir -p "${join(target, '..')}"`, `cp "${file.source}" "${target}"`];
+        }),
+      ],
+    },
+  };
+}
+
 /**
  * The one way this app builds a Lambda function, so every function gets the same safe defaults:
  * nodejs22.x on arm64 (20% cheaper per GB-second; the worker is bound by its download, not the CPU), an
@@ -101,35 +166,8 @@ export class CldistFunction extends NodejsFunction {
   readonly ownLogGroup: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: CldistFunctionProps) {
-    if (!existsSync(props.entry)) {
-      throw new ConfigError(
-        `handler ${relative(props.projectRoot, props.entry)} does not exist; the ${id} function is built from it`,
-      );
-    }
-    for (const file of props.files ?? []) {
-      if (!existsSync(file.source)) {
-        throw new ConfigError(`file ${file.source} bundled into the ${id} function does not exist`);
-      }
-    }
-    const stack = Stack.of(scope);
-    const environment: Record<string, string> = {
-      [runtimeEnvNames.config]: stack.toJsonString(props.config),
-      [runtimeEnvNames.resources]: stack.toJsonString(props.resources),
-      POWERTOOLS_SERVICE_NAME: props.serviceName,
-      POWERTOOLS_METRICS_NAMESPACE: metricNamespace,
-      NODE_OPTIONS: '--enable-source-maps',
-    };
-    const size = estimatedEnvironmentBytes({
-      ...environment,
-      [runtimeEnvNames.config]: JSON.stringify(props.config),
-      [runtimeEnvNames.resources]: JSON.stringify(props.resources),
-    });
-    if (size > lambdaEnvironmentLimitBytes) {
-      throw new ConfigError(
-        `the ${id} function's environment would be about ${size} bytes, over Lambda's ${lambdaEnvironmentLimitBytes}; ` +
-          'shorten the config (fewer channels, artifacts or keyring files)',
-      );
-    }
+    checkSources(id, props);
+    const environment = functionEnvironment(scope, id, props);
 
     const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
       retention: props.logRetentionDays,
@@ -141,7 +179,6 @@ export class CldistFunction extends NodejsFunction {
     });
     logGroup.grantWrite(role);
 
-    const files = props.files ?? [];
     super(scope, id, {
       entry: props.entry,
       handler: 'handler',
@@ -159,27 +196,7 @@ export class CldistFunction extends NodejsFunction {
       logGroup,
       role,
       environment,
-      bundling: {
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: 'node22',
-        minify: true,
-        sourceMap: true,
-        mainFields: ['module', 'main'],
-        banner: esmRequireBanner,
-        externalModules: [],
-        commandHooks: {
-          beforeBundling: () => [],
-          beforeInstall: () => [],
-          afterBundling: (_inputDir: string, outputDir: string) => [
-            hashWorkerBuild(props.projectRoot, outputDir),
-            ...files.flatMap((file) => {
-              const target = join(outputDir, file.target);
-              return [`mkdir -p "${join(target, '..')}"`, `cp "${file.source}" "${target}"`];
-            }),
-          ],
-        },
-      },
+      bundling: bundlingOptions(props.projectRoot, props.files ?? []),
     });
     this.ownLogGroup = logGroup;
     acknowledge(

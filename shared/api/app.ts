@@ -84,64 +84,50 @@ function adminAllowed(auth: AdminAuth, header: string | undefined, env: unknown)
   return given !== undefined && timingSafeEqual(sha256(given), sha256(auth.token));
 }
 
-/**
- * The instance config API as one Hono app, served unchanged by the API Lambda (API Gateway HTTP API,
- * payload v2) and by @hono/node-server on one machine. It starts nothing: the caller serves it, or mounts
- * it in a bigger app (`parent.route('/', app)`).
- */
-export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
-  const serviceDeps: InstanceServiceDeps = { ...deps, bodyCache: deps.bodyCache ?? createBodyCache() };
-  const onInternalError =
-    deps.onInternalError ??
-    ((error: unknown) => {
-      // One JSON line, absolute paths redacted: CloudWatch (or a terminal) gets no stack trace.
-      const line = { level: 'error', event: 'api.internal_error', cause: redactPaths(describeError(error)) };
-      process.stderr.write(`${JSON.stringify(line)}\n`);
+/** Maps the core's error classes onto statuses; anything else is a 500 that tells the client nothing. */
+function handleApiError(error: Error, c: Context, onInternalError: (error: unknown) => void): Response {
+  if (error instanceof InvalidInstanceConfigError) {
+    const first = error.issues[0];
+    return errorResponse(c, 400, {
+      error: {
+        code: error.code,
+        message: error.message,
+        ...(first === undefined ? {} : { path: first.path }),
+        issues: error.issues,
+      },
     });
-  const merge = createConfigMerger(config.platform.baseIgnition);
-  const app = new Hono();
+  }
+  if (error instanceof InstanceNotFoundError) return errorResponse(c, 404, notFoundBody);
+  if (error instanceof InstanceConflictError) {
+    return errorResponse(c, 409, { error: { code: error.code, message: error.message } });
+  }
+  if (error instanceof AddressInUseError) {
+    return errorResponse(c, 409, {
+      error: { code: error.code, message: error.message, path: '$.ips', holder: error.holder },
+    });
+  }
+  if (error instanceof TransientError) {
+    c.header('Retry-After', String(retryAfterSeconds));
+    return errorResponse(c, 503, {
+      error: { code: 'unavailable', message: 'temporarily unavailable, retry later' },
+    });
+  }
+  if (error instanceof HTTPException && error.status < 500) {
+    return errorResponse(c, error.status as ContentfulStatusCode, {
+      error: { code: 'bad-request', message: error.message || 'bad request' },
+    });
+  }
+  onInternalError(error);
+  return errorResponse(c, 500, { error: { code: 'internal', message: 'internal error' } });
+}
 
-  app.onError((error, c) => {
-    if (error instanceof InvalidInstanceConfigError) {
-      const first = error.issues[0];
-      return errorResponse(c, 400, {
-        error: {
-          code: error.code,
-          message: error.message,
-          ...(first === undefined ? {} : { path: first.path }),
-          issues: error.issues,
-        },
-      });
-    }
-    if (error instanceof InstanceNotFoundError) return errorResponse(c, 404, notFoundBody);
-    if (error instanceof InstanceConflictError) {
-      return errorResponse(c, 409, { error: { code: error.code, message: error.message } });
-    }
-    if (error instanceof AddressInUseError) {
-      return errorResponse(c, 409, {
-        error: { code: error.code, message: error.message, path: '$.ips', holder: error.holder },
-      });
-    }
-    if (error instanceof TransientError) {
-      c.header('Retry-After', String(retryAfterSeconds));
-      return errorResponse(c, 503, {
-        error: { code: 'unavailable', message: 'temporarily unavailable, retry later' },
-      });
-    }
-    if (error instanceof HTTPException && error.status < 500) {
-      return errorResponse(c, error.status as ContentfulStatusCode, {
-        error: { code: 'bad-request', message: error.message || 'bad request' },
-      });
-    }
-    onInternalError(error);
-    return errorResponse(c, 500, { error: { code: 'internal', message: 'internal error' } });
-  });
-
-  app.notFound((c) => errorResponse(c, 404, notFoundBody));
-
-  const baseUrl = (c: Context) => (config.api.publicBaseUrl ?? new URL(c.req.url).origin).replace(/\/+$/, '');
-
-  const serveConfig = (kind: ConfigKind) => async (c: Context) => {
+/** The instance's own fetch of its config (Ignition at first boot, or coreos-cloudinit). */
+function configFetchHandler(
+  kind: ConfigKind,
+  serviceDeps: InstanceServiceDeps,
+  merge: ReturnType<typeof createConfigMerger>,
+) {
+  return async (c: Context) => {
     const result = await fetchInstanceConfig(
       {
         id: c.req.param('id') ?? '',
@@ -167,20 +153,12 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       'Cache-Control': 'no-store',
     });
   };
-  app.get(honoPath(apiPaths.instanceIgnition), serveConfig('ignition'));
-  app.get(honoPath(apiPaths.instanceCloudConfig), serveConfig('cloud-config'));
-  mountProxiedMetadata(app, {
-    secrets: deps.proxySecrets,
-    deps: serviceDeps,
-    config,
-    merge,
-    retryAfterSeconds,
-    onInternalError,
-  });
+}
 
-  const requireAdmin: MiddlewareHandler = async (c, next) => {
-    if (!adminAllowed(deps.adminAuth, c.req.header('Authorization'), c.env)) {
-      if (deps.adminAuth.kind === 'iam') {
+function adminGuard(adminAuth: AdminAuth): MiddlewareHandler {
+  return async (c, next) => {
+    if (!adminAllowed(adminAuth, c.req.header('Authorization'), c.env)) {
+      if (adminAuth.kind === 'iam') {
         return errorResponse(c, 403, {
           error: {
             code: 'forbidden',
@@ -194,66 +172,112 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     }
     await next();
   };
-  const adminPath = honoPath(apiPaths.instance);
-  app.put(
-    adminPath,
-    requireAdmin,
-    bodyLimit({
-      maxSize: maxInstanceBodyBytes,
-      onError: (c) =>
-        errorResponse(c, 413, {
-          error: { code: 'too-large', message: `request body is larger than ${maxInstanceBodyBytes} bytes` },
-        }),
+}
+
+const putBodyLimit = bodyLimit({
+  maxSize: maxInstanceBodyBytes,
+  onError: (c) =>
+    errorResponse(c, 413, {
+      error: { code: 'too-large', message: `request body is larger than ${maxInstanceBodyBytes} bytes` },
     }),
-    async (c) => {
-      const id = c.req.param('id') ?? '';
-      const strict = c.req.query('strict');
-      if (strict !== undefined && strict !== 'true' && strict !== 'false') {
-        return errorResponse(c, 400, {
-          error: {
-            code: 'invalid-query',
-            message: `strict must be "true" (refuse unknown Ignition keys) or "false", not ${JSON.stringify(strict)}`,
-            path: '?strict',
-          },
-        });
-      }
-      const text = await c.req.text();
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch (cause) {
-        return errorResponse(c, 400, {
-          error: {
-            code: 'invalid-json',
-            message: `request body is not JSON: ${(cause as Error).message}; ${expectedBodyForms}`,
-            path: '$',
-          },
-        });
-      }
-      const newToken = c.req.query('newToken');
-      if (newToken !== undefined && newToken !== 'true' && newToken !== 'false') {
-        return errorResponse(c, 400, {
-          error: { code: 'invalid-query', message: 'newToken must be "true" or "false"', path: '?newToken' },
-        });
-      }
-      const result = await putInstanceConfig(
-        { id, body, text, strict: strict === 'true', newToken: newToken === 'true' },
-        serviceDeps,
-        config,
-      );
-      c.header('Cache-Control', 'no-store');
-      return c.json(
-        {
-          ...(result.token === undefined ? { tokenKept: true } : { token: result.token }),
-          ...configUrls(baseUrl(c), result.record, result.token),
-          etag: result.record.etag,
-          ...(result.record.specVersion === undefined ? {} : { specVersion: result.record.specVersion }),
-          warnings: result.warnings,
-        },
-        result.created ? 201 : 200,
-      );
-    },
-  );
+});
+
+/** The PUT's query flags and JSON body, or the 400 that says which of them is wrong. */
+async function readPutRequest(
+  c: Context,
+): Promise<Response | { body: unknown; text: string; strict: boolean; newToken: boolean }> {
+  const strict = c.req.query('strict');
+  if (strict !== undefined && strict !== 'true' && strict !== 'false') {
+    return errorResponse(c, 400, {
+      error: {
+        code: 'invalid-query',
+        message: `strict must be "true" (refuse unknown Ignition keys) or "false", not ${JSON.stringify(strict)}`,
+        path: '?strict',
+      },
+    });
+  }
+  const text = await c.req.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (cause) {
+    return errorResponse(c, 400, {
+      error: {
+        code: 'invalid-json',
+        message: `request body is not JSON: ${(cause as Error).message}; ${expectedBodyForms}`,
+        path: '$',
+      },
+    });
+  }
+  const newToken = c.req.query('newToken');
+  if (newToken !== undefined && newToken !== 'true' && newToken !== 'false') {
+    return errorResponse(c, 400, {
+      error: { code: 'invalid-query', message: 'newToken must be "true" or "false"', path: '?newToken' },
+    });
+  }
+  return { body, text, strict: strict === 'true', newToken: newToken === 'true' };
+}
+
+function putInstanceHandler(
+  serviceDeps: InstanceServiceDeps,
+  config: CldistConfig,
+  baseUrl: (c: Context) => string,
+) {
+  return async (c: Context) => {
+    const id = c.req.param('id') ?? '';
+    const request = await readPutRequest(c);
+    if (request instanceof Response) return request;
+    const result = await putInstanceConfig({ id, ...request }, serviceDeps, config);
+    c.header('Cache-Control', 'no-store');
+    return c.json(
+      {
+        ...(result.token === undefined ? { tokenKept: true } : { token: result.token }),
+        ...configUrls(baseUrl(c), result.record, result.token),
+        etag: result.record.etag,
+        ...(result.record.specVersion === undefined ? {} : { specVersion: result.record.specVersion }),
+        warnings: result.warnings,
+      },
+      result.created ? 201 : 200,
+    );
+  };
+}
+
+/**
+ * The instance config API as one Hono app, served unchanged by the API Lambda (API Gateway HTTP API,
+ * payload v2) and by @hono/node-server on one machine. It starts nothing: the caller serves it, or mounts
+ * it in a bigger app (`parent.route('/', app)`).
+ */
+export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
+  const serviceDeps: InstanceServiceDeps = { ...deps, bodyCache: deps.bodyCache ?? createBodyCache() };
+  const onInternalError =
+    deps.onInternalError ??
+    ((error: unknown) => {
+      // One JSON line, absolute paths redacted: CloudWatch (or a terminal) gets no stack trace.
+      const line = { level: 'error', event: 'api.internal_error', cause: redactPaths(describeError(error)) };
+      process.stderr.write(`${JSON.stringify(line)}\n`);
+    });
+  const merge = createConfigMerger(config.platform.baseIgnition);
+  const app = new Hono();
+
+  app.onError((error, c) => handleApiError(error, c, onInternalError));
+  app.notFound((c) => errorResponse(c, 404, notFoundBody));
+
+  const baseUrl = (c: Context) => (config.api.publicBaseUrl ?? new URL(c.req.url).origin).replace(/\/+$/, '');
+
+  app.get(honoPath(apiPaths.instanceIgnition), configFetchHandler('ignition', serviceDeps, merge));
+  app.get(honoPath(apiPaths.instanceCloudConfig), configFetchHandler('cloud-config', serviceDeps, merge));
+  mountProxiedMetadata(app, {
+    secrets: deps.proxySecrets,
+    deps: serviceDeps,
+    config,
+    merge,
+    retryAfterSeconds,
+    onInternalError,
+  });
+
+  const requireAdmin = adminGuard(deps.adminAuth);
+  const adminPath = honoPath(apiPaths.instance);
+  app.put(adminPath, requireAdmin, putBodyLimit, putInstanceHandler(serviceDeps, config, baseUrl));
   app.get(adminPath, requireAdmin, async (c) => {
     c.header('Cache-Control', 'no-store');
     return c.json(await describeInstance(c.req.param('id') ?? '', serviceDeps));

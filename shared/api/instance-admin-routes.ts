@@ -86,37 +86,12 @@ function bulkLine(item: BulkPutItem, base: string): Record<string, unknown> {
   };
 }
 
-/**
- * The fleet-sized admin routes: list with paging, bulk PUT and bulk DELETE as JSON lines (each line is
- * written as soon as its instance is, so a client can act on it and a cut connection loses nothing it was
- * told), reserve and revoke. Same admin check as the single-instance routes.
- */
-export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): Hono {
-  const { deps, config, requireAdmin, baseUrl } = options;
-  const app = new Hono();
-  const smallBody = bodyLimit({
-    maxSize: maxSmallBodyBytes,
-    onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxSmallBodyBytes} bytes`),
-  });
+type Handler = (c: Context) => Promise<Response>;
 
-  app.get(apiPaths.instances, requireAdmin, async (c) => {
-    try {
-      const page = await listInstances(
-        {
-          prefix: parsePrefix(c.req.query('prefix')),
-          limit: parseLimit(c.req.query('limit')),
-          after: parseCursor(c.req.query('cursor')),
-        },
-        deps,
-      );
-      c.header('Cache-Control', 'no-store');
-      return c.json(page);
-    } catch (error) {
-      return mapped(c, error);
-    }
-  });
-
-  app.post(apiPaths.instances, requireAdmin, async (c) => {
+/** Bulk register: JSON lines in, one JSON line out per instance as soon as it is written. */
+function bulkPutHandler(options: InstanceAdminRouteOptions): Handler {
+  const { deps, config, baseUrl } = options;
+  return async (c) => {
     const strict = c.req.query('strict');
     if (strict !== undefined && strict !== 'true' && strict !== 'false') {
       return problem(c, 400, 'invalid-query', 'strict must be "true" or "false"', { path: '?strict' });
@@ -140,21 +115,30 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
         await out.write(`${JSON.stringify({ error: { code: 'internal', message: 'internal error' } })}\n`);
       }
     });
-  });
+  };
+}
 
-  app.delete(apiPaths.instances, requireAdmin, async (c) => {
+function bulkDeleteQuery(c: Context): { prefix: string; limit: number } {
+  const query = { prefix: parsePrefix(c.req.query('prefix')), limit: parseLimit(c.req.query('limit')) };
+  if (query.prefix === '') {
+    throw new InvalidAdminQueryError('?prefix', 'is required: bulk delete never removes every instance');
+  }
+  if (c.req.query('confirm') !== 'true') {
+    throw new InvalidAdminQueryError(
+      '?confirm',
+      `must be "true": this deletes every instance whose id starts with "${query.prefix}"`,
+    );
+  }
+  return query;
+}
+
+/** Bulk delete by prefix, in bounded rounds, one JSON line per deleted instance. */
+function bulkDeleteHandler(options: InstanceAdminRouteOptions): Handler {
+  const { deps } = options;
+  return async (c) => {
     let query: { prefix: string; limit: number };
     try {
-      query = { prefix: parsePrefix(c.req.query('prefix')), limit: parseLimit(c.req.query('limit')) };
-      if (query.prefix === '') {
-        throw new InvalidAdminQueryError('?prefix', 'is required: bulk delete never removes every instance');
-      }
-      if (c.req.query('confirm') !== 'true') {
-        throw new InvalidAdminQueryError(
-          '?confirm',
-          `must be "true": this deletes every instance whose id starts with "${query.prefix}"`,
-        );
-      }
+      query = bulkDeleteQuery(c);
     } catch (error) {
       return mapped(c, error);
     }
@@ -181,9 +165,12 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
         await out.write(`${JSON.stringify({ error: answer })}\n`);
       }
     });
-  });
+  };
+}
 
-  app.post(honoPath(apiPaths.instanceReserve), requireAdmin, smallBody, async (c) => {
+function reserveHandler(options: InstanceAdminRouteOptions): Handler {
+  const { deps, baseUrl } = options;
+  return async (c) => {
     let body: unknown;
     try {
       body = await jsonBody(c);
@@ -193,7 +180,7 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
       });
     }
     try {
-      const { token, record } = await reserveInstance({ id: c.req.param('id'), body }, deps);
+      const { token, record } = await reserveInstance({ id: c.req.param('id') ?? '', body }, deps);
       c.header('Cache-Control', 'no-store');
       return c.json(
         { token, ...configUrls(baseUrl(c), record, token), reservedUntil: record.reservedUntil },
@@ -202,8 +189,41 @@ export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): H
     } catch (error) {
       return mapped(c, error);
     }
+  };
+}
+
+/**
+ * The fleet-sized admin routes: list with paging, bulk PUT and bulk DELETE as JSON lines (each line is
+ * written as soon as its instance is, so a client can act on it and a cut connection loses nothing it was
+ * told), reserve and revoke. Same admin check as the single-instance routes.
+ */
+export function createInstanceAdminRoutes(options: InstanceAdminRouteOptions): Hono {
+  const { deps, requireAdmin, baseUrl } = options;
+  const app = new Hono();
+  const smallBody = bodyLimit({
+    maxSize: maxSmallBodyBytes,
+    onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxSmallBodyBytes} bytes`),
   });
 
+  app.get(apiPaths.instances, requireAdmin, async (c) => {
+    try {
+      const page = await listInstances(
+        {
+          prefix: parsePrefix(c.req.query('prefix')),
+          limit: parseLimit(c.req.query('limit')),
+          after: parseCursor(c.req.query('cursor')),
+        },
+        deps,
+      );
+      c.header('Cache-Control', 'no-store');
+      return c.json(page);
+    } catch (error) {
+      return mapped(c, error);
+    }
+  });
+  app.post(apiPaths.instances, requireAdmin, bulkPutHandler(options));
+  app.delete(apiPaths.instances, requireAdmin, bulkDeleteHandler(options));
+  app.post(honoPath(apiPaths.instanceReserve), requireAdmin, smallBody, reserveHandler(options));
   app.post(honoPath(apiPaths.instanceRevoke), requireAdmin, smallBody, async (c) => {
     const { token, record } = await revokeInstanceToken(c.req.param('id'), deps);
     c.header('Cache-Control', 'no-store');

@@ -22,6 +22,60 @@ export async function loadIdIndex(inner: Pick<InstanceRepository, 'listIds'>): P
 }
 
 /**
+ * An LRU of loaded values, absent ones included (lru-cache holds no null, so "known to be absent" is an
+ * entry with no value in it). Concurrent loads of one key share one read, and a load that started before
+ * its key was forgotten (a write happened meanwhile) is returned but not kept.
+ */
+class LoadingCache<V> {
+  private readonly entries: LRUCache<string, { value?: V }>;
+  private readonly loads = new Map<string, Promise<V | undefined>>();
+  private generation = 0;
+
+  constructor(max: number) {
+    this.entries = new LRUCache({ max });
+  }
+
+  cached(key: string): { value?: V } | undefined {
+    return this.entries.get(key);
+  }
+
+  remember(key: string, value: V | undefined): void {
+    this.entries.set(key, value === undefined ? {} : { value });
+  }
+
+  forget(keys: readonly string[]): void {
+    this.generation++;
+    for (const key of keys) {
+      this.entries.delete(key);
+      this.loads.delete(key);
+    }
+  }
+
+  /** The cached value, else one shared read; `keep` says whether what was read may be cached. */
+  get(
+    key: string,
+    read: () => Promise<V | undefined>,
+    keep: (value: V | undefined) => boolean,
+  ): Promise<V | undefined> {
+    const cached = this.entries.get(key);
+    if (cached !== undefined) return Promise.resolve(cached.value);
+    const pending = this.loads.get(key);
+    if (pending !== undefined) return pending;
+    const startedAt = this.generation;
+    const load = read()
+      .then((value) => {
+        if (this.generation === startedAt && keep(value)) this.remember(key, value);
+        return value;
+      })
+      .finally(() => {
+        if (this.loads.get(key) === load) this.loads.delete(key);
+      });
+    this.loads.set(key, load);
+    return load;
+  }
+}
+
+/**
  * A write-through cache of instance records and of which instance holds each source address, for the
  * single-machine shape only: there one process makes
  * every write (admin calls and consumption go through its API), so its memory is as current as the
@@ -36,109 +90,62 @@ export function withRecordCache(
 ): InstanceRepository {
   const maxEntries = options.maxEntries ?? 100_000;
   const { index } = options;
-  // lru-cache holds no null, so "known to be absent" is an entry with no record in it.
-  const cache = new LRUCache<string, { record?: InstanceRecord }>({ max: maxEntries });
-  const loading = new Map<string, Promise<InstanceRecord | undefined>>();
-  let generation = 0;
+  const records = new LoadingCache<InstanceRecord>(maxEntries);
   /** Source address to holder (none: known to be nobody's), so a metadata request costs no ledger read. */
-  const holders = new LRUCache<string, { holder?: string }>({ max: maxEntries });
-  const holderLoads = new Map<string, Promise<string | undefined>>();
-  let addressGeneration = 0;
-  const rememberHolder = (address: string, holder: string | undefined) => {
-    holders.set(address, holder === undefined ? {} : { holder });
-  };
-  const forgetHolders = (addresses: readonly string[]) => {
-    addressGeneration++;
-    for (const address of addresses) {
-      holders.delete(address);
-      holderLoads.delete(address);
-    }
-  };
-
-  const remember = (id: string, record: InstanceRecord | undefined) => {
-    cache.set(id, record === undefined ? {} : { record });
-  };
-  const forget = (id: string) => {
-    generation++;
-    cache.delete(id);
-    loading.delete(id);
-  };
+  const holders = new LoadingCache<string>(maxEntries);
 
   return {
     get(id) {
-      const cached = cache.get(id);
-      if (cached !== undefined) return Promise.resolve(cached.record);
+      const cached = records.cached(id);
+      if (cached !== undefined) return Promise.resolve(cached.value);
       if (index !== undefined && !index.has(id)) return Promise.resolve(undefined);
-      const pending = loading.get(id);
-      if (pending !== undefined) return pending;
-      const startedAt = generation;
-      const load = inner
-        .get(id)
-        .then((record) => {
-          if (generation === startedAt && (record !== undefined || index === undefined)) {
-            remember(id, record);
-          }
-          return record;
-        })
-        .finally(() => {
-          if (loading.get(id) === load) loading.delete(id);
-        });
-      loading.set(id, load);
-      return load;
+      return records.get(
+        id,
+        () => inner.get(id),
+        (record) => record !== undefined || index === undefined,
+      );
     },
 
     async put(record, replaces) {
-      forget(record.id);
+      records.forget([record.id]);
       await inner.put(record, replaces);
       index?.add(record.id);
-      remember(record.id, record);
+      records.remember(record.id, record);
     },
 
     async delete(id, replaces) {
-      forget(id);
+      records.forget([id]);
       await inner.delete(id, replaces);
       index?.remove(id);
-      if (index === undefined) remember(id, undefined);
+      if (index === undefined) records.remember(id, undefined);
     },
 
     async consume(id, tokenHash, at) {
-      const before = cache.get(id)?.record;
-      forget(id);
+      const before = records.cached(id)?.value;
+      records.forget([id]);
       const won = await inner.consume(id, tokenHash, at);
-      if (won && before !== undefined) remember(id, { ...before, consumedAt: at.toISOString() });
+      if (won && before !== undefined) records.remember(id, { ...before, consumedAt: at.toISOString() });
       return won;
     },
 
     async claimAddresses(id, addresses) {
-      forgetHolders(addresses);
+      holders.forget(addresses);
       const conflict = await inner.claimAddresses(id, addresses);
-      if (conflict === undefined) for (const address of addresses) rememberHolder(address, id);
+      if (conflict === undefined) for (const address of addresses) holders.remember(address, id);
       return conflict;
     },
 
     async releaseAddresses(id, addresses) {
-      forgetHolders(addresses);
+      holders.forget(addresses);
       await inner.releaseAddresses(id, addresses);
     },
 
-    instanceAtAddress(address) {
-      const cached = holders.get(address);
-      if (cached !== undefined) return Promise.resolve(cached.holder);
-      const pending = holderLoads.get(address);
-      if (pending !== undefined) return pending;
-      const startedAt = addressGeneration;
-      const load = inner
-        .instanceAtAddress(address)
-        .then((holder) => {
-          if (addressGeneration === startedAt) rememberHolder(address, holder);
-          return holder;
-        })
-        .finally(() => {
-          if (holderLoads.get(address) === load) holderLoads.delete(address);
-        });
-      holderLoads.set(address, load);
-      return load;
-    },
+    instanceAtAddress: (address) =>
+      holders.get(
+        address,
+        () => inner.instanceAtAddress(address),
+        () => true,
+      ),
 
     list: (limit, after, prefix) => inner.list(limit, after, prefix),
     recordFetch: (id, entry) => inner.recordFetch(id, entry),

@@ -57,12 +57,19 @@ function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-/**
- * POSTs each event as JSON to every URL in the background. A slow or dead receiver must never hold up the
- * mirror pipeline, so `publish` returns once the deliveries are queued and never throws for a delivery;
- * failures end in `onGiveUp` after retries with exponential backoff and jitter.
- */
-export function createWebhookNotifier(urls: string[], options: WebhookOptions = {}): DrainableNotifier {
+/** The options with their defaults, checked once. */
+interface WebhookSettings {
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  timeoutMs: number;
+  maxPending: number;
+  fetchImpl: typeof fetch;
+  random: () => number;
+  giveUp: (failure: WebhookGiveUp) => void;
+}
+
+function webhookSettings(urls: string[], options: WebhookOptions): WebhookSettings {
   for (const url of urls) {
     let protocol: string;
     try {
@@ -78,65 +85,83 @@ export function createWebhookNotifier(urls: string[], options: WebhookOptions = 
   if (!Number.isSafeInteger(attempts) || attempts < 1) {
     throw new ConfigError(`webhook attempts must be a positive integer, not ${attempts}`);
   }
-  const baseDelayMs = options.baseDelayMs ?? 500;
-  const maxDelayMs = options.maxDelayMs ?? 30_000;
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxPending = options.maxPending ?? 1000;
-  const fetchImpl = options.fetchImpl ?? fetch;
   const onGiveUp = options.onGiveUp ?? logGiveUp;
-  const random = options.random ?? Math.random;
-  const pending = new Set<Promise<void>>();
-
-  function giveUp(failure: WebhookGiveUp): void {
-    try {
-      onGiveUp(failure);
-    } catch {
-      // A failing logger must not turn into an unhandled rejection in the background.
-    }
-  }
-
-  async function deliver(url: string, event: CldistEvent, body: string): Promise<void> {
-    let lastReason = '';
-    let lastStatus: number | undefined;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (attempt > 1) {
-        const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 2));
-        await delay(ceiling / 2 + (random() * ceiling) / 2);
-      }
+  return {
+    attempts,
+    baseDelayMs: options.baseDelayMs ?? 500,
+    maxDelayMs: options.maxDelayMs ?? 30_000,
+    timeoutMs: options.timeoutMs ?? 10_000,
+    maxPending: options.maxPending ?? 1000,
+    fetchImpl: options.fetchImpl ?? fetch,
+    random: options.random ?? Math.random,
+    giveUp(failure) {
       try {
-        const response = await fetchImpl(url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'user-agent': 'cldist',
-            'x-cldist-event': event.event,
-          },
-          body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        await response.body?.cancel().catch(() => undefined);
-        if (response.status >= 200 && response.status < 300) return;
-        lastStatus = response.status;
-        lastReason = `HTTP ${response.status}`;
-        if (!isRetryableStatus(response.status)) {
-          giveUp({ url, event, attempts: attempt, reason: `${lastReason}, not retried`, status: lastStatus });
-          return;
-        }
-      } catch (error) {
-        lastStatus = undefined;
-        lastReason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        onGiveUp(failure);
+      } catch {
+        // A failing logger must not turn into an unhandled rejection in the background.
       }
-    }
-    giveUp({
-      url,
-      event,
-      attempts,
-      reason: lastReason,
-      ...(lastStatus === undefined ? {} : { status: lastStatus }),
-    });
-  }
+    },
+  };
+}
 
+/** One event to one URL, retried with exponential backoff and jitter; ends delivered or given up. */
+async function deliver(
+  settings: WebhookSettings,
+  url: string,
+  event: CldistEvent,
+  body: string,
+): Promise<void> {
+  const { attempts, giveUp } = settings;
+  let lastReason = '';
+  let lastStatus: number | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) {
+      const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (attempt - 2));
+      await delay(ceiling / 2 + (settings.random() * ceiling) / 2);
+    }
+    try {
+      const response = await settings.fetchImpl(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'cldist',
+          'x-cldist-event': event.event,
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(settings.timeoutMs),
+      });
+      await response.body?.cancel().catch(() => undefined);
+      if (response.status >= 200 && response.status < 300) return;
+      lastStatus = response.status;
+      lastReason = `HTTP ${response.status}`;
+      if (!isRetryableStatus(response.status)) {
+        giveUp({ url, event, attempts: attempt, reason: `${lastReason}, not retried`, status: lastStatus });
+        return;
+      }
+    } catch (error) {
+      lastStatus = undefined;
+      lastReason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    }
+  }
+  giveUp({
+    url,
+    event,
+    attempts,
+    reason: lastReason,
+    ...(lastStatus === undefined ? {} : { status: lastStatus }),
+  });
+}
+
+/**
+ * POSTs each event as JSON to every URL in the background. A slow or dead receiver must never hold up the
+ * mirror pipeline, so `publish` returns once the deliveries are queued and never throws for a delivery;
+ * failures end in `onGiveUp` after retries with exponential backoff and jitter.
+ */
+export function createWebhookNotifier(urls: string[], options: WebhookOptions = {}): DrainableNotifier {
+  const settings = webhookSettings(urls, options);
+  const { maxPending, giveUp } = settings;
+  const pending = new Set<Promise<void>>();
   return {
     async publish(event) {
       const body = JSON.stringify(event);
@@ -145,7 +170,9 @@ export function createWebhookNotifier(urls: string[], options: WebhookOptions = 
           giveUp({ url, event, attempts: 0, reason: `more than ${maxPending} deliveries pending` });
           continue;
         }
-        const delivery: Promise<void> = deliver(url, event, body).finally(() => pending.delete(delivery));
+        const delivery: Promise<void> = deliver(settings, url, event, body).finally(() =>
+          pending.delete(delivery),
+        );
         pending.add(delivery);
       }
     },

@@ -2,65 +2,18 @@ import { randomBytes } from 'node:crypto';
 import type { Dirent, Stats } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { PermanentError, TransientError } from '../errors.ts';
+import { PermanentError } from '../errors.ts';
 import { assertValidKey, assertValidPrefix, stagingFolder } from './keys.ts';
+import { errorCode, isMissing, mapFsError, removeQuietly, syncFolder, writeAll } from './local-fs.ts';
 import { assertValidRange, resolveRange } from './range.ts';
 import { singleFlight } from './single-flight.ts';
 import type { ObjectStore, StagedUpload, StoredStream } from './types.ts';
 
 const readChunkBytes = 1024 * 1024;
 
-const transientCodes = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'EIO', 'EAGAIN', 'EBUSY', 'EDQUOT']);
-
-function errorCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
-}
-
-function isMissing(error: unknown): boolean {
-  const code = errorCode(error);
-  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
-}
-
-/** Full disks and exhausted descriptors pass; permissions and path clashes do not. */
-function mapFsError(error: unknown, action: string, key: string): Error {
-  if (error instanceof PermanentError || error instanceof TransientError) return error;
-  const code = errorCode(error) ?? 'unknown';
-  const what = `local store could not ${action} ${JSON.stringify(key)}: ${code}`;
-  if (transientCodes.has(code)) return new TransientError('store-unavailable', what, { cause: error });
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new PermanentError('store-denied', what, { cause: error });
-  }
-  return new PermanentError('store-rejected', what, { cause: error });
-}
-
 /** Every commit renames a new file into place, so the inode tells two same-size writes in one ms apart. */
 function etagOf(info: Stats): string {
   return `"${info.ino.toString(16)}-${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
-}
-
-async function syncFolder(folder: string): Promise<void> {
-  const handle = await open(folder, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
-    offset += bytesWritten;
-  }
-}
-
-async function removeQuietly(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (error) {
-    if (errorCode(error) !== 'ENOENT') throw error;
-  }
 }
 
 export interface LocalStoreModes {
@@ -70,36 +23,39 @@ export interface LocalStoreModes {
   folderMode?: number;
 }
 
-/**
- * The single-machine adapter. Staged bytes live under `{root}/.staging`, on the same filesystem as the
- * target, so `commit` is one atomic rename after an fsync: a crash leaves either nothing or the whole file.
- * The mode is set when the staged file is created, so a body is never readable by more than it should be,
- * not even for a moment.
- */
-export function createLocalStore(root: string, modes: LocalStoreModes = {}): ObjectStore {
-  const base = resolve(root);
-  const fileMode = modes.fileMode ?? 0o644;
-  const folderMode = modes.folderMode ?? 0o755;
-  const staging = join(base, stagingFolder);
-  const pathOf = (key: string) => join(base, ...key.split('/'));
+/** One store's folder: where keys live, how staged files are made and published, and each operation. */
+class LocalFolder {
+  private readonly staging: string;
 
-  async function stagedFile(): Promise<{ path: string; handle: FileHandle }> {
-    await mkdir(staging, { recursive: true, mode: folderMode });
-    const path = join(staging, randomBytes(12).toString('hex'));
-    return { path, handle: await open(path, 'wx', fileMode) };
+  constructor(
+    private readonly base: string,
+    private readonly fileMode: number,
+    private readonly folderMode: number,
+  ) {
+    this.staging = join(base, stagingFolder);
   }
 
-  async function publish(tempPath: string, key: string): Promise<void> {
-    const target = pathOf(key);
-    await mkdir(dirname(target), { recursive: true, mode: folderMode });
+  private pathOf(key: string): string {
+    return join(this.base, ...key.split('/'));
+  }
+
+  private async stagedFile(): Promise<{ path: string; handle: FileHandle }> {
+    await mkdir(this.staging, { recursive: true, mode: this.folderMode });
+    const path = join(this.staging, randomBytes(12).toString('hex'));
+    return { path, handle: await open(path, 'wx', this.fileMode) };
+  }
+
+  async publish(tempPath: string, key: string): Promise<void> {
+    const target = this.pathOf(key);
+    await mkdir(dirname(target), { recursive: true, mode: this.folderMode });
     await rename(tempPath, target);
     await syncFolder(dirname(target));
   }
 
-  async function head(key: string): Promise<{ size: number; lastModified: Date; etag?: string } | undefined> {
+  async head(key: string): Promise<{ size: number; lastModified: Date; etag?: string } | undefined> {
     assertValidKey(key);
     try {
-      const info = await stat(pathOf(key));
+      const info = await stat(this.pathOf(key));
       if (!info.isFile()) return undefined;
       return { size: info.size, lastModified: info.mtime, etag: etagOf(info) };
     } catch (error) {
@@ -108,7 +64,7 @@ export function createLocalStore(root: string, modes: LocalStoreModes = {}): Obj
     }
   }
 
-  async function walk(folder: string, relative: string, prefix: string, into: string[]): Promise<void> {
+  private async walk(folder: string, relative: string, prefix: string, into: string[]): Promise<void> {
     let entries: Dirent[];
     try {
       entries = await readdir(folder, { withFileTypes: true });
@@ -122,7 +78,7 @@ export function createLocalStore(root: string, modes: LocalStoreModes = {}): Obj
       if (entry.isDirectory()) {
         const asFolder = `${key}/`;
         if (asFolder.startsWith(prefix) || prefix.startsWith(asFolder)) {
-          await walk(join(folder, entry.name), asFolder, prefix, into);
+          await this.walk(join(folder, entry.name), asFolder, prefix, into);
         }
       } else if (entry.isFile() && key.startsWith(prefix)) {
         into.push(key);
@@ -130,101 +86,116 @@ export function createLocalStore(root: string, modes: LocalStoreModes = {}): Obj
     }
   }
 
+  async beginUpload(key: string): Promise<StagedUpload> {
+    assertValidKey(key);
+    try {
+      const { path, handle } = await this.stagedFile();
+      return new StagedFile(path, handle, key, (tempPath, target) => this.publish(tempPath, target));
+    } catch (error) {
+      throw mapFsError(error, 'stage', key);
+    }
+  }
+
+  async put(key: string, body: Uint8Array | string): Promise<void> {
+    assertValidKey(key);
+    let temp: { path: string; handle: FileHandle } | undefined;
+    try {
+      temp = await this.stagedFile();
+      await writeAll(temp.handle, typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+      await temp.handle.sync();
+      await temp.handle.close();
+      await this.publish(temp.path, key);
+    } catch (error) {
+      if (temp !== undefined) {
+        await temp.handle.close().catch(() => undefined);
+        await removeQuietly(temp.path).catch(() => undefined);
+      }
+      throw mapFsError(error, 'write', key);
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    assertValidKey(key);
+    try {
+      return new Uint8Array(await readFile(this.pathOf(key)));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw mapFsError(error, 'read', key);
+    }
+  }
+
+  async getStream(key: string, range?: { start: number; end?: number }): Promise<StoredStream | undefined> {
+    assertValidKey(key);
+    if (range !== undefined) assertValidRange(key, range);
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(key), 'r');
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw mapFsError(error, 'open', key);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) {
+        await handle.close();
+        return undefined;
+      }
+      const { start, end } =
+        range === undefined ? { start: 0, end: info.size - 1 } : resolveRange(key, range, info.size);
+      const size = end - start + 1;
+      if (size === 0) await handle.close();
+      const body =
+        size === 0
+          ? emptyBody()
+          : handle.createReadStream({ start, end, highWaterMark: readChunkBytes, autoClose: true });
+      const stream: StoredStream = {
+        body,
+        size,
+        totalSize: info.size,
+        etag: etagOf(info),
+        lastModified: info.mtime,
+      };
+      return stream;
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw mapFsError(error, 'read', key);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix);
+    const keys: string[] = [];
+    await this.walk(this.base, '', prefix, keys);
+    return keys.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    try {
+      await unlink(this.pathOf(key));
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw mapFsError(error, 'delete', key);
+    }
+  }
+}
+
+/**
+ * The single-machine adapter. Staged bytes live under `{root}/.staging`, on the same filesystem as the
+ * target, so `commit` is one atomic rename after an fsync: a crash leaves either nothing or the whole file.
+ * The mode is set when the staged file is created, so a body is never readable by more than it should be,
+ * not even for a moment.
+ */
+export function createLocalStore(root: string, modes: LocalStoreModes = {}): ObjectStore {
+  const folder = new LocalFolder(resolve(root), modes.fileMode ?? 0o644, modes.folderMode ?? 0o755);
   return {
-    async beginUpload(key) {
-      assertValidKey(key);
-      try {
-        const { path, handle } = await stagedFile();
-        return new StagedFile(path, handle, key, publish);
-      } catch (error) {
-        throw mapFsError(error, 'stage', key);
-      }
-    },
-
-    async put(key, body) {
-      assertValidKey(key);
-      let temp: { path: string; handle: FileHandle } | undefined;
-      try {
-        temp = await stagedFile();
-        await writeAll(temp.handle, typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
-        await temp.handle.sync();
-        await temp.handle.close();
-        await publish(temp.path, key);
-      } catch (error) {
-        if (temp !== undefined) {
-          await temp.handle.close().catch(() => undefined);
-          await removeQuietly(temp.path).catch(() => undefined);
-        }
-        throw mapFsError(error, 'write', key);
-      }
-    },
-
-    async get(key) {
-      assertValidKey(key);
-      try {
-        return new Uint8Array(await readFile(pathOf(key)));
-      } catch (error) {
-        if (isMissing(error)) return undefined;
-        throw mapFsError(error, 'read', key);
-      }
-    },
-
-    async getStream(key, range) {
-      assertValidKey(key);
-      if (range !== undefined) assertValidRange(key, range);
-      let handle: FileHandle;
-      try {
-        handle = await open(pathOf(key), 'r');
-      } catch (error) {
-        if (isMissing(error)) return undefined;
-        throw mapFsError(error, 'open', key);
-      }
-      try {
-        const info = await handle.stat();
-        if (!info.isFile()) {
-          await handle.close();
-          return undefined;
-        }
-        const { start, end } =
-          range === undefined ? { start: 0, end: info.size - 1 } : resolveRange(key, range, info.size);
-        const size = end - start + 1;
-        if (size === 0) await handle.close();
-        const body =
-          size === 0
-            ? emptyBody()
-            : handle.createReadStream({ start, end, highWaterMark: readChunkBytes, autoClose: true });
-        const stream: StoredStream = {
-          body,
-          size,
-          totalSize: info.size,
-          etag: etagOf(info),
-          lastModified: info.mtime,
-        };
-        return stream;
-      } catch (error) {
-        await handle.close().catch(() => undefined);
-        throw mapFsError(error, 'read', key);
-      }
-    },
-
-    head,
-
-    async list(prefix) {
-      assertValidPrefix(prefix);
-      const keys: string[] = [];
-      await walk(base, '', prefix, keys);
-      return keys.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    },
-
-    async delete(key) {
-      assertValidKey(key);
-      try {
-        await unlink(pathOf(key));
-      } catch (error) {
-        if (isMissing(error)) return;
-        throw mapFsError(error, 'delete', key);
-      }
-    },
+    beginUpload: (key) => folder.beginUpload(key),
+    put: (key, body) => folder.put(key, body),
+    get: (key) => folder.get(key),
+    getStream: (key, range) => folder.getStream(key, range),
+    head: (key) => folder.head(key),
+    list: (prefix) => folder.list(prefix),
+    delete: (key) => folder.delete(key),
   };
 }
 
