@@ -26,47 +26,56 @@ export interface Terminal {
 
 const progressLogIntervalMs = 5000;
 
-export function createTerminal(options: {
+interface TerminalOptions {
   tty: boolean;
   stream: NodeJS.WriteStream;
   logger: () => Logger;
-}): Terminal {
-  if (!options.tty) {
-    return {
-      writeLine: (line) => {
-        options.stream.write(`${line}\n`);
+}
+
+export function createTerminal(options: TerminalOptions): Terminal {
+  return options.tty ? barsTerminal(options) : logTerminal(options);
+}
+
+/** No TTY: structured log lines only, progress at most every `progressLogIntervalMs`. */
+function logTerminal(options: TerminalOptions): Terminal {
+  return {
+    writeLine: (line) => {
+      options.stream.write(`${line}\n`);
+    },
+    tracker: {
+      begin(label) {
+        const started = Date.now();
+        let lastLog = started;
+        let bytes = 0;
+        let total: number | undefined;
+        options.logger().info('transfer.started', { artifact: label });
+        return {
+          advance(now, knownTotal) {
+            bytes = now;
+            total = knownTotal ?? total;
+            if (Date.now() - lastLog >= progressLogIntervalMs) {
+              lastLog = Date.now();
+              options.logger().info('transfer.progress', { artifact: label, bytes, total });
+            }
+          },
+          end(outcome) {
+            const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+            options.logger().info(`transfer.${outcome}`, {
+              artifact: label,
+              bytes,
+              seconds: Number(seconds.toFixed(3)),
+              mbPerSecond: Number((bytes / 1e6 / seconds).toFixed(1)),
+            });
+          },
+        };
       },
-      tracker: {
-        begin(label) {
-          const started = Date.now();
-          let lastLog = started;
-          let bytes = 0;
-          let total: number | undefined;
-          options.logger().info('transfer.started', { artifact: label });
-          return {
-            advance(now, knownTotal) {
-              bytes = now;
-              total = knownTotal ?? total;
-              if (Date.now() - lastLog >= progressLogIntervalMs) {
-                lastLog = Date.now();
-                options.logger().info('transfer.progress', { artifact: label, bytes, total });
-              }
-            },
-            end(outcome) {
-              const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-              options.logger().info(`transfer.${outcome}`, {
-                artifact: label,
-                bytes,
-                seconds: Number(seconds.toFixed(3)),
-                mbPerSecond: Number((bytes / 1e6 / seconds).toFixed(1)),
-              });
-            },
-          };
-        },
-      },
-      stop: () => {},
-    };
-  }
+    },
+    stop: () => {},
+  };
+}
+
+/** A TTY: one bar per running transfer, lines printed above the bars. */
+function barsTerminal(options: TerminalOptions): Terminal {
   const bars = new cliProgress.MultiBar(
     {
       stream: options.stream,

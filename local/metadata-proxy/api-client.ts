@@ -84,15 +84,13 @@ function readSmallBody(response: IncomingMessage, limit: number): Promise<string
   });
 }
 
-/** The cldist API as the proxy sees it: one keep-alive agent, every request signed, every wait bounded. */
-export function createApiClient(options: ApiClientOptions): ApiClient {
-  const secure = options.api.protocol === 'https:';
-  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64, maxFreeSockets: 16 };
-  const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-  const send = secure ? httpsRequest : request;
-  const basePath = options.api.pathname.replace(/\/+$/, '');
+type Call = (method: string, path: string, headers: OutgoingHttpHeaders) => Promise<IncomingMessage>;
 
-  const call = (method: string, path: string, headers: OutgoingHttpHeaders): Promise<IncomingMessage> =>
+/** One request to the API over the shared agent: headers within `timeoutMs`, then no body stall as long. */
+function apiCaller(options: ApiClientOptions, agent: HttpAgent): Call {
+  const send = options.api.protocol === 'https:' ? httpsRequest : request;
+  const basePath = options.api.pathname.replace(/\/+$/, '');
+  return (method, path, headers) =>
     new Promise((resolve, reject) => {
       const outgoing = send(
         {
@@ -138,6 +136,47 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
       });
       outgoing.end();
     });
+}
+
+/** The API's answer to an address lookup: an instance, none (404), or an error saying who must act. */
+async function lookupAnswer(response: IncomingMessage): Promise<LookupAnswer> {
+  const status = response.statusCode ?? 0;
+  if (status === 404) {
+    response.resume();
+    return { instanceId: undefined };
+  }
+  if (status >= 500 || status === 429) {
+    response.resume();
+    throw new MetadataApiUnavailableError(`the API answered the address lookup with ${status}`);
+  }
+  if (status !== 200) {
+    response.resume();
+    throw new MetadataApiRefusedError(
+      status === 403
+        ? 'the API refused the address lookup signature (403): the proxy and the API do not share the same secret'
+        : `the API answered the address lookup with ${status}; is --api the cldist API?`,
+    );
+  }
+  const text = await readSmallBody(response, maxLookupBodyBytes);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw new MetadataApiRefusedError('the address lookup answer is not JSON', { cause });
+  }
+  const result = lookupBody.safeParse(parsed);
+  if (!result.success) {
+    throw new MetadataApiRefusedError('the address lookup answer has no usable instanceId');
+  }
+  return { instanceId: result.data.instanceId };
+}
+
+/** The cldist API as the proxy sees it: one keep-alive agent, every request signed, every wait bounded. */
+export function createApiClient(options: ApiClientOptions): ApiClient {
+  const secure = options.api.protocol === 'https:';
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64, maxFreeSockets: 16 };
+  const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+  const call = apiCaller(options, agent);
 
   return {
     async lookup(address) {
@@ -147,35 +186,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         [proxyHeaders.address]: address,
         [proxyHeaders.addressSignature]: signAddress(options.secret(), address),
       });
-      const status = response.statusCode ?? 0;
-      if (status === 404) {
-        response.resume();
-        return { instanceId: undefined };
-      }
-      if (status >= 500 || status === 429) {
-        response.resume();
-        throw new MetadataApiUnavailableError(`the API answered the address lookup with ${status}`);
-      }
-      if (status !== 200) {
-        response.resume();
-        throw new MetadataApiRefusedError(
-          status === 403
-            ? 'the API refused the address lookup signature (403): the proxy and the API do not share the same secret'
-            : `the API answered the address lookup with ${status}; is --api the cldist API?`,
-        );
-      }
-      const text = await readSmallBody(response, maxLookupBodyBytes);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch (cause) {
-        throw new MetadataApiRefusedError('the address lookup answer is not JSON', { cause });
-      }
-      const result = lookupBody.safeParse(parsed);
-      if (!result.success) {
-        throw new MetadataApiRefusedError('the address lookup answer has no usable instanceId');
-      }
-      return { instanceId: result.data.instanceId };
+      return lookupAnswer(response);
     },
 
     forward(forwarded) {

@@ -86,6 +86,37 @@ function readSession(c: Context, sessions: SessionStore): string | undefined {
   return sessions.valid(id) ? id : undefined;
 }
 
+/** A strict CSP (inline code only with the response's nonce), no framing, no sniffing, no referrer. */
+const pageHeaders = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'none'"],
+    scriptSrc: [NONCE],
+    styleSrc: [NONCE],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+  },
+  xFrameOptions: 'DENY',
+  referrerPolicy: 'no-referrer',
+});
+
+/** The page itself, or a 503 page that reloads while the ledger is not answering. */
+async function statusPage(c: Context, options: StatusAppOptions): Promise<Response> {
+  const noStore = { 'Cache-Control': 'no-store' };
+  const nonce = c.get('secureHeadersNonce') ?? '';
+  let model: StatusModel;
+  try {
+    model = await options.getStatus();
+  } catch (error) {
+    if (!(error instanceof TransientError)) throw error;
+    return c.html(unavailablePage(nonce, options.refreshSeconds, describeError(error)), 503, {
+      ...noStore,
+      'Retry-After': String(options.refreshSeconds),
+    });
+  }
+  return c.html(renderStatusPage(model, options.refreshSeconds, nonce), 200, noStore);
+}
+
 /**
  * `/` and `/v1/status`, both behind the admin token. Scripts send `Authorization: Bearer`; a person signs
  * in with a form posted to `/login`, which sets a cookie holding a random session id (HttpOnly,
@@ -103,19 +134,7 @@ export function createStatusApp(options: StatusAppOptions): Hono {
   const publicOrigin =
     options.publicBaseUrl === undefined ? undefined : new URL(options.publicBaseUrl).origin;
   const secure = publicOrigin?.startsWith('https:') === true;
-  const headers = secureHeaders({
-    contentSecurityPolicy: {
-      defaultSrc: ["'none'"],
-      scriptSrc: [NONCE],
-      styleSrc: [NONCE],
-      formAction: ["'self'"],
-      frameAncestors: ["'none'"],
-      baseUri: ["'none'"],
-    },
-    xFrameOptions: 'DENY',
-    referrerPolicy: 'no-referrer',
-  });
-  for (const path of ['/', '/login', '/logout', '/v1/status']) app.use(path, headers);
+  for (const path of ['/', '/login', '/logout', '/v1/status']) app.use(path, pageHeaders);
   const sameOrigin = csrf({
     origin: (origin, c) => origin === new URL(c.req.url).origin || origin === publicOrigin,
   });
@@ -132,18 +151,7 @@ export function createStatusApp(options: StatusAppOptions): Hono {
       const problem = c.req.query('token') === undefined ? undefined : 'token-in-url';
       return c.html(loginPage(c, problem), 401, noStore);
     }
-    const nonce = c.get('secureHeadersNonce') ?? '';
-    let model: StatusModel;
-    try {
-      model = await options.getStatus();
-    } catch (error) {
-      if (!(error instanceof TransientError)) throw error;
-      return c.html(unavailablePage(nonce, options.refreshSeconds, describeError(error)), 503, {
-        ...noStore,
-        'Retry-After': String(options.refreshSeconds),
-      });
-    }
-    return c.html(renderStatusPage(model, options.refreshSeconds, nonce), 200, noStore);
+    return statusPage(c, options);
   });
 
   app.post('/login', sameOrigin, smallForm, async (c) => {
