@@ -80,20 +80,7 @@ export async function transferArtifact(
 ): Promise<VerifiedArtifactFacts & { resumes: number }> {
   const allowedOrigins = checkJob(job, config);
   const limits = config.limits;
-  const timeoutMs = limits.requestTimeoutSeconds * 1000;
-  const signature = await fetchSmall(job.signatureUrl, {
-    maxBytes: limits.maxSignatureBytes,
-    timeoutMs,
-    allowedOrigins,
-  });
-  const download: Download = await streamDownload(job.url, {
-    maxBytes: limits.maxArtifactBytes,
-    maxResumes: limits.maxResumes,
-    timeoutMs,
-    allowedOrigins,
-    chunkSize: deps.chunkSize ?? defaultChunkSize,
-    onProgress: options.onProgress,
-  });
+  const { signature, download } = await openTransfer(job, allowedOrigins, deps, config, options);
   // Shutdown must not wait for a stalled read to time out: cancelling the download fails the pending read.
   const cancelOnAbort = () => download.cancel();
   options.signal?.addEventListener('abort', cancelOnAbort, { once: true });
@@ -162,6 +149,32 @@ export async function transferArtifact(
       });
     }
   }
+}
+
+/** The signature first (small, size-capped), then the artifact's download, opened but not yet read. */
+async function openTransfer(
+  job: MirrorJob,
+  allowedOrigins: string[],
+  deps: TransferDeps,
+  config: CldistConfig,
+  options: MirrorOptions,
+): Promise<{ signature: Uint8Array; download: Download }> {
+  const limits = config.limits;
+  const timeoutMs = limits.requestTimeoutSeconds * 1000;
+  const signature = await fetchSmall(job.signatureUrl, {
+    maxBytes: limits.maxSignatureBytes,
+    timeoutMs,
+    allowedOrigins,
+  });
+  const download: Download = await streamDownload(job.url, {
+    maxBytes: limits.maxArtifactBytes,
+    maxResumes: limits.maxResumes,
+    timeoutMs,
+    allowedOrigins,
+    chunkSize: deps.chunkSize ?? defaultChunkSize,
+    onProgress: options.onProgress,
+  });
+  return { signature, download };
 }
 
 /** A ledger write that failed must not leave the artifact leased until the lease runs out. */
