@@ -50,7 +50,6 @@ export function buildMirrorPipeline(stack: Stack, props: MirrorPipelineProps): M
     maxReceiveCount: config.queue.retry.maxReceives,
   });
 
-  // The poller and the worker read the same resources: both assemble the one mirror runtime.
   const resources: DeployedResources = {
     tableName: storage.table.tableName,
     topicArn: events.topic.topicArn,
@@ -97,31 +96,30 @@ function mirrorFunctions(
   resources: DeployedResources,
 ): { poller: CldistFunction; worker: CldistFunction } {
   const { config, deploy, workerSize } = props;
-  const poller = new CldistFunction(stack, 'Poller', {
-    entry: props.pollerEntry,
+  // What the two functions share: both assemble the one mirror runtime from the same config and resources.
+  const shared = {
     projectRoot: props.projectRoot,
-    description: 'cldist poller: reads each channel current/version.txt and enqueues new releases',
-    serviceName: serviceNames.poller,
     config,
     resources,
-    memorySize: 512,
-    timeout: Duration.minutes(5),
     logRetentionDays: props.logRetention,
     files: props.keyringFiles,
+  };
+  const poller = new CldistFunction(stack, 'Poller', {
+    ...shared,
+    entry: props.pollerEntry,
+    description: 'cldist poller: reads each channel current/version.txt and enqueues new releases',
+    serviceName: serviceNames.poller,
+    memorySize: 512,
+    timeout: Duration.minutes(5),
   });
-
   const worker = new CldistFunction(stack, 'Worker', {
+    ...shared,
     entry: props.workerEntry,
-    projectRoot: props.projectRoot,
     description: `cldist mirror worker: verifies and stores one artifact (sized for ${config.limits.maxArtifactBytes} bytes at ${deploy.worker.minThroughputMBps} MB/s)`,
     serviceName: serviceNames.worker,
-    config,
-    resources,
     memorySize: workerSize.memoryMiB,
     timeout: Duration.seconds(workerSize.timeoutSeconds),
     ephemeralStorageMiB: workerSize.ephemeralStorageMiB,
-    logRetentionDays: props.logRetention,
-    files: props.keyringFiles,
   });
   return { poller, worker };
 }

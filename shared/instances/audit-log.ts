@@ -7,16 +7,7 @@ import {
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TransientError } from '../errors.ts';
-import {
-  instanceKeyParts,
-  ledgerKeySchema as k,
-  type LedgerKey,
-  ledgerIndex,
-  ledgerIndexEntry,
-  ledgerItems,
-  ledgerKey,
-  ledgerTtlAttribute,
-} from '../ledger/table.ts';
+import * as ledgerTable from '../ledger/table.ts';
 import { auditEntriesOf, ledgerCall, toAudit, type WriteRequest } from './dynamo-support.ts';
 import type { AuditEntry } from './types.ts';
 
@@ -27,13 +18,14 @@ export interface InstanceTable {
 }
 
 export const dayMs = 24 * 60 * 60 * 1000;
+const k = ledgerTable.ledgerKeySchema;
 const batchSize = 25;
 const entriesPerItem = 500;
 /** The table's key attributes under the placeholders the expressions here use. */
 export const keyNames = { '#pk': k.partitionKey, '#sk': k.sortKey } as const;
 
-export const keyOf = (item: Record<string, unknown>): LedgerKey =>
-  ledgerKey(String(item[k.partitionKey]), String(item[k.sortKey]));
+export const keyOf = (item: Record<string, unknown>): ledgerTable.LedgerKey =>
+  ledgerTable.ledgerKey(String(item[k.partitionKey]), String(item[k.sortKey]));
 
 /** BatchWriteItem with its unprocessed items sent again, backing off, up to six rounds. */
 async function writeBatch({ doc, table }: InstanceTable, requests: WriteRequest[]): Promise<void> {
@@ -61,7 +53,7 @@ export async function writeItems(t: InstanceTable, items: Record<string, unknown
   }
 }
 
-export async function deleteKeys(t: InstanceTable, keys: LedgerKey[]): Promise<void> {
+export async function deleteKeys(t: InstanceTable, keys: ledgerTable.LedgerKey[]): Promise<void> {
   for (let i = 0; i < keys.length; i += batchSize) {
     await writeBatch(
       t,
@@ -88,9 +80,12 @@ function auditItems(
       const first = chunk[0]?.at ?? '';
       const newest = Math.max(...chunk.map((entry) => Date.parse(entry.at)).filter(Number.isFinite));
       items.push({
-        [ledgerTtlAttribute]: Math.ceil((newest + retentionMs) / 1000),
-        ...ledgerItems.instanceAudit(id, `${first}#${randomBytes(4).toString('hex')}`),
-        ...ledgerIndexEntry(ledgerIndex.instanceAuditDay(first.slice(0, 10)), `${first}#${id}`),
+        [ledgerTable.ledgerTtlAttribute]: Math.ceil((newest + retentionMs) / 1000),
+        ...ledgerTable.ledgerItems.instanceAudit(id, `${first}#${randomBytes(4).toString('hex')}`),
+        ...ledgerTable.ledgerIndexEntry(
+          ledgerTable.ledgerIndex.instanceAuditDay(first.slice(0, 10)),
+          `${first}#${id}`,
+        ),
         entriesZ: deflateRawSync(JSON.stringify(chunk)),
       });
     }
@@ -184,8 +179,8 @@ export async function listAudit(
       KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
       ExpressionAttributeNames: keyNames,
       ExpressionAttributeValues: {
-        ':pk': instanceKeyParts.partition(id),
-        ':audit': instanceKeyParts.auditSortPrefix,
+        ':pk': ledgerTable.instanceKeyParts.partition(id),
+        ':audit': ledgerTable.instanceKeyParts.auditSortPrefix,
       },
       ScanIndexForward: false,
     },
@@ -216,7 +211,7 @@ export async function deleteAuditDays(t: InstanceTable, cutoff: Date, daysBack: 
             IndexName: k.gsi1Name,
             KeyConditionExpression: '#g1pk = :day',
             ExpressionAttributeNames: { ...keyNames, '#g1pk': k.gsi1PartitionKey },
-            ExpressionAttributeValues: { ':day': ledgerIndex.instanceAuditDay(day) },
+            ExpressionAttributeValues: { ':day': ledgerTable.ledgerIndex.instanceAuditDay(day) },
             ProjectionExpression: '#pk, #sk',
             ExclusiveStartKey: startKey,
           }),
