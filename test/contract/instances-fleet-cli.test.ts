@@ -1,37 +1,13 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateAdminToken } from '../../local/admin-token.ts';
-import { createApiApp } from '../../shared/api/app.ts';
-import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
-import { parseConfig, projectRoot } from '../../shared/config.ts';
-import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import type { RunningServer } from '../../shared/api/node-server.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
-import { createLocalStore } from '../../shared/store/local-store.ts';
-import { emulatorClients, freshTable } from '../support/emulators.ts';
+import { runCldist } from '../support/cli.ts';
+import { type CliApi, startCliApi } from '../support/instance-api.ts';
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cldist(args: string[]): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(projectRoot, 'bin/cldist.js'), ...args],
-      { timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cldist = (args: string[]) => runCldist(args, { timeoutMs: 60_000 });
 
 const config = { ignition: { version: '3.4.0' } };
 
@@ -43,38 +19,19 @@ function jsonLines(text: string): Record<string, unknown>[] {
 }
 
 describe('cldist instances list, put-many, delete --prefix, reserve and revoke (CLI against a running API)', () => {
+  let api: CliApi;
   let dir: string;
   let server: RunningServer;
   let instances: InstanceRepository;
   let connection: string[];
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cldist-fleet-cli-'));
-    const clients = emulatorClients();
-    const table = await freshTable(clients);
-    await waitUntilTableExists(
-      { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
-      { TableName: table },
-    );
-    instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 10 });
-    const { token } = await loadOrCreateAdminToken(join(dir, 'data'));
-    const app = createApiApp(
-      {
-        instances,
-        bodies: createLocalStore(join(dir, 'configs')),
-        clock: () => new Date(),
-        adminAuth: { kind: 'bearer', token },
-      },
-      parseConfig({}),
-    );
-    server = await serveNode(app, { host: '127.0.0.1', port: 0 });
-    connection = ['--api', server.url, '--data-dir', join(dir, 'data')];
+    api = await startCliApi('cldist-fleet-cli-');
+    ({ dir, server, instances, connection } = api);
   });
 
   afterAll(async () => {
-    await server?.close();
-    await instances?.close();
-    await rm(dir, { recursive: true, force: true });
+    await api?.close();
   });
 
   it('put-many prints a token line per instance and stops at a bad line, saying which; --from-line resumes', async () => {

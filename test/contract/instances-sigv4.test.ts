@@ -1,15 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiApp } from '../../shared/api/app.ts';
 import { parseConfig, projectRoot } from '../../shared/config.ts';
-import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
-import { emulatorClients, freshTable } from '../support/emulators.ts';
+import { runCommand } from '../support/cli.ts';
+import { freshInstanceRepository } from '../support/instance-api.ts';
 import { type SigV4Gateway, startSigV4Gateway } from '../support/sigv4-gateway.ts';
 
 const awsKeys = { accessKeyId: 'AKIDCLDISTTEST', secretAccessKey: 'cldist-test-secret' };
@@ -20,14 +18,7 @@ const env = {
   AWS_REGION: 'eu-west-1',
 };
 
-function run(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: 60_000, env }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (command: string, args: string[]) => runCommand(command, args, { env });
 
 /** What docs/aws.md shows, against a loopback gateway that checks SigV4 with the AWS SDK's own signer. */
 describe('the admin path behind a SigV4-checking gateway: curl as documented, and the CLI', () => {
@@ -37,13 +28,7 @@ describe('the admin path behind a SigV4-checking gateway: curl as documented, an
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cldist-sigv4-'));
-    const clients = emulatorClients();
-    const table = await freshTable(clients);
-    await waitUntilTableExists(
-      { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
-      { TableName: table },
-    );
-    instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 10 });
+    instances = await freshInstanceRepository();
     const app = createApiApp(
       {
         instances,

@@ -1,14 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiApp } from '../../shared/api/app.ts';
 import { parseConfig } from '../../shared/config.ts';
-import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
-import { emulatorClients, freshTable } from '../support/emulators.ts';
+import { freshInstanceRepository } from '../support/instance-api.ts';
 
 const adminToken = 'admin-secret-for-strict-tests';
 const admin = { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' };
@@ -32,13 +30,7 @@ describe('unknown Ignition keys: api.unknownIgnitionKeys and ?strict=true', () =
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cldist-strict-'));
-    const clients = emulatorClients();
-    const table = await freshTable(clients);
-    await waitUntilTableExists(
-      { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
-      { TableName: table },
-    );
-    instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 10 });
+    instances = await freshInstanceRepository();
     const deps = {
       instances,
       bodies: createLocalStore(dir),

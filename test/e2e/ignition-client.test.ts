@@ -3,17 +3,15 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiApp } from '../../shared/api/app.ts';
 import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
 import { parseConfig } from '../../shared/config.ts';
-import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
-import { emulatorClients, freshTable } from '../support/emulators.ts';
+import { freshInstanceRepository } from '../support/instance-api.ts';
 
 const ignitionBinary = '/usr/lib/dracut/modules.d/30ignition/ignition';
 const adminToken = 'e2e-admin-token';
@@ -45,13 +43,7 @@ describe('the real Ignition client (fetch stage) against the API', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cldist-ignition-e2e-'));
-    const clients = emulatorClients();
-    const table = await freshTable(clients);
-    await waitUntilTableExists(
-      { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
-      { TableName: table },
-    );
-    instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 10 });
+    instances = await freshInstanceRepository();
     bodies = createLocalStore(join(dir, 'configs'));
     const api = createApiApp(
       { instances, bodies, clock: () => new Date(), adminAuth: { kind: 'bearer', token: adminToken } },
