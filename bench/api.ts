@@ -1,20 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
-import { createApiApp } from '../shared/api/app.ts';
-import { serveNode } from '../shared/api/node-server.ts';
-import { makeAwsClients } from '../shared/aws-clients.ts';
-import { parseConfig } from '../shared/config.ts';
-import { withRecordCache } from '../shared/instances/record-cache.ts';
-import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
-import { ledgerTableInput } from '../shared/ledger/table.ts';
-import { createLocalStore } from '../shared/store/local-store.ts';
+import { startBenchApi } from './local-api.ts';
 
 /**
  * Throughput and latency of the authenticated `GET /v1/instances/{id}/ignition` in the single-machine shape
@@ -75,33 +65,15 @@ function format(name: string, f: WrkFigures): string {
   return `${name.padEnd(34)} ${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${f.p50Ms.toFixed(2).padStart(6)} ms   p99 ${f.p99Ms.toFixed(2).padStart(6)} ms   non-2xx ${f.non2xx}`;
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-api-'));
+const adminToken = 'bench-admin-token';
+const benchApi = await startBenchApi('cldist-bench-api-', adminToken);
+const { dir, server, instances } = benchApi;
 const targetRate = 1500;
 const pacing = join(dir, 'pace.lua');
 await writeFile(
   pacing,
   `function delay() return ${Math.max(1, Math.round((connections * 1000) / targetRate) - 1)} end\n`,
 );
-const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
-await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
-const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
-await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));
-await waitUntilTableExists(
-  { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
-  { TableName: 'cldist-ledger' },
-);
-const instances = withRecordCache(createDynamoInstanceRepository(clients.doc, { table: 'cldist-ledger' }));
-const adminToken = 'bench-admin-token';
-const app = createApiApp(
-  {
-    instances,
-    bodies: createLocalStore(join(dir, 'configs')),
-    clock: () => new Date(),
-    adminAuth: { kind: 'bearer', token: adminToken },
-  },
-  parseConfig({}),
-);
-const server = await serveNode(app, { host: '127.0.0.1', port: 0 });
 
 const config = {
   ignition: { version: '3.4.0' },
@@ -142,9 +114,6 @@ try {
       `p99 <= 25 ms saturated: ${verdict(api)}; at ~${targetRate} req/s: ${verdict(paced)}\n`,
   );
 } finally {
-  await server.close();
   await new Promise<void>((resolve) => bare.close(() => resolve()));
-  await instances.close();
-  await new Promise<void>((resolve) => dynamo.close(() => resolve()));
-  await rm(dir, { recursive: true, force: true });
+  await benchApi.close();
 }

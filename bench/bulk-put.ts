@@ -1,18 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
-import { createApiApp } from '../shared/api/app.ts';
-import { serveNode } from '../shared/api/node-server.ts';
-import { makeAwsClients } from '../shared/aws-clients.ts';
-import { parseConfig } from '../shared/config.ts';
-import { withRecordCache } from '../shared/instances/record-cache.ts';
-import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
-import { ledgerTableInput } from '../shared/ledger/table.ts';
-import { createLocalStore } from '../shared/store/local-store.ts';
+import { startBenchApi } from './local-api.ts';
 import { median } from './support.ts';
 
 /**
@@ -29,26 +15,8 @@ const rounds = Number(process.argv[3] ?? 5);
 const adminToken = 'bench-admin-token-0123456789abcdef0123';
 const config = { ignition: { version: '3.4.0' }, passwd: { users: [{ name: 'core' }] } };
 
-const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-bulk-'));
-const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
-await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
-const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
-await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));
-await waitUntilTableExists(
-  { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
-  { TableName: 'cldist-ledger' },
-);
-const instances = withRecordCache(createDynamoInstanceRepository(clients.doc, { table: 'cldist-ledger' }));
-const app = createApiApp(
-  {
-    instances,
-    bodies: createLocalStore(join(dir, 'configs')),
-    clock: () => new Date(),
-    adminAuth: { kind: 'bearer', token: adminToken },
-  },
-  parseConfig({}),
-);
-const server = await serveNode(app, { host: '127.0.0.1', port: 0 });
+const benchApi = await startBenchApi('cldist-bench-bulk-', adminToken);
+const { server } = benchApi;
 const headers = { Authorization: `Bearer ${adminToken}` };
 
 async function bulk(prefix: string): Promise<number> {
@@ -100,8 +68,5 @@ try {
       `  ratio (PUT time / bulk time): ${(s / b).toFixed(2)}\n`,
   );
 } finally {
-  await server.close();
-  await instances.close();
-  await new Promise<void>((resolve) => dynamo.close(() => resolve()));
-  await rm(dir, { recursive: true, force: true });
+  await benchApi.close();
 }

@@ -1,14 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../shared/config.ts';
 import { type Lab, labUnavailable, startLab } from '../support/netns.ts';
+import { baseIgnition, ignitionFetch, stopChild, userConfig } from '../support/netns-clients.ts';
 import { ed25519PublicKey } from '../support/ssh-keys.ts';
 
-const ignitionBinary = '/usr/lib/dracut/modules.d/30ignition/ignition';
 const cli = join(projectRoot, 'bin/cldist.js');
 const vms = { vm1: '169.254.10.7', vm2: '169.254.10.8', stranger: '169.254.10.9' };
 
@@ -26,22 +26,6 @@ const title =
   unavailable === undefined
     ? 'the real Ignition client against cldist serve --metadata-listen, in network namespaces'
     : `real-client metadata tests skipped: ${unavailable} (run as root to include them)`;
-
-const baseIgnition = {
-  ignition: { version: '3.0.0' },
-  storage: { files: [{ path: '/etc/provider/agent.conf', mode: 420, contents: { source: 'data:,agent' } }] },
-};
-
-function userConfig(name: string): string {
-  return JSON.stringify({
-    ignition: { version: '3.3.0' },
-    storage: { files: [{ path: `/etc/${name}.conf`, mode: 420, contents: { source: `data:,${name}` } }] },
-  });
-}
-
-interface CachedFile {
-  path: string;
-}
 
 suite(title, () => {
   let lab: Lab;
@@ -108,43 +92,12 @@ suite(title, () => {
   });
 
   afterAll(async () => {
-    if (serve !== undefined && serve.exitCode === null) {
-      const exited = new Promise((resolve) => serve?.once('exit', resolve));
-      serve.kill('SIGTERM');
-      const timer = setTimeout(() => serve?.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    if (serve !== undefined) await stopChild(serve);
     await lab?.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  /** Ignition's fetch stage as the instance's initrd runs it; returns the config it cached, if any. */
-  async function ignition(vm: string, platform: 'openstack' | 'aws') {
-    const work = join(dir, `run-${vm}-${platform}`);
-    await mkdir(join(work, 'root'), { recursive: true });
-    const cache = join(work, 'ignition.json');
-    const run = await lab.inVm(
-      vm,
-      ignitionBinary,
-      [
-        `-platform=${platform}`,
-        '-stage=fetch',
-        `-root=${join(work, 'root')}`,
-        `-config-cache=${cache}`,
-        `-state-file=${join(work, 'state')}`,
-        `-neednet=${join(work, 'neednet')}`,
-        '-log-to-stdout',
-      ],
-      60_000,
-    );
-    const cached = await readFile(cache, 'utf8').then(
-      (text) => JSON.parse(text) as { storage?: { files?: CachedFile[] } },
-      () => undefined,
-    );
-    const files = (cached?.storage?.files ?? []).map((file) => file.path).sort();
-    return { ...run, cached, files };
-  }
+  const ignition = (vm: string, platform: 'openstack' | 'aws') => ignitionFetch(lab, vm, platform, dir);
 
   for (const platform of ['openstack', 'aws'] as const) {
     it(`-platform=${platform}: each instance gets its own config with the base config merged in`, async () => {

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../shared/config.ts';
 import { signInstanceId } from '../../shared/metadata/proxy-signature.ts';
 import { type Lab, labUnavailable, startLab } from '../support/netns.ts';
+import { baseIgnition, ignitionFetch, stopChild, userConfig } from '../support/netns-clients.ts';
 
-const ignitionBinary = '/usr/lib/dracut/modules.d/30ignition/ignition';
 const cli = join(projectRoot, 'bin/cldist.js');
 const vms = { vm1: '169.254.20.7', vm2: '169.254.20.8', stranger: '169.254.20.9' };
 const secret = 'netns-proxy-secret-0123456789abcdef0123';
@@ -24,18 +24,6 @@ const title =
   unavailable === undefined
     ? 'cldist metadata-proxy between instances and cldist serve, in network namespaces'
     : `metadata proxy namespace tests skipped: ${unavailable} (run as root to include them)`;
-
-const baseIgnition = {
-  ignition: { version: '3.0.0' },
-  storage: { files: [{ path: '/etc/provider/agent.conf', mode: 420, contents: { source: 'data:,agent' } }] },
-};
-
-function userConfig(name: string): string {
-  return JSON.stringify({
-    ignition: { version: '3.3.0' },
-    storage: { files: [{ path: `/etc/${name}.conf`, mode: 420, contents: { source: `data:,${name}` } }] },
-  });
-}
 
 suite(title, () => {
   let lab: Lab;
@@ -59,14 +47,7 @@ suite(title, () => {
     return child;
   }
 
-  async function stop(child: ChildProcess): Promise<void> {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
+  const stop = stopChild;
 
   async function cldist(args: string[]) {
     return lab.run(process.execPath, [cli, ...args, '--data-dir', join(dir, 'data')], 30_000);
@@ -139,30 +120,7 @@ suite(title, () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  async function ignition(vm: string, platform: 'openstack' | 'aws') {
-    const work = join(dir, `run-${vm}-${platform}`);
-    await mkdir(join(work, 'root'), { recursive: true });
-    const cache = join(work, 'ignition.json');
-    const run = await lab.inVm(
-      vm,
-      ignitionBinary,
-      [
-        `-platform=${platform}`,
-        '-stage=fetch',
-        `-root=${join(work, 'root')}`,
-        `-config-cache=${cache}`,
-        `-state-file=${join(work, 'state')}`,
-        `-neednet=${join(work, 'neednet')}`,
-        '-log-to-stdout',
-      ],
-      60_000,
-    );
-    const cached = await readFile(cache, 'utf8').then(
-      (text) => JSON.parse(text) as { storage?: { files?: { path: string }[] } },
-      () => undefined,
-    );
-    return { ...run, files: (cached?.storage?.files ?? []).map((file) => file.path).sort() };
-  }
+  const ignition = (vm: string, platform: 'openstack' | 'aws') => ignitionFetch(lab, vm, platform, dir);
 
   async function fromVm(
     vm: string,
