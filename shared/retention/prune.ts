@@ -1,0 +1,131 @@
+import type { ReleaseRecord, ReleaseRef } from '../ledger/ledger.ts';
+import type { MirrorDeps } from '../mirror/deps.ts';
+import { recordAfterPublish } from '../mirror/record-after-publish.ts';
+import { storeKey } from '../release/layout.ts';
+import { compareVersions } from '../release/version-file.ts';
+import { noPinnedReleases, type ReleaseStream } from './pinned.ts';
+
+/** Long enough to delete one release's objects and records; a run that dies holding it delays a retry this long. */
+export const pruneLeaseSeconds = 5 * 60;
+
+export type PruneDeps = Pick<MirrorDeps, 'ledger' | 'store' | 'notifier' | 'clock' | 'logger' | 'pinned'>;
+
+export interface PruneInput {
+  stream: ReleaseStream;
+  /** How many of the stream's newest mirrored releases to keep; every older one is pruned. */
+  keep: number;
+}
+
+export interface PruneReport {
+  /** Versions whose prune this call finished: ones left by an earlier run first, then newly condemned ones. */
+  pruned: string[];
+  /** Versions older than the newest `keep` that stay: the mirror's current release, or a pinned one. */
+  spared: { version: string; why: 'current' | 'pinned' }[];
+}
+
+const manifestName = 'release.json';
+
+function refOf(release: ReleaseRef): ReleaseRef {
+  return { channel: release.channel, board: release.board, version: release.version };
+}
+
+/** The release's folder in the store, ending in "/": the same layout every writer uses. */
+export function releaseFolder(release: ReleaseRef): string {
+  const manifest = storeKey(release.channel, release.board, release.version, manifestName);
+  return manifest.slice(0, -manifestName.length);
+}
+
+/**
+ * Deletes a marked release whose prune lease the caller holds: its objects (`release.json` first, so the
+ * store stops saying the release is complete before any file goes), its artifact records, then announces
+ * `release.pruned` and forgets the release record, which held the mark. Every step is idempotent, so a run
+ * that dies anywhere leaves the mark for a later run to finish from the start.
+ */
+async function finishPrune(record: ReleaseRecord, deps: PruneDeps): Promise<void> {
+  const ref = refOf(record);
+  const folder = releaseFolder(ref);
+  const keys = await deps.store.list(folder);
+  const manifest = `${folder}${manifestName}`;
+  for (const key of [...keys.filter((k) => k === manifest), ...keys.filter((k) => k !== manifest)]) {
+    await deps.store.delete(key);
+  }
+  await deps.ledger.deletePrunedArtifacts(ref);
+  await deps.notifier.publish({
+    event: 'release.pruned',
+    ...ref,
+    at: deps.clock().toISOString(),
+    detail: {
+      reason: 'retention',
+      keepReleases: record.pruneKeep ?? 1,
+      pruningSince: record.pruningSince ?? deps.clock().toISOString(),
+      storePrefix: folder,
+    },
+  });
+  await recordAfterPublish('release.pruned', { ...ref }, deps, () => deps.ledger.forgetPrunedRelease(ref));
+  deps.logger.info('release.pruned', { ...ref, objects: keys.length, keepReleases: record.pruneKeep });
+}
+
+/** Finishes a prune under its lease; a failure gives the lease back and is rethrown. */
+async function finishUnderLease(record: ReleaseRecord, deps: PruneDeps): Promise<void> {
+  try {
+    await finishPrune(record, deps);
+  } catch (error) {
+    await deps.ledger.releasePrune(refOf(record)).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Finishes every prune of the stream that an earlier run left (its lease given back or run out); a prune
+ * another run is finishing now is left to it. Returns the versions finished here.
+ */
+export async function finishPendingPrunes(
+  stream: ReleaseStream | undefined,
+  deps: PruneDeps,
+): Promise<string[]> {
+  const pending = await deps.ledger.listPruning(stream?.channel, stream?.board);
+  const finished: string[] = [];
+  for (const listed of pending) {
+    const record = await deps.ledger.claimPrune(refOf(listed), pruneLeaseSeconds);
+    if (record === undefined) continue;
+    deps.logger.warn('retention.prune_resumed', { ...refOf(record), pruningSince: record.pruningSince });
+    await finishUnderLease(record, deps);
+    finished.push(record.version);
+  }
+  return finished;
+}
+
+/**
+ * Retention of one stream: keeps its `keep` newest mirrored (announced) releases and deletes every older
+ * one from the store and the ledger, announcing each with `release.pruned`. The mirror's current release
+ * and any release the `pinned` port names are never deleted; releases not yet announced (in progress,
+ * failed, awaiting trust) are not counted and not touched. Prunes an earlier run left half-done are
+ * finished first. Safe to run concurrently and repeatedly: each release is marked by one conditional write
+ * before anything of it is deleted.
+ */
+export async function pruneReleases(input: PruneInput, deps: PruneDeps): Promise<PruneReport> {
+  const { stream, keep } = input;
+  const report: PruneReport = { pruned: await finishPendingPrunes(stream, deps), spared: [] };
+  const listed = await deps.ledger.listReleases(stream.channel, stream.board);
+  const mirrored = listed.filter((r) => r.announcedAt !== undefined && r.pruningSince === undefined);
+  const older = mirrored.slice(0, Math.max(0, mirrored.length - keep));
+  if (older.length === 0) return report;
+  const current = (await deps.ledger.getCurrent(stream.channel, stream.board))?.version;
+  const pinned = deps.pinned ?? noPinnedReleases;
+  for (const release of older) {
+    if (current !== undefined && compareVersions(release.version, current) === 0) {
+      report.spared.push({ version: release.version, why: 'current' });
+      continue;
+    }
+    if (await pinned.isPinned(stream, release.version)) {
+      report.spared.push({ version: release.version, why: 'pinned' });
+      continue;
+    }
+    const ref = refOf(release);
+    if (!(await deps.ledger.markPruning(ref, keep, pruneLeaseSeconds))) continue;
+    const since = deps.clock().toISOString();
+    await finishUnderLease({ ...release, pruningSince: since, pruneKeep: keep }, deps);
+    report.pruned.push(release.version);
+  }
+  return report;
+}
