@@ -24,6 +24,11 @@ export interface PruneReport {
 }
 
 const manifestName = 'release.json';
+/**
+ * Deleted first, in this order: the manifest that says the release is complete, then the version file a
+ * reader starts from. Only then the artifacts, so a reader never finds a release that claims to be whole.
+ */
+const firstToGo = [manifestName, 'version.txt', 'version.txt.sig'];
 
 function refOf(release: ReleaseRef): ReleaseRef {
   return { channel: release.channel, board: release.board, version: release.version };
@@ -36,8 +41,8 @@ export function releaseFolder(release: ReleaseRef): string {
 }
 
 /**
- * Deletes a marked release whose prune lease the caller holds: its objects (`release.json` first, so the
- * store stops saying the release is complete before any file goes), its artifact records, then announces
+ * Deletes a marked release whose prune lease the caller holds: its objects (`firstToGo` first), its
+ * artifact records, then announces
  * `release.pruned` and forgets the release record, which held the mark. Every step is idempotent, so a run
  * that dies anywhere leaves the mark for a later run to finish from the start.
  */
@@ -45,8 +50,8 @@ async function finishPrune(record: ReleaseRecord, deps: PruneDeps): Promise<void
   const ref = refOf(record);
   const folder = releaseFolder(ref);
   const keys = await deps.store.list(folder);
-  const manifest = `${folder}${manifestName}`;
-  for (const key of [...keys.filter((k) => k === manifest), ...keys.filter((k) => k !== manifest)]) {
+  const first = firstToGo.map((name) => `${folder}${name}`).filter((key) => keys.includes(key));
+  for (const key of [...first, ...keys.filter((key) => !first.includes(key))]) {
     await deps.store.delete(key);
   }
   await deps.ledger.deletePrunedArtifacts(ref);

@@ -127,8 +127,11 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
       /injected: delete/,
     );
 
-    expect(store.deleted).toHaveLength(3);
-    expect(store.deleted[0]).toBe(storeKey('stable', board, '1.0.0', 'release.json'));
+    expect(store.deleted).toEqual(
+      ['release.json', 'version.txt', 'version.txt.sig'].map((file) =>
+        storeKey('stable', board, '1.0.0', file),
+      ),
+    );
     expect(await rig.store.list(releaseFolder(at('1.0.0')))).toHaveLength(files.length - 3);
     expect(pruned(await rig.events())).toEqual([]);
     // Half-deleted: in no listing, never shown as mirrored, not retried.
