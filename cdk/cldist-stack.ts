@@ -243,6 +243,14 @@ export class CldistStack extends Stack {
     jobs.queue.grantSendMessages(poller);
     grantPublish(poller, eventsTopic.topic, eventsTopic.key);
     grantObjects(poller, mirrorBucket, ['s3:GetObject'], trustObjectKey);
+    // Retention: the poll run finishes prunes left half-done and applies keepReleases, deleting old releases.
+    grantObjects(poller, mirrorBucket, ['s3:DeleteObject'], `${mirrorStore.prefix}*`);
+    acknowledgeObjectWildcard(
+      poller.role ?? poller,
+      mirrorBucket,
+      'Retention deletes {channel}/{board}/{version}/{file} of releases older than keepReleases, not known at deploy time. The poller may only delete (no get, put or ACLs), and only under the mirror prefix.',
+      `${mirrorStore.prefix}*`,
+    );
 
     grantLedger(worker, table);
     grantObjects(
