@@ -1,4 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildStatus } from '../../local/status/model.ts';
+import { createReleaseRoutes } from '../../shared/api/release-routes.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { TransientError } from '../../shared/errors.ts';
 import { releasePrunedSchema } from '../../shared/events.ts';
@@ -149,6 +151,33 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     await expect(
       retryRelease(at('1.0.0'), { confirmFinal: true }, { ...admin, jobs: rig.deps.jobs }, rig.config),
     ).rejects.toThrow(ReleaseNotFoundError);
+    const routes = createReleaseRoutes({ ...admin, jobs: rig.deps.jobs }, rig.config, async (_c, next) => {
+      await next();
+    });
+    const listed = async (query: string) =>
+      (
+        (await (await routes.request(`/v1/releases${query}`)).json()) as { releases: ReleaseRef[] }
+      ).releases.map((r) => r.version);
+    expect(await listed('')).toEqual(['1.1.0']);
+    expect(await listed('?state=pruning')).toEqual(['1.0.0']);
+    const retry = await routes.request('/v1/releases/stable/amd64-usr/1.0.0/retry', { method: 'POST' });
+    expect(retry.status).toBe(404);
+    expect(await retry.text()).toMatch(/being deleted by retention/);
+    const status = await buildStatus({
+      ledger: rig.ledger,
+      channels: rig.config.channels,
+      boards: [board],
+      keyring: () => undefined,
+      keyWarningDays: 30,
+      recentEvents: () => [],
+      pollProblem: () => undefined,
+      worker: () => ({ inFlight: 0, concurrency: 1 }),
+      demo: false,
+      mirrorBaseUrl: 'http://127.0.0.1/mirror/',
+    });
+    expect(status.channels.flatMap((c) => c.releases.map((r) => [r.version, r.state]))).toEqual([
+      ['1.1.0', 'mirrored'],
+    ]);
 
     expect(await runRetention(rig.deps, rig.config)).toBe(1);
 
