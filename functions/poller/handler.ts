@@ -25,7 +25,12 @@ export function createPollerHandler(
         MetricUnit.Count,
         report.results.filter((r) => r.outcome === 'new-release').length,
       );
-      deps.logger.info('poll.done', { time: event.time, results: report.results, resent: report.resent });
+      deps.logger.info('poll.done', {
+        time: event.time,
+        results: report.results,
+        resent: report.resent,
+        pruned: report.pruned,
+      });
       return report;
     } finally {
       sink.publishStoredMetrics();

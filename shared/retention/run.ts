@@ -1,6 +1,8 @@
 import type { CldistConfig } from '../config.ts';
 import { describeError } from '../errors.ts';
 import type { ReleaseRef } from '../ledger/ledger.ts';
+import type { MirrorDeps } from '../mirror/deps.ts';
+import { metricNames } from '../telemetry-names.ts';
 import type { ReleaseStream } from './pinned.ts';
 import { finishPendingPrunes, type PruneDeps, pruneReleases } from './prune.ts';
 
@@ -39,17 +41,20 @@ export async function retainAfterAnnounce(
 /**
  * The poller's retention sweep: finishes every prune an earlier run left half-done (whatever the setting
  * says now: a marked release is already hidden), then applies `keepReleases` to every configured stream,
- * so turning retention on takes effect at the next poll. Each stream fails on its own. Returns the number
- * of releases pruned.
+ * so turning retention on takes effect at the next poll. Each stream fails on its own; the failures of the
+ * run are the `PruneFailures` metric, which alarms when prunes keep failing. Returns the number of releases
+ * pruned.
  */
 export async function runRetention(
-  deps: PruneDeps,
+  deps: PruneDeps & Pick<MirrorDeps, 'metrics'>,
   config: Pick<CldistConfig, 'channels' | 'boards'>,
 ): Promise<number> {
   let pruned = 0;
+  let failures = 0;
   try {
     pruned += (await finishPendingPrunes(undefined, deps)).length;
   } catch (error) {
+    failures++;
     deps.logger.error('retention.prune_failed', { error: describeError(error) });
   }
   const streams = config.channels.flatMap((channel) =>
@@ -61,8 +66,10 @@ export async function runRetention(
     try {
       pruned += (await pruneReleases({ stream, keep }, deps)).pruned.length;
     } catch (error) {
+      failures++;
       deps.logger.error('retention.prune_failed', { ...stream, keep, error: describeError(error) });
     }
   }
+  deps.metrics?.addMetric(metricNames.pruneFailures, 'Count', failures);
   return pruned;
 }

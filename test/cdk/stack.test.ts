@@ -424,7 +424,19 @@ describe('the CDK stack with default settings', () => {
         metric: expect.objectContaining({ statistic: 'Sum', period: 900 }),
       }),
     ]);
-    expect(alarms).toHaveLength(7);
+    expect(alarms).toHaveLength(8);
+    expect(byMetric(metricNamespace, metricNames.pruneFailures)).toEqual([
+      expect.objectContaining({
+        metric: expect.objectContaining({
+          dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+          statistic: 'Sum',
+        }),
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+      }),
+    ]);
     expect(byMetric(metricNamespace, metricNames.signingKeyExpiring)).toEqual([
       expect.objectContaining({
         metric: expect.objectContaining({

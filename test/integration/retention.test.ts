@@ -209,6 +209,27 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     expect(pruned(await rig.events()).map((event) => event.version)).toEqual(['1.0.0']);
   });
 
+  it('never throws from the poll sweep or after an announcement: it logs, and counts PruneFailures', async () => {
+    await seedMirrored(rig, at('1.0.0'));
+    await seedMirrored(rig, at('1.1.0'));
+    await seedMirrored(rig, at('1.2.0'), { current: true });
+    const metrics: [string, number][] = [];
+    const errors: string[] = [];
+    const failing: MirrorDeps = {
+      ...rig.deps,
+      store: failingDeletes(rig.store, 0),
+      metrics: { addMetric: (name, _unit, value) => metrics.push([name, value]) },
+      logger: { ...rig.deps.logger, error: (message) => errors.push(message) },
+    };
+    expect(await retainAfterAnnounce(at('1.2.0'), failing, rig.config)).toEqual([]);
+    expect(await runRetention(failing, rig.config)).toBe(0);
+    expect(metrics).toEqual([['PruneFailures', 2]]);
+    expect(errors).toEqual(['retention.prune_failed', 'retention.prune_failed', 'retention.prune_failed']);
+    expect(await runRetention({ ...rig.deps, metrics: failing.metrics }, rig.config)).toBe(1);
+    expect(metrics.at(-1)).toEqual(['PruneFailures', 0]);
+    expect(await storedVersions(rig.store)).toEqual(['1.1.0', '1.2.0']);
+  });
+
   it('changes nothing and announces nothing when run again', async () => {
     for (const version of ['1.0.0', '1.1.0', '1.2.0']) await seedMirrored(rig, at(version));
     await rig.ledger.advanceCurrent(at('1.2.0'));
