@@ -11,9 +11,14 @@ import { ledgerKeySchema as k, ledgerIndex, ledgerItems, ledgerKey, ledgerLeases
 export interface PruneLedger {
   /**
    * Marks an announced release as being pruned, moves it from the release listing to the pruning one and
-   * takes its prune lease, in one conditional write; true for the one caller that made the mark.
+   * takes its prune lease, in one conditional write; the marked record for the one caller that made the
+   * mark, undefined for every other.
    */
-  markPruning(release: ReleaseRef, keepReleases: number, leaseSeconds: number): Promise<boolean>;
+  markPruning(
+    release: ReleaseRef,
+    keepReleases: number,
+    leaseSeconds: number,
+  ): Promise<ReleaseRecord | undefined>;
   /** Takes the prune lease of a marked release, to finish its prune; the record, or undefined if not free. */
   claimPrune(release: ReleaseRef, leaseSeconds: number): Promise<ReleaseRecord | undefined>;
   /** Gives the prune lease back after a failed attempt, so the next run need not wait for it to run out. */
@@ -48,7 +53,7 @@ export function pruneLedger(table: LedgerTable): PruneLedger {
           },
         },
       );
-      return taken !== undefined;
+      return taken === undefined ? undefined : strip<ReleaseRecord>(taken);
     },
 
     async claimPrune(release, leaseSeconds) {

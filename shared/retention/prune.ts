@@ -1,3 +1,4 @@
+import { PermanentError } from '../errors.ts';
 import type { ReleaseRecord, ReleaseRef } from '../ledger/ledger.ts';
 import type { MirrorDeps } from '../mirror/deps.ts';
 import { recordAfterPublish } from '../mirror/record-after-publish.ts';
@@ -34,6 +35,20 @@ function refOf(release: ReleaseRef): ReleaseRef {
   return { channel: release.channel, board: release.board, version: release.version };
 }
 
+/** A release record as the pruning mark leaves it. */
+interface MarkedRelease extends ReleaseRef {
+  pruningSince: string;
+  pruneKeep: number;
+}
+
+function markedOf(record: ReleaseRecord): MarkedRelease {
+  if (record.pruningSince === undefined || record.pruneKeep === undefined) {
+    const id = `${record.channel}/${record.board}/${record.version}`;
+    throw new PermanentError('not-marked', `release ${id} is not marked for pruning; nothing was deleted`);
+  }
+  return { ...refOf(record), pruningSince: record.pruningSince, pruneKeep: record.pruneKeep };
+}
+
 /** The release's folder in the store, ending in "/": the same layout every writer uses. */
 export function releaseFolder(release: ReleaseRef): string {
   const manifest = storeKey(release.channel, release.board, release.version, manifestName);
@@ -46,7 +61,7 @@ export function releaseFolder(release: ReleaseRef): string {
  * `release.pruned` and forgets the release record, which held the mark. Every step is idempotent, so a run
  * that dies anywhere leaves the mark for a later run to finish from the start.
  */
-async function finishPrune(record: ReleaseRecord, deps: PruneDeps): Promise<void> {
+async function finishPrune(record: MarkedRelease, deps: PruneDeps): Promise<void> {
   const ref = refOf(record);
   const folder = releaseFolder(ref);
   const keys = await deps.store.list(folder);
@@ -61,8 +76,8 @@ async function finishPrune(record: ReleaseRecord, deps: PruneDeps): Promise<void
     at: deps.clock().toISOString(),
     detail: {
       reason: 'retention',
-      keepReleases: record.pruneKeep ?? 1,
-      pruningSince: record.pruningSince ?? deps.clock().toISOString(),
+      keepReleases: record.pruneKeep,
+      pruningSince: record.pruningSince,
       storePrefix: folder,
     },
   });
@@ -73,7 +88,7 @@ async function finishPrune(record: ReleaseRecord, deps: PruneDeps): Promise<void
 /** Finishes a prune under its lease; a failure gives the lease back and is rethrown. */
 async function finishUnderLease(record: ReleaseRecord, deps: PruneDeps): Promise<void> {
   try {
-    await finishPrune(record, deps);
+    await finishPrune(markedOf(record), deps);
   } catch (error) {
     await deps.ledger.releasePrune(refOf(record)).catch(() => undefined);
     throw error;
@@ -126,10 +141,9 @@ export async function pruneReleases(input: PruneInput, deps: PruneDeps): Promise
       report.spared.push({ version: release.version, why: 'pinned' });
       continue;
     }
-    const ref = refOf(release);
-    if (!(await deps.ledger.markPruning(ref, keep, pruneLeaseSeconds))) continue;
-    const since = deps.clock().toISOString();
-    await finishUnderLease({ ...release, pruningSince: since, pruneKeep: keep }, deps);
+    const marked = await deps.ledger.markPruning(refOf(release), keep, pruneLeaseSeconds);
+    if (marked === undefined) continue;
+    await finishUnderLease(marked, deps);
     report.pruned.push(release.version);
   }
   return report;
