@@ -57,9 +57,8 @@ export function releaseFolder(release: ReleaseRef): string {
 
 /**
  * Deletes a marked release whose prune lease the caller holds: its objects (`firstToGo` first), its
- * artifact records, then announces
- * `release.pruned` and forgets the release record, which held the mark. Every step is idempotent, so a run
- * that dies anywhere leaves the mark for a later run to finish from the start.
+ * artifact records, then announces `release.pruned` and forgets the release record, which held the mark.
+ * Every step is idempotent, so a run that dies anywhere leaves the mark for a later run to finish.
  */
 async function finishPrune(record: MarkedRelease, deps: PruneDeps): Promise<void> {
   const ref = refOf(record);
