@@ -9,7 +9,10 @@ import { metricNames, metricNamespace, serviceNames } from '../../shared/telemet
 const logger = new Logger({ serviceName: serviceNames.poller });
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.poller });
 
-/** One scheduled run; per-channel failures are in the report and in the `PollErrors` metric. */
+/**
+ * One scheduled run; per-channel failures are in the report and in the `PollErrors` metric, failed
+ * retention in `PruneFailures`.
+ */
 export function createPollerHandler(
   load: () => Promise<MirrorRuntime>,
   sink: MetricSink & { publishStoredMetrics(): void } = metrics,
@@ -25,6 +28,7 @@ export function createPollerHandler(
         MetricUnit.Count,
         report.results.filter((r) => r.outcome === 'new-release').length,
       );
+      sink.addMetric(metricNames.pruneFailures, MetricUnit.Count, report.pruneFailures);
       deps.logger.info('poll.done', {
         time: event.time,
         results: report.results,

@@ -3,12 +3,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { CldistConfig } from '../config.ts';
 import { describeError, TransientError } from '../errors.ts';
 import type { ArtifactRecord, ReleaseDetail, ReleaseRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
+import { recordAfterPublish } from '../notify/record-after-publish.ts';
 import { parseDigests } from '../release/digests.ts';
 import { currentStoreKey, storeKey } from '../release/layout.ts';
 import { retainAfterAnnounce } from '../retention/run.ts';
 import { alertOnce } from './alerts.ts';
 import { defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
-import { recordAfterPublish } from './record-after-publish.ts';
 
 const versionFileName = 'version.txt';
 /** Long enough for two small puts; a holder that dies blocks `current/` writes for this long at most. */

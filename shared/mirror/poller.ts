@@ -48,6 +48,8 @@ export interface PollReport {
   requeuedForTrust: number;
   /** Releases deleted by retention: prunes left half-done by an earlier run, and streams over `keepReleases`. */
   pruned: number;
+  /** Parts of the retention sweep that failed (logged as `retention.prune_failed`). */
+  pruneFailures: number;
 }
 
 const stalledPerRun = 200;
@@ -328,6 +330,14 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
   } catch (error) {
     deps.logger.error('keyring.check_failed', { error: describeError(error) });
   }
-  const pruned = await runRetention(deps, config);
-  return { results, resent, refinalized, expiringKeys, requeuedForTrust, pruned };
+  const retention = await runRetention(deps, config);
+  return {
+    results,
+    resent,
+    refinalized,
+    expiringKeys,
+    requeuedForTrust,
+    pruned: retention.pruned,
+    pruneFailures: retention.failures,
+  };
 }

@@ -1,15 +1,37 @@
 import { PermanentError } from '../errors.ts';
-import type { ReleaseRecord, ReleaseRef } from '../ledger/ledger.ts';
-import type { MirrorDeps } from '../mirror/deps.ts';
-import { recordAfterPublish } from '../mirror/record-after-publish.ts';
+import type { Ledger, ReleaseRecord, ReleaseRef } from '../ledger/ledger.ts';
+import type { CldistEvent } from '../messages.ts';
+import { recordAfterPublish } from '../notify/record-after-publish.ts';
 import { storeKey } from '../release/layout.ts';
 import { compareVersions } from '../release/version-file.ts';
-import { noPinnedReleases, type ReleaseStream } from './pinned.ts';
+import type { ObjectStore } from '../store/types.ts';
+import { noPinnedReleases, type PinnedReleases, type ReleaseStream } from './pinned.ts';
 
 /** Long enough to delete one release's objects and records; a run that dies holding it delays a retry this long. */
 export const pruneLeaseSeconds = 5 * 60;
 
-export type PruneDeps = Pick<MirrorDeps, 'ledger' | 'store' | 'notifier' | 'clock' | 'logger' | 'pinned'>;
+type LogMethod = (message: string, ...attributes: Record<string, unknown>[]) => void;
+
+/** What retention touches; the mirror's deps (`MirrorDeps`) fit as they are. */
+export interface PruneDeps {
+  ledger: Pick<
+    Ledger,
+    | 'listReleases'
+    | 'getCurrent'
+    | 'markPruning'
+    | 'claimPrune'
+    | 'releasePrune'
+    | 'listPruning'
+    | 'deletePrunedArtifacts'
+    | 'forgetPrunedRelease'
+  >;
+  store: Pick<ObjectStore, 'list' | 'delete'>;
+  notifier: { publish(event: CldistEvent): Promise<void> };
+  clock: () => Date;
+  logger: { info: LogMethod; warn: LogMethod; error: LogMethod };
+  /** Absent: nothing is pinned. */
+  pinned?: PinnedReleases;
+}
 
 export interface PruneInput {
   stream: ReleaseStream;

@@ -1,8 +1,6 @@
 import type { CldistConfig } from '../config.ts';
 import { describeError } from '../errors.ts';
 import type { ReleaseRef } from '../ledger/ledger.ts';
-import type { MirrorDeps } from '../mirror/deps.ts';
-import { metricNames } from '../telemetry-names.ts';
 import type { ReleaseStream } from './pinned.ts';
 import { finishPendingPrunes, type PruneDeps, pruneReleases } from './prune.ts';
 
@@ -38,17 +36,23 @@ export async function retainAfterAnnounce(
   }
 }
 
+export interface RetentionReport {
+  /** Releases pruned by this sweep. */
+  pruned: number;
+  /** Parts of the sweep that failed: the finish of half-done prunes, and each stream over its setting. */
+  failures: number;
+}
+
 /**
  * The poller's retention sweep: finishes every prune an earlier run left half-done (whatever the setting
  * says now: a marked release is already hidden), then applies `keepReleases` to every configured stream,
- * so turning retention on takes effect at the next poll. Each stream fails on its own; the failures of the
- * run are the `PruneFailures` metric, which alarms when prunes keep failing. Returns the number of releases
- * pruned.
+ * so turning retention on takes effect at the next poll. Each stream fails on its own and is logged; the
+ * count of failures is the poller's `PruneFailures` metric, which alarms when prunes keep failing.
  */
 export async function runRetention(
-  deps: PruneDeps & Pick<MirrorDeps, 'metrics'>,
+  deps: PruneDeps,
   config: Pick<CldistConfig, 'channels' | 'boards'>,
-): Promise<number> {
+): Promise<RetentionReport> {
   let pruned = 0;
   let failures = 0;
   try {
@@ -70,6 +74,5 @@ export async function runRetention(
       deps.logger.error('retention.prune_failed', { ...stream, keep, error: describeError(error) });
     }
   }
-  deps.metrics?.addMetric(metricNames.pruneFailures, 'Count', failures);
-  return pruned;
+  return { pruned, failures };
 }

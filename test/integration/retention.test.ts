@@ -179,7 +179,7 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
       ['1.1.0', 'mirrored'],
     ]);
 
-    expect(await runRetention(rig.deps, rig.config)).toBe(1);
+    expect(await runRetention(rig.deps, rig.config)).toEqual({ pruned: 1, failures: 0 });
 
     expect(await storedVersions(rig.store)).toEqual(['1.1.0']);
     expect(await rig.ledger.getRelease(at('1.0.0'))).toBeUndefined();
@@ -204,29 +204,26 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     expect(await rig.store.list(releaseFolder(at('1.0.0')))).toHaveLength(files.length - 1);
 
     rig.advance((pruneLeaseSeconds + 1) * 1000);
-    expect(await runRetention(rig.deps, rig.config)).toBe(1);
+    expect(await runRetention(rig.deps, rig.config)).toEqual({ pruned: 1, failures: 0 });
     expect(await storedVersions(rig.store)).toEqual(['1.1.0']);
     expect(pruned(await rig.events()).map((event) => event.version)).toEqual(['1.0.0']);
   });
 
-  it('never throws from the poll sweep or after an announcement: it logs, and counts PruneFailures', async () => {
+  it('never throws from the poll or after an announcement: it logs, and the poll report counts failures', async () => {
     await seedMirrored(rig, at('1.0.0'));
     await seedMirrored(rig, at('1.1.0'));
     await seedMirrored(rig, at('1.2.0'), { current: true });
-    const metrics: [string, number][] = [];
     const errors: string[] = [];
     const failing: MirrorDeps = {
       ...rig.deps,
       store: failingDeletes(rig.store, 0),
-      metrics: { addMetric: (name, _unit, value) => metrics.push([name, value]) },
       logger: { ...rig.deps.logger, error: (message) => errors.push(message) },
     };
     expect(await retainAfterAnnounce(at('1.2.0'), failing, rig.config)).toEqual([]);
-    expect(await runRetention(failing, rig.config)).toBe(0);
-    expect(metrics).toEqual([['PruneFailures', 2]]);
+    const report = await runPoll(failing, rig.config);
+    expect([report.pruned, report.pruneFailures]).toEqual([0, 2]);
     expect(errors).toEqual(['retention.prune_failed', 'retention.prune_failed', 'retention.prune_failed']);
-    expect(await runRetention({ ...rig.deps, metrics: failing.metrics }, rig.config)).toBe(1);
-    expect(metrics.at(-1)).toEqual(['PruneFailures', 0]);
+    expect(await runRetention(rig.deps, rig.config)).toEqual({ pruned: 1, failures: 0 });
     expect(await storedVersions(rig.store)).toEqual(['1.1.0', '1.2.0']);
   });
 
@@ -240,7 +237,7 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
         ...rig.config,
         channels: rig.config.channels.map((channel) => ({ ...channel, keepReleases: 1 })),
       }),
-    ).toBe(0);
+    ).toEqual({ pruned: 0, failures: 0 });
     expect(await storedVersions(rig.store)).toEqual(['1.2.0']);
     expect(
       pruned(await rig.events())
@@ -257,7 +254,7 @@ describe('retention settings', () => {
       for (const version of ['1.0.0', '1.1.0', '1.2.0']) await seedMirrored(rig, at(version));
       expect(keepReleasesFor(rig.config, stream)).toBeUndefined();
       expect(await retainAfterAnnounce(at('1.2.0'), rig.deps, rig.config)).toEqual([]);
-      expect(await runRetention(rig.deps, rig.config)).toBe(0);
+      expect(await runRetention(rig.deps, rig.config)).toEqual({ pruned: 0, failures: 0 });
       expect(await storedVersions(rig.store)).toEqual(['1.0.0', '1.1.0', '1.2.0']);
       expect(await listedVersions(rig.ledger)).toEqual(['1.0.0', '1.1.0', '1.2.0']);
       expect(pruned(await rig.events())).toEqual([]);
