@@ -189,6 +189,27 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     expect(releasePrunedSchema.parse(events[0]).detail.keepReleases).toBe(1);
   });
 
+  it('finishes a prune whose ledger failed after the objects were gone, announcing it once', async () => {
+    await seedMirrored(rig, at('1.0.0'));
+    await seedMirrored(rig, at('1.1.0'), { current: true });
+    const flaky: MirrorDeps = {
+      ...rig.deps,
+      ledger: {
+        ...rig.ledger,
+        deletePrunedArtifacts: () =>
+          Promise.reject(new TransientError('ledger-unavailable', 'injected: ledger delete failed')),
+      },
+    };
+    await expect(pruneReleases({ stream, keep: 1 }, flaky)).rejects.toThrow(/injected: ledger/);
+    expect(await rig.store.list(releaseFolder(at('1.0.0')))).toEqual([]);
+    expect((await rig.ledger.getRelease(at('1.0.0')))?.artifactStates).toHaveLength(plans.length);
+    expect(pruned(await rig.events())).toEqual([]);
+
+    expect((await pruneReleases({ stream, keep: 1 }, rig.deps)).pruned).toEqual(['1.0.0']);
+    expect(await rig.ledger.getRelease(at('1.0.0'))).toBeUndefined();
+    expect(pruned(await rig.events()).map((event) => event.version)).toEqual(['1.0.0']);
+  });
+
   it('leaves a prune whose run died holding it until the lease runs out, then finishes it', async () => {
     await seedMirrored(rig, at('1.0.0'));
     await seedMirrored(rig, at('1.1.0'), { current: true });
