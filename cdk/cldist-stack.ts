@@ -6,7 +6,7 @@ import { deployedMirrorStore } from '../shared/mirror/store-location.ts';
 import { CldistMonitoring } from './constructs/cldist-monitoring.ts';
 import { MirrorDistribution } from './constructs/mirror-distribution.ts';
 import type { DeploySettings } from './settings.ts';
-import { buildApi, scheduleBodySweep } from './stack/api.ts';
+import { buildApi } from './stack/api.ts';
 import { bundledKeyring, retention } from './stack/deploy-inputs.ts';
 import { buildMirrorPipeline } from './stack/mirror-pipeline.ts';
 import { buildTopics } from './stack/notifications.ts';
@@ -73,7 +73,6 @@ export class CldistStack extends Stack {
       projectRoot,
       jobs: pipeline.jobs.queue,
     });
-    scheduleBodySweep(this, api.fn);
 
     const distribution = deploy.mirror.cloudFront
       ? new MirrorDistribution(this, 'MirrorDistribution', {

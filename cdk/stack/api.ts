@@ -45,7 +45,8 @@ interface RouteGroups {
 
 /**
  * The HTTP API in front of the API function: one gateway route per app route, IAM on the admin routes,
- * separate throttles on the routes that cannot sign (instances and metadata proxies), access logs.
+ * separate throttles on the routes that cannot sign (instances and metadata proxies), access logs, and
+ * the daily sweep of config bodies no record points at.
  */
 export function buildApi(stack: Stack, props: ApiProps): Api {
   const { config, deploy } = props;
@@ -69,6 +70,7 @@ export function buildApi(stack: Stack, props: ApiProps): Api {
     stage.node.addDependency(route);
   }
   acknowledgeUnsignedRoutes(routes);
+  scheduleBodySweep(stack, fn);
   if (domain !== undefined) {
     new CfnOutput(stack, 'ApiDomainTarget', {
       value: domain.regionalDomainName,
@@ -233,7 +235,7 @@ function acknowledgeUnsignedRoutes(routes: RouteGroups): void {
  * Config bodies no record points at (replaced, or written by a PUT that lost a race) are collected here,
  * never in the racing PUT: the API function itself, with a constant input it recognises.
  */
-export function scheduleBodySweep(stack: Stack, fn: CldistFunction): void {
+function scheduleBodySweep(stack: Stack, fn: CldistFunction): void {
   new eventbridge.Rule(stack, 'ConfigBodySweep', {
     description: 'cldist: remove instance config bodies that no instance record points at',
     schedule: eventbridge.Schedule.rate(Duration.days(1)),
