@@ -67,15 +67,23 @@ export type EmulatorOptions = LedgerStandInOptions & QueueStandInOptions;
  */
 export async function startLedgerStandIn(options: LedgerStandInOptions): Promise<LedgerStandIn> {
   mkdirSync(options.ledgerPath, { recursive: true, mode: 0o700 });
-  const [{ startLedgerThread }, dynamo, { DynamoDBDocumentClient }, { ledgerTableInput }] = await Promise.all(
-    [
-      import('./runtime/ledger-thread.ts'),
+  const { startLedgerThread } = await import('./runtime/ledger-thread.ts');
+  // The thread loads dynalite and opens LevelDB while this one loads the SDK.
+  const [loaded, started] = await Promise.allSettled([
+    Promise.all([
       import('@aws-sdk/client-dynamodb'),
       import('@aws-sdk/lib-dynamodb'),
       import('../shared/ledger/table.ts'),
-    ],
-  );
-  const thread = await startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent });
+    ]),
+    startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent }),
+  ]);
+  if (started.status === 'rejected') throw started.reason;
+  const thread = started.value;
+  if (loaded.status === 'rejected') {
+    await thread.close();
+    throw loaded.reason;
+  }
+  const [dynamo, { DynamoDBDocumentClient }, { ledgerTableInput }] = loaded.value;
   const dynamodb = new dynamo.DynamoDBClient(awsClientConfig(thread.endpoint, options.region));
   const doc = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
   const close = async (): Promise<void> => {

@@ -6,9 +6,8 @@ import { ensurePrivateDataDir } from '../runtime/data-dir.ts';
 import { lockDataDir } from '../runtime/data-dir-lock.ts';
 import { type DiskGuard, startDiskGuard } from '../runtime/disk-guard.ts';
 import type { Logger } from '../runtime/log.ts';
-import { createLocalNotifier, type LocalNotifications } from '../runtime/notifications.ts';
-import { startLocalTrust } from '../runtime/trust-watch.ts';
-import { openQueueSide, type QueueSide } from './queue.ts';
+import type { LocalNotifications } from '../runtime/notifications.ts';
+import type { QueueSide } from './queue.ts';
 import type { ServeContext } from './types.ts';
 
 /** Seconds a received job stays hidden; the pool extends it for as long as the job runs. */
@@ -39,18 +38,19 @@ export async function openFoundation(context: ServeContext): Promise<Foundation>
   const lock = lockDataDir(dataDir);
   lifecycle.defer(async () => lock.release());
   const trustFile = options.trustFile ?? join(dataDir, 'trust', 'keyring.asc');
-  // The ledger's thread starts while this thread reads the keys: neither waits for the other.
-  const [trustStarted, ledgerStarted] = await Promise.allSettled([
+  // The ledger's thread starts first, and opens LevelDB while this thread loads the modules and the keys.
+  const ledgerStarting = startLedgerStandIn({
+    ledgerPath: join(dataDir, 'ledger'),
+    config,
+    region: options.region,
+    onLedgerEvent: ledgerEventLogger(logger),
+  });
+  const trustStarting = import('../runtime/trust-watch.ts').then(({ startLocalTrust }) =>
     startLocalTrust(config, trustFile, logger, clock, {
       statEveryMs: (options.trustStatSeconds ?? 5) * 1000,
     }),
-    startLedgerStandIn({
-      ledgerPath: join(dataDir, 'ledger'),
-      config,
-      region: options.region,
-      onLedgerEvent: ledgerEventLogger(logger),
-    }),
-  ]);
+  );
+  const [trustStarted, ledgerStarted] = await Promise.allSettled([trustStarting, ledgerStarting]);
   if (trustStarted.status === 'fulfilled') lifecycle.defer(() => trustStarted.value.stop());
   if (ledgerStarted.status === 'fulfilled') lifecycle.defer(() => ledgerStarted.value.close());
   if (trustStarted.status === 'rejected') throw trustStarted.reason;
@@ -64,6 +64,10 @@ export async function openFoundation(context: ServeContext): Promise<Foundation>
     visibilityTimeoutSeconds,
     region: options.region,
   };
+  const [{ openQueueSide }, { createLocalNotifier }] = await Promise.all([
+    import('./queue.ts'),
+    import('../runtime/notifications.ts'),
+  ]);
   const queue = await openQueueSide(queueOptions, lifecycle, options.queue ?? 'eager');
   const notifications = createLocalNotifier({
     logger,

@@ -2,14 +2,14 @@ import { join, resolve } from 'node:path';
 import { adminTokenFileName } from '../admin-token.ts';
 import type { WorkerPool } from '../worker-pool.ts';
 import { openFoundation } from './foundation.ts';
-import { drainJobs, startJobs } from './jobs.ts';
 import { closeOnce, createLifecycle } from './lifecycle.ts';
-import { openLocalMirror } from './mirror.ts';
-import { createScheduler, resumeOpenWork } from './scheduler.ts';
 import type { ServeContext, ServeHandle, ServeOptions } from './types.ts';
-import { openWeb } from './web.ts';
 
 export type { ServeHandle, ServeOptions } from './types.ts';
+
+/** What the runner builds on the foundation; loaded while the foundation starts. */
+const loadRunnerModules = () =>
+  Promise.all([import('./jobs.ts'), import('./mirror.ts'), import('./scheduler.ts'), import('./web.ts')]);
 
 /**
  * The whole distributor in one process: the same runtime and job policy as the Lambdas, over fauxqs for SQS
@@ -30,7 +30,13 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   };
   let closing = false;
   try {
-    const base = await openFoundation(context);
+    // The foundation first: its ledger thread starts while the rest of the runner's modules load.
+    const [opened, loaded] = await Promise.allSettled([openFoundation(context), loadRunnerModules()]);
+    if (opened.status === 'rejected') throw opened.reason;
+    if (loaded.status === 'rejected') throw loaded.reason;
+    const base = opened.value;
+    const [{ drainJobs, startJobs }, { openLocalMirror }, { createScheduler, resumeOpenWork }, { openWeb }] =
+      loaded.value;
     const { runtime, storeDescription } = await openLocalMirror(context, base);
     let pool: WorkerPool | undefined;
     await resumeOpenWork(runtime);
