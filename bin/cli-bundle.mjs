@@ -1,7 +1,7 @@
 // The CLI's precompiled form: local/cli.ts and the hash thread's entry, bundled by esbuild into dist/ so
 // `cldist` starts without transpiling anything. `npm ci` builds it (the `prepare` script runs this file);
 // bin/cldist.js rebuilds it when a source is newer, and runs the sources through tsx when it cannot be
-// built. The packages are bundled too, except the stand-ins, native add-ons and build tools, which load from
+// built. The packages are bundled too, except dynalite, native add-ons and build tools, which load from
 // node_modules exactly as they do from the sources (see `keptExternal`).
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -19,12 +19,12 @@ const entryPath = join(outdir, 'cldist.mjs');
 const npmLockFile = join('node_modules', '.package-lock.json');
 
 /**
- * Packages left in node_modules: the stand-ins (loaded on demand, dynalite by path into its own thread),
- * native add-ons, and the build tools. Every other package is bundled with the CLI's own modules: Node
- * then resolves, reads and parses a few chunks at start instead of hundreds of files (the SDK alone is
- * most of them), which is most of the start-up time of a command.
+ * Packages left in node_modules: dynalite (its thread loads it by path), native add-ons, and the build
+ * tools. Every other package, fauxqs included, is bundled with the CLI's own modules: Node then reads and
+ * parses a few chunks at start instead of hundreds of CommonJS files, each lexed for its exports, which
+ * was most of the start-up time of a command.
  */
-const keptExternal = new Set(['dynalite', 'fauxqs', 'fs-native-extensions', 'esbuild', 'tsx']);
+const keptExternal = new Set(['dynalite', 'fs-native-extensions', 'esbuild', 'tsx']);
 
 function packageName(specifier) {
   const parts = specifier.split('/');

@@ -82,6 +82,12 @@ export function startJobs(
   return pool;
 }
 
+/**
+ * Between two looks at the stand-in queue: one look is a loopback call to this process, so a short gap
+ * costs little, and it is most of the time `mirror --once` spends after its last job.
+ */
+const drainCheckEveryMs = 50;
+
 const queueCounts = [
   'ApproximateNumberOfMessages',
   'ApproximateNumberOfMessagesNotVisible',
@@ -110,6 +116,6 @@ export async function drainJobs(options: {
     );
     const queued = Object.values(attributes.Attributes ?? {}).reduce((sum, n) => sum + Number(n), 0);
     quietChecks = queued === 0 && (options.pool()?.inFlight ?? 0) === 0 ? quietChecks + 1 : 0;
-    await new Promise((done) => setTimeout(done, 200));
+    await new Promise((done) => setTimeout(done, drainCheckEveryMs));
   }
 }
