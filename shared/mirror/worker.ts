@@ -66,13 +66,6 @@ function checkJob(job: MirrorJob, config: CldistConfig): string[] {
   return [new URL(channelBaseUrl(channel)).origin];
 }
 
-/**
- * Chunks handed to the store and not yet written. The store writes them in order; letting a few queue keeps
- * one slow write (the page cache throttled while the background sync flushes) from stalling the download
- * and the hash, at a cost of a few chunks of memory.
- */
-const writesAhead = 4;
-
 export type TransferDeps = Pick<MirrorDeps, 'store' | 'signatures' | 'clock' | 'logger' | 'chunkSize'>;
 
 /**
@@ -121,17 +114,16 @@ export async function transferArtifact(
     upload = staged;
     let bytes = 0;
     async function* teed(): AsyncGenerator<Uint8Array> {
-      const writing: Array<Promise<void>> = [];
+      let writing: Promise<void> = Promise.resolve();
       for await (const chunk of download.body) {
         options.signal?.throwIfAborted();
         bytes += chunk.byteLength;
-        while (writing.length >= writesAhead) await writing.shift();
-        const write = staged.write(chunk);
-        write.catch(() => undefined);
-        writing.push(write);
+        await writing;
+        writing = staged.write(chunk);
+        writing.catch(() => undefined);
         yield chunk;
       }
-      for (const write of writing) await write;
+      await writing;
     }
     const verified = await deps.signatures.verify(teed(), signature, {
       now: deps.clock(),

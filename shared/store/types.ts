@@ -34,9 +34,7 @@ export interface StoredStream {
 export interface StagedUpload {
   /**
    * Append bytes. Resolves when the adapter can take more (backpressure); the chunk may be reused as soon
-   * as it resolves. A caller may call again before that: the chunks are appended in call order, and each
-   * is held until its own promise resolves. A failed background part upload surfaces here (or in
-   * `commit`) as a TransientError.
+   * as it resolves. A failed background part upload surfaces here (or in `commit`) as a TransientError.
    */
   write(chunk: Uint8Array): Promise<void>;
   /** Bytes accepted so far. */
