@@ -100,6 +100,8 @@ export async function buildBundle({ clean = false } = {}) {
     outExtension: { '.js': '.mjs' },
     chunkNames: 'chunk-[hash]',
     sourcemap: 'linked',
+    minify: true,
+    keepNames: true,
     metafile: true,
     write: false,
     logLevel: 'warning',
