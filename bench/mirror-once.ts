@@ -18,7 +18,7 @@ import { median, peakMiB } from './support.ts';
  * Prints wall-time medians, the speed-up (gpg's median over cldist's, and the median of the per-round
  * ratios), peak RSS and the load average (`uptime`) before and after.
  *
- *   npx tsx bench/mirror-once.ts [--size-mib 1024] [--rounds 3]
+ *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3]
  *
  * CLDIST_BENCH_PROF=DIR writes V8 CPU profiles of each cldist run into DIR.
  */
