@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { artifactSeed, generatedBytes } from '../local/sim-origin/content.ts';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../shared/config.ts';
 import { median, peakMiB } from './support.ts';
@@ -18,7 +19,11 @@ import { median, peakMiB } from './support.ts';
  * Prints wall-time medians, the speed-up (gpg's median over cldist's, and the median of the per-round
  * ratios), peak RSS and the load average (`uptime`) before and after.
  *
- *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3]
+ * `--origin memory` (the default) has the sim origin serve the artifact from memory, as a release server
+ * serves a hot file from its page cache, the way gpg reads it here; `--origin generated` has it make the
+ * bytes for every request (AES-CTR), which puts that work on the same two cores as the mirror.
+ *
+ *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3] [--origin memory|generated]
  *
  * CLDIST_BENCH_PROF=DIR writes V8 CPU profiles of each cldist run into DIR.
  */
@@ -49,6 +54,16 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
   });
 }
 
+/** The sim origin's pseudo-random bytes, made once, so serving them costs the socket copy only. */
+function inMemory(size: number): Buffer {
+  const bytes = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const chunk of generatedBytes(artifactSeed(artifact, version), 0, size)) {
+    offset += chunk.copy(bytes, offset);
+  }
+  return bytes;
+}
+
 async function uptime(): Promise<string> {
   return (await run('uptime', [])).stdout.trim();
 }
@@ -57,8 +72,12 @@ const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },
     rounds: { type: 'string', default: '3' },
+    origin: { type: 'string', default: 'memory' },
   },
 });
+if (values.origin !== 'memory' && values.origin !== 'generated') {
+  throw new Error('--origin is memory or generated');
+}
 const sizeMiB = Number(values['size-mib']);
 const rounds = Number(values.rounds);
 if (!Number.isInteger(sizeMiB) || sizeMiB <= 0 || !Number.isInteger(rounds) || rounds <= 0) {
@@ -74,12 +93,18 @@ try {
   await mkdir(gnupg, { mode: 0o700 });
   const imported = await run('gpg', ['--homedir', gnupg, '--batch', '--import', keyFile]);
   if (imported.code !== 0) throw new Error(`gpg --import failed: ${imported.stderr}`);
-  process.stderr.write(`publishing ${sizeMiB} MiB (RSA-4096 signature)…\n`);
+  process.stderr.write(
+    `publishing ${sizeMiB} MiB (RSA-4096 signature), origin serving from ${values.origin}…\n`,
+  );
   await origin.publishRelease({
     channel: 'stable',
     board,
     version,
-    artifacts: [{ name: artifact, size: sizeMiB * MiB }],
+    artifacts: [
+      values.origin === 'memory'
+        ? { name: artifact, content: inMemory(sizeMiB * MiB) }
+        : { name: artifact, size: sizeMiB * MiB },
+    ],
   });
   // A stale bundle would be rebuilt by the first measured run: build it now.
   const warm = await run(process.execPath, ['bin/cldist.js', '--version']);
@@ -162,7 +187,7 @@ try {
   const oursMedian = median(ours.map((o) => o.seconds));
   const theirsMedian = median(theirs.map((t) => t.seconds));
   console.log(
-    `\ncldist mirror --once vs gpg --verify, ${sizeMiB} MiB, ${rounds} rounds, Node ${process.version}`,
+    `\ncldist mirror --once vs gpg --verify, ${sizeMiB} MiB, origin from ${values.origin}, ${rounds} rounds, Node ${process.version}`,
   );
   console.log(`load before: ${loadBefore}`);
   console.log(`load after:  ${loadAfter}\n`);
