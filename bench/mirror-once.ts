@@ -19,11 +19,11 @@ import { median, peakMiB } from './support.ts';
  * Prints wall-time medians, the speed-up (gpg's median over cldist's, and the median of the per-round
  * ratios), peak RSS and the load average (`uptime`) before and after.
  *
- * `--origin memory` (the default) has the sim origin serve the artifact from memory, as a release server
- * serves a hot file from its page cache, the way gpg reads it here; `--origin generated` has it make the
- * bytes for every request (AES-CTR), which puts that work on the same two cores as the mirror.
+ * `--origin generated` (the default, as in `bench/transfer.ts`) has the sim origin make the bytes for every
+ * request (AES-CTR), on the same two cores as the mirror; `--origin memory` has it serve them from memory,
+ * as a release server serves a hot file from its page cache.
  *
- *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3] [--origin memory|generated]
+ *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3] [--origin generated|memory]
  *
  * CLDIST_BENCH_PROF=DIR writes V8 CPU profiles of each cldist run into DIR.
  */
@@ -72,7 +72,7 @@ const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },
     rounds: { type: 'string', default: '3' },
-    origin: { type: 'string', default: 'memory' },
+    origin: { type: 'string', default: 'generated' },
   },
 });
 if (values.origin !== 'memory' && values.origin !== 'generated') {
