@@ -5,6 +5,7 @@ import * as z from 'zod';
 import { formatIssues } from './config-issues.ts';
 import { ConfigError } from './errors.ts';
 import { validateIgnition } from './instances/ignition.ts';
+import { updateSchema } from './update/config-schema.ts';
 
 /** The project root, so the bundled keyring is found whatever the working directory. */
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -278,6 +279,8 @@ export const configSchema = z.strictObject({
       proxySecretFile: z.string().min(1).optional(),
     })
     .default({ requireImdsV2: false }),
+  /** Mirroring of Flatcar update payloads (`shared/update/config-schema.ts`); absent, none are mirrored. */
+  update: updateSchema.optional(),
 });
 
 export { formatIssues } from './config-issues.ts';
