@@ -6,6 +6,7 @@ import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
 import { metricNames } from '../telemetry-names.ts';
+import { planUpdatePayloadJobs, resendStalledPayloads } from '../update/payload-poll.ts';
 import type { MirrorDeps } from './deps.ts';
 import { finalizeIfDone } from './finalize.ts';
 
@@ -35,8 +36,8 @@ export interface ChannelPollResult {
 export interface PollReport {
   results: ChannelPollResult[];
   /**
-   * Jobs sent again for artifacts that made no progress within `schedule.stallAfterMinutes`; URLs come from
-   * the current config, so a changed origin applies to old work too.
+   * Jobs sent again for artifacts and update payloads that made no progress within
+   * `schedule.stallAfterMinutes`; URLs come from the current config, so a changed origin applies to old work too.
    */
   resent: number;
   /** Releases the sweep finalized after their finalizer gave up (or died) holding the lease. */
@@ -128,9 +129,13 @@ async function pollOne(
   let outcome: PollOutcome = 'seen';
   let jobsSent = 0;
   if (previous?.lastVersion !== version && (await deps.ledger.claimRelease(release, plans))) {
-    await deps.jobs.sendJobs(plans.map((plan) => jobFor(channel.name, board, version, plan)));
+    const payloadJobs = await planUpdatePayloadJobs(release, deps, config);
+    await deps.jobs.sendJobs([
+      ...plans.map((plan) => jobFor(channel.name, board, version, plan)),
+      ...payloadJobs,
+    ]);
     outcome = 'new-release';
-    jobsSent = plans.length;
+    jobsSent = plans.length + payloadJobs.length;
     deps.logger.info('release.detected', { ...release, jobs: jobsSent });
   }
   await deps.ledger.savePollState({
@@ -280,6 +285,11 @@ export async function resendOpenWork(
     resent = await resendStalled(deps, config, before);
   } catch (error) {
     deps.logger.error('poll.stalled_sweep_failed', { error: describeError(error) });
+  }
+  try {
+    resent += await resendStalledPayloads(deps, config, before);
+  } catch (error) {
+    deps.logger.error('poll.stalled_sweep_failed', { what: 'update payloads', error: describeError(error) });
   }
   let refinalized = 0;
   try {

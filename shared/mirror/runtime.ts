@@ -10,6 +10,7 @@ import type { ObjectStore } from '../store/types.ts';
 import { s3TrustSource } from '../trust/s3-source.ts';
 import type { TrustSource } from '../trust/source.ts';
 import { loadTrustedKeyring, reloadFailure, type TrustedKeyring } from '../trust/trusted-keyring.ts';
+import { loadUpdatePayloadKeys } from '../update/crau-verify.ts';
 import { loadKeyringFromConfig } from '../verify/keyring.ts';
 import {
   type Clock,
@@ -140,6 +141,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
     signatures: trustedChecker(trust),
     clock,
     logger,
+    ...(config.update === undefined ? {} : { updateKeys: loadUpdatePayloadKeys(config.update.payloadKeys) }),
   };
   return {
     deps: options.decorate?.(built) ?? built,
