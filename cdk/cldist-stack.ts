@@ -78,6 +78,22 @@ function bundledKeyring(config: CldistConfig): { files: BundledFile[]; paths: st
   return { files, paths: targets.map((target) => CldistFunction.bundledPath(target)) };
 }
 
+/** The update payload keys, bundled the same way under `update-keys/`; none when update is not configured. */
+function bundledUpdateKeys(config: CldistConfig): { files: BundledFile[]; paths: string[] } {
+  const files = (config.update?.payloadKeys ?? []).map((file) => ({
+    source: resolveProjectPath(file),
+    target: `update-keys/${basename(file)}`,
+  }));
+  const targets = files.map((file) => file.target);
+  const duplicate = targets.find((target, index) => targets.indexOf(target) !== index);
+  if (duplicate !== undefined) {
+    throw new ConfigError(
+      `update.payloadKeys: two files are named ${basename(duplicate)}; they would overwrite each other in the bundle`,
+    );
+  }
+  return { files, paths: targets.map((target) => CldistFunction.bundledPath(target)) };
+}
+
 const subscriptionProtocols: Record<SubscriptionSetting['protocol'], sns.SubscriptionProtocol> = {
   email: sns.SubscriptionProtocol.EMAIL,
   https: sns.SubscriptionProtocol.HTTPS,
@@ -171,11 +187,14 @@ export class CldistStack extends Stack {
     }
 
     const keyring = bundledKeyring(config);
+    const updateKeys = bundledUpdateKeys(config);
+    const mirrorFiles = [...keyring.files, ...updateKeys.files];
     const mirrorStore = deployedMirrorStore(config, mirrorBucket.bucketName);
     const deployedConfig: CldistConfig = {
       ...config,
       store: mirrorStore,
       keyring: { ...config.keyring, files: keyring.paths },
+      ...(config.update === undefined ? {} : { update: { ...config.update, payloadKeys: updateKeys.paths } }),
     };
     const trustKeyringKey = deploy.mirror.trustKeyringKey;
     const trustObjectKey = `${mirrorStore.prefix}${trustKeyringKey}`;
@@ -203,7 +222,7 @@ export class CldistStack extends Stack {
       memorySize: 512,
       timeout: Duration.minutes(5),
       logRetentionDays: logRetention,
-      files: keyring.files,
+      files: mirrorFiles,
     });
 
     const worker = new CldistFunction(this, 'Worker', {
@@ -217,7 +236,7 @@ export class CldistStack extends Stack {
       timeout: Duration.seconds(this.workerSize.timeoutSeconds),
       ephemeralStorageMiB: this.workerSize.ephemeralStorageMiB,
       logRetentionDays: logRetention,
-      files: keyring.files,
+      files: mirrorFiles,
     });
 
     worker.addEventSource(
