@@ -9,8 +9,8 @@ import type { CldistEvent, MirrorJob } from '../messages.ts';
 import type { ObjectStore } from '../store/types.ts';
 import type { MetricName } from '../telemetry-names.ts';
 import type { UpdatePayloadKey } from '../update/crau-verify.ts';
-import type { UpdatePayloadJob } from '../update/payload-job.ts';
 import type { KeyringStatus, VerifiedSignature, VerifyOptions } from '../verify/types.ts';
+import type { UpdatePayloadJob } from './update-payload-job.ts';
 
 export type Clock = () => Date;
 

@@ -1,14 +1,14 @@
 import type { CldistConfig } from '../config.ts';
 import { describeError, PermanentError } from '../errors.ts';
 import { parseMirrorJob } from '../messages.ts';
-import { mirrorUpdatePayload, type PayloadOutcome, type PayloadResult } from '../update/mirror-payload.ts';
+import type { MirrorLogger, QueueJob } from './deps.ts';
+import type { MirrorRuntime } from './runtime.ts';
 import {
   isUpdatePayloadMessage,
   parseUpdatePayloadJob,
   type UpdatePayloadJob,
-} from '../update/payload-job.ts';
-import type { MirrorLogger, QueueJob } from './deps.ts';
-import type { MirrorRuntime } from './runtime.ts';
+} from './update-payload-job.ts';
+import { mirrorUpdatePayload, type PayloadOutcome, type PayloadResult } from './update-payload-worker.ts';
 import { type MirrorOutcome, mirrorArtifact } from './worker.ts';
 
 /** `ack`: the message is done with (success, or a failure no retry can fix); `retry`: deliver it again. */

@@ -6,9 +6,9 @@ import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
 import { metricNames } from '../telemetry-names.ts';
-import { planUpdatePayloadJobs, resendStalledPayloads } from '../update/payload-poll.ts';
 import type { MirrorDeps } from './deps.ts';
 import { finalizeIfDone } from './finalize.ts';
+import { planUpdatePayloadJobs, resendStalledPayloads } from './update-payload-poll.ts';
 
 export type PollOutcome =
   /** 304, or the same answer as last time: nothing written. */

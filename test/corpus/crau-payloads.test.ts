@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkSha256File } from '../../shared/mirror/update-payload-transfer.ts';
 import { CrauStreamReader, crauHeaderBytes } from '../../shared/update/crau-reader.ts';
 import {
   parseUpdatePayloadKey,
@@ -7,7 +8,6 @@ import {
   verifyCrauSignatures,
 } from '../../shared/update/crau-verify.ts';
 import { UpdatePayloadRefusedError } from '../../shared/update/errors.ts';
-import { checkSha256File } from '../../shared/update/payload-transfer.ts';
 import { buildCrauPayload, signaturesBlob, testPayloadKey } from '../support/crau-generator.ts';
 import { reportTallies, runCorpus } from './corpus-support.ts';
 

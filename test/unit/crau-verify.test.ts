@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultUpdatePayloadKeyFiles } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import { defaultUpdatePayloadKeyFiles } from '../../shared/update/config-schema.ts';
 import { CrauStreamReader, readCrau } from '../../shared/update/crau-reader.ts';
 import {
   loadUpdatePayloadKeys,

@@ -1,8 +1,8 @@
-import type { CldistConfig } from '../config.ts';
+import type { CldistConfig, UpdateConfig } from '../config.ts';
 import type { ReleaseRef, UpdatePayloadItem } from '../ledger/ledger.ts';
-import type { MirrorDeps } from '../mirror/deps.ts';
-import { configuredPayloads, type UpdateConfig, updatePayloadUrl } from './config-schema.ts';
-import type { UpdatePayloadJob } from './payload-job.ts';
+import { configuredPayloads, updatePayloadUrl } from '../update/origin.ts';
+import type { MirrorDeps } from './deps.ts';
+import type { UpdatePayloadJob } from './update-payload-job.ts';
 
 const stalledPerRun = 200;
 

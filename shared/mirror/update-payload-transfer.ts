@@ -2,15 +2,15 @@ import type { CldistConfig } from '../config.ts';
 import { ConfigError, describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
-import { defaultChunkSize, type MirrorDeps } from '../mirror/deps.ts';
 import type { StagedUpload } from '../store/types.ts';
+import { type CrauFacts, CrauStreamReader } from '../update/crau-reader.ts';
+import { type UpdatePayloadKey, verifyCrauSignatures } from '../update/crau-verify.ts';
+import { PayloadChecksumError, UpdatePayloadRefusedError } from '../update/errors.ts';
+import { configuredPayloads, updatePayloadUrl } from '../update/origin.ts';
+import { type UpdatePayloadRecord, updatePayloadKey } from '../update/payload-record.ts';
 import { SignatureError, type VerifiedSignature } from '../verify/types.ts';
-import { configuredPayloads, updatePayloadUrl } from './config-schema.ts';
-import { type CrauFacts, CrauStreamReader } from './crau-reader.ts';
-import { type UpdatePayloadKey, verifyCrauSignatures } from './crau-verify.ts';
-import { PayloadChecksumError, UpdatePayloadRefusedError } from './errors.ts';
-import type { UpdatePayloadJob } from './payload-job.ts';
-import { type UpdatePayloadRecord, updatePayloadKey } from './payload-record.ts';
+import { defaultChunkSize, type MirrorDeps } from './deps.ts';
+import type { UpdatePayloadJob } from './update-payload-job.ts';
 
 export type PayloadTransferDeps = Pick<
   MirrorDeps,

@@ -3,17 +3,17 @@ import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import type { UpdatePayloadRef } from '../ledger/ledger.ts';
 import type { CldistEvent } from '../messages.ts';
-import { defaultLeaseSeconds, type MirrorDeps } from '../mirror/deps.ts';
-import { recordAfterPublish } from '../mirror/record-after-publish.ts';
-import type { UpdatePayloadJob } from './payload-job.ts';
-import type { UpdatePayloadRecord } from './payload-record.ts';
+import type { UpdatePayloadRecord } from '../update/payload-record.ts';
+import { defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
+import { recordAfterPublish } from './record-after-publish.ts';
+import type { UpdatePayloadJob } from './update-payload-job.ts';
 import {
   checkPayloadJob,
   isRefusal,
   type PayloadTransferOptions,
   type TransferredPayload,
   transferPayload,
-} from './payload-transfer.ts';
+} from './update-payload-transfer.ts';
 
 export type PayloadOutcome =
   | 'verified'
