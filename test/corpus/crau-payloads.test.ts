@@ -1,5 +1,11 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PermanentError } from '../../shared/errors.ts';
+import {
+  isUpdatePayloadMessage,
+  parseUpdatePayloadJob,
+  updatePayloadJobSchema,
+} from '../../shared/mirror/update-payload-job.ts';
 import { checkSha256File } from '../../shared/mirror/update-payload-transfer.ts';
 import { CrauStreamReader, crauHeaderBytes } from '../../shared/update/crau-reader.ts';
 import {
@@ -174,5 +180,57 @@ describe('bad-input corpus: CrAU update payloads (reader and signature check)', 
     expect(() =>
       checkSha256File(new TextEncoder().encode(`${digest.toUpperCase()}  x.gz\n`), digest, 'x.gz'),
     ).not.toThrow();
+  });
+});
+
+const validJob = {
+  v: 1,
+  kind: 'update-payload',
+  channel: 'stable',
+  board: 'amd64-usr',
+  version: '4081.2.0',
+  name: 'flatcar_production_update.gz',
+  url: 'https://update.release.flatcar-linux.net/amd64-usr/4081.2.0/flatcar_production_update.gz',
+};
+
+describe('bad-input corpus: update payload queue messages', () => {
+  it('any text is either a valid update payload job or a malformed-message PermanentError', async () => {
+    await runCorpus(
+      'update payload message',
+      fc.oneof(
+        fc.string(),
+        fc.jsonValue().map((value) => JSON.stringify(value)),
+      ),
+      (body) => {
+        try {
+          const job = parseUpdatePayloadJob(body);
+          expect(updatePayloadJobSchema.safeParse(job).success).toBe(true);
+          expect(isUpdatePayloadMessage(body)).toBe(true);
+        } catch (error) {
+          expect(error).toBeInstanceOf(PermanentError);
+          expect((error as PermanentError).code).toBe('malformed-message');
+        }
+      },
+    );
+  });
+
+  it('any single field replaced by junk is refused and the field is named', async () => {
+    const keys = Object.keys(validJob) as (keyof typeof validJob)[];
+    await runCorpus(
+      'update payload message fields',
+      fc.tuple(
+        fc.constantFrom(...keys),
+        fc.oneof(
+          fc.constantFrom('../etc', 'a/b', '1.2 3', '', 'file:///etc/passwd', 'ftp://x/y', '4081..2'),
+          fc.integer(),
+          fc.constant(null),
+        ),
+      ),
+      ([key, junk]) => {
+        const body = JSON.stringify({ ...validJob, [key]: junk });
+        expect(() => parseUpdatePayloadJob(body)).toThrow(new RegExp(`job message is invalid: ${key}: `));
+      },
+    );
+    expect(parseUpdatePayloadJob(JSON.stringify(validJob))).toEqual(validJob);
   });
 });
