@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger, type LogRecord } from '../../local/runtime/log.ts';
-import { parseConfig } from '../../shared/config.ts';
+import { parseConfig, type UpdateConfig } from '../../shared/config.ts';
 import { TransientError } from '../../shared/errors.ts';
 import type { Ledger } from '../../shared/ledger/ledger.ts';
 import type { MirrorDeps } from '../../shared/mirror/deps.ts';
@@ -13,8 +13,9 @@ const config = parseConfig({
   channels,
   update: { origin: 'http://127.0.0.1:9/update/{board}/{version}', payloads: ['oem-qemu.gz'] },
 });
-const update = config.update;
-if (update === undefined) throw new Error('no update section');
+const configured = config.update;
+if (configured === undefined) throw new Error('no update section');
+const update: UpdateConfig = configured;
 
 function body(fields: Record<string, unknown> = {}): string {
   const name = typeof fields.name === 'string' ? fields.name : MAIN_UPDATE_PAYLOAD;
