@@ -128,15 +128,25 @@ async function pollOne(
   }));
   let outcome: PollOutcome = 'seen';
   let jobsSent = 0;
-  if (previous?.lastVersion !== version && (await deps.ledger.claimRelease(release, plans))) {
-    const payloadJobs = await planUpdatePayloadJobs(release, deps, config);
-    await deps.jobs.sendJobs([
-      ...plans.map((plan) => jobFor(channel.name, board, version, plan)),
+  if (previous?.lastVersion !== version) {
+    const claimed = await deps.ledger.claimRelease(release, plans);
+    // Planned whether or not this poll claimed the release: each payload is planned once, by whichever poll
+    // gets there first. A failed plan still lets the artifact jobs go, then fails the poll before its state
+    // is saved, so the next poll plans the payloads.
+    let planFailure: { error: unknown } | undefined;
+    const payloadJobs = await planUpdatePayloadJobs(release, deps, config).catch((error: unknown) => {
+      planFailure = { error };
+      return [];
+    });
+    const jobs = [
+      ...(claimed ? plans.map((plan) => jobFor(channel.name, board, version, plan)) : []),
       ...payloadJobs,
-    ]);
-    outcome = 'new-release';
-    jobsSent = plans.length + payloadJobs.length;
-    deps.logger.info('release.detected', { ...release, jobs: jobsSent });
+    ];
+    if (jobs.length > 0) await deps.jobs.sendJobs(jobs);
+    jobsSent = jobs.length;
+    if (claimed) deps.logger.info('release.detected', { ...release, jobs: jobsSent });
+    if (planFailure !== undefined) throw planFailure.error;
+    if (claimed) outcome = 'new-release';
   }
   await deps.ledger.savePollState({
     ...base,

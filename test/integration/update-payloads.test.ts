@@ -7,6 +7,7 @@ import { createWorkerHandler } from '../../functions/mirror-worker/handler.ts';
 import { faults } from '../../local/sim-origin/sim-origin.ts';
 import { simUpdateOrigin, type UpdatePayloadSpec } from '../../local/sim-origin/update-payloads.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
+import { TransientError } from '../../shared/errors.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
 import { type MirrorDeps, silentLogger } from '../../shared/mirror/deps.ts';
 import { runPoll } from '../../shared/mirror/poller.ts';
@@ -48,9 +49,9 @@ interface UpdateRig {
   mirror(payloads: UpdatePayloadSpec[]): Promise<{ jobsSent: number | undefined; failures: number }>;
 }
 
-async function startUpdateRig(payloads: string[] = [oem]): Promise<UpdateRig> {
+async function startUpdateRig(payloads: string[] = [oem], channels = ['stable']): Promise<UpdateRig> {
   const rig = await startRig({
-    channels: ['stable'],
+    channels,
     artifacts: [{ name: 'version.txt' }],
     visibilityTimeout: 1,
   });
@@ -120,6 +121,51 @@ describe('update payloads mirrored from the update origin, verified before anyth
       state: 'missing',
     });
     expect(refusals(await rig.events())).toEqual([]);
+  });
+
+  it('plans a version two channels name once, and a poll that failed to plan leaves it to the next poll', async () => {
+    setup = await startUpdateRig([], ['stable', 'beta']);
+    const { rig, config } = setup;
+    const payloadJobs = async () =>
+      (await receiveJobs(rig.jobsQueue, 10, 0))
+        .map((record) => JSON.parse(record.body) as { kind?: string; version?: string })
+        .filter((job) => job.kind === 'update-payload')
+        .map((job) => job.version);
+    for (const channel of ['stable', 'beta']) {
+      await rig.origin.publishRelease({ channel, board, version, artifacts: [] });
+    }
+    const main = [{ name: MAIN_UPDATE_PAYLOAD, content: signed(1000) }];
+    await rig.origin.publishUpdatePayloads({ board, version, payloads: main });
+    const both = await runPoll(setup.deps, config);
+    expect(both.results.map((r) => r.outcome)).toEqual(['new-release', 'new-release']);
+    expect(await payloadJobs()).toEqual([version]);
+
+    const next = '4081.2.1';
+    await rig.origin.publishRelease({ channel: 'stable', board, version: next, artifacts: [] });
+    await rig.origin.publishUpdatePayloads({ board, version: next, payloads: main });
+    let failures = 1;
+    const flaky: MirrorDeps = {
+      ...setup.deps,
+      ledger: {
+        ...setup.deps.ledger,
+        planPayloads: (...args) =>
+          failures-- > 0
+            ? Promise.reject(new TransientError('ledger-unavailable', 'the ledger did not answer'))
+            : (setup?.deps.ledger.planPayloads(...args) ?? Promise.resolve([])),
+      },
+    };
+    const failed = await runPoll(flaky, config);
+    expect(failed.results.map((r) => [r.channel, r.outcome])).toEqual([
+      ['stable', 'error'],
+      ['beta', 'unchanged'],
+    ]);
+    expect(await payloadJobs()).toEqual([]);
+    const retried = await runPoll(flaky, config);
+    expect(retried.results.map((r) => [r.channel, r.outcome, r.jobsSent])).toEqual([
+      ['stable', 'seen', 1],
+      ['beta', 'unchanged', undefined],
+    ]);
+    expect(await payloadJobs()).toEqual([next]);
   });
 
   it('refuses a payload tampered in transit: never stored, never looked up, one alert naming it', async () => {
