@@ -8,10 +8,17 @@ import { parseVersionFile } from '../release/version-file.ts';
 import { metricNames } from '../telemetry-names.ts';
 import type { MirrorDeps } from './deps.ts';
 import { finalizeIfDone } from './finalize.ts';
-import { planUpdatePayloadJobs, resendStalledPayloads } from './update-payload-poll.ts';
+import {
+  planPayloadsOfCurrent,
+  planUpdatePayloadJobs,
+  resendStalledPayloads,
+} from './update-payload-poll.ts';
 
 export type PollOutcome =
-  /** 304, or the same answer as last time: nothing written. */
+  /**
+   * 304, or the same answer as last time: nothing written (with `update` configured, the current version's
+   * payloads are planned if no poll planned them yet).
+   */
   | 'unchanged'
   /** A version already claimed (by an earlier poll or a concurrent poller). */
   | 'seen'
@@ -332,6 +339,15 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
       }),
     ),
   );
+  try {
+    await planPayloadsOfCurrent(
+      results.filter((result) => result.outcome === 'unchanged'),
+      deps,
+      config,
+    );
+  } catch (error) {
+    deps.logger.error('update_payload.plan_failed', { error: describeError(error) });
+  }
   const { resent, refinalized } = await resendOpenWork(deps, config);
   let requeuedForTrust = 0;
   try {

@@ -73,3 +73,28 @@ export async function resendStalledPayloads(
   }
   return jobs.length;
 }
+
+/**
+ * Plans the payloads of each channel's current version that no poll planned yet: a mirror that gets an
+ * `update` section after its releases were detected serves updates for them from the next poll on. A
+ * payload already planned costs one refused conditional write; one planned here gets its job.
+ */
+export async function planPayloadsOfCurrent(
+  current: readonly { channel: string; board: string; version?: string }[],
+  deps: Pick<MirrorDeps, 'ledger' | 'jobs' | 'logger'>,
+  config: CldistConfig,
+): Promise<number> {
+  if (config.update === undefined) return 0;
+  const jobs: UpdatePayloadJob[] = [];
+  for (const { channel, board, version } of current) {
+    if (version !== undefined)
+      jobs.push(...(await planUpdatePayloadJobs({ channel, board, version }, deps, config)));
+  }
+  if (jobs.length > 0) {
+    await deps.jobs.sendJobs(jobs);
+    deps.logger.info('poll.update_payloads_planned', {
+      payloads: jobs.map((job) => `${job.board}/${job.version}/${job.name}`),
+    });
+  }
+  return jobs.length;
+}

@@ -168,6 +168,30 @@ describe('update payloads mirrored from the update origin, verified before anyth
     expect(await payloadJobs()).toEqual([next]);
   });
 
+  it('plans the current version of each channel once update is configured, and only once', async () => {
+    setup = await startUpdateRig([]);
+    const { rig, config } = setup;
+    await rig.origin.publishRelease({ channel: 'stable', board, version, artifacts: [] });
+    const bytes = signed(5000);
+    await rig.origin.publishUpdatePayloads({
+      board,
+      version,
+      payloads: [{ name: MAIN_UPDATE_PAYLOAD, content: bytes }],
+    });
+    const before = await runPoll(rig.deps, rig.config);
+    expect(before.results.map((r) => [r.outcome, r.jobsSent])).toEqual([['new-release', 1]]);
+    await drain(rig.worker(), rig.jobsQueue);
+    expect(await rig.ledger.getPayload({ board, version, name: MAIN_UPDATE_PAYLOAD })).toBeUndefined();
+
+    const enabled = await runPoll(setup.deps, config);
+    expect(enabled.results.map((r) => r.outcome)).toEqual(['unchanged']);
+    await drain(setup.worker, rig.jobsQueue);
+    const [record] = await rig.ledger.payloadsFor(board, version);
+    expect(record?.sha256Hex).toBe(hash('sha256', bytes).toString('hex'));
+    await runPoll(setup.deps, config);
+    expect(await receiveJobs(rig.jobsQueue, 10, 0)).toEqual([]);
+  });
+
   it('refuses a payload tampered in transit: never stored, never looked up, one alert naming it', async () => {
     setup = await startUpdateRig([]);
     const { rig } = setup;
