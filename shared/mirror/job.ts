@@ -85,10 +85,10 @@ function logPayloadOutcome(log: MirrorLogger, job: UpdatePayloadJob, result: Pay
 
 /**
  * The mirror's job policy, the same on every host: parse the message, mirror the artifact (or the update
- * payload, for a message of that kind), acknowledge a
- * PermanentError (reported, never retried) and retry the rest. It logs the one set of outcome events
- * (`artifact.verified`, `artifact.missing`, `artifact.awaiting_trust`, `update_payload.verified`,
- * `update_payload.missing`, `worker.job_rejected`, `worker.job_retry`) and never throws: the host maps the disposition onto its queue.
+ * payload, for a message of that kind), acknowledge a PermanentError (reported, never retried) and retry
+ * the rest. It logs the one set of outcome events (`artifact.verified`, `artifact.missing`,
+ * `artifact.awaiting_trust`, `update_payload.verified`, `update_payload.missing`, `worker.job_rejected`,
+ * `worker.job_retry`) and never throws: the host maps the disposition onto its queue.
  */
 export async function runMirrorJob(
   body: string,
