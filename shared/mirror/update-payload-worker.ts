@@ -3,9 +3,9 @@ import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import type { UpdatePayloadRef } from '../ledger/ledger.ts';
 import type { CldistEvent } from '../messages.ts';
+import { recordAfterPublish } from '../notify/record-after-publish.ts';
 import type { UpdatePayloadRecord } from '../update/payload-record.ts';
 import { defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
-import { recordAfterPublish } from './record-after-publish.ts';
 import type { UpdatePayloadJob } from './update-payload-job.ts';
 import {
   checkPayloadJob,
