@@ -5,6 +5,7 @@ import { checkNames } from '../shared/config-names.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
 import { channelBaseUrl } from '../shared/release/layout.ts';
 import { loadUpdatePayloadKeys } from '../shared/update/crau-verify.ts';
+import { updateLayoutProblem } from '../shared/update/origin.ts';
 import { entryKey, latestBinding, loadKeyringFromConfig } from '../shared/verify/keyring.ts';
 
 /** One signing subkey of a trusted key, as the verifier will judge it today. */
@@ -107,6 +108,11 @@ export async function checkRawConfig(raw: unknown, now: Date, file?: string): Pr
     keys = await trustedKeys(config, now);
   } catch (error) {
     errors.push({ path: 'keyring', message: describeError(error) });
+  }
+  const layoutProblem = updateLayoutProblem(config);
+  if (layoutProblem !== undefined) {
+    const [path = 'channels', ...rest] = layoutProblem.split(': ');
+    errors.push({ path, message: rest.join(': ') });
   }
   if (config.update !== undefined) {
     try {

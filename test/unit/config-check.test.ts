@@ -146,6 +146,14 @@ describe('checkRawConfig', () => {
     expect(report.errors).toEqual([
       { path: 'update.payloadKeys.1', message: expect.stringContaining('cannot read /nonexistent/u.pem') },
     ]);
+    const clash = await checkRawConfig(
+      { channels: [{ name: 'stable' }, { name: 'update' }], update: {} },
+      now,
+    );
+    expect(clash.errors).toEqual([
+      { path: 'channels.1.name', message: expect.stringContaining('the store folder of update payloads') },
+    ]);
+    expect((await checkRawConfig({ channels: [{ name: 'update' }] }, now)).errors).toEqual([]);
     const schema = await checkRawConfig(
       { update: { origin: 'https://example.test/flat/', payloads: ['x.txt'] } },
       now,
