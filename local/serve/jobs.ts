@@ -32,8 +32,13 @@ function progressOf(tracker: TransferTracker, label: string) {
 
 function labelOf(body: string): string {
   try {
-    const job = JSON.parse(body) as { channel?: unknown; version?: unknown; artifact?: unknown };
-    return `${String(job.channel)}/${String(job.version)}/${String(job.artifact)}`;
+    const job = JSON.parse(body) as {
+      channel?: unknown;
+      version?: unknown;
+      artifact?: unknown;
+      name?: unknown;
+    };
+    return `${String(job.channel)}/${String(job.version)}/${String(job.artifact ?? job.name)}`;
   } catch {
     return 'job';
   }

@@ -11,6 +11,8 @@ import type { ObjectStore } from '../store/types.ts';
 import { s3TrustSource } from '../trust/s3-source.ts';
 import type { TrustSource } from '../trust/source.ts';
 import { loadTrustedKeyring, reloadFailure, type TrustedKeyring } from '../trust/trusted-keyring.ts';
+import { loadUpdatePayloadKeys } from '../update/crau-verify.ts';
+import { updateLayoutProblem } from '../update/origin.ts';
 import { loadKeyringFromConfig } from '../verify/keyring.ts';
 import {
   type Clock,
@@ -137,6 +139,8 @@ export interface MirrorRuntime {
  */
 export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promise<MirrorRuntime> {
   const { config, resources, clients, logger } = options;
+  const layoutProblem = updateLayoutProblem(config);
+  if (layoutProblem !== undefined) throw new ConfigError(layoutProblem);
   const clock = options.clock ?? (() => new Date());
   const storeConfig = resolveMirrorStore(config, resources);
   const store = createStore(storeConfig, {
@@ -164,6 +168,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
     pinned: options.pinned ?? noPinnedReleases,
     clock,
     logger,
+    ...(config.update === undefined ? {} : { updateKeys: loadUpdatePayloadKeys(config.update.payloadKeys) }),
   };
   return {
     deps: options.decorate?.(built) ?? built,
