@@ -6,6 +6,7 @@ import { type CurrentLedger, currentLedger } from './current.ts';
 import { type PollLedger, pollLedger } from './poll.ts';
 import { type ReleaseLedger, releaseLedger } from './releases.ts';
 import { type TrustWaitLedger, trustWaitLedger } from './trust-wait.ts';
+import { type UpdateGroupLedger, updateGroupLedger } from './update-groups.ts';
 
 export type { AlertLedger } from './alerts.ts';
 export type { ArtifactLedger } from './artifacts.ts';
@@ -14,6 +15,7 @@ export type { PollLedger } from './poll.ts';
 export type * from './records.ts';
 export type { ReleaseLedger } from './releases.ts';
 export type { TrustWaitLedger } from './trust-wait.ts';
+export type { UpdateGroupLedger } from './update-groups.ts';
 
 /**
  * The mirror's memory: every part of it on one table. Every transition that must happen once (claim,
@@ -29,7 +31,8 @@ export type Ledger = ReleaseLedger &
   CurrentLedger &
   PollLedger &
   AlertLedger &
-  TrustWaitLedger;
+  TrustWaitLedger &
+  UpdateGroupLedger;
 
 export interface DynamoLedgerOptions {
   clock?: () => Date;
@@ -49,5 +52,6 @@ export function createDynamoLedger(
     ...pollLedger(table),
     ...alertLedger(table),
     ...trustWaitLedger(table),
+    ...updateGroupLedger(table),
   };
 }

@@ -69,6 +69,8 @@ export const ledgerIndex = {
   instances: 'instance-list',
   /** Instance fetch audit items of one UTC day (`YYYY-MM-DD`), for the expiry sweep. */
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
+  /** Every update group, sorted by name. */
+  updateGroups: 'update-group',
 } as const;
 
 interface ReleaseKeyParts {
@@ -101,6 +103,10 @@ export const ledgerItems = {
   instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
   instanceAudit: (id: string, suffix: string) =>
     ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+  /** An update group, keyed by the `track` its instances send. */
+  updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
+  /** The machines an update group's per-period cap admitted in the period starting at `start`. */
+  updatePeriod: (name: string, start: string) => ledgerKey(`updgroup#${name}`, `period#${start}`),
 } as const;
 
 /** The instance-side key parts that queries and scans need on their own. */

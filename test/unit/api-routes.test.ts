@@ -39,11 +39,15 @@ function registeredRoutes(): { method: string; path: string }[] {
 
 const gatewayRoutes: ApiRoute[] = Object.values(apiRoutes).flat();
 
-/** Whether a gateway route forwards this app route: same path and method, or a greedy path above it. */
+/**
+ * Whether a gateway route forwards this app route: same path and method, or a greedy path above it. API
+ * Gateway routes a path with a trailing slash as the same path without it.
+ */
 function forwards(gateway: ApiRoute, app: { method: string; path: string }): boolean {
   const path = honoPath(gateway.path);
   const greedy = path.endsWith('/*') ? path.slice(0, -1) : undefined;
-  const pathMatches = path === app.path || (greedy !== undefined && app.path.startsWith(greedy));
+  const appPath = app.path.length > 1 ? app.path.replace(/\/$/, '') : app.path;
+  const pathMatches = path === appPath || (greedy !== undefined && app.path.startsWith(greedy));
   return pathMatches && (app.method === 'ALL' || app.method === gateway.method);
 }
 

@@ -1,0 +1,152 @@
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { apiPaths, honoPath } from '../api-routes.ts';
+import { TransientError } from '../errors.ts';
+import type { UpdateGroupLedger } from '../ledger/update-groups.ts';
+import { checkGroupName, InvalidGroupError, parseGroupInput, type UpdateGroup } from '../update/groups.ts';
+import { maxOmahaBodyBytes } from '../update/omaha-request.ts';
+import { buildOmahaRefusal } from '../update/omaha-response.ts';
+import type { OmahaService } from '../update/omaha-service.ts';
+
+/** What the update routes need; the host builds it (see `createUpdateService`). */
+export interface UpdateRouteDeps {
+  omaha: OmahaService;
+  groups: UpdateGroupLedger;
+  clock: () => Date;
+}
+
+const maxGroupBodyBytes = 8 * 1024;
+/** Seconds update_engine is told to wait when the ledger cannot be read. */
+const omahaRetryAfterSeconds = 60;
+
+function problem(c: Context, status: ContentfulStatusCode, code: string, message: string, extra = {}) {
+  c.header('Cache-Control', 'no-store');
+  return c.json({ error: { code, message, ...extra } }, status);
+}
+
+function xml(c: Context, status: ContentfulStatusCode, body: string): Response {
+  return c.body(body, status, {
+    'Content-Type': 'application/xml; charset=utf-8',
+    'Cache-Control': 'no-store',
+  });
+}
+
+/**
+ * `POST /v1/update/` (Omaha, unauthenticated: instances send no credentials) and the admin routes of
+ * update groups (`requireAdmin` is the instance admin routes' own check).
+ */
+export function createUpdateRoutes(deps: UpdateRouteDeps, requireAdmin: MiddlewareHandler): Hono {
+  const app = new Hono();
+  const omahaLimit = bodyLimit({
+    maxSize: maxOmahaBodyBytes,
+    onError: (c) =>
+      xml(c, 413, buildOmahaRefusal('too-large', `request body is larger than ${maxOmahaBodyBytes} bytes`)),
+  });
+  const omaha = async (c: Context) => {
+    const body = await c.req.text();
+    try {
+      const result = await deps.omaha.answer(body);
+      return xml(c, result.status, result.body);
+    } catch (error) {
+      if (!(error instanceof TransientError)) throw error;
+      c.header('Retry-After', String(omahaRetryAfterSeconds));
+      return xml(
+        c,
+        503,
+        buildOmahaRefusal('unavailable', 'the update service cannot read its state; retry later'),
+      );
+    }
+  };
+  for (const path of [apiPaths.update, `${apiPaths.update}/`]) app.post(path, omahaLimit, omaha);
+
+  const groupPath = honoPath(apiPaths.updateGroup);
+  const nameOf = (c: Context): string | Response => {
+    const name = c.req.param('name') ?? '';
+    const bad = checkGroupName(name);
+    return bad === undefined ? name : problem(c, 400, 'bad-request', bad, { path: 'name' });
+  };
+
+  app.get(honoPath(apiPaths.updateGroups), requireAdmin, async (c) => {
+    c.header('Cache-Control', 'no-store');
+    return c.json({ groups: await deps.groups.listGroups() });
+  });
+
+  app.get(groupPath, requireAdmin, async (c) => {
+    const name = nameOf(c);
+    if (name instanceof Response) return name;
+    const group = await deps.groups.getGroup(name);
+    if (group === undefined) return problem(c, 404, 'not-found', `no update group named ${name}`);
+    c.header('Cache-Control', 'no-store');
+    return c.json(group);
+  });
+
+  app.put(
+    groupPath,
+    requireAdmin,
+    bodyLimit({
+      maxSize: maxGroupBodyBytes,
+      onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxGroupBodyBytes} bytes`),
+    }),
+    async (c) => {
+      const name = nameOf(c);
+      if (name instanceof Response) return name;
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch (cause) {
+        return problem(c, 400, 'invalid-json', `request body is not JSON: ${(cause as Error).message}`, {
+          path: '$',
+        });
+      }
+      let input: ReturnType<typeof parseGroupInput>;
+      try {
+        input = parseGroupInput(body);
+      } catch (error) {
+        if (!(error instanceof InvalidGroupError)) throw error;
+        return problem(c, 400, error.code, error.message, { issues: error.issues });
+      }
+      const now = deps.clock().toISOString();
+      const before = await deps.groups.getGroup(name);
+      const pinnedAt =
+        input.version === undefined
+          ? undefined
+          : before?.version === input.version
+            ? (before.pinnedAt ?? before.updatedAt)
+            : now;
+      const group: UpdateGroup = {
+        ...input,
+        name,
+        updatedAt: now,
+        ...(pinnedAt === undefined ? {} : { pinnedAt }),
+      };
+      const created = await deps.groups.putGroup(group);
+      deps.omaha.forgetGroup(name);
+      c.header('Cache-Control', 'no-store');
+      return c.json(group, created ? 201 : 200);
+    },
+  );
+
+  app.delete(groupPath, requireAdmin, async (c) => {
+    const name = nameOf(c);
+    if (name instanceof Response) return name;
+    const deleted = await deps.groups.deleteGroup(name);
+    deps.omaha.forgetGroup(name);
+    return deleted ? c.body(null, 204) : problem(c, 404, 'not-found', `no update group named ${name}`);
+  });
+
+  const setPaused = (paused: boolean) => async (c: Context) => {
+    const name = nameOf(c);
+    if (name instanceof Response) return name;
+    const group = await deps.groups.getGroup(name);
+    if (group === undefined) return problem(c, 404, 'not-found', `no update group named ${name}`);
+    const next: UpdateGroup = { ...group, paused, updatedAt: deps.clock().toISOString() };
+    await deps.groups.putGroup(next);
+    deps.omaha.forgetGroup(name);
+    c.header('Cache-Control', 'no-store');
+    return c.json(next);
+  };
+  app.post(honoPath(apiPaths.updateGroupPause), requireAdmin, setPaused(true));
+  app.post(honoPath(apiPaths.updateGroupResume), requireAdmin, setPaused(false));
+  return app;
+}
