@@ -47,6 +47,8 @@ const builder = new XMLBuilder({
   ignoreAttributes: false,
   attributeNamePrefix: '@',
   suppressEmptyNode: true,
+  // `required="true"` must be written out: update_engine reads the value, not the attribute's presence.
+  suppressBooleanAttributes: false,
   processEntities: true,
 });
 const declaration = '<?xml version="1.0" encoding="UTF-8"?>\n';
