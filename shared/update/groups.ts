@@ -69,6 +69,8 @@ export const groupInputSchema = z.strictObject({
 });
 
 export type UpdateGroupInput = z.infer<typeof groupInputSchema>;
+/** What a caller may send: defaults not yet applied. */
+export type UpdateGroupRequest = z.input<typeof groupInputSchema>;
 export type Rollout = z.infer<typeof rolloutSchema>;
 export type UpdateWindow = z.infer<typeof windowSchema>;
 

@@ -10,6 +10,7 @@ import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
+import { createUpdateService } from '../../shared/update/wiring.ts';
 
 const bodiesDir = mkdtempSync(join(tmpdir(), 'cldist-api-routes-'));
 afterAll(() => rmSync(bodiesDir, { recursive: true, force: true }));
@@ -22,14 +23,19 @@ function registeredRoutes(): { method: string; path: string }[] {
   const doc = DynamoDBDocumentClient.from(
     new DynamoDBClient({ region: 'us-east-1', endpoint: 'http://127.0.0.1:9' }),
   );
+  const ledger = createDynamoLedger(doc, 'unused');
   const app = createApiApp(
     {
       instances: createDynamoInstanceRepository(doc, { table: 'unused' }),
       bodies: createLocalStore(bodiesDir),
       clock: () => new Date('2026-12-01T00:00:00Z'),
       adminAuth: { kind: 'bearer', token: 'a'.repeat(32) },
-      releases: { ledger: createDynamoLedger(doc, 'unused'), jobs: { sendJobs: async () => {} } },
+      releases: { ledger, jobs: { sendJobs: async () => {} } },
       proxySecrets: async () => [],
+      updates: createUpdateService(
+        { groups: ledger, current: ledger, clock: () => new Date('2026-12-01T00:00:00Z') },
+        { mirrorBaseUrl: 'http://127.0.0.1:9/mirror', channels: ['stable'] },
+      ),
     },
     parseConfig({}),
   );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MirrorCurrent } from '../../shared/ledger/records.ts';
-import { parseGroupInput, type UpdateGroup, type UpdateGroupInput } from '../../shared/update/groups.ts';
+import { parseGroupInput, type UpdateGroup, type UpdateGroupRequest } from '../../shared/update/groups.ts';
 import { machinePosition, periodStart, rolloutShare, windowOpen } from '../../shared/update/rollout.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
 import { memoryGroups, memoryPayloads, omahaCheck } from '../support/update-fixtures.ts';
@@ -34,7 +34,7 @@ function fleet() {
     },
     { mirrorBaseUrl: 'http://127.0.0.1:8080/mirror', channels: ['stable', 'beta'] },
   );
-  const put = async (name: string, input: Partial<UpdateGroupInput> & { channel: string }, extra = {}) => {
+  const put = async (name: string, input: UpdateGroupRequest, extra = {}) => {
     const group: UpdateGroup = { ...parseGroupInput(input), name, updatedAt: now.toISOString(), ...extra };
     await groups.putGroup(group);
   };
