@@ -19,6 +19,8 @@ const maxApps = 4;
 const maxEventsPerApp = 16;
 const maxNestedTags = 8;
 const maxAttributeLength = 128;
+/** update_engine writes 14 on `<app>`; a few more are tolerated for other clients. */
+const maxAttributesPerElement = 32;
 
 /** One Flatcar `<app>` of a request, checked. */
 export interface OmahaAppRequest {
@@ -198,6 +200,27 @@ function parseApp(node: unknown, index: number): OmahaAppRequest | UnknownOmahaA
   };
 }
 
+/** The first element with more attributes than allowed, found by walking the (depth-capped) tree. */
+function tooManyAttributes(node: unknown, name: string): string | undefined {
+  if (Array.isArray(node)) {
+    for (const item of node) {
+      const found = tooManyAttributes(item, name);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (!isNode(node)) return undefined;
+  for (const [key, value] of Object.entries(node)) {
+    if (key === '$') {
+      if (isNode(value) && Object.keys(value).length > maxAttributesPerElement) return name;
+      continue;
+    }
+    const found = tooManyAttributes(value, key);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 /**
  * The checked request, or an {@link OmahaRequestError} naming what is wrong. The caller caps the body's
  * size before calling.
@@ -223,6 +246,13 @@ export function parseOmahaRequest(text: string): OmahaRequest {
     throw new OmahaRequestError('malformed-xml', `request body cannot be read: ${(cause as Error).message}`, {
       cause,
     });
+  }
+  const crowded = tooManyAttributes(document, 'document');
+  if (crowded !== undefined) {
+    throw new OmahaRequestError(
+      'too-many',
+      `<${crowded}> has more than ${maxAttributesPerElement} attributes`,
+    );
   }
   const requests = isNode(document) ? children(document, 'request') : [];
   const request = requests[0];
