@@ -37,7 +37,7 @@ const routes = createUpdateRoutes(updates, async () => {
   throw new Error('no admin route is called by this corpus');
 });
 
-async function post(body: string | Uint8Array): Promise<{ status: number; text: string }> {
+async function post(body: string): Promise<{ status: number; text: string }> {
   const response = await within(
     2000,
     'an Omaha answer',
