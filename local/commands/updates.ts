@@ -132,13 +132,7 @@ export function formatGroupTable(groups: readonly UpdateGroup[]): string {
 
 const groupsPath = '/v1/update-groups';
 
-/** `cldist updates groups list|get|put|delete|pause|resume`: the update groups, through the admin API. */
-export function registerUpdatesCommand(program: Command): void {
-  const updates = program.command('updates').description('manage what the Omaha update endpoint offers');
-  const groups = updates
-    .command('groups')
-    .description('update groups: which channel or pinned version each track gets, how fast, and when');
-
+function registerList(groups: Command): void {
   connectionOptions(
     groups
       .command('list')
@@ -149,7 +143,6 @@ export function registerUpdatesCommand(program: Command): void {
     const { groups: list } = (await response.json()) as { groups: UpdateGroup[] };
     process.stdout.write(flags.json ? `${JSON.stringify(list, null, 2)}\n` : formatGroupTable(list));
   });
-
   connectionOptions(
     groups
       .command('get')
@@ -159,7 +152,9 @@ export function registerUpdatesCommand(program: Command): void {
     const response = await adminClient(flags).request('GET', `${groupsPath}/${name}`);
     process.stdout.write(`${JSON.stringify(await response.json(), null, 2)}\n`);
   });
+}
 
+function registerPut(groups: Command): void {
   connectionOptions(
     groups
       .command('put')
@@ -170,11 +165,7 @@ export function registerUpdatesCommand(program: Command): void {
       .requiredOption('--channel <name>', 'the channel whose current mirrored version the group follows')
       .option('--version <version>', 'pin this version instead of following the channel')
       .option('--paused', 'create the group paused: no instance is offered an update')
-      .option(
-        '--percent <n>',
-        'offer the update to this share of instances (rollout by percentage)',
-        number(0, 100),
-      )
+      .option('--percent <n>', 'offer the update to this share of instances', number(0, 100))
       .option(
         '--start-percent <n>',
         'share offered when the version becomes the target (default 0)',
@@ -206,11 +197,12 @@ export function registerUpdatesCommand(program: Command): void {
   ).action(async (name: string, flags: PutFlags) => {
     const response = await adminClient(flags).request('PUT', `${groupsPath}/${name}`, groupFromFlags(flags));
     const group = (await response.json()) as UpdateGroup;
-    process.stdout.write(
-      `${response.status === 201 ? 'created' : 'replaced'} update group ${name}\n${formatGroupTable([group])}`,
-    );
+    const verb = response.status === 201 ? 'created' : 'replaced';
+    process.stdout.write(`${verb} update group ${name}\n${formatGroupTable([group])}`);
   });
+}
 
+function registerChanges(groups: Command): void {
   connectionOptions(
     groups
       .command('delete')
@@ -220,7 +212,6 @@ export function registerUpdatesCommand(program: Command): void {
     await adminClient(flags).request('DELETE', `${groupsPath}/${name}`);
     process.stdout.write(`deleted update group ${name}\n`);
   });
-
   for (const [verb, description] of [
     ['pause', 'stop offering updates to the group at once (instances get noupdate)'],
     ['resume', 'offer updates to the group again'],
@@ -232,4 +223,15 @@ export function registerUpdatesCommand(program: Command): void {
       process.stdout.write(`${verb === 'pause' ? 'paused' : 'resumed'} update group ${name}\n`);
     });
   }
+}
+
+/** `cldist updates groups list|get|put|delete|pause|resume`: the update groups, through the admin API. */
+export function registerUpdatesCommand(program: Command): void {
+  const updates = program.command('updates').description('manage what the Omaha update endpoint offers');
+  const groups = updates
+    .command('groups')
+    .description('update groups: which channel or pinned version each track gets, how fast, and when');
+  registerList(groups);
+  registerPut(groups);
+  registerChanges(groups);
 }

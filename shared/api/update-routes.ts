@@ -4,7 +4,13 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { apiPaths, honoPath } from '../api-routes.ts';
 import { TransientError } from '../errors.ts';
 import type { UpdateGroupLedger } from '../ledger/update-groups.ts';
-import { checkGroupName, InvalidGroupError, parseGroupInput, type UpdateGroup } from '../update/groups.ts';
+import {
+  checkGroupName,
+  InvalidGroupError,
+  parseGroupInput,
+  type UpdateGroup,
+  type UpdateGroupInput,
+} from '../update/groups.ts';
 import { maxOmahaBodyBytes } from '../update/omaha-request.ts';
 import { buildOmahaRefusal } from '../update/omaha-response.ts';
 import type { OmahaService } from '../update/omaha-service.ts';
@@ -32,18 +38,14 @@ function xml(c: Context, status: ContentfulStatusCode, body: string): Response {
   });
 }
 
-/**
- * `POST /v1/update/` (Omaha, unauthenticated: instances send no credentials) and the admin routes of
- * update groups (`requireAdmin` is the instance admin routes' own check).
- */
-export function createUpdateRoutes(deps: UpdateRouteDeps, requireAdmin: MiddlewareHandler): Hono {
-  const app = new Hono();
-  const omahaLimit = bodyLimit({
+/** `POST /v1/update/` and `/v1/update`: Omaha, unauthenticated (instances send no credentials). */
+function mountOmaha(app: Hono, deps: UpdateRouteDeps): void {
+  const limit = bodyLimit({
     maxSize: maxOmahaBodyBytes,
     onError: (c) =>
       xml(c, 413, buildOmahaRefusal('too-large', `request body is larger than ${maxOmahaBodyBytes} bytes`)),
   });
-  const omaha = async (c: Context) => {
+  const answer = async (c: Context) => {
     const body = await c.req.text();
     try {
       const result = await deps.omaha.answer(body);
@@ -58,95 +60,113 @@ export function createUpdateRoutes(deps: UpdateRouteDeps, requireAdmin: Middlewa
       );
     }
   };
-  for (const path of [apiPaths.update, `${apiPaths.update}/`]) app.post(path, omahaLimit, omaha);
+  for (const path of [apiPaths.update, `${apiPaths.update}/`]) app.post(path, limit, answer);
+}
 
-  const groupPath = honoPath(apiPaths.updateGroup);
-  const nameOf = (c: Context): string | Response => {
-    const name = c.req.param('name') ?? '';
-    const bad = checkGroupName(name);
-    return bad === undefined ? name : problem(c, 400, 'bad-request', bad, { path: 'name' });
-  };
+/** The group name of the path, or the 400 that names what is wrong with it. */
+function nameOf(c: Context): string | Response {
+  const name = c.req.param('name') ?? '';
+  const bad = checkGroupName(name);
+  return bad === undefined ? name : problem(c, 400, 'bad-request', bad, { path: 'name' });
+}
 
-  app.get(honoPath(apiPaths.updateGroups), requireAdmin, async (c) => {
-    c.header('Cache-Control', 'no-store');
-    return c.json({ groups: await deps.groups.listGroups() });
-  });
+const notFound = (c: Context, name: string) => problem(c, 404, 'not-found', `no update group named ${name}`);
 
-  app.get(groupPath, requireAdmin, async (c) => {
+/** The body of a group PUT, or the 400 that names each bad field. */
+async function groupInputOf(c: Context): Promise<UpdateGroupInput | Response> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch (cause) {
+    return problem(c, 400, 'invalid-json', `request body is not JSON: ${(cause as Error).message}`, {
+      path: '$',
+    });
+  }
+  try {
+    return parseGroupInput(body);
+  } catch (error) {
+    if (!(error instanceof InvalidGroupError)) throw error;
+    return problem(c, 400, error.code, error.message, { issues: error.issues });
+  }
+}
+
+/** Creates or replaces a group; a pin keeps its start time while the pinned version stays the same. */
+function putGroup(deps: UpdateRouteDeps) {
+  return async (c: Context) => {
     const name = nameOf(c);
     if (name instanceof Response) return name;
-    const group = await deps.groups.getGroup(name);
-    if (group === undefined) return problem(c, 404, 'not-found', `no update group named ${name}`);
-    c.header('Cache-Control', 'no-store');
-    return c.json(group);
-  });
-
-  app.put(
-    groupPath,
-    requireAdmin,
-    bodyLimit({
-      maxSize: maxGroupBodyBytes,
-      onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxGroupBodyBytes} bytes`),
-    }),
-    async (c) => {
-      const name = nameOf(c);
-      if (name instanceof Response) return name;
-      let body: unknown;
-      try {
-        body = JSON.parse(await c.req.text());
-      } catch (cause) {
-        return problem(c, 400, 'invalid-json', `request body is not JSON: ${(cause as Error).message}`, {
-          path: '$',
-        });
-      }
-      let input: ReturnType<typeof parseGroupInput>;
-      try {
-        input = parseGroupInput(body);
-      } catch (error) {
-        if (!(error instanceof InvalidGroupError)) throw error;
-        return problem(c, 400, error.code, error.message, { issues: error.issues });
-      }
-      const now = deps.clock().toISOString();
-      const before = await deps.groups.getGroup(name);
-      const pinnedAt =
-        input.version === undefined
-          ? undefined
-          : before?.version === input.version
-            ? (before.pinnedAt ?? before.updatedAt)
-            : now;
-      const group: UpdateGroup = {
-        ...input,
-        name,
-        updatedAt: now,
-        ...(pinnedAt === undefined ? {} : { pinnedAt }),
-      };
-      const created = await deps.groups.putGroup(group);
-      deps.omaha.forgetGroup(name);
-      c.header('Cache-Control', 'no-store');
-      return c.json(group, created ? 201 : 200);
-    },
-  );
-
-  app.delete(groupPath, requireAdmin, async (c) => {
-    const name = nameOf(c);
-    if (name instanceof Response) return name;
-    const deleted = await deps.groups.deleteGroup(name);
+    const input = await groupInputOf(c);
+    if (input instanceof Response) return input;
+    const now = deps.clock().toISOString();
+    const before = await deps.groups.getGroup(name);
+    const pinnedAt =
+      input.version === undefined
+        ? undefined
+        : before?.version === input.version
+          ? (before.pinnedAt ?? before.updatedAt)
+          : now;
+    const group: UpdateGroup = {
+      ...input,
+      name,
+      updatedAt: now,
+      ...(pinnedAt === undefined ? {} : { pinnedAt }),
+    };
+    const created = await deps.groups.putGroup(group);
     deps.omaha.forgetGroup(name);
-    return deleted ? c.body(null, 204) : problem(c, 404, 'not-found', `no update group named ${name}`);
-  });
+    c.header('Cache-Control', 'no-store');
+    return c.json(group, created ? 201 : 200);
+  };
+}
 
-  const setPaused = (paused: boolean) => async (c: Context) => {
+function setPaused(deps: UpdateRouteDeps, paused: boolean) {
+  return async (c: Context) => {
     const name = nameOf(c);
     if (name instanceof Response) return name;
     const group = await deps.groups.getGroup(name);
-    if (group === undefined) return problem(c, 404, 'not-found', `no update group named ${name}`);
+    if (group === undefined) return notFound(c, name);
     const next: UpdateGroup = { ...group, paused, updatedAt: deps.clock().toISOString() };
     await deps.groups.putGroup(next);
     deps.omaha.forgetGroup(name);
     c.header('Cache-Control', 'no-store');
     return c.json(next);
   };
-  app.post(honoPath(apiPaths.updateGroupPause), requireAdmin, setPaused(true));
-  app.post(honoPath(apiPaths.updateGroupResume), requireAdmin, setPaused(false));
+}
+
+/** The admin routes of update groups; `requireAdmin` is the instance admin routes' own check. */
+function mountGroups(app: Hono, deps: UpdateRouteDeps, requireAdmin: MiddlewareHandler): void {
+  const groupPath = honoPath(apiPaths.updateGroup);
+  app.get(honoPath(apiPaths.updateGroups), requireAdmin, async (c) => {
+    c.header('Cache-Control', 'no-store');
+    return c.json({ groups: await deps.groups.listGroups() });
+  });
+  app.get(groupPath, requireAdmin, async (c) => {
+    const name = nameOf(c);
+    if (name instanceof Response) return name;
+    const group = await deps.groups.getGroup(name);
+    if (group === undefined) return notFound(c, name);
+    c.header('Cache-Control', 'no-store');
+    return c.json(group);
+  });
+  const groupLimit = bodyLimit({
+    maxSize: maxGroupBodyBytes,
+    onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxGroupBodyBytes} bytes`),
+  });
+  app.put(groupPath, requireAdmin, groupLimit, putGroup(deps));
+  app.delete(groupPath, requireAdmin, async (c) => {
+    const name = nameOf(c);
+    if (name instanceof Response) return name;
+    const deleted = await deps.groups.deleteGroup(name);
+    deps.omaha.forgetGroup(name);
+    return deleted ? c.body(null, 204) : notFound(c, name);
+  });
+  app.post(honoPath(apiPaths.updateGroupPause), requireAdmin, setPaused(deps, true));
+  app.post(honoPath(apiPaths.updateGroupResume), requireAdmin, setPaused(deps, false));
+}
+
+/** The Omaha endpoint and the admin routes of update groups. */
+export function createUpdateRoutes(deps: UpdateRouteDeps, requireAdmin: MiddlewareHandler): Hono {
+  const app = new Hono();
+  mountOmaha(app, deps);
+  mountGroups(app, deps, requireAdmin);
   return app;
 }

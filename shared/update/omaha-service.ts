@@ -16,7 +16,7 @@ import {
   type OmahaPackage,
   type OmahaUpdateCheck,
 } from './omaha-response.ts';
-import { MAIN_UPDATE_PAYLOAD, updatePayloadKey } from './payload-record.ts';
+import { MAIN_UPDATE_PAYLOAD, type UpdatePayloadRecord, updatePayloadKey } from './payload-record.ts';
 import { admittedByShare, machinePosition, periodStart, rolloutShare, windowOpen } from './rollout.ts';
 
 /**
@@ -94,123 +94,150 @@ const noUpdate: OmahaUpdateCheck = { status: 'noupdate' };
 /** Machines this process already admitted in a period, so their next checks cost no ledger write. */
 const admittedCacheSize = 50_000;
 
+/** One service's state, shared by the steps of an answer. */
+interface ServiceContext {
+  deps: OmahaServiceDeps;
+  channels: readonly string[];
+  mirrorBase: string;
+  admitted: LRUCache<string, true>;
+}
+
+/** Whether the group's rollout admits this machine to the target now. */
+async function admit(
+  ctx: ServiceContext,
+  group: UpdateGroup,
+  target: Target,
+  machineId: string,
+  now: Date,
+): Promise<boolean> {
+  const { rollout } = group;
+  if (rollout.kind === 'all') return true;
+  if (rollout.kind === 'percent') {
+    const share = rolloutShare(rollout, target.since, now);
+    return admittedByShare(share, machinePosition(group.name, target.version, machineId));
+  }
+  const start = periodStart(rollout.periodMinutes, now);
+  const key = `${group.name}\n${start}\n${machineId}`;
+  if (ctx.admitted.has(key)) return true;
+  const end = new Date(start).getTime() + rollout.periodMinutes * 60_000;
+  const expires = new Date(end + 86_400_000);
+  const ok = await ctx.deps.admitInPeriod(group.name, start, machineId, rollout.maxUpdates, expires);
+  if (ok) ctx.admitted.set(key, true, { ttl: Math.max(1, end - now.getTime()) });
+  return ok;
+}
+
+/** The update answer for verified payloads: the main package, and the OEM package the instance runs. */
+function offer(
+  ctx: ServiceContext,
+  app: OmahaAppRequest,
+  version: string,
+  payloads: readonly UpdatePayloadRecord[],
+  main: UpdatePayloadRecord,
+): OmahaUpdateCheck {
+  const packages: OmahaPackage[] = [
+    { name: main.name, size: main.size, sha1Base64: main.sha1Base64, required: true },
+  ];
+  const oem = app.oem === undefined ? undefined : payloads.find((p) => p.name === `oem-${app.oem}.gz`);
+  if (oem !== undefined) {
+    const { name, size, sha1Base64, sha256Hex } = oem;
+    packages.push({ name, size, sha1Base64, sha256Hex, required: false });
+  }
+  return {
+    status: 'ok',
+    codebase: `${ctx.mirrorBase}/${updatePayloadKey(app.board, version, '')}`,
+    version,
+    packages,
+    postinstallSha256Base64: Buffer.from(main.sha256Hex, 'hex').toString('base64'),
+  };
+}
+
+/** Paused, window, target, version, verified payload, rollout: the first that says no gives noupdate. */
+async function updateCheck(
+  ctx: ServiceContext,
+  app: OmahaAppRequest,
+  group: UpdateGroup,
+  now: Date,
+): Promise<OmahaUpdateCheck> {
+  if (group.paused || !windowOpen(group.window, now)) return noUpdate;
+  const target = await targetOf(group, app.board, ctx.deps.sources);
+  if (target === undefined) return noUpdate;
+  if (compareVersions(numericVersion(app.version), target.version) >= 0) return noUpdate;
+  const payloads = await ctx.deps.sources.payloadsFor(app.board, target.version);
+  const main = payloads.find((p) => p.name === MAIN_UPDATE_PAYLOAD);
+  if (main === undefined) return noUpdate;
+  if (!(await admit(ctx, group, target, app.machineId, now))) return noUpdate;
+  return offer(ctx, app, target.version, payloads, main);
+}
+
+/** Hands the check-in to the recorder; a recorder that throws is reported, never allowed to fail the answer. */
+function record(ctx: ServiceContext, app: OmahaAppRequest, answer: OmahaAnswer, now: Date): void {
+  const { recorder, onRecordError } = ctx.deps;
+  if (recorder === undefined) return;
+  const checkIn: FleetCheckIn = {
+    machineId: app.machineId,
+    ...(app.bootId === undefined ? {} : { bootId: app.bootId }),
+    appId: app.appId,
+    group: app.track,
+    version: app.version,
+    board: app.board,
+    ...(app.oem === undefined ? {} : { oem: app.oem }),
+    at: now.toISOString(),
+    events: app.events,
+    answer,
+  };
+  try {
+    recorder.record(checkIn);
+  } catch (error) {
+    onRecordError?.(error);
+  }
+}
+
+function refusedApp(appId: string, status: string, updateCheck: boolean): OmahaAppAnswer {
+  return {
+    appId,
+    status,
+    ping: false,
+    events: 0,
+    ...(updateCheck ? { updateCheck: { status: 'error-internal' } } : {}),
+  };
+}
+
+async function answerApp(
+  ctx: ServiceContext,
+  app: OmahaAppRequest | UnknownOmahaApp,
+  now: Date,
+): Promise<OmahaAppAnswer> {
+  if (!app.known) return refusedApp(app.appIdAsSent, 'error-unknownApplication', app.updateCheck);
+  const group = (await ctx.deps.sources.getGroup(app.track)) ?? defaultGroup(app.track, ctx.channels);
+  if (group === undefined) {
+    const status = 'error-unknownApplicationOrGroup';
+    record(ctx, app, { kind: 'error', status }, now);
+    return refusedApp(app.appIdAsSent, status, app.updateCheck);
+  }
+  const check = app.updateCheck ? await updateCheck(ctx, app, group, now) : undefined;
+  const answer: OmahaAnswer =
+    check?.status === 'ok'
+      ? { kind: 'update', version: check.version }
+      : check === undefined && app.events.length > 0
+        ? { kind: 'event-ack' }
+        : { kind: 'noupdate' };
+  record(ctx, app, answer, now);
+  return {
+    appId: app.appIdAsSent,
+    status: 'ok',
+    ping: app.ping,
+    events: app.events.length,
+    ...(check === undefined ? {} : { updateCheck: check }),
+  };
+}
+
 export function createOmahaService(deps: OmahaServiceDeps, config: OmahaServiceConfig) {
-  const admitted = new LRUCache<string, true>({ max: admittedCacheSize });
-  const mirrorBase = config.mirrorBaseUrl.replace(/\/+$/, '');
-
-  async function admit(group: UpdateGroup, target: Target, machineId: string, now: Date): Promise<boolean> {
-    const { rollout } = group;
-    if (rollout.kind === 'all') return true;
-    if (rollout.kind === 'percent') {
-      const share = rolloutShare(rollout, target.since, now);
-      return admittedByShare(share, machinePosition(group.name, target.version, machineId));
-    }
-    const start = periodStart(rollout.periodMinutes, now);
-    const key = `${group.name}\n${start}\n${machineId}`;
-    if (admitted.has(key)) return true;
-    const end = new Date(new Date(start).getTime() + rollout.periodMinutes * 60_000);
-    const ok = await deps.admitInPeriod(
-      group.name,
-      start,
-      machineId,
-      rollout.maxUpdates,
-      new Date(end.getTime() + 86_400_000),
-    );
-    if (ok) admitted.set(key, true, { ttl: end.getTime() - now.getTime() });
-    return ok;
-  }
-
-  async function updateCheck(app: OmahaAppRequest, group: UpdateGroup, now: Date): Promise<OmahaUpdateCheck> {
-    if (group.paused || !windowOpen(group.window, now)) return noUpdate;
-    const target = await targetOf(group, app.board, deps.sources);
-    if (target === undefined) return noUpdate;
-    if (compareVersions(numericVersion(app.version), target.version) >= 0) return noUpdate;
-    const payloads = await deps.sources.payloadsFor(app.board, target.version);
-    const main = payloads.find((p) => p.name === MAIN_UPDATE_PAYLOAD);
-    if (main === undefined) return noUpdate;
-    if (!(await admit(group, target, app.machineId, now))) return noUpdate;
-    const packages: OmahaPackage[] = [
-      { name: main.name, size: main.size, sha1Base64: main.sha1Base64, required: true },
-    ];
-    const oem = app.oem === undefined ? undefined : payloads.find((p) => p.name === `oem-${app.oem}.gz`);
-    if (oem !== undefined) {
-      packages.push({
-        name: oem.name,
-        size: oem.size,
-        sha1Base64: oem.sha1Base64,
-        sha256Hex: oem.sha256Hex,
-        required: false,
-      });
-    }
-    return {
-      status: 'ok',
-      codebase: `${mirrorBase}/${updatePayloadKey(app.board, target.version, '')}`,
-      version: target.version,
-      packages,
-      postinstallSha256Base64: Buffer.from(main.sha256Hex, 'hex').toString('base64'),
-    };
-  }
-
-  function record(app: OmahaAppRequest, answer: OmahaAnswer, now: Date): void {
-    if (deps.recorder === undefined) return;
-    const checkIn: FleetCheckIn = {
-      machineId: app.machineId,
-      ...(app.bootId === undefined ? {} : { bootId: app.bootId }),
-      appId: app.appId,
-      group: app.track,
-      version: app.version,
-      board: app.board,
-      ...(app.oem === undefined ? {} : { oem: app.oem }),
-      at: now.toISOString(),
-      events: app.events,
-      answer,
-    };
-    try {
-      deps.recorder.record(checkIn);
-    } catch (error) {
-      deps.onRecordError?.(error);
-    }
-  }
-
-  async function answerApp(app: OmahaAppRequest | UnknownOmahaApp, now: Date): Promise<OmahaAppAnswer> {
-    if (!app.known) {
-      return {
-        appId: app.appIdAsSent,
-        status: 'error-unknownApplication',
-        ping: false,
-        events: 0,
-        ...(app.updateCheck ? { updateCheck: { status: 'error-internal' } } : {}),
-      };
-    }
-    const group = (await deps.sources.getGroup(app.track)) ?? defaultGroup(app.track, config.channels);
-    if (group === undefined) {
-      const status = 'error-unknownApplicationOrGroup';
-      record(app, { kind: 'error', status }, now);
-      return {
-        appId: app.appIdAsSent,
-        status,
-        ping: false,
-        events: 0,
-        ...(app.updateCheck ? { updateCheck: { status: 'error-internal' } } : {}),
-      };
-    }
-    const check = app.updateCheck ? await updateCheck(app, group, now) : undefined;
-    const answer: OmahaAnswer =
-      check?.status === 'ok'
-        ? { kind: 'update', version: check.version }
-        : check === undefined && app.events.length > 0
-          ? { kind: 'event-ack' }
-          : { kind: 'noupdate' };
-    record(app, answer, now);
-    return {
-      appId: app.appIdAsSent,
-      status: 'ok',
-      ping: app.ping,
-      events: app.events.length,
-      ...(check === undefined ? {} : { updateCheck: check }),
-    };
-  }
-
+  const ctx: ServiceContext = {
+    deps,
+    channels: config.channels,
+    mirrorBase: config.mirrorBaseUrl.replace(/\/+$/, ''),
+    admitted: new LRUCache<string, true>({ max: admittedCacheSize }),
+  };
   return {
     /** Answers one request body; ledger outages surface as `TransientError`s for the route to map. */
     async answer(body: string): Promise<OmahaResult> {
@@ -222,7 +249,7 @@ export function createOmahaService(deps: OmahaServiceDeps, config: OmahaServiceC
         if (!(error instanceof OmahaRequestError)) throw error;
         return { status: 400, body: buildOmahaRefusal(error.code, error.message) };
       }
-      const apps = await Promise.all(request.apps.map((app) => answerApp(app, now)));
+      const apps = await Promise.all(request.apps.map((app) => answerApp(ctx, app, now)));
       return { status: 200, body: buildOmahaResponse(apps, now) };
     },
     /** Forgets a cached group at once after an admin write through this process. */
