@@ -26,10 +26,11 @@ import { type ProxySecretsProvider, peerAddress } from '../metadata/identity.ts'
 import { createConfigMerger } from '../metadata/merge.ts';
 import { mountProxiedMetadata } from '../metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../mirror/release-admin.ts';
+import type { UpdateRouteDeps } from '../update/wiring.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
-import { createUpdateRoutes, type UpdateRouteDeps } from './update-routes.ts';
+import { createUpdateRoutes } from './update-routes.ts';
 
 /**
  * How admin callers are authenticated. On AWS the API Gateway IAM authorizer checks the caller before the

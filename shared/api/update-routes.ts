@@ -3,7 +3,6 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { apiPaths, honoPath } from '../api-routes.ts';
 import { TransientError } from '../errors.ts';
-import type { UpdateGroupLedger } from '../ledger/update-groups.ts';
 import {
   checkGroupName,
   InvalidGroupError,
@@ -13,14 +12,7 @@ import {
 } from '../update/groups.ts';
 import { maxOmahaBodyBytes } from '../update/omaha-request.ts';
 import { buildOmahaRefusal } from '../update/omaha-response.ts';
-import type { OmahaService } from '../update/omaha-service.ts';
-
-/** What the update routes need; the host builds it (see `createUpdateService`). */
-export interface UpdateRouteDeps {
-  omaha: OmahaService;
-  groups: UpdateGroupLedger;
-  clock: () => Date;
-}
+import type { UpdateRouteDeps } from '../update/wiring.ts';
 
 const maxGroupBodyBytes = 8 * 1024;
 /** Seconds update_engine is told to wait when the ledger cannot be read. */

@@ -1,4 +1,4 @@
-import type { UpdateGroup } from '../update/groups.ts';
+import type { UpdateGroup, UpdateGroupStore } from '../update/groups.ts';
 import { type Item, type LedgerTable, partitionKeyName, strip } from './access.ts';
 import {
   ledgerIndex,
@@ -9,28 +9,8 @@ import {
   ledgerTtlAttribute,
 } from './table.ts';
 
-/** Update groups, and the per-period admissions of groups with a per-period cap. */
-export interface UpdateGroupLedger {
-  /** Creates or replaces a group; true when it did not exist before. */
-  putGroup(group: UpdateGroup): Promise<boolean>;
-  getGroup(name: string): Promise<UpdateGroup | undefined>;
-  /** Every group, by name. */
-  listGroups(): Promise<UpdateGroup[]>;
-  /** True when the group existed. */
-  deleteGroup(name: string): Promise<boolean>;
-  /**
-   * Admits `machineId` in the group's period starting at `periodStart` unless `max` other machines were
-   * admitted in it already; one conditional write, so concurrent checks cannot exceed the cap. A machine
-   * admitted once stays admitted for the rest of the period (it asks again after a failed download).
-   */
-  admitInPeriod(
-    group: string,
-    periodStart: string,
-    machineId: string,
-    max: number,
-    expiresAt: Date,
-  ): Promise<boolean>;
-}
+/** Update groups, and the per-period admissions of groups with a per-period cap, on the ledger table. */
+export type UpdateGroupLedger = UpdateGroupStore;
 
 function groupItem(group: UpdateGroup): Item {
   const record: Item = {};

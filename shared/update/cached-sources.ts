@@ -1,6 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { MirrorCurrent } from '../ledger/records.ts';
-import type { UpdateGroup } from './groups.ts';
+import type { ChannelCurrent, UpdateGroup } from './groups.ts';
 import type { UpdatePayloadLookup, UpdatePayloadRecord } from './payload-record.ts';
 
 /**
@@ -11,7 +10,7 @@ import type { UpdatePayloadLookup, UpdatePayloadRecord } from './payload-record.
  */
 export interface UpdateSources {
   getGroup(name: string): Promise<UpdateGroup | undefined>;
-  getCurrent(channel: string, board: string): Promise<MirrorCurrent | undefined>;
+  getCurrent(channel: string, board: string): Promise<ChannelCurrent | undefined>;
   payloadsFor(board: string, version: string): Promise<readonly UpdatePayloadRecord[]>;
   /** Forgets a group at once (after an admin write through this process). */
   forgetGroup(name: string): void;
@@ -19,7 +18,7 @@ export interface UpdateSources {
 
 export interface UpdateSourceReaders {
   getGroup(name: string): Promise<UpdateGroup | undefined>;
-  getCurrent(channel: string, board: string): Promise<MirrorCurrent | undefined>;
+  getCurrent(channel: string, board: string): Promise<ChannelCurrent | undefined>;
   payloads: UpdatePayloadLookup;
 }
 

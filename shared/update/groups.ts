@@ -82,6 +82,40 @@ export interface UpdateGroup extends UpdateGroupInput {
   readonly pinnedAt?: string;
 }
 
+/** Where groups live (the ledger's update group part), and the per-period cap's shared counter. */
+export interface UpdateGroupStore {
+  /** Creates or replaces a group; true when it did not exist before. */
+  putGroup(group: UpdateGroup): Promise<boolean>;
+  getGroup(name: string): Promise<UpdateGroup | undefined>;
+  /** Every group, by name. */
+  listGroups(): Promise<UpdateGroup[]>;
+  /** True when the group existed. */
+  deleteGroup(name: string): Promise<boolean>;
+  /**
+   * Admits `machineId` in the group's period starting at `periodStart` unless `max` other machines were
+   * admitted in it already; concurrent calls must never admit more than `max`. A machine admitted once
+   * stays admitted for the rest of the period (it asks again after a failed download).
+   */
+  admitInPeriod(
+    group: string,
+    periodStart: string,
+    machineId: string,
+    max: number,
+    expiresAt: Date,
+  ): Promise<boolean>;
+}
+
+/** A channel's current mirrored version on one board, and since when (the ledger's `current`). */
+export interface ChannelCurrent {
+  readonly version: string;
+  readonly updatedAt: string;
+}
+
+/** Reads the channel's current mirrored version for a board. */
+export interface ChannelCurrentReader {
+  getCurrent(channel: string, board: string): Promise<ChannelCurrent | undefined>;
+}
+
 export class InvalidGroupError extends Error {
   readonly code = 'invalid-group';
   readonly issues: { path: string; message: string }[];

@@ -1,15 +1,20 @@
-import type { UpdateRouteDeps } from '../api/update-routes.ts';
-import type { CurrentLedger } from '../ledger/current.ts';
-import type { UpdateGroupLedger } from '../ledger/update-groups.ts';
 import { cachedUpdateSources, noVerifiedPayloads } from './cached-sources.ts';
 import type { FleetRecorder } from './fleet-record.ts';
-import { createOmahaService } from './omaha-service.ts';
+import type { ChannelCurrentReader, UpdateGroupStore } from './groups.ts';
+import { createOmahaService, type OmahaService } from './omaha-service.ts';
 import type { UpdatePayloadLookup } from './payload-record.ts';
+
+/** What the update routes need: the Omaha service, the group store and a clock. */
+export interface UpdateRouteDeps {
+  omaha: OmahaService;
+  groups: UpdateGroupStore;
+  clock: () => Date;
+}
 
 /** The parts each host (Lambda, `serve`, tests, benchmarks) hands the update service. */
 export interface UpdateServiceParts {
-  groups: UpdateGroupLedger;
-  current: Pick<CurrentLedger, 'getCurrent'>;
+  groups: UpdateGroupStore;
+  current: ChannelCurrentReader;
   /** Verified payload facts; without them no update is ever offered. */
   payloads?: UpdatePayloadLookup;
   /** Told of every check-in; without it check-ins are not recorded. */
