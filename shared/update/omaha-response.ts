@@ -1,4 +1,5 @@
 import { XMLBuilder } from 'fast-xml-parser';
+import { LRUCache } from 'lru-cache';
 
 /**
  * Omaha 3.0 answers as update_engine reads them (the shape of flatcar/ue-rs's
@@ -99,19 +100,40 @@ function elapsedSeconds(now: Date): number {
   return now.getUTCHours() * 3600 + now.getUTCMinutes() * 60 + now.getUTCSeconds();
 }
 
+/**
+ * Most of a fleet gets one of a few identical `<app>` answers (noupdate, or the same offer), so each is
+ * built once and reused; the key is the whole answer, so two answers share a fragment only when equal.
+ */
+const fragments = new LRUCache<string, string>({ max: 1000 });
+
+function appFragment(app: OmahaAppAnswer): string {
+  const key = JSON.stringify(app);
+  let fragment = fragments.get(key);
+  if (fragment === undefined) {
+    fragment = builder.build({ app: appNode(app) }) as string;
+    fragments.set(key, fragment);
+  }
+  return fragment;
+}
+
+const close = '</response>';
+/** The envelope's opening up to its `<daystart>`, for the second of the day it was built for. */
+let opening = { second: -1, text: '' };
+
+function openingFor(second: number): string {
+  if (opening.second !== second) {
+    const envelope = builder.build({
+      response: { '@protocol': '3.0', '@server': server, daystart: { '@elapsed_seconds': String(second) } },
+    }) as string;
+    // The envelope ends in `</response>`; the apps, each a well-formed element, go before it.
+    opening = { second, text: `${declaration}${envelope.slice(0, -close.length)}` };
+  }
+  return opening.text;
+}
+
 /** The whole answer document, XML declaration first. */
 export function buildOmahaResponse(apps: readonly OmahaAppAnswer[], now: Date): string {
-  return (
-    declaration +
-    builder.build({
-      response: {
-        '@protocol': '3.0',
-        '@server': server,
-        daystart: { '@elapsed_seconds': String(elapsedSeconds(now)) },
-        app: apps.map(appNode),
-      },
-    })
-  );
+  return `${openingFor(elapsedSeconds(now))}${apps.map(appFragment).join('')}${close}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { TransientError } from '../../shared/errors.ts';
 import type { MirrorCurrent } from '../../shared/ledger/records.ts';
 import { flatcarAppId } from '../../shared/update/omaha-request.ts';
+import { buildOmahaResponse } from '../../shared/update/omaha-response.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
 import { memoryGroups, memoryPayloads, memoryRecorder, omahaCheck } from '../support/update-fixtures.ts';
 
@@ -195,6 +196,24 @@ describe('the Omaha endpoint, on requests in update_engine’s shape', () => {
       expect(`${String(error.status)}: ${String(error['#text'])}`).toMatch(reason);
     }
     expect(s.recorder.checkIns).toEqual([]);
+  });
+
+  it('writes each answer’s own day time and apps, however answers are reused', () => {
+    const app = (appId: string) => ({ appId, status: 'ok', ping: true, events: 1 });
+    const morning = buildOmahaResponse([app('{a}'), app('b&"<')], new Date('2026-12-03T00:00:07Z'));
+    const evening = buildOmahaResponse([app('{a}')], new Date('2026-12-03T23:59:59Z'));
+    const again = buildOmahaResponse([app('b&"<')], new Date('2026-12-03T00:00:07Z'));
+    expect(reader.parse(morning)).toMatchObject({
+      response: { daystart: { elapsed_seconds: '7' }, app: [{ appid: '{a}' }, { appid: 'b&"<' }] },
+    });
+    expect(reader.parse(evening)).toMatchObject({
+      response: {
+        daystart: { elapsed_seconds: '86399' },
+        app: [{ appid: '{a}', event: [{ status: 'ok' }] }],
+      },
+    });
+    expect(again).toContain('<app appid="b&amp;&quot;&lt;" status="ok">');
+    expect(again).not.toContain('{a}');
   });
 
   it('reads each release’s facts once per cache period, however many instances check', async () => {
