@@ -82,6 +82,8 @@ interface ReleaseKeyParts {
 const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
+/** The sort key prefix of an update group's period items (`period#<ISO start>`, so they sort by time). */
+export const updatePeriodSortPrefix = 'period#';
 
 /** Key formats of every item kind in the table. */
 export const ledgerItems = {
@@ -106,7 +108,8 @@ export const ledgerItems = {
   /** An update group, keyed by the `track` its instances send. */
   updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
   /** The machines an update group's per-period cap admitted in the period starting at `start`. */
-  updatePeriod: (name: string, start: string) => ledgerKey(`updgroup#${name}`, `period#${start}`),
+  updatePeriod: (name: string, start: string) =>
+    ledgerKey(`updgroup#${name}`, `${updatePeriodSortPrefix}${start}`),
 } as const;
 
 /** The instance-side key parts that queries and scans need on their own. */

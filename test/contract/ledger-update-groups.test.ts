@@ -1,5 +1,7 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ledgerTable } from '../../shared/ledger/access.ts';
+import { ledgerItems } from '../../shared/ledger/table.ts';
 import { type UpdateGroupLedger, updateGroupLedger } from '../../shared/ledger/update-groups.ts';
 import { parseGroupInput, type UpdateGroup } from '../../shared/update/groups.ts';
 import { tableActive } from '../integration/mirror-harness.ts';
@@ -64,5 +66,41 @@ describe.each([
     expect(await ledger.admitInPeriod('canary', start, refused, 10, expires)).toBe(false);
     expect(await ledger.admitInPeriod('canary', '2026-12-01T11:00:00.000Z', refused, 10, expires)).toBe(true);
     expect(await ledger.admitInPeriod('other', start, refused, 10, expires)).toBe(true);
+  });
+});
+
+/** What only the table holds: the per-period items, which nothing but this part removes on one machine. */
+describe('the update group part of the ledger: period items (dynalite)', () => {
+  let ledger: UpdateGroupLedger;
+  let table = '';
+
+  beforeEach(async () => {
+    table = await freshTable(clients);
+    await tableActive(table);
+    ledger = updateGroupLedger(ledgerTable(clients.doc, table, () => new Date(updatedAt)));
+  });
+
+  it('removes a group’s earlier periods at a new period’s first admission, and all on delete', async () => {
+    const expires = new Date('2026-12-09T00:00:00Z');
+    const periods = ['2026-12-01T10:00:00.000Z', '2026-12-01T11:00:00.000Z', '2026-12-01T12:00:00.000Z'];
+    const stored = async (group: string, start: string) =>
+      (
+        await clients.doc.send(
+          new GetCommand({ TableName: table, Key: ledgerItems.updatePeriod(group, start) }),
+        )
+      ).Item;
+    await ledger.putGroup(group('canary'));
+    await ledger.admitInPeriod('canary', periods[0] ?? '', 'a', 5, expires);
+    await ledger.admitInPeriod('canary', periods[1] ?? '', 'a', 5, expires);
+    await ledger.admitInPeriod('canary', periods[1] ?? '', 'b', 5, expires);
+    await ledger.admitInPeriod('canary-2', periods[0] ?? '', 'a', 5, expires);
+    expect(await stored('canary', periods[0] ?? '')).toBeUndefined();
+    expect((await stored('canary', periods[1] ?? ''))?.machines).toEqual(new Set(['a', 'b']));
+    expect(await stored('canary-2', periods[0] ?? '')).toBeDefined();
+    await ledger.admitInPeriod('canary', periods[2] ?? '', 'c', 5, expires);
+    expect(await stored('canary', periods[1] ?? '')).toBeUndefined();
+    expect(await ledger.deleteGroup('canary')).toBe(true);
+    expect(await stored('canary', periods[2] ?? '')).toBeUndefined();
+    expect(await stored('canary-2', periods[0] ?? '')).toBeDefined();
   });
 });
