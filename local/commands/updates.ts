@@ -14,7 +14,7 @@ interface ListFlags extends ConnectionFlags {
 
 interface PutFlags extends ConnectionFlags {
   channel: string;
-  version?: string;
+  pin?: string;
   paused?: boolean;
   percent?: number;
   startPercent?: number;
@@ -87,7 +87,7 @@ export function groupFromFlags(flags: PutFlags): UpdateGroupRequest {
   return {
     channel: flags.channel,
     paused: flags.paused === true,
-    ...(flags.version === undefined ? {} : { version: flags.version }),
+    ...(flags.pin === undefined ? {} : { version: flags.pin }),
     rollout,
     ...(flags.window === undefined
       ? {}
@@ -163,8 +163,11 @@ function registerPut(groups: Command): void {
       )
       .argument('<name>', 'the group name instances send as their track', groupName)
       .requiredOption('--channel <name>', 'the channel whose current mirrored version the group follows')
-      .option('--version <version>', 'pin this version instead of following the channel')
-      .option('--paused', 'create the group paused: no instance is offered an update')
+      .option('--pin <version>', 'offer this version instead of following the channel')
+      .option(
+        '--paused',
+        'store the group paused: no instance is offered an update (without it, put stores it active)',
+      )
       .option('--percent <n>', 'offer the update to this share of instances', number(0, 100))
       .option(
         '--start-percent <n>',

@@ -153,7 +153,7 @@ describe('the update routes and `cldist updates groups` (dynalite ledger)', () =
     expect(unknownTrack).toMatch(/status="error-unknownApplicationOrGroup"/);
   });
 
-  it('refuses contradictory flags before sending anything', async () => {
+  it('refuses contradictory flags before sending anything, and pins a version with --pin', async () => {
     const run = await cldist([
       'updates',
       'groups',
@@ -171,6 +171,21 @@ describe('the update routes and `cldist updates groups` (dynalite ledger)', () =
     ]);
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/choose one rollout/);
+    const pinned = await cldist([
+      'updates',
+      'groups',
+      'put',
+      'frozen',
+      '--channel',
+      'stable',
+      '--pin',
+      '4081.2.0',
+      ...connection,
+    ]);
+    expect(pinned).toMatchObject({ code: 0, stderr: '' });
+    expect(pinned.stdout).toMatch(/frozen\s+stable\s+4081\.2\.0\s+active\s+all at once\s+any time/);
+    expect((await ledger.getGroup('frozen'))?.version).toBe('4081.2.0');
+    await cldist(['updates', 'groups', 'delete', 'frozen', ...connection]);
     const help = await cldist(['updates', 'groups', 'put', '--help']);
     expect(help.stdout).toMatch(/GROUP=<name>\s+in\s+\/etc\/flatcar\/update\.conf/);
   });
