@@ -4,6 +4,7 @@ import { type AlertLedger, alertLedger } from './alerts.ts';
 import { type ArtifactLedger, artifactLedger } from './artifacts.ts';
 import { type CurrentLedger, currentLedger } from './current.ts';
 import { type PollLedger, pollLedger } from './poll.ts';
+import { type PruneLedger, pruneLedger } from './pruning.ts';
 import { type ReleaseLedger, releaseLedger } from './releases.ts';
 import { type TrustWaitLedger, trustWaitLedger } from './trust-wait.ts';
 import { type UpdateGroupLedger, updateGroupLedger } from './update-groups.ts';
@@ -12,6 +13,7 @@ export type { AlertLedger } from './alerts.ts';
 export type { ArtifactLedger } from './artifacts.ts';
 export type { CurrentLedger } from './current.ts';
 export type { PollLedger } from './poll.ts';
+export type { PruneLedger } from './pruning.ts';
 export type * from './records.ts';
 export type { ReleaseLedger } from './releases.ts';
 export type { TrustWaitLedger } from './trust-wait.ts';
@@ -32,6 +34,7 @@ export type Ledger = ReleaseLedger &
   PollLedger &
   AlertLedger &
   TrustWaitLedger &
+  PruneLedger &
   UpdateGroupLedger;
 
 export interface DynamoLedgerOptions {
@@ -52,6 +55,7 @@ export function createDynamoLedger(
     ...pollLedger(table),
     ...alertLedger(table),
     ...trustWaitLedger(table),
+    ...pruneLedger(table),
     ...updateGroupLedger(table),
   };
 }
