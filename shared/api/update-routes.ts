@@ -32,11 +32,18 @@ function xml(c: Context, status: ContentfulStatusCode, body: string): Response {
 
 /** `POST /v1/update/` and `/v1/update`: Omaha, unauthenticated (instances send no credentials). */
 function mountOmaha(app: Hono, deps: UpdateRouteDeps): void {
-  const limit = bodyLimit({
-    maxSize: maxOmahaBodyBytes,
-    onError: (c) =>
-      xml(c, 413, buildOmahaRefusal('too-large', `request body is larger than ${maxOmahaBodyBytes} bytes`)),
-  });
+  const tooLarge = (c: Context) =>
+    xml(c, 413, buildOmahaRefusal('too-large', `request body is larger than ${maxOmahaBodyBytes} bytes`));
+  const streamed = bodyLimit({ maxSize: maxOmahaBodyBytes, onError: tooLarge });
+  // A declared length is checked from the header alone: Hono's bodyLimit reads `req.raw.body`, which on
+  // Node turns the server's light request into a full web Request, the largest cost of a check. A body
+  // without a length (chunked) goes through bodyLimit, which counts while it reads.
+  const limit: MiddlewareHandler = async (c, next) => {
+    const declared = c.req.header('content-length');
+    if (declared === undefined || c.req.header('transfer-encoding') !== undefined) return streamed(c, next);
+    if (!/^[0-9]{1,15}$/.test(declared) || Number(declared) > maxOmahaBodyBytes) return tooLarge(c);
+    await next();
+  };
   const answer = async (c: Context) => {
     const body = await c.req.text();
     try {

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
@@ -95,6 +96,45 @@ describe('the update routes and `cldist updates groups` (dynalite ledger)', () =
     expect(await huge.text()).toMatch(/error-too-large.*larger than 16384 bytes/);
     const nonsense = await check('/v1/update/', '{"not":"xml"}');
     expect(nonsense.status).toBe(400);
+    const lying = await app.request('/v1/update/', {
+      method: 'POST',
+      body: omahaCheck(),
+      headers: { 'Content-Type': 'text/xml', 'Content-Length': '1e9' },
+    });
+    expect(lying.status).toBe(413);
+  });
+
+  it('counts a chunked body while reading it, over a real socket', async () => {
+    const post = (chunks: string[]) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const url = new URL(`${server.url}/v1/update/`);
+        const request = http.request(
+          {
+            host: url.hostname,
+            port: url.port,
+            path: url.pathname,
+            method: 'POST',
+            headers: { 'Content-Type': 'text/xml' },
+          },
+          (response) => {
+            const parts: Buffer[] = [];
+            response.on('data', (part: Buffer) => parts.push(part));
+            response.on('end', () =>
+              resolve({ status: response.statusCode ?? 0, body: Buffer.concat(parts).toString() }),
+            );
+          },
+        );
+        request.on('error', reject);
+        for (const chunk of chunks) request.write(chunk);
+        request.end();
+      });
+    const small = omahaCheck();
+    const ok = await post([small.slice(0, 100), small.slice(100)]);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatch(/<manifest version="4152\.2\.0">/);
+    const huge = await post(Array.from({ length: 20 }, () => ' '.repeat(1024)));
+    expect(huge.status).toBe(413);
+    expect(huge.body).toMatch(/error-too-large/);
   });
 
   it('keeps the group routes for admins, and names the bad field of a group', async () => {
