@@ -54,16 +54,15 @@ export interface OmahaResult {
   body: string;
 }
 
-/** A group for a track that names a channel and has no group of its own: follow it, everyone at once. */
-function defaultGroup(track: string, channels: readonly string[]): UpdateGroup | undefined {
-  if (!channels.includes(track)) return undefined;
-  return {
-    name: track,
-    channel: track,
-    paused: false,
-    rollout: { kind: 'all' },
-    updatedAt: new Date(0).toISOString(),
-  };
+/** For each channel, the group a track of its name gets without one of its own: follow it, all at once. */
+function defaultGroups(channels: readonly string[]): ReadonlyMap<string, UpdateGroup> {
+  const since = new Date(0).toISOString();
+  return new Map(
+    channels.map((channel) => [
+      channel,
+      { name: channel, channel, paused: false, rollout: { kind: 'all' }, updatedAt: since },
+    ]),
+  );
 }
 
 /** The numeric head of an instance's version (`3510.2.0+dev` compares as `3510.2.0`). */
@@ -97,7 +96,7 @@ const admittedCacheSize = 50_000;
 /** One service's state, shared by the steps of an answer. */
 interface ServiceContext {
   deps: OmahaServiceDeps;
-  channels: readonly string[];
+  defaults: ReadonlyMap<string, UpdateGroup>;
   mirrorBase: string;
   admitted: LRUCache<string, true>;
 }
@@ -208,7 +207,7 @@ async function answerApp(
   now: Date,
 ): Promise<OmahaAppAnswer> {
   if (!app.known) return refusedApp(app.appIdAsSent, 'error-unknownApplication', app.updateCheck);
-  const group = (await ctx.deps.sources.getGroup(app.track)) ?? defaultGroup(app.track, ctx.channels);
+  const group = (await ctx.deps.sources.getGroup(app.track)) ?? ctx.defaults.get(app.track);
   if (group === undefined) {
     const status = 'error-unknownApplicationOrGroup';
     record(ctx, app, { kind: 'error', status }, now);
@@ -234,7 +233,7 @@ async function answerApp(
 export function createOmahaService(deps: OmahaServiceDeps, config: OmahaServiceConfig) {
   const ctx: ServiceContext = {
     deps,
-    channels: config.channels,
+    defaults: defaultGroups(config.channels),
     mirrorBase: config.mirrorBaseUrl.replace(/\/+$/, ''),
     admitted: new LRUCache<string, true>({ max: admittedCacheSize }),
   };
