@@ -69,6 +69,13 @@ export class CldistStack extends Stack {
       workerEntry: entry('worker', 'mirror-worker'),
     });
 
+    const distribution = deploy.mirror.cloudFront
+      ? new MirrorDistribution(this, 'MirrorDistribution', {
+          bucket: storage.mirrorBucket,
+          prefix: mirrorStore.prefix,
+        })
+      : undefined;
+
     const api = buildApi(this, {
       config: deployedConfig,
       deploy,
@@ -77,6 +84,9 @@ export class CldistStack extends Stack {
       entry: entry('api', 'api'),
       projectRoot,
       jobs: pipeline.jobs.queue,
+      ...(distribution === undefined
+        ? {}
+        : { mirrorPublicUrl: `https://${distribution.distributionDomainName}` }),
     });
     // Config bodies no record points at (replaced, or written by a PUT that lost a race) are collected
     // here, never in the racing PUT: the API function itself, with a constant input it recognises.
@@ -89,13 +99,6 @@ export class CldistStack extends Stack {
         retryAttempts: 0,
       }),
     );
-
-    const distribution = deploy.mirror.cloudFront
-      ? new MirrorDistribution(this, 'MirrorDistribution', {
-          bucket: storage.mirrorBucket,
-          prefix: mirrorStore.prefix,
-        })
-      : undefined;
 
     const monitoring = new CldistMonitoring(this, 'Monitoring', {
       alarmTopic: topics.operator.topic,

@@ -7,6 +7,7 @@ import { type PollLedger, pollLedger } from './poll.ts';
 import { type PruneLedger, pruneLedger } from './pruning.ts';
 import { type ReleaseLedger, releaseLedger } from './releases.ts';
 import { type TrustWaitLedger, trustWaitLedger } from './trust-wait.ts';
+import { type UpdateGroupLedger, updateGroupLedger } from './update-groups.ts';
 import { type UpdatePayloadLedger, updatePayloadLedger } from './update-payloads.ts';
 
 export type { AlertLedger } from './alerts.ts';
@@ -17,6 +18,7 @@ export type { PruneLedger } from './pruning.ts';
 export type * from './records.ts';
 export type { ReleaseLedger } from './releases.ts';
 export type { TrustWaitLedger } from './trust-wait.ts';
+export type { UpdateGroupLedger } from './update-groups.ts';
 export type { UpdatePayloadItem, UpdatePayloadLedger, UpdatePayloadRef } from './update-payloads.ts';
 
 /**
@@ -35,7 +37,8 @@ export type Ledger = ReleaseLedger &
   AlertLedger &
   TrustWaitLedger &
   PruneLedger &
-  UpdatePayloadLedger;
+  UpdatePayloadLedger &
+  UpdateGroupLedger;
 
 export interface DynamoLedgerOptions {
   clock?: () => Date;
@@ -57,5 +60,6 @@ export function createDynamoLedger(
     ...trustWaitLedger(table),
     ...pruneLedger(table),
     ...updatePayloadLedger(table),
+    ...updateGroupLedger(table),
   };
 }

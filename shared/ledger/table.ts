@@ -78,6 +78,8 @@ export const ledgerIndex = {
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
   /** Update payloads planned and not yet verified, refused or missing, sorted by `{updatedAt}#...`. */
   openUpdatePayloads: 'open-update-payload',
+  /** Every update group, sorted by name. */
+  updateGroups: 'update-group',
 } as const;
 
 interface ReleaseKeyParts {
@@ -90,6 +92,8 @@ const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
 const updatePayloadSortPrefix = 'payload#';
+/** The sort key prefix of an update group's period items (`period#<ISO start>`, so they sort by time). */
+export const updatePeriodSortPrefix = 'period#';
 
 /** Key formats of every item kind in the table. */
 export const ledgerItems = {
@@ -111,6 +115,11 @@ export const ledgerItems = {
   instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
   instanceAudit: (id: string, suffix: string) =>
     ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+  /** An update group, keyed by the `track` its instances send. */
+  updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
+  /** The machines an update group's per-period cap admitted in the period starting at `start`. */
+  updatePeriod: (name: string, start: string) =>
+    ledgerKey(`updgroup#${name}`, `${updatePeriodSortPrefix}${start}`),
   /** One update payload of a release; a board and version's payloads share the partition. */
   updatePayload: (board: string, version: string, name: string) =>
     ledgerKey(updatePayloadPartition(board, version), `${updatePayloadSortPrefix}${name}`),
