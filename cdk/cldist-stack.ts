@@ -7,7 +7,7 @@ import { CldistMonitoring } from './constructs/cldist-monitoring.ts';
 import { MirrorDistribution } from './constructs/mirror-distribution.ts';
 import type { DeploySettings } from './settings.ts';
 import { buildApi } from './stack/api.ts';
-import { bundledKeyring, retention } from './stack/deploy-inputs.ts';
+import { bundledKeyring, bundledUpdateKeys, retention } from './stack/deploy-inputs.ts';
 import { buildMirrorPipeline } from './stack/mirror-pipeline.ts';
 import { buildTopics } from './stack/notifications.ts';
 import { addStackOutputs } from './stack/outputs.ts';
@@ -44,11 +44,13 @@ export class CldistStack extends Stack {
     const topics = buildTopics(this, deploy);
 
     const keyring = bundledKeyring(config);
+    const updateKeys = bundledUpdateKeys(config);
     const mirrorStore = deployedMirrorStore(config, storage.mirrorBucket.bucketName);
     const deployedConfig: CldistConfig = {
       ...config,
       store: mirrorStore,
       keyring: { ...config.keyring, files: keyring.paths },
+      ...(config.update === undefined ? {} : { update: { ...config.update, payloadKeys: updateKeys.paths } }),
     };
     const pipeline = buildMirrorPipeline(this, {
       config: deployedConfig,
@@ -56,13 +58,20 @@ export class CldistStack extends Stack {
       storage,
       events: topics.events,
       mirrorStore,
-      keyringFiles: keyring.files,
+      keyringFiles: [...keyring.files, ...updateKeys.files],
       workerSize: this.workerSize,
       logRetention,
       projectRoot,
       pollerEntry: entry('poller', 'poller'),
       workerEntry: entry('worker', 'mirror-worker'),
     });
+
+    const distribution = deploy.mirror.cloudFront
+      ? new MirrorDistribution(this, 'MirrorDistribution', {
+          bucket: storage.mirrorBucket,
+          prefix: mirrorStore.prefix,
+        })
+      : undefined;
 
     const api = buildApi(this, {
       config: deployedConfig,
@@ -72,14 +81,10 @@ export class CldistStack extends Stack {
       entry: entry('api', 'api'),
       projectRoot,
       jobs: pipeline.jobs.queue,
+      ...(distribution === undefined
+        ? {}
+        : { mirrorPublicUrl: `https://${distribution.distributionDomainName}` }),
     });
-
-    const distribution = deploy.mirror.cloudFront
-      ? new MirrorDistribution(this, 'MirrorDistribution', {
-          bucket: storage.mirrorBucket,
-          prefix: mirrorStore.prefix,
-        })
-      : undefined;
 
     const monitoring = new CldistMonitoring(this, 'Monitoring', {
       alarmTopic: topics.operator.topic,

@@ -18,6 +18,7 @@ import { grantBucketKey, grantLedger, grantObjects } from '../grants.ts';
 import { acknowledge, acknowledgeObjectWildcard } from '../nag.ts';
 import type { DeploySettings } from '../settings.ts';
 import type { Storage } from './storage.ts';
+import { acknowledgeUpdateRoutes, updateRouteSettings } from './update-routes.ts';
 
 export interface ApiProps {
   config: CldistConfig;
@@ -28,6 +29,8 @@ export interface ApiProps {
   projectRoot: string;
   /** The release admin routes send jobs here (retry). */
   jobs: sqs.IQueue;
+  /** The mirror's public HTTPS URL (CloudFront), named in Omaha answers; absent, no Omaha endpoint. */
+  mirrorPublicUrl?: string;
 }
 
 export interface Api {
@@ -40,6 +43,7 @@ export interface Api {
 interface RouteGroups {
   instance: apigw.HttpRoute[];
   metadata: apigw.HttpRoute[];
+  update: apigw.HttpRoute[];
   admin: apigw.HttpRoute[];
 }
 
@@ -66,10 +70,11 @@ export function buildApi(stack: Stack, props: ApiProps): Api {
   const fn = apiFunction(stack, props, publicUrl, proxySecret);
   const routes = addApiRoutes(httpApi, fn);
   const stage = apiStage(stack, httpApi, props, domain);
-  for (const route of [...routes.instance, ...routes.metadata, ...routes.admin]) {
+  for (const route of [...routes.instance, ...routes.metadata, ...routes.update, ...routes.admin]) {
     stage.node.addDependency(route);
   }
   acknowledgeUnsignedRoutes(routes);
+  acknowledgeUpdateRoutes(routes.update);
   scheduleBodySweep(stack, fn);
   if (domain !== undefined) {
     new CfnOutput(stack, 'ApiDomainTarget', {
@@ -113,6 +118,7 @@ function apiFunction(
       configKmsKeyId: configKey.keyArn,
       jobsQueueUrl: props.jobs.queueUrl,
       metadataProxySecretArn: proxySecret.secret.secretArn,
+      ...(props.mirrorPublicUrl === undefined ? {} : { mirrorPublicUrl: props.mirrorPublicUrl }),
     },
     memorySize: 1024,
     timeout: Duration.seconds(15),
@@ -149,6 +155,7 @@ function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
   return {
     instance: addRoutes(apiRoutes.instance),
     metadata: addRoutes(apiRoutes.metadata),
+    update: addRoutes(apiRoutes.update),
     admin: addRoutes(apiRoutes.admin, iamAuthorizer),
   };
 }
@@ -205,6 +212,7 @@ function apiStage(
         ThrottlingBurstLimit: deploy.api.metadataBurstLimit,
       },
     ]),
+    ...updateRouteSettings(deploy),
   ]);
   return stage;
 }
