@@ -6,15 +6,9 @@ import {
 import { type LedgerTable, partitionKeyName, strip } from './access.ts';
 import { errorTextLimit } from './artifacts.ts';
 import { endLease, takeLease } from './lease.ts';
-import {
-  ledgerKeySchema as k,
-  ledgerIndex,
-  ledgerIndexEntry,
-  ledgerItems,
-  ledgerKindAttribute,
-  ledgerLeases,
-  updatePayloadKeyParts,
-} from './table.ts';
+import * as ledgerTable from './table.ts';
+
+const k = ledgerTable.ledgerKeySchema;
 
 export type UpdatePayloadState = 'pending' | 'verified' | 'missing' | 'failed_verification';
 
@@ -75,12 +69,12 @@ export interface UpdatePayloadLedger extends UpdatePayloadLookup {
 
 const stateName = { '#state': 'state' } as const;
 const indexNames = { '#g1pk': k.gsi1PartitionKey, '#g1sk': k.gsi1SortKey } as const;
-const attemptLease = ledgerLeases.attempt;
-const alertLease = ledgerLeases.alert;
+const attemptLease = ledgerTable.ledgerLeases.attempt;
+const alertLease = ledgerTable.ledgerLeases.alert;
 const endedByVerdict = [attemptLease.attribute, 'alertedAt', alertLease.attribute];
 
 function keyOf(ref: UpdatePayloadRef) {
-  return ledgerItems.updatePayload(ref.board, ref.version, ref.name);
+  return ledgerTable.ledgerItems.updatePayload(ref.board, ref.version, ref.name);
 }
 
 function openSortKey(updatedAt: string, ref: UpdatePayloadRef): string {
@@ -142,8 +136,8 @@ async function planPayloads(
       'plan update payload',
       {
         ...keyOf(ref),
-        ...ledgerIndexEntry(ledgerIndex.openUpdatePayloads, openSortKey(now, ref)),
-        [ledgerKindAttribute]: 'update-payload',
+        ...ledgerTable.ledgerIndexEntry(ledgerTable.ledgerIndex.openUpdatePayloads, openSortKey(now, ref)),
+        [ledgerTable.ledgerKindAttribute]: 'update-payload',
         ...ref,
         channel,
         state: 'pending',
@@ -304,7 +298,10 @@ async function listStalledPayloads(
       IndexName: k.gsi1Name,
       KeyConditionExpression: '#g1pk = :open AND #g1sk < :before',
       ExpressionAttributeNames: indexNames,
-      ExpressionAttributeValues: { ':open': ledgerIndex.openUpdatePayloads, ':before': before.toISOString() },
+      ExpressionAttributeValues: {
+        ':open': ledgerTable.ledgerIndex.openUpdatePayloads,
+        ':before': before.toISOString(),
+      },
       Limit: limit,
     },
     limit,
@@ -341,8 +338,8 @@ async function payloadsFor(
     KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
     ExpressionAttributeNames: { ...partitionKeyName, '#sk': k.sortKey },
     ExpressionAttributeValues: {
-      ':pk': updatePayloadKeyParts.partition(board, version),
-      ':prefix': updatePayloadKeyParts.sortPrefix,
+      ':pk': ledgerTable.updatePayloadKeyParts.partition(board, version),
+      ':prefix': ledgerTable.updatePayloadKeyParts.sortPrefix,
     },
     ConsistentRead: true,
   });

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { compareVersions } from '../release/version-file.ts';
 import type { UpdateSources } from './cached-sources.ts';
 import type { FleetCheckIn, FleetRecorder, OmahaAnswer } from './fleet-record.ts';
-import type { UpdateGroup } from './groups.ts';
+import type { UpdateGroup, UpdateGroupStore } from './groups.ts';
 import {
   type OmahaAppRequest,
   OmahaRequestError,
@@ -28,13 +28,7 @@ import { admittedByShare, machinePosition, periodStart, rolloutShare, windowOpen
 export interface OmahaServiceDeps {
   sources: UpdateSources;
   /** The per-period cap's shared counter (the ledger). */
-  admitInPeriod(
-    group: string,
-    periodStart: string,
-    machineId: string,
-    max: number,
-    expiresAt: Date,
-  ): Promise<boolean>;
+  admitInPeriod: UpdateGroupStore['admitInPeriod'];
   recorder?: FleetRecorder;
   clock: () => Date;
   /** Told when the recorder throws, which it must not; the answer is sent regardless. */
