@@ -1,5 +1,5 @@
 import type { CldistConfig } from '../config.ts';
-import { ConfigError, describeError, PermanentError, TransientError } from '../errors.ts';
+import { ConfigError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
 import type { StagedUpload } from '../store/types.ts';
@@ -9,6 +9,7 @@ import { PayloadChecksumError, UpdatePayloadRefusedError } from '../update/error
 import { configuredPayloads, updatePayloadUrl } from '../update/origin.ts';
 import { type UpdatePayloadRecord, updatePayloadKey } from '../update/payload-record.ts';
 import { SignatureError, type VerifiedSignature } from '../verify/types.ts';
+import { abandonTransfer } from './abandon-transfer.ts';
 import { defaultChunkSize, type MirrorDeps } from './deps.ts';
 import type { UpdatePayloadJob } from './update-payload-job.ts';
 
@@ -238,12 +239,7 @@ export async function transferPayload(
     };
   } finally {
     options.signal?.removeEventListener('abort', cancelOnAbort);
-    if (!committed) {
-      download.cancel();
-      await upload?.abort().catch((error: unknown) => {
-        deps.logger.warn('store.abort_failed', { key, error: describeError(error) });
-      });
-    }
+    if (!committed) await abandonTransfer(download, upload, key, deps.logger);
   }
 }
 

@@ -7,6 +7,7 @@ import type { CldistEvent, MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
 import type { StagedUpload } from '../store/types.ts';
 import { SignatureError } from '../verify/types.ts';
+import { abandonTransfer } from './abandon-transfer.ts';
 import { alertOnce } from './alerts.ts';
 import { alertAwaitingTrust, parkAwaitingTrust } from './awaiting-trust.ts';
 import { defaultChunkSize, defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
@@ -142,12 +143,7 @@ export async function transferArtifact(
     };
   } finally {
     options.signal?.removeEventListener('abort', cancelOnAbort);
-    if (!committed) {
-      download.cancel();
-      await upload?.abort().catch((error: unknown) => {
-        deps.logger.warn('store.abort_failed', { key, error: describeError(error) });
-      });
-    }
+    if (!committed) await abandonTransfer(download, upload, key, deps.logger);
   }
 }
 
