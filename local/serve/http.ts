@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createApiApp } from '../../shared/api/app.ts';
+import type { BootApiDeps } from '../../shared/boot/routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { describeError } from '../../shared/errors.ts';
 import { redactPaths } from '../../shared/log-safety.ts';
@@ -49,6 +50,8 @@ export interface AppParts {
   runtime: MirrorRuntime;
   instances: LocalInstances;
   status: () => Promise<StatusModel>;
+  /** Bare-metal boot: profiles and selectors in the ledger, recent boot requests in memory. */
+  boot: BootApiDeps;
 }
 
 /** One server for the status page, the mirror at /mirror and the instance API, as the Lambda serves it. */
@@ -93,6 +96,7 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
         countRefused: instances.upkeep.countRefused,
         onInternalError: internalError('api.internal_error'),
         ...(instances.proxySecrets === undefined ? {} : { proxySecrets: instances.proxySecrets }),
+        boot: parts.boot,
       },
       apiConfig,
     ),

@@ -1,4 +1,6 @@
 import { join, resolve } from 'node:path';
+import { createRecentBoots } from '../../shared/boot/recent.ts';
+import { createDynamoBootStore } from '../../shared/boot/store.ts';
 import { adminTokenFileName } from '../admin-token.ts';
 import { openFoundation } from './foundation.ts';
 import { bindServer, serveHttp } from './http.ts';
@@ -42,10 +44,16 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const pool = startJobs(context, runtime, base);
     const scheduler = createScheduler(runtime, base.diskGuard, logger);
     const { concurrency, demo = false } = options;
-    const status = statusSource({ runtime, ...base, scheduler, pool, concurrency, instances, demo, url });
+    const statusParts = { runtime, ...base, scheduler, pool, concurrency, instances, demo, url };
     const { adminToken } = base;
+    const boot = {
+      store: createDynamoBootStore(clients.doc, resources.tableName, context.clock),
+      releases: runtime.deps.ledger,
+      recent: createRecentBoots(),
+    };
+    const status = statusSource({ ...statusParts, recentBoots: boot.recent });
     const metadataUrl =
-      server && (await serveHttp(context, { server, adminToken, runtime, instances, status }));
+      server && (await serveHttp(context, { server, adminToken, runtime, instances, status, boot }));
     lifecycle.defer(async () => {
       closing = true;
       await scheduler.stop();

@@ -1,3 +1,4 @@
+import type { RecentBoots } from '../../shared/boot/recent.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { keyringStatus } from '../../shared/verify/keyring.ts';
@@ -24,6 +25,7 @@ export function statusSource(parts: {
   diskGuard: DiskGuard;
   demo: boolean;
   url: string;
+  recentBoots?: RecentBoots;
 }): () => Promise<StatusModel> {
   const { config, deps } = parts.runtime;
   const warningDays = config.keyring.expiryWarningDays;
@@ -42,6 +44,7 @@ export function statusSource(parts: {
       instances: () => listInstanceRows(parts.instances.instances, statusInstanceLimit),
       disk: () => parts.diskGuard.state(),
       refusedFetches: () => parts.instances.upkeep.refusedTotals(),
+      ...(parts.recentBoots === undefined ? {} : { recentBoots: parts.recentBoots.list }),
       clock: deps.clock,
     });
 }

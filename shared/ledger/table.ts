@@ -69,6 +69,8 @@ export const ledgerIndex = {
   instances: 'instance-list',
   /** Instance fetch audit items of one UTC day (`YYYY-MM-DD`), for the expiry sweep. */
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
+  /** Every boot profile, sorted by name. */
+  bootProfiles: 'boot-profile',
 } as const;
 
 interface ReleaseKeyParts {
@@ -101,6 +103,15 @@ export const ledgerItems = {
   instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
   instanceAudit: (id: string, suffix: string) =>
     ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+  /** A bare-metal boot profile (release, kernel arguments, RAM or disk). */
+  bootProfile: (name: string) => ledgerKey(`bootprofile#${name}`, 'profile'),
+  /**
+   * An instance's boot selectors, profile and boot tokens, in the instance's own partition, so deleting
+   * the instance removes them with it.
+   */
+  bootSelection: (id: string) => ledgerKey(instancePartition(id), 'boot'),
+  /** Every instance whose boot selectors have exactly these hardware values (`mac=…&uuid=…`). */
+  bootSelectorGroup: (hardwareKey: string) => ledgerKey(`bootsel#${hardwareKey}`, 'members'),
 } as const;
 
 /** The instance-side key parts that queries and scans need on their own. */
