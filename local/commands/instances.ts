@@ -59,7 +59,10 @@ function bootOptions(command: Command): Command {
     .option('--mac <mac>', 'network boot: the MAC address the machine boots from')
     .option('--uuid <uuid>', 'network boot: its SMBIOS UUID')
     .option('--serial <serial>', 'network boot: its serial number')
-    .option('--boot-hostname <name>', 'network boot: the host name DHCP gives it (what iPXE sends as hostname)')
+    .option(
+      '--boot-hostname <name>',
+      'network boot: the host name DHCP gives it (what iPXE sends as hostname)',
+    )
     .option('--label <key=value>', 'network boot: a label its chain URL must carry (repeat)', collect)
     .option('--profile <name>', 'network boot: the boot profile it gets ("cldist profiles list")')
     .option('--one-time-boot-token', 'network boot: each boot URL serves the config once only');
