@@ -180,7 +180,7 @@ export async function decideBoot(
       kind: 'local',
       instance: id,
       profile: profile.name,
-      line: `cldist: instance ${id} was installed to disk at ${selection.installedAt}; booting the next device`,
+      line: `cldist: instance ${id} was installed to disk at ${selection.installedAt}, booting the next device`,
     };
   }
   const release = await releasePlan(profile, deps, options.urls);
