@@ -7,6 +7,7 @@ import type { CldistConfig } from '../../shared/config.ts';
 import { describeError } from '../../shared/errors.ts';
 import { redactPaths } from '../../shared/log-safety.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import { startBootListener } from '../boot-listener.ts';
 import { startMetadataListener } from '../metadata-listener.ts';
 import { createMirrorApp } from '../mirror-http.ts';
 import type { StatusModel } from '../status/model.ts';
@@ -105,15 +106,35 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
 }
 
 /**
- * Routes the bound server to the app and, with `--metadata-listen`, starts the listener that serves the
- * metadata routes alone; resolves with that listener's URL.
+ * Routes the bound server to the app and starts the listeners asked for: `--metadata-listen` (the
+ * metadata routes alone) and `--boot-listen` (the network boot routes and the mirror alone); resolves
+ * with their URLs.
  */
-export async function serveHttp(context: ServeContext, parts: AppParts): Promise<string | undefined> {
+export async function serveHttp(
+  context: ServeContext,
+  parts: AppParts,
+): Promise<{ metadataUrl?: string; bootUrl?: string }> {
   parts.server.serve(createServeApp(context, parts));
   const { options, config, logger, lifecycle } = context;
-  if (options.metadataListen === undefined) return undefined;
   const deps = parts.instances.serviceDeps;
-  const metadata = await startMetadataListener({ ...options.metadataListen, deps, config, logger });
-  lifecycle.defer(() => metadata.close());
-  return metadata.url;
+  const urls: { metadataUrl?: string; bootUrl?: string } = {};
+  if (options.metadataListen !== undefined) {
+    const metadata = await startMetadataListener({ ...options.metadataListen, deps, config, logger });
+    lifecycle.defer(() => metadata.close());
+    urls.metadataUrl = metadata.url;
+  }
+  if (options.bootListen !== undefined) {
+    const mirror = parts.runtime.store ?? parts.runtime.deps.store;
+    const boot = await startBootListener({
+      ...options.bootListen,
+      deps,
+      boot: parts.boot,
+      mirror,
+      config,
+      logger,
+    });
+    lifecycle.defer(() => boot.close());
+    urls.bootUrl = boot.url;
+  }
+  return urls;
 }

@@ -52,8 +52,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       recent: createRecentBoots(),
     };
     const status = statusSource({ ...statusParts, recentBoots: boot.recent });
-    const metadataUrl =
-      server && (await serveHttp(context, { server, adminToken, runtime, instances, status, boot }));
+    const listeners =
+      server === undefined
+        ? {}
+        : await serveHttp(context, { server, adminToken, runtime, instances, status, boot });
     lifecycle.defer(async () => {
       closing = true;
       await scheduler.stop();
@@ -76,7 +78,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       adminToken,
       adminTokenFile: join(dataDir, adminTokenFileName),
       adminTokenCreated: base.adminTokenCreated,
-      ...(metadataUrl === undefined ? {} : { metadataUrl }),
+      ...listeners,
       store: runtime.store ?? runtime.deps.store,
       ledger: runtime.deps.ledger,
       pollNow: scheduler.pollNow,

@@ -87,26 +87,28 @@ function script(c: Context, text: string): Response {
   return c.body(text, 200, { 'Content-Type': 'text/plain; charset=utf-8' });
 }
 
-/**
- * Bare-metal boot on the API app: the unauthenticated routes network-booting machines call (the chain
- * script, each loader's script, the boot token's config) and the admin routes for profiles, an
- * instance's selectors, and a preview of the script a machine would get.
- */
-export function createBootRoutes(options: BootRouteOptions): Hono {
-  const { boot, deps, config, requireAdmin, baseUrl } = options;
-  const recent = boot.recent ?? createRecentBoots();
-  const app = new Hono();
-  const small = bodyLimit({
-    maxSize: maxBodyBytes,
-    onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxBodyBytes} bytes`),
-  });
-  const urls = (c: Context): BootUrls => {
+/** What the machine routes need; the admin routes also need `requireAdmin`. */
+export type BootMachineRouteOptions = Omit<BootRouteOptions, 'requireAdmin'>;
+
+function urlsFor(config: CldistConfig, baseUrl: (c: Context) => string) {
+  return (c: Context): BootUrls => {
     const apiBaseUrl = baseUrl(c);
     return {
       apiBaseUrl,
       mirrorBaseUrl: (config.boot.mirrorBaseUrl ?? `${apiBaseUrl}/mirror`).replace(/\/+$/, ''),
     };
   };
+}
+
+/**
+ * The unauthenticated routes network-booting machines call: the chain script, each loader's script and
+ * the boot token's config. Served on the API app, and alone on `cldist serve --boot-listen`.
+ */
+export function createBootMachineRoutes(options: BootMachineRouteOptions): Hono {
+  const { boot, deps, config, baseUrl } = options;
+  const recent = boot.recent ?? createRecentBoots();
+  const app = new Hono();
+  const urls = urlsFor(config, baseUrl);
   const bootDeps = {
     store: boot.store,
     releases: boot.releases,
@@ -163,6 +165,29 @@ export function createBootRoutes(options: BootRouteOptions): Hono {
       'Cache-Control': 'no-store',
     });
   });
+  return app;
+}
+
+/**
+ * Bare-metal boot on the API app: the machine routes, and the admin routes for profiles, an instance's
+ * selectors, a preview of the script a machine would get, and the machines that asked lately.
+ */
+export function createBootRoutes(options: BootRouteOptions): Hono {
+  const { boot, deps, config, requireAdmin, baseUrl } = options;
+  const recent = boot.recent ?? createRecentBoots();
+  const app = new Hono();
+  const small = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxBodyBytes} bytes`),
+  });
+  const urls = urlsFor(config, baseUrl);
+  const bootDeps = {
+    store: boot.store,
+    releases: boot.releases,
+    instances: deps.instances,
+    clock: deps.clock,
+  };
+  app.route('/', createBootMachineRoutes({ ...options, boot: { ...boot, recent } }));
 
   app.get(apiPaths.bootPreview, requireAdmin, async (c) => {
     const loader = c.req.query('loader') ?? 'ipxe';

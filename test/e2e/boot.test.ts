@@ -67,7 +67,7 @@ describe('bare-metal boot end to end: cldist serve, the CLI, the real Ignition c
         { name: bigArtifact, size: MiB },
       ],
     });
-    started = await serveFor(config, join(dir, 'data'));
+    started = await serveFor(config, join(dir, 'data'), { bootListen: { host: '127.0.0.1', port: 0 } });
     await started.handle.pollNow();
     await started.handle.drain();
     connection = ['--api', started.handle.url, '--token', started.handle.adminToken];
@@ -173,6 +173,39 @@ describe('bare-metal boot end to end: cldist serve, the CLI, the real Ignition c
       instance: 'metal-1',
       profile: 'metal',
     });
+  });
+
+  it('serves boot and the mirror, and nothing else, on the --boot-listen listener, with URLs of its own', async () => {
+    const boot = started.handle.bootUrl ?? '';
+    expect(boot).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(await (await fetch(`${boot}/boot.ipxe`)).text()).toContain(
+      `chain --autofree ${boot}/v1/boot/ipxe?mac=`,
+    );
+    const script = await (await fetch(`${boot}/v1/boot/ipxe?mac=52-54-00-12-34-56`)).text();
+    const kernelUrl = /^kernel (\S+)/m.exec(script)?.[1] ?? '';
+    expect(kernelUrl).toBe(`${boot}/mirror/stable/${board}/${version}/${pxeKernel}`);
+    expect(script).toContain(`ignition.config.url=${boot}/v1/boot/instances/metal-1/ignition?token=`);
+    const kernel = new Uint8Array(await (await fetch(kernelUrl)).arrayBuffer());
+    const verified = await started.handle.ledger.getArtifact({
+      channel: 'stable',
+      board,
+      version,
+      artifact: pxeKernel,
+    });
+    expect(sha512(kernel)).toBe(verified?.sha512);
+    const config = await fetch(/ignition\.config\.url=(\S+)/.exec(script)?.[1] ?? '');
+    expect(await config.json()).toEqual(instanceConfig);
+    const admin = { Authorization: `Bearer ${started.handle.adminToken}` };
+    for (const path of [
+      '/',
+      '/v1/status',
+      '/v1/boot/profiles',
+      '/v1/boot/preview?mac=x',
+      '/v1/instances/metal-1',
+      '/openstack/latest/user_data',
+    ]) {
+      expect((await fetch(`${boot}${path}`, { headers: admin })).status, path).toBe(404);
+    }
   });
 
   it('refuses a CLI put whose selectors tie with another instance, after storing the config, and says how to fix it', async () => {
