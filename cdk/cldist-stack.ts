@@ -67,6 +67,13 @@ export class CldistStack extends Stack {
       workerEntry: entry('worker', 'mirror-worker'),
     });
 
+    const distribution = deploy.mirror.cloudFront
+      ? new MirrorDistribution(this, 'MirrorDistribution', {
+          bucket: storage.mirrorBucket,
+          prefix: mirrorStore.prefix,
+        })
+      : undefined;
+
     const api = buildApi(this, {
       config: deployedConfig,
       deploy,
@@ -75,6 +82,7 @@ export class CldistStack extends Stack {
       entry: entry('api', 'api'),
       projectRoot,
       jobs: pipeline.jobs.queue,
+      ...(distribution === undefined ? {} : { mirrorUrl: `https://${distribution.distributionDomainName}` }),
     });
     // Config bodies no record points at (replaced, or written by a PUT that lost a race) are collected
     // here, never in the racing PUT: the API function itself, with a constant input it recognises.
@@ -87,13 +95,6 @@ export class CldistStack extends Stack {
         retryAttempts: 0,
       }),
     );
-
-    const distribution = deploy.mirror.cloudFront
-      ? new MirrorDistribution(this, 'MirrorDistribution', {
-          bucket: storage.mirrorBucket,
-          prefix: mirrorStore.prefix,
-        })
-      : undefined;
 
     const monitoring = new CldistMonitoring(this, 'Monitoring', {
       alarmTopic: topics.operator.topic,

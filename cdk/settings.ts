@@ -21,6 +21,8 @@ const apiDefaults = {
   instanceBurstLimit: 40,
   metadataRateLimit: 100,
   metadataBurstLimit: 200,
+  bootRateLimit: 20,
+  bootBurstLimit: 40,
   defaultRateLimit: 10,
   defaultBurstLimit: 20,
 };
@@ -102,6 +104,9 @@ export const deploySettingsSchema = z
          */
         metadataRateLimit: z.number().min(1).max(10_000).default(100),
         metadataBurstLimit: z.number().int().min(1).max(5_000).default(200),
+        /** Requests per second on each network boot route (iPXE and GRUB scripts, boot-token configs). */
+        bootRateLimit: z.number().min(1).max(10_000).default(20),
+        bootBurstLimit: z.number().int().min(1).max(5_000).default(40),
         /** Limits for every other route (the IAM-authorised admin routes). */
         defaultRateLimit: z.number().min(1).max(10_000).default(10),
         defaultBurstLimit: z.number().int().min(1).max(5_000).default(20),

@@ -9,6 +9,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { type ApiRoute, apiRoutes, instanceRouteKeys, metadataRouteKeys } from '../../shared/api-routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { serviceNames } from '../../shared/telemetry-names.ts';
+import { BootRoutes } from '../constructs/boot-routes.ts';
 import { CldistFunction } from '../constructs/node-function.ts';
 import { MetadataProxySecret } from '../constructs/proxy-secret.ts';
 import { grantBucketKey, grantLedger, grantObjects } from '../grants.ts';
@@ -25,6 +26,8 @@ export interface ApiProps {
   projectRoot: string;
   /** The release admin routes send jobs here (retry). */
   jobs: sqs.IQueue;
+  /** The mirror's public URL (CloudFront), which boot scripts name unless `boot.mirrorBaseUrl` does. */
+  mirrorUrl?: string;
 }
 
 export interface Api {
@@ -38,6 +41,7 @@ interface RouteGroups {
   instance: apigw.HttpRoute[];
   metadata: apigw.HttpRoute[];
   admin: apigw.HttpRoute[];
+  boot: BootRoutes;
 }
 
 /**
@@ -60,9 +64,9 @@ export function buildApi(stack: Stack, props: ApiProps): Api {
     (domain === undefined ? httpApi.apiEndpoint : `https://${deploy.api.domainName}`);
 
   const fn = apiFunction(stack, props, publicUrl, proxySecret);
-  const routes = addApiRoutes(httpApi, fn);
-  const stage = apiStage(stack, httpApi, props, domain);
-  for (const route of [...routes.instance, ...routes.metadata, ...routes.admin]) {
+  const routes = addApiRoutes(httpApi, fn, deploy);
+  const stage = apiStage(stack, httpApi, props, domain, routes.boot);
+  for (const route of [...routes.instance, ...routes.metadata, ...routes.admin, ...routes.boot.routes]) {
     stage.node.addDependency(route);
   }
   acknowledgeUnsignedRoutes(routes);
@@ -101,7 +105,16 @@ function apiFunction(
     projectRoot: props.projectRoot,
     description: 'cldist API: instance config admin and fetch, release list and retry',
     serviceName: serviceNames.api,
-    config: { ...config, api: { ...config.api, publicBaseUrl: publicUrl } },
+    config: {
+      ...config,
+      api: { ...config.api, publicBaseUrl: publicUrl },
+      boot: {
+        ...config.boot,
+        ...(props.mirrorUrl === undefined
+          ? {}
+          : { mirrorBaseUrl: config.boot.mirrorBaseUrl ?? props.mirrorUrl }),
+      },
+    },
     resources: {
       tableName: table.tableName,
       configBucket: configBucket.bucketName,
@@ -127,7 +140,7 @@ function apiFunction(
 }
 
 /** One gateway route per app route, from the list the app itself registers. */
-function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
+function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction, deploy: DeploySettings): RouteGroups {
   const integration = new HttpLambdaIntegration('ApiIntegration', fn, {
     payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
   });
@@ -145,6 +158,12 @@ function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
     instance: addRoutes(apiRoutes.instance),
     metadata: addRoutes(apiRoutes.metadata),
     admin: addRoutes(apiRoutes.admin, iamAuthorizer),
+    boot: new BootRoutes(httpApi, 'BootRoutes', {
+      httpApi,
+      integration,
+      rateLimit: deploy.api.bootRateLimit,
+      burstLimit: deploy.api.bootBurstLimit,
+    }),
   };
 }
 
@@ -166,6 +185,7 @@ function apiStage(
   httpApi: apigw.HttpApi,
   props: ApiProps,
   domain: apigw.DomainName | undefined,
+  boot: BootRoutes,
 ): apigw.HttpStage {
   const { deploy } = props;
   const accessLogs = new logs.LogGroup(stack, 'ApiAccessLogs', {
@@ -200,6 +220,7 @@ function apiStage(
         ThrottlingBurstLimit: deploy.api.metadataBurstLimit,
       },
     ]),
+    ...Object.entries(boot.routeSettings),
   ]);
   return stage;
 }

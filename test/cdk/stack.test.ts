@@ -3,7 +3,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stackName } from '../../cdk/build-app.ts';
 import { alarmNames } from '../../cdk/constructs/cldist-monitoring.ts';
 import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
-import { adminRouteKeys, instanceRouteKeys, metadataRouteKeys } from '../../shared/api-routes.ts';
+import {
+  adminRouteKeys,
+  bootRouteKeys,
+  instanceRouteKeys,
+  metadataRouteKeys,
+} from '../../shared/api-routes.ts';
 import { configBodySweepEvent } from '../../shared/instances/body-sweep.ts';
 import { auditTtlAttribute } from '../../shared/instances/repository.ts';
 import { ledgerKeySchema, ledgerTtlAttribute } from '../../shared/ledger/table.ts';
@@ -96,6 +101,8 @@ describe('the CDK stack with default settings', () => {
     }
     const api = parseRuntimeEnv(environmentOf(synth, 'ApiHandler'));
     expect(api.config.api.publicBaseUrl).toBe('https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com');
+    // Network boot scripts name the kernel and initramfs under the mirror's CloudFront URL.
+    expect(api.config.boot.mirrorBaseUrl).toBe('https://d111111abcdef8.cloudfront.net');
     expect(parseRuntimeEnv(environmentOf(synth, 'Poller')).resources.trustKeyringKey).toBe(
       'trust/keyring.asc',
     );
@@ -284,7 +291,7 @@ describe('the CDK stack with default settings', () => {
         AuthorizationType: 'NONE',
       });
     }
-    for (const routeKey of metadataRouteKeys) {
+    for (const routeKey of [...metadataRouteKeys, ...bootRouteKeys]) {
       synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: routeKey,
         AuthorizationType: 'NONE',
@@ -292,7 +299,7 @@ describe('the CDK stack with default settings', () => {
     }
     synth.template.resourceCountIs(
       'AWS::ApiGatewayV2::Route',
-      adminRouteKeys.length + instanceRouteKeys.length + metadataRouteKeys.length,
+      adminRouteKeys.length + instanceRouteKeys.length + metadataRouteKeys.length + bootRouteKeys.length,
     );
     synth.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0' });
   });
@@ -319,6 +326,7 @@ describe('the CDK stack with default settings', () => {
       Object.fromEntries([
         ...instanceRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
         ...metadataRouteKeys.map((key) => [key, { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }]),
+        ...bootRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
       ]),
     );
     const access = props.AccessLogSettings as { DestinationArn: unknown; Format: string };

@@ -123,6 +123,14 @@ function inertResource(
         ref: logicalId,
         attributes: { Arn: `arn:aws:lambda:${region}:${account}:function:${logicalId}` },
       };
+    case 'AWS::CloudFront::Distribution': {
+      // The API names the mirror's CloudFront URL in network boot scripts.
+      const id = `E${randomBytes(6).toString('hex').toUpperCase()}`;
+      return {
+        ref: id,
+        attributes: { Id: id, DomainName: `d${randomBytes(6).toString('hex')}.cloudfront.net` },
+      };
+    }
     default:
       return {
         ref: logicalId,
