@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { createRecentBoots } from '../../shared/boot/recent.ts';
 import { createDynamoBootStore } from '../../shared/boot/store.ts';
+import { withBootCache, withCurrentCache } from '../../shared/boot/store-cache.ts';
 import { adminTokenFileName } from '../admin-token.ts';
 import { openFoundation } from './foundation.ts';
 import { bindServer, serveHttp } from './http.ts';
@@ -47,8 +48,8 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const statusParts = { runtime, ...base, scheduler, pool, concurrency, instances, demo, url };
     const { adminToken } = base;
     const boot = {
-      store: createDynamoBootStore(clients.doc, resources.tableName, context.clock),
-      releases: runtime.deps.ledger,
+      store: withBootCache(createDynamoBootStore(clients.doc, resources.tableName, context.clock)),
+      releases: withCurrentCache(runtime.deps.ledger),
       recent: createRecentBoots(),
     };
     const status = statusSource({ ...statusParts, recentBoots: boot.recent });
