@@ -82,8 +82,7 @@ export async function fetchBootConfig(
   const entry = findToken(selection.tokens, input.token);
   if (entry === undefined) return notFound('wrong-token');
   const now = deps.clock();
-  if (Date.parse(entry.expiresAt) <= now.getTime()) return notFound('expired');
-  if (selection.oneTimeToken && entry.usedAt !== undefined) return notFound('consumed');
+  // The token was shown from here on, so refusals are audited on the instance, as on the token route.
   const audit = (outcome: FetchOutcome) =>
     deps.instances.recordFetch(input.id, {
       at: now.toISOString(),
@@ -94,6 +93,14 @@ export async function fetchBootConfig(
       userAgent: input.userAgent.slice(0, 256),
       outcome,
     });
+  if (Date.parse(entry.expiresAt) <= now.getTime()) {
+    audit('expired');
+    return notFound('expired');
+  }
+  if (selection.oneTimeToken && entry.usedAt !== undefined) {
+    audit('consumed');
+    return notFound('consumed');
+  }
   const profile = await deps.store.getProfile(selection.profile);
   if (profile?.install !== undefined && input.stage !== 'installed') {
     const version = await resolveProfileVersion(profile, deps.releases);
