@@ -119,10 +119,18 @@ export function bootConfigUrl(apiBaseUrl: string, id: string, token: string): st
   return `${apiBaseUrl}/v1/boot/instances/${encodeURIComponent(id)}/ignition?token=${token}`;
 }
 
-/** Mints a token and stores its hash beside the newest few, conditional on the selection read. */
-async function mintToken(selection: StoredSelection, deps: BootDeps, ttlMinutes: number): Promise<string> {
+/**
+ * Mints a token and stores its hash beside the newest few, conditional on the selection read. Undefined
+ * when the selection is gone meanwhile (the instance was deleted): the machine is then unknown.
+ */
+async function mintToken(
+  selection: StoredSelection,
+  deps: BootDeps,
+  ttlMinutes: number,
+): Promise<string | undefined> {
   let current: StoredSelection | undefined = selection;
-  for (let attempt = 0; attempt < 4 && current !== undefined; attempt++) {
+  for (let attempt = 0; attempt < 4; attempt++) {
+    if (current === undefined) return undefined;
     const now = deps.clock();
     const token = newInstanceToken();
     const entry: BootTokenEntry = {
@@ -189,6 +197,11 @@ export async function decideBoot(
   const token = options.mint
     ? await mintToken(selection, deps, config.boot.tokenTtlMinutes)
     : previewTokenPlaceholder;
+  if (token === undefined) {
+    return wait('no-config', [`cldist: instance ${id} was removed while this machine asked`], {
+      instance: id,
+    });
+  }
   return {
     kind: 'boot',
     instance: id,

@@ -79,8 +79,11 @@ export function withBootCache(store: BootStore): BootStore {
       const saved = await store.saveState(id, state, rev);
       if (saved && before !== undefined && before !== null && before.rev === rev) {
         selections.set(id, { ...before, ...state, rev: rev + 1 });
-      } else {
+      } else if (saved) {
         selections.delete(id);
+      } else {
+        // Someone else wrote it, or it is gone (its instance was deleted): read both afresh.
+        selectionsChanged(id);
       }
       return saved;
     },

@@ -349,6 +349,37 @@ describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
       );
     });
 
+    it.each([
+      ['the ledger store', false],
+      ['the one-machine cache', true],
+    ])("forgets a deleted instance's selectors at boot (%s), never sticking on it", async (_name, cached) => {
+      const other = await startBootRig({}, { cached });
+      try {
+        await other.mirrorRelease('stable', '4081.2.0');
+        await other.admin('PUT', '/v1/boot/profiles/ram', { channel: 'stable' });
+        await other.admin('PUT', '/v1/instances/gone', { ignition: JSON.stringify(config) });
+        expect(
+          (await other.admin('PUT', '/v1/instances/gone/boot', { mac: '52-54-00-dd-00-01', profile: 'ram' }))
+            .status,
+        ).toBe(200);
+        const ask = async () =>
+          (await fetch(`${other.server.url}/v1/boot/ipxe?mac=52-54-00-dd-00-01`)).text();
+        expect(await ask()).toContain('ignition.config.url=');
+        expect((await other.admin('DELETE', '/v1/instances/gone')).status).toBe(204);
+        await other.admin('PUT', '/v1/instances/gone', { ignition: JSON.stringify(config) });
+        const answers = [await ask(), await ask()];
+        for (const answer of answers) expect(answer).not.toContain('ignition.config.url=');
+        expect(answers[1]).toContain('no instance matches this machine');
+        expect(
+          (await other.admin('PUT', '/v1/instances/gone/boot', { mac: '52-54-00-dd-00-01', profile: 'ram' }))
+            .status,
+        ).toBe(200);
+        expect(await ask()).toContain('ignition.config.url=');
+      } finally {
+        await other.close();
+      }
+    });
+
     it('boots unknown machines with the default profile only when one is set, without an Ignition URL', async () => {
       const withDefault = await startBootRig({ boot: { mirrorBaseUrl, defaultProfile: 'ram' } });
       try {

@@ -6,6 +6,7 @@ import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
 import { diskImage, pxeInitramfs, pxeKernel } from '../../shared/boot/profiles.ts';
 import { createRecentBoots, type RecentBoots } from '../../shared/boot/recent.ts';
 import { type BootStore, createDynamoBootStore } from '../../shared/boot/store.ts';
+import { withBootCache } from '../../shared/boot/store-cache.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
@@ -33,7 +34,10 @@ export interface BootRig {
 }
 
 /** The API app with boot routes over dynalite, a ledger holding whatever releases the test mirrors. */
-export async function startBootRig(overrides: Record<string, unknown> = {}): Promise<BootRig> {
+export async function startBootRig(
+  overrides: Record<string, unknown> = {},
+  options: { cached?: boolean } = {},
+): Promise<BootRig> {
   const dir = await mkdtemp(join(tmpdir(), 'cldist-boot-'));
   const clients = emulatorClients();
   const table = await freshTable(clients);
@@ -41,7 +45,9 @@ export async function startBootRig(overrides: Record<string, unknown> = {}): Pro
   const clock = () => new Date();
   const ledger = createDynamoLedger(clients.doc, table, { clock });
   const instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 10 });
-  const store = createDynamoBootStore(clients.doc, table, clock);
+  const ledgerStore = createDynamoBootStore(clients.doc, table, clock);
+  // `cldist serve` puts the boot store behind its one-machine cache; the Lambda does not.
+  const store = options.cached === true ? withBootCache(ledgerStore) : ledgerStore;
   const recent = createRecentBoots();
   const config = parseConfig({
     channels: [{ name: 'stable' }, { name: 'beta' }],
