@@ -175,6 +175,9 @@ describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
       const id = `sel-${name.replaceAll(' ', '-')}`;
       expect((await register(id, { ...selectors, profile: 'ram' })).status).toBe(200);
       expect(await ipxe(query)).toMatch(ipxeFor(base(), id, 'ram'));
+      const grub = await (await fetch(`${base()}/v1/boot/grub?${query}`)).text();
+      expect(grub).toContain(`menuentry 'cldist: ${id}, profile ram: Flatcar stable 4081.2.0 (amd64-usr)' {`);
+      expect(await grubCheck(grub, dir)).toMatchObject({ code: 0 });
     });
 
     it('refuses a tie at save, naming the other record, and keeps the first', async () => {
@@ -249,6 +252,10 @@ describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
     });
 
     it('tells an unknown machine why, and asks again with the same facts after the delay', async () => {
+      const odd = await (await fetch(`${base()}/v1/boot/grub?serial=a'b%22c%24d%3Be&rack=x`)).text();
+      expect(await grubCheck(odd, dir)).toMatchObject({ code: 0 });
+      expect(odd).toContain("configfile '(http,");
+      expect(odd).not.toMatch(/a'b/);
       expect(await ipxe('mac=52-54-00-ff-00-01&uuid=&serial=%24x&hostname=')).toBe(
         [
           '#!ipxe',
