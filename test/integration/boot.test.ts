@@ -44,6 +44,21 @@ function grubCheck(script: string, dir: string): Promise<{ code: number; output:
   });
 }
 
+/** Debian's `ignition-validate`, the real client's own checks, on a config the service generated. */
+function ignitionValidate(config: unknown, dir: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    const file = join(dir, `installer-${Math.random().toString(16).slice(2)}.ign`);
+    writeFile(file, JSON.stringify(config)).then(() =>
+      execFile('ignition-validate', [file], { timeout: 10_000 }, (error, stdout, stderr) => {
+        resolve({
+          code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1,
+          output: `${stdout}${stderr}`,
+        });
+      }),
+    );
+  });
+}
+
 describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
   let rig: BootRig;
   let dir: string;
@@ -343,6 +358,8 @@ describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
         storage: { files: { path: string; contents: { source: string } }[] };
         systemd: { units: { contents: string }[] };
       };
+      const validated = await ignitionValidate(installer, dir);
+      expect(validated.code, validated.output).toBe(0);
       const file = installer.storage.files[0];
       expect(file?.path).toBe('/opt/cldist/instance.ign');
       expect(file?.contents.source).toBe(`${url}&stage=installed`);
