@@ -16,6 +16,7 @@ import { grantBucketKey, grantLedger, grantObjects } from '../grants.ts';
 import { acknowledge, acknowledgeObjectWildcard } from '../nag.ts';
 import type { DeploySettings } from '../settings.ts';
 import type { Storage } from './storage.ts';
+import { acknowledgeUpdateRoutes, updateRouteSettings } from './update-routes.ts';
 
 export interface ApiProps {
   config: CldistConfig;
@@ -26,8 +27,8 @@ export interface ApiProps {
   projectRoot: string;
   /** The release admin routes send jobs here (retry). */
   jobs: sqs.IQueue;
-  /** The mirror's public URL (CloudFront), which boot scripts name unless `boot.mirrorBaseUrl` does. */
-  mirrorUrl?: string;
+  /** The mirror's public HTTPS URL (CloudFront), named in Omaha answers; absent, no Omaha endpoint. */
+  mirrorPublicUrl?: string;
 }
 
 export interface Api {
@@ -40,6 +41,7 @@ export interface Api {
 interface RouteGroups {
   instance: apigw.HttpRoute[];
   metadata: apigw.HttpRoute[];
+  update: apigw.HttpRoute[];
   admin: apigw.HttpRoute[];
   boot: BootRoutes;
 }
@@ -66,10 +68,17 @@ export function buildApi(stack: Stack, props: ApiProps): Api {
   const fn = apiFunction(stack, props, publicUrl, proxySecret);
   const routes = addApiRoutes(httpApi, fn, deploy);
   const stage = apiStage(stack, httpApi, props, domain, routes.boot);
-  for (const route of [...routes.instance, ...routes.metadata, ...routes.admin, ...routes.boot.routes]) {
+  for (const route of [
+    ...routes.instance,
+    ...routes.metadata,
+    ...routes.update,
+    ...routes.admin,
+    ...routes.boot.routes,
+  ]) {
     stage.node.addDependency(route);
   }
   acknowledgeUnsignedRoutes(routes);
+  acknowledgeUpdateRoutes(routes.update);
   if (domain !== undefined) {
     new CfnOutput(stack, 'ApiDomainTarget', {
       value: domain.regionalDomainName,
@@ -110,9 +119,9 @@ function apiFunction(
       api: { ...config.api, publicBaseUrl: publicUrl },
       boot: {
         ...config.boot,
-        ...(props.mirrorUrl === undefined
+        ...(props.mirrorPublicUrl === undefined
           ? {}
-          : { mirrorBaseUrl: config.boot.mirrorBaseUrl ?? props.mirrorUrl }),
+          : { mirrorBaseUrl: config.boot.mirrorBaseUrl ?? props.mirrorPublicUrl }),
       },
     },
     resources: {
@@ -121,6 +130,7 @@ function apiFunction(
       configKmsKeyId: configKey.keyArn,
       jobsQueueUrl: props.jobs.queueUrl,
       metadataProxySecretArn: proxySecret.secret.secretArn,
+      ...(props.mirrorPublicUrl === undefined ? {} : { mirrorPublicUrl: props.mirrorPublicUrl }),
     },
     memorySize: 1024,
     timeout: Duration.seconds(15),
@@ -157,6 +167,7 @@ function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction, deploy: Deploy
   return {
     instance: addRoutes(apiRoutes.instance),
     metadata: addRoutes(apiRoutes.metadata),
+    update: addRoutes(apiRoutes.update),
     admin: addRoutes(apiRoutes.admin, iamAuthorizer),
     boot: new BootRoutes(httpApi, 'BootRoutes', {
       httpApi,
@@ -220,6 +231,7 @@ function apiStage(
         ThrottlingBurstLimit: deploy.api.metadataBurstLimit,
       },
     ]),
+    ...updateRouteSettings(deploy),
     ...Object.entries(boot.routeSettings),
   ]);
   return stage;

@@ -17,6 +17,7 @@ const commands = new Map<string, () => Promise<Register>>([
   ['config', async () => (await import('./config.ts')).registerConfigCommand],
   ['profiles', async () => (await import('./profiles.ts')).registerProfilesCommand],
   ['boot', async () => (await import('./boot.ts')).registerBootCommand],
+  ['updates', async () => (await import('./updates.ts')).registerUpdatesCommand],
 ]);
 
 /** Registers the command `argv` names, or every command when it names none of them. */

@@ -19,9 +19,11 @@ export function statusSource(parts: {
   trust: TrustedKeyring;
   notifications: LocalNotifications;
   scheduler: Scheduler;
-  pool: Pick<WorkerPool, 'inFlight'>;
+  /** Absent until the queue stand-in started (on demand). */
+  pool: () => Pick<WorkerPool, 'inFlight'> | undefined;
   concurrency: number;
-  instances: LocalInstances;
+  /** Absent without an HTTP server: the page then has no instance section. */
+  instances?: LocalInstances;
   diskGuard: DiskGuard;
   demo: boolean;
   url: string;
@@ -29,6 +31,7 @@ export function statusSource(parts: {
 }): () => Promise<StatusModel> {
   const { config, deps } = parts.runtime;
   const warningDays = config.keyring.expiryWarningDays;
+  const { instances } = parts;
   return () =>
     buildStatus({
       ledger: deps.ledger,
@@ -38,13 +41,17 @@ export function statusSource(parts: {
       keyWarningDays: warningDays,
       recentEvents: () => parts.notifications.recent(),
       pollProblem: parts.scheduler.pollProblem,
-      worker: () => ({ inFlight: parts.pool.inFlight, concurrency: parts.concurrency }),
+      worker: () => ({ inFlight: parts.pool()?.inFlight ?? 0, concurrency: parts.concurrency }),
       demo: parts.demo,
       mirrorBaseUrl: `${parts.url}/mirror`,
-      instances: () => listInstanceRows(parts.instances.instances, statusInstanceLimit),
-      disk: () => parts.diskGuard.state(),
-      refusedFetches: () => parts.instances.upkeep.refusedTotals(),
+      ...(instances === undefined
+        ? {}
+        : {
+            instances: () => listInstanceRows(instances.instances, statusInstanceLimit),
+            refusedFetches: () => instances.upkeep.refusedTotals(),
+          }),
       ...(parts.recentBoots === undefined ? {} : { recentBoots: parts.recentBoots.list }),
+      disk: () => parts.diskGuard.state(),
       clock: deps.clock,
     });
 }

@@ -27,9 +27,11 @@ import { type ProxySecretsProvider, peerAddress } from '../metadata/identity.ts'
 import { createConfigMerger } from '../metadata/merge.ts';
 import { mountProxiedMetadata } from '../metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../mirror/release-admin.ts';
+import type { UpdateRouteDeps } from '../update/wiring.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
+import { createUpdateRoutes } from './update-routes.ts';
 
 /**
  * How admin callers are authenticated. On AWS the API Gateway IAM authorizer checks the caller before the
@@ -50,6 +52,8 @@ export interface ApiDeps extends InstanceServiceDeps {
   proxySecrets?: ProxySecretsProvider;
   /** Bare-metal boot (profiles, selectors, iPXE and GRUB scripts); absent: those routes answer 404. */
   boot?: BootApiDeps;
+  /** The Omaha endpoint and the update group routes; absent, they answer 404. */
+  updates?: UpdateRouteDeps;
 }
 
 /** Seconds Ignition (or any client) is told to wait before retrying a 503. */
@@ -285,5 +289,6 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       }),
     );
   }
+  if (deps.updates !== undefined) app.route('/', createUpdateRoutes(deps.updates, requireAdmin));
   return app;
 }

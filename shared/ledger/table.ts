@@ -78,6 +78,10 @@ export const ledgerIndex = {
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
   /** Every boot profile, sorted by name. */
   bootProfiles: 'boot-profile',
+  /** Update payloads planned and not yet verified, refused or missing, sorted by `{updatedAt}#...`. */
+  openUpdatePayloads: 'open-update-payload',
+  /** Every update group, sorted by name. */
+  updateGroups: 'update-group',
 } as const;
 
 interface ReleaseKeyParts {
@@ -89,6 +93,9 @@ interface ReleaseKeyParts {
 const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
+const updatePayloadSortPrefix = 'payload#';
+/** The sort key prefix of an update group's period items (`period#<ISO start>`, so they sort by time). */
+export const updatePeriodSortPrefix = 'period#';
 
 /** Key formats of every item kind in the table. */
 export const ledgerItems = {
@@ -119,6 +126,20 @@ export const ledgerItems = {
   bootSelection: (id: string) => ledgerKey(instancePartition(id), 'boot'),
   /** Every instance whose boot selectors have exactly these hardware values (`mac=…&uuid=…`). */
   bootSelectorGroup: (hardwareKey: string) => ledgerKey(`bootsel#${hardwareKey}`, 'members'),
+  /** An update group, keyed by the `track` its instances send. */
+  updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
+  /** The machines an update group's per-period cap admitted in the period starting at `start`. */
+  updatePeriod: (name: string, start: string) =>
+    ledgerKey(`updgroup#${name}`, `${updatePeriodSortPrefix}${start}`),
+  /** One update payload of a release; a board and version's payloads share the partition. */
+  updatePayload: (board: string, version: string, name: string) =>
+    ledgerKey(updatePayloadPartition(board, version), `${updatePayloadSortPrefix}${name}`),
+} as const;
+
+/** The update payload key parts that queries need on their own. */
+export const updatePayloadKeyParts = {
+  partition: updatePayloadPartition,
+  sortPrefix: updatePayloadSortPrefix,
 } as const;
 
 /** The instance-side key parts that queries and scans need on their own. */
@@ -136,6 +157,11 @@ function releasePartition(r: ReleaseKeyParts): string {
 
 function currentPartition(channel: string, board: string): string {
   return `current#${channel}#${board}`;
+}
+
+/** By board and version alone: the update origin's layout has no channel, and neither do its payloads. */
+function updatePayloadPartition(board: string, version: string): string {
+  return `upd#${board}#${version}`;
 }
 
 function instancePartition(id: string): string {

@@ -83,6 +83,7 @@ describe('cdk-nag AwsSolutions', () => {
         'Cldist/Api/GET--v1--boot--ipxe AwsSolutions-APIG4',
         'Cldist/Api/GET--v1--boot--grub AwsSolutions-APIG4',
         'Cldist/Api/GET--v1--boot--instances--{id}--ignition AwsSolutions-APIG4',
+        'Cldist/Api/POST--v1--update AwsSolutions-APIG4',
         'Cldist/MetadataProxySecret/Secret AwsSolutions-SMG4',
         'Cldist/MirrorDistribution AwsSolutions-CFR1',
         'Cldist/MirrorDistribution AwsSolutions-CFR2',

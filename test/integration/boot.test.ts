@@ -13,20 +13,20 @@ const tokenPattern = '[A-Za-z0-9_-]{43}';
 const kernel = `${mirrorBaseUrl}/stable/amd64-usr/4081.2.0/flatcar_production_pxe.vmlinuz`;
 const initrd = `${mirrorBaseUrl}/stable/amd64-usr/4081.2.0/flatcar_production_pxe_image.cpio.gz`;
 
-function escape(text: string): string {
+function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** The exact iPXE script a matched machine gets, with the boot token as the only variable part. */
 function ipxeFor(base: string, id: string, profile: string, args = 'flatcar.first_boot=1'): RegExp {
   return new RegExp(
-    `^${escape(
+    `^${escapeRegex(
       [
         '#!ipxe',
         `echo cldist: ${id}, profile ${profile}: Flatcar stable 4081.2.0 (amd64-usr)`,
         `kernel ${kernel} initrd=flatcar_production_pxe_image.cpio.gz ${args} ignition.config.url=${base}/v1/boot/instances/${id}/ignition?token=`,
       ].join('\n'),
-    )}${tokenPattern}${escape([' ignition.platform.id=metal', `initrd ${initrd}`, 'boot', ''].join('\n'))}$`,
+    )}${tokenPattern}${escapeRegex([' ignition.platform.id=metal', `initrd ${initrd}`, 'boot', ''].join('\n'))}$`,
   );
 }
 
@@ -291,7 +291,7 @@ describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
       const host = new URL(mirrorBaseUrl).host;
       expect(grub).toMatch(
         new RegExp(
-          `^${escape(
+          `^${escapeRegex(
             [
               'insmod http',
               'set default=0',
@@ -300,7 +300,7 @@ describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
               "  echo 'Loading kernel'",
               `  linux '(http,${host})/mirror/stable/amd64-usr/4081.2.0/flatcar_production_pxe.vmlinuz' 'flatcar.first_boot=1' 'ignition.config.url=${base()}/v1/boot/instances/by-mac/ignition?token=`,
             ].join('\n'),
-          )}${tokenPattern}${escape(
+          )}${tokenPattern}${escapeRegex(
             [
               "' 'ignition.platform.id=metal'",
               "  echo 'Loading initramfs'",

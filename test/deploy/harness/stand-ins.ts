@@ -124,12 +124,9 @@ function inertResource(
         attributes: { Arn: `arn:aws:lambda:${region}:${account}:function:${logicalId}` },
       };
     case 'AWS::CloudFront::Distribution': {
-      // The API names the mirror's CloudFront URL in network boot scripts.
-      const id = `E${randomBytes(6).toString('hex').toUpperCase()}`;
-      return {
-        ref: id,
-        attributes: { Id: id, DomainName: `d${randomBytes(6).toString('hex')}.cloudfront.net` },
-      };
+      // The API names it in Omaha answers only; no test downloads through it.
+      const id = `d${randomBytes(6).toString('hex')}`;
+      return { ref: id.toUpperCase(), attributes: { DomainName: `${id}.cloudfront.net` } };
     }
     default:
       return {
