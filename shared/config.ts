@@ -330,6 +330,21 @@ export const configSchema = z.strictObject({
       baseIgnition: baseIgnition.optional(),
     })
     .default({}),
+  boot: z
+    .strictObject({
+      /**
+       * The mirror as network-booting machines reach it: kernel, initramfs and flatcar-install's `-b` are
+       * under it. Default: the API's public base URL with `/mirror` (one machine). GRUB needs http://.
+       */
+      mirrorBaseUrl: z.url().optional(),
+      /** Boots machines no instance matches with this profile (and no Ignition config). Off by default. */
+      defaultProfile: plainName.optional(),
+      /** Seconds a machine that cannot boot yet (unknown, nothing mirrored) waits before asking again. */
+      retrySeconds: z.number().int().min(5).max(3600).default(30),
+      /** Minutes a boot token (the Ignition URL in a script) works after the script was served. */
+      tokenTtlMinutes: z.number().int().min(1).max(10_080).default(60),
+    })
+    .default({ retrySeconds: 30, tokenTtlMinutes: 60 }),
   metadata: z
     .strictObject({
       /** Refuse IMDSv1 (EC2 metadata GETs without a session token), as an EC2 instance can be set to. */

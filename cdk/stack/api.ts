@@ -12,6 +12,7 @@ import { type ApiRoute, apiRoutes, instanceRouteKeys, metadataRouteKeys } from '
 import type { CldistConfig } from '../../shared/config.ts';
 import { configBodySweepEvent } from '../../shared/instances/body-sweep.ts';
 import { serviceNames } from '../../shared/telemetry-names.ts';
+import { BootRoutes } from '../constructs/boot-routes.ts';
 import { CldistFunction } from '../constructs/node-function.ts';
 import { MetadataProxySecret } from '../constructs/proxy-secret.ts';
 import { grantBucketKey, grantLedger, grantObjects } from '../grants.ts';
@@ -45,6 +46,7 @@ interface RouteGroups {
   metadata: apigw.HttpRoute[];
   update: apigw.HttpRoute[];
   admin: apigw.HttpRoute[];
+  boot: BootRoutes;
 }
 
 /**
@@ -68,9 +70,15 @@ export function buildApi(stack: Stack, props: ApiProps): Api {
     (domain === undefined ? httpApi.apiEndpoint : `https://${deploy.api.domainName}`);
 
   const fn = apiFunction(stack, props, publicUrl, proxySecret);
-  const routes = addApiRoutes(httpApi, fn);
-  const stage = apiStage(stack, httpApi, props, domain);
-  for (const route of [...routes.instance, ...routes.metadata, ...routes.update, ...routes.admin]) {
+  const routes = addApiRoutes(httpApi, fn, deploy);
+  const stage = apiStage(stack, httpApi, props, domain, routes.boot);
+  for (const route of [
+    ...routes.instance,
+    ...routes.metadata,
+    ...routes.update,
+    ...routes.admin,
+    ...routes.boot.routes,
+  ]) {
     stage.node.addDependency(route);
   }
   acknowledgeUnsignedRoutes(routes);
@@ -111,7 +119,16 @@ function apiFunction(
     projectRoot: props.projectRoot,
     description: 'cldist API: instance config admin and fetch, release list and retry',
     serviceName: serviceNames.api,
-    config: { ...config, api: { ...config.api, publicBaseUrl: publicUrl } },
+    config: {
+      ...config,
+      api: { ...config.api, publicBaseUrl: publicUrl },
+      boot: {
+        ...config.boot,
+        ...(props.mirrorPublicUrl === undefined
+          ? {}
+          : { mirrorBaseUrl: config.boot.mirrorBaseUrl ?? props.mirrorPublicUrl }),
+      },
+    },
     resources: {
       tableName: table.tableName,
       configBucket: configBucket.bucketName,
@@ -138,7 +155,7 @@ function apiFunction(
 }
 
 /** One gateway route per app route, from the list the app itself registers. */
-function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
+function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction, deploy: DeploySettings): RouteGroups {
   const integration = new HttpLambdaIntegration('ApiIntegration', fn, {
     payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
   });
@@ -157,6 +174,12 @@ function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
     metadata: addRoutes(apiRoutes.metadata),
     update: addRoutes(apiRoutes.update),
     admin: addRoutes(apiRoutes.admin, iamAuthorizer),
+    boot: new BootRoutes(httpApi, 'BootRoutes', {
+      httpApi,
+      integration,
+      rateLimit: deploy.api.bootRateLimit,
+      burstLimit: deploy.api.bootBurstLimit,
+    }),
   };
 }
 
@@ -178,6 +201,7 @@ function apiStage(
   httpApi: apigw.HttpApi,
   props: ApiProps,
   domain: apigw.DomainName | undefined,
+  boot: BootRoutes,
 ): apigw.HttpStage {
   const { deploy } = props;
   const accessLogs = new logs.LogGroup(stack, 'ApiAccessLogs', {
@@ -213,6 +237,7 @@ function apiStage(
       },
     ]),
     ...updateRouteSettings(deploy),
+    ...Object.entries(boot.routeSettings),
   ]);
   return stage;
 }

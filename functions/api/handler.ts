@@ -5,6 +5,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { createApiApp } from '../../shared/api/app.ts';
+import { createDynamoBootStore } from '../../shared/boot/store.ts';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 import {
   type BodySweepReport,
@@ -105,6 +106,11 @@ const app = createApiApp(
       metricsStored = true;
     },
     ...(proxySecrets === undefined ? {} : { proxySecrets }),
+    // Profiles, selectors and boot tokens live in the ledger table; the mirror's facts are its releases.
+    boot: {
+      store: createDynamoBootStore(doc, resources.tableName),
+      releases: releases?.ledger ?? createDynamoLedger(doc, resources.tableName),
+    },
     ...(updates === undefined ? {} : { updates }),
   },
   config,

@@ -69,6 +69,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       adminTokenFile: join(dataDir, adminTokenFileName),
       adminTokenCreated: base.adminTokenCreated,
       ...(web.metadataUrl === undefined ? {} : { metadataUrl: web.metadataUrl }),
+      ...(web.bootUrl === undefined ? {} : { bootUrl: web.bootUrl }),
       store: runtime.store ?? runtime.deps.store,
       ledger: runtime.deps.ledger,
       pollNow: scheduler.pollNow,

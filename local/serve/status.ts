@@ -1,3 +1,4 @@
+import type { RecentBoots } from '../../shared/boot/recent.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { keyringStatus } from '../../shared/verify/keyring.ts';
@@ -26,6 +27,7 @@ export function statusSource(parts: {
   diskGuard: DiskGuard;
   demo: boolean;
   url: string;
+  recentBoots?: RecentBoots;
 }): () => Promise<StatusModel> {
   const { config, deps } = parts.runtime;
   const warningDays = config.keyring.expiryWarningDays;
@@ -48,6 +50,7 @@ export function statusSource(parts: {
             instances: () => listInstanceRows(instances.instances, statusInstanceLimit),
             refusedFetches: () => instances.upkeep.refusedTotals(),
           }),
+      ...(parts.recentBoots === undefined ? {} : { recentBoots: parts.recentBoots.list }),
       disk: () => parts.diskGuard.state(),
       clock: deps.clock,
     });

@@ -52,6 +52,8 @@ export interface ServeOptions {
   trustStatSeconds?: number;
   /** `--metadata-listen`: also serve the metadata routes (and only those) on this address. */
   metadataListen?: { host: string; port: number };
+  /** `--boot-listen`: also serve the network boot routes and the mirror (only those) on this address. */
+  bootListen?: { host: string; port: number };
 }
 
 export interface ServeHandle {
@@ -64,6 +66,8 @@ export interface ServeHandle {
   adminTokenCreated: boolean;
   /** The metadata listener's `http://host:port`, when one was asked for. */
   metadataUrl?: string;
+  /** The boot listener's `http://host:port`, when one was asked for. */
+  bootUrl?: string;
   store: ObjectStore;
   ledger: Ledger;
   /** Poll every channel now (also the start-up poll); resolves with the core's report. */

@@ -1,3 +1,6 @@
+import { createRecentBoots } from '../../shared/boot/recent.ts';
+import { createDynamoBootStore } from '../../shared/boot/store.ts';
+import { withBootCache, withCurrentCache } from '../../shared/boot/store-cache.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import type { StatusModel } from '../status/model.ts';
 import type { WorkerPool } from '../worker-pool.ts';
@@ -11,6 +14,8 @@ export interface Web {
   server?: BoundServer;
   /** The metadata listener's URL, when one was asked for. */
   metadataUrl?: string;
+  /** The boot listener's URL, when one was asked for. */
+  bootUrl?: string;
   status(): Promise<StatusModel>;
 }
 
@@ -43,8 +48,16 @@ export async function openWeb(
   const instances = await openInstances(context, base.ledger.clients.doc, base.ledger.tableName);
   const server = await bindServer(options.host, options.port, lifecycle);
   const demo = options.demo ?? false;
-  const status = statusSource({ ...common, instances, demo, url: server.url });
+  // One process owns every write to this data dir, so the boot store can sit behind a cache.
+  const boot = {
+    store: withBootCache(
+      createDynamoBootStore(base.ledger.clients.doc, base.ledger.tableName, context.clock),
+    ),
+    releases: withCurrentCache(runtime.deps.ledger),
+    recent: createRecentBoots(),
+  };
+  const status = statusSource({ ...common, instances, demo, url: server.url, recentBoots: boot.recent });
   const { adminToken } = base;
-  const metadataUrl = await serveHttp(context, { server, adminToken, runtime, instances, status });
-  return { server, status, ...(metadataUrl === undefined ? {} : { metadataUrl }) };
+  const urls = await serveHttp(context, { server, adminToken, runtime, instances, status, boot });
+  return { server, status, ...urls };
 }

@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { apiPaths, honoPath } from '../api-routes.ts';
+import { type BootApiDeps, createBootRoutes } from '../boot/routes.ts';
 import type { CldistConfig } from '../config.ts';
 import { describeError, TransientError } from '../errors.ts';
 import { InstanceConflictError } from '../instances/errors.ts';
@@ -49,6 +50,8 @@ export interface ApiDeps extends InstanceServiceDeps {
   onInternalError?: (error: unknown) => void;
   /** The metadata proxy's shared secrets; without them the proxied metadata routes answer 404. */
   proxySecrets?: ProxySecretsProvider;
+  /** Bare-metal boot (profiles, selectors, iPXE and GRUB scripts); absent: those routes answer 404. */
+  boot?: BootApiDeps;
   /** The Omaha endpoint and the update group routes; absent, they answer 404. */
   updates?: UpdateRouteDeps;
 }
@@ -295,6 +298,21 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     createInstanceAdminRoutes({ deps: serviceDeps, config, requireAdmin, baseUrl, onInternalError }),
   );
   if (deps.releases !== undefined) app.route('/', createReleaseRoutes(deps.releases, config, requireAdmin));
+  if (deps.boot !== undefined) {
+    app.route(
+      '/',
+      createBootRoutes({
+        boot: deps.boot,
+        deps: serviceDeps,
+        config,
+        requireAdmin,
+        baseUrl,
+        merge,
+        retryAfterSeconds,
+        onInternalError,
+      }),
+    );
+  }
   if (deps.updates !== undefined) app.route('/', createUpdateRoutes(deps.updates, requireAdmin));
   return app;
 }

@@ -76,6 +76,8 @@ export const ledgerIndex = {
   instances: 'instance-list',
   /** Instance fetch audit items of one UTC day (`YYYY-MM-DD`), for the expiry sweep. */
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
+  /** Every boot profile, sorted by name. */
+  bootProfiles: 'boot-profile',
   /** Update payloads planned and not yet verified, refused or missing, sorted by `{updatedAt}#...`. */
   openUpdatePayloads: 'open-update-payload',
   /** Every update group, sorted by name. */
@@ -115,6 +117,15 @@ export const ledgerItems = {
   instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
   instanceAudit: (id: string, suffix: string) =>
     ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+  /** A bare-metal boot profile (release, kernel arguments, RAM or disk). */
+  bootProfile: (name: string) => ledgerKey(`bootprofile#${name}`, 'profile'),
+  /**
+   * An instance's boot selectors, profile and boot tokens, in the instance's own partition, so deleting
+   * the instance removes them with it.
+   */
+  bootSelection: (id: string) => ledgerKey(instancePartition(id), 'boot'),
+  /** Every instance whose boot selectors have exactly these hardware values (`mac=…&uuid=…`). */
+  bootSelectorGroup: (hardwareKey: string) => ledgerKey(`bootsel#${hardwareKey}`, 'members'),
   /** An update group, keyed by the `track` its instances send. */
   updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
   /** The machines an update group's per-period cap admitted in the period starting at `start`. */

@@ -5,6 +5,7 @@ import { alarmNames } from '../../cdk/constructs/cldist-monitoring.ts';
 import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
 import {
   adminRouteKeys,
+  bootRouteKeys,
   instanceRouteKeys,
   metadataRouteKeys,
   updateRouteKeys,
@@ -108,6 +109,8 @@ describe('the CDK stack with default settings', () => {
     }
     const api = parseRuntimeEnv(environmentOf(synth, 'ApiHandler'));
     expect(api.config.api.publicBaseUrl).toBe('https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com');
+    // Network boot scripts name the kernel and initramfs under the mirror's CloudFront URL.
+    expect(api.config.boot.mirrorBaseUrl).toBe('https://d111111abcdef8.cloudfront.net');
     // Omaha answers name update payloads on CloudFront, the mirror's only public face.
     expect(api.resources.mirrorPublicUrl).toBe('https://d111111abcdef8.cloudfront.net');
     expect(parseRuntimeEnv(environmentOf(synth, 'Poller')).resources.trustKeyringKey).toBe(
@@ -298,7 +301,7 @@ describe('the CDK stack with default settings', () => {
         AuthorizationType: 'NONE',
       });
     }
-    for (const routeKey of [...metadataRouteKeys, ...updateRouteKeys]) {
+    for (const routeKey of [...metadataRouteKeys, ...updateRouteKeys, ...bootRouteKeys]) {
       synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: routeKey,
         AuthorizationType: 'NONE',
@@ -307,7 +310,11 @@ describe('the CDK stack with default settings', () => {
     expect(updateRouteKeys).toEqual(['POST /v1/update']);
     synth.template.resourceCountIs(
       'AWS::ApiGatewayV2::Route',
-      adminRouteKeys.length + instanceRouteKeys.length + metadataRouteKeys.length + updateRouteKeys.length,
+      adminRouteKeys.length +
+        instanceRouteKeys.length +
+        metadataRouteKeys.length +
+        updateRouteKeys.length +
+        bootRouteKeys.length,
     );
     synth.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0' });
   });
@@ -335,6 +342,7 @@ describe('the CDK stack with default settings', () => {
         ...instanceRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
         ...metadataRouteKeys.map((key) => [key, { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }]),
         ...updateRouteKeys.map((key) => [key, { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }]),
+        ...bootRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
       ]),
     );
     const access = props.AccessLogSettings as { DestinationArn: unknown; Format: string };

@@ -52,6 +52,45 @@ describe('the deployed API', () => {
     expect(wrongToken.status).toBe(404);
   });
 
+  it('boots a registered machine with a script naming the CloudFront mirror, and an unknown one with a retry script', async () => {
+    const unknown = await api.request({
+      method: 'GET',
+      path: '/v1/boot/ipxe?mac=52-54-00-00-00-99&uuid=&serial=&hostname=',
+    });
+    expect(unknown).toMatchObject({ status: 200, answeredBy: 'function' });
+    expect(unknown.body).toContain('no instance matches this machine (mac=52-54-00-00-00-99)');
+    const profile = await api.request({
+      method: 'PUT',
+      path: '/v1/boot/profiles/ram',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'stable' }),
+      iam: operatorCaller,
+    });
+    expect(profile.status, profile.body).toBe(201);
+    const instance = await api.request({
+      method: 'PUT',
+      path: '/v1/instances/metal-1',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ignition }),
+      iam: operatorCaller,
+    });
+    expect(instance.status, instance.body).toBe(201);
+    const selection = await api.request({
+      method: 'PUT',
+      path: '/v1/instances/metal-1/boot',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ mac: '52:54:00:00:00:01', profile: 'ram' }),
+      iam: operatorCaller,
+    });
+    expect(selection.status, selection.body).toBe(200);
+    // Nothing is mirrored on the stand-ins, so the machine is told so and asks again.
+    const waiting = await api.request({ method: 'GET', path: '/v1/boot/ipxe?mac=52-54-00-00-00-01' });
+    expect(waiting).toMatchObject({ status: 200, answeredBy: 'function' });
+    expect(waiting.body).toContain('no stable/amd64-usr release is mirrored and verified yet');
+    const unsigned = await api.request({ method: 'GET', path: '/v1/boot/profiles' });
+    expect(unsigned.status).toBe(403);
+  });
+
   it('refuses unsigned admin requests at the gateway, as the IAM authorizer does', async () => {
     for (const method of ['PUT', 'GET', 'DELETE']) {
       const res = await api.request({

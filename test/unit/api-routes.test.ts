@@ -6,6 +6,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiApp } from '../../shared/api/app.ts';
 import { type ApiRoute, apiPaths, apiRoutes, honoPath } from '../../shared/api-routes.ts';
+import { createDynamoBootStore } from '../../shared/boot/store.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
@@ -16,7 +17,8 @@ const bodiesDir = mkdtempSync(join(tmpdir(), 'cldist-api-routes-'));
 afterAll(() => rmSync(bodiesDir, { recursive: true, force: true }));
 
 /**
- * The routes the API app registers with every optional part present (release admin, proxied metadata).
+ * The routes the API app registers with every optional part present (release admin, proxied metadata,
+ * bare-metal boot).
  * Listing routes sends no request, so the clients point at a closed port and are never called.
  */
 function registeredRoutes(): { method: string; path: string }[] {
@@ -32,6 +34,7 @@ function registeredRoutes(): { method: string; path: string }[] {
       adminAuth: { kind: 'bearer', token: 'a'.repeat(32) },
       releases: { ledger, jobs: { sendJobs: async () => {} } },
       proxySecrets: async () => [],
+      boot: { store: createDynamoBootStore(doc, 'unused'), releases: createDynamoLedger(doc, 'unused') },
       updates: createUpdateService(
         { groups: ledger, current: ledger, clock: () => new Date('2026-12-01T00:00:00Z') },
         { mirrorBaseUrl: 'http://127.0.0.1:9/mirror', channels: ['stable'] },
