@@ -77,6 +77,18 @@ async function untilDone(
   if (pollFailed || outcome.paused !== undefined) process.exitCode = 1;
 }
 
+/** The extra listeners' addresses, checked before anything starts. */
+async function listenAddresses(flags: ServeFlags) {
+  const { parseListenAddress } = await import('../metadata-listener.ts');
+  const metadataListen =
+    flags.metadataListen === undefined ? undefined : parseListenAddress(flags.metadataListen);
+  const bootListen =
+    flags.bootListen === undefined
+      ? undefined
+      : parseListenAddress(flags.bootListen, '--boot-listen', '10.0.0.1:8081');
+  return { metadataListen, bootListen };
+}
+
 async function run(flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top: every other command (verify, instances) would otherwise pay the runner's
   // start-up time and memory.
@@ -90,13 +102,7 @@ async function run(flags: ServeFlags): Promise<void> {
     ]);
   const dataDir = flags.dataDir ?? (flags.demo ? './data/demo' : './data');
   const store = flags.store === undefined ? undefined : parseStoreUrl(flags.store);
-  const { parseListenAddress } = await import('../metadata-listener.ts');
-  const metadataListen =
-    flags.metadataListen === undefined ? undefined : parseListenAddress(flags.metadataListen);
-  const bootListen =
-    flags.bootListen === undefined
-      ? undefined
-      : parseListenAddress(flags.bootListen, '--boot-listen', '10.0.0.1:8081');
+  const { metadataListen, bootListen } = await listenAddresses(flags);
   const tty = process.stdout.isTTY === true;
   let logger: Logger | undefined;
   const terminal = createTerminal({

@@ -128,51 +128,102 @@ export function createDynamoBootStore(
   return bootStoreOn(ledgerTable(doc, tableName, clock));
 }
 
-export function bootStoreOn(table: LedgerTable): BootStore {
-  const getSelection = async (id: string) => {
-    const item = await table.get('get boot selection', ledgerItems.bootSelection(id));
-    return item === undefined ? undefined : toSelection(id, item);
-  };
+async function getSelection(table: LedgerTable, id: string): Promise<StoredSelection | undefined> {
+  const item = await table.get('get boot selection', ledgerItems.bootSelection(id));
+  return item === undefined ? undefined : toSelection(id, item);
+}
 
-  /** Read-modify-write of one group item, conditional on its revision; `change` may throw to refuse. */
-  async function updateGroup(key: string, change: (members: Members) => Promise<Members>): Promise<void> {
-    for (let attempt = 0; attempt < maxConflictRetries; attempt++) {
-      const item = await table.get('get boot selector group', ledgerItems.bootSelectorGroup(key));
-      const rev = typeof item?.rev === 'number' ? item.rev : 0;
-      const members = await change(parseJson<Members>(item?.members, {}));
-      const written =
-        Object.keys(members).length === 0
-          ? await table.delete('drop boot selector group', ledgerItems.bootSelectorGroup(key), {
-              condition: 'rev = :rev',
-              values: { ':rev': rev },
-            })
-          : await table.put(
-              'write boot selector group',
-              {
-                ...ledgerItems.bootSelectorGroup(key),
-                [ledgerKindAttribute]: 'boot-selector-group',
-                members: JSON.stringify(members),
-                rev: rev + 1,
-              },
-              item === undefined
-                ? { condition: 'attribute_not_exists(#pk)', names: partitionKeyName }
-                : { condition: 'rev = :rev', values: { ':rev': rev } },
-            );
-      if (written || (item === undefined && Object.keys(members).length === 0)) return;
+/** Read-modify-write of one group item, conditional on its revision; `change` may throw to refuse. */
+async function updateGroup(
+  table: LedgerTable,
+  key: string,
+  change: (members: Members) => Promise<Members>,
+): Promise<void> {
+  for (let attempt = 0; attempt < maxConflictRetries; attempt++) {
+    const item = await table.get('get boot selector group', ledgerItems.bootSelectorGroup(key));
+    const rev = typeof item?.rev === 'number' ? item.rev : 0;
+    const members = await change(parseJson<Members>(item?.members, {}));
+    const written =
+      Object.keys(members).length === 0
+        ? await table.delete('drop boot selector group', ledgerItems.bootSelectorGroup(key), {
+            condition: 'rev = :rev',
+            values: { ':rev': rev },
+          })
+        : await table.put(
+            'write boot selector group',
+            {
+              ...ledgerItems.bootSelectorGroup(key),
+              [ledgerKindAttribute]: 'boot-selector-group',
+              members: JSON.stringify(members),
+              rev: rev + 1,
+            },
+            item === undefined
+              ? { condition: 'attribute_not_exists(#pk)', names: partitionKeyName }
+              : { condition: 'rev = :rev', values: { ':rev': rev } },
+          );
+    if (written || (item === undefined && Object.keys(members).length === 0)) return;
+  }
+  throw new TransientError('boot-selectors-busy', 'boot selectors are being changed concurrently; retry');
+}
+
+/** A listed member whose selection is gone or moved on no longer counts (and is dropped on write). */
+async function stillListed(table: LedgerTable, id: string, selectors: BootSelectors): Promise<boolean> {
+  const current = await getSelection(table, id);
+  return (
+    current !== undefined &&
+    hardwareKey(current.selectors) === hardwareKey(selectors) &&
+    describeSelectors(current.selectors) === describeSelectors(selectors)
+  );
+}
+
+/**
+ * A selection joins the group of its hardware key (refused on a tie with a live member, or past the group's
+ * size) before its own item is written, and leaves its old group after.
+ */
+async function putSelection(table: LedgerTable, selection: BootSelection): Promise<void> {
+  const previous = await getSelection(table, selection.id);
+  const key = hardwareKey(selection.selectors);
+  await updateGroup(table, key, async (members) => {
+    const next: Members = {};
+    for (const [id, theirs] of Object.entries(members)) {
+      if (id === selection.id) continue;
+      const live = await stillListed(table, id, theirs);
+      if (!live) continue;
+      if (selectorsTie(selection.selectors, theirs)) {
+        throw new SelectorTieError(id, selection.selectors, theirs);
+      }
+      next[id] = theirs;
     }
-    throw new TransientError('boot-selectors-busy', 'boot selectors are being changed concurrently; retry');
+    if (Object.keys(next).length >= maxGroupMembers) {
+      throw new PermanentError(
+        'too-many-selectors',
+        `${maxGroupMembers} instances already share ${describeSelectors({ ...selection.selectors, labels: {} })}; ` +
+          'give this one a MAC, UUID or serial of its own',
+      );
+    }
+    next[selection.id] = selection.selectors;
+    return next;
+  });
+  await table.put('put boot selection', {
+    ...ledgerItems.bootSelection(selection.id),
+    [ledgerKindAttribute]: 'boot-selection',
+    selectors: JSON.stringify(selection.selectors),
+    profile: selection.profile,
+    oneTimeToken: selection.oneTimeToken,
+    updatedAt: selection.updatedAt,
+    tokens: JSON.stringify(previous?.tokens ?? []),
+    rev: (previous?.rev ?? 0) + 1,
+  });
+  const oldKey = previous === undefined ? undefined : hardwareKey(previous.selectors);
+  if (oldKey !== undefined && oldKey !== key) {
+    await updateGroup(table, oldKey, async (members) => {
+      const { [selection.id]: _gone, ...rest } = members;
+      return rest;
+    });
   }
+}
 
-  /** A listed member whose selection is gone or moved on no longer counts (and is dropped on write). */
-  async function stillListed(id: string, selectors: BootSelectors): Promise<boolean> {
-    const current = await getSelection(id);
-    return (
-      current !== undefined &&
-      hardwareKey(current.selectors) === hardwareKey(selectors) &&
-      describeSelectors(current.selectors) === describeSelectors(selectors)
-    );
-  }
-
+export function bootStoreOn(table: LedgerTable): BootStore {
   return {
     async getProfile(name) {
       const item = await table.get('get boot profile', ledgerItems.bootProfile(name));
@@ -207,54 +258,13 @@ export function bootStoreOn(table: LedgerTable): BootStore {
       });
       return items.map(toProfile);
     },
-    getSelection,
-    async putSelection(selection) {
-      const previous = await getSelection(selection.id);
-      const key = hardwareKey(selection.selectors);
-      await updateGroup(key, async (members) => {
-        const next: Members = {};
-        for (const [id, theirs] of Object.entries(members)) {
-          if (id === selection.id) continue;
-          const live = await stillListed(id, theirs);
-          if (!live) continue;
-          if (selectorsTie(selection.selectors, theirs)) {
-            throw new SelectorTieError(id, selection.selectors, theirs);
-          }
-          next[id] = theirs;
-        }
-        if (Object.keys(next).length >= maxGroupMembers) {
-          throw new PermanentError(
-            'too-many-selectors',
-            `${maxGroupMembers} instances already share ${describeSelectors({ ...selection.selectors, labels: {} })}; ` +
-              'give this one a MAC, UUID or serial of its own',
-          );
-        }
-        next[selection.id] = selection.selectors;
-        return next;
-      });
-      await table.put('put boot selection', {
-        ...ledgerItems.bootSelection(selection.id),
-        [ledgerKindAttribute]: 'boot-selection',
-        selectors: JSON.stringify(selection.selectors),
-        profile: selection.profile,
-        oneTimeToken: selection.oneTimeToken,
-        updatedAt: selection.updatedAt,
-        tokens: JSON.stringify(previous?.tokens ?? []),
-        rev: (previous?.rev ?? 0) + 1,
-      });
-      const oldKey = previous === undefined ? undefined : hardwareKey(previous.selectors);
-      if (oldKey !== undefined && oldKey !== key) {
-        await updateGroup(oldKey, async (members) => {
-          const { [selection.id]: _gone, ...rest } = members;
-          return rest;
-        });
-      }
-    },
+    getSelection: (id) => getSelection(table, id),
+    putSelection: (selection) => putSelection(table, selection),
     async deleteSelection(id) {
-      const previous = await getSelection(id);
+      const previous = await getSelection(table, id);
       if (previous === undefined) return false;
       await table.delete('delete boot selection', ledgerItems.bootSelection(id));
-      await updateGroup(hardwareKey(previous.selectors), async (members) => {
+      await updateGroup(table, hardwareKey(previous.selectors), async (members) => {
         const { [id]: _gone, ...rest } = members;
         return rest;
       });
