@@ -69,6 +69,8 @@ export const ledgerIndex = {
   instances: 'instance-list',
   /** Instance fetch audit items of one UTC day (`YYYY-MM-DD`), for the expiry sweep. */
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
+  /** Every fleet machine's check and event items, sorted by `{machineId}#check` / `{machineId}#event`. */
+  fleet: 'fleet',
 } as const;
 
 interface ReleaseKeyParts {
@@ -80,6 +82,7 @@ interface ReleaseKeyParts {
 const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
+const fleetPartitionPrefix = 'fleet#';
 
 /** Key formats of every item kind in the table. */
 export const ledgerItems = {
@@ -101,6 +104,21 @@ export const ledgerItems = {
   instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
   instanceAudit: (id: string, suffix: string) =>
     ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+  /** A machine's last update check (what it runs, what it was answered). */
+  fleetCheck: (machineId: string) => ledgerKey(`${fleetPartitionPrefix}${machineId}`, 'check'),
+  /** A machine's last Omaha event report, its own item so a check-in without events never erases it. */
+  fleetEvent: (machineId: string) => ledgerKey(`${fleetPartitionPrefix}${machineId}`, 'event'),
+  /** One periodic count of the fleet per version and status, sorted by time. */
+  fleetSnapshot: (at: string) => ledgerKey('fleet-snapshot', at),
+  /** A fleet notification (`update.rolled_out`, `update.failed_rate`) that goes out once per subject. */
+  fleetNotice: (event: string, subject: string) => ledgerKey(`fleet-notice#${event}`, subject),
+} as const;
+
+/** The fleet-side key parts that queries need on their own. */
+export const fleetKeyParts = {
+  snapshotPartition: 'fleet-snapshot',
+  /** `gsi1` sort key of a machine's item of `kind` (`check` or `event`). */
+  indexSort: (machineId: string, kind: 'check' | 'event') => `${machineId}#${kind}`,
 } as const;
 
 /** The instance-side key parts that queries and scans need on their own. */
