@@ -17,6 +17,8 @@ export const apiPaths = {
   instanceCloudConfig: '/v1/instances/{id}/cloud-config',
   releases: '/v1/releases',
   releaseRetry: '/v1/releases/{channel}/{board}/{version}/retry',
+  /** The fleet view: counts and a page of machines that check in over Omaha. */
+  fleet: '/v1/fleet',
   /** Everything a trusted metadata proxy forwards, and its address lookup, lives under this prefix. */
   metadataPrefix: '/v1/metadata',
   /** The gateway's greedy route over the metadata prefix. */
@@ -58,6 +60,7 @@ export const apiRoutes = {
     { method: 'POST', path: apiPaths.instanceRevoke },
     { method: 'GET', path: apiPaths.releases },
     { method: 'POST', path: apiPaths.releaseRetry },
+    { method: 'GET', path: apiPaths.fleet },
   ],
 } as const satisfies Record<string, readonly ApiRoute[]>;
 

@@ -23,6 +23,7 @@ import type { JobQueue } from '../../shared/mirror/deps.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
+import { createFleetRecording, fleetLedgerFor } from '../../shared/update/fleet-runtime.ts';
 
 const { config, resources } = parseRuntimeEnv(process.env);
 if (resources.configBucket === undefined) {
@@ -60,6 +61,14 @@ const releases =
         },
       };
 let sqs: JobQueue | undefined;
+// Check-ins wait in memory only until this invocation returns (flushed below), never across a freeze.
+const fleet = createFleetRecording(fleetLedgerFor(doc, resources.tableName, config), config, {
+  clock: () => new Date(),
+  onError: (error, dropped) =>
+    process.stderr.write(
+      `${JSON.stringify({ level: 'warn', event: 'fleet.flush_failed', dropped, cause: describeError(error) })}\n`,
+    ),
+});
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.api });
 let metricsStored = false;
 // The metadata proxies' secret: read lazily (the first proxied request pays for it, no other route does),
@@ -92,6 +101,7 @@ const app = createApiApp(
       metricsStored = true;
     },
     ...(proxySecrets === undefined ? {} : { proxySecrets }),
+    fleet: fleet.api,
   },
   config,
 );
@@ -110,7 +120,7 @@ function isSweepEvent(event: unknown): boolean {
 
 /**
  * API Gateway HTTP API (payload v2), or the daily sweep of config bodies no record points at. Audit
- * entries are flushed before returning: a frozen Lambda sandbox runs no timers, so anything left queued
+ * entries and fleet check-ins are flushed before returning: a frozen Lambda sandbox runs no timers, so anything left queued
  * could wait indefinitely.
  */
 export async function handler(
@@ -129,9 +139,14 @@ export async function handler(
   try {
     return await serve(event as LambdaEvent, context);
   } finally {
-    await instances.flush().catch((error: unknown) => {
-      process.stderr.write(`cldist api: audit flush failed: ${describeError(error)}\n`);
-    });
+    await Promise.all([
+      instances.flush().catch((error: unknown) => {
+        process.stderr.write(`cldist api: audit flush failed: ${describeError(error)}\n`);
+      }),
+      fleet.recorder.flush().catch((error: unknown) => {
+        process.stderr.write(`cldist api: fleet flush failed: ${describeError(error)}\n`);
+      }),
+    ]);
     if (metricsStored) {
       metricsStored = false;
       metrics.publishStoredMetrics();

@@ -10,6 +10,7 @@ import { startMetadataListener } from '../metadata-listener.ts';
 import { createMirrorApp } from '../mirror-http.ts';
 import type { StatusModel } from '../status/model.ts';
 import { createStatusApp } from '../status/routes.ts';
+import type { LocalFleet } from './fleet.ts';
 import type { LocalInstances } from './instances.ts';
 import { closeServer, type Lifecycle, listen } from './lifecycle.ts';
 import type { ServeContext } from './types.ts';
@@ -48,6 +49,7 @@ export interface AppParts {
   adminToken: string;
   runtime: MirrorRuntime;
   instances: LocalInstances;
+  fleet: LocalFleet;
   status: () => Promise<StatusModel>;
 }
 
@@ -93,6 +95,7 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
         countRefused: instances.upkeep.countRefused,
         onInternalError: internalError('api.internal_error'),
         ...(instances.proxySecrets === undefined ? {} : { proxySecrets: instances.proxySecrets }),
+        fleet: parts.fleet.api,
       },
       apiConfig,
     ),

@@ -1,5 +1,7 @@
 import { join, resolve } from 'node:path';
+import { describeError } from '../../shared/errors.ts';
 import { adminTokenFileName } from '../admin-token.ts';
+import { openFleet } from './fleet.ts';
 import { openFoundation } from './foundation.ts';
 import { bindServer, serveHttp } from './http.ts';
 import { openInstances } from './instances.ts';
@@ -36,16 +38,28 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     const { runtime, storeDescription } = await openLocalMirror(context, base);
     await resumeOpenWork(runtime);
     const instances = await openInstances(context, clients.doc, resources.tableName);
+    // Opened before the server binds, so at shutdown the server stops taking check-ins before the flush.
+    const fleet = openFleet(context, runtime);
     const server =
       options.http === false ? undefined : await bindServer(options.host, options.port, lifecycle);
     const url = server?.url ?? '';
     const pool = startJobs(context, runtime, base);
     const scheduler = createScheduler(runtime, base.diskGuard, logger);
     const { concurrency, demo = false } = options;
-    const status = statusSource({ runtime, ...base, scheduler, pool, concurrency, instances, demo, url });
+    const status = statusSource({
+      runtime,
+      ...base,
+      scheduler,
+      pool,
+      concurrency,
+      instances,
+      fleet,
+      demo,
+      url,
+    });
     const { adminToken } = base;
     const metadataUrl =
-      server && (await serveHttp(context, { server, adminToken, runtime, instances, status }));
+      server && (await serveHttp(context, { server, adminToken, runtime, instances, fleet, status }));
     lifecycle.defer(async () => {
       closing = true;
       await scheduler.stop();
@@ -61,6 +75,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         ...started,
       });
     await scheduler.pollNow();
+    // The status page's counts from the start, not only after the first interval.
+    fleet
+      .passNow()
+      .catch((error: unknown) => logger.warn('fleet.pass_failed', { cause: describeError(error) }));
     scheduler.start(options.pollEveryMs ?? config.schedule.everyMinutes * 60_000);
     return {
       url,
@@ -72,6 +90,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       store: runtime.store ?? runtime.deps.store,
       ledger: runtime.deps.ledger,
       pollNow: scheduler.pollNow,
+      fleet,
       lastPoll: scheduler.lastPoll,
       status,
       drain: () => drainJobs({ ...base, pool, closing: () => closing }),

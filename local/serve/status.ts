@@ -3,9 +3,11 @@ import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { keyringStatus } from '../../shared/verify/keyring.ts';
 import type { DiskGuard } from '../runtime/disk-guard.ts';
 import type { LocalNotifications } from '../runtime/notifications.ts';
+import { fleetStatusView } from '../status/fleet.ts';
 import { listInstanceRows } from '../status/instances.ts';
 import { buildStatus, type StatusModel } from '../status/model.ts';
 import type { WorkerPool } from '../worker-pool.ts';
+import type { LocalFleet } from './fleet.ts';
 import type { LocalInstances } from './instances.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -21,6 +23,7 @@ export function statusSource(parts: {
   pool: Pick<WorkerPool, 'inFlight'>;
   concurrency: number;
   instances: LocalInstances;
+  fleet: LocalFleet;
   diskGuard: DiskGuard;
   demo: boolean;
   url: string;
@@ -42,6 +45,8 @@ export function statusSource(parts: {
       instances: () => listInstanceRows(parts.instances.instances, statusInstanceLimit),
       disk: () => parts.diskGuard.state(),
       refusedFetches: () => parts.instances.upkeep.refusedTotals(),
+      fleet: () =>
+        fleetStatusView(parts.fleet.ledger, parts.fleet.lastPass(), deps.clock(), statusInstanceLimit),
       clock: deps.clock,
     });
 }

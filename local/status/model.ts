@@ -4,6 +4,7 @@ import type { CldistEvent } from '../../shared/messages.ts';
 import { type ReleaseState, releaseState } from '../../shared/mirror/release-state.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
 import type { DiskGuardState } from '../runtime/disk-guard.ts';
+import type { FleetStatusView } from './fleet.ts';
 import type { InstanceList } from './instances.ts';
 
 /** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
@@ -67,6 +68,8 @@ export interface StatusModel {
    * stored per id, because anyone can send them.
    */
   refusedFetches?: Record<string, number>;
+  /** Machines checking in for updates: counts, versions over time, the first machines (ids redacted). */
+  fleet?: FleetStatusView;
 }
 
 export interface PollProblem {
@@ -91,6 +94,7 @@ export interface StatusSources {
   instances?: () => Promise<InstanceList>;
   disk?: () => DiskGuardState;
   refusedFetches?: () => Record<string, number>;
+  fleet?: () => Promise<FleetStatusView>;
   /** How many releases per channel and board to show. */
   releasesShown?: number;
   clock?: () => Date;
@@ -179,5 +183,6 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
     ...(sources.instances === undefined ? {} : { instances: await sources.instances() }),
     ...(sources.disk === undefined ? {} : { disk: sources.disk() }),
     ...(sources.refusedFetches === undefined ? {} : { refusedFetches: sources.refusedFetches() }),
+    ...(sources.fleet === undefined ? {} : { fleet: await sources.fleet() }),
   };
 }

@@ -26,6 +26,7 @@ import { type ProxySecretsProvider, peerAddress } from '../metadata/identity.ts'
 import { createConfigMerger } from '../metadata/merge.ts';
 import { mountProxiedMetadata } from '../metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../mirror/release-admin.ts';
+import { createFleetRoutes, type FleetApiDeps } from './fleet-routes.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
@@ -47,6 +48,8 @@ export interface ApiDeps extends InstanceServiceDeps {
   onInternalError?: (error: unknown) => void;
   /** The metadata proxy's shared secrets; without them the proxied metadata routes answer 404. */
   proxySecrets?: ProxySecretsProvider;
+  /** The fleet view (`GET /v1/fleet`) and the recorder the Omaha endpoint writes check-ins to. */
+  fleet?: FleetApiDeps;
 }
 
 /** Seconds Ignition (or any client) is told to wait before retrying a 503. */
@@ -267,5 +270,6 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     createInstanceAdminRoutes({ deps: serviceDeps, config, requireAdmin, baseUrl, onInternalError }),
   );
   if (deps.releases !== undefined) app.route('/', createReleaseRoutes(deps.releases, config, requireAdmin));
+  if (deps.fleet !== undefined) app.route('/', createFleetRoutes(deps.fleet, config, requireAdmin));
   return app;
 }

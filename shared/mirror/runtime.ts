@@ -2,6 +2,7 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws-clients.ts';
 import type { CldistConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import type { FleetLedger } from '../ledger/fleet.ts';
 import { createDynamoLedger } from '../ledger/ledger.ts';
 import { createSnsNotifier } from '../notify/index.ts';
 import type { DeployedResources } from '../runtime-env.ts';
@@ -10,6 +11,7 @@ import type { ObjectStore } from '../store/types.ts';
 import { s3TrustSource } from '../trust/s3-source.ts';
 import type { TrustSource } from '../trust/source.ts';
 import { loadTrustedKeyring, reloadFailure, type TrustedKeyring } from '../trust/trusted-keyring.ts';
+import { fleetLedgerFor } from '../update/fleet-runtime.ts';
 import { loadKeyringFromConfig } from '../verify/keyring.ts';
 import {
   type Clock,
@@ -113,6 +115,8 @@ export interface MirrorRuntime {
   store?: ObjectStore;
   /** Hides a message for `seconds` (the retry schedule); absent where the host's queue does it itself. */
   delayRetry?: (receiptHandle: string, seconds: number) => Promise<void>;
+  /** The fleet part of the ledger, on the same table: the scheduled fleet pass and one machine's recorder. */
+  fleet?: FleetLedger;
 }
 
 /**
@@ -145,6 +149,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
     deps: options.decorate?.(built) ?? built,
     config: { ...config, store: storeConfig },
     store,
+    fleet: fleetLedgerFor(clients.doc, resources.tableName, config, clock),
     ...(queueUrl === undefined
       ? {}
       : {

@@ -8,6 +8,7 @@ import { createApiApp } from '../../shared/api/app.ts';
 import { type ApiRoute, apiPaths, apiRoutes, honoPath } from '../../shared/api-routes.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import { createDynamoFleetLedger } from '../../shared/ledger/fleet.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 
@@ -15,7 +16,7 @@ const bodiesDir = mkdtempSync(join(tmpdir(), 'cldist-api-routes-'));
 afterAll(() => rmSync(bodiesDir, { recursive: true, force: true }));
 
 /**
- * The routes the API app registers with every optional part present (release admin, proxied metadata).
+ * The routes the API app registers with every optional part present (release admin, proxied metadata, fleet).
  * Listing routes sends no request, so the clients point at a closed port and are never called.
  */
 function registeredRoutes(): { method: string; path: string }[] {
@@ -30,6 +31,11 @@ function registeredRoutes(): { method: string; path: string }[] {
       adminAuth: { kind: 'bearer', token: 'a'.repeat(32) },
       releases: { ledger: createDynamoLedger(doc, 'unused'), jobs: { sendJobs: async () => {} } },
       proxySecrets: async () => [],
+      fleet: {
+        recorder: { record: () => {} },
+        ledger: createDynamoFleetLedger(doc, 'unused', { retentionDays: 1, snapshotRetentionDays: 1 }),
+        clock: () => new Date('2026-12-01T00:00:00Z'),
+      },
     },
     parseConfig({}),
   );
