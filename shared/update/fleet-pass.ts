@@ -31,7 +31,7 @@ const plainGroup = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export function fleetNotices(tally: FleetTally, at: string, config: CldistConfig['fleet']): FleetNotice[] {
   const notices: FleetNotice[] = [];
   for (const group of tally.groups.values()) {
-    const base = { channel: group.group, board: group.board, at };
+    const base = { channel: group.group, board: group.board };
     const [only, ...others] = [...group.versions.keys()];
     const completed = only === undefined ? 0 : (group.progress.get(only)?.completed ?? 0);
     if (only !== undefined && others.length === 0 && completed > 0 && versionPattern.test(only)) {
@@ -39,6 +39,7 @@ export function fleetNotices(tally: FleetTally, at: string, config: CldistConfig
         event: 'update.rolled_out',
         ...base,
         version: only,
+        at,
         detail: { group: group.group, instances: group.active, updated: completed },
       });
     }
@@ -50,6 +51,7 @@ export function fleetNotices(tally: FleetTally, at: string, config: CldistConfig
         event: 'update.failed_rate',
         ...base,
         version,
+        at,
         detail: {
           group: group.group,
           updating: progress.updating,
