@@ -66,6 +66,32 @@ function sizeOf(pending: Omit<Pending, 'bytes'>): number {
   return 2 * chars + 320;
 }
 
+/** Longest group, version, board, OEM or app id kept; Omaha's own values are a few dozen characters. */
+export const maxFleetFieldLength = 128;
+
+/**
+ * Whether a check-in can be stored: an id that is an id, and every other field short. One oversized
+ * value would make DynamoDB refuse the whole batch it is in, again at every retry.
+ */
+function storable(checkIn: FleetCheckIn): boolean {
+  if (!fleetIdPattern.test(checkIn.machineId)) return false;
+  for (const value of [
+    checkIn.group,
+    checkIn.version,
+    checkIn.board,
+    checkIn.appId,
+    checkIn.oem ?? '',
+    checkIn.at,
+  ]) {
+    if (typeof value !== 'string' || value.length > maxFleetFieldLength) return false;
+  }
+  // The time decides the item's expiry: it must be a time.
+  if (!Number.isFinite(Date.parse(checkIn.at))) return false;
+  const answer = checkIn.answer;
+  const detail = answer.kind === 'update' ? answer.version : answer.kind === 'error' ? answer.status : '';
+  return typeof detail === 'string' && detail.length <= maxFleetFieldLength && Array.isArray(checkIn.events);
+}
+
 function checkOf(checkIn: FleetCheckIn): FleetCheckState | undefined {
   // An event-only request is no update check: it must not replace the last answer (the offer it reports on).
   if (checkIn.answer.kind === 'event-ack') return undefined;
@@ -84,13 +110,18 @@ function checkOf(checkIn: FleetCheckIn): FleetCheckState | undefined {
 }
 
 function eventOf(checkIn: FleetCheckIn): FleetEventState | undefined {
-  const last = checkIn.events[checkIn.events.length - 1];
+  // The last well-formed event: numbers that are not whole would be refused by the store.
+  const last = checkIn.events.findLast(
+    (event) => Number.isSafeInteger(event.type) && Number.isSafeInteger(event.result),
+  );
   if (last === undefined) return undefined;
   return {
     at: checkIn.at,
     type: last.type,
     result: last.result,
-    ...(last.errorCode === undefined ? {} : { errorCode: last.errorCode }),
+    ...(last.errorCode === undefined || !Number.isSafeInteger(last.errorCode)
+      ? {}
+      : { errorCode: last.errorCode }),
     status: eventStatus(last),
     version: checkIn.version,
   };
@@ -207,7 +238,7 @@ export function createFleetRecorder(options: FleetRecorderOptions): BufferedFlee
 
   function record(checkIn: FleetCheckIn): void {
     counts.recorded++;
-    if (!fleetIdPattern.test(checkIn.machineId)) {
+    if (!storable(checkIn)) {
       counts.dropped++;
       return;
     }

@@ -203,15 +203,19 @@ describe('the fleet recorder (write-behind, coalescing per machine)', () => {
     expect(stats.pending + stats.dropped).toBe(100);
   });
 
-  it('drops ids that are not ids, and never throws into the endpoint', async () => {
+  it('drops ids that are not ids and values the store would refuse, and never throws into the endpoint', async () => {
     const { fleet, ledger } = recorder();
     fleet.record(checkIn('bad#id'));
     fleet.record(checkIn(''));
     fleet.record(checkIn('x'.repeat(200)));
+    // One oversized value would make the store refuse the whole batch, at every retry.
+    fleet.record(checkIn('m2', { group: 'g'.repeat(129) }));
+    fleet.record(checkIn('m3', { at: 'yesterday' }));
+    fleet.record(checkIn('m4', { events: [{ type: Number.NaN, result: 1 }], answer: { kind: 'event-ack' } }));
     fleet.record(checkIn('m1', { bootId: 'not a boot id' }));
     await fleet.flush();
     expect(ledger.flushes.flat().map((w) => [w.machineId, w.check?.bootId])).toEqual([['m1', undefined]]);
-    expect(fleet.stats().dropped).toBe(3);
+    expect(fleet.stats().dropped).toBe(5);
   });
 
   it('writes what is left on close and arms no timer after it', async () => {
