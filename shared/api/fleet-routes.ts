@@ -1,8 +1,7 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { apiPaths, honoPath } from '../api-routes.ts';
 import type { CldistConfig } from '../config.ts';
-import type { FleetLedger } from '../ledger/fleet.ts';
-import type { FleetRecorder } from '../update/fleet-record.ts';
+import type { FleetApiDeps } from '../update/fleet-runtime.ts';
 import {
   type FleetMachine,
   fleetIdPattern,
@@ -12,12 +11,7 @@ import {
 } from '../update/fleet-status.ts';
 import { tallyFleet } from '../update/fleet-summary.ts';
 
-/** What the API needs of the fleet: the recorder the Omaha endpoint writes to, and the ledger to read. */
-export interface FleetApiDeps {
-  recorder: FleetRecorder;
-  ledger: Pick<FleetLedger, 'listFleet' | 'scanFleet'>;
-  clock: () => Date;
-}
+export type { FleetApiDeps };
 
 const defaultLimit = 100;
 const maxLimit = 1000;

@@ -4,16 +4,17 @@ import {
   type BatchWriteCommandOutput,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import type { CldistConfig } from '../config.ts';
 import { TransientError } from '../errors.ts';
-import type { OmahaAnswer } from '../update/fleet-record.ts';
+import { type Item, type LedgerTable, ledgerTable, ledgerUnavailable, partitionKeyName } from './access.ts';
 import {
   type FleetCheckState,
   type FleetEventState,
   type FleetMachine,
   type FleetStatus,
   fleetStatuses,
-} from '../update/fleet-status.ts';
-import { type Item, type LedgerTable, ledgerTable, ledgerUnavailable, partitionKeyName } from './access.ts';
+  type StoredAnswer,
+} from './fleet-records.ts';
 import {
   fleetKeyParts,
   ledgerKeySchema as k,
@@ -124,7 +125,7 @@ function optionalText(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-function answerOf(value: unknown): OmahaAnswer {
+function answerOf(value: unknown): StoredAnswer {
   const answer = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   if (answer.kind === 'update') return { kind: 'update', version: text(answer.version) };
   if (answer.kind === 'event-ack') return { kind: 'event-ack' };
@@ -315,4 +316,18 @@ export function createDynamoFleetLedger(
 ): FleetLedger {
   const table = ledgerTable(doc, tableName, options.clock ?? (() => new Date()));
   return fleetLedger(doc, tableName, table, options);
+}
+
+/** The fleet ledger as every host builds it, its retention from the config. */
+export function fleetLedgerFor(
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+  config: CldistConfig,
+  clock: () => Date = () => new Date(),
+): FleetLedger {
+  return createDynamoFleetLedger(doc, tableName, {
+    retentionDays: config.fleet.retentionDays,
+    snapshotRetentionDays: config.fleet.snapshotRetentionDays,
+    clock,
+  });
 }

@@ -2,7 +2,7 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws-clients.ts';
 import type { CldistConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
-import type { FleetLedger } from '../ledger/fleet.ts';
+import { type FleetLedger, fleetLedgerFor } from '../ledger/fleet.ts';
 import { createDynamoLedger } from '../ledger/ledger.ts';
 import { createSnsNotifier } from '../notify/index.ts';
 import type { DeployedResources } from '../runtime-env.ts';
@@ -11,7 +11,6 @@ import type { ObjectStore } from '../store/types.ts';
 import { s3TrustSource } from '../trust/s3-source.ts';
 import type { TrustSource } from '../trust/source.ts';
 import { loadTrustedKeyring, reloadFailure, type TrustedKeyring } from '../trust/trusted-keyring.ts';
-import { fleetLedgerFor } from '../update/fleet-runtime.ts';
 import { loadKeyringFromConfig } from '../verify/keyring.ts';
 import {
   type Clock,

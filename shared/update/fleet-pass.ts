@@ -3,16 +3,19 @@ import { describeError } from '../errors.ts';
 import type { UpdateFailedRateEvent, UpdateRolledOutEvent } from '../events.ts';
 import type { FleetLedger } from '../ledger/fleet.ts';
 import { versionPattern } from '../messages.ts';
-import type { EventSink, MirrorLogger } from '../mirror/deps.ts';
+import type { Notifier } from '../notify/types.ts';
 import { type FleetCounts, type FleetTally, tallyFleet } from './fleet-summary.ts';
 
 export type FleetNotice = UpdateRolledOutEvent | UpdateFailedRateEvent;
 
 export interface FleetPassDeps {
   ledger: Pick<FleetLedger, 'scanFleet' | 'putFleetSnapshot' | 'claimFleetNotice' | 'recordFleetNotice'>;
-  notifier: EventSink;
+  notifier: Pick<Notifier, 'publish'>;
   clock: () => Date;
-  logger: Pick<MirrorLogger, 'info' | 'warn'>;
+  logger: {
+    info(message: string, attributes: Record<string, unknown>): void;
+    warn(message: string, attributes: Record<string, unknown>): void;
+  };
 }
 
 export interface FleetPassReport {

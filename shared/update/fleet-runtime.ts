@@ -1,23 +1,17 @@
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { FleetApiDeps } from '../api/fleet-routes.ts';
 import type { CldistConfig } from '../config.ts';
-import { createDynamoFleetLedger, type FleetLedger } from '../ledger/fleet.ts';
+import type { FleetLedger } from '../ledger/fleet.ts';
+import type { FleetRecorder } from './fleet-record.ts';
 import { type BufferedFleetRecorder, createFleetRecorder, type StartTimer } from './fleet-recorder.ts';
+
+export { fleetLedgerFor } from '../ledger/fleet.ts';
 
 const MiB = 1024 * 1024;
 
-/** The fleet ledger as every host builds it, its retention from the config. */
-export function fleetLedgerFor(
-  doc: DynamoDBDocumentClient,
-  tableName: string,
-  config: CldistConfig,
-  clock: () => Date = () => new Date(),
-): FleetLedger {
-  return createDynamoFleetLedger(doc, tableName, {
-    retentionDays: config.fleet.retentionDays,
-    snapshotRetentionDays: config.fleet.snapshotRetentionDays,
-    clock,
-  });
+/** What the API needs of the fleet: the recorder the Omaha endpoint writes to, and the ledger to read. */
+export interface FleetApiDeps {
+  recorder: FleetRecorder;
+  ledger: Pick<FleetLedger, 'listFleet' | 'scanFleet'>;
+  clock: () => Date;
 }
 
 export interface FleetRecording {

@@ -1,4 +1,13 @@
-import type { OmahaAnswer, OmahaEventReport } from './fleet-record.ts';
+import type { FleetMachine, FleetStatus } from '../ledger/fleet-records.ts';
+import type { OmahaEventReport } from './fleet-record.ts';
+
+export type {
+  FleetCheckState,
+  FleetEventState,
+  FleetMachine,
+  FleetStatus,
+} from '../ledger/fleet-records.ts';
+export { fleetStatuses } from '../ledger/fleet-records.ts';
 
 /**
  * What the fleet view says a machine is doing, from the last Omaha event it reported and the last answer
@@ -15,21 +24,9 @@ import type { OmahaAnswer, OmahaEventReport } from './fleet-record.ts';
  * | 3 `UpdateComplete` | 2 `SuccessReboot` | booted into the new version | `complete` |
  * | any | 0 `Error` | the step failed (`errorcode` says why) | `error` |
  * | any | 9 `UpdateDeferred` | policy held the update back | `deferred` |
+ *
+ * This gives the status one reported event puts a machine in.
  */
-export const fleetStatuses = [
-  'idle',
-  'update-offered',
-  'download-started',
-  'download-finished',
-  'installed',
-  'complete',
-  'error',
-  'deferred',
-  'other',
-] as const;
-export type FleetStatus = (typeof fleetStatuses)[number];
-
-/** The status one reported event puts a machine in. */
 export function eventStatus(event: OmahaEventReport): FleetStatus {
   if (event.result === 0) return 'error';
   if (event.result === 9) return 'deferred';
@@ -38,37 +35,6 @@ export function eventStatus(event: OmahaEventReport): FleetStatus {
   if (event.type === 14 || event.type === 1) return 'download-finished';
   if (event.type === 2) return 'installed';
   return 'other';
-}
-
-/** The last event a machine reported, as the fleet keeps it. */
-export interface FleetEventState {
-  /** ISO-8601 time of the request that carried it. */
-  readonly at: string;
-  readonly type: number;
-  readonly result: number;
-  readonly errorCode?: number;
-  readonly status: FleetStatus;
-  /** The version the machine ran when it reported the event. */
-  readonly version: string;
-}
-
-/** A machine's last update check, as the fleet keeps it. */
-export interface FleetCheckState {
-  readonly at: string;
-  readonly appId: string;
-  readonly group: string;
-  readonly version: string;
-  readonly board: string;
-  readonly oem?: string;
-  readonly bootId?: string;
-  readonly answer: OmahaAnswer;
-}
-
-/** Everything the fleet knows of one machine. Either part may be absent (never checked, or never reported). */
-export interface FleetMachine {
-  readonly machineId: string;
-  readonly check?: FleetCheckState;
-  readonly lastEvent?: FleetEventState;
 }
 
 /**
