@@ -71,6 +71,10 @@ describe('the fleet view: counts, paging, redaction and notices (dynalite)', () 
     const iam = await app({ kind: 'iam' }).request('/v1/fleet');
     expect(iam.status).toBe(403);
     expect(((await iam.json()) as { error: { code: string } }).error.code).toBe('forbidden');
+    const authorized = {
+      requestContext: { authorizer: { iam: { userArn: 'arn:aws:iam::123456789012:user/op' } } },
+    };
+    expect((await app({ kind: 'iam' }).request('/v1/fleet', {}, authorized)).status).toBe(200);
     expect((await get('/v1/fleet')).status).toBe(200);
   });
 
