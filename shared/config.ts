@@ -47,6 +47,11 @@ const channelSchema = z.strictObject({
   name: plainName,
   /** `{channel}` is replaced by the channel name: `https://{channel}.release.flatcar-linux.net`. */
   baseUrl: httpUrlTemplate.default('https://{channel}.release.flatcar-linux.net'),
+  /**
+   * Retention: keep this many of the newest mirrored releases per board of the channel and delete older
+   * ones from the mirror and the ledger. Unset (the default) keeps every release.
+   */
+  keepReleases: z.number().int().min(1).max(10_000).optional(),
 });
 
 const artifactSchema = z.strictObject({

@@ -73,6 +73,14 @@ export function buildMirrorPipeline(stack: Stack, props: MirrorPipelineProps): M
   jobs.queue.grantSendMessages(poller);
   grantPublish(poller, events.topic, events.key);
   grantObjects(poller, storage.mirrorBucket, ['s3:GetObject'], trustObjectKey);
+  // Retention: the poll run finishes prunes left half-done and applies keepReleases, deleting old releases.
+  grantObjects(poller, storage.mirrorBucket, ['s3:DeleteObject'], `${mirrorStore.prefix}*`);
+  acknowledgeObjectWildcard(
+    poller.role ?? poller,
+    storage.mirrorBucket,
+    'Retention deletes {channel}/{board}/{version}/{file} of releases older than keepReleases, not known at deploy time. The poller may only delete (no get, put or ACLs), and only under the mirror prefix.',
+    `${mirrorStore.prefix}*`,
+  );
 
   grantLedger(worker, storage.table);
   grantObjects(

@@ -12,9 +12,9 @@ const logger = new Logger({ serviceName: serviceNames.poller });
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.poller });
 
 /**
- * One scheduled run; per-channel failures are in the report and in the `PollErrors` metric. The fleet pass
- * (counts snapshot, `update.rolled_out` and `update.failed_rate`) rides on the same schedule; its failure
- * is logged and never fails the poll.
+ * One scheduled run; per-channel failures are in the report and in the `PollErrors` metric, failed
+ * retention in `PruneFailures`. The fleet pass (counts snapshot, `update.rolled_out` and
+ * `update.failed_rate`) rides on the same schedule; its failure is logged and never fails the poll.
  */
 export function createPollerHandler(
   load: () => Promise<MirrorRuntime>,
@@ -32,7 +32,13 @@ export function createPollerHandler(
         MetricUnit.Count,
         report.results.filter((r) => r.outcome === 'new-release').length,
       );
-      deps.logger.info('poll.done', { time: event.time, results: report.results, resent: report.resent });
+      sink.addMetric(metricNames.pruneFailures, MetricUnit.Count, report.pruneFailures);
+      deps.logger.info('poll.done', {
+        time: event.time,
+        results: report.results,
+        resent: report.resent,
+        pruned: report.pruned,
+      });
       if (runtime.fleet !== undefined) {
         const fleet = {
           ledger: runtime.fleet,

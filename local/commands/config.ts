@@ -34,7 +34,12 @@ export function renderConfigReport(report: ConfigCheckReport): string {
   const config = report.effective;
   if (config !== undefined) {
     const width = Math.max(...config.channels.map((c) => c.name.length));
-    lines.push('channels:', ...config.channels.map((c) => `  ${c.name.padEnd(width)}  ${c.resolvedBaseUrl}`));
+    const keep = (c: { keepReleases?: number }) =>
+      c.keepReleases === undefined ? '' : `  (keep the newest ${c.keepReleases} per board)`;
+    lines.push(
+      'channels:',
+      ...config.channels.map((c) => `  ${c.name.padEnd(width)}  ${c.resolvedBaseUrl}${keep(c)}`),
+    );
     lines.push(`boards: ${config.boards.join(', ')}`);
     lines.push(
       'artifacts:',

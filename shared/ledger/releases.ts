@@ -20,6 +20,7 @@ export interface ReleaseLedger {
   /** Creates the release's artifacts (pending), then claims the release; true for the one caller that did. */
   claimRelease(release: ReleaseRef, artifacts: ArtifactPlan[]): Promise<boolean>;
   getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined>;
+  /** Claimed releases, oldest version first; a release retention is pruning is not among them. */
   listReleases(channel?: string, board?: string): Promise<ReleaseRecord[]>;
   /**
    * Hands the finalize to exactly one caller, once every required artifact is verified and every optional

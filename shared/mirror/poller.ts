@@ -5,6 +5,7 @@ import type { ArtifactPlan, ArtifactRecord, PollState } from '../ledger/ledger.t
 import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
+import { runRetention } from '../retention/run.ts';
 import { metricNames } from '../telemetry-names.ts';
 import type { MirrorDeps } from './deps.ts';
 import { finalizeIfDone } from './finalize.ts';
@@ -45,6 +46,10 @@ export interface PollReport {
   expiringKeys: string[];
   /** Artifacts awaiting trust that were sent again because the trust changed since their refusal. */
   requeuedForTrust: number;
+  /** Releases deleted by retention: prunes left half-done by an earlier run, and streams over `keepReleases`. */
+  pruned: number;
+  /** Parts of the retention sweep that failed (logged as `retention.prune_failed`). */
+  pruneFailures: number;
 }
 
 const stalledPerRun = 200;
@@ -325,5 +330,14 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
   } catch (error) {
     deps.logger.error('keyring.check_failed', { error: describeError(error) });
   }
-  return { results, resent, refinalized, expiringKeys, requeuedForTrust };
+  const retention = await runRetention(deps, config);
+  return {
+    results,
+    resent,
+    refinalized,
+    expiringKeys,
+    requeuedForTrust,
+    pruned: retention.pruned,
+    pruneFailures: retention.failures,
+  };
 }

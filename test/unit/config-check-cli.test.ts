@@ -43,7 +43,10 @@ afterAll(async () => {
 describe('cldist config check', () => {
   it('prints the effective config of a valid file and exits 0', async () => {
     const file = await write('good.json', {
-      channels: [{ name: 'stable' }, { name: 'lts-2024', baseUrl: 'https://mirror.example/{channel}/' }],
+      channels: [
+        { name: 'stable', keepReleases: 5 },
+        { name: 'lts-2024', baseUrl: 'https://mirror.example/{channel}/' },
+      ],
       boards: ['amd64-usr', 'arm64-usr'],
       artifacts: [{ name: 'version.txt' }, { name: 'flatcar_production_pxe.vmlinuz', required: false }],
       keyring: {
@@ -57,7 +60,9 @@ describe('cldist config check', () => {
     expect(run.code).toBe(0);
     const out = run.stdout;
     expect(out).toContain(`config: ${file}`);
-    expect(out).toMatch(/^ {2}stable +https:\/\/stable\.release\.flatcar-linux\.net$/m);
+    expect(out).toMatch(
+      /^ {2}stable +https:\/\/stable\.release\.flatcar-linux\.net {2}\(keep the newest 5 per board\)$/m,
+    );
     expect(out).toMatch(/^ {2}lts-2024 +https:\/\/mirror\.example\/lts-2024$/m);
     expect(out).toContain('boards: amd64-usr, arm64-usr');
     expect(out).toContain('  version.txt (required)');
