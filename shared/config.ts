@@ -280,6 +280,11 @@ export const configSchema = z.strictObject({
       maxPendingMachines: z.number().int().min(1).max(10_000_000).default(100_000),
       /** At most about this much memory of waiting state, in MiB. */
       maxPendingMiB: z.number().int().min(1).max(4096).default(64),
+      /**
+       * A check-in that changes nothing since the state last written (no event, same version, group,
+       * board, OEM, boot and answer) is written again only after this long; 0 writes every check-in.
+       */
+      unchangedRefreshMinutes: z.number().int().min(0).max(1440).default(10),
       /** Days a machine stays in the fleet view after it was last heard of. */
       retentionDays: z.number().int().min(1).max(3650).default(30),
       /** A machine not heard of for this long is inactive: counted apart, and not waited for by a rollout. */
@@ -302,6 +307,7 @@ export const configSchema = z.strictObject({
       flushAtMachines: 2000,
       maxPendingMachines: 100_000,
       maxPendingMiB: 64,
+      unchangedRefreshMinutes: 10,
       retentionDays: 30,
       activeWindowMinutes: 180,
       snapshotEveryMinutes: 5,

@@ -21,6 +21,12 @@ export interface FleetRecorderOptions {
   maxMachines: number;
   /** At most about this many bytes of waiting state; beyond it the oldest is dropped. */
   maxBytes: number;
+  /**
+   * A check-in that changes nothing (same group, version, board, OEM, boot and answer as the state last
+   * written, and no event) within this long of it is not written again: its only news is the time.
+   * 0 writes every check-in.
+   */
+  unchangedRefreshMs: number;
   /** Told about failed flushes (retried) and dropped states (lost), at most once per flush. */
   onError: (error: unknown, dropped: number) => void;
   startTimer?: StartTimer;
@@ -37,6 +43,8 @@ export interface FleetRecorderStats {
   dropped: number;
   /** Check-ins recorded since start. */
   recorded: number;
+  /** Check-ins not written because they changed nothing within `unchangedRefreshMs`. */
+  unchanged: number;
 }
 
 /** The recorder the Omaha endpoint writes to, plus what its host needs: flush, close and its figures. */
@@ -92,6 +100,22 @@ function storable(checkIn: FleetCheckIn): boolean {
   return typeof detail === 'string' && detail.length <= maxFleetFieldLength && Array.isArray(checkIn.events);
 }
 
+/** What a check says apart from its time: equal fingerprints, nothing new to write. */
+function fingerprintOf(check: FleetCheckState): string {
+  const { answer } = check;
+  const detail = answer.kind === 'update' ? answer.version : answer.kind === 'error' ? answer.status : '';
+  return [
+    check.appId,
+    check.group,
+    check.version,
+    check.board,
+    check.oem,
+    check.bootId,
+    answer.kind,
+    detail,
+  ].join('\n');
+}
+
 function checkOf(checkIn: FleetCheckIn): FleetCheckState | undefined {
   // An event-only request is no update check: it must not replace the last answer (the offer it reports on).
   if (checkIn.answer.kind === 'event-ack') return undefined;
@@ -135,6 +159,11 @@ function eventOf(checkIn: FleetCheckIn): FleetEventState | undefined {
  * overwritten by an older one; a failed flush puts its states back under any newer ones and is retried on
  * the next interval.
  *
+ * A check-in that changes nothing since the state last written (no event, the same version, group,
+ * board, OEM, boot and answer) within `unchangedRefreshMs` is not written at all: a machine that checks
+ * in more often than that (update_engine retrying, a benchmark) costs one write per period, and its
+ * last-check time in the ledger lags by at most that much.
+ *
  * What a crash can lose: the states recorded since the last successful flush, that is at most
  * `flushIntervalMs` plus one flush's duration of check-ins (while the ledger is reachable). A state once
  * written stays until a newer state of the same machine replaces it. Memory is bounded by `maxMachines`
@@ -148,7 +177,35 @@ export function createFleetRecorder(options: FleetRecorderOptions): BufferedFlee
   let running: Promise<void> = Promise.resolve();
   let flushQueued = false;
   let closed = false;
-  const counts = { written: 0, dropped: 0, recorded: 0 };
+  const counts = { written: 0, dropped: 0, recorded: 0, unchanged: 0 };
+  /** What was last written per machine, oldest first, at most `maxMachines`: to skip unchanged check-ins. */
+  const lastWritten = new Map<string, { fingerprint: string; at: number }>();
+
+  function remember(writes: readonly FleetWrite[]): void {
+    if (options.unchangedRefreshMs <= 0) return;
+    for (const write of writes) {
+      if (write.check === undefined) continue;
+      lastWritten.delete(write.machineId);
+      lastWritten.set(write.machineId, {
+        fingerprint: fingerprintOf(write.check),
+        at: Date.parse(write.check.at),
+      });
+    }
+    for (const machineId of lastWritten.keys()) {
+      if (lastWritten.size <= options.maxMachines) break;
+      lastWritten.delete(machineId);
+    }
+  }
+
+  function unchanged(machineId: string, check: FleetCheckState): boolean {
+    if (pending.has(machineId)) return false;
+    const last = lastWritten.get(machineId);
+    return (
+      last !== undefined &&
+      Date.parse(check.at) - last.at < options.unchangedRefreshMs &&
+      last.fingerprint === fingerprintOf(check)
+    );
+  }
   /** Dropped since last reported, so a long outage reports once per flush, not once per check-in. */
   let unreported = 0;
 
@@ -195,6 +252,7 @@ export function createFleetRecorder(options: FleetRecorderOptions): BufferedFlee
     try {
       await options.ledger.writeFleet(writes);
       counts.written += writes.length;
+      remember(writes);
     } catch (error) {
       // Back in, under anything newer recorded meanwhile, and oldest first again.
       const newer = pending;
@@ -245,6 +303,10 @@ export function createFleetRecorder(options: FleetRecorderOptions): BufferedFlee
     const check = checkOf(checkIn);
     const event = eventOf(checkIn);
     if (check === undefined && event === undefined) return;
+    if (event === undefined && check !== undefined && unchanged(checkIn.machineId, check)) {
+      counts.unchanged++;
+      return;
+    }
     put(checkIn.machineId, {
       ...(check === undefined ? {} : { check }),
       ...(event === undefined ? {} : { event }),

@@ -40,6 +40,7 @@ export function createFleetRecording(
     flushAtMachines: config.fleet.flushAtMachines,
     maxMachines: config.fleet.maxPendingMachines,
     maxBytes: config.fleet.maxPendingMiB * MiB,
+    unchangedRefreshMs: config.fleet.unchangedRefreshMinutes * 60_000,
     onError: options.onError,
     ...(options.startTimer === undefined ? {} : { startTimer: options.startTimer }),
   });

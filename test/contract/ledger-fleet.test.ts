@@ -204,6 +204,7 @@ describe('the fleet part of the ledger (dynalite)', () => {
       flushAtMachines: 1000,
       maxMachines: 20_000,
       maxBytes: 64 * 1024 * 1024,
+      unchangedRefreshMs: 600_000,
       onError: (error) => {
         throw error;
       },

@@ -84,6 +84,7 @@ describe('bad input to the fleet (fast-check)', () => {
       flushAtMachines: 1_000_000,
       maxMachines: 100_000,
       maxBytes: 64 * 1024 * 1024,
+      unchangedRefreshMs: 600_000,
       onError: (error) => errors.push(error),
     });
     const checkIn = fc.record({

@@ -72,6 +72,7 @@ function recorder(over: Partial<Parameters<typeof createFleetRecorder>[0]> = {})
     flushAtMachines: 100,
     maxMachines: 1000,
     maxBytes: 1024 * 1024,
+    unchangedRefreshMs: 0,
     onError: (error, dropped) => errors.push({ error, dropped }),
     startTimer: timer.startTimer,
     ...over,
@@ -216,6 +217,35 @@ describe('the fleet recorder (write-behind, coalescing per machine)', () => {
     await fleet.flush();
     expect(ledger.flushes.flat().map((w) => [w.machineId, w.check?.bootId])).toEqual([['m1', undefined]]);
     expect(fleet.stats().dropped).toBe(5);
+  });
+
+  it('writes a check-in that changes nothing only once per unchangedRefreshMs, and any change at once', async () => {
+    const { fleet, ledger } = recorder({ unchangedRefreshMs: 600_000 });
+    const at = (minute: number) =>
+      new Date(Date.parse('2026-12-03T08:00:00Z') + minute * 60_000).toISOString();
+    fleet.record(checkIn('m1', { at: at(0) }));
+    await fleet.flush();
+    fleet.record(checkIn('m1', { at: at(1) }));
+    fleet.record(checkIn('m1', { at: at(2) }));
+    expect(fleet.stats()).toMatchObject({ pending: 0, unchanged: 2 });
+    // An event, another answer, another version: news, written at once.
+    fleet.record(
+      checkIn('m1', { at: at(3), events: [{ type: 13, result: 1 }], answer: { kind: 'event-ack' } }),
+    );
+    await fleet.flush();
+    fleet.record(checkIn('m1', { at: at(4), answer: { kind: 'update', version: '4152.2.0' } }));
+    await fleet.flush();
+    fleet.record(checkIn('m1', { at: at(5), answer: { kind: 'update', version: '4152.2.0' } }));
+    // Ten minutes after the last write, the same state is written again, so the last check stays fresh.
+    fleet.record(checkIn('m1', { at: at(14), answer: { kind: 'update', version: '4152.2.0' } }));
+    await fleet.flush();
+    expect(ledger.flushes.map((f) => f.map((w) => [w.check?.at ?? '-', w.event?.status ?? '-']))).toEqual([
+      [[at(0), '-']],
+      [['-', 'download-started']],
+      [[at(4), '-']],
+      [[at(14), '-']],
+    ]);
+    expect(fleet.stats().unchanged).toBe(3);
   });
 
   it('writes what is left on close and arms no timer after it', async () => {
