@@ -23,6 +23,15 @@ export const apiPaths = {
   metadataPrefix: '/v1/metadata',
   /** The gateway's greedy route over the metadata prefix. */
   metadata: '/v1/metadata/{proxy+}',
+  /**
+   * The Omaha endpoint instances name in `SERVER=`. Nebraska's path ends in a slash (`/v1/update/`);
+   * API Gateway routes a path with and without its trailing slash alike, and the app serves both.
+   */
+  update: '/v1/update',
+  updateGroups: '/v1/update-groups',
+  updateGroup: '/v1/update-groups/{name}',
+  updateGroupPause: '/v1/update-groups/{name}/pause',
+  updateGroupResume: '/v1/update-groups/{name}/resume',
 } as const;
 
 export type ApiMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
@@ -48,6 +57,11 @@ export const apiRoutes = {
     { method: 'HEAD', path: apiPaths.metadata },
     { method: 'PUT', path: apiPaths.metadata },
   ],
+  /**
+   * Called by update_engine on every instance about every 45 minutes: no IAM and no token (the Omaha
+   * client sends neither); it reveals only which verified releases a group is offered, and is throttled.
+   */
+  update: [{ method: 'POST', path: apiPaths.update }],
   /** Called by an operator: SigV4-signed and IAM-authorised on AWS, a bearer token on one machine. */
   admin: [
     { method: 'PUT', path: apiPaths.instance },
@@ -61,6 +75,12 @@ export const apiRoutes = {
     { method: 'GET', path: apiPaths.releases },
     { method: 'POST', path: apiPaths.releaseRetry },
     { method: 'GET', path: apiPaths.fleet },
+    { method: 'GET', path: apiPaths.updateGroups },
+    { method: 'GET', path: apiPaths.updateGroup },
+    { method: 'PUT', path: apiPaths.updateGroup },
+    { method: 'DELETE', path: apiPaths.updateGroup },
+    { method: 'POST', path: apiPaths.updateGroupPause },
+    { method: 'POST', path: apiPaths.updateGroupResume },
   ],
 } as const satisfies Record<string, readonly ApiRoute[]>;
 
@@ -72,6 +92,7 @@ export function routeKey(route: ApiRoute): string {
 export const instanceRouteKeys: readonly string[] = apiRoutes.instance.map(routeKey);
 export const metadataRouteKeys: readonly string[] = apiRoutes.metadata.map(routeKey);
 export const adminRouteKeys: readonly string[] = apiRoutes.admin.map(routeKey);
+export const updateRouteKeys: readonly string[] = apiRoutes.update.map(routeKey);
 
 type HonoSegment<S extends string> = S extends `{${string}+}`
   ? '*'

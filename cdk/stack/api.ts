@@ -15,6 +15,7 @@ import { grantBucketKey, grantLedger, grantObjects } from '../grants.ts';
 import { acknowledge, acknowledgeObjectWildcard } from '../nag.ts';
 import type { DeploySettings } from '../settings.ts';
 import type { Storage } from './storage.ts';
+import { acknowledgeUpdateRoutes, updateRouteSettings } from './update-routes.ts';
 
 export interface ApiProps {
   config: CldistConfig;
@@ -25,6 +26,8 @@ export interface ApiProps {
   projectRoot: string;
   /** The release admin routes send jobs here (retry). */
   jobs: sqs.IQueue;
+  /** The mirror's public HTTPS URL (CloudFront), named in Omaha answers; absent, no Omaha endpoint. */
+  mirrorPublicUrl?: string;
 }
 
 export interface Api {
@@ -37,6 +40,7 @@ export interface Api {
 interface RouteGroups {
   instance: apigw.HttpRoute[];
   metadata: apigw.HttpRoute[];
+  update: apigw.HttpRoute[];
   admin: apigw.HttpRoute[];
 }
 
@@ -62,10 +66,11 @@ export function buildApi(stack: Stack, props: ApiProps): Api {
   const fn = apiFunction(stack, props, publicUrl, proxySecret);
   const routes = addApiRoutes(httpApi, fn);
   const stage = apiStage(stack, httpApi, props, domain);
-  for (const route of [...routes.instance, ...routes.metadata, ...routes.admin]) {
+  for (const route of [...routes.instance, ...routes.metadata, ...routes.update, ...routes.admin]) {
     stage.node.addDependency(route);
   }
   acknowledgeUnsignedRoutes(routes);
+  acknowledgeUpdateRoutes(routes.update);
   if (domain !== undefined) {
     new CfnOutput(stack, 'ApiDomainTarget', {
       value: domain.regionalDomainName,
@@ -108,6 +113,7 @@ function apiFunction(
       configKmsKeyId: configKey.keyArn,
       jobsQueueUrl: props.jobs.queueUrl,
       metadataProxySecretArn: proxySecret.secret.secretArn,
+      ...(props.mirrorPublicUrl === undefined ? {} : { mirrorPublicUrl: props.mirrorPublicUrl }),
     },
     memorySize: 1024,
     timeout: Duration.seconds(15),
@@ -144,6 +150,7 @@ function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
   return {
     instance: addRoutes(apiRoutes.instance),
     metadata: addRoutes(apiRoutes.metadata),
+    update: addRoutes(apiRoutes.update),
     admin: addRoutes(apiRoutes.admin, iamAuthorizer),
   };
 }
@@ -200,6 +207,7 @@ function apiStage(
         ThrottlingBurstLimit: deploy.api.metadataBurstLimit,
       },
     ]),
+    ...updateRouteSettings(deploy),
   ]);
   return stage;
 }

@@ -24,6 +24,7 @@ import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
 import { createFleetRecording, fleetLedgerFor } from '../../shared/update/fleet-runtime.ts';
+import { createUpdateService } from '../../shared/update/wiring.ts';
 
 const { config, resources } = parseRuntimeEnv(process.env);
 if (resources.configBucket === undefined) {
@@ -42,13 +43,14 @@ const bodies = createS3Store(new S3Client({}), {
   bucket: resources.configBucket,
   sse: resources.configKmsKeyId === undefined ? 'AES256' : { kmsKeyId: resources.configKmsKeyId },
 });
+const ledger = createDynamoLedger(doc, resources.tableName);
 // The release admin routes send jobs; SQS is loaded on the first retry, not on every cold start.
 const jobsQueueUrl = resources.jobsQueueUrl;
 const releases =
   jobsQueueUrl === undefined
     ? undefined
     : {
-        ledger: createDynamoLedger(doc, resources.tableName),
+        ledger,
         jobs: {
           async sendJobs(jobs: MirrorJob[]) {
             const [{ SQSClient }, { createSqsJobQueue }] = await Promise.all([
@@ -69,6 +71,23 @@ const fleet = createFleetRecording(fleetLedgerFor(doc, resources.tableName, conf
       `${JSON.stringify({ level: 'warn', event: 'fleet.flush_failed', dropped, cause: describeError(error) })}\n`,
     ),
 });
+// Omaha answers name payloads by the mirror's public URL; a private bucket without CloudFront has none.
+const updates =
+  resources.mirrorPublicUrl === undefined
+    ? undefined
+    : createUpdateService(
+        {
+          groups: ledger,
+          current: ledger,
+          payloads: ledger,
+          clock: () => new Date(),
+          recorder: fleet.recorder,
+        },
+        {
+          mirrorBaseUrl: resources.mirrorPublicUrl,
+          channels: config.channels.map((channel) => channel.name),
+        },
+      );
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.api });
 let metricsStored = false;
 // The metadata proxies' secret: read lazily (the first proxied request pays for it, no other route does),
@@ -102,6 +121,7 @@ const app = createApiApp(
     },
     ...(proxySecrets === undefined ? {} : { proxySecrets }),
     fleet: fleet.api,
+    ...(updates === undefined ? {} : { updates }),
   },
   config,
 );

@@ -15,6 +15,7 @@ const commands = new Map<string, () => Promise<Register>>([
   ['releases', async () => (await import('./releases.ts')).registerReleasesCommand],
   ['metadata-proxy', async () => (await import('./metadata-proxy.ts')).registerMetadataProxyCommand],
   ['config', async () => (await import('./config.ts')).registerConfigCommand],
+  ['updates', async () => (await import('./updates.ts')).registerUpdatesCommand],
 ]);
 
 /** Registers the command `argv` names, or every command when it names none of them. */

@@ -6,6 +6,8 @@ import type { CldistConfig } from '../../shared/config.ts';
 import { describeError } from '../../shared/errors.ts';
 import { redactPaths } from '../../shared/log-safety.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import type { UpdatePayloadLookup } from '../../shared/update/payload-record.ts';
+import { createUpdateService } from '../../shared/update/wiring.ts';
 import { startMetadataListener } from '../metadata-listener.ts';
 import { createMirrorApp } from '../mirror-http.ts';
 import type { StatusModel } from '../status/model.ts';
@@ -51,6 +53,8 @@ export interface AppParts {
   instances: LocalInstances;
   fleet: LocalFleet;
   status: () => Promise<StatusModel>;
+  /** Verified update payloads; the runtime's ledger unless a caller stands in its own. */
+  updatePayloads?: UpdatePayloadLookup;
 }
 
 /** One server for the status page, the mirror at /mirror and the instance API, as the Lambda serves it. */
@@ -70,6 +74,22 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
       publicBaseUrl: config.api.publicBaseUrl ?? server.url,
     },
   };
+  const ledger = parts.runtime.deps.ledger;
+  // The mirror app below serves the store under /mirror, update payloads included.
+  const updates = createUpdateService(
+    {
+      groups: ledger,
+      current: ledger,
+      clock: () => new Date(),
+      payloads: parts.updatePayloads ?? ledger,
+      recorder: parts.fleet.recorder,
+      onRecordError: internalError('update.record_failed'),
+    },
+    {
+      mirrorBaseUrl: `${(apiConfig.api.publicBaseUrl ?? server.url).replace(/\/+$/, '')}/mirror`,
+      channels: config.channels.map((channel) => channel.name),
+    },
+  );
   const root = new Hono();
   root.route(
     '/',
@@ -91,7 +111,8 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
       {
         ...instances.serviceDeps,
         adminAuth: { kind: 'bearer', token: parts.adminToken },
-        releases: { ledger: parts.runtime.deps.ledger, jobs: parts.runtime.deps.jobs },
+        releases: { ledger, jobs: parts.runtime.deps.jobs },
+        updates,
         countRefused: instances.upkeep.countRefused,
         onInternalError: internalError('api.internal_error'),
         ...(instances.proxySecrets === undefined ? {} : { proxySecrets: instances.proxySecrets }),

@@ -20,16 +20,20 @@ export function statusSource(parts: {
   trust: TrustedKeyring;
   notifications: LocalNotifications;
   scheduler: Scheduler;
-  pool: Pick<WorkerPool, 'inFlight'>;
+  /** Absent until the queue stand-in started (on demand). */
+  pool: () => Pick<WorkerPool, 'inFlight'> | undefined;
   concurrency: number;
-  instances: LocalInstances;
-  fleet: LocalFleet;
+  /** Absent without an HTTP server: the page then has no instance section. */
+  instances?: LocalInstances;
+  /** Absent without an HTTP server (no Omaha endpoint): the page then has no fleet section. */
+  fleet?: LocalFleet;
   diskGuard: DiskGuard;
   demo: boolean;
   url: string;
 }): () => Promise<StatusModel> {
   const { config, deps } = parts.runtime;
   const warningDays = config.keyring.expiryWarningDays;
+  const { instances, fleet } = parts;
   return () =>
     buildStatus({
       ledger: deps.ledger,
@@ -39,14 +43,21 @@ export function statusSource(parts: {
       keyWarningDays: warningDays,
       recentEvents: () => parts.notifications.recent(),
       pollProblem: parts.scheduler.pollProblem,
-      worker: () => ({ inFlight: parts.pool.inFlight, concurrency: parts.concurrency }),
+      worker: () => ({ inFlight: parts.pool()?.inFlight ?? 0, concurrency: parts.concurrency }),
       demo: parts.demo,
       mirrorBaseUrl: `${parts.url}/mirror`,
-      instances: () => listInstanceRows(parts.instances.instances, statusInstanceLimit),
+      ...(instances === undefined
+        ? {}
+        : {
+            instances: () => listInstanceRows(instances.instances, statusInstanceLimit),
+            refusedFetches: () => instances.upkeep.refusedTotals(),
+          }),
       disk: () => parts.diskGuard.state(),
-      refusedFetches: () => parts.instances.upkeep.refusedTotals(),
-      fleet: () =>
-        fleetStatusView(parts.fleet.ledger, parts.fleet.lastPass(), deps.clock(), statusInstanceLimit),
+      ...(fleet === undefined
+        ? {}
+        : {
+            fleet: () => fleetStatusView(fleet.ledger, fleet.lastPass(), deps.clock(), statusInstanceLimit),
+          }),
       clock: deps.clock,
     });
 }

@@ -19,6 +19,11 @@ export interface ServeOptions {
   /** false: no HTTP server at all (`cldist mirror --once` only mirrors); the handle's url is then empty. */
   http?: boolean;
   concurrency: number;
+  /**
+   * When the queue stand-in starts: `eager` (default) with everything else; `on-demand` on the first job
+   * or event, so a run with nothing new starts neither it nor the worker pool (`mirror --once`).
+   */
+  queue?: 'eager' | 'on-demand';
   /** `--store s3://bucket/prefix`: overrides the config's store. Otherwise a local folder under the data dir. */
   store?: { bucket: string; prefix: string };
   /** AWS region of the clients (the stand-ins accept any); default us-east-1. */
@@ -62,12 +67,14 @@ export interface ServeHandle {
   metadataUrl?: string;
   store: ObjectStore;
   ledger: Ledger;
-  /** The fleet: its recorder (what the Omaha endpoint writes to), its ledger and its counting pass. */
-  fleet: LocalFleet;
+  /** The fleet: its recorder (what the Omaha endpoint writes to), its ledger and its counting pass; absent without HTTP. */
+  fleet?: LocalFleet;
   /** Poll every channel now (also the start-up poll); resolves with the core's report. */
   pollNow(): Promise<PollReport>;
   /** The report of the last finished poll. */
   lastPoll(): PollReport | undefined;
+  /** Whether the queue stand-in (and with it the worker pool) was started: false while nothing was sent. */
+  queueStarted(): boolean;
   status(): Promise<StatusModel>;
   /**
    * Resolves when no job is queued, in flight or waiting for a retry, or when the server closes; rejects

@@ -13,6 +13,7 @@ import {
   type SimSigningKey,
   signChunks,
 } from './signing.ts';
+import { type PublishedUpdate, type PublishUpdateOptions, publishUpdatePayloads } from './update-payloads.ts';
 
 /** What can go wrong on the way from a release server; each is consumed by matching requests. */
 export type Fault =
@@ -117,6 +118,8 @@ export interface SimOrigin {
   primaryFingerprint: string;
   signingKeyFingerprint: string;
   publishRelease(options: PublishOptions): Promise<PublishedRelease>;
+  /** Update payloads at the update origin's layout (`./update-payloads.ts`; `simUpdateOrigin(url)` for the config). */
+  publishUpdatePayloads(options: PublishUpdateOptions): Promise<PublishedUpdate>;
   setCurrent(channel: string, board: string, version: string): void;
   /** Put or replace one file as is (no signature made), e.g. a garbage `.sig`. */
   putFile(path: string, content: string | Uint8Array): void;
@@ -575,6 +578,15 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
       }
       return published;
     },
+    publishUpdatePayloads: (update) =>
+      publishUpdatePayloads(
+        {
+          url,
+          putFile: putContent,
+          signDetached: async (bytes) => (await signChunks(key, [bytes])).signature,
+        },
+        update,
+      ),
     setCurrent(channel, board, version) {
       const previous = current.get(`/${channel}/${board}`);
       current.set(`/${channel}/${board}`, { version, modified: nextModified(previous?.modified) });

@@ -26,10 +26,12 @@ import { type ProxySecretsProvider, peerAddress } from '../metadata/identity.ts'
 import { createConfigMerger } from '../metadata/merge.ts';
 import { mountProxiedMetadata } from '../metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../mirror/release-admin.ts';
+import type { UpdateRouteDeps } from '../update/wiring.ts';
 import { createFleetRoutes, type FleetApiDeps } from './fleet-routes.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
+import { createUpdateRoutes } from './update-routes.ts';
 
 /**
  * How admin callers are authenticated. On AWS the API Gateway IAM authorizer checks the caller before the
@@ -50,6 +52,8 @@ export interface ApiDeps extends InstanceServiceDeps {
   proxySecrets?: ProxySecretsProvider;
   /** The fleet view (`GET /v1/fleet`) and the recorder the Omaha endpoint writes check-ins to. */
   fleet?: FleetApiDeps;
+  /** The Omaha endpoint and the update group routes; absent, they answer 404. */
+  updates?: UpdateRouteDeps;
 }
 
 /** Seconds Ignition (or any client) is told to wait before retrying a 503. */
@@ -271,5 +275,6 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
   );
   if (deps.releases !== undefined) app.route('/', createReleaseRoutes(deps.releases, config, requireAdmin));
   if (deps.fleet !== undefined) app.route('/', createFleetRoutes(deps.fleet, config, requireAdmin));
+  if (deps.updates !== undefined) app.route('/', createUpdateRoutes(deps.updates, requireAdmin));
   return app;
 }

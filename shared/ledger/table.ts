@@ -78,6 +78,10 @@ export const ledgerIndex = {
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
   /** Every fleet machine's check and event items, sorted by `{machineId}#check` / `{machineId}#event`. */
   fleet: 'fleet',
+  /** Update payloads planned and not yet verified, refused or missing, sorted by `{updatedAt}#...`. */
+  openUpdatePayloads: 'open-update-payload',
+  /** Every update group, sorted by name. */
+  updateGroups: 'update-group',
 } as const;
 
 interface ReleaseKeyParts {
@@ -90,6 +94,9 @@ const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
 const fleetPartitionPrefix = 'fleet#';
+const updatePayloadSortPrefix = 'payload#';
+/** The sort key prefix of an update group's period items (`period#<ISO start>`, so they sort by time). */
+export const updatePeriodSortPrefix = 'period#';
 
 /** Key formats of every item kind in the table. */
 export const ledgerItems = {
@@ -119,6 +126,14 @@ export const ledgerItems = {
   fleetSnapshot: (at: string) => ledgerKey('fleet-snapshot', at),
   /** A fleet notification (`update.rolled_out`, `update.failed_rate`) that goes out once per subject. */
   fleetNotice: (event: string, subject: string) => ledgerKey(`fleet-notice#${event}`, subject),
+  /** An update group, keyed by the `track` its instances send. */
+  updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
+  /** The machines an update group's per-period cap admitted in the period starting at `start`. */
+  updatePeriod: (name: string, start: string) =>
+    ledgerKey(`updgroup#${name}`, `${updatePeriodSortPrefix}${start}`),
+  /** One update payload of a release; a board and version's payloads share the partition. */
+  updatePayload: (board: string, version: string, name: string) =>
+    ledgerKey(updatePayloadPartition(board, version), `${updatePayloadSortPrefix}${name}`),
 } as const;
 
 /** The fleet-side key parts that queries need on their own. */
@@ -126,6 +141,12 @@ export const fleetKeyParts = {
   snapshotPartition: 'fleet-snapshot',
   /** `gsi1` sort key of a machine's item of `kind` (`check` or `event`). */
   indexSort: (machineId: string, kind: 'check' | 'event') => `${machineId}#${kind}`,
+} as const;
+
+/** The update payload key parts that queries need on their own. */
+export const updatePayloadKeyParts = {
+  partition: updatePayloadPartition,
+  sortPrefix: updatePayloadSortPrefix,
 } as const;
 
 /** The instance-side key parts that queries and scans need on their own. */
@@ -143,6 +164,11 @@ function releasePartition(r: ReleaseKeyParts): string {
 
 function currentPartition(channel: string, board: string): string {
   return `current#${channel}#${board}`;
+}
+
+/** By board and version alone: the update origin's layout has no channel, and neither do its payloads. */
+function updatePayloadPartition(board: string, version: string): string {
+  return `upd#${board}#${version}`;
 }
 
 function instancePartition(id: string): string {

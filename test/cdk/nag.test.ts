@@ -79,6 +79,7 @@ describe('cdk-nag AwsSolutions', () => {
         'Cldist/Api/GET--v1--metadata--{proxy+} AwsSolutions-APIG4',
         'Cldist/Api/HEAD--v1--metadata--{proxy+} AwsSolutions-APIG4',
         'Cldist/Api/PUT--v1--metadata--{proxy+} AwsSolutions-APIG4',
+        'Cldist/Api/POST--v1--update AwsSolutions-APIG4',
         'Cldist/MetadataProxySecret/Secret AwsSolutions-SMG4',
         'Cldist/MirrorDistribution AwsSolutions-CFR1',
         'Cldist/MirrorDistribution AwsSolutions-CFR2',

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { omahaCheck } from '../support/update-fixtures.ts';
 import type { Deployment } from './harness/deployment.ts';
 import { deployStack } from './harness/fixture.ts';
 import { HttpApi, operatorCaller } from './harness/http-api.ts';
@@ -89,6 +90,34 @@ describe('the deployed API', () => {
       'bulk-a',
       'bulk-b',
     ]);
+  });
+
+  it('answers update_engine without credentials, and keeps the update groups for IAM callers', async () => {
+    const check = (track: string) =>
+      api.request({
+        method: 'POST',
+        path: '/v1/update',
+        headers: { 'content-type': 'text/xml' },
+        body: omahaCheck({ track }),
+      });
+    const stable = await check('stable');
+    expect(stable).toMatchObject({ status: 200, answeredBy: 'function' });
+    expect(stable.headers['content-type']).toBe('application/xml; charset=utf-8');
+    // Nothing is mirrored in this deployment, so the channel's track is told there is nothing new.
+    expect(stable.body).toMatch(/<updatecheck status="noupdate"\/>/);
+    expect((await check('canary')).body).toMatch(/status="error-unknownApplicationOrGroup"/);
+
+    const unsigned = await api.request({ method: 'GET', path: '/v1/update-groups' });
+    expect(unsigned).toMatchObject({ status: 403, answeredBy: 'gateway' });
+    const put = await api.request({
+      method: 'PUT',
+      path: '/v1/update-groups/canary',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'stable', rollout: { kind: 'percent', percent: 10 } }),
+      iam: operatorCaller,
+    });
+    expect(put.status, put.body).toBe(201);
+    expect((await check('canary')).body).toMatch(/<updatecheck status="noupdate"\/>/);
   });
 
   it('answers 404 from the gateway for a route the template does not declare', async () => {

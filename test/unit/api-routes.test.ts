@@ -11,6 +11,7 @@ import { createDynamoInstanceRepository } from '../../shared/instances/repositor
 import { createDynamoFleetLedger } from '../../shared/ledger/fleet.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
+import { createUpdateService } from '../../shared/update/wiring.ts';
 
 const bodiesDir = mkdtempSync(join(tmpdir(), 'cldist-api-routes-'));
 afterAll(() => rmSync(bodiesDir, { recursive: true, force: true }));
@@ -23,19 +24,24 @@ function registeredRoutes(): { method: string; path: string }[] {
   const doc = DynamoDBDocumentClient.from(
     new DynamoDBClient({ region: 'us-east-1', endpoint: 'http://127.0.0.1:9' }),
   );
+  const ledger = createDynamoLedger(doc, 'unused');
   const app = createApiApp(
     {
       instances: createDynamoInstanceRepository(doc, { table: 'unused' }),
       bodies: createLocalStore(bodiesDir),
       clock: () => new Date('2026-12-01T00:00:00Z'),
       adminAuth: { kind: 'bearer', token: 'a'.repeat(32) },
-      releases: { ledger: createDynamoLedger(doc, 'unused'), jobs: { sendJobs: async () => {} } },
+      releases: { ledger, jobs: { sendJobs: async () => {} } },
       proxySecrets: async () => [],
       fleet: {
         recorder: { record: () => {} },
         ledger: createDynamoFleetLedger(doc, 'unused', { retentionDays: 1, snapshotRetentionDays: 1 }),
         clock: () => new Date('2026-12-01T00:00:00Z'),
       },
+      updates: createUpdateService(
+        { groups: ledger, current: ledger, clock: () => new Date('2026-12-01T00:00:00Z') },
+        { mirrorBaseUrl: 'http://127.0.0.1:9/mirror', channels: ['stable'] },
+      ),
     },
     parseConfig({}),
   );
@@ -45,11 +51,15 @@ function registeredRoutes(): { method: string; path: string }[] {
 
 const gatewayRoutes: ApiRoute[] = Object.values(apiRoutes).flat();
 
-/** Whether a gateway route forwards this app route: same path and method, or a greedy path above it. */
+/**
+ * Whether a gateway route forwards this app route: same path and method, or a greedy path above it. API
+ * Gateway routes a path with a trailing slash as the same path without it.
+ */
 function forwards(gateway: ApiRoute, app: { method: string; path: string }): boolean {
   const path = honoPath(gateway.path);
   const greedy = path.endsWith('/*') ? path.slice(0, -1) : undefined;
-  const pathMatches = path === app.path || (greedy !== undefined && app.path.startsWith(greedy));
+  const appPath = app.path.length > 1 ? app.path.replace(/\/$/, '') : app.path;
+  const pathMatches = path === appPath || (greedy !== undefined && app.path.startsWith(greedy));
   return pathMatches && (app.method === 'ALL' || app.method === gateway.method);
 }
 
