@@ -17,6 +17,8 @@ export const apiPaths = {
   instanceCloudConfig: '/v1/instances/{id}/cloud-config',
   releases: '/v1/releases',
   releaseRetry: '/v1/releases/{channel}/{board}/{version}/retry',
+  /** The fleet view: counts and a page of machines that check in over Omaha. */
+  fleet: '/v1/fleet',
   /** Everything a trusted metadata proxy forwards, and its address lookup, lives under this prefix. */
   metadataPrefix: '/v1/metadata',
   /** The gateway's greedy route over the metadata prefix. */
@@ -103,6 +105,7 @@ export const apiRoutes = {
     { method: 'PUT', path: apiPaths.instanceBoot },
     { method: 'GET', path: apiPaths.instanceBoot },
     { method: 'DELETE', path: apiPaths.instanceBoot },
+    { method: 'GET', path: apiPaths.fleet },
     { method: 'GET', path: apiPaths.updateGroups },
     { method: 'GET', path: apiPaths.updateGroup },
     { method: 'PUT', path: apiPaths.updateGroup },

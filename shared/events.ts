@@ -166,6 +166,53 @@ export const signingKeyUnknownSchema = z
     'An artifact is signed by a key the trusted keyring does not hold: it waits (not refused) until the key is uploaded. Sent once per key and trust version.',
   );
 
+const fleetGroup = {
+  group: z.string().min(1).max(128).describe("the update group: the instances' `GROUP=` (Omaha `track`)"),
+  instances: z.number().int().min(1).describe('active instances of the group on this board'),
+};
+
+export const updateRolledOutSchema = z
+  .strictObject({
+    event: z.literal('update.rolled_out'),
+    channel: name.describe("the update group (an instance's `GROUP=`, the channel name by default)"),
+    board: release.board,
+    version: release.version.describe('the version every active instance of the group now runs'),
+    at: release.at,
+    detail: z.strictObject({
+      ...fleetGroup,
+      updated: z
+        .number()
+        .int()
+        .min(1)
+        .describe('instances of the group that reported booting into this version (update complete)'),
+    }),
+  })
+  .describe(
+    'Every active instance of an update group runs one version, reached by an update: the rollout is complete. Sent once per group, board and version.',
+  );
+
+export const updateFailedRateSchema = z
+  .strictObject({
+    event: z.literal('update.failed_rate'),
+    channel: updateRolledOutSchema.shape.channel,
+    board: release.board,
+    version: release.version.describe('the version the failing instances were updating to'),
+    at: release.at,
+    detail: z.strictObject({
+      group: fleetGroup.group,
+      updating: z.number().int().min(1).describe('active instances offered this version or updated to it'),
+      failed: z.number().int().min(1).describe('of those, instances whose last event is an error'),
+      rate: z.number().gt(0).max(1).describe('failed / updating'),
+      threshold: z.number().gt(0).max(1).describe('`fleet.failedRate.threshold`, which the rate exceeded'),
+      errorCodes: z
+        .record(z.string().regex(/^\d+$/), z.number().int().min(1))
+        .describe("update_engine's error codes of the failures, with how many instances reported each"),
+    }),
+  })
+  .describe(
+    'Among the instances updating to a version, the share whose last event is an error exceeded the configured threshold. Sent once per group, board and version.',
+  );
+
 export const eventSchemas = {
   'release.mirrored': releaseMirroredSchema,
   'release.pruned': releasePrunedSchema,
@@ -173,6 +220,8 @@ export const eventSchemas = {
   'artifact.verification_failed': artifactVerificationFailedSchema,
   'signing_key.expiring': signingKeyExpiringSchema,
   'signing_key.unknown': signingKeyUnknownSchema,
+  'update.rolled_out': updateRolledOutSchema,
+  'update.failed_rate': updateFailedRateSchema,
 } as const satisfies Record<EventName, z.ZodType>;
 
 export const eventSchema = z.discriminatedUnion('event', [
@@ -182,10 +231,14 @@ export const eventSchema = z.discriminatedUnion('event', [
   artifactVerificationFailedSchema,
   signingKeyExpiringSchema,
   signingKeyUnknownSchema,
+  updateRolledOutSchema,
+  updateFailedRateSchema,
 ]);
 export type PublishedEvent = z.infer<typeof eventSchema>;
 export type ReleaseMirroredEvent = z.infer<typeof releaseMirroredSchema>;
 export type ReleasePrunedEvent = z.infer<typeof releasePrunedSchema>;
+export type UpdateRolledOutEvent = z.infer<typeof updateRolledOutSchema>;
+export type UpdateFailedRateEvent = z.infer<typeof updateFailedRateSchema>;
 
 /** JSON Schema (draft 2020-12) of each event, as docs/events.md shows them. */
 export function eventJsonSchemas(): Record<EventName, Record<string, unknown>> {

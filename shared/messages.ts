@@ -50,6 +50,8 @@ export const eventNames = [
   'artifact.missing',
   'signing_key.expiring',
   'signing_key.unknown',
+  'update.rolled_out',
+  'update.failed_rate',
 ] as const;
 export type EventName = (typeof eventNames)[number];
 

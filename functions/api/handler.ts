@@ -24,6 +24,7 @@ import type { JobQueue } from '../../shared/mirror/deps.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
+import { createFleetRecording, fleetLedgerFor } from '../../shared/update/fleet-runtime.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
 
 const { config, resources } = parseRuntimeEnv(process.env);
@@ -63,12 +64,26 @@ const releases =
         },
       };
 let sqs: JobQueue | undefined;
+// Check-ins wait in memory only until this invocation returns (flushed below), never across a freeze.
+const fleet = createFleetRecording(fleetLedgerFor(doc, resources.tableName, config), config, {
+  clock: () => new Date(),
+  onError: (error, dropped) =>
+    process.stderr.write(
+      `${JSON.stringify({ level: 'warn', event: 'fleet.flush_failed', dropped, cause: describeError(error) })}\n`,
+    ),
+});
 // Omaha answers name payloads by the mirror's public URL; a private bucket without CloudFront has none.
 const updates =
   resources.mirrorPublicUrl === undefined
     ? undefined
     : createUpdateService(
-        { groups: ledger, current: ledger, payloads: ledger, clock: () => new Date() },
+        {
+          groups: ledger,
+          current: ledger,
+          payloads: ledger,
+          clock: () => new Date(),
+          recorder: fleet.recorder,
+        },
         {
           mirrorBaseUrl: resources.mirrorPublicUrl,
           channels: config.channels.map((channel) => channel.name),
@@ -111,6 +126,7 @@ const app = createApiApp(
       store: createDynamoBootStore(doc, resources.tableName),
       releases: releases?.ledger ?? createDynamoLedger(doc, resources.tableName),
     },
+    fleet: fleet.api,
     ...(updates === undefined ? {} : { updates }),
   },
   config,
@@ -130,7 +146,7 @@ function isSweepEvent(event: unknown): boolean {
 
 /**
  * API Gateway HTTP API (payload v2), or the daily sweep of config bodies no record points at. Audit
- * entries are flushed before returning: a frozen Lambda sandbox runs no timers, so anything left queued
+ * entries and fleet check-ins are flushed before returning: a frozen Lambda sandbox runs no timers, so anything left queued
  * could wait indefinitely.
  */
 export async function handler(
@@ -149,9 +165,14 @@ export async function handler(
   try {
     return await serve(event as LambdaEvent, context);
   } finally {
-    await instances.flush().catch((error: unknown) => {
-      process.stderr.write(`cldist api: audit flush failed: ${describeError(error)}\n`);
-    });
+    await Promise.all([
+      instances.flush().catch((error: unknown) => {
+        process.stderr.write(`cldist api: audit flush failed: ${describeError(error)}\n`);
+      }),
+      fleet.recorder.flush().catch((error: unknown) => {
+        process.stderr.write(`cldist api: fleet flush failed: ${describeError(error)}\n`);
+      }),
+    ]);
     if (metricsStored) {
       metricsStored = false;
       metrics.publishStoredMetrics();

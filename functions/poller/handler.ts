@@ -1,24 +1,28 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { ScheduledEvent } from 'aws-lambda';
+import { describeError } from '../../shared/errors.ts';
 import type { MetricSink } from '../../shared/mirror/deps.ts';
 import { type PollReport, runPoll } from '../../shared/mirror/poller.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
+import { runFleetPass } from '../../shared/update/fleet-pass.ts';
 
 const logger = new Logger({ serviceName: serviceNames.poller });
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.poller });
 
 /**
  * One scheduled run; per-channel failures are in the report and in the `PollErrors` metric, failed
- * retention in `PruneFailures`.
+ * retention in `PruneFailures`. The fleet pass (counts snapshot, `update.rolled_out` and
+ * `update.failed_rate`) rides on the same schedule; its failure is logged and never fails the poll.
  */
 export function createPollerHandler(
   load: () => Promise<MirrorRuntime>,
   sink: MetricSink & { publishStoredMetrics(): void } = metrics,
 ): (event: ScheduledEvent) => Promise<PollReport> {
   return async (event) => {
-    const { deps, config } = await load();
+    const runtime = await load();
+    const { deps, config } = runtime;
     try {
       const report = await runPoll({ ...deps, metrics: sink }, config);
       const errors = report.results.filter((r) => r.outcome === 'error').length;
@@ -35,6 +39,18 @@ export function createPollerHandler(
         resent: report.resent,
         pruned: report.pruned,
       });
+      if (runtime.fleet !== undefined) {
+        const fleet = {
+          ledger: runtime.fleet,
+          notifier: deps.notifier,
+          clock: deps.clock,
+          logger: deps.logger,
+        };
+        await runFleetPass(fleet, config).then(
+          (pass) => deps.logger.info('fleet.counted', { at: pass.at, ...pass.counts }),
+          (error: unknown) => deps.logger.warn('fleet.pass_failed', { cause: describeError(error) }),
+        );
+      }
       return report;
     } finally {
       sink.publishStoredMetrics();

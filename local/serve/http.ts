@@ -7,7 +7,6 @@ import type { CldistConfig } from '../../shared/config.ts';
 import { describeError } from '../../shared/errors.ts';
 import { redactPaths } from '../../shared/log-safety.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
-import type { FleetRecorder } from '../../shared/update/fleet-record.ts';
 import type { UpdatePayloadLookup } from '../../shared/update/payload-record.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
 import { startBootListener } from '../boot-listener.ts';
@@ -15,6 +14,7 @@ import { startMetadataListener } from '../metadata-listener.ts';
 import { createMirrorApp } from '../mirror-http.ts';
 import type { StatusModel } from '../status/model.ts';
 import { createStatusApp } from '../status/routes.ts';
+import type { LocalFleet } from './fleet.ts';
 import type { LocalInstances } from './instances.ts';
 import { closeServer, type Lifecycle, listen } from './lifecycle.ts';
 import type { ServeContext } from './types.ts';
@@ -53,13 +53,12 @@ export interface AppParts {
   adminToken: string;
   runtime: MirrorRuntime;
   instances: LocalInstances;
+  fleet: LocalFleet;
   status: () => Promise<StatusModel>;
   /** Bare-metal boot: profiles and selectors in the ledger, recent boot requests in memory. */
   boot: BootApiDeps;
   /** Verified update payloads; the runtime's ledger unless a caller stands in its own. */
   updatePayloads?: UpdatePayloadLookup;
-  /** Told of every Omaha check-in. */
-  fleetRecorder?: FleetRecorder;
 }
 
 /** One server for the status page, the mirror at /mirror and the instance API, as the Lambda serves it. */
@@ -87,7 +86,7 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
       current: ledger,
       clock: () => new Date(),
       payloads: parts.updatePayloads ?? ledger,
-      ...(parts.fleetRecorder === undefined ? {} : { recorder: parts.fleetRecorder }),
+      recorder: parts.fleet.recorder,
       onRecordError: internalError('update.record_failed'),
     },
     {
@@ -122,6 +121,7 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
         onInternalError: internalError('api.internal_error'),
         ...(instances.proxySecrets === undefined ? {} : { proxySecrets: instances.proxySecrets }),
         boot: parts.boot,
+        fleet: parts.fleet.api,
       },
       apiConfig,
     ),

@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { describeError } from '../../shared/errors.ts';
 import { adminTokenFileName } from '../admin-token.ts';
 import type { WorkerPool } from '../worker-pool.ts';
 import { openFoundation } from './foundation.ts';
@@ -61,6 +62,10 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
         ...started,
       });
     await scheduler.pollNow();
+    // The status page's counts from the start, not only after the first interval.
+    web.fleet
+      ?.passNow()
+      .catch((error: unknown) => logger.warn('fleet.pass_failed', { cause: describeError(error) }));
     scheduler.start(options.pollEveryMs ?? config.schedule.everyMinutes * 60_000);
     return {
       url: web.server?.url ?? '',
@@ -73,6 +78,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
       store: runtime.store ?? runtime.deps.store,
       ledger: runtime.deps.ledger,
       pollNow: scheduler.pollNow,
+      ...(web.fleet === undefined ? {} : { fleet: web.fleet }),
       lastPoll: scheduler.lastPoll,
       queueStarted: () => base.queue.started,
       status: web.status,

@@ -4,9 +4,11 @@ import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { keyringStatus } from '../../shared/verify/keyring.ts';
 import type { DiskGuard } from '../runtime/disk-guard.ts';
 import type { LocalNotifications } from '../runtime/notifications.ts';
+import { fleetStatusView } from '../status/fleet.ts';
 import { listInstanceRows } from '../status/instances.ts';
 import { buildStatus, type StatusModel } from '../status/model.ts';
 import type { WorkerPool } from '../worker-pool.ts';
+import type { LocalFleet } from './fleet.ts';
 import type { LocalInstances } from './instances.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -24,6 +26,8 @@ export function statusSource(parts: {
   concurrency: number;
   /** Absent without an HTTP server: the page then has no instance section. */
   instances?: LocalInstances;
+  /** Absent without an HTTP server (no Omaha endpoint): the page then has no fleet section. */
+  fleet?: LocalFleet;
   diskGuard: DiskGuard;
   demo: boolean;
   url: string;
@@ -31,7 +35,7 @@ export function statusSource(parts: {
 }): () => Promise<StatusModel> {
   const { config, deps } = parts.runtime;
   const warningDays = config.keyring.expiryWarningDays;
-  const { instances } = parts;
+  const { instances, fleet } = parts;
   return () =>
     buildStatus({
       ledger: deps.ledger,
@@ -52,6 +56,11 @@ export function statusSource(parts: {
           }),
       ...(parts.recentBoots === undefined ? {} : { recentBoots: parts.recentBoots.list }),
       disk: () => parts.diskGuard.state(),
+      ...(fleet === undefined
+        ? {}
+        : {
+            fleet: () => fleetStatusView(fleet.ledger, fleet.lastPass(), deps.clock(), statusInstanceLimit),
+          }),
       clock: deps.clock,
     });
 }

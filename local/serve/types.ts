@@ -6,6 +6,7 @@ import type { ObjectStore } from '../../shared/store/types.ts';
 import type { TransferTracker } from '../progress.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { StatusModel } from '../status/model.ts';
+import type { LocalFleet } from './fleet.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
 export interface ServeOptions {
@@ -70,6 +71,8 @@ export interface ServeHandle {
   bootUrl?: string;
   store: ObjectStore;
   ledger: Ledger;
+  /** The fleet: its recorder (what the Omaha endpoint writes to), its ledger and its counting pass; absent without HTTP. */
+  fleet?: LocalFleet;
   /** Poll every channel now (also the start-up poll); resolves with the core's report. */
   pollNow(): Promise<PollReport>;
   /** The report of the last finished poll. */

@@ -4,6 +4,7 @@ import { withBootCache, withCurrentCache } from '../../shared/boot/store-cache.t
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import type { StatusModel } from '../status/model.ts';
 import type { WorkerPool } from '../worker-pool.ts';
+import type { LocalFleet } from './fleet.ts';
 import type { Foundation } from './foundation.ts';
 import type { BoundServer } from './http.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -12,6 +13,8 @@ import type { ServeContext } from './types.ts';
 export interface Web {
   /** Absent with `http: false`. */
   server?: BoundServer;
+  /** The fleet recorder and its pass; absent with `http: false` (no Omaha endpoint, nothing to record). */
+  fleet?: LocalFleet;
   /** The metadata listener's URL, when one was asked for. */
   metadataUrl?: string;
   /** The boot listener's URL, when one was asked for. */
@@ -40,12 +43,15 @@ export async function openWeb(
   if (options.http === false) {
     return { status: statusSource({ ...common, demo: options.demo ?? false, url: '' }) };
   }
-  const [{ openInstances }, { bindServer, serveHttp }] = await Promise.all([
+  const [{ openInstances }, { bindServer, serveHttp }, { openFleet }] = await Promise.all([
     import('./instances.ts'),
     import('./http.ts'),
+    import('./fleet.ts'),
   ]);
   const { lifecycle } = context;
   const instances = await openInstances(context, base.ledger.clients.doc, base.ledger.tableName);
+  // Opened before the server binds, so at shutdown the server stops taking check-ins before the flush.
+  const fleet = openFleet(context, runtime);
   const server = await bindServer(options.host, options.port, lifecycle);
   const demo = options.demo ?? false;
   // One process owns every write to this data dir, so the boot store can sit behind a cache.
@@ -56,8 +62,15 @@ export async function openWeb(
     releases: withCurrentCache(runtime.deps.ledger),
     recent: createRecentBoots(),
   };
-  const status = statusSource({ ...common, instances, demo, url: server.url, recentBoots: boot.recent });
+  const status = statusSource({
+    ...common,
+    instances,
+    fleet,
+    demo,
+    url: server.url,
+    recentBoots: boot.recent,
+  });
   const { adminToken } = base;
-  const urls = await serveHttp(context, { server, adminToken, runtime, instances, status, boot });
-  return { server, status, ...urls };
+  const urls = await serveHttp(context, { server, adminToken, runtime, instances, fleet, status, boot });
+  return { server, fleet, status, ...urls };
 }

@@ -5,6 +5,7 @@ import type { CldistEvent } from '../../shared/messages.ts';
 import { type ReleaseState, releaseState } from '../../shared/mirror/release-state.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
 import type { DiskGuardState } from '../runtime/disk-guard.ts';
+import type { FleetStatusView } from './fleet.ts';
 import type { InstanceList } from './instances.ts';
 
 /** What a person can check at a glance; `failed` covers a bad signature, the one thing never to ignore. */
@@ -70,6 +71,8 @@ export interface StatusModel {
   refusedFetches?: Record<string, number>;
   /** Machines that asked to network-boot lately, newest first, matched or not. */
   recentBoots?: RecentBoot[];
+  /** Machines checking in for updates: counts, versions over time, the first machines (ids redacted). */
+  fleet?: FleetStatusView;
 }
 
 export interface PollProblem {
@@ -95,6 +98,7 @@ export interface StatusSources {
   disk?: () => DiskGuardState;
   refusedFetches?: () => Record<string, number>;
   recentBoots?: () => RecentBoot[];
+  fleet?: () => Promise<FleetStatusView>;
   /** How many releases per channel and board to show. */
   releasesShown?: number;
   clock?: () => Date;
@@ -184,5 +188,6 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
     ...(sources.disk === undefined ? {} : { disk: sources.disk() }),
     ...(sources.refusedFetches === undefined ? {} : { refusedFetches: sources.refusedFetches() }),
     ...(sources.recentBoots === undefined ? {} : { recentBoots: sources.recentBoots() }),
+    ...(sources.fleet === undefined ? {} : { fleet: await sources.fleet() }),
   };
 }

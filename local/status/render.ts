@@ -1,5 +1,6 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
+import { fleetBlock } from './fleet-render.ts';
 import type { ArtifactStatus, ChannelStatus, ReleaseStatus, StatusModel } from './model.ts';
 
 type Fragment = HtmlEscapedString | Promise<HtmlEscapedString>;
@@ -182,7 +183,8 @@ table{border-collapse:collapse;margin:.3rem 0 .8rem}td,th{padding:.15rem .6rem;t
 td.num{text-align:right;white-space:nowrap}.state{padding:0 .4rem;border-radius:3px;font-size:.85em}
 .verified,.mirrored{background:#d7f5dc}.pending,.in-progress{background:#eef}.missing{background:#fff1c2}
 form.logout{float:right;margin-top:-3rem}.failed{background:#fcd4d4}.awaiting-trust{background:#fde9b8}.error{color:#a00;font-size:.85em}.poll-error,.warning{color:#a00}
-tr.expiring{background:#fff1c2}.events{font-size:.9em}summary{cursor:pointer;margin:.2rem 0}
+tr.expiring{background:#fff1c2}.fleet-tables{display:flex;gap:1.5rem;flex-wrap:wrap}.legend{margin-right:.8rem;white-space:nowrap}.state.complete{background:#d7f5dc}.state.error{background:#fcd4d4}
+.events{font-size:.9em}summary{cursor:pointer;margin:.2rem 0}
 `;
 
 /** The status page: plain HTML that reloads itself, so it needs no build step and works with scripts off. */
@@ -205,6 +207,7 @@ ${keysBlock(model)}
 <p><small>A warning is raised ${model.keyWarningDays} days before the newest signing subkey expires.</small></p>
 ${instancesBlock(model)}
 ${bootsBlock(model)}
+${fleetBlock(model.fleet)}
 <h2>Recent events</h2>
 ${eventsBlock(model)}
 </body></html>`;

@@ -28,6 +28,7 @@ import { createConfigMerger } from '../metadata/merge.ts';
 import { mountProxiedMetadata } from '../metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../mirror/release-admin.ts';
 import type { UpdateRouteDeps } from '../update/wiring.ts';
+import { createFleetRoutes, type FleetApiDeps } from './fleet-routes.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
@@ -52,6 +53,8 @@ export interface ApiDeps extends InstanceServiceDeps {
   proxySecrets?: ProxySecretsProvider;
   /** Bare-metal boot (profiles, selectors, iPXE and GRUB scripts); absent: those routes answer 404. */
   boot?: BootApiDeps;
+  /** The fleet view (`GET /v1/fleet`) and the recorder the Omaha endpoint writes check-ins to. */
+  fleet?: FleetApiDeps;
   /** The Omaha endpoint and the update group routes; absent, they answer 404. */
   updates?: UpdateRouteDeps;
 }
@@ -313,6 +316,7 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       }),
     );
   }
+  if (deps.fleet !== undefined) app.route('/', createFleetRoutes(deps.fleet, config, requireAdmin));
   if (deps.updates !== undefined) app.route('/', createUpdateRoutes(deps.updates, requireAdmin));
   return app;
 }

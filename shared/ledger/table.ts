@@ -78,6 +78,8 @@ export const ledgerIndex = {
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
   /** Every boot profile, sorted by name. */
   bootProfiles: 'boot-profile',
+  /** Every fleet machine's check and event items, sorted by `{machineId}#check` / `{machineId}#event`. */
+  fleet: 'fleet',
   /** Update payloads planned and not yet verified, refused or missing, sorted by `{updatedAt}#...`. */
   openUpdatePayloads: 'open-update-payload',
   /** Every update group, sorted by name. */
@@ -93,6 +95,7 @@ interface ReleaseKeyParts {
 const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
+const fleetPartitionPrefix = 'fleet#';
 const updatePayloadSortPrefix = 'payload#';
 /** The sort key prefix of an update group's period items (`period#<ISO start>`, so they sort by time). */
 export const updatePeriodSortPrefix = 'period#';
@@ -126,6 +129,14 @@ export const ledgerItems = {
   bootSelection: (id: string) => ledgerKey(instancePartition(id), 'boot'),
   /** Every instance whose boot selectors have exactly these hardware values (`mac=…&uuid=…`). */
   bootSelectorGroup: (hardwareKey: string) => ledgerKey(`bootsel#${hardwareKey}`, 'members'),
+  /** A machine's last update check (what it runs, what it was answered). */
+  fleetCheck: (machineId: string) => ledgerKey(`${fleetPartitionPrefix}${machineId}`, 'check'),
+  /** A machine's last Omaha event report, its own item so a check-in without events never erases it. */
+  fleetEvent: (machineId: string) => ledgerKey(`${fleetPartitionPrefix}${machineId}`, 'event'),
+  /** One periodic count of the fleet per version and status, sorted by time. */
+  fleetSnapshot: (at: string) => ledgerKey('fleet-snapshot', at),
+  /** A fleet notification (`update.rolled_out`, `update.failed_rate`) that goes out once per subject. */
+  fleetNotice: (event: string, subject: string) => ledgerKey(`fleet-notice#${event}`, subject),
   /** An update group, keyed by the `track` its instances send. */
   updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
   /** The machines an update group's per-period cap admitted in the period starting at `start`. */
@@ -134,6 +145,13 @@ export const ledgerItems = {
   /** One update payload of a release; a board and version's payloads share the partition. */
   updatePayload: (board: string, version: string, name: string) =>
     ledgerKey(updatePayloadPartition(board, version), `${updatePayloadSortPrefix}${name}`),
+} as const;
+
+/** The fleet-side key parts that queries need on their own. */
+export const fleetKeyParts = {
+  snapshotPartition: 'fleet-snapshot',
+  /** `gsi1` sort key of a machine's item of `kind` (`check` or `event`). */
+  indexSort: (machineId: string, kind: 'check' | 'event') => `${machineId}#${kind}`,
 } as const;
 
 /** The update payload key parts that queries need on their own. */

@@ -2,6 +2,7 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws-clients.ts';
 import type { CldistConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import { type FleetLedger, fleetLedgerFor } from '../ledger/fleet.ts';
 import { createDynamoLedger } from '../ledger/ledger.ts';
 import { createSnsNotifier } from '../notify/index.ts';
 import { noPinnedReleases, type PinnedReleases } from '../retention/pinned.ts';
@@ -131,6 +132,8 @@ export interface MirrorRuntime {
   store?: ObjectStore;
   /** Hides a message for `seconds` (the retry schedule); absent where the host's queue does it itself. */
   delayRetry?: (receiptHandle: string, seconds: number) => Promise<void>;
+  /** The fleet part of the ledger, on the same table: the scheduled fleet pass and one machine's recorder. */
+  fleet?: FleetLedger;
 }
 
 /**
@@ -174,6 +177,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
     deps: options.decorate?.(built) ?? built,
     config: { ...config, store: storeConfig },
     store,
+    fleet: fleetLedgerFor(clients.doc, resources.tableName, config, clock),
     ...(queue === undefined
       ? {}
       : {

@@ -201,6 +201,26 @@ describe('cldist serve against the simulated origin', () => {
     expect((await fetch(`${handle.url}/v1/update-groups`)).status).toBe(401);
     const groups = await fetch(`${handle.url}/v1/update-groups`, { headers: adminHeaders(handle) });
     expect(await groups.json()).toEqual({ groups: [] });
+    // The check-in is in the fleet view once the recorder has flushed: in full to the admin, shortened on
+    // the status page.
+    await handle.fleet?.recorder.flush();
+    expect((await fetch(`${handle.url}/v1/fleet`)).status).toBe(401);
+    const fleet = (await (
+      await fetch(`${handle.url}/v1/fleet`, { headers: adminHeaders(handle) })
+    ).json()) as {
+      instances: { machineId: string; group: string; version: string; status: string }[];
+    };
+    expect(fleet.instances).toEqual([
+      expect.objectContaining({
+        machineId: '0f1e2d3c4b5a69788796a5b4c3d2e1f0',
+        group: 'stable',
+        version: '4000.0.0',
+        status: 'idle',
+      }),
+    ]);
+    const status = JSON.stringify(await handle.status());
+    expect(status).toContain('0f1e2d…');
+    expect(status).not.toContain('0f1e2d3c');
   });
 
   it('keeps releases, ledger and instance configs across a restart, and transfers nothing again', async () => {

@@ -6,8 +6,12 @@ import { eventSchema, eventSchemas } from '../../shared/events.ts';
 import { type CldistEvent, type EventName, eventNames } from '../../shared/messages.ts';
 import { runPoll } from '../../shared/mirror/poller.ts';
 import { keyringChecker } from '../../shared/mirror/signatures.ts';
+import { runFleetPass } from '../../shared/update/fleet-pass.ts';
+import { createFleetRecording, fleetLedgerFor } from '../../shared/update/fleet-runtime.ts';
 import { loadKeyringFromConfig } from '../../shared/verify/keyring.ts';
-import { drain, type MirrorRig, startRig } from './mirror-harness.ts';
+import { emulatorClients, freshTable } from '../support/emulators.ts';
+import { recordRollout } from '../support/fleet-fixtures.ts';
+import { drain, type MirrorRig, startRig, tableActive } from './mirror-harness.ts';
 
 const board = 'amd64-usr';
 
@@ -91,6 +95,21 @@ describe('published events against their schemas (docs/events.md)', () => {
     await drain(rig.worker(), rig.jobsQueue);
     rig.advance(Date.parse('2027-02-20T12:00:00Z') - Date.now());
     await runPoll({ ...rig.deps, signatures: keyringChecker(flatcar) }, rig.config);
+    // The fleet: check-ins recorded, flushed to the ledger, counted by the pass, which publishes through
+    // the same topic: update.failed_rate in `stable`, update.rolled_out in `beta`.
+    const clients = emulatorClients();
+    const fleetTable = await freshTable(clients);
+    await tableActive(fleetTable);
+    const fleetLedger = fleetLedgerFor(clients.doc, fleetTable, rig.config, rig.deps.clock);
+    const { recorder } = createFleetRecording(fleetLedger, rig.config, {
+      clock: rig.deps.clock,
+      onError: (error) => {
+        throw error;
+      },
+    });
+    recordRollout(recorder, new Date(rig.deps.clock().getTime() - 600_000).toISOString());
+    await recorder.close();
+    await runFleetPass({ ...rig.deps, ledger: fleetLedger }, rig.config);
     events = await rig.events();
   }, 60_000);
 

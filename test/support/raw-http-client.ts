@@ -41,6 +41,11 @@ export interface RawClientOptions {
   localAddress?: string;
   /** Told about every socket that closes other than through `close()`: for diagnostics and tests. */
   onConnectionClose?: (event: ConnectionCloseEvent) => void;
+  /**
+   * Requests sent in turn, one per `send()`, instead of the one GET of `url` and `headers`: e.g. POSTs
+   * whose bodies differ (see `serialisePost`). `url` still names the server.
+   */
+  requests?: readonly Buffer[];
 }
 
 export interface RawClientStats {
@@ -410,6 +415,15 @@ export function serialiseGet(url: URL, headers: Record<string, string>): Buffer 
   return Buffer.from(lines.join('\r\n'), 'latin1');
 }
 
+/** Serialises a POST with its body (`Content-Length` framing), for `RawClientOptions.requests`. */
+export function serialisePost(url: URL, headers: Record<string, string>, body: Buffer): Buffer {
+  const head = serialiseGet(url, headers).toString('latin1');
+  const withLength = head
+    .replace(/^GET /, 'POST ')
+    .replace(/\r\n\r\n$/, `\r\nContent-Length: ${body.length}\r\n\r\n`);
+  return Buffer.concat([Buffer.from(withLength, 'latin1'), body]);
+}
+
 export function createRawClient(options: RawClientOptions): RawClient {
   const url = options.url instanceof URL ? options.url : new URL(options.url);
   if (url.protocol !== 'http:') throw new Error(`the raw client speaks plain http only, not ${url.protocol}`);
@@ -418,7 +432,9 @@ export function createRawClient(options: RawClientOptions): RawClient {
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? 80 : Number(url.port);
-  const requestBytes = serialiseGet(url, options.headers ?? {});
+  const requests = options.requests ?? [serialiseGet(url, options.headers ?? {})];
+  if (requests.length === 0) throw new Error('requests, when given, must hold at least one request');
+  let nextRequest = 0;
   const idleTimeoutMs = options.idleTimeoutMs ?? 2000;
   const onConnectionClose = options.onConnectionClose;
   const localAddress = options.localAddress;
@@ -467,7 +483,9 @@ export function createRawClient(options: RawClientOptions): RawClient {
       if (this.socket !== null && now - this.lastUsed > idleTimeoutMs) this.discard();
       if (this.socket === null) this.open();
       this.lastUsed = now;
-      this.socket?.write(requestBytes);
+      const bytes = requests[nextRequest];
+      nextRequest = nextRequest + 1 === requests.length ? 0 : nextRequest + 1;
+      if (bytes !== undefined) this.socket?.write(bytes);
     }
 
     private open(): void {

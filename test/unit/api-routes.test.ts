@@ -9,6 +9,7 @@ import { type ApiRoute, apiPaths, apiRoutes, honoPath } from '../../shared/api-r
 import { createDynamoBootStore } from '../../shared/boot/store.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
+import { createDynamoFleetLedger } from '../../shared/ledger/fleet.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
@@ -18,7 +19,7 @@ afterAll(() => rmSync(bodiesDir, { recursive: true, force: true }));
 
 /**
  * The routes the API app registers with every optional part present (release admin, proxied metadata,
- * bare-metal boot).
+ * bare-metal boot, fleet).
  * Listing routes sends no request, so the clients point at a closed port and are never called.
  */
 function registeredRoutes(): { method: string; path: string }[] {
@@ -35,6 +36,11 @@ function registeredRoutes(): { method: string; path: string }[] {
       releases: { ledger, jobs: { sendJobs: async () => {} } },
       proxySecrets: async () => [],
       boot: { store: createDynamoBootStore(doc, 'unused'), releases: createDynamoLedger(doc, 'unused') },
+      fleet: {
+        recorder: { record: () => {} },
+        ledger: createDynamoFleetLedger(doc, 'unused', { retentionDays: 1, snapshotRetentionDays: 1 }),
+        clock: () => new Date('2026-12-01T00:00:00Z'),
+      },
       updates: createUpdateService(
         { groups: ledger, current: ledger, clock: () => new Date('2026-12-01T00:00:00Z') },
         { mirrorBaseUrl: 'http://127.0.0.1:9/mirror', channels: ['stable'] },

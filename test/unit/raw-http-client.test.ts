@@ -8,6 +8,7 @@ import {
   type RawClient,
   type RawClientOptions,
   ResponseParser,
+  serialisePost,
 } from '../support/raw-http-client.ts';
 
 const MiB = 1024 * 1024;
@@ -490,5 +491,37 @@ describe('ResponseParser', () => {
     parser.execute(Buffer.from('defghij'), 0);
     expect(parser.complete).toBe(true);
     expect(parser.where()).toBe('before the response');
+  });
+});
+
+describe('the raw client with its own requests', () => {
+  it('sends the given POSTs in turn, bodies and lengths intact, over keep-alive sockets', async () => {
+    const seen: string[] = [];
+    handler = (req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => {
+        body += chunk.toString('utf8');
+      });
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers['content-length']} ${body}`);
+        res.end('ok');
+      });
+    };
+    const target = new URL(url);
+    const requests = ['<a/>', '<bb/>', '<ccc/>'].map((body) =>
+      serialisePost(target, { 'Content-Type': 'text/xml' }, Buffer.from(body)),
+    );
+    const raw = client({ connections: 1, requests });
+    const results: unknown[] = [];
+    for (let i = 0; i < 4; i++) results.push(await raw.send());
+    expect(results).toEqual([200, 200, 200, 200]);
+    expect(seen).toEqual([
+      'POST /v1/thing?x=1 4 <a/>',
+      'POST /v1/thing?x=1 5 <bb/>',
+      'POST /v1/thing?x=1 6 <ccc/>',
+      'POST /v1/thing?x=1 4 <a/>',
+    ]);
+    expect(raw.stats().opened).toBe(1);
+    expect(() => createRawClient({ url, connections: 1, requests: [] })).toThrow(/at least one request/);
   });
 });
