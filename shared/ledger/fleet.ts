@@ -190,6 +190,65 @@ const fleetQuery = (after: string | undefined) => ({
   },
 });
 
+async function putFleetSnapshot(
+  table: LedgerTable,
+  options: FleetLedgerOptions,
+  snapshot: FleetSnapshot,
+): Promise<void> {
+  await table.put('put fleet snapshot', {
+    ...ledgerItems.fleetSnapshot(snapshot.at),
+    [ledgerKindAttribute]: 'fleet-snapshot',
+    [ledgerTtlAttribute]: expiry(snapshot.at, options.snapshotRetentionDays),
+    ...snapshot,
+  });
+}
+
+async function listFleetSnapshots(table: LedgerTable, since: string): Promise<FleetSnapshot[]> {
+  const items = await table.query('list fleet snapshots', {
+    KeyConditionExpression: '#pk = :p AND #sk >= :since',
+    ExpressionAttributeNames: { '#pk': k.partitionKey, '#sk': k.sortKey },
+    ExpressionAttributeValues: { ':p': fleetKeyParts.snapshotPartition, ':since': since },
+  });
+  return items.map((item) => ({
+    at: text(item.at),
+    active: Number(item.active ?? 0),
+    byVersion: (item.byVersion ?? {}) as Record<string, number>,
+    byStatus: (item.byStatus ?? {}) as Record<string, number>,
+  }));
+}
+
+function claimFleetNotice(
+  table: LedgerTable,
+  event: string,
+  subject: string,
+  leaseSeconds: number,
+): Promise<boolean> {
+  const now = table.clock();
+  return table.put(
+    'claim fleet notice',
+    {
+      ...ledgerItems.fleetNotice(event, subject),
+      [ledgerKindAttribute]: 'fleet-notice',
+      event,
+      subject,
+      leaseUntil: new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
+    },
+    {
+      condition: 'attribute_not_exists(#pk) OR (attribute_not_exists(sentAt) AND leaseUntil < :now)',
+      names: partitionKeyName,
+      values: { ':now': now.toISOString() },
+    },
+  );
+}
+
+async function recordFleetNotice(table: LedgerTable, event: string, subject: string): Promise<void> {
+  await table.update('record fleet notice', ledgerItems.fleetNotice(event, subject), {
+    set: ['sentAt = :now'],
+    remove: ['leaseUntil'],
+    values: { ':now': table.clock().toISOString() },
+  });
+}
+
 export function fleetLedger(
   doc: DynamoDBDocumentClient,
   tableName: string,
@@ -256,55 +315,10 @@ export function fleetLedger(
       }
     },
 
-    async putFleetSnapshot(snapshot) {
-      await table.put('put fleet snapshot', {
-        ...ledgerItems.fleetSnapshot(snapshot.at),
-        [ledgerKindAttribute]: 'fleet-snapshot',
-        [ledgerTtlAttribute]: expiry(snapshot.at, options.snapshotRetentionDays),
-        ...snapshot,
-      });
-    },
-
-    async listFleetSnapshots(since) {
-      const items = await table.query('list fleet snapshots', {
-        KeyConditionExpression: '#pk = :p AND #sk >= :since',
-        ExpressionAttributeNames: { '#pk': k.partitionKey, '#sk': k.sortKey },
-        ExpressionAttributeValues: { ':p': fleetKeyParts.snapshotPartition, ':since': since },
-      });
-      return items.map((item) => ({
-        at: text(item.at),
-        active: Number(item.active ?? 0),
-        byVersion: (item.byVersion ?? {}) as Record<string, number>,
-        byStatus: (item.byStatus ?? {}) as Record<string, number>,
-      }));
-    },
-
-    async claimFleetNotice(event, subject, leaseSeconds) {
-      const now = table.clock();
-      return table.put(
-        'claim fleet notice',
-        {
-          ...ledgerItems.fleetNotice(event, subject),
-          [ledgerKindAttribute]: 'fleet-notice',
-          event,
-          subject,
-          leaseUntil: new Date(now.getTime() + leaseSeconds * 1000).toISOString(),
-        },
-        {
-          condition: 'attribute_not_exists(#pk) OR (attribute_not_exists(sentAt) AND leaseUntil < :now)',
-          names: partitionKeyName,
-          values: { ':now': now.toISOString() },
-        },
-      );
-    },
-
-    async recordFleetNotice(event, subject) {
-      await table.update('record fleet notice', ledgerItems.fleetNotice(event, subject), {
-        set: ['sentAt = :now'],
-        remove: ['leaseUntil'],
-        values: { ':now': table.clock().toISOString() },
-      });
-    },
+    putFleetSnapshot: (snapshot) => putFleetSnapshot(table, options, snapshot),
+    listFleetSnapshots: (since) => listFleetSnapshots(table, since),
+    claimFleetNotice: (event, subject, leaseSeconds) => claimFleetNotice(table, event, subject, leaseSeconds),
+    recordFleetNotice: (event, subject) => recordFleetNotice(table, event, subject),
   };
 }
 
