@@ -1,11 +1,13 @@
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws-clients.ts';
+import { createDynamoBootStore } from '../boot/store.ts';
 import type { CldistConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { type FleetLedger, fleetLedgerFor } from '../ledger/fleet.ts';
 import { createDynamoLedger } from '../ledger/ledger.ts';
 import { createSnsNotifier } from '../notify/index.ts';
-import { noPinnedReleases, type PinnedReleases } from '../retention/pinned.ts';
+import { featurePins } from '../retention/feature-pins.ts';
+import type { PinnedReleases } from '../retention/pinned.ts';
 import type { DeployedResources } from '../runtime-env.ts';
 import { createStore } from '../store/index.ts';
 import type { ObjectStore } from '../store/types.ts';
@@ -111,8 +113,8 @@ export interface MirrorRuntimeOptions {
   logger: MirrorLogger;
   clock?: Clock;
   /**
-   * Releases retention must never delete (bare-metal profiles, update groups); by default none. The one
-   * seam where those features join in, so both hosts prune alike.
+   * Releases retention must never delete; by default those the ledger's bare-metal profiles and update
+   * groups pin. The one seam where those features join in, so both hosts prune alike.
    */
   pinned?: PinnedReleases;
   /** A host that watches its own trust (a file on one machine, a rotation in chaos); default the S3 trust object. */
@@ -159,8 +161,10 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
     queueUrl === undefined
       ? undefined
       : { url: queueUrl, sqs: needClient(clients.sqs, 'an SQS client', 'jobsQueueUrl') };
+  const ledger = createDynamoLedger(clients.doc, resources.tableName, { clock });
+  const profiles = createDynamoBootStore(clients.doc, resources.tableName, clock);
   const built: MirrorDeps = {
-    ledger: createDynamoLedger(clients.doc, resources.tableName, { clock }),
+    ledger,
     store,
     notifier:
       resources.topicArn === undefined
@@ -168,7 +172,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
         : createSnsNotifier(needClient(clients.sns, 'an SNS client', 'topicArn'), resources.topicArn),
     jobs: queue === undefined ? noJobQueue : createSqsJobQueue(queue.sqs, queue.url),
     signatures: trustedChecker(trust),
-    pinned: options.pinned ?? noPinnedReleases,
+    pinned: options.pinned ?? featurePins({ profiles, groups: ledger }),
     clock,
     logger,
     ...(config.update === undefined ? {} : { updateKeys: loadUpdatePayloadKeys(config.update.payloadKeys) }),
