@@ -31,6 +31,7 @@ void everyFailureListed;
 const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
 const fingerprint = z.string().regex(/^[0-9A-F]{40}$/, '40 upper-case hex digits');
 const release = {
+  source: name.describe('the configured source, e.g. `flatcar` or `coreos`'),
   channel: name.describe('the channel, e.g. `stable`'),
   board: name.describe('the board, e.g. `amd64-usr`'),
   version: z.string().regex(versionPattern).describe('the release version, e.g. `4081.2.0`'),
@@ -94,6 +95,7 @@ export const artifactVerificationFailedSchema = z
 export const signingKeyExpiringSchema = z
   .strictObject({
     event: z.literal('signing_key.expiring'),
+    source: z.literal('*'),
     channel: z.literal('*'),
     board: z.literal('*'),
     at: release.at,
