@@ -51,11 +51,11 @@ function sourceLines(source: EffectiveConfig['sources'][number], keys: TrustedKe
   lines.push(`    keys${source.keys === undefined ? ' (every trusted key)' : ''}:`);
   for (const fingerprint of trusted) {
     const key = keys.find((k) => k.fingerprint === fingerprint);
-    const valid = key?.signingSubkeys.filter((s) => s.state === 'valid') ?? [];
-    const newest = valid.at(-1);
-    lines.push(
-      `      ${fingerprint}${key === undefined || key.userIds.length === 0 ? '' : ` ${key.userIds[0]}`}: ${newest === undefined ? 'no valid signing subkey' : `signing subkey ${subkeyLine(newest)}`}`,
-    );
+    const subkeys = key?.signingSubkeys ?? [];
+    const newest = subkeys.filter((s) => s.state === 'valid').at(-1) ?? subkeys.at(-1);
+    const who = key === undefined || key.userIds.length === 0 ? '' : ` ${key.userIds[0]}`;
+    const what = newest === undefined ? 'no signing subkey' : `signing subkey ${subkeyLine(newest)}`;
+    lines.push(`      ${fingerprint}${who}: ${what}`);
   }
   return lines;
 }
