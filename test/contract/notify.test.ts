@@ -23,6 +23,7 @@ const clients = emulatorClients();
 function event(name: CldistEvent['event'], overrides: Partial<CldistEvent> = {}): CldistEvent {
   return {
     event: name,
+    source: 'flatcar',
     channel: 'stable',
     board: 'amd64-usr',
     version: '3510.2.8',

@@ -61,7 +61,7 @@ const facts = {
 
 /** Three releases: one mirrored, one held only by an unknown signer, one with a tampered artifact. */
 async function seed(ledger: Ledger): Promise<void> {
-  const release = (version: string) => ({ channel: 'stable', board, version });
+  const release = (version: string) => ({ source: 'flatcar', channel: 'stable', board, version });
   for (const version of ['4000.0.0', '4000.1.0', '4000.2.0'])
     await ledger.claimRelease(release(version), plans);
   for (const artifact of ['version.txt', 'image.bin']) {
@@ -194,7 +194,7 @@ describe('cldist releases (CLI against the admin API)', () => {
       stdout: 'sent 2 job(s) for stable/amd64-usr/4000.1.0: version.txt, image.bin\n',
     });
     expect(await sentJobs()).toEqual(['image.bin', 'version.txt']);
-    const detail = await ledger.getRelease({ channel: 'stable', board, version: '4000.1.0' });
+    const detail = await ledger.getRelease({ source: 'flatcar', channel: 'stable', board, version: '4000.1.0' });
     expect(detail?.artifactStates.map((a) => a.state)).toEqual(['pending', 'pending']);
   });
 

@@ -63,6 +63,7 @@ describe('bad-input corpus: release admin inputs and the trust text', () => {
 
   it('the release routes: a 4xx naming the field for any path or body, never a 500', async () => {
     const detail: ReleaseDetail = {
+      source: 'flatcar',
       channel: 'stable',
       board: 'amd64-usr',
       version: '4081.2.0',

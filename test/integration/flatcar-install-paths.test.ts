@@ -14,6 +14,7 @@ import { drain, type MirrorRig, startRig } from './mirror-harness.ts';
 const board = 'amd64-usr';
 const version = '4081.2.0';
 const image = 'flatcar_production_image.bin.bz2';
+const defaultArtifacts = parseConfig({}).sources[0]?.artifacts ?? [];
 /** flatcar-install's own wget options (flatcar/init, bin/flatcar-install, WGET_ARGS). */
 const wgetArgs = ['--tries', '10', '--timeout=20', '--retry-connrefused'];
 
@@ -43,13 +44,13 @@ describe('the mirror as a release server for flatcar-install -b', () => {
   const requests: string[] = [];
 
   beforeAll(async () => {
-    rig = await startRig({ channels: ['stable'], artifacts: parseConfig({}).artifacts });
+    rig = await startRig({ channels: ['stable'], artifacts: defaultArtifacts });
     await rig.origin.publishRelease({
       channel: 'stable',
       board,
       version,
-      artifacts: parseConfig({})
-        .artifacts.filter((artifact) => artifact.name !== 'version.txt')
+      artifacts: defaultArtifacts
+        .filter((artifact) => artifact.name !== 'version.txt')
         .map((artifact) => ({ name: artifact.name, size: artifact.name === image ? 300_000 : 1000 })),
     });
     await runPoll(rig.deps, rig.config);
