@@ -101,10 +101,7 @@ async function claimRelease(
   }
   const head = {
     ...ledgerItems.release(release),
-    ...ledgerIndexEntry(
-      ledgerIndex.releases,
-      `${streamKey(release)}#${versionSortKey(release.version)}`,
-    ),
+    ...ledgerIndexEntry(ledgerIndex.releases, `${streamKey(release)}#${versionSortKey(release.version)}`),
     [ledgerKindAttribute]: 'release',
     ...release,
     claimedAt: now,
@@ -133,7 +130,7 @@ async function getRelease(table: LedgerTable, release: ReleaseRef): Promise<Rele
 /** The index is queried by the longest given leading part of `source#channel#board`; the rest is filtered. */
 async function listReleases(table: LedgerTable, filter: Partial<StreamRef>): Promise<ReleaseRecord[]> {
   const parts = [filter.source, filter.channel, filter.board];
-  const given = parts.findIndex((part) => part === undefined);
+  const given = parts.indexOf(undefined);
   const leading = (given === -1 ? parts : parts.slice(0, given)) as string[];
   const prefix = leading.map((part) => `${part}#`).join('');
   const items = await table.query('list releases', {

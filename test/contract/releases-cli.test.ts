@@ -194,7 +194,12 @@ describe('cldist releases (CLI against the admin API)', () => {
       stdout: 'sent 2 job(s) for stable/amd64-usr/4000.1.0: version.txt, image.bin\n',
     });
     expect(await sentJobs()).toEqual(['image.bin', 'version.txt']);
-    const detail = await ledger.getRelease({ source: 'flatcar', channel: 'stable', board, version: '4000.1.0' });
+    const detail = await ledger.getRelease({
+      source: 'flatcar',
+      channel: 'stable',
+      board,
+      version: '4000.1.0',
+    });
     expect(detail?.artifactStates.map((a) => a.state)).toEqual(['pending', 'pending']);
   });
 
