@@ -17,21 +17,23 @@ const segmentish = fc.oneof(
 describe('bad-input corpus: release admin inputs and the trust text', () => {
   afterAll(() => reportTallies('release-admin-input'));
 
-  it('parseReleaseArgument: a usage error naming what is wrong, or a plain CHANNEL/BOARD/VERSION', async () => {
+  it('parseReleaseArgument: a usage error naming what is wrong, or a plain SOURCE/CHANNEL/BOARD/VERSION', async () => {
     await runCorpus(
       'parseReleaseArgument',
       fc.oneof(
         fc.string({ maxLength: 60 }),
-        fc.tuple(segmentish, segmentish, segmentish).map((p) => p.join('/')),
+        fc.tuple(segmentish, segmentish, segmentish, segmentish).map((p) => p.join('/')),
       ),
       (text) => {
         try {
           const ref = parseReleaseArgument(text);
-          expect(`${ref.channel}/${ref.board}/${ref.version}`).toBe(text);
+          expect(`${ref.source}/${ref.channel}/${ref.board}/${ref.version}`).toBe(text);
           expect(text).not.toContain('..');
         } catch (error) {
           expect(error).toBeInstanceOf(InvalidArgumentError);
-          expect((error as Error).message).toMatch(/CHANNEL\/BOARD\/VERSION|channel "|board "|version "/);
+          expect((error as Error).message).toMatch(
+            /SOURCE\/CHANNEL\/BOARD\/VERSION|source "|channel "|board "|version "/,
+          );
         }
       },
     );

@@ -49,7 +49,7 @@ function forwards(gateway: ApiRoute, app: { method: string; path: string }): boo
 
 describe('the API routes the gateway and the app share', () => {
   it('writes API Gateway paths as Hono paths, parameters and the greedy path included', () => {
-    expect(honoPath(apiPaths.releaseRetry)).toBe('/v1/releases/:channel/:board/:version/retry');
+    expect(honoPath(apiPaths.releaseRetry)).toBe('/v1/releases/:source/:channel/:board/:version/retry');
     expect(honoPath(apiPaths.metadata)).toBe('/v1/metadata/*');
     expect(honoPath(apiPaths.releases)).toBe('/v1/releases');
     expect(() => honoPath('/v1/instances/{id}.json')).toThrow(
