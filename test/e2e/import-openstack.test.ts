@@ -213,7 +213,7 @@ describe('examples/import-openstack: release.mirrored to openstack image create'
       expect(run.lines.find((line) => line.event === 'import.failed')?.error).toMatch(
         /cldist verify refused .*bad signature \((tampered|truncated)\)/,
       );
-      await expect(readFile(join(work, `stable-${board}-4081.2.0`, image))).rejects.toThrow(/ENOENT/);
+      await expect(readFile(join(work, `flatcar-stable-${board}-4081.2.0`, image))).rejects.toThrow(/ENOENT/);
       expect(await queueDepth(queue)).toBe(1);
     } finally {
       if (good !== undefined) await rig.store.put(key, good);
