@@ -70,6 +70,11 @@ export const channelSchema = z.strictObject({
   upstream: plainName.optional(),
   /** The folder holding upstream's `version.txt`; default `current`, `current-{year}` for an LTS stream. */
   current: plainName.optional(),
+  /**
+   * Retention: keep this many of the newest mirrored releases per board of the channel and delete older
+   * ones from the mirror and the ledger. Unset keeps every release (or the source's setting, on a channel).
+   */
+  keepReleases: z.number().int().min(1).max(10_000).optional(),
 });
 
 const artifactSchema = z.strictObject({
@@ -130,6 +135,11 @@ export const sourceSchema = z.strictObject({
    * Default the source's name; "" (only for a single source) keeps the channels at the mirror's root.
    */
   mirrorPath: z.union([z.literal(''), plainName]).optional(),
+  /**
+   * Retention: keep this many of the newest mirrored releases per channel and board and delete older ones
+   * from the mirror and the ledger; a channel's own setting wins. Unset keeps every release.
+   */
+  keepReleases: z.number().int().min(1).max(10_000).optional(),
 });
 
 export type SourceInput = z.input<typeof sourceSchema>;
@@ -177,6 +187,11 @@ export const legacyKeys = ['channels', 'boards', 'artifacts'] as const;
 export const legacyChannelSchema = z.strictObject({
   name: plainName,
   baseUrl: httpUrlTemplate.default(flatcarBaseUrl),
+  /**
+   * Retention: keep this many of the newest mirrored releases per board of the channel and delete older
+   * ones from the mirror and the ledger. Unset keeps every release (or the source's setting, on a channel).
+   */
+  keepReleases: z.number().int().min(1).max(10_000).optional(),
 });
 
 export const legacyShape = {
@@ -186,7 +201,7 @@ export const legacyShape = {
 };
 
 interface LegacyParts {
-  channels?: Array<{ name: string; baseUrl: string }> | undefined;
+  channels?: Array<{ name: string; baseUrl: string; keepReleases?: number | undefined }> | undefined;
   boards?: string[] | undefined;
   artifacts?: Array<{ name: string; required: boolean }> | undefined;
 }
@@ -194,7 +209,8 @@ interface LegacyParts {
 /** The `sources` entry that the old top-level `channels`, `boards` and `artifacts` mean. */
 export function legacySource(legacy: LegacyParts): SourceInput {
   const boards = legacy.boards ?? ['amd64-usr'];
-  const channels = legacy.channels ?? defaultChannelNames.map((name) => ({ name, baseUrl: flatcarBaseUrl }));
+  const channels: NonNullable<LegacyParts['channels']> =
+    legacy.channels ?? defaultChannelNames.map((name) => ({ name, baseUrl: flatcarBaseUrl }));
   return {
     name: 'flatcar',
     mirrorPath: '',
@@ -202,6 +218,7 @@ export function legacySource(legacy: LegacyParts): SourceInput {
       name: c.name,
       boards,
       ...(c.baseUrl === flatcarBaseUrl ? {} : { baseUrl: c.baseUrl }),
+      ...(c.keepReleases === undefined ? {} : { keepReleases: c.keepReleases }),
     })),
     artifacts: legacy.artifacts ?? defaultArtifacts,
   };

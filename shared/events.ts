@@ -58,6 +58,29 @@ export const releaseMirroredSchema = z
   })
   .describe('Every required artifact of a release is verified and stored; sent once per release.');
 
+export const releasePrunedSchema = z
+  .strictObject({
+    event: z.literal('release.pruned'),
+    ...release,
+    detail: z.strictObject({
+      reason: z
+        .literal('retention')
+        .describe('why it went: older than the newest `keepReleases` mirrored releases of its stream'),
+      keepReleases: z
+        .number()
+        .int()
+        .min(1)
+        .describe('the `keepReleases` setting in force when the prune began'),
+      pruningSince: z.iso
+        .datetime()
+        .describe('when the prune began (a run that died may have left it to a later one)'),
+      storePrefix: z.string().describe('the store prefix of the release folder, now empty'),
+    }),
+  })
+  .describe(
+    'Retention deleted a mirrored release: its files are gone from the mirror and its records from the ledger. Sent once per release, after the deletion; a run that dies just after sending may send it again.',
+  );
+
 export const artifactMissingSchema = z
   .strictObject({
     event: z.literal('artifact.missing'),
@@ -128,6 +151,7 @@ export const signingKeyUnknownSchema = z
 
 export const eventSchemas = {
   'release.mirrored': releaseMirroredSchema,
+  'release.pruned': releasePrunedSchema,
   'artifact.missing': artifactMissingSchema,
   'artifact.verification_failed': artifactVerificationFailedSchema,
   'signing_key.expiring': signingKeyExpiringSchema,
@@ -136,6 +160,7 @@ export const eventSchemas = {
 
 export const eventSchema = z.discriminatedUnion('event', [
   releaseMirroredSchema,
+  releasePrunedSchema,
   artifactMissingSchema,
   artifactVerificationFailedSchema,
   signingKeyExpiringSchema,
@@ -143,6 +168,7 @@ export const eventSchema = z.discriminatedUnion('event', [
 ]);
 export type PublishedEvent = z.infer<typeof eventSchema>;
 export type ReleaseMirroredEvent = z.infer<typeof releaseMirroredSchema>;
+export type ReleasePrunedEvent = z.infer<typeof releasePrunedSchema>;
 
 /** JSON Schema (draft 2020-12) of each event, as docs/events.md shows them. */
 export function eventJsonSchemas(): Record<EventName, Record<string, unknown>> {

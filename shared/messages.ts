@@ -47,6 +47,7 @@ export function parseMirrorJob(body: string): MirrorJob {
 
 export const eventNames = [
   'release.mirrored',
+  'release.pruned',
   'artifact.verification_failed',
   'artifact.missing',
   'signing_key.expiring',

@@ -38,6 +38,8 @@ export const metricNames = {
   fetchesRefused: 'FetchesRefused',
   /** The refused fetches whose instance id is not known at all. */
   unknownInstanceFetches: 'UnknownInstanceFetches',
+  /** Retention sweeps of the poller that failed in one run (a half-done prune, or a stream over `keepReleases`). */
+  pruneFailures: 'PruneFailures',
 } as const;
 
 export type MetricName = (typeof metricNames)[keyof typeof metricNames];

@@ -80,6 +80,7 @@ export const alarmNames = {
   pollerNotRunning: 'PollerNotRunningAlarm',
   api5xx: 'Api5xxAlarm',
   signingKeyExpiring: 'SigningKeyExpiringAlarm',
+  pruneFailures: 'PruneFailuresAlarm',
 } as const;
 
 /** The alarms shown and alarmed at one level; cdk-monitoring-constructs keys thresholds by it. */
@@ -103,8 +104,8 @@ const defaultPeriod = Duration.minutes(5);
  * which the emitting code imports too.
  *
  * The alarms: a job dead-lettered, the worker or the poller crashing, a channel unreadable in two polls
- * running, the poller not running for `pollerMissedRuns` periods, the API answering too many 5xx, and a
- * signing subkey about to expire.
+ * running, the poller not running for `pollerMissedRuns` periods, the API answering too many 5xx, a
+ * signing subkey about to expire, and retention failing in two polls running.
  */
 export class CldistMonitoring extends Construct {
   readonly alarms: cloudwatch.AlarmBase[];
@@ -250,7 +251,7 @@ export class CldistMonitoring extends Construct {
     });
   }
 
-  /** cldist's own poller metrics: channels not read and releases claimed per run, and expiring keys. */
+  /** cldist's own poller metrics: channels not read and releases claimed per run, failed retention, expiring keys. */
   private monitorPollerMetrics(facade: MonitoringFacade, pollPeriod: Duration): void {
     facade.monitorCustom({
       alarmFriendlyName: 'PollerRuns',
@@ -275,6 +276,26 @@ export class CldistMonitoring extends Construct {
               },
             },
             serviceMetric(serviceNames.poller, metricNames.releasesClaimed, 'Sum', pollPeriod),
+          ],
+        },
+        {
+          title: 'Retention sweeps failed',
+          metrics: [
+            {
+              metric: serviceMetric(serviceNames.poller, metricNames.pruneFailures, 'Sum', pollPeriod),
+              alarmFriendlyName: metricNames.pruneFailures,
+              addAlarm: {
+                [level]: {
+                  threshold: 1,
+                  comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                  ...this.alarm(
+                    'pruneFailures',
+                    'Retention failed in two polls running: old releases are not being deleted, or one is left half-deleted (log event retention.prune_failed).',
+                    { evaluationPeriods: 2, datapointsToAlarm: 2 },
+                  ),
+                },
+              },
+            },
           ],
         },
         {

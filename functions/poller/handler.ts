@@ -9,7 +9,10 @@ import { metricNames, metricNamespace, serviceNames } from '../../shared/telemet
 const logger = new Logger({ serviceName: serviceNames.poller });
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.poller });
 
-/** One scheduled run; per-channel failures are in the report and in the `PollErrors` metric. */
+/**
+ * One scheduled run; per-channel failures are in the report and in the `PollErrors` metric, failed
+ * retention in `PruneFailures`.
+ */
 export function createPollerHandler(
   load: () => Promise<MirrorRuntime>,
   sink: MetricSink & { publishStoredMetrics(): void } = metrics,
@@ -25,7 +28,13 @@ export function createPollerHandler(
         MetricUnit.Count,
         report.results.filter((r) => r.outcome === 'new-release').length,
       );
-      deps.logger.info('poll.done', { time: event.time, results: report.results, resent: report.resent });
+      sink.addMetric(metricNames.pruneFailures, MetricUnit.Count, report.pruneFailures);
+      deps.logger.info('poll.done', {
+        time: event.time,
+        results: report.results,
+        resent: report.resent,
+        pruned: report.pruned,
+      });
       return report;
     } finally {
       sink.publishStoredMetrics();

@@ -40,7 +40,9 @@ function sourceLines(source: EffectiveConfig['sources'][number], keys: TrustedKe
   const folder = source.mirrorPath === '' ? 'the mirror root' : `${source.mirrorPath}/`;
   const lines = [`  ${source.name}  (${source.versionKey}, mirrored under ${folder})`, '    channels:'];
   for (const channel of source.channels) {
-    lines.push(`      ${channel.name}: ${channel.boards.join(', ')}`);
+    const keep = channel.keepReleases ?? source.keepReleases;
+    const kept = keep === undefined ? '' : `  (keep the newest ${keep} per board)`;
+    lines.push(`      ${channel.name}: ${channel.boards.join(', ')}${kept}`);
     for (const [board, url] of Object.entries(channel.versionUrls)) lines.push(`        ${board}  ${url}`);
   }
   lines.push(

@@ -1,15 +1,15 @@
 import * as z from 'zod';
 import { PermanentError } from '../errors.ts';
 import { instanceParamsShape, paramsFromBody } from '../metadata/params.ts';
+import type { InstanceServiceDeps } from './deps.ts';
 import {
   assertInstanceId,
-  claimNewAddresses,
-  deleteInstance,
   InstanceNotFoundError,
-  type InstanceServiceDeps,
   InvalidInstanceConfigError,
   renderZodPath,
-} from './service.ts';
+} from './errors.ts';
+import { claimNewAddresses } from './put-config.ts';
+import { deleteInstance } from './service.ts';
 import { hashInstanceToken, newInstanceToken } from './tokens.ts';
 import {
   type ConfigKind,

@@ -1,4 +1,6 @@
 import { PermanentError } from '../errors.ts';
+import { formatValidationIssues, type ValidationIssue } from './ignition/issues.ts';
+import { instanceIdPattern } from './types.ts';
 
 /**
  * A write lost to another write of the same instance between its read and its conditional write. Nothing
@@ -13,4 +15,53 @@ export class InstanceConflictError extends PermanentError {
     );
     this.name = 'InstanceConflictError';
   }
+}
+
+/** Admin input that cannot be stored as given; `issues` name each bad field by JSON path. */
+export class InvalidInstanceConfigError extends PermanentError {
+  readonly issues: ValidationIssue[];
+  constructor(issues: ValidationIssue[]) {
+    super('invalid-instance-config', formatValidationIssues(issues));
+    this.name = 'InvalidInstanceConfigError';
+    this.issues = issues;
+  }
+}
+
+/** Admin routes only: instance routes never say whether an id exists. */
+export class InstanceNotFoundError extends PermanentError {
+  constructor(id: string) {
+    super('not-found', `no instance "${id}"`);
+    this.name = 'InstanceNotFoundError';
+  }
+}
+
+/** The PUT names an address another instance holds; `holder` is that instance. */
+export class AddressInUseError extends PermanentError {
+  readonly address: string;
+  readonly holder: string;
+  constructor(address: string, holder: string) {
+    super(
+      'address-in-use',
+      `address ${address} belongs to instance "${holder}"; remove it there first (or delete that instance)`,
+    );
+    this.name = 'AddressInUseError';
+    this.address = address;
+    this.holder = holder;
+  }
+}
+
+/** Ids become DynamoDB keys and store keys; checking once here keeps both safe. */
+export function assertInstanceId(id: string): void {
+  if (!instanceIdPattern.test(id)) {
+    throw new InvalidInstanceConfigError([
+      {
+        path: '$.id',
+        message: `expected 1 to 128 letters, digits, ".", "_" or "-" (starting with a letter or digit)`,
+      },
+    ]);
+  }
+}
+
+export function renderZodPath(path: readonly PropertyKey[]): string {
+  return `$${path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}`;
 }

@@ -4,6 +4,7 @@ import { type AlertLedger, alertLedger } from './alerts.ts';
 import { type ArtifactLedger, artifactLedger } from './artifacts.ts';
 import { type CurrentLedger, currentLedger } from './current.ts';
 import { type PollLedger, pollLedger } from './poll.ts';
+import { type PruneLedger, pruneLedger } from './pruning.ts';
 import { type ReleaseLedger, releaseLedger } from './releases.ts';
 import { type TrustWaitLedger, trustWaitLedger } from './trust-wait.ts';
 
@@ -11,6 +12,7 @@ export type { AlertLedger } from './alerts.ts';
 export type { ArtifactLedger } from './artifacts.ts';
 export type { CurrentLedger } from './current.ts';
 export type { PollLedger } from './poll.ts';
+export type { PruneLedger } from './pruning.ts';
 export type * from './records.ts';
 export type { ReleaseLedger } from './releases.ts';
 export type { TrustWaitLedger } from './trust-wait.ts';
@@ -29,7 +31,8 @@ export type Ledger = ReleaseLedger &
   CurrentLedger &
   PollLedger &
   AlertLedger &
-  TrustWaitLedger;
+  TrustWaitLedger &
+  PruneLedger;
 
 export interface DynamoLedgerOptions {
   clock?: () => Date;
@@ -49,5 +52,6 @@ export function createDynamoLedger(
     ...pollLedger(table),
     ...alertLedger(table),
     ...trustWaitLedger(table),
+    ...pruneLedger(table),
   };
 }

@@ -79,6 +79,13 @@ export interface ReleaseRecord extends ReleaseRef {
    */
   announcePending?: boolean;
   announcedAt?: string;
+  /**
+   * Set when retention starts deleting the release: from then on it is out of every listing, and only
+   * the finish of its prune (by this run or a later one) touches it.
+   */
+  pruningSince?: string;
+  /** The `keepReleases` setting that condemned it, for the `release.pruned` event. */
+  pruneKeep?: number;
 }
 
 export interface ReleaseDetail extends ReleaseRecord {

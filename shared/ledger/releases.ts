@@ -28,7 +28,10 @@ export interface ReleaseLedger {
   /** Creates the release's artifacts (pending), then claims the release; true for the one caller that did. */
   claimRelease(release: ReleaseRef, artifacts: ArtifactPlan[]): Promise<boolean>;
   getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined>;
-  /** Every claimed release, oldest first per stream; each part of `filter` given narrows the list. */
+  /**
+   * Claimed releases, oldest version first per stream; each part of `filter` given narrows the list. A
+   * release retention is pruning is not among them.
+   */
   listReleases(filter?: Partial<StreamRef>): Promise<ReleaseRecord[]>;
   /**
    * Hands the finalize to exactly one caller, once every required artifact is verified and every optional

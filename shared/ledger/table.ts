@@ -35,6 +35,8 @@ export const ledgerLeases = {
   alert: { attribute: 'alertLeaseUntil' },
   /** A finalize's write of the store's `current/` files, on its own item per channel and board. */
   currentSync: { attribute: 'leaseUntil' },
+  /** Retention's deletion of a release, taken with the pruning mark and again by whoever finishes it. */
+  prune: { attribute: 'pruneLeaseUntil' },
 } as const;
 
 /** The attribute that names the holder of a lease taken by name (the `current/` write lease). */
@@ -59,6 +61,11 @@ export function ledgerIndexEntry(partition: string, sort: string): LedgerKey {
 export const ledgerIndex = {
   /** Every claimed release, sorted by `{source}#{channel}#{board}#{sortable version}`. */
   releases: 'release',
+  /**
+   * Releases being pruned, same sort key: a release moves here from `releases` when its prune starts, so
+   * no listing shows it while its files go, and the next run finds it to finish.
+   */
+  pruningReleases: 'release-pruning',
   /** Every poll state, sorted by `{source}#{channel}#{board}`. */
   pollStates: 'poll',
   /** Artifacts still to do (pending, or missing and required), sorted by `{updatedAt}#...`. */

@@ -1,8 +1,8 @@
 import { TransientError } from '../errors.ts';
 import type { AlertState, ArtifactRef } from '../ledger/ledger.ts';
 import type { CldistEvent } from '../messages.ts';
+import { recordAfterPublish } from '../notify/record-after-publish.ts';
 import type { MirrorDeps } from './deps.ts';
-import { recordAfterPublish } from './record-after-publish.ts';
 
 const alertLeaseSeconds = 60;
 

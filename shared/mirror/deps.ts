@@ -6,6 +6,7 @@ import {
 import { TransientError } from '../errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { CldistEvent, MirrorJob } from '../messages.ts';
+import type { PinnedReleases } from '../retention/pinned.ts';
 import type { ObjectStore } from '../store/types.ts';
 import type { MetricName } from '../telemetry-names.ts';
 import type { KeyringStatus, VerifiedSignature, VerifyOptions } from '../verify/types.ts';
@@ -70,6 +71,8 @@ export interface MirrorDeps {
   signatures: SignatureChecker;
   clock: Clock;
   logger: MirrorLogger;
+  /** Releases retention must keep whatever their age; absent: nothing is pinned. */
+  pinned?: PinnedReleases;
   /** Powertools Metrics in Lambda; absent on one machine. */
   metrics?: MetricSink;
   /** How long a worker holds an artifact before another may take it over (a crashed worker's lease). */

@@ -9,11 +9,12 @@ import type {
   StreamRef,
   VerifiedArtifactFacts,
 } from '../ledger/ledger.ts';
+import { recordAfterPublish } from '../notify/record-after-publish.ts';
 import { parseDigests } from '../release/digests.ts';
 import { currentStoreKey, sourceNamed, storeKey } from '../release/layout.ts';
+import { retainAfterAnnounce } from '../retention/run.ts';
 import { alertOnce } from './alerts.ts';
 import { defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
-import { recordAfterPublish } from './record-after-publish.ts';
 
 const versionFileName = 'version.txt';
 /** Long enough for two small puts; a holder that dies blocks `current/` writes for this long at most. */
@@ -228,7 +229,8 @@ function streamOf(release: StreamRef): StreamRef {
  * hands the finalize to one caller. Order matters for readers: release.json, then `current/`, then
  * `finalizedAt` (the work is done, the announcement owed), then `release.mirrored`, then `announcedAt`. A
  * failure before `finalizedAt` hands the finalize back and the retried job redoes it; a failure after it
- * leaves only the announcement to a retry. `release.mirrored` goes out twice only if the process dies, or the
+ * leaves only the announcement to a retry. Once announced, retention may prune the stream's older releases
+ * (`keepReleases`). `release.mirrored` goes out twice only if the process dies, or the
  * ledger stays unreachable for several seconds, between the publish and the `announcedAt` write.
  */
 export async function finalizeIfDone(
@@ -286,5 +288,6 @@ export async function finalizeIfDone(
   }
   await recordAnnounced(ref, deps);
   deps.logger.info('release.mirrored', { ...ref, currentAdvanced });
+  await retainAfterAnnounce(ref, deps, config);
   return { finalized: true, currentAdvanced };
 }

@@ -6,6 +6,7 @@ import type { ArtifactPlan, ArtifactRecord, PollState, StreamRef } from '../ledg
 import type { MirrorJob } from '../messages.ts';
 import { artifactUrls, channelOrigin, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
+import { runRetention } from '../retention/run.ts';
 import { metricNames } from '../telemetry-names.ts';
 import type { MirrorDeps } from './deps.ts';
 import { finalizeIfDone } from './finalize.ts';
@@ -47,6 +48,10 @@ export interface PollReport {
   expiringKeys: string[];
   /** Artifacts awaiting trust that were sent again because the trust changed since their refusal. */
   requeuedForTrust: number;
+  /** Releases deleted by retention: prunes left half-done by an earlier run, and streams over `keepReleases`. */
+  pruned: number;
+  /** Parts of the retention sweep that failed (logged as `retention.prune_failed`). */
+  pruneFailures: number;
 }
 
 const stalledPerRun = 200;
@@ -338,5 +343,14 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
   } catch (error) {
     deps.logger.error('keyring.check_failed', { error: describeError(error) });
   }
-  return { results, resent, refinalized, expiringKeys, requeuedForTrust };
+  const retention = await runRetention(deps, config);
+  return {
+    results,
+    resent,
+    refinalized,
+    expiringKeys,
+    requeuedForTrust,
+    pruned: retention.pruned,
+    pruneFailures: retention.failures,
+  };
 }

@@ -24,16 +24,13 @@ export interface ReleaseSummary extends ReleaseRef {
 }
 
 export interface ReleaseAdminDeps {
-  ledger: Pick<Ledger, 'listReleases' | 'getRelease' | 'requeueArtifact'>;
+  ledger: Pick<Ledger, 'listReleases' | 'listPruning' | 'getRelease' | 'requeueArtifact'>;
   jobs: JobQueue;
 }
 
 export class ReleaseNotFoundError extends PermanentError {
-  constructor(ref: ReleaseRef) {
-    super(
-      'release-not-found',
-      `release ${ref.source}/${ref.channel}/${ref.board}/${ref.version} was never claimed`,
-    );
+  constructor(ref: ReleaseRef, why = 'was never claimed') {
+    super('release-not-found', `release ${ref.source}/${ref.channel}/${ref.board}/${ref.version} ${why}`);
     this.name = 'ReleaseNotFoundError';
   }
 }
@@ -75,13 +72,20 @@ function summary(detail: ReleaseDetail): ReleaseSummary {
   };
 }
 
-/** Every claimed release with its state, oldest first per source, channel and board; `state` narrows the list. */
+/**
+ * Every claimed release with its state, oldest first per source, channel and board; `state` narrows the
+ * list. Releases retention is deleting are listed only for `state: 'pruning'`: they are no longer in the
+ * mirror.
+ */
 export async function listReleaseSummaries(
   filter: { state?: ReleaseState; source?: string; channel?: string; board?: string },
   deps: Pick<ReleaseAdminDeps, 'ledger'>,
 ): Promise<ReleaseSummary[]> {
   const { state: _state, ...stream } = filter;
-  const records = await deps.ledger.listReleases(stream);
+  const records =
+    filter.state === 'pruning'
+      ? await deps.ledger.listPruning(stream)
+      : await deps.ledger.listReleases(stream);
   const out: ReleaseSummary[] = [];
   for (const record of records) {
     const detail = await deps.ledger.getRelease(record);
@@ -125,6 +129,9 @@ export async function retryRelease(
 ): Promise<RetryResult> {
   const detail = await deps.ledger.getRelease(ref);
   if (detail === undefined) throw new ReleaseNotFoundError(ref);
+  if (detail.pruningSince !== undefined) {
+    throw new ReleaseNotFoundError(ref, 'is being deleted by retention (keepReleases)');
+  }
   const records = detail.artifacts.flatMap((name) =>
     detail.artifactStates.filter((a) => a.artifact === name),
   );

@@ -4,6 +4,7 @@ import type { CldistConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { createDynamoLedger } from '../ledger/ledger.ts';
 import { createSnsNotifier } from '../notify/index.ts';
+import { noPinnedReleases, type PinnedReleases } from '../retention/pinned.ts';
 import type { DeployedResources } from '../runtime-env.ts';
 import { createStore } from '../store/index.ts';
 import type { ObjectStore } from '../store/types.ts';
@@ -96,6 +97,11 @@ export interface MirrorRuntimeOptions {
   clients: Pick<AwsClients, 's3' | 'sqs' | 'sns' | 'doc'>;
   logger: MirrorLogger;
   clock?: Clock;
+  /**
+   * Releases retention must never delete (bare-metal profiles, update groups); by default none. The one
+   * seam where those features join in, so both hosts prune alike.
+   */
+  pinned?: PinnedReleases;
   /** A host that watches its own trust (a file on one machine, a rotation in chaos); default the S3 trust object. */
   trust?: TrustedKeyring;
   /**
@@ -138,6 +144,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
     notifier: resources.topicArn === undefined ? noTopic : createSnsNotifier(clients.sns, resources.topicArn),
     jobs: queueUrl === undefined ? noJobQueue : createSqsJobQueue(clients.sqs, queueUrl),
     signatures: trustedChecker(trust),
+    pinned: options.pinned ?? noPinnedReleases,
     clock,
     logger,
   };

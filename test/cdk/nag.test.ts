@@ -72,6 +72,7 @@ describe('cdk-nag AwsSolutions', () => {
         'Cldist/WorkerRole AwsSolutions-IAM5[Resource::*]',
         'Cldist/ApiHandlerRole AwsSolutions-IAM5[Resource::*]',
         `Cldist/WorkerRole AwsSolutions-IAM5[Resource::<${mirror}.Arn>/*]`,
+        `Cldist/PollerRole AwsSolutions-IAM5[Resource::<${mirror}.Arn>/*]`,
         `Cldist/ApiHandlerRole AwsSolutions-IAM5[Resource::<${config}.Arn>/*]`,
         'Cldist/Api/GET--v1--instances--{id}--ignition AwsSolutions-APIG4',
         'Cldist/Api/GET--v1--instances--{id}--cloud-config AwsSolutions-APIG4',

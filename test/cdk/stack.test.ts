@@ -424,7 +424,19 @@ describe('the CDK stack with default settings', () => {
         metric: expect.objectContaining({ statistic: 'Sum', period: 900 }),
       }),
     ]);
-    expect(alarms).toHaveLength(7);
+    expect(alarms).toHaveLength(8);
+    expect(byMetric(metricNamespace, metricNames.pruneFailures)).toEqual([
+      expect.objectContaining({
+        metric: expect.objectContaining({
+          dimensions: [{ Name: 'service', Value: serviceNames.poller }],
+          statistic: 'Sum',
+        }),
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        Threshold: 1,
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+      }),
+    ]);
     expect(byMetric(metricNamespace, metricNames.signingKeyExpiring)).toEqual([
       expect.objectContaining({
         metric: expect.objectContaining({
@@ -561,7 +573,7 @@ describe('least privilege, by IAM policy statement', () => {
     ).toBe(true);
   });
 
-  it('lets the poller read only the trust keyring object, and nothing of the configs', () => {
+  it('lets the poller read only the trust keyring object, delete mirror objects (retention), and nothing of the configs', () => {
     const statements = statementsOf(synth, 'Poller');
     expect(statements.filter((s) => mentions(s, ids.config) || mentions(s, ids.configKey))).toEqual([]);
     const objectStatements = statements.filter((s) =>
@@ -572,6 +584,11 @@ describe('least privilege, by IAM policy statement', () => {
         Effect: 'Allow',
         Action: 's3:GetObject',
         Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.mirror, 'Arn'] }, '/trust/keyring.asc']] },
+      },
+      {
+        Effect: 'Allow',
+        Action: 's3:DeleteObject',
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.mirror, 'Arn'] }, '/*']] },
       },
     ]);
     const queueStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));

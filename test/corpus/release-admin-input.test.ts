@@ -78,6 +78,7 @@ describe('bad-input corpus: release admin inputs and the trust text', () => {
       {
         ledger: {
           listReleases: async () => [detail],
+          listPruning: async () => [],
           getRelease: async (ref) => (ref.version === detail.version ? detail : undefined),
           requeueArtifact: async () => false,
         },

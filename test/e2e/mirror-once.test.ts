@@ -127,7 +127,10 @@ describe('cldist mirror --once', () => {
         ]),
       );
       expect((await readFile(join(folder, bigArtifact))).length).toBe(3 * MiB + 17);
-      const current = await readFile(join(dataDir, 'mirror', 'flatcar', channel, board, 'current/version.txt'), 'utf8');
+      const current = await readFile(
+        join(dataDir, 'mirror', 'flatcar', channel, board, 'current/version.txt'),
+        'utf8',
+      );
       expect(current).toContain(`FLATCAR_VERSION_ID=${version}`);
     }
     expect(await exists(join(dataDir, 'mirror', 'flatcar', 'alpha'))).toBe(false);

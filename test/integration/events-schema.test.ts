@@ -27,6 +27,8 @@ describe('published events against their schemas (docs/events.md)', () => {
   beforeAll(async () => {
     rig = await startRig({
       channels: ['stable'],
+      // 20.0.0 is pruned once 20.3.0, the next release mirrored in full, is announced.
+      keepReleases: 1,
       artifacts: [
         { name: 'version.txt' },
         { name: 'image.bin' },
@@ -79,6 +81,14 @@ describe('published events against their schemas (docs/events.md)', () => {
       })),
       rig.jobsQueue,
     );
+    await rig.origin.publishRelease({
+      channel: 'stable',
+      board,
+      version: '20.3.0',
+      artifacts: [{ name: 'image.bin', size: 100 }],
+    });
+    await runPoll(rig.deps, rig.config);
+    await drain(rig.worker(), rig.jobsQueue);
     rig.advance(Date.parse('2027-02-20T12:00:00Z') - Date.now());
     await runPoll({ ...rig.deps, signatures: keyringChecker(flatcar) }, rig.config);
     events = await rig.events();
@@ -102,6 +112,10 @@ describe('published events against their schemas (docs/events.md)', () => {
     expect(reasons).toEqual([
       ['broken.bin', 'garbage-signature'],
       ['image.bin', 'digests-mismatch'],
+    ]);
+    const pruned = events.filter((event) => event.event === 'release.pruned');
+    expect(pruned.map((event) => [event.version, event.detail.storePrefix])).toEqual([
+      ['20.0.0', `stable/${board}/20.0.0/`],
     ]);
   });
 

@@ -89,6 +89,7 @@ describe('mirror Lambda handlers wired from the runtime environment', () => {
     expect(metrics).toEqual([
       ['PollErrors', 0],
       ['ReleasesClaimed', 1],
+      ['PruneFailures', 0],
     ]);
     expect(published).toBe(1);
 

@@ -62,6 +62,8 @@ export interface RigOptions {
   /** Seconds a received job stays invisible; a failed job comes back after this. */
   visibilityTimeout?: number;
   config?: Record<string, unknown>;
+  /** Retention of every channel (`keepReleases`); off when unset. */
+  keepReleases?: number;
 }
 
 /** dynalite answers CreateTable before the table is ACTIVE; the SDK waiter would then sleep 20 s. */
@@ -79,7 +81,11 @@ export async function startRig(options: RigOptions = {}): Promise<MirrorRig> {
   const origin = await startSimOrigin();
   const channels = options.channels ?? ['alpha', 'beta'];
   const config = parseConfig({
-    channels: channels.map((name) => ({ name, baseUrl: origin.baseUrl })),
+    channels: channels.map((name) => ({
+      name,
+      baseUrl: origin.baseUrl,
+      ...(options.keepReleases === undefined ? {} : { keepReleases: options.keepReleases }),
+    })),
     boards: ['amd64-usr'],
     artifacts: options.artifacts ?? [{ name: 'version.txt' }, { name: 'image.bin' }],
     limits: { requestTimeoutSeconds: 5, maxResumes: 3 },

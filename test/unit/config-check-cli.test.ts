@@ -74,7 +74,10 @@ describe('cldist config check', () => {
 
   it('reads the old top-level lists, prints them as one source and warns with the new shape', async () => {
     const file = await write('good.json', {
-      channels: [{ name: 'stable' }, { name: 'lts-2024', baseUrl: 'https://mirror.example/{channel}/' }],
+      channels: [
+        { name: 'stable', keepReleases: 5 },
+        { name: 'lts-2024', baseUrl: 'https://mirror.example/{channel}/' },
+      ],
       boards: ['amd64-usr', 'arm64-usr'],
       artifacts: [{ name: 'version.txt' }, { name: 'flatcar_production_pxe.vmlinuz', required: false }],
       keyring: {
@@ -92,6 +95,7 @@ describe('cldist config check', () => {
     expect(out).toContain('        arm64-usr  https://mirror.example/lts/arm64-usr/current-2024/version.txt');
     expect(out).toContain('      version.txt (required)');
     expect(out).toContain('      flatcar_production_pxe.vmlinuz (optional)');
+    expect(out).toContain('      stable: amd64-usr, arm64-usr  (keep the newest 5 per board)');
     expect(out).toContain('  trusted F88CFEDEFF29A5B4D9523864E25D9AED0593B34A Flatcar Buildbot');
     expect(out).toMatch(
       /^ {4}signing subkey 52F145DFD00BBDCD928CBB5A32DA80F91EF52974 expires 2027-03-08 \((valid|expired)\)$/m,

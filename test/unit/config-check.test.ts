@@ -83,7 +83,7 @@ describe('unknown keys get the nearest key the schema accepts there', () => {
   it('finds the keys at a path through defaults, arrays and unions', () => {
     expect(keysAt(configSchema, [])).toContain('schedule');
     expect(keysAt(configSchema, ['keyring'])).toContain('trustedFingerprints');
-    expect(keysAt(configSchema, ['channels', 3])).toEqual(['name', 'baseUrl']);
+    expect(keysAt(configSchema, ['channels', 3])).toEqual(['name', 'baseUrl', 'keepReleases']);
     expect(keysAt(configSchema, ['store'])).toEqual(
       expect.arrayContaining(['kind', 'path', 'bucket', 'prefix']),
     );

@@ -1,6 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { describeError, TransientError } from '../errors.ts';
-import type { MirrorDeps } from './deps.ts';
+
+/** The one log line it writes per retry; any of the cores' loggers fits. */
+export interface RetryLogger {
+  warn(message: string, ...attributes: Record<string, unknown>[]): void;
+}
 
 /** About 6 s in all: longer than the ledger blips seen in chaos runs, short against a job's visibility. */
 const backoffMs = [100, 200, 400, 800, 1600, 3200];
@@ -12,7 +16,7 @@ const backoffMs = [100, 200, 400, 800, 1600, 3200];
 export async function recordAfterPublish<T>(
   what: string,
   context: Record<string, unknown>,
-  deps: Pick<MirrorDeps, 'logger'>,
+  deps: { logger: RetryLogger },
   write: () => Promise<T>,
 ): Promise<T> {
   for (const wait of backoffMs) {
