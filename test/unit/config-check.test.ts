@@ -105,6 +105,7 @@ describe('unknown keys get the nearest key the schema accepts there', () => {
       'baseUrl',
       'upstream',
       'current',
+      'keepReleases',
     ]);
     expect(keysAt(configSchema, ['nothing', 'here'])).toEqual([]);
   });
