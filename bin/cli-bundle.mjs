@@ -1,12 +1,13 @@
 // The CLI's precompiled form: local/cli.ts and the hash thread's entry, bundled by esbuild into dist/ so
 // `cldist` starts without transpiling anything. `npm ci` builds it (the `prepare` script runs this file);
 // bin/cldist.js rebuilds it when a source is newer, and runs the sources through tsx when it cannot be
-// built. Packages stay in node_modules (`packages: 'external'`): only this repository's own
-// modules are bundled, so native add-ons and the stand-ins load exactly as they do from the sources.
+// built. The packages are bundled too, except dynalite, native add-ons and build tools, which load from
+// node_modules exactly as they do from the sources (see `keptExternal`).
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { isBuiltin } from 'node:module';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -14,6 +15,37 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'dist');
 const manifestPath = join(outdir, 'cldist.manifest.json');
 const entryPath = join(outdir, 'cldist.mjs');
+/** npm rewrites it on every install, update or removal of a package. */
+const npmLockFile = join('node_modules', '.package-lock.json');
+
+/**
+ * Packages left in node_modules: dynalite (its thread loads it by path), native add-ons, and the build
+ * tools. Every other package, fauxqs included, is bundled with the CLI's own modules: Node then reads and
+ * parses a few chunks at start instead of hundreds of CommonJS files, each lexed for its exports, which
+ * was most of the start-up time of a command.
+ */
+const keptExternal = new Set(['dynalite', 'fs-native-extensions', 'esbuild', 'tsx']);
+
+function packageName(specifier) {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+}
+
+const externalPackages = {
+  name: 'cldist-external-packages',
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.path.startsWith('node:') || isBuiltin(args.path) || keptExternal.has(packageName(args.path))) {
+        return { path: args.path, external: true };
+      }
+      return undefined;
+    });
+  },
+};
+
+/** Bundled CommonJS packages `require` Node's modules; an ES module has no `require` of its own. */
+const requireShim =
+  "import { createRequire as cldistCreateRequire } from 'node:module'; const require = cldistCreateRequire(import.meta.url);";
 
 /** The bundle's entry as a URL, or undefined when no bundle was ever built or a source changed since. */
 export function freshEntry() {
@@ -62,10 +94,14 @@ export async function buildBundle({ clean = false } = {}) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
+    plugins: [externalPackages],
+    mainFields: ['module', 'main'],
+    banner: { js: requireShim },
     outExtension: { '.js': '.mjs' },
     chunkNames: 'chunk-[hash]',
     sourcemap: 'linked',
+    minify: true,
+    keepNames: true,
     metafile: true,
     write: false,
     logLevel: 'warning',
@@ -76,7 +112,12 @@ export async function buildBundle({ clean = false } = {}) {
     (a, b) => Number(entries.has(a.path)) - Number(entries.has(b.path)),
   );
   for (const file of files) writeAtomically(file.path, file.contents);
-  const inputs = Object.keys(result.metafile.inputs).map((input) => relative(root, join(root, input)));
+  // Bundled packages change only through npm, which rewrites its lock file in node_modules: checking that
+  // one file, not each of the thousand package files, keeps the start-up check to the repository's sources.
+  const inputs = Object.keys(result.metafile.inputs)
+    .map((input) => relative(root, join(root, input)))
+    .filter((input) => !input.split(sep).includes('node_modules'));
+  inputs.push(...[npmLockFile].filter((file) => existsSync(join(root, file))));
   writeAtomically(manifestPath, `${JSON.stringify({ version: 1, startedAt, inputs }, null, 2)}\n`);
   return pathToFileURL(entryPath).href;
 }

@@ -10,7 +10,7 @@ import { CldistMonitoring } from './constructs/cldist-monitoring.ts';
 import { MirrorDistribution } from './constructs/mirror-distribution.ts';
 import type { DeploySettings } from './settings.ts';
 import { buildApi } from './stack/api.ts';
-import { bundledKeyring, retention } from './stack/deploy-inputs.ts';
+import { bundledKeyring, bundledUpdateKeys, retention } from './stack/deploy-inputs.ts';
 import { buildMirrorPipeline } from './stack/mirror-pipeline.ts';
 import { buildTopics } from './stack/notifications.ts';
 import { addStackOutputs } from './stack/outputs.ts';
@@ -47,11 +47,13 @@ export class CldistStack extends Stack {
     const topics = buildTopics(this, deploy);
 
     const keyring = bundledKeyring(config);
+    const updateKeys = bundledUpdateKeys(config);
     const mirrorStore = deployedMirrorStore(config, storage.mirrorBucket.bucketName);
     const deployedConfig: CldistConfig = {
       ...config,
       store: mirrorStore,
       keyring: { ...config.keyring, files: keyring.paths },
+      ...(config.update === undefined ? {} : { update: { ...config.update, payloadKeys: updateKeys.paths } }),
     };
     const pipeline = buildMirrorPipeline(this, {
       config: deployedConfig,
@@ -59,13 +61,20 @@ export class CldistStack extends Stack {
       storage,
       events: topics.events,
       mirrorStore,
-      keyringFiles: keyring.files,
+      keyringFiles: [...keyring.files, ...updateKeys.files],
       workerSize: this.workerSize,
       logRetention,
       projectRoot,
       pollerEntry: entry('poller', 'poller'),
       workerEntry: entry('worker', 'mirror-worker'),
     });
+
+    const distribution = deploy.mirror.cloudFront
+      ? new MirrorDistribution(this, 'MirrorDistribution', {
+          bucket: storage.mirrorBucket,
+          prefix: mirrorStore.prefix,
+        })
+      : undefined;
 
     const api = buildApi(this, {
       config: deployedConfig,
@@ -75,6 +84,9 @@ export class CldistStack extends Stack {
       entry: entry('api', 'api'),
       projectRoot,
       jobs: pipeline.jobs.queue,
+      ...(distribution === undefined
+        ? {}
+        : { mirrorPublicUrl: `https://${distribution.distributionDomainName}` }),
     });
     // Config bodies no record points at (replaced, or written by a PUT that lost a race) are collected
     // here, never in the racing PUT: the API function itself, with a constant input it recognises.
@@ -87,13 +99,6 @@ export class CldistStack extends Stack {
         retryAttempts: 0,
       }),
     );
-
-    const distribution = deploy.mirror.cloudFront
-      ? new MirrorDistribution(this, 'MirrorDistribution', {
-          bucket: storage.mirrorBucket,
-          prefix: mirrorStore.prefix,
-        })
-      : undefined;
 
     const monitoring = new CldistMonitoring(this, 'Monitoring', {
       alarmTopic: topics.operator.topic,

@@ -21,6 +21,10 @@ const apiDefaults = {
   instanceBurstLimit: 40,
   metadataRateLimit: 100,
   metadataBurstLimit: 200,
+  bootRateLimit: 20,
+  bootBurstLimit: 40,
+  updateRateLimit: 50,
+  updateBurstLimit: 100,
   defaultRateLimit: 10,
   defaultBurstLimit: 20,
 };
@@ -102,6 +106,15 @@ export const deploySettingsSchema = z
          */
         metadataRateLimit: z.number().min(1).max(10_000).default(100),
         metadataBurstLimit: z.number().int().min(1).max(5_000).default(200),
+        /** Requests per second on each network boot route (iPXE and GRUB scripts, boot-token configs). */
+        bootRateLimit: z.number().min(1).max(10_000).default(20),
+        bootBurstLimit: z.number().int().min(1).max(5_000).default(40),
+        /**
+         * Requests per second on the Omaha endpoint. Each instance checks about every 45 minutes, so
+         * 10,000 instances make about 4 a second; the headroom covers a fleet booting at once.
+         */
+        updateRateLimit: z.number().min(1).max(10_000).default(50),
+        updateBurstLimit: z.number().int().min(1).max(5_000).default(100),
         /** Limits for every other route (the IAM-authorised admin routes). */
         defaultRateLimit: z.number().min(1).max(10_000).default(10),
         defaultBurstLimit: z.number().int().min(1).max(5_000).default(20),

@@ -5,6 +5,8 @@ import { checkNames, knownBoards } from '../shared/config-names.ts';
 import { legacyKeys, type SourceChannel, type SourceConfig } from '../shared/config-sources.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
 import { currentVersionUrl } from '../shared/release/layout.ts';
+import { loadUpdatePayloadKeys } from '../shared/update/crau-verify.ts';
+import { updateLayoutProblem } from '../shared/update/origin.ts';
 import { entryKey, latestBinding, loadKeyringFromConfig } from '../shared/verify/keyring.ts';
 
 /** One signing subkey of a trusted key, as the verifier will judge it today. */
@@ -122,8 +124,8 @@ async function trustedKeys(config: CldistConfig, now: Date): Promise<TrustedKeyR
 
 /**
  * Everything `serve` checks at start, without starting anything: the schema (unknown keys with the
- * nearest valid one), board and channel names against what Flatcar publishes, and the keyring files and
- * trusted fingerprints. Every problem is collected, not just the first.
+ * nearest valid one), board and channel names against what Flatcar publishes, the keyring files and
+ * trusted fingerprints, and the update payload keys. Every problem is collected, not just the first.
  */
 export async function checkConfig(file: string | undefined, now: Date): Promise<ConfigCheckReport> {
   return checkRawConfig(await readRaw(file), now, file);
@@ -144,6 +146,24 @@ export async function checkRawConfig(raw: unknown, now: Date, file?: string): Pr
     keys = await trustedKeys(config, now);
   } catch (error) {
     errors.push({ path: 'keyring', message: describeError(error) });
+  }
+  const legacyLayout = typeof raw !== 'object' || raw === null || !('sources' in raw);
+  const layoutProblem = updateLayoutProblem(config, legacyLayout);
+  if (layoutProblem !== undefined) {
+    const [path = 'channels', ...rest] = layoutProblem.split(': ');
+    errors.push({ path, message: rest.join(': ') });
+  }
+  if (config.update !== undefined) {
+    try {
+      loadUpdatePayloadKeys(config.update.payloadKeys);
+    } catch (error) {
+      const message = describeError(error);
+      const field = /^(update\.payloadKeys\.[0-9]+): /.exec(message);
+      errors.push({
+        path: field?.[1] ?? 'update.payloadKeys',
+        message: message.replace(/^update\.payloadKeys\.[0-9]+: /, ''),
+      });
+    }
   }
   for (const key of keys ?? []) {
     if (!key.signingSubkeys.some((s) => s.state === 'valid')) {

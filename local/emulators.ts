@@ -1,12 +1,10 @@
 import { mkdirSync } from 'node:fs';
-import { CreateTableCommand, ResourceInUseException, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import { CreateTopicCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { startFauxqs } from 'fauxqs';
-import { type AwsClients, makeAwsClients } from '../shared/aws-clients.ts';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { awsClientConfig } from '../shared/aws-client-config.ts';
+import type { AwsClients } from '../shared/aws-clients.ts';
 import type { CldistConfig } from '../shared/config.ts';
-import { ledgerTableInput } from '../shared/ledger/table.ts';
-import { type LedgerThread, type LedgerThreadEvent, startLedgerThread } from './runtime/ledger-thread.ts';
+import type { LedgerThread, LedgerThreadEvent } from './runtime/ledger-thread.ts';
 
 /** The names and addresses of what the runner created, the local twin of the stack's outputs. */
 export interface LocalResources {
@@ -26,66 +24,113 @@ export interface Emulators {
   close(): Promise<void>;
 }
 
-export interface EmulatorOptions {
+/** dynalite on its own thread, with the ledger table created as the stack creates it. */
+export interface LedgerStandIn {
+  clients: { dynamodb: DynamoDBClient; doc: DynamoDBDocumentClient };
+  tableName: string;
+  endpoint: string;
+  thread: Pick<LedgerThread, 'crashes' | 'ready'>;
+  close(): Promise<void>;
+}
+
+/** fauxqs with the jobs queue, its dead-letter queue and the topic, created as the stack creates them. */
+export interface QueueStandIn {
+  clients: Pick<AwsClients, 'sqs' | 'sns'>;
+  resources: Omit<LocalResources, 'tableName'>;
+  endpoint: string;
+  close(): Promise<void>;
+}
+
+export interface LedgerStandInOptions {
   /** Folder for dynalite's LevelDB files, so the ledger survives a restart. */
   ledgerPath: string;
-  config: Pick<CldistConfig, 'table' | 'queue' | 'topic'>;
-  /** Receives before SQS moves a job to the dead-letter queue. */
-  maxReceives: number;
-  /** Default visibility of a received job. */
-  visibilityTimeoutSeconds: number;
+  config: Pick<CldistConfig, 'table'>;
   region?: string;
   /** A crash and restart of the ledger's thread (a full disk, an I/O error), for the runner's log. */
   onLedgerEvent?: (event: LedgerThreadEvent) => void;
 }
 
+export interface QueueStandInOptions {
+  config: Pick<CldistConfig, 'queue' | 'topic'>;
+  /** Receives before SQS moves a job to the dead-letter queue. */
+  maxReceives: number;
+  /** Default visibility of a received job. */
+  visibilityTimeoutSeconds: number;
+  region?: string;
+}
+
+export type EmulatorOptions = LedgerStandInOptions & QueueStandInOptions;
+
 /**
- * Start the in-process stand-ins and create the table, queues and topic the way the CDK stack does. Every
- * create is idempotent: the queues live in memory (new each start) and the table on disk (already there
- * after the first start).
+ * Start dynalite and create the ledger table (already there on disk after the first start). The SDK and
+ * dynalite are loaded here, so a command that never opens the ledger never pays for them.
  */
-export async function startEmulators(options: EmulatorOptions): Promise<Emulators> {
+export async function startLedgerStandIn(options: LedgerStandInOptions): Promise<LedgerStandIn> {
   mkdirSync(options.ledgerPath, { recursive: true, mode: 0o700 });
-  const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
-  let ledger: LedgerThread;
+  const { startLedgerThread } = await import('./runtime/ledger-thread.ts');
+  // The thread loads dynalite and opens LevelDB while this one loads the SDK.
+  const [loaded, started] = await Promise.allSettled([
+    Promise.all([
+      import('@aws-sdk/client-dynamodb'),
+      import('@aws-sdk/lib-dynamodb'),
+      import('../shared/ledger/table.ts'),
+    ]),
+    startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent }),
+  ]);
+  if (started.status === 'rejected') throw started.reason;
+  const thread = started.value;
+  if (loaded.status === 'rejected') {
+    await thread.close();
+    throw loaded.reason;
+  }
+  const [dynamo, { DynamoDBDocumentClient }, { ledgerTableInput }] = loaded.value;
+  const dynamodb = new dynamo.DynamoDBClient(awsClientConfig(thread.endpoint, options.region));
+  const doc = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+  const close = async (): Promise<void> => {
+    doc.destroy();
+    dynamodb.destroy();
+    await thread.close();
+  };
+  const { table } = options.config;
   try {
-    ledger = await startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent });
+    try {
+      await dynamodb.send(new dynamo.CreateTableCommand(ledgerTableInput(table)));
+    } catch (error) {
+      if (!(error instanceof dynamo.ResourceInUseException)) throw error;
+    }
+    await dynamo.waitUntilTableExists({ client: dynamodb, maxWaitTime: 30 }, { TableName: table });
   } catch (error) {
-    await fauxqs.stop();
+    await close();
     throw error;
   }
-  const endpoints = { fauxqs: `http://127.0.0.1:${fauxqs.port}`, dynamodb: ledger.endpoint };
-  const clients = makeAwsClients({
-    region: options.region,
-    sqs: endpoints.fauxqs,
-    sns: endpoints.fauxqs,
-    dynamodb: endpoints.dynamodb,
-  });
+  return { clients: { dynamodb, doc }, tableName: table, endpoint: thread.endpoint, thread, close };
+}
+
+/** Start fauxqs and create the queues and the topic; they live in memory, new each start. */
+export async function startQueueStandIn(options: QueueStandInOptions): Promise<QueueStandIn> {
+  const [{ startFauxqs }, sqsModule, snsModule] = await Promise.all([
+    import('fauxqs'),
+    import('@aws-sdk/client-sqs'),
+    import('@aws-sdk/client-sns'),
+  ]);
+  const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
+  const endpoint = `http://127.0.0.1:${fauxqs.port}`;
+  const sqs = new sqsModule.SQSClient(awsClientConfig(endpoint, options.region));
+  const sns = new snsModule.SNSClient(awsClientConfig(endpoint, options.region));
   const close = async (): Promise<void> => {
-    clients.sqs.destroy();
-    clients.sns.destroy();
-    clients.doc.destroy();
-    clients.dynamodb.destroy();
-    clients.s3.destroy();
+    sqs.destroy();
+    sns.destroy();
     await fauxqs.stop();
-    await ledger.close();
   };
   try {
     const { config } = options;
-    try {
-      await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput(config.table)));
-    } catch (error) {
-      if (!(error instanceof ResourceInUseException)) throw error;
-    }
-    await waitUntilTableExists({ client: clients.dynamodb, maxWaitTime: 30 }, { TableName: config.table });
-
-    const dlq = await clients.sqs.send(new CreateQueueCommand({ QueueName: config.queue.deadLetter }));
+    const dlq = await sqs.send(new sqsModule.CreateQueueCommand({ QueueName: config.queue.deadLetter }));
     const deadLetterQueueUrl = dlq.QueueUrl ?? '';
-    const dlqAttributes = await clients.sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: deadLetterQueueUrl, AttributeNames: ['QueueArn'] }),
+    const dlqAttributes = await sqs.send(
+      new sqsModule.GetQueueAttributesCommand({ QueueUrl: deadLetterQueueUrl, AttributeNames: ['QueueArn'] }),
     );
-    const jobs = await clients.sqs.send(
-      new CreateQueueCommand({
+    const jobs = await sqs.send(
+      new sqsModule.CreateQueueCommand({
         QueueName: config.queue.jobs,
         Attributes: {
           VisibilityTimeout: String(options.visibilityTimeoutSeconds),
@@ -96,21 +141,48 @@ export async function startEmulators(options: EmulatorOptions): Promise<Emulator
         },
       }),
     );
-    const topic = await clients.sns.send(new CreateTopicCommand({ Name: config.topic }));
+    const topic = await sns.send(new snsModule.CreateTopicCommand({ Name: config.topic }));
     return {
-      clients,
-      endpoints,
-      ledger,
-      resources: {
-        tableName: config.table,
-        jobsQueueUrl: jobs.QueueUrl ?? '',
-        deadLetterQueueUrl,
-        topicArn: topic.TopicArn ?? '',
-      },
+      clients: { sqs, sns },
+      endpoint,
+      resources: { jobsQueueUrl: jobs.QueueUrl ?? '', deadLetterQueueUrl, topicArn: topic.TopicArn ?? '' },
       close,
     };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/**
+ * Start both stand-ins, with an S3 client for real AWS (or `AWS_ENDPOINT_URL_S3`). Every create is
+ * idempotent: the queues live in memory (new each start) and the table on disk.
+ */
+export async function startEmulators(options: EmulatorOptions): Promise<Emulators> {
+  const [queueStarted, ledgerStarted] = await Promise.allSettled([
+    startQueueStandIn(options),
+    startLedgerStandIn(options),
+  ]);
+  if (queueStarted.status === 'rejected' || ledgerStarted.status === 'rejected') {
+    if (queueStarted.status === 'fulfilled') await queueStarted.value.close();
+    if (ledgerStarted.status === 'fulfilled') await ledgerStarted.value.close();
+    throw queueStarted.status === 'rejected'
+      ? queueStarted.reason
+      : (ledgerStarted as PromiseRejectedResult).reason;
+  }
+  const queue = queueStarted.value;
+  const ledger = ledgerStarted.value;
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  const s3 = new S3Client(awsClientConfig(undefined, options.region));
+  return {
+    clients: { ...queue.clients, ...ledger.clients, s3 },
+    resources: { tableName: ledger.tableName, ...queue.resources },
+    endpoints: { fauxqs: queue.endpoint, dynamodb: ledger.endpoint },
+    ledger: ledger.thread,
+    async close() {
+      s3.destroy();
+      await queue.close();
+      await ledger.close();
+    },
+  };
 }

@@ -24,12 +24,16 @@ export interface MetadataListener {
 }
 
 /** `--metadata-listen HOST:PORT` into its parts; IPv6 hosts in brackets (`[fd00:ec2::254]:80`). */
-export function parseListenAddress(value: string): { host: string; port: number } {
+export function parseListenAddress(
+  value: string,
+  option = '--metadata-listen',
+  example = '169.254.169.254:80',
+): { host: string; port: number } {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   const port = Number(match?.[3]);
   const host = match?.[1] ?? match?.[2];
   if (host === undefined || !Number.isInteger(port) || port > 65_535) {
-    throw new ConfigError(`--metadata-listen ${value}: expected HOST:PORT, e.g. 169.254.169.254:80`);
+    throw new ConfigError(`${option} ${value}: expected HOST:PORT, e.g. ${example}`);
   }
   return { host, port };
 }

@@ -8,7 +8,7 @@ import type { PollReport } from '../shared/mirror/poller.ts';
 import { primaryFingerprintsOf } from '../shared/verify/keyring.ts';
 import type { TransferTracker } from './progress.ts';
 import type { Logger } from './runtime/log.ts';
-import { type ServeHandle, startServe } from './serve/index.ts';
+import type { ServeHandle } from './serve/index.ts';
 
 /** The `cldist mirror --once` flags that change the config; each error names the flag it came from. */
 export interface MirrorConfigFlags {
@@ -129,6 +129,11 @@ export interface MirrorOnceReport {
   problems: MirrorProblem[];
   /** A signal cut the run short; the queue was not drained. */
   interrupted: boolean;
+  /**
+   * Whether the run started the queue stand-in and its workers, which it does only to send a job or an
+   * event: false when there was nothing new to mirror.
+   */
+  queueStarted: boolean;
 }
 
 export interface MirrorOnceOptions {
@@ -214,7 +219,7 @@ export interface OnceOutcome extends MirrorOnceReport {
  * mirroring pauses), then judges every release the poll claimed and the work older runs left behind.
  */
 export async function runOnce(
-  handle: Pick<ServeHandle, 'drain' | 'ledger' | 'lastPoll'>,
+  handle: Pick<ServeHandle, 'drain' | 'ledger' | 'lastPoll' | 'queueStarted'>,
   config: CldistConfig,
   signal?: AbortSignal,
 ): Promise<OnceOutcome> {
@@ -232,6 +237,7 @@ export async function runOnce(
   return {
     ok: ended.how === 'drained' && judged.problems.length === 0,
     interrupted,
+    queueStarted: handle.queueStarted(),
     ...(ended.how === 'paused' ? { paused: ended.error } : {}),
     ...judged,
   };
@@ -240,12 +246,14 @@ export async function runOnce(
 /** `cldist mirror --once`: `runOnce` over the runner without its HTTP server, for cron jobs and CI. */
 export async function mirrorOnce(options: MirrorOnceOptions): Promise<MirrorOnceReport> {
   const { config, logger } = options;
+  const { startServe } = await import('./serve/index.ts');
   const handle = await startServe({
     config,
     dataDir: options.dataDir,
     host: config.api.host,
     port: 0,
     http: false,
+    queue: 'on-demand',
     concurrency: config.worker.concurrency,
     region: options.region,
     logger,

@@ -21,6 +21,27 @@ export const apiPaths = {
   metadataPrefix: '/v1/metadata',
   /** The gateway's greedy route over the metadata prefix. */
   metadata: '/v1/metadata/{proxy+}',
+  /** What DHCP hands to iPXE: a script that chains to the machine's own script. */
+  bootChain: '/boot.ipxe',
+  bootIpxe: '/v1/boot/ipxe',
+  bootGrub: '/v1/boot/grub',
+  /** The Ignition URL a boot script names, with a boot token of the instance. */
+  bootInstanceIgnition: '/v1/boot/instances/{id}/ignition',
+  bootPreview: '/v1/boot/preview',
+  bootRecent: '/v1/boot/recent',
+  bootProfiles: '/v1/boot/profiles',
+  bootProfile: '/v1/boot/profiles/{name}',
+  /** An instance's boot selectors and profile. */
+  instanceBoot: '/v1/instances/{id}/boot',
+  /**
+   * The Omaha endpoint instances name in `SERVER=`. Nebraska's path ends in a slash (`/v1/update/`);
+   * API Gateway routes a path with and without its trailing slash alike, and the app serves both.
+   */
+  update: '/v1/update',
+  updateGroups: '/v1/update-groups',
+  updateGroup: '/v1/update-groups/{name}',
+  updateGroupPause: '/v1/update-groups/{name}/pause',
+  updateGroupResume: '/v1/update-groups/{name}/resume',
 } as const;
 
 export type ApiMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
@@ -46,6 +67,21 @@ export const apiRoutes = {
     { method: 'HEAD', path: apiPaths.metadata },
     { method: 'PUT', path: apiPaths.metadata },
   ],
+  /**
+   * Called by network-booting firmware (iPXE, GRUB), which can neither sign nor hold a secret: no IAM, and
+   * a throttle of their own. The Ignition route checks the instance's boot token itself.
+   */
+  boot: [
+    { method: 'GET', path: apiPaths.bootChain },
+    { method: 'GET', path: apiPaths.bootIpxe },
+    { method: 'GET', path: apiPaths.bootGrub },
+    { method: 'GET', path: apiPaths.bootInstanceIgnition },
+  ],
+  /**
+   * Called by update_engine on every instance about every 45 minutes: no IAM and no token (the Omaha
+   * client sends neither); it reveals only which verified releases a group is offered, and is throttled.
+   */
+  update: [{ method: 'POST', path: apiPaths.update }],
   /** Called by an operator: SigV4-signed and IAM-authorised on AWS, a bearer token on one machine. */
   admin: [
     { method: 'PUT', path: apiPaths.instance },
@@ -58,6 +94,21 @@ export const apiRoutes = {
     { method: 'POST', path: apiPaths.instanceRevoke },
     { method: 'GET', path: apiPaths.releases },
     { method: 'POST', path: apiPaths.releaseRetry },
+    { method: 'GET', path: apiPaths.bootPreview },
+    { method: 'GET', path: apiPaths.bootRecent },
+    { method: 'GET', path: apiPaths.bootProfiles },
+    { method: 'PUT', path: apiPaths.bootProfile },
+    { method: 'GET', path: apiPaths.bootProfile },
+    { method: 'DELETE', path: apiPaths.bootProfile },
+    { method: 'PUT', path: apiPaths.instanceBoot },
+    { method: 'GET', path: apiPaths.instanceBoot },
+    { method: 'DELETE', path: apiPaths.instanceBoot },
+    { method: 'GET', path: apiPaths.updateGroups },
+    { method: 'GET', path: apiPaths.updateGroup },
+    { method: 'PUT', path: apiPaths.updateGroup },
+    { method: 'DELETE', path: apiPaths.updateGroup },
+    { method: 'POST', path: apiPaths.updateGroupPause },
+    { method: 'POST', path: apiPaths.updateGroupResume },
   ],
 } as const satisfies Record<string, readonly ApiRoute[]>;
 
@@ -68,7 +119,9 @@ export function routeKey(route: ApiRoute): string {
 
 export const instanceRouteKeys: readonly string[] = apiRoutes.instance.map(routeKey);
 export const metadataRouteKeys: readonly string[] = apiRoutes.metadata.map(routeKey);
+export const bootRouteKeys: readonly string[] = apiRoutes.boot.map(routeKey);
 export const adminRouteKeys: readonly string[] = apiRoutes.admin.map(routeKey);
+export const updateRouteKeys: readonly string[] = apiRoutes.update.map(routeKey);
 
 type HonoSegment<S extends string> = S extends `{${string}+}`
   ? '*'

@@ -3,6 +3,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { awsClientConfig } from './aws-client-config.ts';
 
 /** Where the AWS clients point. Absent endpoints mean the real AWS service of the region. */
 export interface AwsEndpoints {
@@ -21,20 +22,12 @@ export interface AwsClients {
   doc: DynamoDBDocumentClient;
 }
 
-const emulatorCredentials = { accessKeyId: 'test', secretAccessKey: 'test' };
-
 /**
  * One place builds every client, so the emulator settings (path-style S3, checksums only when required,
  * dummy credentials) cannot drift between the local runner, the tests and the benchmarks.
  */
 export function makeAwsClients(endpoints: AwsEndpoints = {}): AwsClients {
-  // Against AWS the SDK takes the region from the runtime (AWS_REGION); emulators need one named.
-  const base = (endpoint: string | undefined) =>
-    endpoint === undefined
-      ? endpoints.region === undefined
-        ? {}
-        : { region: endpoints.region }
-      : { region: endpoints.region ?? 'us-east-1', endpoint, credentials: emulatorCredentials };
+  const base = (endpoint: string | undefined) => awsClientConfig(endpoint, endpoints.region);
   const s3 = new S3Client({
     ...base(endpoints.s3),
     ...(endpoints.s3 === undefined

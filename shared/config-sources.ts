@@ -237,16 +237,29 @@ export function pollTargets(sources: SourceConfig[]): SourceTarget[] {
   );
 }
 
-export function findSource(sources: SourceConfig[], name: string): SourceConfig | undefined {
+export function findSource(sources: readonly SourceConfig[], name: string): SourceConfig | undefined {
   return sources.find((s) => s.name === name);
 }
 
 export function findChannel(
-  sources: SourceConfig[],
+  sources: readonly SourceConfig[],
   sourceName: string,
   channelName: string,
 ): { source: SourceConfig; channel: SourceChannel } | undefined {
   const source = findSource(sources, sourceName);
   const channel = source?.channels.find((c) => c.name === channelName);
   return source === undefined || channel === undefined ? undefined : { source, channel };
+}
+
+/**
+ * What a bare channel name (an Omaha group's channel, a boot profile's) means: that channel of the first
+ * source, in config order, that has one of that name. With one source this is the channel itself.
+ */
+export function sourceOfChannel(sources: readonly SourceConfig[], channelName: string): string | undefined {
+  return sources.find((s) => s.channels.some((c) => c.name === channelName))?.name;
+}
+
+/** Every channel name of every source, each once, in config order: the names bare-channel readers know. */
+export function channelNames(sources: readonly SourceConfig[]): string[] {
+  return [...new Set(sources.flatMap((s) => s.channels.map((c) => c.name)))];
 }

@@ -10,6 +10,7 @@ import {
   legacyKeys,
   legacyShape,
   legacySource,
+  plainName,
   resolveSource,
   type SourceConfig,
   sourceSchema,
@@ -57,6 +58,64 @@ const baseIgnition = z.record(z.string(), z.unknown()).superRefine((value, ctx) 
     const where = issue.path.replace(/^\$\.?/, '');
     ctx.addIssue({ code: 'custom', message: where === '' ? issue.message : `${where}: ${issue.message}` });
   }
+});
+
+// Update payloads (the `update` section). Helpers that use it live in shared/update/origin.ts.
+
+/**
+ * Flatcar's update payload key, trusted by default: the `official-v2.pub.pem` of Flatcar's
+ * `coreos-au-key` package, which update_engine on every Flatcar instance checks payloads against.
+ */
+export const defaultUpdatePayloadKeyFiles = ['keys/flatcar-update-payload-key-official-v2.pub.pem'];
+
+/** Where Flatcar publishes update payloads, one folder per board and version. */
+export const defaultUpdateOrigin = 'https://update.release.flatcar-linux.net/{board}/{version}/';
+
+/** The origin template with its placeholders filled in, as an http(s) URL of a folder. */
+function originUrl(template: string): URL | undefined {
+  try {
+    const url = new URL(template.replaceAll('{board}', 'amd64-usr').replaceAll('{version}', '1.2.3'));
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const originTemplate = z
+  .string()
+  .refine((value) => originUrl(value) !== undefined, 'an http(s) URL')
+  .refine(
+    (value) => value.includes('{board}') && value.includes('{version}'),
+    'a URL naming both {board} and {version}, as in the default',
+  )
+  .refine((value) => originUrl(value)?.search === '', 'a URL without a query string')
+  .transform((value) => (value.endsWith('/') ? value : `${value}/`));
+
+/** `oem-<id>.gz` or an extension such as `flatcar-podman.gz`: a plain `.gz` file name of the release folder. */
+const payloadName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/, 'a plain file name, without "/"')
+  .refine((name) => !name.includes('..'), 'a plain file name, without ".."')
+  .refine((name) => name.endsWith('.gz'), 'a payload file name ending in ".gz", such as "oem-openstack.gz"')
+  .refine(
+    (name) => name !== 'flatcar_production_update.gz',
+    'not flatcar_production_update.gz, which is always mirrored',
+  );
+
+/**
+ * The `update` section: mirroring of Flatcar update payloads. Absent, no payload is mirrored; `{}` mirrors
+ * the main payload of every release from Flatcar's update origin, checked against the official key.
+ */
+const updateSchema = z.strictObject({
+  /** `{board}` and `{version}` are filled in per release; payloads are fetched from this folder. */
+  origin: originTemplate.default(defaultUpdateOrigin),
+  /** OEM and extension payloads mirrored beside `flatcar_production_update.gz`, each one job. */
+  payloads: z
+    .array(payloadName)
+    .default([])
+    .refine((names) => new Set(names).size === names.length, 'unique payload names'),
+  /** PEM public keys (RSA); a payload is accepted when one of its signatures verifies with one of them. */
+  payloadKeys: z.array(z.string().min(1)).min(1).default(defaultUpdatePayloadKeyFiles),
 });
 
 export const configSchema = z
@@ -201,6 +260,21 @@ export const configSchema = z
         baseIgnition: baseIgnition.optional(),
       })
       .default({}),
+    boot: z
+      .strictObject({
+        /**
+         * The mirror as network-booting machines reach it: kernel, initramfs and flatcar-install's `-b` are
+         * under it. Default: the API's public base URL with `/mirror` (one machine). GRUB needs http://.
+         */
+        mirrorBaseUrl: z.url().optional(),
+        /** Boots machines no instance matches with this profile (and no Ignition config). Off by default. */
+        defaultProfile: plainName.optional(),
+        /** Seconds a machine that cannot boot yet (unknown, nothing mirrored) waits before asking again. */
+        retrySeconds: z.number().int().min(5).max(3600).default(30),
+        /** Minutes a boot token (the Ignition URL in a script) works after the script was served. */
+        tokenTtlMinutes: z.number().int().min(1).max(10_080).default(60),
+      })
+      .default({ retrySeconds: 30, tokenTtlMinutes: 60 }),
     metadata: z
       .strictObject({
         /** Refuse IMDSv1 (EC2 metadata GETs without a session token), as an EC2 instance can be set to. */
@@ -212,6 +286,8 @@ export const configSchema = z
         proxySecretFile: z.string().min(1).optional(),
       })
       .default({ requireImdsV2: false }),
+    /** Mirroring of Flatcar update payloads (see `updateSchema`); absent, none are mirrored. */
+    update: updateSchema.optional(),
   })
   .superRefine(checkSources)
   .transform(({ sources, channels, boards, artifacts, ...rest }) => {
@@ -278,6 +354,7 @@ export type { SourceChannel, SourceConfig } from './config-sources.ts';
 
 export type CldistConfig = z.output<typeof configSchema>;
 export type ArtifactConfig = SourceConfig['artifacts'][number];
+export type UpdateConfig = NonNullable<CldistConfig['update']>;
 
 /** Validate a plain object once, at start; every later reader gets a typed, defaulted config. */
 export function parseConfig(input: unknown, source = 'config'): CldistConfig {

@@ -1,7 +1,8 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatIssues } from './config.ts';
 import { PermanentError } from './errors.ts';
 import { type EventName, versionPattern } from './messages.ts';
+import type { PayloadRefusal } from './update/errors.ts';
 import type { SignatureFailure } from './verify/types.ts';
 
 /**
@@ -23,6 +24,18 @@ const signatureFailures = [
   'key-not-valid-at-signing',
   'not-signing-capable',
 ] as const satisfies readonly SignatureFailure[];
+const payloadRefusals = [
+  'crau-format',
+  'crau-truncated',
+  'crau-trailing-data',
+  'crau-signature',
+  'sha256-mismatch',
+  'sha256-unreadable',
+] as const satisfies readonly PayloadRefusal[];
+type UnlistedRefusal = Exclude<PayloadRefusal, (typeof payloadRefusals)[number]>;
+const everyRefusalListed: UnlistedRefusal extends never ? true : never = true;
+void everyRefusalListed;
+
 /** Fails to compile if a signature failure is added without being listed above. */
 type Unlisted = Exclude<SignatureFailure, (typeof signatureFailures)[number]>;
 const everyFailureListed: Unlisted extends never ? true : never = true;
@@ -100,12 +113,18 @@ export const artifactVerificationFailedSchema = z
     artifact,
     detail: z.strictObject({
       reason: z
-        .enum([...signatureFailures, 'digests-mismatch', 'unknown'])
+        .enum([...signatureFailures, 'digests-mismatch', ...payloadRefusals, 'unknown'])
         .describe(
-          'why: a signature rule, or `digests-mismatch` when the bytes disagree with the signed DIGESTS',
+          'why: a signature rule, `digests-mismatch` when the bytes disagree with the signed DIGESTS, or for an update payload a `crau-*` or `sha256-*` refusal',
         ),
       message: z.string(),
       url: z.url().optional().describe('where the artifact was downloaded from (signature refusals)'),
+      kind: z
+        .literal('update-payload')
+        .optional()
+        .describe(
+          'set for an update payload (from the update origin, stored under `update/`): `artifact` names the payload, `channel` the channel whose poll found its release',
+        ),
       sha512: z
         .string()
         .regex(/^[0-9a-f]{128}$/)

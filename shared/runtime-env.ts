@@ -20,6 +20,11 @@ const resourcesSchema = z.strictObject({
   configKmsKeyId: z.string().min(1).optional(),
   /** Secrets Manager secret the metadata proxies sign with (AWSCURRENT and AWSPREVIOUS are accepted). */
   metadataProxySecretArn: z.string().startsWith('arn:').optional(),
+  /**
+   * The mirror's public HTTPS base (CloudFront), which Omaha answers name as the payloads' codebase;
+   * absent (no CloudFront, a private bucket), the update endpoint is not served.
+   */
+  mirrorPublicUrl: z.url().optional(),
   /** Object in the mirror bucket whose armored keys extend the bundled keyring (key rotation). */
   trustKeyringKey: z.string().min(1).optional(),
 });

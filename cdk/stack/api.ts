@@ -9,12 +9,14 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { type ApiRoute, apiRoutes, instanceRouteKeys, metadataRouteKeys } from '../../shared/api-routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { serviceNames } from '../../shared/telemetry-names.ts';
+import { BootRoutes } from '../constructs/boot-routes.ts';
 import { CldistFunction } from '../constructs/node-function.ts';
 import { MetadataProxySecret } from '../constructs/proxy-secret.ts';
 import { grantBucketKey, grantLedger, grantObjects } from '../grants.ts';
 import { acknowledge, acknowledgeObjectWildcard } from '../nag.ts';
 import type { DeploySettings } from '../settings.ts';
 import type { Storage } from './storage.ts';
+import { acknowledgeUpdateRoutes, updateRouteSettings } from './update-routes.ts';
 
 export interface ApiProps {
   config: CldistConfig;
@@ -25,6 +27,8 @@ export interface ApiProps {
   projectRoot: string;
   /** The release admin routes send jobs here (retry). */
   jobs: sqs.IQueue;
+  /** The mirror's public HTTPS URL (CloudFront), named in Omaha answers; absent, no Omaha endpoint. */
+  mirrorPublicUrl?: string;
 }
 
 export interface Api {
@@ -37,7 +41,9 @@ export interface Api {
 interface RouteGroups {
   instance: apigw.HttpRoute[];
   metadata: apigw.HttpRoute[];
+  update: apigw.HttpRoute[];
   admin: apigw.HttpRoute[];
+  boot: BootRoutes;
 }
 
 /**
@@ -60,12 +66,19 @@ export function buildApi(stack: Stack, props: ApiProps): Api {
     (domain === undefined ? httpApi.apiEndpoint : `https://${deploy.api.domainName}`);
 
   const fn = apiFunction(stack, props, publicUrl, proxySecret);
-  const routes = addApiRoutes(httpApi, fn);
-  const stage = apiStage(stack, httpApi, props, domain);
-  for (const route of [...routes.instance, ...routes.metadata, ...routes.admin]) {
+  const routes = addApiRoutes(httpApi, fn, deploy);
+  const stage = apiStage(stack, httpApi, props, domain, routes.boot);
+  for (const route of [
+    ...routes.instance,
+    ...routes.metadata,
+    ...routes.update,
+    ...routes.admin,
+    ...routes.boot.routes,
+  ]) {
     stage.node.addDependency(route);
   }
   acknowledgeUnsignedRoutes(routes);
+  acknowledgeUpdateRoutes(routes.update);
   if (domain !== undefined) {
     new CfnOutput(stack, 'ApiDomainTarget', {
       value: domain.regionalDomainName,
@@ -101,13 +114,23 @@ function apiFunction(
     projectRoot: props.projectRoot,
     description: 'cldist API: instance config admin and fetch, release list and retry',
     serviceName: serviceNames.api,
-    config: { ...config, api: { ...config.api, publicBaseUrl: publicUrl } },
+    config: {
+      ...config,
+      api: { ...config.api, publicBaseUrl: publicUrl },
+      boot: {
+        ...config.boot,
+        ...(props.mirrorPublicUrl === undefined
+          ? {}
+          : { mirrorBaseUrl: config.boot.mirrorBaseUrl ?? props.mirrorPublicUrl }),
+      },
+    },
     resources: {
       tableName: table.tableName,
       configBucket: configBucket.bucketName,
       configKmsKeyId: configKey.keyArn,
       jobsQueueUrl: props.jobs.queueUrl,
       metadataProxySecretArn: proxySecret.secret.secretArn,
+      ...(props.mirrorPublicUrl === undefined ? {} : { mirrorPublicUrl: props.mirrorPublicUrl }),
     },
     memorySize: 1024,
     timeout: Duration.seconds(15),
@@ -127,7 +150,7 @@ function apiFunction(
 }
 
 /** One gateway route per app route, from the list the app itself registers. */
-function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
+function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction, deploy: DeploySettings): RouteGroups {
   const integration = new HttpLambdaIntegration('ApiIntegration', fn, {
     payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
   });
@@ -144,7 +167,14 @@ function addApiRoutes(httpApi: apigw.HttpApi, fn: CldistFunction): RouteGroups {
   return {
     instance: addRoutes(apiRoutes.instance),
     metadata: addRoutes(apiRoutes.metadata),
+    update: addRoutes(apiRoutes.update),
     admin: addRoutes(apiRoutes.admin, iamAuthorizer),
+    boot: new BootRoutes(httpApi, 'BootRoutes', {
+      httpApi,
+      integration,
+      rateLimit: deploy.api.bootRateLimit,
+      burstLimit: deploy.api.bootBurstLimit,
+    }),
   };
 }
 
@@ -166,6 +196,7 @@ function apiStage(
   httpApi: apigw.HttpApi,
   props: ApiProps,
   domain: apigw.DomainName | undefined,
+  boot: BootRoutes,
 ): apigw.HttpStage {
   const { deploy } = props;
   const accessLogs = new logs.LogGroup(stack, 'ApiAccessLogs', {
@@ -200,6 +231,8 @@ function apiStage(
         ThrottlingBurstLimit: deploy.api.metadataBurstLimit,
       },
     ]),
+    ...updateRouteSettings(deploy),
+    ...Object.entries(boot.routeSettings),
   ]);
   return stage;
 }

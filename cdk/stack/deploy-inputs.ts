@@ -39,3 +39,19 @@ export function bundledKeyring(config: CldistConfig): { files: BundledFile[]; pa
   }
   return { files, paths: targets.map((target) => CldistFunction.bundledPath(target)) };
 }
+
+/** The update payload keys, bundled the same way under `update-keys/`; none when update is not configured. */
+export function bundledUpdateKeys(config: CldistConfig): { files: BundledFile[]; paths: string[] } {
+  const files = (config.update?.payloadKeys ?? []).map((file) => ({
+    source: resolveProjectPath(file),
+    target: `update-keys/${basename(file)}`,
+  }));
+  const targets = files.map((file) => file.target);
+  const duplicate = targets.find((target, index) => targets.indexOf(target) !== index);
+  if (duplicate !== undefined) {
+    throw new ConfigError(
+      `update.payloadKeys: two files are named ${basename(duplicate)}; they would overwrite each other in the bundle`,
+    );
+  }
+  return { files, paths: targets.map((target) => CldistFunction.bundledPath(target)) };
+}

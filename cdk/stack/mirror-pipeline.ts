@@ -23,6 +23,7 @@ export interface MirrorPipelineProps {
   storage: Storage;
   events: EncryptedTopic;
   mirrorStore: S3StoreConfig;
+  /** The keyring files and the update payload keys, copied into the poller and the worker. */
   keyringFiles: BundledFile[];
   workerSize: WorkerSize;
   logRetention: logs.RetentionDays;

@@ -5,6 +5,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handle, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { createApiApp } from '../../shared/api/app.ts';
+import { createDynamoBootStore } from '../../shared/boot/store.ts';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 import {
   type BodySweepReport,
@@ -23,6 +24,7 @@ import type { JobQueue } from '../../shared/mirror/deps.ts';
 import { parseRuntimeEnv } from '../../shared/runtime-env.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
 import { metricNames, metricNamespace, serviceNames } from '../../shared/telemetry-names.ts';
+import { createUpdateService } from '../../shared/update/wiring.ts';
 
 const { config, resources } = parseRuntimeEnv(process.env);
 if (resources.configBucket === undefined) {
@@ -41,13 +43,14 @@ const bodies = createS3Store(new S3Client({}), {
   bucket: resources.configBucket,
   sse: resources.configKmsKeyId === undefined ? 'AES256' : { kmsKeyId: resources.configKmsKeyId },
 });
+const ledger = createDynamoLedger(doc, resources.tableName);
 // The release admin routes send jobs; SQS is loaded on the first retry, not on every cold start.
 const jobsQueueUrl = resources.jobsQueueUrl;
 const releases =
   jobsQueueUrl === undefined
     ? undefined
     : {
-        ledger: createDynamoLedger(doc, resources.tableName),
+        ledger,
         jobs: {
           async sendJobs(jobs: MirrorJob[]) {
             const [{ SQSClient }, { createSqsJobQueue }] = await Promise.all([
@@ -60,6 +63,17 @@ const releases =
         },
       };
 let sqs: JobQueue | undefined;
+// Omaha answers name payloads by the mirror's public URL; a private bucket without CloudFront has none.
+const updates =
+  resources.mirrorPublicUrl === undefined
+    ? undefined
+    : createUpdateService(
+        { groups: ledger, current: ledger, payloads: ledger, clock: () => new Date() },
+        {
+          mirrorBaseUrl: resources.mirrorPublicUrl,
+          sources: config.sources,
+        },
+      );
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.api });
 let metricsStored = false;
 // The metadata proxies' secret: read lazily (the first proxied request pays for it, no other route does),
@@ -92,6 +106,12 @@ const app = createApiApp(
       metricsStored = true;
     },
     ...(proxySecrets === undefined ? {} : { proxySecrets }),
+    // Profiles, selectors and boot tokens live in the ledger table; the mirror's facts are its releases.
+    boot: {
+      store: createDynamoBootStore(doc, resources.tableName),
+      releases: releases?.ledger ?? createDynamoLedger(doc, resources.tableName),
+    },
+    ...(updates === undefined ? {} : { updates }),
   },
   config,
 );

@@ -15,6 +15,9 @@ const commands = new Map<string, () => Promise<Register>>([
   ['releases', async () => (await import('./releases.ts')).registerReleasesCommand],
   ['metadata-proxy', async () => (await import('./metadata-proxy.ts')).registerMetadataProxyCommand],
   ['config', async () => (await import('./config.ts')).registerConfigCommand],
+  ['profiles', async () => (await import('./profiles.ts')).registerProfilesCommand],
+  ['boot', async () => (await import('./boot.ts')).registerBootCommand],
+  ['updates', async () => (await import('./updates.ts')).registerUpdatesCommand],
 ]);
 
 /** Registers the command `argv` names, or every command when it names none of them. */

@@ -19,6 +19,57 @@ interface PutFlags extends ConnectionFlags {
   instanceType?: string;
   zone?: string;
   attribute?: string[];
+  mac?: string;
+  uuid?: string;
+  serial?: string;
+  bootHostname?: string;
+  label?: string[];
+  profile?: string;
+  oneTimeBootToken?: boolean;
+}
+
+/** The boot selection body from the flags, or undefined when none of them is given. */
+export function bootBody(flags: PutFlags): Record<string, unknown> | undefined {
+  const selectors = {
+    mac: flags.mac,
+    uuid: flags.uuid,
+    serial: flags.serial,
+    hostname: flags.bootHostname,
+  };
+  const given = Object.entries(selectors).filter(([, v]) => v !== undefined);
+  const anySelector = given.length > 0 || flags.label !== undefined;
+  if (!anySelector && flags.profile === undefined && flags.oneTimeBootToken !== true) return undefined;
+  if (flags.profile === undefined) {
+    throw new ConfigError('boot selectors need --profile NAME: the profile the machine boots');
+  }
+  if (!anySelector) {
+    throw new ConfigError('--profile needs a selector: --mac, --uuid, --serial, --boot-hostname or --label');
+  }
+  return {
+    ...Object.fromEntries(given),
+    ...(flags.label === undefined ? {} : { labels: parseAttributes(flags.label, '--label') }),
+    profile: flags.profile,
+    ...(flags.oneTimeBootToken === true ? { oneTimeToken: true } : {}),
+  };
+}
+
+/** Adds the boot selector flags, shared by `instances put` and `instances boot`. */
+function bootOptions(command: Command): Command {
+  return command
+    .option('--mac <mac>', 'network boot: the MAC address the machine boots from')
+    .option('--uuid <uuid>', 'network boot: its SMBIOS UUID')
+    .option('--serial <serial>', 'network boot: its serial number')
+    .option(
+      '--boot-hostname <name>',
+      'network boot: the host name DHCP gives it (what iPXE sends as hostname)',
+    )
+    .option('--label <key=value>', 'network boot: a label its chain URL must carry (repeat)', collect)
+    .option('--profile <name>', 'network boot: the boot profile it gets ("cldist profiles list")')
+    .option('--one-time-boot-token', 'network boot: each boot URL serves the config once only');
+}
+
+async function putBoot(id: string, flags: PutFlags, body: Record<string, unknown>): Promise<void> {
+  await adminClient(flags).request('PUT', `${instancePath(id)}/boot`, body);
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -26,13 +77,13 @@ function collect(value: string, previous: string[] | undefined): string[] {
 }
 
 /** `KEY=VALUE` pairs into an object; the value may itself hold "=". */
-export function parseAttributes(pairs: readonly string[]): Record<string, string> {
+export function parseAttributes(pairs: readonly string[], option = '--attribute'): Record<string, string> {
   const attributes: Record<string, string> = {};
   for (const pair of pairs) {
     const at = pair.indexOf('=');
-    if (at <= 0) throw new ConfigError(`--attribute ${pair}: expected KEY=VALUE`);
+    if (at <= 0) throw new ConfigError(`${option} ${pair}: expected KEY=VALUE`);
     const key = pair.slice(0, at);
-    if (Object.hasOwn(attributes, key)) throw new ConfigError(`--attribute ${key} is given twice`);
+    if (Object.hasOwn(attributes, key)) throw new ConfigError(`${option} ${key} is given twice`);
     attributes[key] = pair.slice(at + 1);
   }
   return attributes;
@@ -81,6 +132,7 @@ async function put(id: string, flags: PutFlags): Promise<void> {
   if ((flags.ignition === undefined) === (flags.cloudConfig === undefined)) {
     throw new ConfigError('give exactly one of --ignition FILE or --cloud-config FILE');
   }
+  const boot = bootBody(flags);
   const body = {
     ...(flags.ignition === undefined ? {} : { ignition: await readConfigFile(flags.ignition, 'Ignition') }),
     ...(flags.cloudConfig === undefined
@@ -117,6 +169,20 @@ async function put(id: string, flags: PutFlags): Promise<void> {
   if (answer.cloudConfigUrl !== undefined) lines.push(`cloud-config URL: ${answer.cloudConfigUrl}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   process.stderr.write('The token is shown only this once; put the config again to issue a new one.\n');
+  if (boot !== undefined) await putBootAfterConfig(id, flags, boot);
+}
+
+/** The config is stored by now (and its token printed): a refused selection says how to set it alone. */
+async function putBootAfterConfig(id: string, flags: PutFlags, body: Record<string, unknown>): Promise<void> {
+  try {
+    await putBoot(id, flags, body);
+  } catch (error) {
+    throw new ConfigError(
+      `the config of ${id} is stored, but its boot selectors were refused: ${(error as Error).message}; ` +
+        `fix them and run "cldist instances boot ${id} …" (the config and token stay as they are)`,
+    );
+  }
+  process.stdout.write(`boot: profile ${String(body.profile)}\n`);
 }
 
 /** `cldist instances put|get|delete|list|put-many|reserve|revoke`: the admin side of the instance config API, over HTTP. */
@@ -125,7 +191,7 @@ export function registerInstancesCommand(program: Command): void {
     .command('instances')
     .description('register, show and remove per-instance Ignition / cloud-config configs');
 
-  connectionOptions(
+  const putCommand = connectionOptions(
     instances
       .command('put <id>')
       .description('validate and store a config; prints the instance token and URL (shown only once)')
@@ -155,7 +221,24 @@ export function registerInstancesCommand(program: Command): void {
         'an attribute (OpenStack meta, EC2 instance tags); repeatable',
         collect,
       ),
-  ).action((id: string, flags: PutFlags) => put(id, flags));
+  );
+  bootOptions(putCommand).action((id: string, flags: PutFlags) => put(id, flags));
+
+  connectionOptions(
+    bootOptions(
+      instances
+        .command('boot <id>')
+        .description(
+          "set a registered instance's network boot selectors and profile (its config and token stay)",
+        ),
+    ),
+  ).action(async (id: string, flags: PutFlags) => {
+    const body = bootBody(flags);
+    if (body === undefined)
+      throw new ConfigError('give --profile NAME and at least one selector (--mac, --uuid, …)');
+    await putBoot(id, flags, body);
+    process.stdout.write(`boot: ${id} boots profile ${String(body.profile)}\n`);
+  });
 
   connectionOptions(
     instances.command('get <id>').description("show a config's metadata and fetch audit (never its token)"),

@@ -62,6 +62,7 @@ async function run(flags: MirrorFlags): Promise<void> {
       newReleases: report.newReleases.map((r) => `${r.source}/${r.channel}/${r.board}/${r.version}`),
       verifiedArtifacts: report.verifiedArtifacts,
       problems: report.problems,
+      queueStarted: report.queueStarted,
     });
     if (!report.ok) {
       const lines = report.problems.map((problem) => `  ${describeProblem(problem)}`);

@@ -20,6 +20,7 @@ interface ServeFlags {
   minFreeMib?: number;
   logFormat?: 'json' | 'pretty';
   metadataListen?: string;
+  bootListen?: string;
 }
 
 function integer(min: number, max: number) {
@@ -92,6 +93,10 @@ async function run(flags: ServeFlags): Promise<void> {
   const { parseListenAddress } = await import('../metadata-listener.ts');
   const metadataListen =
     flags.metadataListen === undefined ? undefined : parseListenAddress(flags.metadataListen);
+  const bootListen =
+    flags.bootListen === undefined
+      ? undefined
+      : parseListenAddress(flags.bootListen, '--boot-listen', '10.0.0.1:8081');
   const tty = process.stdout.isTTY === true;
   let logger: Logger | undefined;
   const terminal = createTerminal({
@@ -131,6 +136,7 @@ async function run(flags: ServeFlags): Promise<void> {
       demo: flags.demo,
       minFreeDiskMiB: flags.minFreeMib,
       ...(metadataListen === undefined ? {} : { metadataListen }),
+      ...(bootListen === undefined ? {} : { bootListen }),
     });
   } catch (error) {
     // Whatever started is closed, and a straggling handle cannot keep a failed start alive.
@@ -179,6 +185,10 @@ export function registerServeCommand(program: Command): void {
     .option(
       '--metadata-listen <host:port>',
       'also serve the OpenStack/EC2 metadata routes (only those) here, identifying instances by source address, e.g. 169.254.169.254:80',
+    )
+    .option(
+      '--boot-listen <host:port>',
+      'also serve network boot (/boot.ipxe, the iPXE and GRUB scripts, boot-token configs) and the mirror, and only those, here; e.g. the provisioning network address 10.0.0.1:8081',
     )
     .option(
       '--concurrency <n>',

@@ -1,7 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { chmod, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sweepStaging } from '../../shared/store/index.ts';
+import { sweepStaging } from '../../shared/store/local-store.ts';
 import type { Logger } from './log.ts';
 
 /** Bits that let anyone but the owner in. */

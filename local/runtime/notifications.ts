@@ -1,10 +1,8 @@
-import type { SNSClient } from '@aws-sdk/client-sns';
 import type { CldistEvent } from '../../shared/messages.ts';
 import {
   combineNotifiers,
   createConsoleNotifier,
   createMemoryNotifier,
-  createSnsNotifier,
   createWebhookNotifier,
   type Notifier,
   redactUrl,
@@ -25,8 +23,8 @@ export interface LocalNotifierOptions {
   format: 'json' | 'pretty';
   writeLine: (line: string) => void;
   webhooks: string[];
-  sns: SNSClient;
-  topicArn: string;
+  /** The stand-in SNS topic. */
+  topic: Notifier;
   keep?: number;
 }
 
@@ -55,12 +53,7 @@ export function createLocalNotifier(options: LocalNotifierOptions): LocalNotific
         status: failure.status,
       }),
   });
-  const combined = combineNotifiers(
-    memory,
-    console,
-    webhooks,
-    createSnsNotifier(options.sns, options.topicArn),
-  );
+  const combined = combineNotifiers(memory, console, webhooks, options.topic);
   return {
     notifier: combined,
     recent: () => memory.recent(),

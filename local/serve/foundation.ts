@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { loadOrCreateAdminToken } from '../admin-token.ts';
-import { type Emulators, startEmulators } from '../emulators.ts';
+import { type LedgerStandIn, type LedgerStandInOptions, startLedgerStandIn } from '../emulators.ts';
 import { ensurePrivateDataDir } from '../runtime/data-dir.ts';
 import { lockDataDir } from '../runtime/data-dir-lock.ts';
 import { type DiskGuard, startDiskGuard } from '../runtime/disk-guard.ts';
 import type { Logger } from '../runtime/log.ts';
-import { createLocalNotifier, type LocalNotifications } from '../runtime/notifications.ts';
-import { startLocalTrust } from '../runtime/trust-watch.ts';
+import type { LocalNotifications } from '../runtime/notifications.ts';
+import type { QueueSide } from './queue.ts';
 import type { ServeContext } from './types.ts';
 
 /** Seconds a received job stays hidden; the pool extends it for as long as the job runs. */
@@ -18,7 +18,10 @@ export interface Foundation {
   trustFile: string;
   adminToken: string;
   adminTokenCreated: boolean;
-  emulators: Emulators;
+  /** dynalite, with the table, started with the foundation. */
+  ledger: LedgerStandIn;
+  /** fauxqs, with the queues and the topic: started with the foundation, or on demand (`mirror --once`). */
+  queue: QueueSide;
   notifications: LocalNotifications;
   /** Pauses mirroring (and polls) while the data dir is low on free space. */
   diskGuard: DiskGuard;
@@ -35,27 +38,43 @@ export async function openFoundation(context: ServeContext): Promise<Foundation>
   const lock = lockDataDir(dataDir);
   lifecycle.defer(async () => lock.release());
   const trustFile = options.trustFile ?? join(dataDir, 'trust', 'keyring.asc');
-  const localTrust = await startLocalTrust(config, trustFile, logger, clock, {
-    statEveryMs: (options.trustStatSeconds ?? 5) * 1000,
-  });
-  lifecycle.defer(() => localTrust.stop());
-  const { token: adminToken, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
-  const emulators = await startEmulators({
+  // The ledger's thread starts first, and opens LevelDB while this thread loads the modules and the keys.
+  const ledgerStarting = startLedgerStandIn({
     ledgerPath: join(dataDir, 'ledger'),
+    config,
+    region: options.region,
+    onLedgerEvent: ledgerEventLogger(logger),
+  });
+  const trustStarting = import('../runtime/trust-watch.ts').then(({ startLocalTrust }) =>
+    startLocalTrust(config, trustFile, logger, clock, {
+      statEveryMs: (options.trustStatSeconds ?? 5) * 1000,
+    }),
+  );
+  const [trustStarted, ledgerStarted] = await Promise.allSettled([trustStarting, ledgerStarting]);
+  if (trustStarted.status === 'fulfilled') lifecycle.defer(() => trustStarted.value.stop());
+  if (ledgerStarted.status === 'fulfilled') lifecycle.defer(() => ledgerStarted.value.close());
+  if (trustStarted.status === 'rejected') throw trustStarted.reason;
+  if (ledgerStarted.status === 'rejected') throw ledgerStarted.reason;
+  const localTrust = trustStarted.value;
+  const ledger = ledgerStarted.value;
+  const { token: adminToken, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
+  const queueOptions = {
     config,
     maxReceives: config.queue.retry.maxReceives,
     visibilityTimeoutSeconds,
     region: options.region,
-    onLedgerEvent: ledgerEventLogger(logger),
-  });
-  lifecycle.defer(() => emulators.close());
+  };
+  const [{ openQueueSide }, { createLocalNotifier }] = await Promise.all([
+    import('./queue.ts'),
+    import('../runtime/notifications.ts'),
+  ]);
+  const queue = await openQueueSide(queueOptions, lifecycle, options.queue ?? 'eager');
   const notifications = createLocalNotifier({
     logger,
     format: options.console?.format ?? 'pretty',
     writeLine: options.console?.writeLine ?? (() => {}),
     webhooks: config.notifications.webhooks,
-    sns: emulators.clients.sns,
-    topicArn: emulators.resources.topicArn,
+    topic: queue.topic,
   });
   lifecycle.defer(() => notifications.flush(options.shutdownGraceMs ?? 10_000));
   const diskGuard = startDiskGuard({
@@ -67,13 +86,11 @@ export async function openFoundation(context: ServeContext): Promise<Foundation>
   lifecycle.defer(async () => diskGuard.stop());
   await diskGuard.check();
   const trust = localTrust.trust;
-  return { trust, trustFile, adminToken, adminTokenCreated, emulators, notifications, diskGuard };
+  return { trust, trustFile, adminToken, adminTokenCreated, ledger, queue, notifications, diskGuard };
 }
 
 /** The first crash of a streak is the alarm; the restarts of a disk still full only repeat it. */
-function ledgerEventLogger(
-  logger: Logger,
-): NonNullable<Parameters<typeof startEmulators>[0]['onLedgerEvent']> {
+function ledgerEventLogger(logger: Logger): NonNullable<LedgerStandInOptions['onLedgerEvent']> {
   return ({ event, ...fields }) => {
     if (event === 'ledger.thread_crashed' && 'streak' in fields && fields.streak === 1) {
       logger.error(event, fields);

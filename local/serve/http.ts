@@ -2,10 +2,15 @@ import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createApiApp } from '../../shared/api/app.ts';
+import type { BootApiDeps } from '../../shared/boot/routes.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { describeError } from '../../shared/errors.ts';
 import { redactPaths } from '../../shared/log-safety.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import type { FleetRecorder } from '../../shared/update/fleet-record.ts';
+import type { UpdatePayloadLookup } from '../../shared/update/payload-record.ts';
+import { createUpdateService } from '../../shared/update/wiring.ts';
+import { startBootListener } from '../boot-listener.ts';
 import { startMetadataListener } from '../metadata-listener.ts';
 import { createMirrorApp } from '../mirror-http.ts';
 import type { StatusModel } from '../status/model.ts';
@@ -49,6 +54,12 @@ export interface AppParts {
   runtime: MirrorRuntime;
   instances: LocalInstances;
   status: () => Promise<StatusModel>;
+  /** Bare-metal boot: profiles and selectors in the ledger, recent boot requests in memory. */
+  boot: BootApiDeps;
+  /** Verified update payloads; the runtime's ledger unless a caller stands in its own. */
+  updatePayloads?: UpdatePayloadLookup;
+  /** Told of every Omaha check-in. */
+  fleetRecorder?: FleetRecorder;
 }
 
 /** One server for the status page, the mirror at /mirror and the instance API, as the Lambda serves it. */
@@ -68,6 +79,22 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
       publicBaseUrl: config.api.publicBaseUrl ?? server.url,
     },
   };
+  const ledger = parts.runtime.deps.ledger;
+  // The mirror app below serves the store under /mirror, update payloads included.
+  const updates = createUpdateService(
+    {
+      groups: ledger,
+      current: ledger,
+      clock: () => new Date(),
+      payloads: parts.updatePayloads ?? ledger,
+      ...(parts.fleetRecorder === undefined ? {} : { recorder: parts.fleetRecorder }),
+      onRecordError: internalError('update.record_failed'),
+    },
+    {
+      mirrorBaseUrl: `${(apiConfig.api.publicBaseUrl ?? server.url).replace(/\/+$/, '')}/mirror`,
+      sources: config.sources,
+    },
+  );
   const root = new Hono();
   root.route(
     '/',
@@ -89,10 +116,12 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
       {
         ...instances.serviceDeps,
         adminAuth: { kind: 'bearer', token: parts.adminToken },
-        releases: { ledger: parts.runtime.deps.ledger, jobs: parts.runtime.deps.jobs },
+        releases: { ledger, jobs: parts.runtime.deps.jobs },
+        updates,
         countRefused: instances.upkeep.countRefused,
         onInternalError: internalError('api.internal_error'),
         ...(instances.proxySecrets === undefined ? {} : { proxySecrets: instances.proxySecrets }),
+        boot: parts.boot,
       },
       apiConfig,
     ),
@@ -101,15 +130,35 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
 }
 
 /**
- * Routes the bound server to the app and, with `--metadata-listen`, starts the listener that serves the
- * metadata routes alone; resolves with that listener's URL.
+ * Routes the bound server to the app and starts the listeners asked for: `--metadata-listen` (the
+ * metadata routes alone) and `--boot-listen` (the network boot routes and the mirror alone); resolves
+ * with their URLs.
  */
-export async function serveHttp(context: ServeContext, parts: AppParts): Promise<string | undefined> {
+export async function serveHttp(
+  context: ServeContext,
+  parts: AppParts,
+): Promise<{ metadataUrl?: string; bootUrl?: string }> {
   parts.server.serve(createServeApp(context, parts));
   const { options, config, logger, lifecycle } = context;
-  if (options.metadataListen === undefined) return undefined;
   const deps = parts.instances.serviceDeps;
-  const metadata = await startMetadataListener({ ...options.metadataListen, deps, config, logger });
-  lifecycle.defer(() => metadata.close());
-  return metadata.url;
+  const urls: { metadataUrl?: string; bootUrl?: string } = {};
+  if (options.metadataListen !== undefined) {
+    const metadata = await startMetadataListener({ ...options.metadataListen, deps, config, logger });
+    lifecycle.defer(() => metadata.close());
+    urls.metadataUrl = metadata.url;
+  }
+  if (options.bootListen !== undefined) {
+    const mirror = parts.runtime.store ?? parts.runtime.deps.store;
+    const boot = await startBootListener({
+      ...options.bootListen,
+      deps,
+      boot: parts.boot,
+      mirror,
+      config,
+      logger,
+    });
+    lifecycle.defer(() => boot.close());
+    urls.bootUrl = boot.url;
+  }
+  return urls;
 }

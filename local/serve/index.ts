@@ -1,16 +1,15 @@
 import { join, resolve } from 'node:path';
 import { adminTokenFileName } from '../admin-token.ts';
+import type { WorkerPool } from '../worker-pool.ts';
 import { openFoundation } from './foundation.ts';
-import { bindServer, serveHttp } from './http.ts';
-import { openInstances } from './instances.ts';
-import { drainJobs, startJobs } from './jobs.ts';
 import { closeOnce, createLifecycle } from './lifecycle.ts';
-import { openLocalMirror } from './mirror.ts';
-import { createScheduler, resumeOpenWork } from './scheduler.ts';
-import { statusSource } from './status.ts';
 import type { ServeContext, ServeHandle, ServeOptions } from './types.ts';
 
 export type { ServeHandle, ServeOptions } from './types.ts';
+
+/** What the runner builds on the foundation; loaded while the foundation starts. */
+const loadRunnerModules = () =>
+  Promise.all([import('./jobs.ts'), import('./mirror.ts'), import('./scheduler.ts'), import('./web.ts')]);
 
 /**
  * The whole distributor in one process: the same runtime and job policy as the Lambdas, over fauxqs for SQS
@@ -31,50 +30,54 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
   };
   let closing = false;
   try {
-    const base = await openFoundation(context);
-    const { clients, resources } = base.emulators;
+    // The foundation first: its ledger thread starts while the rest of the runner's modules load.
+    const [opened, loaded] = await Promise.allSettled([openFoundation(context), loadRunnerModules()]);
+    if (opened.status === 'rejected') throw opened.reason;
+    if (loaded.status === 'rejected') throw loaded.reason;
+    const base = opened.value;
+    const [{ drainJobs, startJobs }, { openLocalMirror }, { createScheduler, resumeOpenWork }, { openWeb }] =
+      loaded.value;
     const { runtime, storeDescription } = await openLocalMirror(context, base);
+    let pool: WorkerPool | undefined;
     await resumeOpenWork(runtime);
-    const instances = await openInstances(context, clients.doc, resources.tableName);
-    const server =
-      options.http === false ? undefined : await bindServer(options.host, options.port, lifecycle);
-    const url = server?.url ?? '';
-    const pool = startJobs(context, runtime, base);
     const scheduler = createScheduler(runtime, base.diskGuard, logger);
-    const { concurrency, demo = false } = options;
-    const status = statusSource({ runtime, ...base, scheduler, pool, concurrency, instances, demo, url });
-    const { adminToken } = base;
-    const metadataUrl =
-      server && (await serveHttp(context, { server, adminToken, runtime, instances, status }));
+    const web = await openWeb(context, { base, runtime, scheduler, pool: () => pool });
+    base.queue.onStarted((queue) => {
+      pool = startJobs(context, runtime, queue, base.diskGuard);
+    });
     lifecycle.defer(async () => {
       closing = true;
       await scheduler.stop();
     });
+    const { concurrency } = options;
     const started = { store: storeDescription, dataDir, concurrency };
-    if (server === undefined) logger.info('mirror.started', started);
+    if (web.server === undefined) logger.info('mirror.started', started);
     else
       logger.info('http.listening', {
-        url,
-        port: server.port,
-        status: `${url}/`,
-        mirror: `${url}/mirror/{channel}/{board}/`,
+        url: web.server.url,
+        port: web.server.port,
+        status: `${web.server.url}/`,
+        mirror: `${web.server.url}/mirror/{channel}/{board}/`,
         ...started,
       });
     await scheduler.pollNow();
     scheduler.start(options.pollEveryMs ?? config.schedule.everyMinutes * 60_000);
     return {
-      url,
-      port: server?.port ?? 0,
-      adminToken,
+      url: web.server?.url ?? '',
+      port: web.server?.port ?? 0,
+      adminToken: base.adminToken,
       adminTokenFile: join(dataDir, adminTokenFileName),
       adminTokenCreated: base.adminTokenCreated,
-      ...(metadataUrl === undefined ? {} : { metadataUrl }),
+      ...(web.metadataUrl === undefined ? {} : { metadataUrl: web.metadataUrl }),
+      ...(web.bootUrl === undefined ? {} : { bootUrl: web.bootUrl }),
       store: runtime.store ?? runtime.deps.store,
       ledger: runtime.deps.ledger,
       pollNow: scheduler.pollNow,
       lastPoll: scheduler.lastPoll,
-      status,
-      drain: () => drainJobs({ ...base, pool, closing: () => closing }),
+      queueStarted: () => base.queue.started,
+      status: web.status,
+      drain: () =>
+        drainJobs({ queue: base.queue, pool: () => pool, diskGuard: base.diskGuard, closing: () => closing }),
       close: closeOnce(logger, lifecycle, () => {
         closing = true;
       }),

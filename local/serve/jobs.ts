@@ -2,11 +2,13 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { TransientError } from '../../shared/errors.ts';
 import { runMirrorJob } from '../../shared/mirror/job.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
+import type { QueueStandIn } from '../emulators.ts';
 import { abortableStore, type Transfer, type TransferTracker } from '../progress.ts';
 import type { DiskGuard } from '../runtime/disk-guard.ts';
 import { startWorkerPool, type WorkerPool } from '../worker-pool.ts';
-import { type Foundation, visibilityTimeoutSeconds } from './foundation.ts';
+import { visibilityTimeoutSeconds } from './foundation.ts';
 import { outlives } from './lifecycle.ts';
+import type { QueueSide } from './queue.ts';
 import type { ServeContext } from './types.ts';
 
 /** A progress bar per transfer, begun on the first bytes and ended however the job ends. */
@@ -30,8 +32,13 @@ function progressOf(tracker: TransferTracker, label: string) {
 
 function labelOf(body: string): string {
   try {
-    const job = JSON.parse(body) as { channel?: unknown; version?: unknown; artifact?: unknown };
-    return `${String(job.channel)}/${String(job.version)}/${String(job.artifact)}`;
+    const job = JSON.parse(body) as {
+      channel?: unknown;
+      version?: unknown;
+      artifact?: unknown;
+      name?: unknown;
+    };
+    return `${String(job.channel)}/${String(job.version)}/${String(job.artifact ?? job.name)}`;
   } catch {
     return 'job';
   }
@@ -44,17 +51,18 @@ function labelOf(body: string): string {
 export function startJobs(
   serve: ServeContext,
   runtime: MirrorRuntime,
-  base: Pick<Foundation, 'emulators' | 'diskGuard'>,
+  queue: QueueStandIn,
+  diskGuard: DiskGuard,
 ): WorkerPool {
   const { options, logger } = serve;
   const pool = startWorkerPool({
-    sqs: base.emulators.clients.sqs,
-    queueUrl: base.emulators.resources.jobsQueueUrl,
+    sqs: queue.clients.sqs,
+    queueUrl: queue.resources.jobsQueueUrl,
     concurrency: options.concurrency,
     logger,
     visibilityTimeoutSeconds,
     retry: runtime.config.queue.retry,
-    gate: (signal) => base.diskGuard.whenRoomy(signal),
+    gate: (signal) => diskGuard.whenRoomy(signal),
     handleJob: async (body, context) => {
       const progress = progressOf(options.tracker, labelOf(body));
       const deps = { ...runtime.deps, store: abortableStore(runtime.deps.store, context.signal) };
@@ -79,6 +87,12 @@ export function startJobs(
   return pool;
 }
 
+/**
+ * Between two looks at the stand-in queue: one look is a loopback call to this process, so a short gap
+ * costs little, and it is most of the time `mirror --once` spends after its last job.
+ */
+const drainCheckEveryMs = 50;
+
 const queueCounts = [
   'ApproximateNumberOfMessages',
   'ApproximateNumberOfMessagesNotVisible',
@@ -87,24 +101,26 @@ const queueCounts = [
 
 /**
  * Resolves when, twice in a row, no job is queued, in flight or waiting for a retry, or when `closing()`
- * says so; rejects while mirroring is paused for lack of disk space, which would otherwise never drain.
+ * says so, or at once when the queue never started (nothing was ever sent); rejects while mirroring is
+ * paused for lack of disk space, which would otherwise never drain.
  */
 export async function drainJobs(options: {
-  emulators: Pick<Foundation['emulators'], 'clients' | 'resources'>;
-  pool: Pick<WorkerPool, 'inFlight'>;
+  queue: Pick<QueueSide, 'started' | 'get'>;
+  pool: () => Pick<WorkerPool, 'inFlight'> | undefined;
   diskGuard: Pick<DiskGuard, 'paused'>;
   closing: () => boolean;
 }): Promise<void> {
-  const { clients, resources } = options.emulators;
   for (let quietChecks = 0; quietChecks < 2 && !options.closing(); ) {
     if (options.diskGuard.paused) {
       throw new TransientError('low-disk', 'mirroring is paused: the data dir is low on free space');
     }
+    if (!options.queue.started) return;
+    const { clients, resources } = await options.queue.get();
     const attributes = await clients.sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: resources.jobsQueueUrl, AttributeNames: [...queueCounts] }),
     );
     const queued = Object.values(attributes.Attributes ?? {}).reduce((sum, n) => sum + Number(n), 0);
-    quietChecks = queued === 0 && options.pool.inFlight === 0 ? quietChecks + 1 : 0;
-    await new Promise((done) => setTimeout(done, 200));
+    quietChecks = queued === 0 && (options.pool()?.inFlight ?? 0) === 0 ? quietChecks + 1 : 0;
+    await new Promise((done) => setTimeout(done, drainCheckEveryMs));
   }
 }

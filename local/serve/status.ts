@@ -1,3 +1,4 @@
+import type { RecentBoots } from '../../shared/boot/recent.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { keyringStatus } from '../../shared/verify/keyring.ts';
@@ -18,15 +19,19 @@ export function statusSource(parts: {
   trust: TrustedKeyring;
   notifications: LocalNotifications;
   scheduler: Scheduler;
-  pool: Pick<WorkerPool, 'inFlight'>;
+  /** Absent until the queue stand-in started (on demand). */
+  pool: () => Pick<WorkerPool, 'inFlight'> | undefined;
   concurrency: number;
-  instances: LocalInstances;
+  /** Absent without an HTTP server: the page then has no instance section. */
+  instances?: LocalInstances;
   diskGuard: DiskGuard;
   demo: boolean;
   url: string;
+  recentBoots?: RecentBoots;
 }): () => Promise<StatusModel> {
   const { config, deps } = parts.runtime;
   const warningDays = config.keyring.expiryWarningDays;
+  const { instances } = parts;
   return () =>
     buildStatus({
       ledger: deps.ledger,
@@ -35,12 +40,17 @@ export function statusSource(parts: {
       keyWarningDays: warningDays,
       recentEvents: () => parts.notifications.recent(),
       pollProblem: parts.scheduler.pollProblem,
-      worker: () => ({ inFlight: parts.pool.inFlight, concurrency: parts.concurrency }),
+      worker: () => ({ inFlight: parts.pool()?.inFlight ?? 0, concurrency: parts.concurrency }),
       demo: parts.demo,
       mirrorBaseUrl: `${parts.url}/mirror`,
-      instances: () => listInstanceRows(parts.instances.instances, statusInstanceLimit),
+      ...(instances === undefined
+        ? {}
+        : {
+            instances: () => listInstanceRows(instances.instances, statusInstanceLimit),
+            refusedFetches: () => instances.upkeep.refusedTotals(),
+          }),
+      ...(parts.recentBoots === undefined ? {} : { recentBoots: parts.recentBoots.list }),
       disk: () => parts.diskGuard.state(),
-      refusedFetches: () => parts.instances.upkeep.refusedTotals(),
       clock: deps.clock,
     });
 }

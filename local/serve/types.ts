@@ -18,6 +18,11 @@ export interface ServeOptions {
   /** false: no HTTP server at all (`cldist mirror --once` only mirrors); the handle's url is then empty. */
   http?: boolean;
   concurrency: number;
+  /**
+   * When the queue stand-in starts: `eager` (default) with everything else; `on-demand` on the first job
+   * or event, so a run with nothing new starts neither it nor the worker pool (`mirror --once`).
+   */
+  queue?: 'eager' | 'on-demand';
   /** `--store s3://bucket/prefix`: overrides the config's store. Otherwise a local folder under the data dir. */
   store?: { bucket: string; prefix: string };
   /** AWS region of the clients (the stand-ins accept any); default us-east-1. */
@@ -47,6 +52,8 @@ export interface ServeOptions {
   trustStatSeconds?: number;
   /** `--metadata-listen`: also serve the metadata routes (and only those) on this address. */
   metadataListen?: { host: string; port: number };
+  /** `--boot-listen`: also serve the network boot routes and the mirror (only those) on this address. */
+  bootListen?: { host: string; port: number };
 }
 
 export interface ServeHandle {
@@ -59,12 +66,16 @@ export interface ServeHandle {
   adminTokenCreated: boolean;
   /** The metadata listener's `http://host:port`, when one was asked for. */
   metadataUrl?: string;
+  /** The boot listener's `http://host:port`, when one was asked for. */
+  bootUrl?: string;
   store: ObjectStore;
   ledger: Ledger;
   /** Poll every channel now (also the start-up poll); resolves with the core's report. */
   pollNow(): Promise<PollReport>;
   /** The report of the last finished poll. */
   lastPoll(): PollReport | undefined;
+  /** Whether the queue stand-in (and with it the worker pool) was started: false while nothing was sent. */
+  queueStarted(): boolean;
   status(): Promise<StatusModel>;
   /**
    * Resolves when no job is queued, in flight or waiting for a retry, or when the server closes; rejects

@@ -13,7 +13,8 @@ import {
   versionFileText,
 } from './publish.ts';
 import { handleRequest, type OriginState, type RequestLogEntry } from './serve.ts';
-import { generateSimKey, readSimKey, type SimKeyType, type SimSigningKey } from './signing.ts';
+import { generateSimKey, readSimKey, type SimKeyType, type SimSigningKey, signChunks } from './signing.ts';
+import { type PublishedUpdate, type PublishUpdateOptions, publishUpdatePayloads } from './update-payloads.ts';
 
 export { type Fault, type FaultHandle, faults, type InjectOptions } from './faults.ts';
 export type { ArtifactSpec, PublishedRelease, PublishOptions } from './publish.ts';
@@ -66,6 +67,8 @@ export interface SimOrigin {
   primaryFingerprint: string;
   signingKeyFingerprint: string;
   publishRelease(options: PublishOptions): Promise<PublishedRelease>;
+  /** Update payloads at the update origin's layout (`./update-payloads.ts`; `simUpdateOrigin(url)` for the config). */
+  publishUpdatePayloads(options: PublishUpdateOptions): Promise<PublishedUpdate>;
   /** Points `{channel}/{board}/{folder}/` (default `current`) at a published version. */
   setCurrent(channel: string, board: string, version: string, folder?: string): void;
   /** Put or replace one file as is (no signature made), e.g. a garbage `.sig`. */
@@ -151,6 +154,15 @@ export async function startSimOrigin(options: SimOriginOptions = {}): Promise<Si
     primaryFingerprint: key.primaryFingerprint,
     signingKeyFingerprint: key.signingKeyFingerprint,
     publishRelease: (release) => publish(release, { store: state.store, key, url, style }),
+    publishUpdatePayloads: (update) =>
+      publishUpdatePayloads(
+        {
+          url,
+          putFile: (path, content) => state.store.putContent(path, content),
+          signDetached: async (bytes) => (await signChunks(key, [bytes])).signature,
+        },
+        update,
+      ),
     setCurrent: (channel, board, version, folder) => state.store.setCurrent(channel, board, version, folder),
     putFile: (path, content) => state.store.putContent(path, content),
     removeFile: (path) => state.store.delete(path),

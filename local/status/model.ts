@@ -1,3 +1,4 @@
+import type { RecentBoot } from '../../shared/boot/recent.ts';
 import { pollTargets, type SourceConfig } from '../../shared/config-sources.ts';
 import type { ArtifactRecord, Ledger, StreamRef } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
@@ -71,6 +72,8 @@ export interface StatusModel {
    * stored per id, because anyone can send them.
    */
   refusedFetches?: Record<string, number>;
+  /** Machines that asked to network-boot lately, newest first, matched or not. */
+  recentBoots?: RecentBoot[];
 }
 
 export interface PollProblem {
@@ -94,6 +97,7 @@ export interface StatusSources {
   instances?: () => Promise<InstanceList>;
   disk?: () => DiskGuardState;
   refusedFetches?: () => Record<string, number>;
+  recentBoots?: () => RecentBoot[];
   /** How many releases per channel and board to show. */
   releasesShown?: number;
   clock?: () => Date;
@@ -183,5 +187,6 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
     ...(sources.instances === undefined ? {} : { instances: await sources.instances() }),
     ...(sources.disk === undefined ? {} : { disk: sources.disk() }),
     ...(sources.refusedFetches === undefined ? {} : { refusedFetches: sources.refusedFetches() }),
+    ...(sources.recentBoots === undefined ? {} : { recentBoots: sources.recentBoots() }),
   };
 }

@@ -145,6 +145,25 @@ function instancesBlock(model: StatusModel): Fragment {
   ${list.more ? html`<p class="more">The first ${list.limit} instances by id; <code>cldist instances get ID</code> shows any one.</p>` : ''}`;
 }
 
+/** Machines that asked to network-boot lately: an unknown MAC here is a machine waiting to be registered. */
+function bootsBlock(model: StatusModel): Fragment {
+  const boots = model.recentBoots;
+  if (boots === undefined) return html``;
+  if (boots.length === 0) return html`<h2>Network boots</h2><p>No machine asked to boot since start.</p>`;
+  return html`<h2>Network boots <small>newest first, since start</small></h2>
+  <table class="boots">
+    <thead><tr><th>time</th><th>loader</th><th>mac</th><th>uuid</th><th>outcome</th><th>instance</th><th>profile</th></tr></thead>
+    <tbody>${boots.map(
+      (boot) => html`<tr data-mac="${boot.mac ?? ''}" data-outcome="${boot.outcome}">
+        <td><time>${boot.at}</time></td><td>${boot.loader}</td>
+        <td><code>${boot.mac ?? '–'}</code></td><td class="uuid">${boot.uuid ?? '–'}</td>
+        <td class="outcome">${boot.outcome}</td>
+        <td class="instance">${boot.instance ?? '–'}</td><td class="profile">${boot.profile ?? '–'}</td>
+      </tr>`,
+    )}</tbody>
+  </table>`;
+}
+
 function diskBlock(model: StatusModel): Fragment {
   const disk = model.disk;
   if (disk?.paused !== true) return html``;
@@ -186,6 +205,7 @@ ${model.channels.map((channel) => channelBlock(channel, model))}
 ${keysBlock(model)}
 <p><small>A warning is raised ${model.keyWarningDays} days before the newest signing subkey expires.</small></p>
 ${instancesBlock(model)}
+${bootsBlock(model)}
 <h2>Recent events</h2>
 ${eventsBlock(model)}
 </body></html>`;

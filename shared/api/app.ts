@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { apiPaths, honoPath } from '../api-routes.ts';
+import { type BootApiDeps, createBootRoutes } from '../boot/routes.ts';
 import type { CldistConfig } from '../config.ts';
 import { describeError, TransientError } from '../errors.ts';
 import { InstanceConflictError } from '../instances/errors.ts';
@@ -26,9 +27,11 @@ import { type ProxySecretsProvider, peerAddress } from '../metadata/identity.ts'
 import { createConfigMerger } from '../metadata/merge.ts';
 import { mountProxiedMetadata } from '../metadata/proxied.ts';
 import type { ReleaseAdminDeps } from '../mirror/release-admin.ts';
+import type { UpdateRouteDeps } from '../update/wiring.ts';
 import { gatewayIamCaller } from './iam-caller.ts';
 import { configUrls, createInstanceAdminRoutes } from './instance-admin-routes.ts';
 import { createReleaseRoutes } from './release-routes.ts';
+import { createUpdateRoutes } from './update-routes.ts';
 
 /**
  * How admin callers are authenticated. On AWS the API Gateway IAM authorizer checks the caller before the
@@ -47,6 +50,10 @@ export interface ApiDeps extends InstanceServiceDeps {
   onInternalError?: (error: unknown) => void;
   /** The metadata proxy's shared secrets; without them the proxied metadata routes answer 404. */
   proxySecrets?: ProxySecretsProvider;
+  /** Bare-metal boot (profiles, selectors, iPXE and GRUB scripts); absent: those routes answer 404. */
+  boot?: BootApiDeps;
+  /** The Omaha endpoint and the update group routes; absent, they answer 404. */
+  updates?: UpdateRouteDeps;
 }
 
 /** Seconds Ignition (or any client) is told to wait before retrying a 503. */
@@ -267,5 +274,21 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
     createInstanceAdminRoutes({ deps: serviceDeps, config, requireAdmin, baseUrl, onInternalError }),
   );
   if (deps.releases !== undefined) app.route('/', createReleaseRoutes(deps.releases, config, requireAdmin));
+  if (deps.boot !== undefined) {
+    app.route(
+      '/',
+      createBootRoutes({
+        boot: deps.boot,
+        deps: serviceDeps,
+        config,
+        requireAdmin,
+        baseUrl,
+        merge,
+        retryAfterSeconds,
+        onInternalError,
+      }),
+    );
+  }
+  if (deps.updates !== undefined) app.route('/', createUpdateRoutes(deps.updates, requireAdmin));
   return app;
 }

@@ -37,7 +37,7 @@ export async function ledgerCall<T>(action: string, call: () => Promise<T>): Pro
 
 export { isConditionFailure } from '../ledger/access.ts';
 
-const routeFamilies = new Set<string>(['token', 'openstack', 'ec2', 'proxy']);
+const routeFamilies = new Set<string>(['token', 'openstack', 'ec2', 'proxy', 'boot']);
 
 export function optionalString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;

@@ -3,8 +3,11 @@ import type { InstanceParams } from '../metadata/params.ts';
 /** What an instance fetches: an Ignition config, or a legacy cloud-config for old images. */
 export type ConfigKind = 'ignition' | 'cloud-config';
 
-/** How a fetch reached the service: the token URL, or a metadata protocol (directly or via the proxy). */
-export type RouteFamily = 'token' | 'openstack' | 'ec2' | 'proxy';
+/**
+ * How a fetch reached the service: the token URL, a metadata protocol (directly or via the proxy), or a
+ * boot token a network boot script named.
+ */
+export type RouteFamily = 'token' | 'openstack' | 'ec2' | 'proxy' | 'boot';
 
 /** Instance ids appear in URLs and store keys, so nothing outside this pattern gets in. */
 export const instanceIdPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -7,6 +7,8 @@ import { type PollLedger, pollLedger } from './poll.ts';
 import { type PruneLedger, pruneLedger } from './pruning.ts';
 import { type ReleaseLedger, releaseLedger } from './releases.ts';
 import { type TrustWaitLedger, trustWaitLedger } from './trust-wait.ts';
+import { type UpdateGroupLedger, updateGroupLedger } from './update-groups.ts';
+import { type UpdatePayloadLedger, updatePayloadLedger } from './update-payloads.ts';
 
 export type { AlertLedger } from './alerts.ts';
 export type { ArtifactLedger } from './artifacts.ts';
@@ -16,6 +18,8 @@ export type { PruneLedger } from './pruning.ts';
 export type * from './records.ts';
 export type { ReleaseLedger } from './releases.ts';
 export type { TrustWaitLedger } from './trust-wait.ts';
+export type { UpdateGroupLedger } from './update-groups.ts';
+export type { UpdatePayloadItem, UpdatePayloadLedger, UpdatePayloadRef } from './update-payloads.ts';
 
 /**
  * The mirror's memory: every part of it on one table. Every transition that must happen once (claim,
@@ -32,7 +36,9 @@ export type Ledger = ReleaseLedger &
   PollLedger &
   AlertLedger &
   TrustWaitLedger &
-  PruneLedger;
+  PruneLedger &
+  UpdatePayloadLedger &
+  UpdateGroupLedger;
 
 export interface DynamoLedgerOptions {
   clock?: () => Date;
@@ -53,5 +59,7 @@ export function createDynamoLedger(
     ...alertLedger(table),
     ...trustWaitLedger(table),
     ...pruneLedger(table),
+    ...updatePayloadLedger(table),
+    ...updateGroupLedger(table),
   };
 }

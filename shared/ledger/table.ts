@@ -76,6 +76,12 @@ export const ledgerIndex = {
   instances: 'instance-list',
   /** Instance fetch audit items of one UTC day (`YYYY-MM-DD`), for the expiry sweep. */
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
+  /** Every boot profile, sorted by name. */
+  bootProfiles: 'boot-profile',
+  /** Update payloads planned and not yet verified, refused or missing, sorted by `{updatedAt}#...`. */
+  openUpdatePayloads: 'open-update-payload',
+  /** Every update group, sorted by name. */
+  updateGroups: 'update-group',
 } as const;
 
 interface StreamKeyParts {
@@ -91,6 +97,9 @@ interface ReleaseKeyParts extends StreamKeyParts {
 const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
+const updatePayloadSortPrefix = 'payload#';
+/** The sort key prefix of an update group's period items (`period#<ISO start>`, so they sort by time). */
+export const updatePeriodSortPrefix = 'period#';
 
 /** Key formats of every item kind in the table. */
 export const ledgerItems = {
@@ -112,6 +121,29 @@ export const ledgerItems = {
   instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
   instanceAudit: (id: string, suffix: string) =>
     ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+  /** A bare-metal boot profile (release, kernel arguments, RAM or disk). */
+  bootProfile: (name: string) => ledgerKey(`bootprofile#${name}`, 'profile'),
+  /**
+   * An instance's boot selectors, profile and boot tokens, in the instance's own partition, so deleting
+   * the instance removes them with it.
+   */
+  bootSelection: (id: string) => ledgerKey(instancePartition(id), 'boot'),
+  /** Every instance whose boot selectors have exactly these hardware values (`mac=…&uuid=…`). */
+  bootSelectorGroup: (hardwareKey: string) => ledgerKey(`bootsel#${hardwareKey}`, 'members'),
+  /** An update group, keyed by the `track` its instances send. */
+  updateGroup: (name: string) => ledgerKey(`updgroup#${name}`, 'group'),
+  /** The machines an update group's per-period cap admitted in the period starting at `start`. */
+  updatePeriod: (name: string, start: string) =>
+    ledgerKey(`updgroup#${name}`, `${updatePeriodSortPrefix}${start}`),
+  /** One update payload of a release; a board and version's payloads share the partition. */
+  updatePayload: (board: string, version: string, name: string) =>
+    ledgerKey(updatePayloadPartition(board, version), `${updatePayloadSortPrefix}${name}`),
+} as const;
+
+/** The update payload key parts that queries need on their own. */
+export const updatePayloadKeyParts = {
+  partition: updatePayloadPartition,
+  sortPrefix: updatePayloadSortPrefix,
 } as const;
 
 /** The instance-side key parts that queries and scans need on their own. */
@@ -133,6 +165,11 @@ export function streamKey(s: StreamKeyParts): string {
 
 function releasePartition(r: ReleaseKeyParts): string {
   return `rel#${streamKey(r)}#${r.version}`;
+}
+
+/** By board and version alone: the update origin's layout has no channel, and neither do its payloads. */
+function updatePayloadPartition(board: string, version: string): string {
+  return `upd#${board}#${version}`;
 }
 
 function instancePartition(id: string): string {

@@ -9,7 +9,9 @@ import type { CldistEvent, MirrorJob } from '../messages.ts';
 import type { PinnedReleases } from '../retention/pinned.ts';
 import type { ObjectStore } from '../store/types.ts';
 import type { MetricName } from '../telemetry-names.ts';
+import type { UpdatePayloadKey } from '../update/crau-verify.ts';
 import type { KeyringStatus, VerifiedSignature, VerifyOptions } from '../verify/types.ts';
+import type { UpdatePayloadJob } from './update-payload-job.ts';
 
 export type Clock = () => Date;
 
@@ -25,9 +27,12 @@ export interface MetricSink {
   addMetric(name: MetricName, unit: 'Count', value: number): void;
 }
 
+/** A queue message: an artifact of a release, or an update payload of one. */
+export type QueueJob = MirrorJob | UpdatePayloadJob;
+
 /** Where jobs go: SQS in AWS, fauxqs on one machine, an array in a unit test. */
 export interface JobQueue {
-  sendJobs(jobs: MirrorJob[]): Promise<void>;
+  sendJobs(jobs: QueueJob[]): Promise<void>;
 }
 
 /** The shape of `Notifier` in shared/notify, restated so the cores do not depend on an adapter. */
@@ -79,6 +84,8 @@ export interface MirrorDeps {
   leaseSeconds?: number;
   /** Bytes per chunk asked of the download; about 1 MiB keeps the verifier fast (`bench/http-download.ts` compares sizes). */
   chunkSize?: number;
+  /** The keys update payloads are checked against (`update.payloadKeys`), loaded once at start. */
+  updateKeys?: readonly UpdatePayloadKey[];
 }
 
 export const defaultLeaseSeconds = 15 * 60;
@@ -98,7 +105,7 @@ const maxBatch = 10;
  * are sent once more, then the whole call fails as transient so the caller can try again later.
  */
 export function createSqsJobQueue(sqs: SQSClient, queueUrl: string): JobQueue {
-  async function sendBatch(jobs: MirrorJob[]): Promise<MirrorJob[]> {
+  async function sendBatch(jobs: QueueJob[]): Promise<QueueJob[]> {
     let out: SendMessageBatchCommandOutput;
     try {
       out = await sqs.send(

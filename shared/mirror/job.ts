@@ -1,7 +1,14 @@
 import type { CldistConfig } from '../config.ts';
 import { describeError, PermanentError } from '../errors.ts';
-import { type MirrorJob, parseMirrorJob } from '../messages.ts';
+import { parseMirrorJob } from '../messages.ts';
+import type { MirrorLogger, QueueJob } from './deps.ts';
 import type { MirrorRuntime } from './runtime.ts';
+import {
+  isUpdatePayloadMessage,
+  parseUpdatePayloadJob,
+  type UpdatePayloadJob,
+} from './update-payload-job.ts';
+import { mirrorUpdatePayload, type PayloadOutcome, type PayloadResult } from './update-payload-worker.ts';
 import { type MirrorOutcome, mirrorArtifact } from './worker.ts';
 
 /** `ack`: the message is done with (success, or a failure no retry can fix); `retry`: deliver it again. */
@@ -10,11 +17,11 @@ export type JobDisposition = 'ack' | 'retry';
 export interface MirrorJobResult {
   disposition: JobDisposition;
   /** The core's outcome, or how the job ended without one. */
-  outcome: MirrorOutcome | 'rejected' | 'failed' | 'aborted';
+  outcome: MirrorOutcome | PayloadOutcome | 'rejected' | 'failed' | 'aborted';
   /** What was thrown, for a job that did not end with a core outcome. */
   error?: unknown;
   facts: {
-    job?: MirrorJob;
+    job?: QueueJob;
     bytes?: number;
     finalized?: boolean;
     /** Stable code of the error, for a `rejected` or `failed` job. */
@@ -55,10 +62,32 @@ function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true || (error instanceof Error && error.name === 'AbortError');
 }
 
+function logPayloadOutcome(log: MirrorLogger, job: UpdatePayloadJob, result: PayloadResult): void {
+  const ref = { channel: job.channel, board: job.board, version: job.version, payload: job.name };
+  const transferred = result.transferred;
+  if (result.outcome === 'verified' && transferred !== undefined) {
+    log.info('update_payload.verified', {
+      ...ref,
+      bytes: transferred.record.size,
+      sha256: transferred.record.sha256Hex,
+      key: transferred.key.source,
+      keyFingerprint: transferred.key.fingerprint,
+      sha256FileChecked: transferred.crossChecked.sha256,
+      openpgpChecked: transferred.crossChecked.openpgp,
+      resumes: transferred.resumes,
+    });
+  } else if (result.outcome === 'missing') {
+    log.warn('update_payload.missing', { ...ref, url: job.url });
+  } else {
+    log.debug(`update_payload.${result.outcome.replace('-', '_')}`, ref);
+  }
+}
+
 /**
- * The mirror's job policy, the same on every host: parse the message, mirror the artifact, acknowledge a
- * PermanentError (reported, never retried) and retry the rest. It logs the one set of outcome events
- * (`artifact.verified`, `artifact.missing`, `artifact.awaiting_trust`, `worker.job_rejected`,
+ * The mirror's job policy, the same on every host: parse the message, mirror the artifact (or the update
+ * payload, for a message of that kind), acknowledge a PermanentError (reported, never retried) and retry
+ * the rest. It logs the one set of outcome events (`artifact.verified`, `artifact.missing`,
+ * `artifact.awaiting_trust`, `update_payload.verified`, `update_payload.missing`, `worker.job_rejected`,
  * `worker.job_retry`) and never throws: the host maps the disposition onto its queue.
  */
 export async function runMirrorJob(
@@ -69,14 +98,27 @@ export async function runMirrorJob(
   const { deps, config } = runtime;
   const log = deps.logger;
   const context = options.messageId === undefined ? {} : { messageId: options.messageId };
-  let job: MirrorJob | undefined;
+  let job: QueueJob | undefined;
+  const transfer = {
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+  };
   try {
+    if (isUpdatePayloadMessage(body)) {
+      const payloadJob = parseUpdatePayloadJob(body);
+      job = payloadJob;
+      const result = await mirrorUpdatePayload(payloadJob, deps, config, transfer);
+      logPayloadOutcome(log, payloadJob, result);
+      const bytes = result.transferred?.record.size;
+      return {
+        disposition: 'ack',
+        outcome: result.outcome,
+        facts: { job, ...(bytes === undefined ? {} : { bytes }) },
+      };
+    }
     job = parseMirrorJob(body);
     const ref = { channel: job.channel, board: job.board, version: job.version, artifact: job.artifact };
-    const result = await mirrorArtifact(job, deps, config, {
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    });
+    const result = await mirrorArtifact(job, deps, config, transfer);
     const finalized = result.finalize.finalized;
     if (result.outcome === 'verified') {
       log.info('artifact.verified', {

@@ -10,9 +10,17 @@ import { runRetention } from '../retention/run.ts';
 import { metricNames } from '../telemetry-names.ts';
 import type { MirrorDeps } from './deps.ts';
 import { finalizeIfDone } from './finalize.ts';
+import {
+  planPayloadsOfCurrent,
+  planUpdatePayloadJobs,
+  resendStalledPayloads,
+} from './update-payload-poll.ts';
 
 export type PollOutcome =
-  /** 304, or the same answer as last time: nothing written. */
+  /**
+   * 304, or the same answer as last time: nothing written (with `update` configured, the current version's
+   * payloads are planned if no poll planned them yet).
+   */
   | 'unchanged'
   /** A version already claimed (by an earlier poll or a concurrent poller). */
   | 'seen'
@@ -38,8 +46,8 @@ export interface ChannelPollResult {
 export interface PollReport {
   results: ChannelPollResult[];
   /**
-   * Jobs sent again for artifacts that made no progress within `schedule.stallAfterMinutes`; URLs come from
-   * the current config, so a changed origin applies to old work too.
+   * Jobs sent again for artifacts and update payloads that made no progress within
+   * `schedule.stallAfterMinutes`; URLs come from the current config, so a changed origin applies to old work too.
    */
   resent: number;
   /** Releases the sweep finalized after their finalizer gave up (or died) holding the lease. */
@@ -148,11 +156,22 @@ async function pollOne(
   }));
   let outcome: PollOutcome = 'seen';
   let jobsSent = 0;
-  if (previous?.lastVersion !== version && (await deps.ledger.claimRelease(release, plans))) {
-    await deps.jobs.sendJobs(plans.map((plan) => jobFor(base, version, plan)));
-    outcome = 'new-release';
-    jobsSent = plans.length;
-    deps.logger.info('release.detected', { ...release, jobs: jobsSent });
+  if (previous?.lastVersion !== version) {
+    const claimed = await deps.ledger.claimRelease(release, plans);
+    // Planned whether or not this poll claimed the release: each payload is planned once, by whichever poll
+    // gets there first. A failed plan still lets the artifact jobs go, then fails the poll before its state
+    // is saved, so the next poll plans the payloads.
+    let planFailure: { error: unknown } | undefined;
+    const payloadJobs = await planUpdatePayloadJobs(release, deps, config).catch((error: unknown) => {
+      planFailure = { error };
+      return [];
+    });
+    const jobs = [...(claimed ? plans.map((plan) => jobFor(base, version, plan)) : []), ...payloadJobs];
+    if (jobs.length > 0) await deps.jobs.sendJobs(jobs);
+    jobsSent = jobs.length;
+    if (claimed) deps.logger.info('release.detected', { ...release, jobs: jobsSent });
+    if (planFailure !== undefined) throw planFailure.error;
+    if (claimed) outcome = 'new-release';
   }
   await deps.ledger.savePollState({
     ...base,
@@ -303,6 +322,11 @@ export async function resendOpenWork(
   } catch (error) {
     deps.logger.error('poll.stalled_sweep_failed', { error: describeError(error) });
   }
+  try {
+    resent += await resendStalledPayloads(deps, config, before);
+  } catch (error) {
+    deps.logger.error('poll.stalled_sweep_failed', { what: 'update payloads', error: describeError(error) });
+  }
   let refinalized = 0;
   try {
     refinalized = await finalizeStranded(deps, config, before);
@@ -330,6 +354,15 @@ export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<P
       }),
     ),
   );
+  try {
+    await planPayloadsOfCurrent(
+      results.filter((result) => result.outcome === 'unchanged'),
+      deps,
+      config,
+    );
+  } catch (error) {
+    deps.logger.error('update_payload.plan_failed', { error: describeError(error) });
+  }
   const { resent, refinalized } = await resendOpenWork(deps, config);
   let requeuedForTrust = 0;
   try {

@@ -11,6 +11,8 @@ import type { ObjectStore } from '../store/types.ts';
 import { s3TrustSource } from '../trust/s3-source.ts';
 import type { TrustSource } from '../trust/source.ts';
 import { loadTrustedKeyring, reloadFailure, type TrustedKeyring } from '../trust/trusted-keyring.ts';
+import { loadUpdatePayloadKeys } from '../update/crau-verify.ts';
+import { updateLayoutProblem } from '../update/origin.ts';
 import { loadKeyringFromConfig } from '../verify/keyring.ts';
 import {
   type Clock,
@@ -71,14 +73,21 @@ export function mirrorTrust(
   });
 }
 
-function trustSourceOf(
-  resources: MirrorResources,
-  store: StoreConfig,
-  clients: Pick<AwsClients, 's3'>,
-): TrustSource {
+function trustSourceOf(resources: MirrorResources, store: StoreConfig, clients: MirrorClients): TrustSource {
   if (resources.mirrorBucket === undefined || resources.trustKeyringKey === undefined) return noTrustObject;
   const prefix = store.kind === 's3' ? store.prefix : '';
-  return s3TrustSource(clients.s3, resources.mirrorBucket, `${prefix}${resources.trustKeyringKey}`);
+  return s3TrustSource(
+    needClient(clients.s3, 'an S3 client', 'mirrorBucket'),
+    resources.mirrorBucket,
+    `${prefix}${resources.trustKeyringKey}`,
+  );
+}
+
+/** A resource named without the client to reach it is a wiring mistake, reported at start. */
+function needClient<T>(client: T | undefined, what: string, resource: string): T {
+  if (client === undefined)
+    throw new ConfigError(`CLDIST_RESOURCES.${resource} is set but ${what} was not given`);
+  return client;
 }
 
 const noJobQueue: JobQueue = {
@@ -91,10 +100,13 @@ const noTopic: EventSink = {
     Promise.reject(new ConfigError('CLDIST_RESOURCES.topicArn is not set; this host publishes no events')),
 };
 
+export type MirrorClients = Pick<AwsClients, 'doc'> & Partial<Pick<AwsClients, 's3' | 'sqs' | 'sns'>>;
+
 export interface MirrorRuntimeOptions {
   config: CldistConfig;
   resources: MirrorResources;
-  clients: Pick<AwsClients, 's3' | 'sqs' | 'sns' | 'doc'>;
+  /** Only the ledger's is always needed; the others where a resource (or an S3 store) calls for them. */
+  clients: MirrorClients;
   logger: MirrorLogger;
   clock?: Clock;
   /**
@@ -127,6 +139,8 @@ export interface MirrorRuntime {
  */
 export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promise<MirrorRuntime> {
   const { config, resources, clients, logger } = options;
+  const layoutProblem = updateLayoutProblem(config);
+  if (layoutProblem !== undefined) throw new ConfigError(layoutProblem);
   const clock = options.clock ?? (() => new Date());
   const storeConfig = resolveMirrorStore(config, resources);
   const store = createStore(storeConfig, {
@@ -138,27 +152,35 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
     options.trust ??
     (await mirrorTrust(config, trustSourceOf(resources, storeConfig, clients), logger, clock));
   const queueUrl = resources.jobsQueueUrl;
+  const queue =
+    queueUrl === undefined
+      ? undefined
+      : { url: queueUrl, sqs: needClient(clients.sqs, 'an SQS client', 'jobsQueueUrl') };
   const built: MirrorDeps = {
     ledger: createDynamoLedger(clients.doc, resources.tableName, { clock }),
     store,
-    notifier: resources.topicArn === undefined ? noTopic : createSnsNotifier(clients.sns, resources.topicArn),
-    jobs: queueUrl === undefined ? noJobQueue : createSqsJobQueue(clients.sqs, queueUrl),
+    notifier:
+      resources.topicArn === undefined
+        ? noTopic
+        : createSnsNotifier(needClient(clients.sns, 'an SNS client', 'topicArn'), resources.topicArn),
+    jobs: queue === undefined ? noJobQueue : createSqsJobQueue(queue.sqs, queue.url),
     signatures: trustedChecker(trust),
     pinned: options.pinned ?? noPinnedReleases,
     clock,
     logger,
+    ...(config.update === undefined ? {} : { updateKeys: loadUpdatePayloadKeys(config.update.payloadKeys) }),
   };
   return {
     deps: options.decorate?.(built) ?? built,
     config: { ...config, store: storeConfig },
     store,
-    ...(queueUrl === undefined
+    ...(queue === undefined
       ? {}
       : {
           delayRetry: async (receiptHandle: string, seconds: number) => {
-            await clients.sqs.send(
+            await queue.sqs.send(
               new ChangeMessageVisibilityCommand({
-                QueueUrl: queueUrl,
+                QueueUrl: queue.url,
                 ReceiptHandle: receiptHandle,
                 VisibilityTimeout: seconds,
               }),

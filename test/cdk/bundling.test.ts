@@ -17,7 +17,7 @@ describe('function bundles', () => {
 
   it('bundles each handler as ESM and copies the keyring only into the functions that verify', () => {
     const { app, stack } = buildApp({
-      context: { 'cldist:config': {} },
+      context: { 'cldist:config': { update: {} } },
       entries: fixtureEntries,
       outdir,
       cwd: projectRoot,
@@ -40,10 +40,14 @@ describe('function bundles', () => {
       expect(readFileSync(join(asset, 'keys', 'Flatcar_Image_Signing_Key.asc'), 'utf8')).toBe(
         readFileSync(join(projectRoot, 'keys', 'Flatcar_Image_Signing_Key.asc'), 'utf8'),
       );
+      expect(readdirSync(join(asset, 'update-keys'))).toEqual([
+        'flatcar-update-payload-key-official-v2.pub.pem',
+      ]);
       const code = readFileSync(join(asset, 'index.mjs'), 'utf8');
       expect(code.startsWith('import { createRequire as cldistCreateRequire }')).toBe(true);
       expect(existsSync(join(asset, 'index.mjs.map'))).toBe(true);
     }
     expect(existsSync(join(assetOf('ApiHandler'), 'keys'))).toBe(false);
+    expect(existsSync(join(assetOf('ApiHandler'), 'update-keys'))).toBe(false);
   });
 });

@@ -3,7 +3,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stackName } from '../../cdk/build-app.ts';
 import { alarmNames } from '../../cdk/constructs/cldist-monitoring.ts';
 import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
-import { adminRouteKeys, instanceRouteKeys, metadataRouteKeys } from '../../shared/api-routes.ts';
+import {
+  adminRouteKeys,
+  bootRouteKeys,
+  instanceRouteKeys,
+  metadataRouteKeys,
+  updateRouteKeys,
+} from '../../shared/api-routes.ts';
 import { configBodySweepEvent } from '../../shared/instances/body-sweep.ts';
 import { auditTtlAttribute } from '../../shared/instances/repository.ts';
 import { ledgerKeySchema, ledgerTtlAttribute } from '../../shared/ledger/table.ts';
@@ -80,7 +86,14 @@ describe('the CDK stack with default settings', () => {
     const expected = {
       Poller: ['jobsQueueUrl', 'mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
       Worker: ['jobsQueueUrl', 'mirrorBucket', 'tableName', 'topicArn', 'trustKeyringKey'],
-      ApiHandler: ['configBucket', 'configKmsKeyId', 'jobsQueueUrl', 'metadataProxySecretArn', 'tableName'],
+      ApiHandler: [
+        'configBucket',
+        'configKmsKeyId',
+        'jobsQueueUrl',
+        'metadataProxySecretArn',
+        'mirrorPublicUrl',
+        'tableName',
+      ],
     };
     for (const [prefix, keys] of Object.entries(expected)) {
       const env = parseRuntimeEnv(environmentOf(synth, prefix));
@@ -96,6 +109,10 @@ describe('the CDK stack with default settings', () => {
     }
     const api = parseRuntimeEnv(environmentOf(synth, 'ApiHandler'));
     expect(api.config.api.publicBaseUrl).toBe('https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com');
+    // Network boot scripts name the kernel and initramfs under the mirror's CloudFront URL.
+    expect(api.config.boot.mirrorBaseUrl).toBe('https://d111111abcdef8.cloudfront.net');
+    // Omaha answers name update payloads on CloudFront, the mirror's only public face.
+    expect(api.resources.mirrorPublicUrl).toBe('https://d111111abcdef8.cloudfront.net');
     expect(parseRuntimeEnv(environmentOf(synth, 'Poller')).resources.trustKeyringKey).toBe(
       'trust/keyring.asc',
     );
@@ -271,7 +288,7 @@ describe('the CDK stack with default settings', () => {
     }
   });
 
-  it('authorises admin routes with IAM and leaves instance routes to their token', () => {
+  it('authorises admin routes with IAM and leaves instance routes to their token, and Omaha open', () => {
     for (const routeKey of adminRouteKeys) {
       synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: routeKey,
@@ -284,15 +301,20 @@ describe('the CDK stack with default settings', () => {
         AuthorizationType: 'NONE',
       });
     }
-    for (const routeKey of metadataRouteKeys) {
+    for (const routeKey of [...metadataRouteKeys, ...updateRouteKeys, ...bootRouteKeys]) {
       synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: routeKey,
         AuthorizationType: 'NONE',
       });
     }
+    expect(updateRouteKeys).toEqual(['POST /v1/update']);
     synth.template.resourceCountIs(
       'AWS::ApiGatewayV2::Route',
-      adminRouteKeys.length + instanceRouteKeys.length + metadataRouteKeys.length,
+      adminRouteKeys.length +
+        instanceRouteKeys.length +
+        metadataRouteKeys.length +
+        updateRouteKeys.length +
+        bootRouteKeys.length,
     );
     synth.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { PayloadFormatVersion: '2.0' });
   });
@@ -322,6 +344,8 @@ describe('the CDK stack with default settings', () => {
       Object.fromEntries([
         ...instanceRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
         ...metadataRouteKeys.map((key) => [key, { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }]),
+        ...updateRouteKeys.map((key) => [key, { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }]),
+        ...bootRouteKeys.map((key) => [key, { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 }]),
       ]),
     );
     const access = props.AccessLogSettings as { DestinationArn: unknown; Format: string };

@@ -76,7 +76,10 @@ function fakeResource(logicalId: string, type: string | undefined): PhysicalReso
   const arn = (attribute: string) =>
     `arn:aws:${service}:${fakeRegion}:${fakeAccount}:${logicalId}/${attribute}`;
   const attributes = new Proxy<Record<string, string>>(
-    { ApiEndpoint: 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com' },
+    {
+      ApiEndpoint: 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com',
+      DomainName: 'd111111abcdef8.cloudfront.net',
+    },
     { get: (target, key) => (typeof key === 'string' ? (target[key] ?? arn(key)) : undefined) },
   );
   switch (type) {

@@ -29,10 +29,11 @@ import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { describeError, PermanentError, TransientError } from '../../shared/errors.ts';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import { ledgerKey } from '../../shared/ledger/table.ts';
-import { type CldistEvent, type MirrorJob, parseMirrorJob } from '../../shared/messages.ts';
+import { type CldistEvent, parseMirrorJob } from '../../shared/messages.ts';
 import {
   type JobQueue,
   type MirrorDeps,
+  type QueueJob,
   type SignatureChecker,
   silentLogger,
 } from '../../shared/mirror/deps.ts';
@@ -268,10 +269,10 @@ function chaosJobQueue(inner: JobQueue, plan: ChaosPlan, tally: Tally): JobQueue
   return {
     async sendJobs(jobs) {
       const random = forkRandom(plan.seed, `shuffle:${sends++}`);
-      const batch: MirrorJob[] = [];
+      const batch: QueueJob[] = [];
       for (const job of jobs) {
         batch.push(job);
-        const id = `${job.channel}/${job.version}/${job.artifact}`;
+        const id = `${job.channel}/${job.version}/${'artifact' in job ? job.artifact : job.name}`;
         if (duplicates.delete(id)) {
           batch.push(job);
           countFault(tally, 'duplicate', undefined, 1);

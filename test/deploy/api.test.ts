@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { omahaCheck } from '../support/update-fixtures.ts';
 import type { Deployment } from './harness/deployment.ts';
 import { deployStack } from './harness/fixture.ts';
 import { HttpApi, operatorCaller } from './harness/http-api.ts';
@@ -51,6 +52,45 @@ describe('the deployed API', () => {
     expect(wrongToken.status).toBe(404);
   });
 
+  it('boots a registered machine with a script naming the CloudFront mirror, and an unknown one with a retry script', async () => {
+    const unknown = await api.request({
+      method: 'GET',
+      path: '/v1/boot/ipxe?mac=52-54-00-00-00-99&uuid=&serial=&hostname=',
+    });
+    expect(unknown).toMatchObject({ status: 200, answeredBy: 'function' });
+    expect(unknown.body).toContain('no instance matches this machine (mac=52-54-00-00-00-99)');
+    const profile = await api.request({
+      method: 'PUT',
+      path: '/v1/boot/profiles/ram',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'stable' }),
+      iam: operatorCaller,
+    });
+    expect(profile.status, profile.body).toBe(201);
+    const instance = await api.request({
+      method: 'PUT',
+      path: '/v1/instances/metal-1',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ignition }),
+      iam: operatorCaller,
+    });
+    expect(instance.status, instance.body).toBe(201);
+    const selection = await api.request({
+      method: 'PUT',
+      path: '/v1/instances/metal-1/boot',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ mac: '52:54:00:00:00:01', profile: 'ram' }),
+      iam: operatorCaller,
+    });
+    expect(selection.status, selection.body).toBe(200);
+    // Nothing is mirrored on the stand-ins, so the machine is told so and asks again.
+    const waiting = await api.request({ method: 'GET', path: '/v1/boot/ipxe?mac=52-54-00-00-00-01' });
+    expect(waiting).toMatchObject({ status: 200, answeredBy: 'function' });
+    expect(waiting.body).toContain('no stable/amd64-usr release is mirrored and verified yet');
+    const unsigned = await api.request({ method: 'GET', path: '/v1/boot/profiles' });
+    expect(unsigned.status).toBe(403);
+  });
+
   it('refuses unsigned admin requests at the gateway, as the IAM authorizer does', async () => {
     for (const method of ['PUT', 'GET', 'DELETE']) {
       const res = await api.request({
@@ -89,6 +129,34 @@ describe('the deployed API', () => {
       'bulk-a',
       'bulk-b',
     ]);
+  });
+
+  it('answers update_engine without credentials, and keeps the update groups for IAM callers', async () => {
+    const check = (track: string) =>
+      api.request({
+        method: 'POST',
+        path: '/v1/update',
+        headers: { 'content-type': 'text/xml' },
+        body: omahaCheck({ track }),
+      });
+    const stable = await check('stable');
+    expect(stable).toMatchObject({ status: 200, answeredBy: 'function' });
+    expect(stable.headers['content-type']).toBe('application/xml; charset=utf-8');
+    // Nothing is mirrored in this deployment, so the channel's track is told there is nothing new.
+    expect(stable.body).toMatch(/<updatecheck status="noupdate"\/>/);
+    expect((await check('canary')).body).toMatch(/status="error-unknownApplicationOrGroup"/);
+
+    const unsigned = await api.request({ method: 'GET', path: '/v1/update-groups' });
+    expect(unsigned).toMatchObject({ status: 403, answeredBy: 'gateway' });
+    const put = await api.request({
+      method: 'PUT',
+      path: '/v1/update-groups/canary',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'stable', rollout: { kind: 'percent', percent: 10 } }),
+      iam: operatorCaller,
+    });
+    expect(put.status, put.body).toBe(201);
+    expect((await check('canary')).body).toMatch(/<updatecheck status="noupdate"\/>/);
   });
 
   it('answers 404 from the gateway for a route the template does not declare', async () => {

@@ -105,7 +105,7 @@ describe('cldist mirror --once', () => {
       ['beta', 'stable'].flatMap((c) => [`${c}/${bigArtifact}`, `${c}/${smallArtifact}`, `${c}/version.txt`]),
     );
     const done = lines.find((l) => l.event === 'mirror.done');
-    expect(done).toMatchObject({ ok: true, verifiedArtifacts: 6, problems: [] });
+    expect(done).toMatchObject({ ok: true, verifiedArtifacts: 6, problems: [], queueStarted: true });
     expect(new Set(done?.newReleases as string[])).toEqual(
       new Set([`flatcar/beta/${board}/4116.1.0`, `flatcar/stable/${board}/4081.2.0`]),
     );
@@ -147,7 +147,13 @@ describe('cldist mirror --once', () => {
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((l) => l.event === 'mirror.done');
-    expect(secondDone).toMatchObject({ ok: true, newReleases: [], verifiedArtifacts: 0 });
+    // Nothing new: the queue stand-in (and its workers) never started.
+    expect(secondDone).toMatchObject({
+      ok: true,
+      newReleases: [],
+      verifiedArtifacts: 0,
+      queueStarted: false,
+    });
   });
 
   it('exits 1 naming a tampered required artifact, and leaves nothing of it visible', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { faults, type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import type { StatusModel } from '../../local/status/model.ts';
+import { omahaCheck } from '../support/update-fixtures.ts';
 import {
   adminHeaders,
   artifactGets,
@@ -182,6 +183,24 @@ describe('cldist serve against the simulated origin', () => {
       headers: { Authorization: 'Bearer nope' },
     });
     expect(wrong.status).toBe(404);
+  });
+
+  it('answers update_engine at /v1/update/ and keeps the update groups behind the admin token', async () => {
+    const handle = running?.handle;
+    if (handle === undefined) throw new Error('serve is not running');
+    const check = await fetch(`${handle.url}/v1/update/`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/xml' },
+      body: omahaCheck({ track: 'stable', version: '4000.0.0' }),
+    });
+    expect(check.status).toBe(200);
+    // The channel's current release is mirrored, but no update payload of it is verified yet.
+    expect(await check.text()).toMatch(
+      /<app appid="\{e96281a6-[^"]+\}" status="ok">.*<updatecheck status="noupdate"\/>/s,
+    );
+    expect((await fetch(`${handle.url}/v1/update-groups`)).status).toBe(401);
+    const groups = await fetch(`${handle.url}/v1/update-groups`, { headers: adminHeaders(handle) });
+    expect(await groups.json()).toEqual({ groups: [] });
   });
 
   it('keeps releases, ledger and instance configs across a restart, and transfers nothing again', async () => {

@@ -6,9 +6,12 @@ import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMirrorApp } from '../../local/mirror-http.ts';
 import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
+import { flatcarInstallArgs, installPlanFor } from '../../shared/boot/installer.ts';
+import type { BootProfile } from '../../shared/boot/profiles.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { runPoll } from '../../shared/mirror/poller.ts';
 import { type Gpg, startGpg } from '../support/pgp-fixtures.ts';
+import { channelSources } from '../support/update-fixtures.ts';
 import { drain, type MirrorRig, startRig } from './mirror-harness.ts';
 
 const board = 'amd64-usr';
@@ -36,6 +39,24 @@ function wget(args: string[], cwd: string): Promise<{ code: number; stdout: stri
  *   4. GET  the .sig, then 5. GET the image, checked with `gpg --verify`.
  * It reads no DIGESTS. With `-o OEM` the image is `flatcar_production_OEM_image.bin.bz2` instead.
  */
+/**
+ * The URLs flatcar-install builds from its options, as `prep_url` does (flatcar/init, bin/flatcar-install):
+ * `-C` without `-V` means version `current`, resolved through `BASEURL/current/version.txt`; `-o ""` keeps
+ * the image `flatcar_production_image.bin.bz2`; `-b` is the base, trailing slash dropped.
+ */
+function prepUrl(args: readonly string[]): { base: string; version: string; image: string } {
+  const option = (flag: string) => {
+    const at = args.indexOf(flag);
+    return at < 0 ? undefined : args[at + 1];
+  };
+  const oem = option('-o')?.replaceAll('"', '') ?? '';
+  return {
+    base: (option('-b') ?? '').replace(/\/$/, ''),
+    version: option('-V') ?? 'current',
+    image: oem === '' ? 'flatcar_production_image.bin.bz2' : `flatcar_production_${oem}_image.bin.bz2`,
+  };
+}
+
 describe('the mirror as a release server for flatcar-install -b', () => {
   let rig: MirrorRig;
   let server: RunningServer;
@@ -115,6 +136,51 @@ describe('the mirror as a release server for flatcar-install -b', () => {
       `GET /mirror/stable/${board}/${version}/${image}.sig`,
     ]);
   });
+
+  it.each([
+    ['current', undefined],
+    ['pinned', version],
+  ])(
+    "serves every path the boot installer's own command line makes flatcar-install request (%s)",
+    async (_kind, pinned) => {
+      const profile: BootProfile = {
+        name: 'disk',
+        channel: 'stable',
+        board,
+        version: pinned ?? 'current',
+        kernelArgs: [],
+        install: { disk: '/dev/sda' },
+        createdAt: '',
+        updatedAt: '',
+      };
+      const plan = installPlanFor(
+        profile,
+        version,
+        `${server.url}/mirror`,
+        'http://unused/config',
+        channelSources('stable'),
+      );
+      if (plan === undefined) throw new Error('an install profile has an install plan');
+      const { base, version: asked, image: name } = prepUrl(flatcarInstallArgs(plan));
+      expect(base).toBe(`${server.url}/mirror/stable/${board}`);
+      expect(name).toBe(image);
+      requests.length = 0;
+      let resolved = asked;
+      if (asked === 'current') {
+        const versionFile = await wget(['-qO-', `${base}/current/version.txt`], work);
+        resolved = /^FLATCAR_VERSION=(.*)$/m.exec(versionFile.stdout)?.[1] ?? '';
+      }
+      expect(resolved).toBe(version);
+      const imageUrl = `${base}/${resolved}/${name}`;
+      expect((await wget(['--spider', '--quiet', imageUrl], work)).code).toBe(0);
+      expect((await wget(['--spider', '--quiet', `${imageUrl}.sig`], work)).code).toBe(0);
+      expect(requests).toEqual([
+        ...(pinned === undefined ? [`GET /mirror/stable/${board}/current/version.txt`] : []),
+        `HEAD /mirror/stable/${board}/${version}/${image}`,
+        `HEAD /mirror/stable/${board}/${version}/${image}.sig`,
+      ]);
+    },
+  );
 
   it('answers 404 for a version it has not mirrored, so flatcar-install stops with "Image URL unavailable"', async () => {
     const base = `${server.url}/mirror/stable/${board}`;

@@ -6,30 +6,40 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiApp } from '../../shared/api/app.ts';
 import { type ApiRoute, apiPaths, apiRoutes, honoPath } from '../../shared/api-routes.ts';
+import { createDynamoBootStore } from '../../shared/boot/store.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
+import { createUpdateService } from '../../shared/update/wiring.ts';
+import { channelSources } from '../support/update-fixtures.ts';
 
 const bodiesDir = mkdtempSync(join(tmpdir(), 'cldist-api-routes-'));
 afterAll(() => rmSync(bodiesDir, { recursive: true, force: true }));
 
 /**
- * The routes the API app registers with every optional part present (release admin, proxied metadata).
+ * The routes the API app registers with every optional part present (release admin, proxied metadata,
+ * bare-metal boot).
  * Listing routes sends no request, so the clients point at a closed port and are never called.
  */
 function registeredRoutes(): { method: string; path: string }[] {
   const doc = DynamoDBDocumentClient.from(
     new DynamoDBClient({ region: 'us-east-1', endpoint: 'http://127.0.0.1:9' }),
   );
+  const ledger = createDynamoLedger(doc, 'unused');
   const app = createApiApp(
     {
       instances: createDynamoInstanceRepository(doc, { table: 'unused' }),
       bodies: createLocalStore(bodiesDir),
       clock: () => new Date('2026-12-01T00:00:00Z'),
       adminAuth: { kind: 'bearer', token: 'a'.repeat(32) },
-      releases: { ledger: createDynamoLedger(doc, 'unused'), jobs: { sendJobs: async () => {} } },
+      releases: { ledger, jobs: { sendJobs: async () => {} } },
       proxySecrets: async () => [],
+      boot: { store: createDynamoBootStore(doc, 'unused'), releases: createDynamoLedger(doc, 'unused') },
+      updates: createUpdateService(
+        { groups: ledger, current: ledger, clock: () => new Date('2026-12-01T00:00:00Z') },
+        { mirrorBaseUrl: 'http://127.0.0.1:9/mirror', sources: channelSources('stable') },
+      ),
     },
     parseConfig({}),
   );
@@ -39,11 +49,15 @@ function registeredRoutes(): { method: string; path: string }[] {
 
 const gatewayRoutes: ApiRoute[] = Object.values(apiRoutes).flat();
 
-/** Whether a gateway route forwards this app route: same path and method, or a greedy path above it. */
+/**
+ * Whether a gateway route forwards this app route: same path and method, or a greedy path above it. API
+ * Gateway routes a path with a trailing slash as the same path without it.
+ */
 function forwards(gateway: ApiRoute, app: { method: string; path: string }): boolean {
   const path = honoPath(gateway.path);
   const greedy = path.endsWith('/*') ? path.slice(0, -1) : undefined;
-  const pathMatches = path === app.path || (greedy !== undefined && app.path.startsWith(greedy));
+  const appPath = app.path.length > 1 ? app.path.replace(/\/$/, '') : app.path;
+  const pathMatches = path === appPath || (greedy !== undefined && app.path.startsWith(greedy));
   return pathMatches && (app.method === 'ALL' || app.method === gateway.method);
 }
 

@@ -200,4 +200,32 @@ describe('checkRawConfig', () => {
       suggestion: 'https://{channel}.release.core-os.net/{board}',
     });
   });
+
+  it('reads the update payload keys when update is configured, naming the field of one it cannot use', async () => {
+    expect((await checkRawConfig({ update: {} }, now)).errors).toEqual([]);
+    const report = await checkRawConfig(
+      {
+        update: {
+          payloadKeys: ['keys/flatcar-update-payload-key-official-v2.pub.pem', '/nonexistent/u.pem'],
+        },
+      },
+      now,
+    );
+    expect(report.errors).toEqual([
+      { path: 'update.payloadKeys.1', message: expect.stringContaining('cannot read /nonexistent/u.pem') },
+    ]);
+    const clash = await checkRawConfig(
+      { channels: [{ name: 'stable' }, { name: 'update' }], update: {} },
+      now,
+    );
+    expect(clash.errors).toEqual([
+      { path: 'channels.1.name', message: expect.stringContaining('the store folder of update payloads') },
+    ]);
+    expect((await checkRawConfig({ channels: [{ name: 'update' }] }, now)).errors).toEqual([]);
+    const schema = await checkRawConfig(
+      { update: { origin: 'https://example.test/flat/', payloads: ['x.txt'] } },
+      now,
+    );
+    expect(schema.errors.map((e) => e.path).sort()).toEqual(['update.origin', 'update.payloads.0']);
+  });
 });

@@ -123,6 +123,11 @@ function inertResource(
         ref: logicalId,
         attributes: { Arn: `arn:aws:lambda:${region}:${account}:function:${logicalId}` },
       };
+    case 'AWS::CloudFront::Distribution': {
+      // The API names it in Omaha answers only; no test downloads through it.
+      const id = `d${randomBytes(6).toString('hex')}`;
+      return { ref: id.toUpperCase(), attributes: { DomainName: `${id}.cloudfront.net` } };
+    }
     default:
       return {
         ref: logicalId,

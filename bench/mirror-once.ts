@@ -1,0 +1,211 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { artifactSeed, generatedBytes } from '../local/sim-origin/content.ts';
+import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
+import { projectRoot } from '../shared/config.ts';
+import { median, peakMiB } from './support.ts';
+
+/**
+ * The whole command against gpg: `cldist mirror --once` as a cron job runs it (a child process through
+ * `bin/cldist.js`, start-up, stand-ins, poll, download, one-pass verify and store, finalize, exit) mirroring
+ * one artifact from the sim origin over loopback, then `gpg --verify` of the file it stored, in the same
+ * round. The order alternates round by round, so a change of load on this shared machine hits both.
+ * Every cldist run starts from an empty data dir, so each one mirrors the whole artifact.
+ *
+ * Prints wall-time medians, the speed-up (gpg's median over cldist's, and the median of the per-round
+ * ratios), peak RSS and the load average (`uptime`) before and after.
+ *
+ * `--origin generated` (the default, as in `bench/transfer.ts`) has the sim origin make the bytes for every
+ * request (AES-CTR), on the same two cores as the mirror; `--origin memory` has it serve them from memory,
+ * as a release server serves a hot file from its page cache.
+ *
+ *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3] [--origin generated|memory]
+ *
+ * CLDIST_BENCH_PROF=DIR writes V8 CPU profiles of each cldist run into DIR.
+ */
+const MiB = 1024 * 1024;
+const board = 'amd64-usr';
+const artifact = 'flatcar_production_image.bin';
+const version = '4081.2.0';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    execFile(
+      command,
+      args,
+      { cwd: projectRoot, encoding: 'utf8', env, maxBuffer: 16 * MiB, timeout: 600_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
+      },
+    );
+  });
+}
+
+/** The sim origin's pseudo-random bytes, made once, so serving them costs the socket copy only. */
+function inMemory(size: number): Buffer {
+  const bytes = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const chunk of generatedBytes(artifactSeed(artifact, version), 0, size)) {
+    offset += chunk.copy(bytes, offset);
+  }
+  return bytes;
+}
+
+async function uptime(): Promise<string> {
+  return (await run('uptime', [])).stdout.trim();
+}
+
+const { values } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '1024' },
+    rounds: { type: 'string', default: '3' },
+    origin: { type: 'string', default: 'generated' },
+  },
+});
+if (values.origin !== 'memory' && values.origin !== 'generated') {
+  throw new Error('--origin is memory or generated');
+}
+const sizeMiB = Number(values['size-mib']);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(sizeMiB) || sizeMiB <= 0 || !Number.isInteger(rounds) || rounds <= 0) {
+  throw new Error('--size-mib and --rounds take positive integers');
+}
+
+const work = await mkdtemp(join(tmpdir(), 'cldist-bench-mirror-once-'));
+const origin = await startSimOrigin({ keyType: 'rsa4096' });
+try {
+  const keyFile = join(work, 'origin.asc');
+  await writeFile(keyFile, origin.publicKeyArmored);
+  const gnupg = join(work, 'gnupg');
+  await mkdir(gnupg, { mode: 0o700 });
+  const imported = await run('gpg', ['--homedir', gnupg, '--batch', '--import', keyFile]);
+  if (imported.code !== 0) throw new Error(`gpg --import failed: ${imported.stderr}`);
+  process.stderr.write(
+    `publishing ${sizeMiB} MiB (RSA-4096 signature), origin serving from ${values.origin}…\n`,
+  );
+  await origin.publishRelease({
+    channel: 'stable',
+    board,
+    version,
+    artifacts: [
+      values.origin === 'memory'
+        ? { name: artifact, content: inMemory(sizeMiB * MiB) }
+        : { name: artifact, size: sizeMiB * MiB },
+    ],
+  });
+  // A stale bundle would be rebuilt by the first measured run: build it now.
+  const warm = await run(process.execPath, ['bin/cldist.js', '--version']);
+  if (warm.code !== 0) throw new Error(`cldist --version failed: ${warm.stderr}`);
+
+  const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  const profile = process.env.CLDIST_BENCH_PROF;
+  const mirrorArgs = (dataDir: string) => [
+    '-f',
+    '%M',
+    process.execPath,
+    ...(profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]),
+    'bin/cldist.js',
+    'mirror',
+    '--once',
+    '--origin',
+    `${origin.url}/{channel}`,
+    '--channel',
+    'stable',
+    '--board',
+    board,
+    '--artifact',
+    artifact,
+    '--keyring',
+    keyFile,
+    '--data-dir',
+    dataDir,
+    '--json',
+  ];
+  /** The file gpg verifies: the one the first cldist run stored, read from the page cache. */
+  const keptDataDir = join(work, 'data-kept');
+  const file = join(keptDataDir, 'mirror', 'stable', board, version, artifact);
+
+  const cldist = async (round: number) => {
+    const dataDir = round === 0 ? keptDataDir : join(work, `data-${round}`);
+    const result = await run('/usr/bin/time', mirrorArgs(dataDir), env);
+    const done = result.stdout.includes('"event":"mirror.done","ok":true');
+    if (result.code !== 0 || !done) {
+      throw new Error(`cldist mirror --once failed (exit ${result.code}):\n${result.stderr}`);
+    }
+    if (round > 0) await rm(dataDir, { recursive: true, force: true });
+    return { seconds: result.seconds, rss: peakMiB(result.stderr) };
+  };
+  const gpg = async () => {
+    const result = await run('/usr/bin/time', [
+      '-f',
+      '%M',
+      'gpg',
+      '--homedir',
+      gnupg,
+      '--batch',
+      '--verify',
+      `${file}.sig`,
+      file,
+    ]);
+    if (result.code !== 0) throw new Error(`gpg --verify failed: ${result.stderr}`);
+    return { seconds: result.seconds, rss: peakMiB(result.stderr) };
+  };
+
+  const loadBefore = await uptime();
+  const ours: Array<{ seconds: number; rss: number }> = [];
+  const theirs: Array<{ seconds: number; rss: number }> = [];
+  for (let round = 0; round < rounds; round++) {
+    // Round 0 must run cldist first (it stores gpg's file); later rounds alternate.
+    if (round % 2 === 0) {
+      ours.push(await cldist(round));
+      theirs.push(await gpg());
+    } else {
+      theirs.push(await gpg());
+      ours.push(await cldist(round));
+    }
+    const last = round;
+    process.stderr.write(
+      `round ${round + 1}: cldist ${ours[last]?.seconds.toFixed(2)} s, gpg ${theirs[last]?.seconds.toFixed(2)} s\n`,
+    );
+  }
+  const loadAfter = await uptime();
+
+  const ratios = ours.map((o, i) => (theirs[i]?.seconds ?? Number.NaN) / o.seconds);
+  const oursMedian = median(ours.map((o) => o.seconds));
+  const theirsMedian = median(theirs.map((t) => t.seconds));
+  console.log(
+    `\ncldist mirror --once vs gpg --verify, ${sizeMiB} MiB, origin from ${values.origin}, ${rounds} rounds, Node ${process.version}`,
+  );
+  console.log(`load before: ${loadBefore}`);
+  console.log(`load after:  ${loadAfter}\n`);
+  console.log('| run | median wall s | MB/s | peak RSS MiB (max) |\n|---|---:|---:|---:|');
+  for (const [label, list, med] of [
+    ['cldist mirror --once (whole command)', ours, oursMedian],
+    ['gpg --verify (file in page cache)', theirs, theirsMedian],
+  ] as const) {
+    const rss = Math.max(...list.map((r) => r.rss));
+    console.log(
+      `| ${label} | ${med.toFixed(2)} | ${((sizeMiB * MiB) / 1e6 / med).toFixed(0)} | ${rss.toFixed(0)} |`,
+    );
+  }
+  console.log(
+    `\ncldist is ${(theirsMedian / oursMedian).toFixed(2)}× as fast as gpg (ratio of medians); ` +
+      `per-round gpg/cldist: ${ratios.map((r) => r.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}×)`,
+  );
+} finally {
+  await origin.close();
+  await rm(work, { recursive: true, force: true });
+}
