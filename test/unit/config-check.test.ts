@@ -222,6 +222,25 @@ describe('checkRawConfig', () => {
       { path: 'channels.1.name', message: expect.stringContaining('the store folder of update payloads') },
     ]);
     expect((await checkRawConfig({ channels: [{ name: 'update' }] }, now)).errors).toEqual([]);
+    const namedUpdate = await checkRawConfig({ sources: [{ name: 'update' }], update: {} }, now);
+    expect(namedUpdate.errors).toEqual([
+      {
+        path: 'sources.0.mirrorPath',
+        message: expect.stringContaining('the store folder of update payloads'),
+      },
+    ]);
+    const atRoot = await checkRawConfig(
+      { sources: [{ name: 'flatcar', mirrorPath: '', channels: [{ name: 'update' }] }], update: {} },
+      now,
+    );
+    expect(atRoot.errors).toEqual([
+      {
+        path: 'sources.0.channels.0.name',
+        message: expect.stringContaining('the store folder of update payloads'),
+      },
+    ]);
+    const inFolder = { sources: [{ name: 'flatcar', channels: [{ name: 'update' }] }], update: {} };
+    expect((await checkRawConfig(inFolder, now)).errors).toEqual([]);
     const schema = await checkRawConfig(
       { update: { origin: 'https://example.test/flat/', payloads: ['x.txt'] } },
       now,

@@ -1,8 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.ts';
+import { channelNames, sourceOfChannel } from '../../shared/config-sources.ts';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 
 describe('config', () => {
+  it('reads a bare channel name (Omaha groups, boot profiles) as the first source that has that channel', () => {
+    const { sources } = parseConfig({
+      sources: [
+        { name: 'flatcar', channels: [{ name: 'stable' }, { name: 'beta' }] },
+        { name: 'private', channels: [{ name: 'stable' }, { name: 'edge' }] },
+      ],
+    });
+    expect(sourceOfChannel(sources, 'stable')).toBe('flatcar');
+    expect(sourceOfChannel(sources, 'edge')).toBe('private');
+    expect(sourceOfChannel(sources, 'nightly')).toBeUndefined();
+    expect(channelNames(sources)).toEqual(['stable', 'beta', 'edge']);
+  });
+
   it('defaults to one Flatcar source: its channels, amd64-usr, the OpenStack-style artifacts and the flatcar-install image', () => {
     const config = parseConfig({});
     expect(config.sources).toHaveLength(1);
