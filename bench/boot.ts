@@ -113,7 +113,7 @@ const admin = (method: string, path: string, body: unknown) =>
     body: JSON.stringify(body),
   });
 
-const release = { channel: 'stable', board: 'amd64-usr', version: '4081.2.0' };
+const release = { source: 'flatcar', channel: 'stable', board: 'amd64-usr', version: '4081.2.0' };
 const names = [pxeKernel, pxeInitramfs, diskImage];
 await ledger.claimRelease(
   release,

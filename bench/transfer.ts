@@ -62,8 +62,9 @@ async function child(input: ChildInput): Promise<void> {
         ? { kind: 'local', path: input.store.root }
         : { kind: 's3', bucket: input.store.bucket, prefix: '' },
   });
-  const channel = config.channels[0];
-  if (channel === undefined) throw new Error('no channel');
+  const [source] = config.sources;
+  const channel = source?.channels[0];
+  if (source === undefined || channel === undefined) throw new Error('no channel');
   // The mirror's own assembly (store, signature checker); the ledger it builds is never called here.
   const { deps } = await createMirrorRuntime({
     config,
@@ -73,11 +74,12 @@ async function child(input: ChildInput): Promise<void> {
   });
   const job = {
     v: 1 as const,
+    source: source.name,
     channel: 'bench',
     board,
     version: input.version,
     artifact: 'image.bin',
-    ...artifactUrls(channel, board, input.version, 'image.bin'),
+    ...artifactUrls(source, channel, board, input.version, 'image.bin'),
   };
   const started = performance.now();
   const facts = await transferArtifact(job, deps, config);

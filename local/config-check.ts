@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { type CldistConfig, configSchema, resolveProjectPath } from '../shared/config.ts';
 import { type ConfigProblem, describeIssues } from '../shared/config-issues.ts';
-import { checkNames } from '../shared/config-names.ts';
+import { checkNames, knownBoards } from '../shared/config-names.ts';
+import { legacyKeys, type SourceChannel, type SourceConfig } from '../shared/config-sources.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
-import { channelBaseUrl } from '../shared/release/layout.ts';
+import { currentVersionUrl } from '../shared/release/layout.ts';
 import { loadUpdatePayloadKeys } from '../shared/update/crau-verify.ts';
 import { updateLayoutProblem } from '../shared/update/origin.ts';
 import { entryKey, latestBinding, loadKeyringFromConfig } from '../shared/verify/keyring.ts';
@@ -23,9 +24,12 @@ export interface TrustedKeyReport {
   signingSubkeys: SigningSubkeyReport[];
 }
 
-/** The validated config with each channel's base URL resolved and keyring paths made absolute. */
-export type EffectiveConfig = Omit<CldistConfig, 'channels'> & {
-  channels: Array<CldistConfig['channels'][number] & { resolvedBaseUrl: string }>;
+/** A channel with the URL of each board's version file, as the poller will read it. */
+export type EffectiveChannel = SourceChannel & { versionUrls: Record<string, string> };
+
+/** The validated config with every URL resolved and keyring paths made absolute. */
+export type EffectiveConfig = Omit<CldistConfig, 'sources'> & {
+  sources: Array<Omit<SourceConfig, 'channels'> & { channels: EffectiveChannel[] }>;
 };
 
 export interface ConfigCheckReport {
@@ -54,6 +58,40 @@ async function readRaw(file: string | undefined): Promise<unknown> {
   } catch (cause) {
     throw new ConfigError(`config file ${file} is not valid JSON: ${(cause as Error).message}`, { cause });
   }
+}
+
+/**
+ * The old top-level lists still work (read as one source named `flatcar` at the mirror's root), with a
+ * warning that shows them in the new shape; and a base URL that ends in a board without `{board}` would
+ * poll `…/amd64-usr/amd64-usr/current/version.txt`.
+ */
+function sourceWarnings(raw: unknown, config: CldistConfig): ConfigProblem[] {
+  const warnings: ConfigProblem[] = [];
+  const record = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const old = legacyKeys.filter((key) => record[key] !== undefined);
+  const [only] = config.sources;
+  if (old.length > 0 && only !== undefined) {
+    const { keys: _keys, ...shown } = only;
+    warnings.push({
+      path: old.join(', '),
+      message: `the top-level ${old.map((k) => `"${k}"`).join(', ')} are read as one source; write it as "sources": [${JSON.stringify(shown)}]`,
+    });
+  }
+  for (const [i, source] of config.sources.entries()) {
+    const templates = [source.baseUrl, ...source.channels.map((c) => c.baseUrl)];
+    for (const template of templates) {
+      if (template === undefined || template.includes('{board}')) continue;
+      const last = template.split('/').pop() ?? '';
+      if ((knownBoards as readonly string[]).includes(last)) {
+        warnings.push({
+          path: `sources.${i}.baseUrl`,
+          message: `${template} ends in a board, and the board is appended to it; write {board} where the board goes`,
+          suggestion: template.replace(/[^/]+$/, '{board}'),
+        });
+      }
+    }
+  }
+  return warnings;
 }
 
 async function trustedKeys(config: CldistConfig, now: Date): Promise<TrustedKeyReport[]> {
@@ -109,7 +147,8 @@ export async function checkRawConfig(raw: unknown, now: Date, file?: string): Pr
   } catch (error) {
     errors.push({ path: 'keyring', message: describeError(error) });
   }
-  const layoutProblem = updateLayoutProblem(config);
+  const legacyLayout = typeof raw !== 'object' || raw === null || !('sources' in raw);
+  const layoutProblem = updateLayoutProblem(config, legacyLayout);
   if (layoutProblem !== undefined) {
     const [path = 'channels', ...rest] = layoutProblem.split(': ');
     errors.push({ path, message: rest.join(': ') });
@@ -132,9 +171,18 @@ export async function checkRawConfig(raw: unknown, now: Date, file?: string): Pr
       base.warnings.push({ path: 'keyring.trustedFingerprints', message });
     }
   }
+  base.warnings.push(...sourceWarnings(raw, config));
   const effective: EffectiveConfig = {
     ...config,
-    channels: config.channels.map((c) => ({ ...c, resolvedBaseUrl: channelBaseUrl(c) })),
+    sources: config.sources.map((source) => ({
+      ...source,
+      channels: source.channels.map((channel) => ({
+        ...channel,
+        versionUrls: Object.fromEntries(
+          channel.boards.map((board) => [board, currentVersionUrl(source, channel, board)]),
+        ),
+      })),
+    })),
     keyring: { ...config.keyring, files: config.keyring.files.map(resolveProjectPath) },
   };
   return { ...base, valid: errors.length === 0, errors, effective, ...(keys === undefined ? {} : { keys }) };

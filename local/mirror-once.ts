@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type CldistConfig, loadConfigFile, parseConfig } from '../shared/config.ts';
+import { pollTargets, type SourceConfig, type SourceInput } from '../shared/config-sources.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
 import type { ArtifactRecord, Ledger, ReleaseRef } from '../shared/ledger/ledger.ts';
 import type { PollReport } from '../shared/mirror/poller.ts';
@@ -41,36 +42,59 @@ export async function trustKeyFiles(
   );
 }
 
+/** A one-source config around `source`, parsed only to check a flag's value; errors name the flag. */
+function checkFlag(source: Omit<SourceInput, 'name'>, flag: string): SourceConfig {
+  const [checked] = parseConfig({ sources: [{ ...source, name: 'flag' }] }, flag).sources;
+  if (checked === undefined) throw new ConfigError(`${flag}: not a valid value`);
+  return checked;
+}
+
+/**
+ * `--channel` keeps the named channels of every source; a name no source has joins the first source.
+ * `--origin`, `--board` and `--artifact` then apply to every source and channel left.
+ */
+function applySourceFlags(sources: SourceConfig[], flags: MirrorConfigFlags): SourceInput[] {
+  let out: SourceInput[] = sources;
+  if (flags.channel !== undefined) {
+    const wanted = [...new Set(flags.channel)];
+    for (const name of wanted) checkFlag({ channels: [{ name }] }, `--channel ${name}`);
+    const known = new Set(sources.flatMap((s) => s.channels.map((c) => c.name)));
+    const added = wanted.filter((name) => !known.has(name)).map((name) => ({ name }));
+    out = sources
+      .map((s, i) => ({
+        ...s,
+        channels: [...s.channels.filter((c) => wanted.includes(c.name)), ...(i === 0 ? added : [])],
+      }))
+      .filter((s) => s.channels.length > 0);
+  }
+  const { origin, board, artifact } = flags;
+  if (origin !== undefined) checkFlag({ baseUrl: origin }, `--origin ${origin}`);
+  const boards =
+    board === undefined
+      ? undefined
+      : checkFlag({ channels: [{ name: 'x', boards: [board] }] }, `--board ${board}`).channels[0]?.boards;
+  const artifacts =
+    artifact === undefined
+      ? undefined
+      : checkFlag(
+          { artifacts: artifact.map((name) => ({ name, required: true })) },
+          `--artifact ${artifact.join(' --artifact ')}`,
+        ).artifacts;
+  return out.map((s) => ({
+    ...s,
+    ...(artifacts === undefined ? {} : { artifacts }),
+    channels: (s.channels ?? []).map((c) => ({
+      ...c,
+      ...(origin === undefined ? {} : { baseUrl: origin }),
+      ...(boards === undefined ? {} : { boards }),
+    })),
+  }));
+}
+
 /** The config file (or the built-in one) with the flags applied, validated once like any config. */
 export async function mirrorConfigFromFlags(flags: MirrorConfigFlags): Promise<CldistConfig> {
   const base = flags.config === undefined ? parseConfig({}, 'default config') : loadConfigFile(flags.config);
-  if (flags.origin !== undefined) {
-    parseConfig({ channels: [{ name: 'origin', baseUrl: flags.origin }] }, `--origin ${flags.origin}`);
-  }
-  let channels: Array<{ name: string; baseUrl?: string }> = base.channels;
-  if (flags.channel !== undefined) {
-    channels = [...new Set(flags.channel)].map((name) => {
-      const known = base.channels.find((c) => c.name === name);
-      if (known !== undefined) return known;
-      parseConfig({ channels: [{ name }] }, `--channel ${name}`);
-      return { name };
-    });
-  }
-  if (flags.origin !== undefined) {
-    const baseUrl = flags.origin;
-    channels = channels.map((channel) => ({ ...channel, baseUrl }));
-  }
-  const boards =
-    flags.board === undefined
-      ? base.boards
-      : parseConfig({ boards: [flags.board] }, `--board ${flags.board}`).boards;
-  const artifacts =
-    flags.artifact === undefined
-      ? base.artifacts
-      : parseConfig(
-          { artifacts: flags.artifact.map((name) => ({ name, required: true })) },
-          `--artifact ${flags.artifact.join(' --artifact ')}`,
-        ).artifacts;
+  const sources = applySourceFlags(base.sources, flags);
   const keyring =
     flags.keyring === undefined
       ? base.keyring
@@ -79,11 +103,14 @@ export async function mirrorConfigFromFlags(flags: MirrorConfigFlags): Promise<C
           files: flags.keyring.map((path) => resolve(path)),
           trustedFingerprints: await trustKeyFiles(flags.keyring),
         };
-  return parseConfig({ ...base, channels, boards, artifacts, keyring }, 'config with the command-line flags');
+  // Keys passed on the command line replace the keyring, so a source's own key list no longer applies.
+  const keyed = flags.keyring === undefined ? sources : sources.map(({ keys: _keys, ...s }) => s);
+  return parseConfig({ ...base, sources: keyed, keyring }, 'config with the command-line flags');
 }
 
 /** One required artifact of a release this run was responsible for that did not end verified. */
 export interface MirrorProblem {
+  source: string;
   channel: string;
   board: string;
   version?: string;
@@ -122,6 +149,7 @@ export interface MirrorOnceOptions {
 
 function problemOf(record: ArtifactRecord): MirrorProblem {
   return {
+    source: record.source,
     channel: record.channel,
     board: record.board,
     version: record.version,
@@ -138,17 +166,26 @@ async function judge(ledger: Ledger, config: CldistConfig, poll: PollReport | un
   for (const result of poll?.results ?? []) {
     if (result.outcome === 'error') {
       problems.push({
+        source: result.source,
         channel: result.channel,
         board: result.board,
         state: 'poll_failed',
         detail: result.error,
       });
     } else if (result.outcome === 'new-release' && result.version !== undefined) {
-      newReleases.push({ channel: result.channel, board: result.board, version: result.version });
+      newReleases.push({
+        source: result.source,
+        channel: result.channel,
+        board: result.board,
+        version: result.version,
+      });
     }
   }
   const isNew = (r: ReleaseRef) =>
-    newReleases.some((n) => n.channel === r.channel && n.board === r.board && n.version === r.version);
+    newReleases.some(
+      (n) =>
+        n.source === r.source && n.channel === r.channel && n.board === r.board && n.version === r.version,
+    );
   for (const release of newReleases) {
     const detail = await ledger.getRelease(release);
     for (const record of detail?.artifactStates ?? []) {
@@ -158,14 +195,13 @@ async function judge(ledger: Ledger, config: CldistConfig, poll: PollReport | un
   }
   // Older releases are judged only for work left behind (a run killed or given up on): their terminal
   // failures were reported by the run that reached them, and would otherwise fail every later run.
-  for (const channel of config.channels) {
-    for (const board of config.boards) {
-      for (const release of await ledger.listReleases(channel.name, board)) {
-        if (release.finalizedAt !== undefined || isNew(release)) continue;
-        const detail = await ledger.getRelease(release);
-        for (const record of detail?.artifactStates ?? []) {
-          if (record.required && record.state === 'pending') problems.push(problemOf(record));
-        }
+  for (const { source, channel, board } of pollTargets(config.sources)) {
+    const stream = { source: source.name, channel: channel.name, board };
+    for (const release of await ledger.listReleases(stream)) {
+      if (release.finalizedAt !== undefined || isNew(release)) continue;
+      const detail = await ledger.getRelease(release);
+      for (const record of detail?.artifactStates ?? []) {
+        if (record.required && record.state === 'pending') problems.push(problemOf(record));
       }
     }
   }

@@ -16,7 +16,7 @@ export const apiPaths = {
   instanceIgnition: '/v1/instances/{id}/ignition',
   instanceCloudConfig: '/v1/instances/{id}/cloud-config',
   releases: '/v1/releases',
-  releaseRetry: '/v1/releases/{channel}/{board}/{version}/retry',
+  releaseRetry: '/v1/releases/{source}/{channel}/{board}/{version}/retry',
   /** The fleet view: counts and a page of machines that check in over Omaha. */
   fleet: '/v1/fleet',
   /** Everything a trusted metadata proxy forwards, and its address lookup, lives under this prefix. */

@@ -72,7 +72,7 @@ function asRecord(value: unknown): Record<string, unknown> | undefined {
 /**
  * Board and channel names in a raw config (read before the schema, so a config with other errors still
  * gets these): typos as errors, other unknown names as warnings. Malformed entries are the schema's to
- * report.
+ * report. Both shapes are read: `sources[].channels[]` with their boards, and the old top-level lists.
  */
 export function checkNames(raw: unknown): { errors: ConfigProblem[]; warnings: ConfigProblem[] } {
   const errors: ConfigProblem[] = [];
@@ -92,15 +92,23 @@ export function checkNames(raw: unknown): { errors: ConfigProblem[]; warnings: C
       });
     }
   };
-  const boards = config?.boards;
-  if (Array.isArray(boards)) {
-    for (const [i, board] of boards.entries()) judge('board', board, `boards.${i}`);
-  }
-  const channels = config?.channels;
-  if (Array.isArray(channels)) {
-    for (const [i, channel] of channels.entries()) {
-      judge('channel', asRecord(channel)?.name, `channels.${i}.name`);
+  const boards = (list: unknown, path: string) => {
+    if (!Array.isArray(list)) return;
+    for (const [i, board] of list.entries()) judge('board', board, `${path}.${i}`);
+  };
+  const channels = (list: unknown, path: string) => {
+    if (!Array.isArray(list)) return;
+    for (const [i, channel] of list.entries()) {
+      judge('channel', asRecord(channel)?.name, `${path}.${i}.name`);
+      boards(asRecord(channel)?.boards, `${path}.${i}.boards`);
     }
+  };
+  boards(config?.boards, 'boards');
+  channels(config?.channels, 'channels');
+  const sources = config?.sources;
+  if (Array.isArray(sources)) {
+    for (const [i, source] of sources.entries())
+      channels(asRecord(source)?.channels, `sources.${i}.channels`);
   }
   return { errors, warnings };
 }

@@ -2,7 +2,20 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod';
+import { fleetConfigSchema } from './config-fleet.ts';
 import { formatIssues } from './config-issues.ts';
+import {
+  coreosFingerprint,
+  fingerprint,
+  flatcarFingerprint,
+  legacyKeys,
+  legacyShape,
+  legacySource,
+  plainName,
+  resolveSource,
+  type SourceConfig,
+  sourceSchema,
+} from './config-sources.ts';
 import { ConfigError } from './errors.ts';
 import { validateIgnition } from './instances/ignition.ts';
 
@@ -17,55 +30,7 @@ export const defaultKeyringFiles = [
   'keys/Flatcar_Image_Signing_Key.asc',
   'keys/CoreOS_Image_Signing_Key.asc',
 ];
-export const defaultTrustedFingerprints = [
-  'F88CFEDEFF29A5B4D9523864E25D9AED0593B34A',
-  '04127D0BFABEC8871FFB2CCE50E0885593D2DCB4',
-];
-
-const plainName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'a lower-case name of letters, digits, ".", "_" or "-"');
-
-const fileName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/, 'a plain file name, without "/" or ".."')
-  .refine((name) => !name.includes('..'), 'a plain file name, without ".."');
-
-const httpUrlTemplate = z
-  .string()
-  .refine((value) => {
-    try {
-      const url = new URL(value.replaceAll('{channel}', 'channel'));
-      return url.protocol === 'https:' || url.protocol === 'http:';
-    } catch {
-      return false;
-    }
-  }, 'an http(s) URL, where {channel} stands for the channel name')
-  .transform((value) => value.replace(/\/+$/, ''));
-
-const channelSchema = z.strictObject({
-  name: plainName,
-  /** `{channel}` is replaced by the channel name: `https://{channel}.release.flatcar-linux.net`. */
-  baseUrl: httpUrlTemplate.default('https://{channel}.release.flatcar-linux.net'),
-  /**
-   * Retention: keep this many of the newest mirrored releases per board of the channel and delete older
-   * ones from the mirror and the ledger. Unset (the default) keeps every release.
-   */
-  keepReleases: z.number().int().min(1).max(10_000).optional(),
-});
-
-const artifactSchema = z.strictObject({
-  name: fileName,
-  /** A release is finalised only when every required artifact is verified; optional ones may be missing. */
-  required: z.boolean().default(true),
-});
-
-const fingerprint = z
-  .string()
-  .transform((value) => value.replaceAll(' ', '').toUpperCase())
-  .pipe(
-    z.string().regex(/^[0-9A-F]{40}$|^[0-9A-F]{64}$/, 'a full hex key fingerprint (40 or 64 hex digits)'),
-  );
+export const defaultTrustedFingerprints = [flatcarFingerprint, coreosFingerprint];
 
 const storeSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('local'), path: z.string().min(1).default('data/mirror') }),
@@ -154,265 +119,244 @@ const updateSchema = z.strictObject({
   payloadKeys: z.array(z.string().min(1)).min(1).default(defaultUpdatePayloadKeyFiles),
 });
 
-export const configSchema = z.strictObject({
-  channels: z
-    .array(channelSchema)
-    .min(1)
-    .default([
-      { name: 'alpha', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
-      { name: 'beta', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
-      { name: 'stable', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
-      { name: 'lts', baseUrl: 'https://{channel}.release.flatcar-linux.net' },
-    ])
-    .refine(
-      (channels) => new Set(channels.map((c) => c.name)).size === channels.length,
-      'unique channel names',
-    ),
-  boards: z
-    .array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'a board name such as "amd64-usr"'))
-    .min(1)
-    .default(['amd64-usr'])
-    .refine((boards) => new Set(boards).size === boards.length, 'unique board names'),
-  artifacts: z
-    .array(artifactSchema)
-    .min(1)
-    .default([
-      { name: 'version.txt', required: true },
-      { name: 'flatcar_production_openstack_image.img.bz2', required: true },
-      { name: 'flatcar_production_pxe.vmlinuz', required: true },
-      { name: 'flatcar_production_pxe_image.cpio.gz', required: true },
-      // What `flatcar-install -b <mirror>` downloads: the mirror is then a release server for bare metal too.
-      { name: 'flatcar_production_image.bin.bz2', required: true },
-    ])
-    .refine(
-      (artifacts) => new Set(artifacts.map((a) => a.name)).size === artifacts.length,
-      'unique artifact names',
-    )
-    .refine(
-      (artifacts) => artifacts.every((a) => !a.name.endsWith('.sig')),
-      'no ".sig" files: they are implied',
-    ),
-  keyring: z
-    .strictObject({
-      /** ASCII-armored public keys; relative paths are taken from the project root. */
-      files: z.array(z.string().min(1)).min(1).default(defaultKeyringFiles),
-      /** Primary key fingerprints that anchor trust. A key in the files but not here is not trusted. */
-      trustedFingerprints: z.array(fingerprint).min(1).default(defaultTrustedFingerprints),
-      /** Warn when the newest valid signing subkey expires within this many days. */
-      expiryWarningDays: z.number().int().min(1).max(365).default(30),
-      /** How far in the future a signature may be dated (clock skew). */
-      maxClockSkewSeconds: z.number().int().min(0).max(3600).default(300),
-      /** A warm function reads the trust object again when its keyring is older than this. */
-      refreshSeconds: z.number().int().min(1).max(86_400).default(300),
-      /** A signature by a key not in the keyring re-reads the trust at most this often. */
-      unknownSignerRecheckSeconds: z.number().int().min(0).max(3600).default(10),
-    })
-    .default({
-      files: defaultKeyringFiles,
-      trustedFingerprints: defaultTrustedFingerprints,
-      expiryWarningDays: 30,
-      maxClockSkewSeconds: 300,
-      refreshSeconds: 300,
-      unknownSignerRecheckSeconds: 10,
-    }),
-  schedule: z
-    .strictObject({
-      /** How often the poller reads every channel's current/version.txt. */
-      everyMinutes: z.number().int().min(1).max(1440).default(15),
-      /** A pending artifact with no progress for this long is enqueued again. */
-      stallAfterMinutes: z.number().int().min(1).max(1440).default(60),
-    })
-    .default({ everyMinutes: 15, stallAfterMinutes: 60 }),
-  store: storeSchema.default({ kind: 'local', path: 'data/mirror' }),
-  queue: z
-    .strictObject({
-      jobs: awsName.default('cldist-jobs'),
-      deadLetter: awsName.default('cldist-jobs-dlq'),
-      /**
-       * The one retry schedule of a job that failed transiently, on both hosts: it comes back after
-       * `firstDelaySeconds`, doubling per delivery up to `maxDelaySeconds`, and is dead-lettered after
-       * `maxReceives` deliveries. AWS: the queue's redrive policy and the worker's visibility change; one
-       * machine: the same on the stand-in queue.
-       */
-      retry: z
-        .strictObject({
-          maxReceives: z.number().int().min(1).max(1000).default(5),
-          firstDelaySeconds: z.number().int().min(0).max(43_200).default(5),
-          maxDelaySeconds: z.number().int().min(0).max(43_200).default(300),
-        })
-        .refine((r) => r.maxDelaySeconds >= r.firstDelaySeconds, {
-          message: 'maxDelaySeconds must be at least firstDelaySeconds',
-          path: ['maxDelaySeconds'],
-        })
-        .default({ maxReceives: 5, firstDelaySeconds: 5, maxDelaySeconds: 300 }),
-    })
-    .default({
-      jobs: 'cldist-jobs',
-      deadLetter: 'cldist-jobs-dlq',
-      retry: { maxReceives: 5, firstDelaySeconds: 5, maxDelaySeconds: 300 },
-    }),
-  table: awsName.default('cldist-ledger'),
-  topic: awsName.default('cldist-events'),
-  limits: z
-    .strictObject({
-      maxArtifactBytes: z
-        .number()
-        .int()
-        .positive()
-        .default(8 * 1024 * MiB),
-      maxSignatureBytes: z
-        .number()
-        .int()
-        .min(64)
-        .max(MiB)
-        .default(64 * 1024),
-      maxVersionFileBytes: z
-        .number()
-        .int()
-        .min(64)
-        .max(MiB)
-        .default(64 * 1024),
-      maxResumes: z.number().int().min(0).max(100).default(5),
-      requestTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
-    })
-    .default({
-      maxArtifactBytes: 8 * 1024 * MiB,
-      maxSignatureBytes: 64 * 1024,
-      maxVersionFileBytes: 64 * 1024,
-      maxResumes: 5,
-      requestTimeoutSeconds: 30,
-    }),
-  worker: z
-    .strictObject({
-      concurrency: z.number().int().min(1).max(64).default(2),
-      partSizeMiB: z.number().int().min(5).max(512).default(8),
-      partsInFlight: z.number().int().min(1).max(16).default(4),
-      /**
-       * Single machine: mirroring pauses while the data dir's filesystem has less free space than this
-       * (and resumes with a quarter more), so a full disk never starves the ledger and config store; 0
-       * turns the guard off. The AWS shape stores into S3 and has no disk to watch.
-       */
-      minFreeDiskMiB: z
-        .number()
-        .int()
-        .min(0)
-        .max(1024 * 1024)
-        .default(256),
-    })
-    .default({ concurrency: 2, partSizeMiB: 8, partsInFlight: 4, minFreeDiskMiB: 256 }),
-  api: z
-    .strictObject({
-      host: z.string().min(1).default('127.0.0.1'),
-      port: z.number().int().min(0).max(65535).default(8080),
-      /** Accept Ignition 2.x configs (for old CoreOS images). Off: only spec 3.x. */
-      allowLegacyIgnition: z.boolean().default(false),
-      /** The URL instances use to reach the API; defaults to http://host:port. */
-      publicBaseUrl: z.url().optional(),
-      /**
-       * Days a fetch audit entry is kept: DynamoDB's TTL removes it on AWS, a daily sweep on one machine.
-       * Refused fetches without the token are never stored, only counted.
-       */
-      auditRetentionDays: z.number().int().min(1).max(3650).default(90),
-      /** `reject` refuses an Ignition config with a key the spec does not have; `warn` accepts it, as Ignition does. */
-      unknownIgnitionKeys: z.enum(['warn', 'reject']).default('warn'),
-    })
-    .default({
-      host: '127.0.0.1',
-      port: 8080,
-      allowLegacyIgnition: false,
-      auditRetentionDays: 90,
-      unknownIgnitionKeys: 'warn',
-    }),
-  notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
-  /** The fleet view: how Omaha check-ins are recorded, counted and watched. */
-  fleet: z
-    .strictObject({
-      /**
-       * How long a check-in may wait in memory before it is written (BatchWriteItem); also what a crash can
-       * lose of the newest states. On Lambda every invocation writes before it returns.
-       */
-      flushIntervalSeconds: z.number().int().min(1).max(300).default(5),
-      /** A write starts at once when this many machines wait. */
-      flushAtMachines: z.number().int().min(1).max(100_000).default(2000),
-      /** At most this many machines wait in memory (a ledger down for long); the oldest are dropped beyond. */
-      maxPendingMachines: z.number().int().min(1).max(10_000_000).default(100_000),
-      /** At most about this much memory of waiting state, in MiB. */
-      maxPendingMiB: z.number().int().min(1).max(4096).default(64),
-      /**
-       * A check-in that changes nothing since the state last written (no event, same version, group,
-       * board, OEM, boot and answer) is written again only after this long; 0 writes every check-in.
-       */
-      unchangedRefreshMinutes: z.number().int().min(0).max(1440).default(10),
-      /** Days a machine stays in the fleet view after it was last heard of. */
-      retentionDays: z.number().int().min(1).max(3650).default(30),
-      /** A machine not heard of for this long is inactive: counted apart, and not waited for by a rollout. */
-      activeWindowMinutes: z.number().int().min(1).max(100_000).default(180),
-      /** How often the fleet is counted (the status page's plot) and its notifications decided. */
-      snapshotEveryMinutes: z.number().int().min(1).max(1440).default(5),
-      /** Days a snapshot of the counts is kept. */
-      snapshotRetentionDays: z.number().int().min(1).max(3650).default(30),
-      /** `update.failed_rate`: the share of machines updating to a version whose last event is an error. */
-      failedRate: z
-        .strictObject({
-          threshold: z.number().gt(0).max(1).default(0.2),
-          /** Fewer machines updating than this never raise it: one failure of two is not a rate. */
-          minInstances: z.number().int().min(1).max(1_000_000).default(5),
-        })
-        .default({ threshold: 0.2, minInstances: 5 }),
-    })
-    .default({
-      flushIntervalSeconds: 5,
-      flushAtMachines: 2000,
-      maxPendingMachines: 100_000,
-      maxPendingMiB: 64,
-      unchangedRefreshMinutes: 10,
-      retentionDays: 30,
-      activeWindowMinutes: 180,
-      snapshotEveryMinutes: 5,
-      snapshotRetentionDays: 30,
-      failedRate: { threshold: 0.2, minInstances: 5 },
-    }),
-  platform: z
-    .strictObject({
-      /** An Ignition 3.x config (networking, an agent, files) every instance gets besides its own. */
-      baseIgnition: baseIgnition.optional(),
-    })
-    .default({}),
-  boot: z
-    .strictObject({
-      /**
-       * The mirror as network-booting machines reach it: kernel, initramfs and flatcar-install's `-b` are
-       * under it. Default: the API's public base URL with `/mirror` (one machine). GRUB needs http://.
-       */
-      mirrorBaseUrl: z.url().optional(),
-      /** Boots machines no instance matches with this profile (and no Ignition config). Off by default. */
-      defaultProfile: plainName.optional(),
-      /** Seconds a machine that cannot boot yet (unknown, nothing mirrored) waits before asking again. */
-      retrySeconds: z.number().int().min(5).max(3600).default(30),
-      /** Minutes a boot token (the Ignition URL in a script) works after the script was served. */
-      tokenTtlMinutes: z.number().int().min(1).max(10_080).default(60),
-    })
-    .default({ retrySeconds: 30, tokenTtlMinutes: 60 }),
-  metadata: z
-    .strictObject({
-      /** Refuse IMDSv1 (EC2 metadata GETs without a session token), as an EC2 instance can be set to. */
-      requireImdsV2: z.boolean().default(false),
-      /**
-       * One machine: the file holding the metadata proxy's shared secret(s), one per line, the first
-       * current; without it the proxied metadata routes answer 404.
-       */
-      proxySecretFile: z.string().min(1).optional(),
-    })
-    .default({ requireImdsV2: false }),
-  /** Mirroring of Flatcar update payloads (see `updateSchema`); absent, none are mirrored. */
-  update: updateSchema.optional(),
-});
+export const configSchema = z
+  .strictObject({
+    sources: z.array(sourceSchema).min(1).optional(),
+    ...legacyShape,
+    keyring: z
+      .strictObject({
+        /** ASCII-armored public keys; relative paths are taken from the project root. */
+        files: z.array(z.string().min(1)).min(1).default(defaultKeyringFiles),
+        /** Primary key fingerprints that anchor trust. A key in the files but not here is not trusted. */
+        trustedFingerprints: z.array(fingerprint).min(1).default(defaultTrustedFingerprints),
+        /** Warn when the newest valid signing subkey expires within this many days. */
+        expiryWarningDays: z.number().int().min(1).max(365).default(30),
+        /** How far in the future a signature may be dated (clock skew). */
+        maxClockSkewSeconds: z.number().int().min(0).max(3600).default(300),
+        /** A warm function reads the trust object again when its keyring is older than this. */
+        refreshSeconds: z.number().int().min(1).max(86_400).default(300),
+        /** A signature by a key not in the keyring re-reads the trust at most this often. */
+        unknownSignerRecheckSeconds: z.number().int().min(0).max(3600).default(10),
+      })
+      .default({
+        files: defaultKeyringFiles,
+        trustedFingerprints: defaultTrustedFingerprints,
+        expiryWarningDays: 30,
+        maxClockSkewSeconds: 300,
+        refreshSeconds: 300,
+        unknownSignerRecheckSeconds: 10,
+      }),
+    schedule: z
+      .strictObject({
+        /** How often the poller reads every channel's current/version.txt. */
+        everyMinutes: z.number().int().min(1).max(1440).default(15),
+        /** A pending artifact with no progress for this long is enqueued again. */
+        stallAfterMinutes: z.number().int().min(1).max(1440).default(60),
+      })
+      .default({ everyMinutes: 15, stallAfterMinutes: 60 }),
+    store: storeSchema.default({ kind: 'local', path: 'data/mirror' }),
+    queue: z
+      .strictObject({
+        jobs: awsName.default('cldist-jobs'),
+        deadLetter: awsName.default('cldist-jobs-dlq'),
+        /**
+         * The one retry schedule of a job that failed transiently, on both hosts: it comes back after
+         * `firstDelaySeconds`, doubling per delivery up to `maxDelaySeconds`, and is dead-lettered after
+         * `maxReceives` deliveries. AWS: the queue's redrive policy and the worker's visibility change; one
+         * machine: the same on the stand-in queue.
+         */
+        retry: z
+          .strictObject({
+            maxReceives: z.number().int().min(1).max(1000).default(5),
+            firstDelaySeconds: z.number().int().min(0).max(43_200).default(5),
+            maxDelaySeconds: z.number().int().min(0).max(43_200).default(300),
+          })
+          .refine((r) => r.maxDelaySeconds >= r.firstDelaySeconds, {
+            message: 'maxDelaySeconds must be at least firstDelaySeconds',
+            path: ['maxDelaySeconds'],
+          })
+          .default({ maxReceives: 5, firstDelaySeconds: 5, maxDelaySeconds: 300 }),
+      })
+      .default({
+        jobs: 'cldist-jobs',
+        deadLetter: 'cldist-jobs-dlq',
+        retry: { maxReceives: 5, firstDelaySeconds: 5, maxDelaySeconds: 300 },
+      }),
+    table: awsName.default('cldist-ledger'),
+    topic: awsName.default('cldist-events'),
+    limits: z
+      .strictObject({
+        maxArtifactBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(8 * 1024 * MiB),
+        maxSignatureBytes: z
+          .number()
+          .int()
+          .min(64)
+          .max(MiB)
+          .default(64 * 1024),
+        maxVersionFileBytes: z
+          .number()
+          .int()
+          .min(64)
+          .max(MiB)
+          .default(64 * 1024),
+        maxResumes: z.number().int().min(0).max(100).default(5),
+        requestTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+      })
+      .default({
+        maxArtifactBytes: 8 * 1024 * MiB,
+        maxSignatureBytes: 64 * 1024,
+        maxVersionFileBytes: 64 * 1024,
+        maxResumes: 5,
+        requestTimeoutSeconds: 30,
+      }),
+    worker: z
+      .strictObject({
+        concurrency: z.number().int().min(1).max(64).default(2),
+        partSizeMiB: z.number().int().min(5).max(512).default(8),
+        partsInFlight: z.number().int().min(1).max(16).default(4),
+        /**
+         * Single machine: mirroring pauses while the data dir's filesystem has less free space than this
+         * (and resumes with a quarter more), so a full disk never starves the ledger and config store; 0
+         * turns the guard off. The AWS shape stores into S3 and has no disk to watch.
+         */
+        minFreeDiskMiB: z
+          .number()
+          .int()
+          .min(0)
+          .max(1024 * 1024)
+          .default(256),
+      })
+      .default({ concurrency: 2, partSizeMiB: 8, partsInFlight: 4, minFreeDiskMiB: 256 }),
+    api: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Accept Ignition 2.x configs (for old CoreOS images). Off: only spec 3.x. */
+        allowLegacyIgnition: z.boolean().default(false),
+        /** The URL instances use to reach the API; defaults to http://host:port. */
+        publicBaseUrl: z.url().optional(),
+        /**
+         * Days a fetch audit entry is kept: DynamoDB's TTL removes it on AWS, a daily sweep on one machine.
+         * Refused fetches without the token are never stored, only counted.
+         */
+        auditRetentionDays: z.number().int().min(1).max(3650).default(90),
+        /** `reject` refuses an Ignition config with a key the spec does not have; `warn` accepts it, as Ignition does. */
+        unknownIgnitionKeys: z.enum(['warn', 'reject']).default('warn'),
+      })
+      .default({
+        host: '127.0.0.1',
+        port: 8080,
+        allowLegacyIgnition: false,
+        auditRetentionDays: 90,
+        unknownIgnitionKeys: 'warn',
+      }),
+    notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
+    /** The fleet view: how Omaha check-ins are recorded, counted and watched. */
+    fleet: fleetConfigSchema,
+    platform: z
+      .strictObject({
+        /** An Ignition 3.x config (networking, an agent, files) every instance gets besides its own. */
+        baseIgnition: baseIgnition.optional(),
+      })
+      .default({}),
+    boot: z
+      .strictObject({
+        /**
+         * The mirror as network-booting machines reach it: kernel, initramfs and flatcar-install's `-b` are
+         * under it. Default: the API's public base URL with `/mirror` (one machine). GRUB needs http://.
+         */
+        mirrorBaseUrl: z.url().optional(),
+        /** Boots machines no instance matches with this profile (and no Ignition config). Off by default. */
+        defaultProfile: plainName.optional(),
+        /** Seconds a machine that cannot boot yet (unknown, nothing mirrored) waits before asking again. */
+        retrySeconds: z.number().int().min(5).max(3600).default(30),
+        /** Minutes a boot token (the Ignition URL in a script) works after the script was served. */
+        tokenTtlMinutes: z.number().int().min(1).max(10_080).default(60),
+      })
+      .default({ retrySeconds: 30, tokenTtlMinutes: 60 }),
+    metadata: z
+      .strictObject({
+        /** Refuse IMDSv1 (EC2 metadata GETs without a session token), as an EC2 instance can be set to. */
+        requireImdsV2: z.boolean().default(false),
+        /**
+         * One machine: the file holding the metadata proxy's shared secret(s), one per line, the first
+         * current; without it the proxied metadata routes answer 404.
+         */
+        proxySecretFile: z.string().min(1).optional(),
+      })
+      .default({ requireImdsV2: false }),
+    /** Mirroring of Flatcar update payloads (see `updateSchema`); absent, none are mirrored. */
+    update: updateSchema.optional(),
+  })
+  .superRefine(checkSources)
+  .transform(({ sources, channels, boards, artifacts, ...rest }) => {
+    const legacy = channels !== undefined || boards !== undefined || artifacts !== undefined;
+    const inputs = sources ?? [
+      sourceSchema.parse(legacy ? legacySource({ channels, boards, artifacts }) : { name: 'flatcar' }),
+    ];
+    return { ...rest, sources: inputs.map(resolveSource) };
+  });
+
+/** The parts of the parsed config that the cross-source rules read. */
+interface SourcesView {
+  sources?: z.output<typeof sourceSchema>[] | undefined;
+  keyring: { trustedFingerprints: string[] };
+  channels?: unknown;
+  boards?: unknown;
+  artifacts?: unknown;
+}
+
+/** Rules across sources and between sources and the keyring, each at the field to fix. */
+function checkSources(config: SourcesView, ctx: z.RefinementCtx): void {
+  const { sources } = config;
+  if (sources === undefined) return;
+  for (const key of legacyKeys) {
+    if (config[key] !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: `the top-level "${key}" cannot be combined with "sources"; move it into each source`,
+      });
+    }
+  }
+  const names = new Set<string>();
+  const paths = new Set<string>();
+  for (const [i, source] of sources.entries()) {
+    if (names.has(source.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sources', i, 'name'],
+        message: `"${source.name}" is used twice`,
+      });
+    }
+    names.add(source.name);
+    const path = source.mirrorPath ?? source.name;
+    if (path === '' && sources.length > 1) {
+      const message = 'an empty mirror path is only for a single source; give each source its own folder';
+      ctx.addIssue({ code: 'custom', path: ['sources', i, 'mirrorPath'], message });
+    } else if (paths.has(path)) {
+      const message = `"${path}" is another source's mirror path; give each source its own folder`;
+      ctx.addIssue({ code: 'custom', path: ['sources', i, 'mirrorPath'], message });
+    }
+    paths.add(path);
+    for (const [k, key] of (source.keys ?? []).entries()) {
+      if (!config.keyring.trustedFingerprints.includes(key)) {
+        const message = `${key} is not in keyring.trustedFingerprints; a source trusts a subset of the keyring`;
+        ctx.addIssue({ code: 'custom', path: ['sources', i, 'keys', k], message });
+      }
+    }
+  }
+}
 
 export { formatIssues } from './config-issues.ts';
+export type { SourceChannel, SourceConfig } from './config-sources.ts';
 
-export type CldistConfig = z.infer<typeof configSchema>;
-export type ChannelConfig = CldistConfig['channels'][number];
-export type ArtifactConfig = CldistConfig['artifacts'][number];
+export type CldistConfig = z.output<typeof configSchema>;
+export type ArtifactConfig = SourceConfig['artifacts'][number];
 export type UpdateConfig = NonNullable<CldistConfig['update']>;
 
 /** Validate a plain object once, at start; every later reader gets a typed, defaulted config. */

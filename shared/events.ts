@@ -44,6 +44,7 @@ void everyFailureListed;
 const name = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
 const fingerprint = z.string().regex(/^[0-9A-F]{40}$/, '40 upper-case hex digits');
 const release = {
+  source: name.describe('the configured source, e.g. `flatcar` or `coreos`'),
   channel: name.describe('the channel, e.g. `stable`'),
   board: name.describe('the board, e.g. `amd64-usr`'),
   version: z.string().regex(versionPattern).describe('the release version, e.g. `4081.2.0`'),
@@ -136,6 +137,7 @@ export const artifactVerificationFailedSchema = z
 export const signingKeyExpiringSchema = z
   .strictObject({
     event: z.literal('signing_key.expiring'),
+    source: z.literal('*'),
     channel: z.literal('*'),
     board: z.literal('*'),
     at: release.at,
@@ -174,6 +176,9 @@ const fleetGroup = {
 export const updateRolledOutSchema = z
   .strictObject({
     event: z.literal('update.rolled_out'),
+    source: z
+      .union([name, z.literal('*')])
+      .describe('the source of the channel named like the group, or `*` for a group named otherwise'),
     channel: name.describe("the update group (an instance's `GROUP=`, the channel name by default)"),
     board: release.board,
     version: release.version.describe('the version every active instance of the group now runs'),
@@ -194,6 +199,7 @@ export const updateRolledOutSchema = z
 export const updateFailedRateSchema = z
   .strictObject({
     event: z.literal('update.failed_rate'),
+    source: updateRolledOutSchema.shape.source,
     channel: updateRolledOutSchema.shape.channel,
     board: release.board,
     version: release.version.describe('the version the failing instances were updating to'),

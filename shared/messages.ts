@@ -13,6 +13,8 @@ const segment = z
 /** One job per artifact of a release; the queue body. */
 export const mirrorJobSchema = z.strictObject({
   v: z.literal(1),
+  /** The configured source the release belongs to. */
+  source: segment,
   channel: segment,
   board: segment,
   version: z.string().max(64).regex(versionPattern, 'a version of digits and dots'),
@@ -56,11 +58,13 @@ export const eventNames = [
 export type EventName = (typeof eventNames)[number];
 
 /**
- * A notification. `event`, `channel` and `board` also travel as SNS message attributes so subscribers
- * can filter without parsing the body.
+ * A notification. `event`, `source`, `channel` and `board` also travel as SNS message attributes so
+ * subscribers can filter without parsing the body.
  */
 export interface CldistEvent {
   event: EventName;
+  /** The configured source (`*` for an event about the keyring as a whole). */
+  source: string;
   channel: string;
   board: string;
   version?: string;

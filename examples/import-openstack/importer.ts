@@ -9,7 +9,7 @@ import { parseEvent, type ReleaseMirroredEvent } from '../../shared/events.ts';
 
 /** What the importer needs to know; every field comes from the command line. */
 export interface ImportSettings {
-  /** The mirror root: `{mirrorUrl}/{channel}/{board}/{version}/{file}`. */
+  /** The mirror root: the release's folder is `detail.manifestKey`'s (`{mirrorPath}/{channel}/{board}/{version}`). */
   mirrorUrl: string;
   /** The artifact to import; the OpenStack image by default. */
   artifact: string;
@@ -167,9 +167,16 @@ export async function prepareImport(body: string, settings: ImportSettings): Pro
       `${event.channel}/${event.board} ${event.version} was mirrored without ${settings.artifact}`,
     );
   }
-  const folder = join(settings.workDir, `${event.channel}-${event.board}-${event.version}`);
+  const folder = join(settings.workDir, `${event.source}-${event.channel}-${event.board}-${event.version}`);
   await mkdir(folder, { recursive: true });
-  const base = `${settings.mirrorUrl.replace(/\/+$/, '')}/${event.channel}/${event.board}/${event.version}`;
+  // The manifest sits in the release's folder, under the source's mirror path (`flatcar/stable/…`).
+  const folderKey = event.detail.manifestKey.replace(/\/?release\.json$/, '');
+  if (!folderKey.split('/').every((part) => /^[a-z0-9][a-z0-9._-]*$/.test(part) && !part.includes('..'))) {
+    throw new UnusableEventError(
+      `manifestKey ${JSON.stringify(event.detail.manifestKey)} is not a release folder`,
+    );
+  }
+  const base = `${settings.mirrorUrl.replace(/\/+$/, '')}/${folderKey}`;
   const file = join(folder, settings.artifact);
   const image = join(folder, settings.artifact.replace(/\.bz2$/, ''));
   try {

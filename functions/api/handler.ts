@@ -86,7 +86,7 @@ const updates =
         },
         {
           mirrorBaseUrl: resources.mirrorPublicUrl,
-          channels: config.channels.map((channel) => channel.name),
+          sources: config.sources,
         },
       );
 const metrics = new Metrics({ namespace: metricNamespace, serviceName: serviceNames.api });

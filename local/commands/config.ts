@@ -1,7 +1,12 @@
 import type { Command } from 'commander';
 import { type ConfigProblem, formatProblem } from '../../shared/config-issues.ts';
 import { ConfigError } from '../../shared/errors.ts';
-import type { ConfigCheckReport } from '../config-check.ts';
+import type {
+  ConfigCheckReport,
+  EffectiveConfig,
+  SigningSubkeyReport,
+  TrustedKeyReport,
+} from '../config-check.ts';
 
 interface ConfigCheckFlags {
   config?: string;
@@ -25,6 +30,38 @@ function problemLines(title: string, problems: ConfigProblem[]): string[] {
   return problems.length === 0 ? [] : [`${title}:`, ...problems.map((p) => `  ${formatProblem(p)}`)];
 }
 
+function subkeyLine(sub: SigningSubkeyReport): string {
+  const expiry = sub.expires === undefined ? 'never expires' : `expires ${sub.expires.slice(0, 10)}`;
+  return `${sub.fingerprint} ${expiry} (${sub.state})`;
+}
+
+/** One source: where it goes in the mirror, each channel's boards and version file URL, artifacts, keys. */
+function sourceLines(source: EffectiveConfig['sources'][number], keys: TrustedKeyReport[]): string[] {
+  const folder = source.mirrorPath === '' ? 'the mirror root' : `${source.mirrorPath}/`;
+  const lines = [`  ${source.name}  (${source.versionKey}, mirrored under ${folder})`, '    channels:'];
+  for (const channel of source.channels) {
+    const keep = channel.keepReleases ?? source.keepReleases;
+    const kept = keep === undefined ? '' : `  (keep the newest ${keep} per board)`;
+    lines.push(`      ${channel.name}: ${channel.boards.join(', ')}${kept}`);
+    for (const [board, url] of Object.entries(channel.versionUrls)) lines.push(`        ${board}  ${url}`);
+  }
+  lines.push(
+    '    artifacts:',
+    ...source.artifacts.map((a) => `      ${a.name} (${a.required ? 'required' : 'optional'})`),
+  );
+  const trusted = source.keys ?? keys.map((k) => k.fingerprint);
+  lines.push(`    keys${source.keys === undefined ? ' (every trusted key)' : ''}:`);
+  for (const fingerprint of trusted) {
+    const key = keys.find((k) => k.fingerprint === fingerprint);
+    const subkeys = key?.signingSubkeys ?? [];
+    const newest = subkeys.filter((s) => s.state === 'valid').at(-1) ?? subkeys.at(-1);
+    const who = key === undefined || key.userIds.length === 0 ? '' : ` ${key.userIds[0]}`;
+    const what = newest === undefined ? 'no signing subkey' : `signing subkey ${subkeyLine(newest)}`;
+    lines.push(`      ${fingerprint}${who}: ${what}`);
+  }
+  return lines;
+}
+
 /**
  * The effective config for a person, then the warnings; the errors of an invalid config go to stderr as a
  * ConfigError, like every other command's.
@@ -33,30 +70,16 @@ export function renderConfigReport(report: ConfigCheckReport): string {
   const lines = [`config: ${report.file ?? 'built-in defaults'}`];
   const config = report.effective;
   if (config !== undefined) {
-    const width = Math.max(...config.channels.map((c) => c.name.length));
-    const keep = (c: { keepReleases?: number }) =>
-      c.keepReleases === undefined ? '' : `  (keep the newest ${c.keepReleases} per board)`;
-    lines.push(
-      'channels:',
-      ...config.channels.map((c) => `  ${c.name.padEnd(width)}  ${c.resolvedBaseUrl}${keep(c)}`),
-    );
-    lines.push(`boards: ${config.boards.join(', ')}`);
-    lines.push(
-      'artifacts:',
-      ...config.artifacts.map((a) => `  ${a.name} (${a.required ? 'required' : 'optional'})`),
-    );
+    lines.push('sources:', ...config.sources.flatMap((source) => sourceLines(source, report.keys ?? [])));
     lines.push('keyring:', ...config.keyring.files.map((file) => `  file ${file}`));
     for (const key of report.keys ?? []) {
       lines.push(
         `  trusted ${key.fingerprint}${key.userIds.length === 0 ? '' : ` ${key.userIds.join(', ')}`}`,
       );
       if (key.signingSubkeys.length === 0) lines.push('    no signing subkey');
-      for (const sub of key.signingSubkeys) {
-        const expiry = sub.expires === undefined ? 'never expires' : `expires ${sub.expires.slice(0, 10)}`;
-        lines.push(`    signing subkey ${sub.fingerprint} ${expiry} (${sub.state})`);
-      }
+      for (const sub of key.signingSubkeys) lines.push(`    signing subkey ${subkeyLine(sub)}`);
     }
-    const { channels: _c, boards: _b, artifacts: _a, keyring, ...rest } = config;
+    const { sources: _s, keyring, ...rest } = config;
     const { files: _f, trustedFingerprints: _t, ...keyringSettings } = keyring;
     lines.push('settings:', ...settingLines({ keyring: keyringSettings, ...rest }));
   }
@@ -89,9 +112,11 @@ export function registerConfigCommand(program: Command): void {
   config
     .command('check')
     .description(
-      'Validate a config without polling or starting anything, and print the effective config: channels ' +
-        "and their base URLs, boards, artifacts, keyring files and trusted keys with each signing subkey's " +
-        'expiry, and every other setting. Unknown keys, boards and channels get the nearest valid name. ' +
+      'Validate a config without polling or starting anything, and print the effective config: each ' +
+        "source's channels, boards per channel and version file URLs, artifacts and keys; keyring files and " +
+        "trusted keys with each signing subkey's expiry; and every other setting. Unknown keys, boards and " +
+        'channels get the nearest valid name; the old top-level channels/boards/artifacts get a warning ' +
+        'that shows them as a source. ' +
         'Exit 0 when valid (warnings allowed), 2 with every problem listed when not.',
     )
     .option('--config <file>', 'JSON config file (default: the built-in config)')

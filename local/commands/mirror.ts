@@ -12,7 +12,7 @@ interface MirrorFlags extends MirrorConfigFlags {
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 function describeProblem(problem: MirrorProblem): string {
-  const where = [problem.channel, problem.board, problem.version, problem.artifact]
+  const where = [problem.source, problem.channel, problem.board, problem.version, problem.artifact]
     .filter((part) => part !== undefined)
     .join('/');
   return `${where}: ${problem.state}${problem.detail === undefined ? '' : ` (${problem.detail})`}`;
@@ -59,7 +59,7 @@ async function run(flags: MirrorFlags): Promise<void> {
     });
     logger.log(report.ok ? 'info' : 'error', 'mirror.done', {
       ok: report.ok,
-      newReleases: report.newReleases.map((r) => `${r.channel}/${r.board}/${r.version}`),
+      newReleases: report.newReleases.map((r) => `${r.source}/${r.channel}/${r.board}/${r.version}`),
       verifiedArtifacts: report.verifiedArtifacts,
       problems: report.problems,
       queueStarted: report.queueStarted,
@@ -93,17 +93,17 @@ export function registerMirrorCommand(program: Command): void {
     )
     .option(
       '--origin <url>',
-      "base URL for every channel instead of the config's, e.g. http://mirror.example/{channel}",
+      "base URL for every channel of every source instead of the config's, e.g. http://mirror.example/{channel}",
     )
     .option(
       '--channel <name>',
-      'mirror this channel only; repeat for several (default: all configured)',
+      'mirror this channel only (of every source that has it); repeat for several (default: all configured)',
       collect,
     )
     .option('--board <name>', 'mirror this board only (default: the configured boards)')
     .option(
       '--artifact <name>',
-      'file to mirror per release, required; repeat for several; replaces the configured list',
+      "file to mirror per release, required; repeat for several; replaces every source's list",
       collect,
     )
     .option(

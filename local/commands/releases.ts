@@ -9,6 +9,7 @@ import { adminClient, type ConnectionFlags, connectionOptions } from './connecti
 
 interface ListFlags extends ConnectionFlags {
   state?: ReleaseState;
+  source?: string;
   channel?: string;
   board?: string;
   json?: boolean;
@@ -20,15 +21,26 @@ interface RetryFlags extends ConnectionFlags {
 
 const plainName = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
-/** `CHANNEL/BOARD/VERSION`, checked before anything is sent; a bad one is a usage error naming the argument. */
+/**
+ * `SOURCE/CHANNEL/BOARD/VERSION`, checked before anything is sent; a bad one is a usage error naming the
+ * argument. The source is needed: two sources may both have a `stable` channel.
+ */
 export function parseReleaseArgument(value: string): ReleaseRef {
   const parts = value.split('/');
-  const [channel, board, version] = parts;
-  if (parts.length !== 3 || channel === undefined || board === undefined || version === undefined) {
+  const [source, channel, board, version] = parts;
+  if (
+    parts.length !== 4 ||
+    source === undefined ||
+    channel === undefined ||
+    board === undefined ||
+    version === undefined
+  ) {
     throw new InvalidArgumentError(
-      `"${value}" is not CHANNEL/BOARD/VERSION (e.g. stable/amd64-usr/4081.2.0).`,
+      `"${value}" is not SOURCE/CHANNEL/BOARD/VERSION (e.g. flatcar/stable/amd64-usr/4081.2.0; \`cldist releases list\` shows them).`,
     );
   }
+  if (!plainName.test(source))
+    throw new InvalidArgumentError(`source "${source}" is not a plain lower-case name.`);
   if (!plainName.test(channel))
     throw new InvalidArgumentError(`channel "${channel}" is not a plain lower-case name.`);
   if (!plainName.test(board))
@@ -36,7 +48,7 @@ export function parseReleaseArgument(value: string): ReleaseRef {
   if (!versionPattern.test(version)) {
     throw new InvalidArgumentError(`version "${version}" is not a version of digits and dots.`);
   }
-  return { channel, board, version };
+  return { source, channel, board, version };
 }
 
 /** One line per release: what it is waiting for, or why it failed. */
@@ -59,14 +71,14 @@ function detailOf(release: ReleaseSummary): string {
 export function formatReleaseTable(releases: ReleaseSummary[]): string {
   if (releases.length === 0) return 'no releases\n';
   const rows = [
-    ['CHANNEL', 'BOARD', 'VERSION', 'STATE', 'DETAIL'],
-    ...releases.map((r) => [r.channel, r.board, r.version, r.state, detailOf(r)]),
+    ['SOURCE', 'CHANNEL', 'BOARD', 'VERSION', 'STATE', 'DETAIL'],
+    ...releases.map((r) => [r.source, r.channel, r.board, r.version, r.state, detailOf(r)]),
   ];
-  const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
+  const widths = [0, 1, 2, 3, 4].map((column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
   return `${rows
     .map((row) =>
       row
-        .map((cell, column) => (column < 4 ? cell.padEnd(widths[column] ?? 0) : cell))
+        .map((cell, column) => (column < 5 ? cell.padEnd(widths[column] ?? 0) : cell))
         .join('  ')
         .trimEnd(),
     )
@@ -76,6 +88,7 @@ export function formatReleaseTable(releases: ReleaseSummary[]): string {
 async function list(flags: ListFlags): Promise<void> {
   const query = new URLSearchParams();
   if (flags.state !== undefined) query.set('state', flags.state);
+  if (flags.source !== undefined) query.set('source', flags.source);
   if (flags.channel !== undefined) query.set('channel', flags.channel);
   if (flags.board !== undefined) query.set('board', flags.board);
   const suffix = query.size === 0 ? '' : `?${query.toString()}`;
@@ -95,7 +108,7 @@ async function confirm(question: string): Promise<boolean> {
 
 async function retry(ref: ReleaseRef, flags: RetryFlags): Promise<void> {
   const client = adminClient(flags);
-  const path = `/v1/releases/${ref.channel}/${ref.board}/${ref.version}/retry`;
+  const path = `/v1/releases/${ref.source}/${ref.channel}/${ref.board}/${ref.version}/retry`;
   let response = await client.send('POST', path, { confirmFinal: flags.yes === true });
   if (response.status === 409) {
     const { error } = (await response.json()) as { error: { message: string } };
@@ -111,7 +124,7 @@ async function retry(ref: ReleaseRef, flags: RetryFlags): Promise<void> {
   }
   if (!response.ok) await client.fail(response, 'POST', path);
   const result = (await response.json()) as RetryResult;
-  const id = `${ref.channel}/${ref.board}/${ref.version}`;
+  const id = `${ref.source}/${ref.channel}/${ref.board}/${ref.version}`;
   process.stdout.write(
     result.requeued.length === 0
       ? `nothing to retry: ${id} is ${result.release.state}\n`
@@ -128,8 +141,9 @@ export function registerReleasesCommand(program: Command): void {
   connectionOptions(
     releases
       .command('list')
-      .description('show every claimed release and its state (newest last per channel and board)')
+      .description('show every claimed release and its state (newest last per source, channel and board)')
       .addOption(new Option('--state <state>', 'only releases in this state').choices(releaseStates))
+      .option('--source <name>', 'only this source')
       .option('--channel <name>', 'only this channel')
       .option('--board <name>', 'only this board')
       .option('--json', 'print the API answer as JSON'),
@@ -141,7 +155,11 @@ export function registerReleasesCommand(program: Command): void {
       .description(
         "send the jobs of a release's open, missing and awaiting-trust artifacts now; artifacts refused for good (tampered, revoked or weak signature) only after confirmation",
       )
-      .argument('<release>', 'CHANNEL/BOARD/VERSION, e.g. stable/amd64-usr/4081.2.0', parseReleaseArgument)
+      .argument(
+        '<release>',
+        'SOURCE/CHANNEL/BOARD/VERSION, e.g. flatcar/stable/amd64-usr/4081.2.0',
+        parseReleaseArgument,
+      )
       .option('-y, --yes', 'also retry artifacts refused for good, without asking'),
   ).action((ref: ReleaseRef, flags: RetryFlags) => retry(ref, flags));
 }

@@ -91,7 +91,7 @@ export function createServeApp(context: ServeContext, parts: AppParts): Hono {
     },
     {
       mirrorBaseUrl: `${(apiConfig.api.publicBaseUrl ?? server.url).replace(/\/+$/, '')}/mirror`,
-      channels: config.channels.map((channel) => channel.name),
+      sources: config.sources,
     },
   );
   const root = new Hono();

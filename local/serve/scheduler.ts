@@ -1,5 +1,8 @@
 import type { CldistConfig } from '../../shared/config.ts';
+import { findChannel } from '../../shared/config-sources.ts';
 import { describeError } from '../../shared/errors.ts';
+import type { StreamRef } from '../../shared/ledger/ledger.ts';
+import { streamKey } from '../../shared/ledger/table.ts';
 import { type PollReport, resendOpenWork, runPoll } from '../../shared/mirror/poller.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import { currentVersionUrl } from '../../shared/release/layout.ts';
@@ -11,8 +14,8 @@ export interface Scheduler {
   /** Poll every channel now; a poll already running is joined, not doubled. */
   pollNow(): Promise<PollReport>;
   lastPoll(): PollReport | undefined;
-  /** The last poll's failure of one channel and board, for the status page. */
-  pollProblem(channel: string, board: string): PollProblem | undefined;
+  /** The last poll's failure of one source's channel and board, for the status page. */
+  pollProblem(stream: StreamRef): PollProblem | undefined;
   /** Polls every `everyMs` from now on, skipping while the disk guard pauses mirroring. */
   start(everyMs: number): void;
   /** No further polls; waits for a running one. */
@@ -22,13 +25,13 @@ export interface Scheduler {
 /** The status page's memory of which origins did not answer, kept from the poll's report values. */
 function problemsOf(report: PollReport, config: CldistConfig, at: string, into: Map<string, PollProblem>) {
   for (const entry of report.results) {
-    const id = `${entry.channel}/${entry.board}`;
+    const id = streamKey(entry);
     if (entry.outcome !== 'error') {
       into.delete(id);
       continue;
     }
-    const channel = config.channels.find((c) => c.name === entry.channel);
-    const url = channel === undefined ? '' : currentVersionUrl(channel, entry.board);
+    const found = findChannel(config.sources, entry.source, entry.channel);
+    const url = found === undefined ? '' : currentVersionUrl(found.source, found.channel, entry.board);
     into.set(id, { url, cause: entry.error ?? 'unknown', at });
   }
 }
@@ -76,7 +79,7 @@ export function createScheduler(runtime: MirrorRuntime, diskGuard: DiskGuard, lo
   return {
     pollNow,
     lastPoll: () => last,
-    pollProblem: (channel, board) => problems.get(`${channel}/${board}`),
+    pollProblem: (stream) => problems.get(streamKey(stream)),
     start: schedule,
     async stop() {
       stopped = true;

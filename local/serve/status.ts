@@ -39,8 +39,7 @@ export function statusSource(parts: {
   return () =>
     buildStatus({
       ledger: deps.ledger,
-      channels: config.channels,
-      boards: config.boards,
+      mirrorSources: config.sources,
       keyring: () => keyringStatus(parts.trust.peek().keyring, deps.clock(), warningDays),
       keyWarningDays: warningDays,
       recentEvents: () => parts.notifications.recent(),

@@ -1,8 +1,9 @@
 import type { RecentBoot } from '../../shared/boot/recent.ts';
-import type { ChannelConfig } from '../../shared/config.ts';
-import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
+import { pollTargets, type SourceConfig } from '../../shared/config-sources.ts';
+import type { ArtifactRecord, Ledger, StreamRef } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
 import { type ReleaseState, releaseState } from '../../shared/mirror/release-state.ts';
+import { boardBaseUrl } from '../../shared/release/layout.ts';
 import type { KeyringStatus } from '../../shared/verify/types.ts';
 import type { DiskGuardState } from '../runtime/disk-guard.ts';
 import type { FleetStatusView } from './fleet.ts';
@@ -31,6 +32,9 @@ export interface ReleaseStatus {
 }
 
 export interface ChannelStatus {
+  source: string;
+  /** The source's folder in the mirror ("" for the mirror's root). */
+  mirrorPath: string;
   channel: string;
   board: string;
   upstreamUrl: string;
@@ -83,13 +87,12 @@ export interface PollProblem {
 
 export interface StatusSources {
   ledger: Pick<Ledger, 'listReleases' | 'getRelease' | 'listPollStates' | 'getCurrent'>;
-  channels: ChannelConfig[];
-  boards: string[];
+  mirrorSources: SourceConfig[];
   keyring: () => KeyringStatus | undefined;
   keyWarningDays: number;
   /** Newest first. */
   recentEvents: () => CldistEvent[];
-  pollProblem: (channel: string, board: string) => PollProblem | undefined;
+  pollProblem: (stream: StreamRef) => PollProblem | undefined;
   worker: () => { inFlight: number; concurrency: number };
   demo: boolean;
   mirrorBaseUrl: string;
@@ -132,41 +135,42 @@ export async function buildStatus(sources: StatusSources): Promise<StatusModel> 
   const shown = sources.releasesShown ?? 8;
   const pollStates = await sources.ledger.listPollStates();
   const channels: ChannelStatus[] = [];
-  for (const channel of sources.channels) {
-    for (const board of sources.boards) {
-      const poll = pollStates.find((p) => p.channel === channel.name && p.board === board);
-      const current = await sources.ledger.getCurrent(channel.name, board);
-      const records = (await sources.ledger.listReleases(channel.name, board)).slice(-shown).reverse();
-      const releases: ReleaseStatus[] = [];
-      for (const record of records) {
-        const detail = await sources.ledger.getRelease(record);
-        if (detail === undefined) continue;
-        const artifacts = detail.artifacts.map((name) =>
-          artifactView(
-            detail.artifactStates.find((a) => a.artifact === name),
-            name,
-            detail.required.includes(name),
-          ),
-        );
-        releases.push({
-          version: detail.version,
-          state: releaseState(detail),
-          claimedAt: detail.claimedAt,
-          finalizedAt: detail.finalizedAt,
-          artifacts,
-        });
-      }
-      channels.push({
-        channel: channel.name,
-        board,
-        upstreamUrl: channel.baseUrl.replaceAll('{channel}', channel.name),
-        latestUpstream: poll?.lastVersion,
-        lastCheckedAt: poll?.checkedAt,
-        pollError: sources.pollProblem(channel.name, board),
-        currentMirrored: current?.version,
-        releases,
+  for (const { source, channel, board } of pollTargets(sources.mirrorSources)) {
+    const stream: StreamRef = { source: source.name, channel: channel.name, board };
+    const poll = pollStates.find(
+      (p) => p.source === source.name && p.channel === channel.name && p.board === board,
+    );
+    const current = await sources.ledger.getCurrent(stream);
+    const records = (await sources.ledger.listReleases(stream)).slice(-shown).reverse();
+    const releases: ReleaseStatus[] = [];
+    for (const record of records) {
+      const detail = await sources.ledger.getRelease(record);
+      if (detail === undefined) continue;
+      const artifacts = detail.artifacts.map((name) =>
+        artifactView(
+          detail.artifactStates.find((a) => a.artifact === name),
+          name,
+          detail.required.includes(name),
+        ),
+      );
+      releases.push({
+        version: detail.version,
+        state: releaseState(detail),
+        claimedAt: detail.claimedAt,
+        finalizedAt: detail.finalizedAt,
+        artifacts,
       });
     }
+    channels.push({
+      ...stream,
+      mirrorPath: source.mirrorPath,
+      upstreamUrl: boardBaseUrl(source, channel, board),
+      latestUpstream: poll?.lastVersion,
+      lastCheckedAt: poll?.checkedAt,
+      pollError: sources.pollProblem(stream),
+      currentMirrored: current?.version,
+      releases,
+    });
   }
   const keyring = sources.keyring();
   const expiring = new Set(keyring?.expiringSoon.map((k) => k.signingKeyFingerprint) ?? []);

@@ -39,7 +39,8 @@ function artifactRow(artifact: ArtifactStatus): Fragment {
 }
 
 function releaseBlock(release: ReleaseStatus, model: StatusModel, channel: ChannelStatus): Fragment {
-  const base = `${model.mirrorBaseUrl}/${channel.channel}/${channel.board}/${release.version}/`;
+  const folder = channel.mirrorPath === '' ? '' : `${channel.mirrorPath}/`;
+  const base = `${model.mirrorBaseUrl}/${folder}${channel.channel}/${channel.board}/${release.version}/`;
   return html`<details class="release" data-version="${release.version}" data-state="${release.state}" ${
     release.state === 'mirrored' ? '' : 'open'
   }>
@@ -54,8 +55,8 @@ function releaseBlock(release: ReleaseStatus, model: StatusModel, channel: Chann
 
 function channelBlock(channel: ChannelStatus, model: StatusModel): Fragment {
   const mirrored = channel.releases.filter((r) => r.state === 'mirrored').map((r) => r.version);
-  return html`<section class="channel" data-channel="${channel.channel}" data-board="${channel.board}">
-    <h2>${channel.channel} <small>${channel.board}</small></h2>
+  return html`<section class="channel" data-source="${channel.source}" data-channel="${channel.channel}" data-board="${channel.board}">
+    <h2>${channel.channel} <small>${channel.board} · ${channel.source}</small></h2>
     <dl>
       <dt>latest upstream</dt><dd class="latest-upstream">${channel.latestUpstream ?? 'not seen yet'}</dd>
       <dt>current in mirror</dt><dd class="current-mirrored">${channel.currentMirrored ?? 'none yet'}</dd>
@@ -198,7 +199,7 @@ export function renderStatusPage(model: StatusModel, refreshSeconds: number, non
 <h1>cldist <small>${model.demo ? 'demo (simulated origin, demo key)' : 'release mirror'}</small></h1>
 <form class="logout" method="post" action="/logout"><button type="submit">Sign out</button></form>
 <p>Updated ${model.generatedAt}. Transfers running: <span class="in-flight">${model.worker.inFlight}</span> of ${model.worker.concurrency}.
-Mirror base URL: <code>${model.mirrorBaseUrl}/{channel}/{board}</code>. Same data as JSON: <a href="/v1/status">/v1/status</a>.</p>
+Mirror base URL: <code>${model.mirrorBaseUrl}/{source folder}/{channel}/{board}</code>. Same data as JSON: <a href="/v1/status">/v1/status</a>.</p>
 ${diskBlock(model)}
 <h2>Channels</h2>
 ${model.channels.map((channel) => channelBlock(channel, model))}

@@ -28,15 +28,15 @@ function badParameter(params: Record<string, string | undefined>): string | unde
     if (!ok) {
       return name === 'version'
         ? `${name} "${value}" is not a version of digits and dots (e.g. 4081.2.0)`
-        : `${name} "${value}" is not a plain lower-case name (e.g. stable, amd64-usr)`;
+        : `${name} "${value}" is not a plain lower-case name (e.g. flatcar, stable, amd64-usr)`;
     }
   }
   return undefined;
 }
 
 /**
- * The operator's view of releases: `GET /v1/releases[?state=&channel=&board=]` and
- * `POST /v1/releases/{channel}/{board}/{version}/retry` with `{"confirmFinal": true}` to reopen final
+ * The operator's view of releases: `GET /v1/releases[?state=&source=&channel=&board=]` and
+ * `POST /v1/releases/{source}/{channel}/{board}/{version}/retry` with `{"confirmFinal": true}` to reopen final
  * refusals. Admin routes: `requireAdmin` is the instance admin routes' own check.
  */
 export function createReleaseRoutes(
@@ -52,12 +52,13 @@ export function createReleaseRoutes(
         path: 'state',
       });
     }
+    const source = c.req.query('source');
     const channel = c.req.query('channel');
     const board = c.req.query('board');
-    const bad = badParameter({ channel, board });
+    const bad = badParameter({ source, channel, board });
     if (bad !== undefined) return problem(c, 400, 'bad-request', bad, { path: bad.split(' ')[0] });
     const releases = await listReleaseSummaries(
-      { ...(state === undefined ? {} : { state: state as ReleaseState }), channel, board },
+      { ...(state === undefined ? {} : { state: state as ReleaseState }), source, channel, board },
       deps,
     );
     c.header('Cache-Control', 'no-store');
@@ -66,6 +67,7 @@ export function createReleaseRoutes(
 
   app.post(honoPath(apiPaths.releaseRetry), requireAdmin, async (c) => {
     const ref = {
+      source: c.req.param('source'),
       channel: c.req.param('channel'),
       board: c.req.param('board'),
       version: c.req.param('version'),

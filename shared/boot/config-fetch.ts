@@ -1,3 +1,4 @@
+import type { SourceConfig } from '../config-sources.ts';
 import { contentTypes, type InstanceServiceDeps, readBody } from '../instances/service.ts';
 import { instanceTokenMatches } from '../instances/tokens.ts';
 import type { InstanceRecord } from '../instances/types.ts';
@@ -11,6 +12,7 @@ import type { BootStore, BootTokenEntry, StoredSelection } from './store.ts';
 export interface BootConfigDeps extends InstanceServiceDeps {
   store: BootStore;
   releases: ReleaseFacts;
+  sources: readonly SourceConfig[];
   merge: (record: InstanceRecord, body: Uint8Array) => ServedConfig;
 }
 
@@ -103,9 +105,9 @@ export async function fetchBootConfig(
   }
   const profile = await deps.store.getProfile(selection.profile);
   if (profile?.install !== undefined && input.stage !== 'installed') {
-    const version = await resolveProfileVersion(profile, deps.releases);
+    const version = await resolveProfileVersion(profile, deps.releases, deps.sources);
     const configUrl = `${bootConfigUrl(urls.apiBaseUrl, input.id, input.token)}&stage=installed`;
-    const plan = installPlanFor(profile, version, urls.mirrorBaseUrl, configUrl);
+    const plan = installPlanFor(profile, version, urls.mirrorBaseUrl, configUrl, deps.sources);
     if (plan === undefined) return notFound('unknown-instance');
     audit('served');
     const body = Buffer.from(JSON.stringify(installerConfig(plan)), 'utf8');

@@ -1,4 +1,5 @@
-import type { BootProfile } from './profiles.ts';
+import type { SourceConfig } from '../config-sources.ts';
+import { type BootProfile, channelFolder } from './profiles.ts';
 
 /** Where the live system keeps the instance's own config for flatcar-install's `-i`. */
 export const installedConfigPath = '/opt/cldist/instance.ign';
@@ -48,12 +49,13 @@ export function installPlanFor(
   version: string | undefined,
   mirrorBaseUrl: string,
   configUrl: string,
+  sources: readonly SourceConfig[],
 ): InstallPlan | undefined {
   if (profile.install === undefined) return undefined;
   const channel = profile.install.channel ?? profile.channel;
   const sameRelease = channel === profile.channel && profile.version !== 'current';
   return {
-    mirrorBase: `${mirrorBaseUrl}/${channel}/${profile.board}`,
+    mirrorBase: `${mirrorBaseUrl}/${channelFolder(sources, channel)}/${profile.board}`,
     channel,
     board: profile.board,
     ...(sameRelease && version !== undefined ? { version } : {}),

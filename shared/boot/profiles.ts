@@ -1,8 +1,16 @@
 import * as z from 'zod';
 import type { CldistConfig } from '../config.ts';
+import {
+  channelNames,
+  findChannel,
+  type SourceChannel,
+  type SourceConfig,
+  sourceOfChannel,
+} from '../config-sources.ts';
 import { PermanentError } from '../errors.ts';
 import type { ArtifactLedger } from '../ledger/artifacts.ts';
 import type { CurrentLedger } from '../ledger/current.ts';
+import type { StreamRef } from '../ledger/records.ts';
 import { versionPattern } from '../messages.ts';
 
 /** The PXE pair every profile boots; both are mirrored and verified before a script names them. */
@@ -130,8 +138,9 @@ export async function checkProfileRelease(
   ledger: ReleaseFacts,
   config: CldistConfig,
 ): Promise<void> {
-  const channels = config.channels.map((c) => c.name);
-  if (!channels.includes(body.channel)) {
+  const channels = channelNames(config.sources);
+  const found = profileChannel(config.sources, body.channel);
+  if (found === undefined) {
     throw new InvalidProfileError(
       '$.channel',
       `"${body.channel}" is not mirrored; the mirror has ${channels.join(', ')}`,
@@ -143,25 +152,26 @@ export async function checkProfileRelease(
       `"${body.install.channel}" is not mirrored; the mirror has ${channels.join(', ')}`,
     );
   }
-  if (!config.boards.includes(body.board)) {
+  if (!found.channel.boards.includes(body.board)) {
     throw new InvalidProfileError(
       '$.board',
-      `"${body.board}" is not mirrored; the mirror has ${config.boards.join(', ')}`,
+      `"${body.board}" is not mirrored on ${body.channel}; it has ${found.channel.boards.join(', ')}`,
     );
   }
   const needed = [pxeKernel, pxeInitramfs, ...(body.install === undefined ? [] : [diskImage])];
-  const mirrored = new Set(config.artifacts.map((a) => a.name));
+  const mirrored = new Set(found.source.artifacts.map((a) => a.name));
   const absent = needed.filter((name) => !mirrored.has(name));
   if (absent.length > 0) {
     throw new InvalidProfileError(
       body.install !== undefined && absent.includes(diskImage) ? '$.install' : '$',
-      `the mirror is not configured to mirror ${absent.join(', ')}; add ${absent.length === 1 ? 'it' : 'them'} to "artifacts" in the config`,
+      `the mirror is not configured to mirror ${absent.join(', ')}; add ${absent.length === 1 ? 'it' : 'them'} to the "artifacts" of source "${found.source.name}" in the config`,
     );
   }
   if (body.version === 'current') return;
   const states = await Promise.all(
     needed.map(async (artifact) => {
       const record = await ledger.getArtifact({
+        source: found.source.name,
         channel: body.channel,
         board: body.board,
         version: body.version,
@@ -185,7 +195,38 @@ export async function checkProfileRelease(
 export async function resolveProfileVersion(
   profile: Pick<BootProfile, 'channel' | 'board' | 'version'>,
   ledger: Pick<CurrentLedger, 'getCurrent'>,
+  sources: readonly SourceConfig[],
 ): Promise<string | undefined> {
   if (profile.version !== 'current') return profile.version;
-  return (await ledger.getCurrent(profile.channel, profile.board))?.version;
+  const stream = profileStream(sources, profile.channel, profile.board);
+  return stream === undefined ? undefined : (await ledger.getCurrent(stream))?.version;
+}
+
+/**
+ * The source and channel a profile's bare channel name means: that channel of the first source, in config
+ * order, that has one of that name (with one source, the channel itself).
+ */
+export function profileChannel(
+  sources: readonly SourceConfig[],
+  channel: string,
+): { source: SourceConfig; channel: SourceChannel } | undefined {
+  const source = sourceOfChannel(sources, channel);
+  return source === undefined ? undefined : findChannel(sources, source, channel);
+}
+
+/** The ledger stream of a profile's channel and board. */
+export function profileStream(
+  sources: readonly SourceConfig[],
+  channel: string,
+  board: string,
+): StreamRef | undefined {
+  const source = sourceOfChannel(sources, channel);
+  return source === undefined ? undefined : { source, channel, board };
+}
+
+/** The channel's folder in the mirror: `{mirrorPath}/{channel}`, or `{channel}` for a source at the root. */
+export function channelFolder(sources: readonly SourceConfig[], channel: string): string {
+  const found = profileChannel(sources, channel);
+  const path = found?.source.mirrorPath ?? '';
+  return path === '' ? channel : `${path}/${channel}`;
 }

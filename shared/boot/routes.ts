@@ -112,6 +112,7 @@ export function createBootMachineRoutes(options: BootMachineRouteOptions): Hono 
   const bootDeps = {
     store: boot.store,
     releases: boot.releases,
+    sources: config.sources,
     instances: deps.instances,
     clock: deps.clock,
   };
@@ -151,7 +152,7 @@ export function createBootMachineRoutes(options: BootMachineRouteOptions): Hono 
         userAgent: c.req.header('User-Agent') ?? '',
         consume: c.req.method !== 'HEAD',
       },
-      { ...deps, store: boot.store, releases: boot.releases, merge: options.merge },
+      { ...deps, store: boot.store, releases: boot.releases, sources: config.sources, merge: options.merge },
       urls(c),
     );
     if (result.status === 'pending') {
@@ -184,6 +185,7 @@ export function createBootRoutes(options: BootRouteOptions): Hono {
   const bootDeps = {
     store: boot.store,
     releases: boot.releases,
+    sources: config.sources,
     instances: deps.instances,
     clock: deps.clock,
   };

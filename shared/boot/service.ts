@@ -1,9 +1,12 @@
 import type { CldistConfig } from '../config.ts';
+import type { SourceConfig } from '../config-sources.ts';
 import { TransientError } from '../errors.ts';
 import { hashInstanceToken, newInstanceToken } from '../instances/tokens.ts';
 import { type InstanceRepository, reservationState } from '../instances/types.ts';
 import {
   type BootProfile,
+  channelFolder,
+  profileStream,
   pxeInitramfs,
   pxeKernel,
   type ReleaseFacts,
@@ -36,6 +39,8 @@ export interface BootDeps {
   releases: ReleaseFacts;
   instances: Pick<InstanceRepository, 'get'>;
   clock: () => Date;
+  /** The configured sources: a profile's channel is looked up in them (see `profileChannel`). */
+  sources: readonly SourceConfig[];
   /** The status page's list of machines that asked; absent where nothing shows it. */
   recent?: RecentBoots;
 }
@@ -95,23 +100,20 @@ async function releasePlan(
   deps: BootDeps,
   urls: BootUrls,
 ): Promise<{ version: string; kernelUrl: string; initramfsUrl: string } | { problem: string }> {
-  const version = await resolveProfileVersion(profile, deps.releases);
+  const version = await resolveProfileVersion(profile, deps.releases, deps.sources);
+  const stream = profileStream(deps.sources, profile.channel, profile.board);
   const where = `${profile.channel}/${profile.board}`;
   if (version === undefined) return { problem: `cldist: no ${where} release is mirrored and verified yet` };
   if (profile.version !== 'current') {
     for (const artifact of [pxeKernel, pxeInitramfs]) {
-      const record = await deps.releases.getArtifact({
-        channel: profile.channel,
-        board: profile.board,
-        version,
-        artifact,
-      });
+      const record =
+        stream === undefined ? undefined : await deps.releases.getArtifact({ ...stream, version, artifact });
       if (record?.state !== 'verified') {
         return { problem: `cldist: ${where} ${version} ${artifact} is not verified in the mirror` };
       }
     }
   }
-  const folder = `${urls.mirrorBaseUrl}/${profile.channel}/${profile.board}/${version}`;
+  const folder = `${urls.mirrorBaseUrl}/${channelFolder(deps.sources, profile.channel)}/${profile.board}/${version}`;
   return { version, kernelUrl: `${folder}/${pxeKernel}`, initramfsUrl: `${folder}/${pxeInitramfs}` };
 }
 

@@ -98,11 +98,11 @@ export function withCurrentCache(releases: ReleaseFacts, ttlMs = 5000, now = () 
   const current = new Map<string, { at: number; value: MirrorCurrent | undefined }>();
   return {
     getArtifact: (ref) => releases.getArtifact(ref),
-    async getCurrent(channel, board) {
-      const key = `${channel}/${board}`;
+    async getCurrent(stream) {
+      const key = `${stream.source}/${stream.channel}/${stream.board}`;
       const cached = current.get(key);
       if (cached !== undefined && now() - cached.at < ttlMs) return cached.value;
-      const value = await releases.getCurrent(channel, board);
+      const value = await releases.getCurrent(stream);
       current.set(key, { at: now(), value });
       return value;
     },

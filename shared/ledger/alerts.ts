@@ -114,7 +114,7 @@ async function listUnannounced(
     limit,
   );
   return items.map((item) => {
-    const { channel, board, version } = strip<ReleaseRecord>(item);
-    return { channel, board, version };
+    const { source, channel, board, version } = strip<ReleaseRecord>(item);
+    return { source, channel, board, version };
   });
 }

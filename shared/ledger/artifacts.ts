@@ -14,6 +14,7 @@ import {
   ledgerIndexEntry,
   ledgerItems,
   ledgerLeases,
+  streamKey,
 } from './table.ts';
 
 const attemptLease = ledgerLeases.attempt;
@@ -59,7 +60,7 @@ export function openArtifactEntry(updatedAt: string, ref: ArtifactRef): LedgerKe
 }
 
 export function openSortKey(updatedAt: string, ref: ArtifactRef): string {
-  return `${updatedAt}#${ref.channel}#${ref.board}#${ref.version}#${ref.artifact}`;
+  return `${updatedAt}#${streamKey(ref)}#${ref.version}#${ref.artifact}`;
 }
 
 const stateName = { '#state': 'state' } as const;

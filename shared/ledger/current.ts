@@ -1,20 +1,20 @@
 import { type LedgerTable, partitionKeyName, strip } from './access.ts';
 import { endLease, takeLease } from './lease.ts';
-import type { MirrorCurrent, ReleaseRef } from './records.ts';
+import type { MirrorCurrent, ReleaseRef, StreamRef } from './records.ts';
 import { ledgerItems, ledgerKindAttribute, ledgerLeases } from './table.ts';
 import { versionSortKey } from './versions.ts';
 
-/** The mirror's current version of each channel and board, and the lease on writing its `current/` files. */
+/** The mirror's current version of each source's channel and board, and the lease on writing its `current/` files. */
 export interface CurrentLedger {
-  /** Moves the mirror's current version of a channel and board, never backwards. */
+  /** Moves the mirror's current version of a source's channel and board, never backwards. */
   advanceCurrent(release: ReleaseRef): Promise<boolean>;
-  getCurrent(channel: string, board: string): Promise<MirrorCurrent | undefined>;
+  getCurrent(stream: StreamRef): Promise<MirrorCurrent | undefined>;
   /**
    * A short lease per channel and board that serialises writes of the store's `current/` files, so an older
    * finalize cannot write its file after a newer one. True if `holder` now holds it.
    */
-  acquireCurrentSync(channel: string, board: string, holder: string, leaseSeconds: number): Promise<boolean>;
-  releaseCurrentSync(channel: string, board: string, holder: string): Promise<void>;
+  acquireCurrentSync(stream: StreamRef, holder: string, leaseSeconds: number): Promise<boolean>;
+  releaseCurrentSync(stream: StreamRef, holder: string): Promise<void>;
 }
 
 const syncLease = ledgerLeases.currentSync;
@@ -24,8 +24,9 @@ export function currentLedger(table: LedgerTable): CurrentLedger {
     advanceCurrent(release) {
       const versionKey = versionSortKey(release.version);
       const item = {
-        ...ledgerItems.current(release.channel, release.board),
+        ...ledgerItems.current(release),
         [ledgerKindAttribute]: 'current',
+        source: release.source,
         channel: release.channel,
         board: release.board,
         version: release.version,
@@ -39,16 +40,16 @@ export function currentLedger(table: LedgerTable): CurrentLedger {
       });
     },
 
-    async getCurrent(channel, board) {
-      const item = await table.get('get current', ledgerItems.current(channel, board));
+    async getCurrent(stream) {
+      const item = await table.get('get current', ledgerItems.current(stream));
       return item === undefined ? undefined : strip<MirrorCurrent>(item);
     },
 
-    async acquireCurrentSync(channel, board, holder, leaseSeconds) {
+    async acquireCurrentSync(stream, holder, leaseSeconds) {
       const taken = await takeLease(
         table,
         'acquire current sync',
-        ledgerItems.currentSync(channel, board),
+        ledgerItems.currentSync(stream),
         { ...syncLease, holder, seconds: leaseSeconds },
         {
           set: ['#kind = :kind'],
@@ -59,8 +60,8 @@ export function currentLedger(table: LedgerTable): CurrentLedger {
       return taken !== undefined;
     },
 
-    async releaseCurrentSync(channel, board, holder) {
-      await endLease(table, 'release current sync', ledgerItems.currentSync(channel, board), {
+    async releaseCurrentSync(stream, holder) {
+      await endLease(table, 'release current sync', ledgerItems.currentSync(stream), {
         ...syncLease,
         holder,
       });

@@ -1,31 +1,32 @@
 import { type LedgerTable, strip } from './access.ts';
-import type { PollState } from './records.ts';
+import type { PollState, StreamRef } from './records.ts';
 import {
   ledgerKeySchema as k,
   ledgerIndex,
   ledgerIndexEntry,
   ledgerItems,
   ledgerKindAttribute,
+  streamKey,
 } from './table.ts';
 
-/** What the poller last saw upstream per channel and board, so an unchanged upstream costs one small request. */
+/** What the poller last saw upstream per source, channel and board, so an unchanged upstream costs one small request. */
 export interface PollLedger {
-  getPollState(channel: string, board: string): Promise<PollState | undefined>;
+  getPollState(stream: StreamRef): Promise<PollState | undefined>;
   savePollState(state: PollState): Promise<void>;
   listPollStates(): Promise<PollState[]>;
 }
 
 export function pollLedger(table: LedgerTable): PollLedger {
   return {
-    async getPollState(channel, board) {
-      const item = await table.get('get poll state', ledgerItems.pollState(channel, board));
+    async getPollState(stream) {
+      const item = await table.get('get poll state', ledgerItems.pollState(stream));
       return item === undefined ? undefined : strip<PollState>(item);
     },
 
     async savePollState(state) {
       await table.put('save poll state', {
-        ...ledgerItems.pollState(state.channel, state.board),
-        ...ledgerIndexEntry(ledgerIndex.pollStates, `${state.channel}#${state.board}`),
+        ...ledgerItems.pollState(state),
+        ...ledgerIndexEntry(ledgerIndex.pollStates, streamKey(state)),
         [ledgerKindAttribute]: 'poll',
         ...state,
       });

@@ -1,6 +1,6 @@
 import { type LedgerTable, partitionKeyName, strip } from './access.ts';
 import { endLease, takeLease } from './lease.ts';
-import type { ReleaseRecord, ReleaseRef } from './records.ts';
+import type { ReleaseRecord, ReleaseRef, StreamRef } from './records.ts';
 import { ledgerKeySchema as k, ledgerIndex, ledgerItems, ledgerKey, ledgerLeases } from './table.ts';
 
 /**
@@ -24,7 +24,7 @@ export interface PruneLedger {
   /** Gives the prune lease back after a failed attempt, so the next run need not wait for it to run out. */
   releasePrune(release: ReleaseRef): Promise<void>;
   /** Releases marked and not yet forgotten, oldest version first; all of them, or one channel (and board). */
-  listPruning(channel?: string, board?: string): Promise<ReleaseRecord[]>;
+  listPruning(filter?: Partial<StreamRef>): Promise<ReleaseRecord[]>;
   /** Deletes the artifact records of a marked release; returns how many were left to delete. */
   deletePrunedArtifacts(release: ReleaseRef): Promise<number>;
   /** Deletes the marked release's own record, the last trace of it; false if it was not marked (or gone). */
@@ -73,9 +73,10 @@ export function pruneLedger(table: LedgerTable): PruneLedger {
       });
     },
 
-    async listPruning(channel, board) {
-      const prefix =
-        channel === undefined ? '' : board === undefined ? `${channel}#` : `${channel}#${board}#`;
+    async listPruning(filter = {}) {
+      const parts = [filter.source, filter.channel, filter.board];
+      const given = parts.indexOf(undefined);
+      const prefix = (given === -1 ? parts : parts.slice(0, given)).map((part) => `${part}#`).join('');
       const items = await table.query('list pruning', {
         IndexName: k.gsi1Name,
         KeyConditionExpression: prefix === '' ? '#g1pk = :p' : '#g1pk = :p AND begins_with(#g1sk, :prefix)',
@@ -88,7 +89,13 @@ export function pruneLedger(table: LedgerTable): PruneLedger {
           ...(prefix === '' ? {} : { ':prefix': prefix }),
         },
       });
-      return items.map((item) => strip<ReleaseRecord>(item));
+      return items
+        .map((item) => strip<ReleaseRecord>(item))
+        .filter(
+          (r) =>
+            (filter.channel === undefined || r.channel === filter.channel) &&
+            (filter.board === undefined || r.board === filter.board),
+        );
     },
 
     async deletePrunedArtifacts(release) {

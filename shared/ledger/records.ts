@@ -6,9 +6,15 @@
  */
 export type ArtifactState = 'pending' | 'verified' | 'missing' | 'failed_verification' | 'awaiting_trust';
 
-export interface ReleaseRef {
+/** One board of one channel of one source: what is polled, and what has a current version. */
+export interface StreamRef {
+  /** The configured source's name: two sources may both have a `stable` channel. */
+  source: string;
   channel: string;
   board: string;
+}
+
+export interface ReleaseRef extends StreamRef {
   version: string;
 }
 
@@ -86,9 +92,7 @@ export interface ReleaseDetail extends ReleaseRecord {
   artifactStates: ArtifactRecord[];
 }
 
-export interface PollState {
-  channel: string;
-  board: string;
+export interface PollState extends StreamRef {
   etag?: string;
   lastModified?: string;
   lastVersion?: string;
@@ -97,9 +101,7 @@ export interface PollState {
   notPublishedSince?: string;
 }
 
-export interface MirrorCurrent {
-  channel: string;
-  board: string;
+export interface MirrorCurrent extends StreamRef {
   version: string;
   updatedAt: string;
 }

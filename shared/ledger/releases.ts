@@ -1,7 +1,14 @@
 import { type LedgerTable, partitionKeyName, strip } from './access.ts';
 import { openArtifactEntry } from './artifacts.ts';
 import { endLease, takeLease } from './lease.ts';
-import type { ArtifactPlan, ArtifactRecord, ReleaseDetail, ReleaseRecord, ReleaseRef } from './records.ts';
+import type {
+  ArtifactPlan,
+  ArtifactRecord,
+  ReleaseDetail,
+  ReleaseRecord,
+  ReleaseRef,
+  StreamRef,
+} from './records.ts';
 import {
   ledgerKeySchema as k,
   ledgerIndex,
@@ -9,6 +16,7 @@ import {
   ledgerItems,
   ledgerKindAttribute,
   ledgerLeases,
+  streamKey,
 } from './table.ts';
 import { versionSortKey } from './versions.ts';
 
@@ -20,8 +28,11 @@ export interface ReleaseLedger {
   /** Creates the release's artifacts (pending), then claims the release; true for the one caller that did. */
   claimRelease(release: ReleaseRef, artifacts: ArtifactPlan[]): Promise<boolean>;
   getRelease(release: ReleaseRef): Promise<ReleaseDetail | undefined>;
-  /** Claimed releases, oldest version first; a release retention is pruning is not among them. */
-  listReleases(channel?: string, board?: string): Promise<ReleaseRecord[]>;
+  /**
+   * Claimed releases, oldest version first per stream; each part of `filter` given narrows the list. A
+   * release retention is pruning is not among them.
+   */
+  listReleases(filter?: Partial<StreamRef>): Promise<ReleaseRecord[]>;
   /**
    * Hands the finalize to exactly one caller, once every required artifact is verified and every optional
    * one is verified, missing or failed. A release finalized but not yet announced is handed out again.
@@ -51,7 +62,7 @@ export function releaseLedger(table: LedgerTable): ReleaseLedger {
   return {
     claimRelease: (release, artifacts) => claimRelease(table, release, artifacts),
     getRelease: (release) => getRelease(table, release),
-    listReleases: (channel, board) => listReleases(table, channel, board),
+    listReleases: (filter) => listReleases(table, filter ?? {}),
     beginFinalize: (release, leaseSeconds) => beginFinalize(table, release, leaseSeconds),
     completeFinalize: (release) =>
       table.update('complete finalize', ledgerItems.release(release), {
@@ -93,10 +104,7 @@ async function claimRelease(
   }
   const head = {
     ...ledgerItems.release(release),
-    ...ledgerIndexEntry(
-      ledgerIndex.releases,
-      `${release.channel}#${release.board}#${versionSortKey(release.version)}`,
-    ),
+    ...ledgerIndexEntry(ledgerIndex.releases, `${streamKey(release)}#${versionSortKey(release.version)}`),
     [ledgerKindAttribute]: 'release',
     ...release,
     claimedAt: now,
@@ -122,8 +130,12 @@ async function getRelease(table: LedgerTable, release: ReleaseRef): Promise<Rele
   return { ...strip<ReleaseRecord>(head), artifactStates };
 }
 
-async function listReleases(table: LedgerTable, channel?: string, board?: string): Promise<ReleaseRecord[]> {
-  const prefix = channel === undefined ? '' : board === undefined ? `${channel}#` : `${channel}#${board}#`;
+/** The index is queried by the longest given leading part of `source#channel#board`; the rest is filtered. */
+async function listReleases(table: LedgerTable, filter: Partial<StreamRef>): Promise<ReleaseRecord[]> {
+  const parts = [filter.source, filter.channel, filter.board];
+  const given = parts.indexOf(undefined);
+  const leading = (given === -1 ? parts : parts.slice(0, given)) as string[];
+  const prefix = leading.map((part) => `${part}#`).join('');
   const items = await table.query('list releases', {
     IndexName: k.gsi1Name,
     KeyConditionExpression: prefix === '' ? '#g1pk = :r' : '#g1pk = :r AND begins_with(#g1sk, :prefix)',
@@ -136,7 +148,13 @@ async function listReleases(table: LedgerTable, channel?: string, board?: string
       ...(prefix === '' ? {} : { ':prefix': prefix }),
     },
   });
-  return items.map((item) => strip<ReleaseRecord>(item));
+  return items
+    .map((item) => strip<ReleaseRecord>(item))
+    .filter(
+      (r) =>
+        (filter.channel === undefined || r.channel === filter.channel) &&
+        (filter.board === undefined || r.board === filter.board),
+    );
 }
 
 async function beginFinalize(

@@ -59,14 +59,14 @@ export function ledgerIndexEntry(partition: string, sort: string): LedgerKey {
  * when its index attributes are removed.
  */
 export const ledgerIndex = {
-  /** Every claimed release, sorted by `{channel}#{board}#{sortable version}`. */
+  /** Every claimed release, sorted by `{source}#{channel}#{board}#{sortable version}`. */
   releases: 'release',
   /**
    * Releases being pruned, same sort key: a release moves here from `releases` when its prune starts, so
    * no listing shows it while its files go, and the next run finds it to finish.
    */
   pruningReleases: 'release-pruning',
-  /** Every poll state, sorted by `{channel}#{board}`. */
+  /** Every poll state, sorted by `{source}#{channel}#{board}`. */
   pollStates: 'poll',
   /** Artifacts still to do (pending, or missing and required), sorted by `{updatedAt}#...`. */
   openArtifacts: 'open-artifact',
@@ -86,9 +86,13 @@ export const ledgerIndex = {
   updateGroups: 'update-group',
 } as const;
 
-interface ReleaseKeyParts {
+interface StreamKeyParts {
+  source: string;
   channel: string;
   board: string;
+}
+
+interface ReleaseKeyParts extends StreamKeyParts {
   version: string;
 }
 
@@ -108,11 +112,11 @@ export const ledgerItems = {
     ledgerKey(releasePartition(r), `${artifactSortPrefix}${r.artifact}`),
   /** Tells artifact items from the release item in a query of the release partition. */
   isArtifactSortKey: (sk: unknown) => typeof sk === 'string' && sk.startsWith(artifactSortPrefix),
-  pollState: (channel: string, board: string) => ledgerKey(`poll#${channel}#${board}`, 'poll'),
-  /** The mirror's current version of a channel and board. */
-  current: (channel: string, board: string) => ledgerKey(currentPartition(channel, board), 'current'),
-  /** The lease that serialises writes of the store's `current/` files of a channel and board. */
-  currentSync: (channel: string, board: string) => ledgerKey(currentPartition(channel, board), 'sync-lease'),
+  pollState: (s: StreamKeyParts) => ledgerKey(`poll#${streamKey(s)}`, 'poll'),
+  /** The mirror's current version of a source's channel and board. */
+  current: (s: StreamKeyParts) => ledgerKey(`current#${streamKey(s)}`, 'current'),
+  /** The lease that serialises writes of the store's `current/` files of a source's channel and board. */
+  currentSync: (s: StreamKeyParts) => ledgerKey(`current#${streamKey(s)}`, 'sync-lease'),
   keyWarning: (fingerprint: string, day: string) => ledgerKey(`keywarn#${fingerprint}`, day),
   trustAlert: (issuer: string, trustVersion: string) => ledgerKey(`trustalert#${issuer}`, trustVersion),
   /** One item per source address, naming the instance that holds it. */
@@ -169,12 +173,16 @@ export const instanceKeyParts = {
   auditSortPrefix,
 } as const;
 
-function releasePartition(r: ReleaseKeyParts): string {
-  return `rel#${r.channel}#${r.board}#${r.version}`;
+/**
+ * `{source}#{channel}#{board}`: the source comes first, so Flatcar's and CoreOS's `stable` never share an
+ * item. Names are plain (no `#`), so the parts cannot run into each other.
+ */
+export function streamKey(s: StreamKeyParts): string {
+  return `${s.source}#${s.channel}#${s.board}`;
 }
 
-function currentPartition(channel: string, board: string): string {
-  return `current#${channel}#${board}`;
+function releasePartition(r: ReleaseKeyParts): string {
+  return `rel#${streamKey(r)}#${r.version}`;
 }
 
 /** By board and version alone: the update origin's layout has no channel, and neither do its payloads. */

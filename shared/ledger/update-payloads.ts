@@ -10,6 +10,8 @@ import * as ledgerTable from './table.ts';
 
 const k = ledgerTable.ledgerKeySchema;
 
+import type { StreamRef } from './records.ts';
+
 export type UpdatePayloadState = 'pending' | 'verified' | 'missing' | 'failed_verification';
 
 export interface UpdatePayloadRef {
@@ -22,7 +24,8 @@ export interface UpdatePayloadRef {
 export interface UpdatePayloadItem
   extends UpdatePayloadRef,
     Partial<Omit<UpdatePayloadRecord, keyof UpdatePayloadRef>> {
-  /** The channel whose poll planned it; the alert of a refused payload is raised on it. */
+  /** The source and channel whose poll planned it; the alert of a refused payload is raised on them. */
+  source: string;
   channel: string;
   state: UpdatePayloadState;
   attempts: number;
@@ -44,7 +47,7 @@ export type PayloadAttemptRefusal = 'verified' | 'failed_verification' | 'missin
  */
 export interface UpdatePayloadLedger extends UpdatePayloadLookup {
   /** Plans the payloads of a release; returns the names planned by this call (the ones to send jobs for). */
-  planPayloads(channel: string, board: string, version: string, names: readonly string[]): Promise<string[]>;
+  planPayloads(stream: StreamRef, version: string, names: readonly string[]): Promise<string[]>;
   getPayload(ref: UpdatePayloadRef): Promise<UpdatePayloadItem | undefined>;
   beginPayload(
     ref: UpdatePayloadRef,
@@ -102,7 +105,7 @@ function recordOf(item: UpdatePayloadItem): UpdatePayloadRecord | undefined {
 
 export function updatePayloadLedger(table: LedgerTable): UpdatePayloadLedger {
   return {
-    planPayloads: (channel, board, version, names) => planPayloads(table, channel, { board, version }, names),
+    planPayloads: (stream, version, names) => planPayloads(table, stream, version, names),
     getPayload: (ref) => getPayload(table, ref),
     beginPayload: (ref, leaseSeconds) => beginPayload(table, ref, leaseSeconds),
     endPayloadAttempt: (ref, error) => endPayloadAttempt(table, ref, error),
@@ -124,11 +127,12 @@ const nowIso = (table: LedgerTable) => table.clock().toISOString();
 
 async function planPayloads(
   table: LedgerTable,
-  channel: string,
-  release: { board: string; version: string },
+  stream: StreamRef,
+  version: string,
   names: readonly string[],
 ): Promise<string[]> {
   const now = nowIso(table);
+  const release = { board: stream.board, version };
   const planned: string[] = [];
   for (const name of names) {
     const ref = { ...release, name };
@@ -139,7 +143,8 @@ async function planPayloads(
         ...ledgerTable.ledgerIndexEntry(ledgerTable.ledgerIndex.openUpdatePayloads, openSortKey(now, ref)),
         [ledgerTable.ledgerKindAttribute]: 'update-payload',
         ...ref,
-        channel,
+        source: stream.source,
+        channel: stream.channel,
         state: 'pending',
         attempts: 0,
         plannedAt: now,

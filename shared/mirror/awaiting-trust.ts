@@ -10,7 +10,13 @@ export function uploadAdvice(issuer: string, location: string): string {
 }
 
 function refOf(job: MirrorJob): ArtifactRef {
-  return { channel: job.channel, board: job.board, version: job.version, artifact: job.artifact };
+  return {
+    source: job.source,
+    channel: job.channel,
+    board: job.board,
+    version: job.version,
+    artifact: job.artifact,
+  };
 }
 
 /**
@@ -29,6 +35,7 @@ export async function alertAwaitingTrust(
   try {
     await deps.notifier.publish({
       event: 'signing_key.unknown',
+      source: job.source,
       channel: job.channel,
       board: job.board,
       version: job.version,

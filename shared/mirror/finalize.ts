@@ -2,10 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CldistConfig } from '../config.ts';
 import { describeError, TransientError } from '../errors.ts';
-import type { ArtifactRecord, ReleaseDetail, ReleaseRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
+import type {
+  ArtifactRecord,
+  ReleaseDetail,
+  ReleaseRef,
+  StreamRef,
+  VerifiedArtifactFacts,
+} from '../ledger/ledger.ts';
 import { recordAfterPublish } from '../notify/record-after-publish.ts';
 import { parseDigests } from '../release/digests.ts';
-import { currentStoreKey, storeKey } from '../release/layout.ts';
+import { currentStoreKey, sourceNamed, storeKey } from '../release/layout.ts';
 import { retainAfterAnnounce } from '../retention/run.ts';
 import { alertOnce } from './alerts.ts';
 import { defaultLeaseSeconds, type MirrorDeps } from './deps.ts';
@@ -20,6 +26,7 @@ const maxCurrentSyncRounds = 5;
 
 /** The per-release manifest, written before `current/` moves so subscribers can check every byte. */
 export interface ReleaseManifest {
+  source: string;
   channel: string;
   board: string;
   version: string;
@@ -41,6 +48,7 @@ export interface FinalizeResult {
 
 function manifestFor(detail: ReleaseDetail, finalizedAt: string): ReleaseManifest {
   const manifest: ReleaseManifest = {
+    source: detail.source,
     channel: detail.channel,
     board: detail.board,
     version: detail.version,
@@ -71,14 +79,20 @@ function manifestFor(detail: ReleaseDetail, finalizedAt: string): ReleaseManifes
 }
 
 /** Every verified `X.DIGESTS` is read back from the store and its SHA512 lines held against our hashes. */
-async function findDigestMismatches(detail: ReleaseDetail, deps: MirrorDeps): Promise<ArtifactRecord[]> {
+async function findDigestMismatches(
+  detail: ReleaseDetail,
+  mirrorPath: string,
+  deps: MirrorDeps,
+): Promise<ArtifactRecord[]> {
   const verified = new Map(
     detail.artifactStates.filter((a) => a.state === 'verified').map((a) => [a.artifact, a] as const),
   );
   const mismatches = new Map<string, ArtifactRecord>();
   for (const digestsName of verified.keys()) {
     if (!digestsName.endsWith('.DIGESTS')) continue;
-    const body = await deps.store.get(storeKey(detail.channel, detail.board, detail.version, digestsName));
+    const body = await deps.store.get(
+      storeKey(mirrorPath, detail.channel, detail.board, detail.version, digestsName),
+    );
     if (body === undefined) continue;
     const listed = parseDigests(new TextDecoder().decode(body));
     for (const [name, sha512] of listed) {
@@ -89,9 +103,14 @@ async function findDigestMismatches(detail: ReleaseDetail, deps: MirrorDeps): Pr
   return [...mismatches.values()];
 }
 
-async function refuseMismatches(detail: ReleaseDetail, mismatches: ArtifactRecord[], deps: MirrorDeps) {
+async function refuseMismatches(
+  detail: ReleaseDetail,
+  mismatches: ArtifactRecord[],
+  mirrorPath: string,
+  deps: MirrorDeps,
+) {
   for (const record of mismatches) {
-    const key = storeKey(detail.channel, detail.board, detail.version, record.artifact);
+    const key = storeKey(mirrorPath, detail.channel, detail.board, detail.version, record.artifact);
     await deps.store.delete(key);
     await deps.store.delete(`${key}.sig`);
     const message = 'sha512 differs from the release DIGESTS';
@@ -101,6 +120,7 @@ async function refuseMismatches(detail: ReleaseDetail, mismatches: ArtifactRecor
       'failed_verification',
       () => ({
         event: 'artifact.verification_failed',
+        source: detail.source,
         channel: detail.channel,
         board: detail.board,
         version: detail.version,
@@ -114,9 +134,9 @@ async function refuseMismatches(detail: ReleaseDetail, mismatches: ArtifactRecor
   }
 }
 
-async function copyVersionFile(from: ReleaseRef, deps: MirrorDeps): Promise<void> {
-  const source = storeKey(from.channel, from.board, from.version, versionFileName);
-  const target = currentStoreKey(from.channel, from.board);
+async function copyVersionFile(from: ReleaseRef, mirrorPath: string, deps: MirrorDeps): Promise<void> {
+  const source = storeKey(mirrorPath, from.channel, from.board, from.version, versionFileName);
+  const target = currentStoreKey(mirrorPath, from.channel, from.board);
   const [body, signature, present] = await Promise.all([
     deps.store.get(source),
     deps.store.get(`${source}.sig`),
@@ -132,7 +152,7 @@ async function copyVersionFile(from: ReleaseRef, deps: MirrorDeps): Promise<void
 
 async function acquireCurrentSync(ref: ReleaseRef, holder: string, deps: MirrorDeps): Promise<boolean> {
   for (const wait of [...currentSyncBackoffMs, undefined]) {
-    if (await deps.ledger.acquireCurrentSync(ref.channel, ref.board, holder, currentSyncLeaseSeconds)) {
+    if (await deps.ledger.acquireCurrentSync(streamOf(ref), holder, currentSyncLeaseSeconds)) {
       return true;
     }
     if (wait !== undefined) await delay(wait);
@@ -147,7 +167,11 @@ async function acquireCurrentSync(ref: ReleaseRef, holder: string, deps: MirrorD
  * repeats if it moved: a finalize that could not get the lease relies on that re-read to publish its newer
  * version. If a holder dies while holding the lease, `current/` lags until the next finalize of the channel.
  */
-async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<string | undefined> {
+async function syncCurrentFiles(
+  ref: ReleaseRef,
+  mirrorPath: string,
+  deps: MirrorDeps,
+): Promise<string | undefined> {
   const holder = randomUUID();
   let written: string | undefined;
   for (let round = 0; round < maxCurrentSyncRounds; round++) {
@@ -158,14 +182,14 @@ async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<stri
       return undefined;
     }
     try {
-      const current = await deps.ledger.getCurrent(ref.channel, ref.board);
+      const current = await deps.ledger.getCurrent(streamOf(ref));
       if (current === undefined) return undefined;
-      await copyVersionFile({ channel: ref.channel, board: ref.board, version: current.version }, deps);
+      await copyVersionFile({ ...streamOf(ref), version: current.version }, mirrorPath, deps);
       written = current.version;
     } finally {
-      await deps.ledger.releaseCurrentSync(ref.channel, ref.board, holder);
+      await deps.ledger.releaseCurrentSync(streamOf(ref), holder);
     }
-    if ((await deps.ledger.getCurrent(ref.channel, ref.board))?.version === written) return written;
+    if ((await deps.ledger.getCurrent(streamOf(ref)))?.version === written) return written;
   }
   return written;
 }
@@ -174,14 +198,14 @@ async function syncCurrentFiles(ref: ReleaseRef, deps: MirrorDeps): Promise<stri
  * Moves the mirror's `current/` forward: the ledger decides the winner, and the store follows the ledger.
  * True if this release became current, also when an earlier attempt of this finalize moved the ledger.
  */
-async function advanceCurrent(detail: ReleaseDetail, deps: MirrorDeps): Promise<boolean> {
+async function advanceCurrent(detail: ReleaseDetail, mirrorPath: string, deps: MirrorDeps): Promise<boolean> {
   const versionFile = detail.artifactStates.find((a) => a.artifact === versionFileName);
   if (versionFile?.state !== 'verified') {
     deps.logger.warn('finalize.no_version_file', { ...refOf(detail) });
     return false;
   }
   const moved = await deps.ledger.advanceCurrent(detail);
-  const written = await syncCurrentFiles(detail, deps);
+  const written = await syncCurrentFiles(detail, mirrorPath, deps);
   return moved || written === detail.version;
 }
 
@@ -193,7 +217,11 @@ async function recordAnnounced(ref: ReleaseRef, deps: MirrorDeps): Promise<void>
 }
 
 function refOf(release: ReleaseRef): ReleaseRef {
-  return { channel: release.channel, board: release.board, version: release.version };
+  return { ...streamOf(release), version: release.version };
+}
+
+function streamOf(release: StreamRef): StreamRef {
+  return { source: release.source, channel: release.channel, board: release.board };
 }
 
 /**
@@ -211,15 +239,16 @@ export async function finalizeIfDone(
   config: CldistConfig,
 ): Promise<FinalizeResult> {
   const ref = refOf(release);
+  const { mirrorPath } = sourceNamed(config.sources, ref.source);
   const detail = await deps.ledger.beginFinalize(ref, deps.leaseSeconds ?? defaultLeaseSeconds);
   if (detail === undefined) return { finalized: false };
   let finalizedAt = detail.finalizedAt;
   let currentAdvanced: boolean;
   try {
     if (finalizedAt === undefined) {
-      const mismatches = await findDigestMismatches(detail, deps);
+      const mismatches = await findDigestMismatches(detail, mirrorPath, deps);
       if (mismatches.length > 0) {
-        await refuseMismatches(detail, mismatches, deps);
+        await refuseMismatches(detail, mismatches, mirrorPath, deps);
         await deps.ledger.abandonFinalize(ref);
         const retried = await finalizeIfDone(release, deps, config);
         return { ...retried, digestMismatches: mismatches.map((m) => m.artifact) };
@@ -227,17 +256,17 @@ export async function finalizeIfDone(
       finalizedAt = deps.clock().toISOString();
       const manifest = manifestFor(detail, finalizedAt);
       await deps.store.put(
-        storeKey(ref.channel, ref.board, ref.version, 'release.json'),
+        storeKey(mirrorPath, ref.channel, ref.board, ref.version, 'release.json'),
         `${JSON.stringify(manifest, null, 2)}\n`,
         { contentType: 'application/json' },
       );
-      currentAdvanced = await advanceCurrent(detail, deps);
+      currentAdvanced = await advanceCurrent(detail, mirrorPath, deps);
       if (!(await deps.ledger.completeFinalize(ref))) {
         deps.logger.warn('finalize.lost_race', { ...ref });
         return { finalized: false };
       }
     } else {
-      currentAdvanced = (await deps.ledger.getCurrent(ref.channel, ref.board))?.version === ref.version;
+      currentAdvanced = (await deps.ledger.getCurrent(streamOf(ref)))?.version === ref.version;
     }
     const manifest = manifestFor(detail, finalizedAt);
     await deps.notifier.publish({
@@ -249,7 +278,7 @@ export async function finalizeIfDone(
         missing: manifest.missing,
         failedVerification: manifest.failedVerification,
         currentAdvanced,
-        manifestKey: storeKey(ref.channel, ref.board, ref.version, 'release.json'),
+        manifestKey: storeKey(mirrorPath, ref.channel, ref.board, ref.version, 'release.json'),
       },
     });
   } catch (error) {

@@ -1,9 +1,10 @@
-import type { ChannelConfig, CldistConfig } from '../config.ts';
-import { describeError } from '../errors.ts';
+import type { CldistConfig } from '../config.ts';
+import { findChannel, pollTargets, type SourceTarget } from '../config-sources.ts';
+import { describeError, PermanentError } from '../errors.ts';
 import { conditionalGet, NotFoundError } from '../http/fetch.ts';
-import type { ArtifactPlan, ArtifactRecord, PollState } from '../ledger/ledger.ts';
+import type { ArtifactPlan, ArtifactRecord, PollState, StreamRef } from '../ledger/ledger.ts';
 import type { MirrorJob } from '../messages.ts';
-import { artifactUrls, channelBaseUrl, currentVersionUrl } from '../release/layout.ts';
+import { artifactUrls, channelOrigin, currentVersionUrl } from '../release/layout.ts';
 import { parseVersionFile } from '../release/version-file.ts';
 import { runRetention } from '../retention/run.ts';
 import { metricNames } from '../telemetry-names.ts';
@@ -33,6 +34,7 @@ export type PollOutcome =
   | 'error';
 
 export interface ChannelPollResult {
+  source: string;
   channel: string;
   board: string;
   outcome: PollOutcome;
@@ -64,11 +66,12 @@ const stalledPerRun = 200;
 /** How far back the finalize sweep looks; a release stranded longer than this needs an operator. */
 const strandedWindowDays = 7;
 
-function jobFor(channel: string, board: string, version: string, plan: ArtifactPlan): MirrorJob {
+function jobFor(stream: StreamRef, version: string, plan: ArtifactPlan): MirrorJob {
   return {
     v: 1,
-    channel,
-    board,
+    source: stream.source,
+    channel: stream.channel,
+    board: stream.board,
     version,
     artifact: plan.name,
     url: plan.url,
@@ -77,13 +80,13 @@ function jobFor(channel: string, board: string, version: string, plan: ArtifactP
 }
 
 /**
- * Warns once per channel and board, when it goes from published (or never polled) to not published; the
+ * Warns once per source, channel and board, when it goes from published (or never polled) to not published; the
  * poll state remembers since when, so later polls and restarts stay quiet until it has been published
  * again (a successful poll writes the state without the mark). Two pollers racing on the first 404 may
  * both warn: a duplicate warning costs less than a conditional write on every poll.
  */
 async function notPublished(
-  base: { channel: string; board: string },
+  base: StreamRef,
   url: string,
   previous: PollState | undefined,
   deps: MirrorDeps,
@@ -102,28 +105,41 @@ async function notPublished(
   return { ...base, outcome: 'not-published' };
 }
 
+/** The version file names its release with the source's key: a CoreOS file on a Flatcar source is refused. */
+function releaseVersion(body: Uint8Array | string, target: SourceTarget, config: CldistConfig): string {
+  const parsed = parseVersionFile(body, config.limits.maxVersionFileBytes);
+  const key = `${parsed.prefix}_VERSION_ID`;
+  if (key !== target.source.versionKey) {
+    throw new PermanentError(
+      'version-key-mismatch',
+      `version.txt names its release with ${key}, but source "${target.source.name}" expects ${target.source.versionKey}; fix the source's versionKey or baseUrl`,
+    );
+  }
+  return parsed.version;
+}
+
 async function pollOne(
-  channel: ChannelConfig,
-  board: string,
+  target: SourceTarget,
   deps: MirrorDeps,
   config: CldistConfig,
 ): Promise<ChannelPollResult> {
-  const base = { channel: channel.name, board };
-  const previous = await deps.ledger.getPollState(channel.name, board);
-  const url = currentVersionUrl(channel, board);
+  const { source, channel, board } = target;
+  const base: StreamRef = { source: source.name, channel: channel.name, board };
+  const previous = await deps.ledger.getPollState(base);
+  const url = currentVersionUrl(source, channel, board);
   const answer = await conditionalGet(url, {
     etag: previous?.etag,
     lastModified: previous?.lastModified,
     maxBytes: config.limits.maxVersionFileBytes,
     timeoutMs: config.limits.requestTimeoutSeconds * 1000,
-    allowedOrigins: [new URL(channelBaseUrl(channel)).origin],
+    allowedOrigins: [channelOrigin(source, channel, board)],
   }).catch((error: unknown) => {
     if (error instanceof NotFoundError) return { status: 'not-published' as const };
     throw error;
   });
   if (answer.status === 'not-published') return notPublished(base, url, previous, deps);
   if (answer.status === 'unchanged') return { ...base, outcome: 'unchanged', version: previous?.lastVersion };
-  const { version } = parseVersionFile(answer.body, config.limits.maxVersionFileBytes);
+  const version = releaseVersion(answer.body, target, config);
   if (
     previous !== undefined &&
     previous.lastVersion === version &&
@@ -133,10 +149,10 @@ async function pollOne(
     return { ...base, outcome: 'unchanged', version };
   }
   const release = { ...base, version };
-  const plans: ArtifactPlan[] = config.artifacts.map((artifact) => ({
+  const plans: ArtifactPlan[] = source.artifacts.map((artifact) => ({
     name: artifact.name,
     required: artifact.required,
-    ...artifactUrls(channel, board, version, artifact.name),
+    ...artifactUrls(source, channel, board, version, artifact.name),
   }));
   let outcome: PollOutcome = 'seen';
   let jobsSent = 0;
@@ -150,10 +166,7 @@ async function pollOne(
       planFailure = { error };
       return [];
     });
-    const jobs = [
-      ...(claimed ? plans.map((plan) => jobFor(channel.name, board, version, plan)) : []),
-      ...payloadJobs,
-    ];
+    const jobs = [...(claimed ? plans.map((plan) => jobFor(base, version, plan)) : []), ...payloadJobs];
     if (jobs.length > 0) await deps.jobs.sendJobs(jobs);
     jobsSent = jobs.length;
     if (claimed) deps.logger.info('release.detected', { ...release, jobs: jobsSent });
@@ -175,16 +188,16 @@ export function stallCutoff(deps: Pick<MirrorDeps, 'clock'>, config: CldistConfi
   return new Date(deps.clock().getTime() - config.schedule.stallAfterMinutes * 60_000);
 }
 
-/** The job for an artifact the ledger already knows; undefined when its channel left the config. */
+/** The job for an artifact the ledger already knows; undefined when its source or channel left the config. */
 function resendJob(config: CldistConfig, record: ArtifactRecord): MirrorJob | undefined {
-  const channel = config.channels.find((c) => c.name === record.channel);
-  if (channel === undefined) return undefined;
-  const urls = artifactUrls(channel, record.board, record.version, record.artifact);
-  return jobFor(record.channel, record.board, record.version, { ...record, ...urls, name: record.artifact });
+  const found = findChannel(config.sources, record.source, record.channel);
+  if (found === undefined) return undefined;
+  const urls = artifactUrls(found.source, found.channel, record.board, record.version, record.artifact);
+  return jobFor(record, record.version, { ...record, ...urls, name: record.artifact });
 }
 
 function jobName(job: MirrorJob): string {
-  return `${job.channel}/${job.board}/${job.version}/${job.artifact}`;
+  return `${job.source}/${job.channel}/${job.board}/${job.version}/${job.artifact}`;
 }
 
 /**
@@ -272,6 +285,7 @@ async function warnExpiringKeys(deps: MirrorDeps, config: CldistConfig): Promise
     deps.logger.warn('keyring.signing_key_expiring', { ...key });
     await deps.notifier.publish({
       event: 'signing_key.expiring',
+      source: '*',
       channel: '*',
       board: '*',
       at: now.toISOString(),
@@ -323,24 +337,20 @@ export async function resendOpenWork(
 }
 
 /**
- * One scheduled run. Every channel and board is polled concurrently and fails on its own: one upstream's
+ * One scheduled run. Every source's channels and boards are polled concurrently and fails on its own: one upstream's
  * 5xx or timeout is reported in its result and never stops the others. A new version is claimed in the
  * ledger before its jobs go out, so two concurrent runs send one set of jobs; if the send fails after the
  * claim, the stalled-artifact sweep of a later run sends them.
  */
 export async function runPoll(deps: MirrorDeps, config: CldistConfig): Promise<PollReport> {
-  const targets = config.channels.flatMap((channel) => config.boards.map((board) => ({ channel, board })));
   const results = await Promise.all(
-    targets.map(({ channel, board }) =>
-      pollOne(channel, board, deps, config).catch((error: unknown): ChannelPollResult => {
+    pollTargets(config.sources).map((target) =>
+      pollOne(target, deps, config).catch((error: unknown): ChannelPollResult => {
         const message = describeError(error);
-        deps.logger.warn('poll.origin_unreachable', {
-          channel: channel.name,
-          board,
-          url: currentVersionUrl(channel, board),
-          cause: message,
-        });
-        return { channel: channel.name, board, outcome: 'error', error: message };
+        const stream = { source: target.source.name, channel: target.channel.name, board: target.board };
+        const url = currentVersionUrl(target.source, target.channel, target.board);
+        deps.logger.warn('poll.origin_unreachable', { ...stream, url, cause: message });
+        return { ...stream, outcome: 'error', error: message };
       }),
     ),
   );

@@ -1,4 +1,5 @@
 import type { CldistConfig } from '../config.ts';
+import { findChannel } from '../config-sources.ts';
 import { PermanentError } from '../errors.ts';
 import type { ArtifactRecord, ArtifactState, Ledger, ReleaseDetail, ReleaseRef } from '../ledger/ledger.ts';
 import type { MirrorJob } from '../messages.ts';
@@ -29,7 +30,7 @@ export interface ReleaseAdminDeps {
 
 export class ReleaseNotFoundError extends PermanentError {
   constructor(ref: ReleaseRef, why = 'was never claimed') {
-    super('release-not-found', `release ${ref.channel}/${ref.board}/${ref.version} ${why}`);
+    super('release-not-found', `release ${ref.source}/${ref.channel}/${ref.board}/${ref.version} ${why}`);
     this.name = 'ReleaseNotFoundError';
   }
 }
@@ -40,7 +41,7 @@ export class ConfirmationRequiredError extends PermanentError {
   constructor(ref: ReleaseRef, artifacts: string[]) {
     super(
       'confirmation-required',
-      `${artifacts.join(', ')} of ${ref.channel}/${ref.board}/${ref.version} failed verification for good; confirm to fetch and verify again`,
+      `${artifacts.join(', ')} of ${ref.source}/${ref.channel}/${ref.board}/${ref.version} failed verification for good; confirm to fetch and verify again`,
     );
     this.name = 'ConfirmationRequiredError';
     this.artifacts = artifacts;
@@ -49,6 +50,7 @@ export class ConfirmationRequiredError extends PermanentError {
 
 function summary(detail: ReleaseDetail): ReleaseSummary {
   return {
+    source: detail.source,
     channel: detail.channel,
     board: detail.board,
     version: detail.version,
@@ -71,17 +73,19 @@ function summary(detail: ReleaseDetail): ReleaseSummary {
 }
 
 /**
- * Every claimed release with its state, oldest first per channel and board; `state` narrows the list.
- * Releases retention is deleting are listed only for `state: 'pruning'`: they are no longer in the mirror.
+ * Every claimed release with its state, oldest first per source, channel and board; `state` narrows the
+ * list. Releases retention is deleting are listed only for `state: 'pruning'`: they are no longer in the
+ * mirror.
  */
 export async function listReleaseSummaries(
-  filter: { state?: ReleaseState; channel?: string; board?: string },
+  filter: { state?: ReleaseState; source?: string; channel?: string; board?: string },
   deps: Pick<ReleaseAdminDeps, 'ledger'>,
 ): Promise<ReleaseSummary[]> {
+  const { state: _state, ...stream } = filter;
   const records =
     filter.state === 'pruning'
-      ? await deps.ledger.listPruning(filter.channel, filter.board)
-      : await deps.ledger.listReleases(filter.channel, filter.board);
+      ? await deps.ledger.listPruning(stream)
+      : await deps.ledger.listReleases(stream);
   const out: ReleaseSummary[] = [];
   for (const record of records) {
     const detail = await deps.ledger.getRelease(record);
@@ -101,13 +105,13 @@ export interface RetryResult {
 const retriable: ArtifactState[] = ['missing', 'awaiting_trust'];
 
 function jobOf(ref: ReleaseRef, record: ArtifactRecord, config: CldistConfig): MirrorJob | undefined {
-  const channel = config.channels.find((c) => c.name === ref.channel);
-  if (channel === undefined) return undefined;
+  const found = findChannel(config.sources, ref.source, ref.channel);
+  if (found === undefined) return undefined;
   return {
     v: 1,
     ...ref,
     artifact: record.artifact,
-    ...artifactUrls(channel, ref.board, ref.version, record.artifact),
+    ...artifactUrls(found.source, found.channel, ref.board, ref.version, record.artifact),
   };
 }
 

@@ -172,7 +172,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
         : createSnsNotifier(needClient(clients.sns, 'an SNS client', 'topicArn'), resources.topicArn),
     jobs: queue === undefined ? noJobQueue : createSqsJobQueue(queue.sqs, queue.url),
     signatures: trustedChecker(trust),
-    pinned: options.pinned ?? featurePins({ profiles, groups: ledger }),
+    pinned: options.pinned ?? featurePins({ profiles, groups: ledger, sources: config.sources }),
     clock,
     logger,
     ...(config.update === undefined ? {} : { updateKeys: loadUpdatePayloadKeys(config.update.payloadKeys) }),

@@ -12,7 +12,8 @@ const plainName = z
 export const updatePayloadJobSchema = z.strictObject({
   v: z.literal(1),
   kind: z.literal('update-payload'),
-  /** The channel whose poll found the release: its alerts are raised on it. */
+  /** The source and channel whose poll found the release: its alerts are raised on them. */
+  source: plainName,
   channel: plainName,
   board: plainName,
   version: z.string().max(64).regex(versionPattern, 'a version of digits and dots'),

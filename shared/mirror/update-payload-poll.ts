@@ -1,21 +1,18 @@
 import type { CldistConfig, UpdateConfig } from '../config.ts';
-import type { ReleaseRef, UpdatePayloadItem } from '../ledger/ledger.ts';
+import { findChannel } from '../config-sources.ts';
+import type { ReleaseRef, StreamRef, UpdatePayloadItem } from '../ledger/ledger.ts';
 import { configuredPayloads, updatePayloadUrl } from '../update/origin.ts';
 import type { MirrorDeps } from './deps.ts';
 import type { UpdatePayloadJob } from './update-payload-job.ts';
 
 const stalledPerRun = 200;
 
-function jobOf(
-  update: UpdateConfig,
-  channel: string,
-  board: string,
-  version: string,
-  name: string,
-): UpdatePayloadJob {
+function jobOf(update: UpdateConfig, stream: StreamRef, version: string, name: string): UpdatePayloadJob {
+  const { source, channel, board } = stream;
   return {
     v: 1,
     kind: 'update-payload',
+    source,
     channel,
     board,
     version,
@@ -36,17 +33,19 @@ export async function planUpdatePayloadJobs(
 ): Promise<UpdatePayloadJob[]> {
   const update = config.update;
   if (update === undefined) return [];
-  const { channel, board, version } = release;
-  const planned = await deps.ledger.planPayloads(channel, board, version, configuredPayloads(update));
-  return planned.map((name) => jobOf(update, channel, board, version, name));
+  const { source, channel, board, version } = release;
+  const stream = { source, channel, board };
+  const planned = await deps.ledger.planPayloads(stream, version, configuredPayloads(update));
+  return planned.map((name) => jobOf(update, stream, version, name));
 }
 
 /** The job for a planned payload, with URLs from the current config; none once it left the config. */
 function resendJob(config: CldistConfig, item: UpdatePayloadItem): UpdatePayloadJob | undefined {
   const update = config.update;
   if (update === undefined || !configuredPayloads(update).includes(item.name)) return undefined;
-  if (!config.channels.some((channel) => channel.name === item.channel)) return undefined;
-  return jobOf(update, item.channel, item.board, item.version, item.name);
+  if (findChannel(config.sources, item.source, item.channel) === undefined) return undefined;
+  const { source, channel, board } = item;
+  return jobOf(update, { source, channel, board }, item.version, item.name);
 }
 
 /**
@@ -80,15 +79,15 @@ export async function resendStalledPayloads(
  * payload already planned costs one refused conditional write; one planned here gets its job.
  */
 export async function planPayloadsOfCurrent(
-  current: readonly { channel: string; board: string; version?: string }[],
+  current: readonly (StreamRef & { version?: string })[],
   deps: Pick<MirrorDeps, 'ledger' | 'jobs' | 'logger'>,
   config: CldistConfig,
 ): Promise<number> {
   if (config.update === undefined) return 0;
   const jobs: UpdatePayloadJob[] = [];
-  for (const { channel, board, version } of current) {
+  for (const { source, channel, board, version } of current) {
     if (version !== undefined)
-      jobs.push(...(await planUpdatePayloadJobs({ channel, board, version }, deps, config)));
+      jobs.push(...(await planUpdatePayloadJobs({ source, channel, board, version }, deps, config)));
   }
   if (jobs.length > 0) {
     await deps.jobs.sendJobs(jobs);

@@ -1,5 +1,6 @@
 import type { CldistConfig } from '../config.ts';
-import { ConfigError, PermanentError, TransientError } from '../errors.ts';
+import { findChannel } from '../config-sources.ts';
+import { ConfigError, describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
 import type { StagedUpload } from '../store/types.ts';
@@ -52,14 +53,15 @@ export function checkPayloadJob(job: UpdatePayloadJob, config: CldistConfig): st
       `job names update payload ${job.name}, which is not in update.payloads`,
     );
   }
-  if (!config.boards.includes(job.board)) {
-    throw new PermanentError('unknown-board', `job names board ${job.board}, which is not configured`);
-  }
-  if (!config.channels.some((channel) => channel.name === job.channel)) {
+  const found = findChannel(config.sources, job.source, job.channel);
+  if (found === undefined) {
     throw new PermanentError(
       'unknown-channel',
-      `job names channel "${job.channel}", which is not configured`,
+      `job names channel "${job.channel}" of source "${job.source}", which is not configured`,
     );
+  }
+  if (!found.channel.boards.includes(job.board)) {
+    throw new PermanentError('unknown-board', `job names board ${job.board}, which is not configured`);
   }
   const expected = updatePayloadUrl(update, job.board, job.version, job.name);
   if (job.url !== expected) {

@@ -40,6 +40,7 @@ function refOf(job: UpdatePayloadJob): UpdatePayloadRef {
 function refusedEvent(job: UpdatePayloadJob, reason: string, message: string, at: Date): CldistEvent {
   return {
     event: 'artifact.verification_failed',
+    source: job.source,
     channel: job.channel,
     board: job.board,
     version: job.version,

@@ -1,10 +1,11 @@
-import type { CldistConfig } from '../config.ts';
+import type { CldistConfig, SourceConfig } from '../config.ts';
+import { findChannel } from '../config-sources.ts';
 import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
-import type { ArtifactRef, AttemptRefusal, VerifiedArtifactFacts } from '../ledger/ledger.ts';
+import type { ArtifactRef, AttemptRefusal, ReleaseRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
 import type { CldistEvent, MirrorJob } from '../messages.ts';
-import { artifactUrls, channelBaseUrl, storeKey } from '../release/layout.ts';
+import { artifactUrls, channelOrigin, sourceNamed, storeKey } from '../release/layout.ts';
 import type { StagedUpload } from '../store/types.ts';
 import { SignatureError } from '../verify/types.ts';
 import { abandonTransfer } from './abandon-transfer.ts';
@@ -42,29 +43,43 @@ export interface MirrorOptions {
 }
 
 function refOf(job: MirrorJob): ArtifactRef {
-  return { channel: job.channel, board: job.board, version: job.version, artifact: job.artifact };
+  return { ...releaseOf(job), artifact: job.artifact };
+}
+
+function releaseOf(job: MirrorJob): ReleaseRef {
+  return { source: job.source, channel: job.channel, board: job.board, version: job.version };
 }
 
 /**
- * A job names its URLs, but they must be the ones the configured channel gives for that artifact: a forged or
- * stale message can never steer the worker to another server.
+ * A job names its URLs, but they must be the ones the configured source and channel give for that artifact:
+ * a forged or stale message can never steer the worker to another server.
  */
 function checkJob(job: MirrorJob, config: CldistConfig): string[] {
-  const channel = config.channels.find((c) => c.name === job.channel);
-  if (channel === undefined) {
+  const found = findChannel(config.sources, job.source, job.channel);
+  if (found === undefined) {
     throw new PermanentError(
       'unknown-channel',
-      `job names channel "${job.channel}", which is not configured`,
+      `job names channel "${job.channel}" of source "${job.source}", which is not configured`,
     );
   }
-  const expected = artifactUrls(channel, job.board, job.version, job.artifact);
+  const { source, channel } = found;
+  const expected = artifactUrls(source, channel, job.board, job.version, job.artifact);
   if (expected.url !== job.url || expected.signatureUrl !== job.signatureUrl) {
     throw new PermanentError(
       'unexpected-url',
       `job URL ${job.url} is not ${expected.url}, the configured location of ${job.artifact}`,
     );
   }
-  return [new URL(channelBaseUrl(channel)).origin];
+  return [channelOrigin(source, channel, job.board)];
+}
+
+/** A source that names its keys accepts only those, although the keyring trusts others (another source's). */
+function checkSourceKey(source: SourceConfig, primaryFingerprint: string): void {
+  if (source.keys === undefined || source.keys.includes(primaryFingerprint.toUpperCase())) return;
+  throw new SignatureError(
+    'untrusted-key',
+    `signed by ${primaryFingerprint}, a trusted key but not one of source "${source.name}"'s keys (${source.keys.join(', ')})`,
+  );
 }
 
 export type TransferDeps = Pick<MirrorDeps, 'store' | 'signatures' | 'clock' | 'logger' | 'chunkSize'>;
@@ -94,7 +109,8 @@ export async function transferArtifact(
       `${job.url} is ${expectedBytes} bytes, over limits.maxArtifactBytes (${limits.maxArtifactBytes})`,
     );
   }
-  const key = storeKey(job.channel, job.board, job.version, job.artifact);
+  const source = sourceNamed(config.sources, job.source);
+  const key = storeKey(source.mirrorPath, job.channel, job.board, job.version, job.artifact);
   let upload: StagedUpload | undefined;
   let committed = false;
   try {
@@ -118,6 +134,7 @@ export async function transferArtifact(
       maxClockSkewSeconds: config.keyring.maxClockSkewSeconds,
       ...(expectedBytes === undefined ? {} : { expectedBytes }),
     });
+    checkSourceKey(source, verified.primaryKeyFingerprint);
     if (expectedBytes !== undefined && bytes !== expectedBytes) {
       throw new TransientError('truncated', `${job.url}: got ${bytes} of ${expectedBytes} bytes`);
     }
@@ -191,6 +208,7 @@ async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorD
     'missing',
     () => ({
       event: 'artifact.missing',
+      source: job.source,
       channel: job.channel,
       board: job.board,
       version: job.version,
@@ -205,6 +223,7 @@ async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorD
 function verificationFailedEvent(job: MirrorJob, reason: string, message: string, deps: MirrorDeps) {
   return (): CldistEvent => ({
     event: 'artifact.verification_failed',
+    source: job.source,
     channel: job.channel,
     board: job.board,
     version: job.version,
@@ -238,7 +257,7 @@ async function notStarted(
   config: CldistConfig,
 ): Promise<MirrorResult> {
   const ref = refOf(job);
-  const release = { channel: job.channel, board: job.board, version: job.version };
+  const release = releaseOf(job);
   switch (reason) {
     case 'verified':
       return { outcome: 'already-verified', finalize: await finalizeIfDone(release, deps, config) };
@@ -281,7 +300,7 @@ async function notStarted(
     case 'unknown':
       throw new PermanentError(
         'unknown-release',
-        `release ${job.channel}/${job.board}/${job.version} was never claimed`,
+        `release ${job.source}/${job.channel}/${job.board}/${job.version} was never claimed`,
       );
   }
 }
@@ -305,7 +324,7 @@ export async function mirrorArtifact(
   checkJob(job, config);
   options.signal?.throwIfAborted();
   const ref = refOf(job);
-  const release = { channel: job.channel, board: job.board, version: job.version };
+  const release = releaseOf(job);
   const attempt = await deps.ledger.beginAttempt(ref, deps.leaseSeconds ?? defaultLeaseSeconds);
   if (!attempt.started) return notStarted(attempt.reason, job, deps, config);
   // Sent again after a refusal for an unknown signer: the trust changed since, but this warm function's

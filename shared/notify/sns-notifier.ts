@@ -29,7 +29,7 @@ export function mapSnsError(error: unknown, topicArn: string): Error {
 }
 
 /**
- * Publishes each event as JSON, with `event`, `channel` and `board` copied into message attributes so a
+ * Publishes each event as JSON, with `event`, `source`, `channel` and `board` copied into message attributes so a
  * subscriber's filter policy can pick what it wants without every consumer parsing every body.
  */
 export function createSnsNotifier(sns: SNSClient, topicArn: string): Notifier {
@@ -42,6 +42,7 @@ export function createSnsNotifier(sns: SNSClient, topicArn: string): Notifier {
             Message: JSON.stringify(event),
             MessageAttributes: {
               event: { DataType: 'String', StringValue: event.event },
+              source: { DataType: 'String', StringValue: event.source },
               channel: { DataType: 'String', StringValue: event.channel },
               board: { DataType: 'String', StringValue: event.board },
             },

@@ -43,6 +43,7 @@ function logGiveUp(failure: WebhookGiveUp): void {
       message: 'webhook delivery given up',
       url: redactUrl(failure.url),
       event: failure.event.event,
+      source: failure.event.source,
       channel: failure.event.channel,
       board: failure.event.board,
       attempts: failure.attempts,

@@ -1,4 +1,6 @@
 import type { BootProfile } from '../boot/profiles.ts';
+import type { CldistConfig } from '../config.ts';
+import { sourceOfChannel } from '../config-sources.ts';
 import type { UpdateGroup } from '../update/groups.ts';
 import type { PinnedReleases } from './pinned.ts';
 
@@ -6,6 +8,8 @@ import type { PinnedReleases } from './pinned.ts';
 export interface FeaturePinSources {
   profiles: { listProfiles(): Promise<BootProfile[]> };
   groups: { listGroups(): Promise<UpdateGroup[]> };
+  /** The configured sources: a profile or group names a bare channel, which is the first source's that has it. */
+  sources: CldistConfig['sources'];
 }
 
 /**
@@ -22,16 +26,16 @@ export function featurePins(sources: FeaturePinSources): PinnedReleases {
         sources.profiles.listProfiles(),
         sources.groups.listGroups(),
       ]);
+      const ours = (channel: string) =>
+        channel === stream.channel && sourceOfChannel(sources.sources, channel) === stream.source;
       const byProfile = profiles.some(
         (profile) =>
           profile.version !== 'current' &&
-          profile.channel === stream.channel &&
+          ours(profile.channel) &&
           profile.board === stream.board &&
           profile.version === version,
       );
-      return (
-        byProfile || groups.some((group) => group.channel === stream.channel && group.version === version)
-      );
+      return byProfile || groups.some((group) => ours(group.channel) && group.version === version);
     },
   };
 }

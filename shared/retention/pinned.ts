@@ -1,12 +1,6 @@
-/**
- * One stream of releases: a channel and board (and, where the config names sources, the source). Retention
- * counts and prunes releases per stream.
- */
-export interface ReleaseStream {
-  channel: string;
-  board: string;
-  source?: string;
-}
+import type { StreamRef } from '../ledger/ledger.ts';
+/** One stream of releases: a source's channel and board. Retention counts and prunes releases per stream. */
+export type ReleaseStream = StreamRef;
 
 /**
  * Releases something still depends on, which retention must never delete whatever their age: a bare-metal

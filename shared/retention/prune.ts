@@ -1,8 +1,9 @@
+import type { SourceConfig } from '../config-sources.ts';
 import { PermanentError } from '../errors.ts';
 import type { Ledger, ReleaseRecord, ReleaseRef } from '../ledger/ledger.ts';
 import type { CldistEvent } from '../messages.ts';
 import { recordAfterPublish } from '../notify/record-after-publish.ts';
-import { storeKey } from '../release/layout.ts';
+import { releaseStoreKey } from '../release/layout.ts';
 import { compareVersions } from '../release/version-file.ts';
 import type { ObjectStore } from '../store/types.ts';
 import { noPinnedReleases, type PinnedReleases, type ReleaseStream } from './pinned.ts';
@@ -12,8 +13,9 @@ export const pruneLeaseSeconds = 5 * 60;
 
 type LogMethod = (message: string, ...attributes: Record<string, unknown>[]) => void;
 
-/** What retention touches; the mirror's deps (`MirrorDeps`) fit as they are. */
+/** What retention touches: the mirror's deps (`MirrorDeps`) and the configured sources, for mirror paths. */
 export interface PruneDeps {
+  mirrorSources: SourceConfig[];
   ledger: Pick<
     Ledger,
     | 'listReleases'
@@ -54,7 +56,7 @@ const manifestName = 'release.json';
 const firstToGo = [manifestName, 'version.txt', 'version.txt.sig'];
 
 function refOf(release: ReleaseRef): ReleaseRef {
-  return { channel: release.channel, board: release.board, version: release.version };
+  return { source: release.source, channel: release.channel, board: release.board, version: release.version };
 }
 
 /** A release record as the pruning mark leaves it. */
@@ -65,15 +67,15 @@ interface MarkedRelease extends ReleaseRef {
 
 function markedOf(record: ReleaseRecord): MarkedRelease {
   if (record.pruningSince === undefined || record.pruneKeep === undefined) {
-    const id = `${record.channel}/${record.board}/${record.version}`;
+    const id = `${record.source}/${record.channel}/${record.board}/${record.version}`;
     throw new PermanentError('not-marked', `release ${id} is not marked for pruning; nothing was deleted`);
   }
   return { ...refOf(record), pruningSince: record.pruningSince, pruneKeep: record.pruneKeep };
 }
 
 /** The release's folder in the store, ending in "/": the same layout every writer uses. */
-export function releaseFolder(release: ReleaseRef): string {
-  const manifest = storeKey(release.channel, release.board, release.version, manifestName);
+export function releaseFolder(release: ReleaseRef, sources: SourceConfig[]): string {
+  const manifest = releaseStoreKey(sources, release, manifestName);
   return manifest.slice(0, -manifestName.length);
 }
 
@@ -84,7 +86,7 @@ export function releaseFolder(release: ReleaseRef): string {
  */
 async function finishPrune(record: MarkedRelease, deps: PruneDeps): Promise<void> {
   const ref = refOf(record);
-  const folder = releaseFolder(ref);
+  const folder = releaseFolder(ref, deps.mirrorSources);
   const keys = await deps.store.list(folder);
   const first = firstToGo.map((name) => `${folder}${name}`).filter((key) => keys.includes(key));
   for (const key of [...first, ...keys.filter((key) => !first.includes(key))]) {
@@ -124,7 +126,7 @@ export async function finishPendingPrunes(
   stream: ReleaseStream | undefined,
   deps: PruneDeps,
 ): Promise<string[]> {
-  const pending = await deps.ledger.listPruning(stream?.channel, stream?.board);
+  const pending = await deps.ledger.listPruning(stream ?? {});
   const finished: string[] = [];
   for (const listed of pending) {
     const record = await deps.ledger.claimPrune(refOf(listed), pruneLeaseSeconds);
@@ -147,11 +149,11 @@ export async function finishPendingPrunes(
 export async function pruneReleases(input: PruneInput, deps: PruneDeps): Promise<PruneReport> {
   const { stream, keep } = input;
   const report: PruneReport = { pruned: await finishPendingPrunes(stream, deps), spared: [] };
-  const listed = await deps.ledger.listReleases(stream.channel, stream.board);
+  const listed = await deps.ledger.listReleases(stream);
   const mirrored = listed.filter((r) => r.announcedAt !== undefined && r.pruningSince === undefined);
   const older = mirrored.slice(0, Math.max(0, mirrored.length - keep));
   if (older.length === 0) return report;
-  const current = (await deps.ledger.getCurrent(stream.channel, stream.board))?.version;
+  const current = (await deps.ledger.getCurrent(stream))?.version;
   const pinned = deps.pinned ?? noPinnedReleases;
   for (const release of older) {
     if (current !== undefined && compareVersions(release.version, current) === 0) {

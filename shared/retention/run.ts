@@ -1,4 +1,5 @@
 import type { CldistConfig } from '../config.ts';
+import { findChannel, pollTargets } from '../config-sources.ts';
 import { describeError } from '../errors.ts';
 import type { ReleaseRef } from '../ledger/ledger.ts';
 import type { ReleaseStream } from './pinned.ts';
@@ -9,10 +10,11 @@ import { finishPendingPrunes, type PruneDeps, pruneReleases } from './prune.ts';
  * where the setting lives in the config.
  */
 export function keepReleasesFor(
-  config: Pick<CldistConfig, 'channels'>,
+  config: Pick<CldistConfig, 'sources'>,
   stream: ReleaseStream,
 ): number | undefined {
-  return config.channels.find((channel) => channel.name === stream.channel)?.keepReleases;
+  const found = findChannel(config.sources, stream.source, stream.channel);
+  return found === undefined ? undefined : (found.channel.keepReleases ?? found.source.keepReleases);
 }
 
 /**
@@ -22,10 +24,11 @@ export function keepReleasesFor(
  */
 export async function retainAfterAnnounce(
   release: ReleaseRef,
-  deps: PruneDeps,
-  config: Pick<CldistConfig, 'channels'>,
+  mirrorDeps: Omit<PruneDeps, 'mirrorSources'>,
+  config: Pick<CldistConfig, 'sources'>,
 ): Promise<string[]> {
-  const stream = { channel: release.channel, board: release.board };
+  const deps: PruneDeps = { ...mirrorDeps, mirrorSources: config.sources };
+  const stream = { source: release.source, channel: release.channel, board: release.board };
   const keep = keepReleasesFor(config, stream);
   if (keep === undefined) return [];
   try {
@@ -50,9 +53,10 @@ export interface RetentionReport {
  * count of failures is the poller's `PruneFailures` metric, which alarms when prunes keep failing.
  */
 export async function runRetention(
-  deps: PruneDeps,
-  config: Pick<CldistConfig, 'channels' | 'boards'>,
+  mirrorDeps: Omit<PruneDeps, 'mirrorSources'>,
+  config: Pick<CldistConfig, 'sources'>,
 ): Promise<RetentionReport> {
+  const deps: PruneDeps = { ...mirrorDeps, mirrorSources: config.sources };
   let pruned = 0;
   let failures = 0;
   try {
@@ -61,9 +65,11 @@ export async function runRetention(
     failures++;
     deps.logger.error('retention.prune_failed', { error: describeError(error) });
   }
-  const streams = config.channels.flatMap((channel) =>
-    config.boards.map((board) => ({ channel: channel.name, board })),
-  );
+  const streams = pollTargets(config.sources).map(({ source, channel, board }) => ({
+    source: source.name,
+    channel: channel.name,
+    board,
+  }));
   for (const stream of streams) {
     const keep = keepReleasesFor(config, stream);
     if (keep === undefined) continue;

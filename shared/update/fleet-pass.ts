@@ -1,4 +1,5 @@
 import type { CldistConfig } from '../config.ts';
+import { sourceOfChannel } from '../config-sources.ts';
 import { describeError } from '../errors.ts';
 import type { UpdateFailedRateEvent, UpdateRolledOutEvent } from '../events.ts';
 import type { FleetLedger } from '../ledger/fleet.ts';
@@ -31,10 +32,19 @@ const noticeLeaseSeconds = 120;
 const plainGroup = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /** The notices the fleet's state calls for; whether each already went out is the ledger's to say. */
-export function fleetNotices(tally: FleetTally, at: string, config: CldistConfig['fleet']): FleetNotice[] {
+export function fleetNotices(
+  tally: FleetTally,
+  at: string,
+  config: CldistConfig['fleet'],
+  sources: CldistConfig['sources'] = [],
+): FleetNotice[] {
   const notices: FleetNotice[] = [];
   for (const group of tally.groups.values()) {
-    const base = { channel: group.group, board: group.board };
+    const base = {
+      source: sourceOfChannel(sources, group.group) ?? '*',
+      channel: group.group,
+      board: group.board,
+    };
     const [only, ...others] = [...group.versions.keys()];
     const completed = only === undefined ? 0 : (group.progress.get(only)?.completed ?? 0);
     if (only !== undefined && others.length === 0 && completed > 0 && versionPattern.test(only)) {
@@ -89,7 +99,7 @@ export async function runFleetPass(deps: FleetPassDeps, config: CldistConfig): P
     byStatus: tally.counts.byStatus,
   });
   const sent: FleetNotice[] = [];
-  for (const notice of fleetNotices(tally, at, config.fleet)) {
+  for (const notice of fleetNotices(tally, at, config.fleet, config.sources)) {
     if (!plainGroup.test(notice.channel)) {
       deps.logger.warn('fleet.notice_skipped', {
         event: notice.event,

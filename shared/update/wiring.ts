@@ -1,6 +1,8 @@
+import { channelNames, type SourceConfig, sourceOfChannel } from '../config-sources.ts';
+import type { CurrentLedger } from '../ledger/current.ts';
 import { cachedUpdateSources, noVerifiedPayloads } from './cached-sources.ts';
 import type { FleetRecorder } from './fleet-record.ts';
-import type { ChannelCurrentReader, UpdateGroupStore } from './groups.ts';
+import type { UpdateGroupStore } from './groups.ts';
 import { createOmahaService, type OmahaService } from './omaha-service.ts';
 import type { UpdatePayloadLookup } from './payload-record.ts';
 
@@ -14,7 +16,8 @@ export interface UpdateRouteDeps {
 /** The parts each host (Lambda, `serve`, tests, benchmarks) hands the update service. */
 export interface UpdateServiceParts {
   groups: UpdateGroupStore;
-  current: ChannelCurrentReader;
+  /** The ledger's current pointers; a group's channel is looked up with {@link sourceOfChannel}. */
+  current: Pick<CurrentLedger, 'getCurrent'>;
   /** Verified payload facts; without them no update is ever offered. */
   payloads?: UpdatePayloadLookup;
   /** Told of every check-in; without it check-ins are not recorded. */
@@ -28,7 +31,8 @@ export interface UpdateServiceParts {
 export interface UpdateServiceSettings {
   /** The mirror's public base URL (for example `http://host:8080/mirror`, or the CloudFront URL). */
   mirrorBaseUrl: string;
-  channels: readonly string[];
+  /** The configured sources: their channel names are the default groups. */
+  sources: readonly SourceConfig[];
 }
 
 /** The Omaha endpoint and the group admin routes, over one set of cached readers. */
@@ -39,7 +43,10 @@ export function createUpdateService(
   const sources = cachedUpdateSources(
     {
       getGroup: (name) => parts.groups.getGroup(name),
-      getCurrent: (channel, board) => parts.current.getCurrent(channel, board),
+      getCurrent: async (channel, board) => {
+        const source = sourceOfChannel(settings.sources, channel);
+        return source === undefined ? undefined : parts.current.getCurrent({ source, channel, board });
+      },
       payloads: parts.payloads ?? noVerifiedPayloads,
     },
     parts.cacheTtlMs === undefined ? {} : { ttlMs: parts.cacheTtlMs },
@@ -52,7 +59,7 @@ export function createUpdateService(
       ...(parts.recorder === undefined ? {} : { recorder: parts.recorder }),
       ...(parts.onRecordError === undefined ? {} : { onRecordError: parts.onRecordError }),
     },
-    settings,
+    { mirrorBaseUrl: settings.mirrorBaseUrl, channels: channelNames(settings.sources) },
   );
   return { omaha, groups: parts.groups, clock: parts.clock };
 }

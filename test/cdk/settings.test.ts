@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { contextKeys, loadStackSettings, parseDeploySettings } from '../../cdk/settings.ts';
-import { projectRoot } from '../../shared/config.ts';
+import { parseConfig, projectRoot } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 
 function contextOf(values: Record<string, unknown>): (key: string) => unknown {
@@ -31,7 +31,7 @@ describe('stack settings from context and the shared config file', () => {
     const settings = loadStackSettings(contextOf({ [contextKeys.configFile]: 'site.json' }), dir);
     expect(settings.configSource).toBe('file site.json');
     expect(settings.config.schedule.everyMinutes).toBe(7);
-    expect(settings.config.boards).toEqual(['arm64-usr']);
+    expect(settings.config.sources[0]?.channels[0]?.boards).toEqual(['arm64-usr']);
   });
 
   it('prefers an inline config, as an object from cdk.json or a JSON string from -c', () => {
@@ -54,9 +54,24 @@ describe('stack settings from context and the shared config file', () => {
       contextOf({ [contextKeys.configFile]: 'cldist.config.example.json' }),
       projectRoot,
     );
-    expect(settings.config.boards).toEqual(['amd64-usr', 'arm64-usr']);
-    expect(settings.config.artifacts.filter((a) => !a.required)).toEqual([]);
-    expect(settings.config.artifacts.map((a) => a.name)).toContain('flatcar_production_image.bin.bz2');
+    const [flatcar] = settings.config.sources;
+    expect(flatcar?.channels.map((c) => c.boards)).toEqual([
+      ['amd64-usr', 'arm64-usr'],
+      ['amd64-usr', 'arm64-usr'],
+    ]);
+    expect(flatcar?.artifacts.filter((a) => !a.required)).toEqual([]);
+    expect(flatcar?.artifacts.map((a) => a.name)).toContain('flatcar_production_image.bin.bz2');
+  });
+
+  it('accepts the CoreOS and Flatcar example, and its parsed form passes to the functions unchanged', () => {
+    const settings = loadStackSettings(
+      contextOf({ [contextKeys.configFile]: 'examples/coreos-and-flatcar.json' }),
+      projectRoot,
+    );
+    expect(settings.config.sources.map((s) => s.mirrorPath)).toEqual(['coreos', 'flatcar']);
+    // The functions get the parsed config as JSON and parse it again.
+    const again = parseConfig(JSON.parse(JSON.stringify(settings.config)));
+    expect(again).toEqual(settings.config);
   });
 
   it('refuses an explicitly named config file that does not exist', () => {

@@ -320,7 +320,10 @@ describe('the CDK stack with default settings', () => {
   });
 
   it('serves the release list and retry only to IAM-authorised callers, through the API function', () => {
-    for (const routeKey of ['GET /v1/releases', 'POST /v1/releases/{channel}/{board}/{version}/retry']) {
+    for (const routeKey of [
+      'GET /v1/releases',
+      'POST /v1/releases/{source}/{channel}/{board}/{version}/retry',
+    ]) {
       synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: routeKey,
         AuthorizationType: 'AWS_IAM',

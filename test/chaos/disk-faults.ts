@@ -177,12 +177,12 @@ export async function findLostArtifacts(
 ): Promise<string[]> {
   const lost: string[] = [];
   for (const release of plan.releases) {
-    const ref = { channel: release.channel, board: chaosBoard, version: release.version };
+    const ref = { source: 'flatcar', channel: release.channel, board: chaosBoard, version: release.version };
     const detail = await ledger.getRelease(ref);
     if (detail === undefined) continue;
     for (const artifact of detail.artifactStates) {
       if (artifact.state !== 'verified') continue;
-      const key = storeKey(release.channel, chaosBoard, release.version, artifact.artifact);
+      const key = storeKey('', release.channel, chaosBoard, release.version, artifact.artifact);
       const stored = await store.head(key);
       if (stored === undefined) lost.push(`${key}: verified in the ledger but not in the mirror`);
       else if (artifact.size !== undefined && stored.size !== artifact.size) {
@@ -190,7 +190,7 @@ export async function findLostArtifacts(
       }
     }
     if (detail.finalizedAt !== undefined) {
-      const manifest = storeKey(release.channel, chaosBoard, release.version, 'release.json');
+      const manifest = storeKey('', release.channel, chaosBoard, release.version, 'release.json');
       if ((await store.head(manifest)) === undefined) lost.push(`${manifest}: finalized but missing`);
     }
   }

@@ -1,6 +1,6 @@
 import * as openpgp from 'openpgp';
 import { type RotationKeys, rotationKeys } from '../../local/sim-origin/rotation.ts';
-import type { ArtifactRecord, Ledger } from '../../shared/ledger/ledger.ts';
+import type { ArtifactRecord, Ledger, ReleaseRef } from '../../shared/ledger/ledger.ts';
 import type { CldistEvent } from '../../shared/messages.ts';
 import type { TrustSource } from '../../shared/trust/source.ts';
 import { loadTrustedKeyring, type TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
@@ -118,10 +118,7 @@ export function checkRotation(
 }
 
 /** Every artifact record of the run, for `checkRotation`. */
-export async function allRecords(
-  ledger: Ledger,
-  releases: { channel: string; board: string; version: string }[],
-): Promise<ArtifactRecord[]> {
+export async function allRecords(ledger: Ledger, releases: ReleaseRef[]): Promise<ArtifactRecord[]> {
   const details = await Promise.all(releases.map((r) => ledger.getRelease(r)));
   return details.flatMap((d) => d?.artifactStates ?? []);
 }

@@ -27,7 +27,7 @@ import { type JobContext, type JobOutcome, startWorkerPool } from '../../local/w
 import { makeAwsClients } from '../../shared/aws-clients.ts';
 import { type CldistConfig, parseConfig } from '../../shared/config.ts';
 import { describeError, PermanentError, TransientError } from '../../shared/errors.ts';
-import { createDynamoLedger, type Ledger, type ReleaseRef } from '../../shared/ledger/ledger.ts';
+import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import { ledgerKey } from '../../shared/ledger/table.ts';
 import { type CldistEvent, parseMirrorJob } from '../../shared/messages.ts';
 import {
@@ -321,7 +321,10 @@ async function redrive(sqs: SQSClient, from: string, to: string): Promise<number
   }
 }
 
-function releaseId(release: ReleaseRef): string {
+/** The chaos config uses the old top-level lists: one source, `flatcar`, at the mirror's root. */
+const chaosSource = 'flatcar';
+
+function releaseId(release: { channel: string; version: string; board?: string; source?: string }): string {
   return `${release.channel}/${release.version}`;
 }
 
@@ -337,7 +340,12 @@ interface Settlement {
 async function settlement(ledger: Ledger, plan: ChaosPlan, depth: number): Promise<Settlement> {
   const open: string[] = [];
   for (const planned of plan.releases) {
-    const ref = { channel: planned.channel, board: chaosBoard, version: planned.version };
+    const ref = {
+      source: chaosSource,
+      channel: planned.channel,
+      board: chaosBoard,
+      version: planned.version,
+    };
     const detail = await ledger.getRelease(ref);
     if (detail === undefined) {
       open.push(`${releaseId(ref)} unclaimed`);
@@ -406,6 +414,7 @@ async function ledgerNote(
   artifact: PlannedArtifact,
 ): Promise<string> {
   const record = await ledger.getArtifact({
+    source: chaosSource,
     channel: release.channel,
     board: chaosBoard,
     version: release.version,
@@ -460,7 +469,7 @@ async function checkInvariants(context: CheckContext): Promise<InvariantResult[]
       continue;
     }
     visibleArtifacts++;
-    const record = await ledger.getArtifact({ channel, board, version, artifact: file });
+    const record = await ledger.getArtifact({ source: chaosSource, channel, board, version, artifact: file });
     if (record?.state !== 'verified') {
       unverified.push(`${key}: visible while the ledger says ${record?.state ?? 'nothing'}`);
     }
@@ -478,7 +487,7 @@ async function checkInvariants(context: CheckContext): Promise<InvariantResult[]
         unverified.push(`${key}: does not verify against the origin key: ${describeError(error)}`);
       }
     }
-    const expected = published.get(releaseId({ channel, board, version }))?.[file];
+    const expected = published.get(releaseId({ source: chaosSource, channel, board, version }))?.[file];
     const actual = sha512(body);
     if (actual !== expected)
       hashes.push(
@@ -525,7 +534,7 @@ async function checkInvariants(context: CheckContext): Promise<InvariantResult[]
   let tampered = 0;
   let missing = 0;
   for (const [id, { release, artifact }] of planned) {
-    const key = storeKey(release.channel, chaosBoard, release.version, artifact.name);
+    const key = storeKey('', release.channel, chaosBoard, release.version, artifact.name);
     const failed = eventCount(events, 'artifact.verification_failed', id);
     const missed = eventCount(events, 'artifact.missing', id);
     if (artifact.fate === 'tampered') {
@@ -564,7 +573,8 @@ async function checkInvariants(context: CheckContext): Promise<InvariantResult[]
     const newest = mirrored.sort(compareVersions).at(-1);
     const file = await store.get(`${channel}/${chaosBoard}/current/version.txt`);
     const visible = file === undefined ? undefined : versionOfBody(file);
-    const ledgerCurrent = (await ledger.getCurrent(channel, chaosBoard))?.version;
+    const ledgerCurrent = (await ledger.getCurrent({ source: chaosSource, channel, board: chaosBoard }))
+      ?.version;
     if (visible !== newest || ledgerCurrent !== newest) {
       currentViolations.push(
         `${channel}: current is ${visible ?? 'absent'} in the store and ${ledgerCurrent ?? 'absent'} in the ledger; newest mirrored is ${newest ?? 'none'}`,
@@ -742,7 +752,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const release of plan.releases) {
       for (const artifact of release.artifacts) {
         if (artifact.kills.length > 0) {
-          kills.set(storeKey(release.channel, chaosBoard, release.version, artifact.name), [
+          kills.set(storeKey('', release.channel, chaosBoard, release.version, artifact.name), [
             ...artifact.kills,
           ]);
           for (const _ of artifact.kills) countFault(tally, 'killed');
@@ -756,7 +766,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
      */
     const handleJob = async (body: string, context: JobContext): Promise<MirrorJobResult> => {
       const job = parseMirrorJob(body);
-      const key = storeKey(job.channel, job.board, job.version, job.artifact);
+      const key = storeKey('', job.channel, job.board, job.version, job.artifact);
       let verified = false;
       let killed = false;
       const signatures: SignatureChecker = {
@@ -874,7 +884,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       });
       published.set(releaseId({ ...release, board: chaosBoard }), out.sha512);
       armRelease(origin, release, tally);
-      const ref = { channel: release.channel, board: chaosBoard, version: release.version };
+      const ref = {
+        source: chaosSource,
+        channel: release.channel,
+        board: chaosBoard,
+        version: release.version,
+      };
       const deadline = Date.now() + 60_000;
       for (;;) {
         const polled = await runPoll(deps, config);
@@ -961,7 +976,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       tally,
     });
     if (rotation !== undefined) {
-      const refs = plan.releases.map((r) => ({ channel: r.channel, board: chaosBoard, version: r.version }));
+      const refs = plan.releases.map((r) => ({
+        source: chaosSource,
+        channel: r.channel,
+        board: chaosBoard,
+        version: r.version,
+      }));
       invariants.push(checkRotation(rotation, await allRecords(observedLedger, refs), events));
     }
     const writes = await instanceWrites;
@@ -984,7 +1004,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const artifactStates = (
       await Promise.all(
         plan.releases.map((r) =>
-          observedLedger.getRelease({ channel: r.channel, board: chaosBoard, version: r.version }),
+          observedLedger.getRelease({
+            source: chaosSource,
+            channel: r.channel,
+            board: chaosBoard,
+            version: r.version,
+          }),
         ),
       )
     ).flatMap((detail) => detail?.artifactStates ?? []);

@@ -23,16 +23,17 @@ describe('the current part of the ledger, on its own (dynalite)', () => {
   });
 
   it('serialises writers of current/ with a lease that runs out', async () => {
-    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'a', 30)).toBe(true);
-    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'b', 30)).toBe(false);
-    expect(await ledger.acquireCurrentSync('beta', 'amd64-usr', 'b', 30)).toBe(true);
-    await ledger.releaseCurrentSync('stable', 'amd64-usr', 'b');
-    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'b', 30)).toBe(false);
-    await ledger.releaseCurrentSync('stable', 'amd64-usr', 'a');
-    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'b', 30)).toBe(true);
+    const at = (channel: string) => ({ source: 'flatcar', channel, board: 'amd64-usr' });
+    expect(await ledger.acquireCurrentSync(at('stable'), 'a', 30)).toBe(true);
+    expect(await ledger.acquireCurrentSync(at('stable'), 'b', 30)).toBe(false);
+    expect(await ledger.acquireCurrentSync(at('beta'), 'b', 30)).toBe(true);
+    await ledger.releaseCurrentSync(at('stable'), 'b');
+    expect(await ledger.acquireCurrentSync(at('stable'), 'b', 30)).toBe(false);
+    await ledger.releaseCurrentSync(at('stable'), 'a');
+    expect(await ledger.acquireCurrentSync(at('stable'), 'b', 30)).toBe(true);
     now = new Date(now.getTime() + 31_000);
-    expect(await ledger.acquireCurrentSync('stable', 'amd64-usr', 'a', 30)).toBe(true);
-    expect(await ledger.getCurrent('stable', 'amd64-usr')).toBeUndefined();
+    expect(await ledger.acquireCurrentSync(at('stable'), 'a', 30)).toBe(true);
+    expect(await ledger.getCurrent(at('stable'))).toBeUndefined();
   });
 
   it('moves the current version only forward, in numeric order', async () => {
@@ -42,8 +43,12 @@ describe('the current part of the ledger, on its own (dynalite)', () => {
     expect(await ledger.advanceCurrent(at('3510.2.9'))).toBe(false);
     expect(await ledger.advanceCurrent(at('3510.2.10'))).toBe(false);
     expect(await ledger.advanceCurrent(at('3510.2.10.0'))).toBe(false);
-    expect((await ledger.getCurrent(release.channel, release.board))?.version).toBe('3510.2.10');
-    expect(await ledger.getCurrent('beta', release.board)).toBeUndefined();
+    expect((await ledger.getCurrent(release))?.version).toBe('3510.2.10');
+    expect(await ledger.getCurrent({ ...release, channel: 'beta' })).toBeUndefined();
+    // Another source's stable is another current, however far ahead this one is.
+    expect(await ledger.getCurrent({ ...release, source: 'coreos' })).toBeUndefined();
+    expect(await ledger.advanceCurrent({ ...release, source: 'coreos', version: '1.0.0' })).toBe(true);
+    expect((await ledger.getCurrent(release))?.version).toBe('3510.2.10');
   });
 });
 

@@ -67,7 +67,7 @@ describe.skipIf(!tmpfs.available)(
 
       const ledger = createDynamoLedger(doc, config.table);
       const viaLedger = await ledger
-        .claimRelease({ channel: 'stable', board: 'amd64-usr', version: '4081.2.0' }, [
+        .claimRelease({ source: 'flatcar', channel: 'stable', board: 'amd64-usr', version: '4081.2.0' }, [
           {
             name: 'a',
             required: true,

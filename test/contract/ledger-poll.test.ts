@@ -20,19 +20,29 @@ describe('the poll part of the ledger, on its own (dynalite)', () => {
   });
 
   it('knows nothing of a channel and board never polled', async () => {
-    expect(await ledger.getPollState('stable', 'amd64-usr')).toBeUndefined();
+    expect(
+      await ledger.getPollState({ source: 'flatcar', channel: 'stable', board: 'amd64-usr' }),
+    ).toBeUndefined();
     expect(await ledger.listPollStates()).toEqual([]);
   });
 
   it('replaces the whole state on save, so a validator upstream dropped is not sent again', async () => {
-    await ledger.savePollState({ channel: 'stable', board: 'amd64-usr', etag: '"x"', checkedAt });
     await ledger.savePollState({
+      source: 'flatcar',
+      channel: 'stable',
+      board: 'amd64-usr',
+      etag: '"x"',
+      checkedAt,
+    });
+    await ledger.savePollState({
+      source: 'flatcar',
       channel: 'stable',
       board: 'amd64-usr',
       lastModified: 'Sun, 01 Nov 2026 11:00:00 GMT',
       checkedAt,
     });
-    expect(await ledger.getPollState('stable', 'amd64-usr')).toEqual({
+    expect(await ledger.getPollState({ source: 'flatcar', channel: 'stable', board: 'amd64-usr' })).toEqual({
+      source: 'flatcar',
       channel: 'stable',
       board: 'amd64-usr',
       lastModified: 'Sun, 01 Nov 2026 11:00:00 GMT',
@@ -42,17 +52,19 @@ describe('the poll part of the ledger, on its own (dynalite)', () => {
 
   it('lists one state per channel and board in their order, and nothing else on the table', async () => {
     await createDynamoLedger(clients.doc, table).claimRelease(release, plans);
-    for (const [channel, board] of [
-      ['stable', 'arm64-usr'],
-      ['beta', 'amd64-usr'],
-      ['stable', 'amd64-usr'],
+    for (const [source, channel, board] of [
+      ['flatcar', 'stable', 'arm64-usr'],
+      ['flatcar', 'beta', 'amd64-usr'],
+      ['flatcar', 'stable', 'amd64-usr'],
+      ['coreos', 'stable', 'amd64-usr'],
     ] as const) {
-      await ledger.savePollState({ channel, board, lastVersion: '1.0', checkedAt });
+      await ledger.savePollState({ source, channel, board, lastVersion: '1.0', checkedAt });
     }
-    expect((await ledger.listPollStates()).map((s) => `${s.channel}/${s.board}`)).toEqual([
-      'beta/amd64-usr',
-      'stable/amd64-usr',
-      'stable/arm64-usr',
+    expect((await ledger.listPollStates()).map((s) => `${s.source}/${s.channel}/${s.board}`)).toEqual([
+      'coreos/stable/amd64-usr',
+      'flatcar/beta/amd64-usr',
+      'flatcar/stable/amd64-usr',
+      'flatcar/stable/arm64-usr',
     ]);
   });
 });

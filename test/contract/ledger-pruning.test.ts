@@ -13,7 +13,7 @@ async function announced(ledger: Ledger, release: ReleaseRef): Promise<void> {
   expect(await ledger.recordAnnounced(release)).toBe(true);
 }
 
-const stream = { channel: 'stable', board: 'amd64-usr' };
+const stream = { source: 'flatcar', channel: 'stable', board: 'amd64-usr' };
 const at = (version: string): ReleaseRef => ({ ...stream, version });
 
 describe('the pruning part of the ledger (dynalite)', () => {
@@ -38,15 +38,12 @@ describe('the pruning part of the ledger (dynalite)', () => {
     expect(made.map((mark) => [mark.version, mark.pruneKeep, mark.pruningSince])).toEqual([
       ['1.0.0', 2, now.toISOString()],
     ]);
-    expect((await ledger.listReleases('stable', 'amd64-usr')).map((r) => r.version)).toEqual([
-      '1.1.0',
-      '1.2.0',
-    ]);
-    const pruning = await ledger.listPruning('stable', 'amd64-usr');
+    expect((await ledger.listReleases(stream)).map((r) => r.version)).toEqual(['1.1.0', '1.2.0']);
+    const pruning = await ledger.listPruning(stream);
     expect(pruning.map((r) => [r.version, r.pruneKeep, r.pruningSince])).toEqual([
       ['1.0.0', 2, now.toISOString()],
     ]);
-    expect(await ledger.listPruning('beta')).toEqual([]);
+    expect(await ledger.listPruning({ channel: 'beta' })).toEqual([]);
     expect((await ledger.listPruning()).map((r) => r.version)).toEqual(['1.0.0']);
     expect((await ledger.getRelease(at('1.0.0')))?.pruningSince).toBe(now.toISOString());
   });

@@ -98,18 +98,20 @@ describe('the releases part of the ledger: claim and finalize (dynalite)', () =>
     expect(await ledger.beginFinalize(release, 600)).toBeDefined();
   });
 
-  it('lists releases by channel and board, and poll states, for the status page', async () => {
+  it('lists releases by source, channel and board, and poll states, for the status page', async () => {
     await ledger.claimRelease(release, plans);
     await ledger.claimRelease({ ...release, version: '3510.2.10' }, plans);
     await ledger.claimRelease({ ...release, channel: 'beta' }, plans);
     await ledger.claimRelease({ ...release, channel: 'stable2' }, plans);
-    expect((await ledger.listReleases('stable', 'amd64-usr')).map((r) => r.version)).toEqual([
-      '3510.2.8',
-      '3510.2.10',
-    ]);
-    expect((await ledger.listReleases('beta')).map((r) => r.channel)).toEqual(['beta']);
+    const stable = { source: 'flatcar', channel: 'stable', board: 'amd64-usr' };
+    expect((await ledger.listReleases(stable)).map((r) => r.version)).toEqual(['3510.2.8', '3510.2.10']);
+    expect((await ledger.listReleases({ source: 'flatcar', channel: 'beta' })).map((r) => r.channel)).toEqual(
+      ['beta'],
+    );
+    expect((await ledger.listReleases({ channel: 'beta' })).map((r) => r.channel)).toEqual(['beta']);
     expect(await ledger.listReleases()).toHaveLength(4);
     await ledger.savePollState({
+      source: 'flatcar',
       channel: 'stable',
       board: 'amd64-usr',
       etag: '"x"',
@@ -118,6 +120,7 @@ describe('the releases part of the ledger: claim and finalize (dynalite)', () =>
     });
     expect(await ledger.listPollStates()).toEqual([
       {
+        source: 'flatcar',
         channel: 'stable',
         board: 'amd64-usr',
         etag: '"x"',
@@ -125,6 +128,24 @@ describe('the releases part of the ledger: claim and finalize (dynalite)', () =>
         checkedAt: now.toISOString(),
       },
     ]);
-    expect(await ledger.getPollState('stable', 'amd64-usr')).toMatchObject({ etag: '"x"' });
+    expect(await ledger.getPollState(stable)).toMatchObject({ etag: '"x"' });
+  });
+
+  it('keeps two sources that share a channel name, version and board apart', async () => {
+    const coreos = { ...release, source: 'coreos' };
+    expect(await ledger.claimRelease(release, plans)).toBe(true);
+    expect(await ledger.claimRelease(coreos, [plans[0] as ArtifactPlan])).toBe(true);
+    await ledger.markVerified({ ...coreos, artifact: 'version.txt' }, facts);
+    expect((await ledger.getRelease(coreos))?.artifactStates.map((a) => a.state)).toEqual(['verified']);
+    expect((await ledger.getRelease(release))?.artifactStates.map((a) => a.state)).toEqual([
+      'pending',
+      'pending',
+      'pending',
+    ]);
+    expect((await ledger.listReleases({ source: 'coreos' })).map((r) => r.source)).toEqual(['coreos']);
+    expect((await ledger.listReleases({ channel: 'stable' })).map((r) => r.source).sort()).toEqual([
+      'coreos',
+      'flatcar',
+    ]);
   });
 });

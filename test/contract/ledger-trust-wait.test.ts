@@ -5,7 +5,7 @@ import { tableActive } from '../integration/mirror-harness.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 
 const clients = emulatorClients();
-const release = { channel: 'stable', board: 'amd64-usr', version: '4000.1.0' };
+const release = { source: 'flatcar', channel: 'stable', board: 'amd64-usr', version: '4000.1.0' };
 const plans: ArtifactPlan[] = [
   { name: 'version.txt', required: true, url: 'http://o/v', signatureUrl: 'http://o/v.sig' },
   { name: 'image.bin', required: true, url: 'http://o/i', signatureUrl: 'http://o/i.sig' },

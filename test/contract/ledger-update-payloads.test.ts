@@ -36,18 +36,28 @@ describe('the update payloads part of the ledger (dynalite)', () => {
   });
 
   it('plans a release once per board and version, whichever channel names it', async () => {
-    expect(await ledger.planPayloads('stable', board, version, [main.name, oem.name])).toEqual([
-      main.name,
-      oem.name,
-    ]);
-    expect(await ledger.planPayloads('beta', board, version, [main.name, oem.name, 'oem-qemu.gz'])).toEqual([
-      'oem-qemu.gz',
-    ]);
+    expect(
+      await ledger.planPayloads({ source: 'flatcar', channel: 'stable', board }, version, [
+        main.name,
+        oem.name,
+      ]),
+    ).toEqual([main.name, oem.name]);
+    expect(
+      await ledger.planPayloads({ source: 'flatcar', channel: 'beta', board }, version, [
+        main.name,
+        oem.name,
+        'oem-qemu.gz',
+      ]),
+    ).toEqual(['oem-qemu.gz']);
     expect(await ledger.getPayload(main)).toMatchObject({ channel: 'stable', state: 'pending', attempts: 0 });
   });
 
   it('returns only verified payloads, main first, with the facts the Omaha answer needs', async () => {
-    await ledger.planPayloads('stable', board, version, [oem.name, 'oem-qemu.gz', main.name]);
+    await ledger.planPayloads({ source: 'flatcar', channel: 'stable', board }, version, [
+      oem.name,
+      'oem-qemu.gz',
+      main.name,
+    ]);
     expect(await ledger.payloadsFor(board, version)).toEqual([]);
     for (const ref of [oem, main]) {
       const attempt = await ledger.beginPayload(ref, 60);
@@ -63,7 +73,7 @@ describe('the update payloads part of the ledger (dynalite)', () => {
   });
 
   it('leases an attempt to one worker and refuses a payload it never planned', async () => {
-    await ledger.planPayloads('stable', board, version, [main.name]);
+    await ledger.planPayloads({ source: 'flatcar', channel: 'stable', board }, version, [main.name]);
     const attempts = await Promise.all([ledger.beginPayload(main, 60), ledger.beginPayload(main, 60)]);
     expect(attempts.filter((a) => a.started)).toHaveLength(1);
     expect(attempts.find((a) => !a.started)).toEqual({ started: false, reason: 'busy' });
@@ -75,7 +85,7 @@ describe('the update payloads part of the ledger (dynalite)', () => {
   });
 
   it('keeps a refused payload out of every answer and owes its alert until recorded', async () => {
-    await ledger.planPayloads('stable', board, version, [main.name]);
+    await ledger.planPayloads({ source: 'flatcar', channel: 'stable', board }, version, [main.name]);
     await ledger.beginPayload(main, 60);
     expect(await ledger.claimPayloadAlert(main, 30)).toBe(false);
     expect(await ledger.markPayloadFailed(main, 'crau-signature: none verifies')).toBe(true);
@@ -101,7 +111,10 @@ describe('the update payloads part of the ledger (dynalite)', () => {
   });
 
   it('lists pending payloads untouched since a time for the sweep, each taken by one sweep', async () => {
-    await ledger.planPayloads('stable', board, version, [main.name, oem.name]);
+    await ledger.planPayloads({ source: 'flatcar', channel: 'stable', board }, version, [
+      main.name,
+      oem.name,
+    ]);
     await ledger.beginPayload(oem, 60);
     await ledger.markPayloadMissing(oem, '404');
     expect(await ledger.beginPayload(oem, 60)).toEqual({ started: false, reason: 'missing' });

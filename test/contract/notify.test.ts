@@ -23,6 +23,7 @@ const clients = emulatorClients();
 function event(name: CldistEvent['event'], overrides: Partial<CldistEvent> = {}): CldistEvent {
   return {
     event: name,
+    source: 'flatcar',
     channel: 'stable',
     board: 'amd64-usr',
     version: '3510.2.8',
@@ -37,7 +38,7 @@ function snsError(name: string, status: number): SNSServiceException {
 }
 
 describe('SNS notifier on fauxqs', () => {
-  it('publishes JSON with event, channel and board attributes that a filter policy can select on', async () => {
+  it('publishes JSON with event, source, channel and board attributes that a filter policy can select on', async () => {
     const topicArn = await freshTopic(clients);
     const queue = await freshQueue(clients);
     await clients.sns.send(
@@ -70,6 +71,7 @@ describe('SNS notifier on fauxqs', () => {
     expect(JSON.parse(message?.Body ?? '')).toEqual(mirrored);
     expect(message?.MessageAttributes).toEqual({
       event: { DataType: 'String', StringValue: 'release.mirrored' },
+      source: { DataType: 'String', StringValue: 'flatcar' },
       channel: { DataType: 'String', StringValue: 'beta' },
       board: { DataType: 'String', StringValue: 'arm64-usr' },
     });

@@ -61,7 +61,7 @@ const facts = {
 
 /** Three releases: one mirrored, one held only by an unknown signer, one with a tampered artifact. */
 async function seed(ledger: Ledger): Promise<void> {
-  const release = (version: string) => ({ channel: 'stable', board, version });
+  const release = (version: string) => ({ source: 'flatcar', channel: 'stable', board, version });
   for (const version of ['4000.0.0', '4000.1.0', '4000.2.0'])
     await ledger.claimRelease(release(version), plans);
   for (const artifact of ['version.txt', 'image.bin']) {
@@ -136,12 +136,14 @@ describe('cldist releases (CLI against the admin API)', () => {
     const run = await cldist(['releases', 'list', ...connection]);
     expect(run).toMatchObject({ code: 0, stderr: '' });
     const lines = run.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^CHANNEL\s+BOARD\s+VERSION\s+STATE\s+DETAIL$/);
-    expect(lines[1]).toMatch(/^stable\s+amd64-usr\s+4000\.0\.0\s+mirrored$/);
+    expect(lines[0]).toMatch(/^SOURCE\s+CHANNEL\s+BOARD\s+VERSION\s+STATE\s+DETAIL$/);
+    expect(lines[1]).toMatch(/^flatcar\s+stable\s+amd64-usr\s+4000\.0\.0\s+mirrored$/);
     expect(lines[2]).toMatch(
-      /^stable\s+amd64-usr\s+4000\.1\.0\s+awaiting-trust\s+2 awaiting trust in key 0123456789ABCDEF$/,
+      /^flatcar\s+stable\s+amd64-usr\s+4000\.1\.0\s+awaiting-trust\s+2 awaiting trust in key 0123456789ABCDEF$/,
     );
-    expect(lines[3]).toMatch(/^stable\s+amd64-usr\s+4000\.2\.0\s+failed\s+image\.bin failed: tampered$/);
+    expect(lines[3]).toMatch(
+      /^flatcar\s+stable\s+amd64-usr\s+4000\.2\.0\s+failed\s+image\.bin failed: tampered$/,
+    );
   });
 
   it('narrows the list to one state', async () => {
@@ -188,54 +190,67 @@ describe('cldist releases (CLI against the admin API)', () => {
   });
 
   it('re-enqueues a release awaiting trust at once', async () => {
-    const run = await cldist(['releases', 'retry', 'stable/amd64-usr/4000.1.0', ...connection]);
+    const run = await cldist(['releases', 'retry', 'flatcar/stable/amd64-usr/4000.1.0', ...connection]);
     expect(run).toMatchObject({
       code: 0,
-      stdout: 'sent 2 job(s) for stable/amd64-usr/4000.1.0: version.txt, image.bin\n',
+      stdout: 'sent 2 job(s) for flatcar/stable/amd64-usr/4000.1.0: version.txt, image.bin\n',
     });
     expect(await sentJobs()).toEqual(['image.bin', 'version.txt']);
-    const detail = await ledger.getRelease({ channel: 'stable', board, version: '4000.1.0' });
+    const detail = await ledger.getRelease({
+      source: 'flatcar',
+      channel: 'stable',
+      board,
+      version: '4000.1.0',
+    });
     expect(detail?.artifactStates.map((a) => a.state)).toEqual(['pending', 'pending']);
   });
 
   it('asks for confirmation before reopening a final refusal, and sends nothing without it', async () => {
-    const refused = await cldist(['releases', 'retry', 'stable/amd64-usr/4000.2.0', ...connection]);
+    const refused = await cldist(['releases', 'retry', 'flatcar/stable/amd64-usr/4000.2.0', ...connection]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('image.bin of stable/amd64-usr/4000.2.0 failed verification for good');
+    expect(refused.stderr).toContain(
+      'image.bin of flatcar/stable/amd64-usr/4000.2.0 failed verification for good',
+    );
     expect(refused.stderr).toContain('pass --yes');
     expect(await sentJobs()).toEqual([]);
 
     const confirmed = await cldist([
       'releases',
       'retry',
-      'stable/amd64-usr/4000.2.0',
+      'flatcar/stable/amd64-usr/4000.2.0',
       '--yes',
       ...connection,
     ]);
     expect(confirmed).toMatchObject({
       code: 0,
-      stdout: 'sent 1 job(s) for stable/amd64-usr/4000.2.0: image.bin\n',
+      stdout: 'sent 1 job(s) for flatcar/stable/amd64-usr/4000.2.0: image.bin\n',
     });
     expect(await sentJobs()).toEqual(['image.bin']);
   });
 
   it('says a mirrored release has nothing to retry, and an unknown one was never claimed', async () => {
-    const mirrored = await cldist(['releases', 'retry', 'stable/amd64-usr/4000.0.0', ...connection]);
+    const mirrored = await cldist(['releases', 'retry', 'flatcar/stable/amd64-usr/4000.0.0', ...connection]);
     expect(mirrored).toMatchObject({
       code: 0,
-      stdout: 'nothing to retry: stable/amd64-usr/4000.0.0 is mirrored\n',
+      stdout: 'nothing to retry: flatcar/stable/amd64-usr/4000.0.0 is mirrored\n',
     });
-    const unknown = await cldist(['releases', 'retry', 'stable/amd64-usr/9.9.9', ...connection]);
+    const unknown = await cldist(['releases', 'retry', 'flatcar/stable/amd64-usr/9.9.9', ...connection]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/failed with 404: release stable\/amd64-usr\/9\.9\.9 was never claimed/);
+    expect(unknown.stderr).toMatch(
+      /failed with 404: release flatcar\/stable\/amd64-usr\/9\.9\.9 was never claimed/,
+    );
   });
 
   it('refuses bad input with exit 2 and an error naming the argument or option', async () => {
     const cases: [string[], RegExp][] = [
-      [['releases', 'retry', 'stable/amd64-usr'], /argument 'release'.*not CHANNEL\/BOARD\/VERSION/],
-      [['releases', 'retry', 'stable/amd64-usr/4.0/x'], /argument 'release'/],
-      [['releases', 'retry', 'Stable/amd64-usr/1.0'], /argument 'release'.*channel "Stable"/],
-      [['releases', 'retry', 'stable/amd64-usr/1.0-rc'], /argument 'release'.*version "1\.0-rc"/],
+      [
+        ['releases', 'retry', 'stable/amd64-usr/4000.1.0'],
+        /argument 'release'.*not SOURCE\/CHANNEL\/BOARD\/VERSION/,
+      ],
+      [['releases', 'retry', 'flatcar/stable/amd64-usr/4.0/x'], /argument 'release'/],
+      [['releases', 'retry', 'Flatcar/stable/amd64-usr/1.0'], /argument 'release'.*source "Flatcar"/],
+      [['releases', 'retry', 'flatcar/Stable/amd64-usr/1.0'], /argument 'release'.*channel "Stable"/],
+      [['releases', 'retry', 'flatcar/stable/amd64-usr/1.0-rc'], /argument 'release'.*version "1\.0-rc"/],
       [['releases', 'list', '--state', 'broken'], /option '--state <state>' argument 'broken' is invalid/],
       [['releases', 'list', '--auth', 'kerberos'], /option '--auth <mode>' argument 'kerberos' is invalid/],
       [['releases', 'retry'], /missing required argument 'release'/],
@@ -255,7 +270,8 @@ describe('cldist releases (CLI against the admin API)', () => {
     expect(await bad.json()).toMatchObject({ error: { path: 'state' } });
     expect((await fetch(`${server.url}/v1/releases`)).status).toBe(401);
     expect(
-      (await fetch(`${server.url}/v1/releases/stable/amd64-usr/4000.1.0/retry`, { method: 'POST' })).status,
+      (await fetch(`${server.url}/v1/releases/flatcar/stable/amd64-usr/4000.1.0/retry`, { method: 'POST' }))
+        .status,
     ).toBe(401);
   });
 });

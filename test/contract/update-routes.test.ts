@@ -14,7 +14,7 @@ import { createLocalStore } from '../../shared/store/local-store.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
 import { tableActive } from '../integration/mirror-harness.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
-import { memoryPayloads, omahaCheck } from '../support/update-fixtures.ts';
+import { channelSources, memoryPayloads, omahaCheck } from '../support/update-fixtures.ts';
 
 interface CliRun {
   code: number;
@@ -52,12 +52,17 @@ describe('the update routes and `cldist updates groups` (dynalite ledger)', () =
     const table = await freshTable(clients);
     await tableActive(table);
     ledger = createDynamoLedger(clients.doc, table);
-    await ledger.advanceCurrent({ channel: 'stable', board: 'amd64-usr', version: '4152.2.0' });
+    await ledger.advanceCurrent({
+      source: 'flatcar',
+      channel: 'stable',
+      board: 'amd64-usr',
+      version: '4152.2.0',
+    });
     const payloads = memoryPayloads();
     payloads.add('amd64-usr', '4152.2.0', 'flatcar_production_update.gz');
     const updates = createUpdateService(
       { groups: ledger, current: ledger, payloads, clock: () => new Date(), cacheTtlMs: 0 },
-      { mirrorBaseUrl: 'http://127.0.0.1:8080/mirror', channels: ['stable'] },
+      { mirrorBaseUrl: 'http://127.0.0.1:8080/mirror', sources: channelSources('stable') },
     );
     app = createApiApp(
       {

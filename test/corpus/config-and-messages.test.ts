@@ -10,6 +10,7 @@ afterAll(() => reportTallies('config-and-messages'));
 
 const validJob = {
   v: 1,
+  source: 'flatcar',
   channel: 'stable',
   board: 'amd64-usr',
   version: '3510.2.8',

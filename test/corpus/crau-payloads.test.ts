@@ -186,6 +186,7 @@ describe('bad-input corpus: CrAU update payloads (reader and signature check)', 
 const validJob = {
   v: 1,
   kind: 'update-payload',
+  source: 'flatcar',
   channel: 'stable',
   board: 'amd64-usr',
   version: '4081.2.0',

@@ -56,7 +56,10 @@ describe('bad-input corpus: events (parseEvent, and the reference subscriber)', 
       junk: fc.oneof(fc.integer(), fc.constant(null), fc.array(fc.string(), { maxLength: 2 }), fc.boolean()),
       extra: fc
         .string({ minLength: 1, maxLength: 12 })
-        .filter((key) => !['event', 'channel', 'board', 'version', 'artifact', 'at', 'detail'].includes(key)),
+        .filter(
+          (key) =>
+            !['event', 'source', 'channel', 'board', 'version', 'artifact', 'at', 'detail'].includes(key),
+        ),
     });
     await runCorpus('events', mutation, ({ index, kind, junk, extra }) => {
       const example = structuredClone(examples[index % examples.length] ?? {});

@@ -8,7 +8,13 @@ import {
   parseOmahaRequest,
 } from '../../shared/update/omaha-request.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
-import { memoryGroups, memoryPayloads, memoryRecorder, omahaCheck } from '../support/update-fixtures.ts';
+import {
+  channelSources,
+  memoryGroups,
+  memoryPayloads,
+  memoryRecorder,
+  omahaCheck,
+} from '../support/update-fixtures.ts';
 import { reportTallies, runCorpus, within } from './corpus-support.ts';
 
 afterAll(() => reportTallies('omaha-bodies'));
@@ -20,7 +26,8 @@ const updates = createUpdateService(
   {
     groups: memoryGroups(),
     current: {
-      getCurrent: async (channel, board) => ({
+      getCurrent: async ({ channel, board }) => ({
+        source: 'flatcar',
         channel,
         board,
         version: '4152.2.0',
@@ -31,7 +38,7 @@ const updates = createUpdateService(
     recorder,
     clock: () => new Date('2026-12-03T00:00:00Z'),
   },
-  { mirrorBaseUrl: 'http://127.0.0.1:8080/mirror', channels: ['stable'] },
+  { mirrorBaseUrl: 'http://127.0.0.1:8080/mirror', sources: channelSources('stable') },
 );
 const routes = createUpdateRoutes(updates, async () => {
   throw new Error('no admin route is called by this corpus');

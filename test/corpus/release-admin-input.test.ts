@@ -17,21 +17,23 @@ const segmentish = fc.oneof(
 describe('bad-input corpus: release admin inputs and the trust text', () => {
   afterAll(() => reportTallies('release-admin-input'));
 
-  it('parseReleaseArgument: a usage error naming what is wrong, or a plain CHANNEL/BOARD/VERSION', async () => {
+  it('parseReleaseArgument: a usage error naming what is wrong, or a plain SOURCE/CHANNEL/BOARD/VERSION', async () => {
     await runCorpus(
       'parseReleaseArgument',
       fc.oneof(
         fc.string({ maxLength: 60 }),
-        fc.tuple(segmentish, segmentish, segmentish).map((p) => p.join('/')),
+        fc.tuple(segmentish, segmentish, segmentish, segmentish).map((p) => p.join('/')),
       ),
       (text) => {
         try {
           const ref = parseReleaseArgument(text);
-          expect(`${ref.channel}/${ref.board}/${ref.version}`).toBe(text);
+          expect(`${ref.source}/${ref.channel}/${ref.board}/${ref.version}`).toBe(text);
           expect(text).not.toContain('..');
         } catch (error) {
           expect(error).toBeInstanceOf(InvalidArgumentError);
-          expect((error as Error).message).toMatch(/CHANNEL\/BOARD\/VERSION|channel "|board "|version "/);
+          expect((error as Error).message).toMatch(
+            /SOURCE\/CHANNEL\/BOARD\/VERSION|source "|channel "|board "|version "/,
+          );
         }
       },
     );
@@ -63,6 +65,7 @@ describe('bad-input corpus: release admin inputs and the trust text', () => {
 
   it('the release routes: a 4xx naming the field for any path or body, never a 500', async () => {
     const detail: ReleaseDetail = {
+      source: 'flatcar',
       channel: 'stable',
       board: 'amd64-usr',
       version: '4081.2.0',

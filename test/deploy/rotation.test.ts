@@ -41,7 +41,7 @@ describe('the deployed functions follow the trust object', () => {
 
   const poll = () => deployment.invoke<PollReport>('Poller', scheduledEvent(deployment, 'Poller'));
   const ledger = () => createDynamoLedger(deployment.clients.doc, deployment.ref('Ledger'));
-  const current = async () => (await ledger().getCurrent(channel, board))?.version;
+  const current = async () => (await ledger().getCurrent({ source: 'flatcar', channel, board }))?.version;
 
   async function upload(text: string): Promise<void> {
     await deployment.clients.s3.send(
@@ -80,7 +80,7 @@ describe('the deployed functions follow the trust object', () => {
     const { invocations } = await drainQueue(jobs);
     expect(invocations.flatMap((i) => i.failed)).toEqual([]);
     expect(await current()).toBe('3600.1.0');
-    const detail = await ledger().getRelease({ channel, board, version: '3600.1.0' });
+    const detail = await ledger().getRelease({ source: 'flatcar', channel, board, version: '3600.1.0' });
     expect(new Set(detail?.artifactStates.map((a) => a.signingKeyFingerprint))).toEqual(new Set([subkey(1)]));
     await subscriber.waitFor((e) => e.event === 'release.mirrored' && e.version === '3600.1.0');
     expect(subscriber.received.filter((e) => e.event === 'signing_key.unknown')).toEqual([]);
@@ -96,7 +96,7 @@ describe('the deployed functions follow the trust object', () => {
     const alert = await subscriber.waitFor((e) => e.event === 'signing_key.unknown');
     expect(alert).toMatchObject({ version: '3600.2.0', detail: { keyId: keyId(2) } });
     expect(String(alert.detail.upload)).toMatch(/^s3:\/\/.+\/trust\/keyring\.asc$/);
-    const waiting = await ledger().getRelease({ channel, board, version: '3600.2.0' });
+    const waiting = await ledger().getRelease({ source: 'flatcar', channel, board, version: '3600.2.0' });
     expect(waiting?.artifactStates.map((a) => a.state)).toEqual(
       new Array(jobsPerRelease).fill('awaiting_trust'),
     );
@@ -128,7 +128,7 @@ describe('the deployed functions follow the trust object', () => {
     expect(retried.status, retried.body).toBe(200);
     expect(retried.json<{ requeued: string[] }>().requeued).toHaveLength(jobsPerRelease);
     expect((await drainQueue(jobs)).invocations).toHaveLength(jobsPerRelease);
-    const again = await ledger().getRelease({ channel, board, version: '3600.2.0' });
+    const again = await ledger().getRelease({ source: 'flatcar', channel, board, version: '3600.2.0' });
     expect(again?.artifactStates.map((a) => a.state)).toEqual(
       new Array(jobsPerRelease).fill('awaiting_trust'),
     );

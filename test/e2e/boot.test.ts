@@ -140,6 +140,7 @@ describe('bare-metal boot end to end: cldist serve, the CLI, the real Ignition c
         ).arrayBuffer(),
       );
       const verified = await started.handle.ledger.getArtifact({
+        source: 'flatcar',
         channel: 'stable',
         board,
         version,
@@ -187,6 +188,7 @@ describe('bare-metal boot end to end: cldist serve, the CLI, the real Ignition c
     expect(script).toContain(`ignition.config.url=${boot}/v1/boot/instances/metal-1/ignition?token=`);
     const kernel = new Uint8Array(await (await fetch(kernelUrl)).arrayBuffer());
     const verified = await started.handle.ledger.getArtifact({
+      source: 'flatcar',
       channel: 'stable',
       board,
       version,

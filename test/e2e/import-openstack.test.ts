@@ -129,7 +129,7 @@ describe('examples/import-openstack: release.mirrored to openstack image create'
     const work = join(dir, 'work-sqs');
     const run = await subscriber([...common, '--sqs-queue-url', queue, '--work-dir', work]).done;
     expect(run.code, run.stderr).toBe(0);
-    const qcowPath = join(work, `stable-${board}-4081.2.0`, 'flatcar_production_openstack_image.img');
+    const qcowPath = join(work, `flatcar-stable-${board}-4081.2.0`, 'flatcar_production_openstack_image.img');
     expect(run.stdout).toBe(
       `openstack image create --disk-format qcow2 --container-format bare --file ${qcowPath} ` +
         '--property os_distro=flatcar --property os_version=4081.2.0 --property architecture=x86_64 ' +
@@ -168,6 +168,7 @@ describe('examples/import-openstack: release.mirrored to openstack image create'
       'another event',
       JSON.stringify({
         event: 'signing_key.expiring',
+        source: '*',
         channel: '*',
         board: '*',
         at: '2027-02-20T12:00:00.000Z',
@@ -178,6 +179,7 @@ describe('examples/import-openstack: release.mirrored to openstack image create'
       'an alert',
       JSON.stringify({
         event: 'artifact.missing',
+        source: 'flatcar',
         channel: 'stable',
         board,
         version: '4081.2.1',
@@ -211,7 +213,7 @@ describe('examples/import-openstack: release.mirrored to openstack image create'
       expect(run.lines.find((line) => line.event === 'import.failed')?.error).toMatch(
         /cldist verify refused .*bad signature \((tampered|truncated)\)/,
       );
-      await expect(readFile(join(work, `stable-${board}-4081.2.0`, image))).rejects.toThrow(/ENOENT/);
+      await expect(readFile(join(work, `flatcar-stable-${board}-4081.2.0`, image))).rejects.toThrow(/ENOENT/);
       expect(await queueDepth(queue)).toBe(1);
     } finally {
       if (good !== undefined) await rig.store.put(key, good);

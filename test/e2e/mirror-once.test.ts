@@ -107,7 +107,7 @@ describe('cldist mirror --once', () => {
     const done = lines.find((l) => l.event === 'mirror.done');
     expect(done).toMatchObject({ ok: true, verifiedArtifacts: 6, problems: [], queueStarted: true });
     expect(new Set(done?.newReleases as string[])).toEqual(
-      new Set([`beta/${board}/4116.1.0`, `stable/${board}/4081.2.0`]),
+      new Set([`flatcar/beta/${board}/4116.1.0`, `flatcar/stable/${board}/4081.2.0`]),
     );
     const mirrored = lines.filter((l) => l.message === 'cldist event release.mirrored').map((l) => l.channel);
     expect(mirrored.sort()).toEqual(['beta', 'stable']);
@@ -115,7 +115,7 @@ describe('cldist mirror --once', () => {
       ['stable', '4081.2.0'],
       ['beta', '4116.1.0'],
     ] as const) {
-      const folder = join(dataDir, 'mirror', channel, board, version);
+      const folder = join(dataDir, 'mirror', 'flatcar', channel, board, version);
       const files = await readdir(folder);
       expect(files).toEqual(
         expect.arrayContaining([
@@ -127,10 +127,13 @@ describe('cldist mirror --once', () => {
         ]),
       );
       expect((await readFile(join(folder, bigArtifact))).length).toBe(3 * MiB + 17);
-      const current = await readFile(join(dataDir, 'mirror', channel, board, 'current/version.txt'), 'utf8');
+      const current = await readFile(
+        join(dataDir, 'mirror', 'flatcar', channel, board, 'current/version.txt'),
+        'utf8',
+      );
       expect(current).toContain(`FLATCAR_VERSION_ID=${version}`);
     }
-    expect(await exists(join(dataDir, 'mirror', 'alpha'))).toBe(false);
+    expect(await exists(join(dataDir, 'mirror', 'flatcar', 'alpha'))).toBe(false);
 
     const before = origin.requests.length;
     const second = await cldistMirror(args);
@@ -166,10 +169,10 @@ describe('cldist mirror --once', () => {
     expect(result.stderr).toContain(`alpha/${board}/4152.0.0/${bigArtifact}: failed_verification`);
     expect(result.stderr).not.toContain(smallArtifact);
     expect(result.stdout).toMatch(/ERROR mirror\.done ok=false/);
-    const folder = join(dataDir, 'mirror', 'alpha', board, '4152.0.0');
+    const folder = join(dataDir, 'mirror', 'flatcar', 'alpha', board, '4152.0.0');
     expect(await exists(join(folder, bigArtifact))).toBe(false);
     expect(await exists(join(folder, 'release.json'))).toBe(false);
-    expect(await exists(join(dataDir, 'mirror', 'alpha', board, 'current'))).toBe(false);
+    expect(await exists(join(dataDir, 'mirror', 'flatcar', 'alpha', board, 'current'))).toBe(false);
     expect(await readdir(folder)).toEqual(expect.arrayContaining([smallArtifact, 'version.txt']));
     expect(() => JSON.parse(result.stdout.split('\n')[0] ?? '')).toThrow();
   });
@@ -177,7 +180,7 @@ describe('cldist mirror --once', () => {
   it('on SIGTERM stops with exit 1 and nothing half-written visible; the next run finishes the release', async () => {
     const dataDir = join(dir, 'interrupted');
     const path = `/lts/${board}/3510.3.1/${bigArtifact}`;
-    const folder = join(dataDir, 'mirror', 'lts', board, '3510.3.1');
+    const folder = join(dataDir, 'mirror', 'flatcar', 'lts', board, '3510.3.1');
     // The core notices an abort between chunks, so the stalled read must end (timeout, then a resume) first.
     const configFile = join(dir, 'short-timeout.json');
     await writeFile(configFile, JSON.stringify({ limits: { requestTimeoutSeconds: 3 } }));
@@ -196,7 +199,7 @@ describe('cldist mirror --once', () => {
     expect(resumed.stderr).toBe('');
     expect(resumed.code).toBe(0);
     expect((await readFile(join(folder, bigArtifact))).length).toBe(3 * MiB + 17);
-    expect(await exists(join(dataDir, 'mirror', 'lts', board, 'current/version.txt'))).toBe(true);
+    expect(await exists(join(dataDir, 'mirror', 'flatcar', 'lts', board, 'current/version.txt'))).toBe(true);
   });
 
   it('exits 1 when a required artifact is missing upstream, naming it', async () => {

@@ -98,7 +98,7 @@ describe('a board the origin does not publish (current/version.txt answers 404)'
     });
     expect(first.lines.some((l) => l.event === 'poll.origin_unreachable')).toBe(false);
     const done = first.lines.find((l) => l.event === 'mirror.done');
-    expect(done).toMatchObject({ ok: true, problems: [], newReleases: [`stable/${board}/4081.2.0`] });
+    expect(done).toMatchObject({ ok: true, problems: [], newReleases: [`flatcar/stable/${board}/4081.2.0`] });
     expect(await exists(join(dataDir, 'mirror/stable', board, '4081.2.0', smallArtifact))).toBe(true);
     expect(await exists(join(dataDir, 'mirror/stable', unpublished))).toBe(false);
 

@@ -63,7 +63,7 @@ describe('cldist serve with retention (keepReleases 1) and a webhook', () => {
     const config = await simConfig(sim, dir, ['stable'], { notifications: { webhooks: [webhook] } });
     await publishSmall(sim, '5000.0.0');
     running = await serveFor(
-      { ...config, channels: config.channels.map((channel) => ({ ...channel, keepReleases: 1 })) },
+      { ...config, sources: config.sources.map((source) => ({ ...source, keepReleases: 1 })) },
       join(dir, 'data'),
     );
     const { handle, records } = running;

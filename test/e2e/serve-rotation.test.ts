@@ -96,7 +96,7 @@ describe('cldist serve: a rotated signing subkey without a restart', () => {
   }
 
   const current = async (started: Started) =>
-    (await started.handle.ledger.getCurrent(channel, board))?.version;
+    (await started.handle.ledger.getCurrent({ source: 'flatcar', channel, board }))?.version;
 
   it('mirrors N+1, signed only by the new subkey, once the rotated key is in the trust file', async () => {
     const { started, trustFile } = await start('rotation-1');
@@ -116,7 +116,12 @@ describe('cldist serve: a rotated signing subkey without a restart', () => {
     await pollAndDrain(started);
 
     expect(await current(started)).toBe('4000.1.0');
-    const detail = await started.handle.ledger.getRelease({ channel, board, version: '4000.1.0' });
+    const detail = await started.handle.ledger.getRelease({
+      source: 'flatcar',
+      channel,
+      board,
+      version: '4000.1.0',
+    });
     expect(detail?.artifactStates.map((a) => a.signingKeyFingerprint)).toEqual([
       keys.newSubkey.fingerprint,
       keys.newSubkey.fingerprint,
@@ -132,7 +137,12 @@ describe('cldist serve: a rotated signing subkey without a restart', () => {
     await release('4000.1.0', keys.newSubkey.fingerprint);
     await pollAndDrain(started);
 
-    const waiting = await started.handle.ledger.getRelease({ channel, board, version: '4000.1.0' });
+    const waiting = await started.handle.ledger.getRelease({
+      source: 'flatcar',
+      channel,
+      board,
+      version: '4000.1.0',
+    });
     expect(waiting === undefined ? undefined : releaseState(waiting)).toBe('awaiting-trust');
     expect(waiting?.artifactStates.map((a) => a.state)).toEqual([
       'awaiting_trust',

@@ -306,7 +306,10 @@ describe('cldist serve with an unreachable origin', () => {
       await sim.close();
       const config = {
         ...keyOnly,
-        channels: keyOnly.channels.map((c) => ({ ...c, baseUrl: 'http://127.0.0.1:9/{channel}' })),
+        sources: keyOnly.sources.map((s) => ({
+          ...s,
+          channels: s.channels.map((c) => ({ ...c, baseUrl: 'http://127.0.0.1:9/{channel}' })),
+        })),
       };
       const started = await serveFor(config, join(dir, 'data'));
       try {

@@ -102,7 +102,7 @@ describe('bare-metal boot: profiles, selectors and scripts on the API', () => {
     });
 
     it('refuses a pinned version whose artifacts are claimed but not verified yet', async () => {
-      const release = { channel: 'beta', board: 'amd64-usr', version: '4100.0.0' };
+      const release = { source: 'flatcar', channel: 'beta', board: 'amd64-usr', version: '4100.0.0' };
       await rig.ledger.claimRelease(release, [
         {
           name: 'flatcar_production_pxe.vmlinuz',

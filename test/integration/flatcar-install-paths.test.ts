@@ -11,11 +11,13 @@ import type { BootProfile } from '../../shared/boot/profiles.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { runPoll } from '../../shared/mirror/poller.ts';
 import { type Gpg, startGpg } from '../support/pgp-fixtures.ts';
+import { channelSources } from '../support/update-fixtures.ts';
 import { drain, type MirrorRig, startRig } from './mirror-harness.ts';
 
 const board = 'amd64-usr';
 const version = '4081.2.0';
 const image = 'flatcar_production_image.bin.bz2';
+const defaultArtifacts = parseConfig({}).sources[0]?.artifacts ?? [];
 /** flatcar-install's own wget options (flatcar/init, bin/flatcar-install, WGET_ARGS). */
 const wgetArgs = ['--tries', '10', '--timeout=20', '--retry-connrefused'];
 
@@ -63,13 +65,13 @@ describe('the mirror as a release server for flatcar-install -b', () => {
   const requests: string[] = [];
 
   beforeAll(async () => {
-    rig = await startRig({ channels: ['stable'], artifacts: parseConfig({}).artifacts });
+    rig = await startRig({ channels: ['stable'], artifacts: defaultArtifacts });
     await rig.origin.publishRelease({
       channel: 'stable',
       board,
       version,
-      artifacts: parseConfig({})
-        .artifacts.filter((artifact) => artifact.name !== 'version.txt')
+      artifacts: defaultArtifacts
+        .filter((artifact) => artifact.name !== 'version.txt')
         .map((artifact) => ({ name: artifact.name, size: artifact.name === image ? 300_000 : 1000 })),
     });
     await runPoll(rig.deps, rig.config);
@@ -151,7 +153,13 @@ describe('the mirror as a release server for flatcar-install -b', () => {
         createdAt: '',
         updatedAt: '',
       };
-      const plan = installPlanFor(profile, version, `${server.url}/mirror`, 'http://unused/config');
+      const plan = installPlanFor(
+        profile,
+        version,
+        `${server.url}/mirror`,
+        'http://unused/config',
+        channelSources('stable'),
+      );
       if (plan === undefined) throw new Error('an install profile has an install plan');
       const { base, version: asked, image: name } = prepUrl(flatcarInstallArgs(plan));
       expect(base).toBe(`${server.url}/mirror/stable/${board}`);

@@ -56,7 +56,13 @@ describe('release mirror when ledger writes or their answers are lost', () => {
     expect(report.failures).toBe(1);
     expect(summary(await rig.events())).toEqual(['artifact.missing extra.bin', 'release.mirrored']);
     expect(
-      await rig.ledger.getArtifact({ channel: 'stable', board, version: '6.0.0', artifact: 'extra.bin' }),
+      await rig.ledger.getArtifact({
+        source: 'flatcar',
+        channel: 'stable',
+        board,
+        version: '6.0.0',
+        artifact: 'extra.bin',
+      }),
     ).toMatchObject({ state: 'missing', alertedAt: expect.any(String) });
     expect((await manifest(rig, '6.0.0'))?.missing).toEqual(['extra.bin']);
     rig.advance((rig.config.schedule.stallAfterMinutes + 1) * 60_000);
@@ -125,7 +131,12 @@ describe('release mirror when ledger writes or their answers are lost', () => {
       rig.jobsQueue,
     );
     expect(summary(await rig.events())).toEqual(['release.mirrored']);
-    const release = await rig.ledger.getRelease({ channel: 'stable', board, version: '8.0.0' });
+    const release = await rig.ledger.getRelease({
+      source: 'flatcar',
+      channel: 'stable',
+      board,
+      version: '8.0.0',
+    });
     expect(release).toMatchObject({ finalizedAt: expect.any(String), announcedAt: expect.any(String) });
     expect(release?.announcePending).toBeUndefined();
   });
@@ -187,13 +198,13 @@ describe('release mirror when ledger writes or their answers are lost', () => {
       },
     });
     const older = finalizeIfDone(
-      { channel: 'stable', board, version: '9.0.0' },
+      { source: 'flatcar', channel: 'stable', board, version: '9.0.0' },
       writer('older', rig.deps),
       rig.config,
     );
     await olderBlocked;
     const newer = finalizeIfDone(
-      { channel: 'stable', board, version: '10.0.0' },
+      { source: 'flatcar', channel: 'stable', board, version: '10.0.0' },
       writer('newer', rig.deps),
       rig.config,
     );
@@ -210,7 +221,9 @@ describe('release mirror when ledger writes or their answers are lost', () => {
     expect(writes.at(-1)).toBe('10.0.0');
     const visible = new TextDecoder().decode(await rig.store.get(target));
     expect(bodies.get(visible)).toBe('10.0.0');
-    expect((await rig.ledger.getCurrent('stable', board))?.version).toBe('10.0.0');
+    expect((await rig.ledger.getCurrent({ source: 'flatcar', channel: 'stable', board }))?.version).toBe(
+      '10.0.0',
+    );
   });
 
   it('finalizes through the poller sweep a release whose finalizer failed and could not give the lease back', async () => {
@@ -236,7 +249,7 @@ describe('release mirror when ledger writes or their answers are lost', () => {
     });
     const report = await drain(rig.worker(stranding), rig.jobsQueue);
     expect(report.failures).toBeGreaterThan(0);
-    const ref = { channel: 'stable', board, version: '7.0.0' };
+    const ref = { source: 'flatcar', channel: 'stable', board, version: '7.0.0' };
     expect(await rig.ledger.getRelease(ref)).toMatchObject({ finalizeLeaseUntil: expect.any(String) });
     expect((await rig.ledger.getRelease(ref))?.announcedAt).toBeUndefined();
     expect(summary(await rig.events())).not.toContain('release.mirrored');

@@ -70,7 +70,7 @@ describe('release mirror under faults', () => {
     const key = `stable/${board}/7.0.0/image.bin`;
     expect(await rig.store.head(key)).toBeUndefined();
     expect(await rig.store.list(`stable/${board}/7.0.0/image`)).toEqual([]);
-    const artifact = { channel: 'stable', board, version: '7.0.0', artifact: 'image.bin' };
+    const artifact = { source: 'flatcar', channel: 'stable', board, version: '7.0.0', artifact: 'image.bin' };
     expect(await rig.ledger.getArtifact(artifact)).toMatchObject({ state: 'pending', attempts: 1 });
 
     const early = await receiveJobs(rig.jobsQueue, 10, 5);
@@ -128,7 +128,13 @@ describe('release mirror under faults', () => {
         .sort(),
     ).toEqual(['artifact.missing extra.bin', 'artifact.missing image.bin']);
     expect(
-      await rig.ledger.getArtifact({ channel: 'stable', board, version: '6.1.0', artifact: 'image.bin' }),
+      await rig.ledger.getArtifact({
+        source: 'flatcar',
+        channel: 'stable',
+        board,
+        version: '6.1.0',
+        artifact: 'image.bin',
+      }),
     ).toMatchObject({
       state: 'missing',
       required: true,
@@ -218,7 +224,12 @@ describe('release mirror under faults', () => {
     expect(warnings.filter(([message]) => message === 'poll.not_published')).toEqual([
       [
         'poll.not_published',
-        { channel: 'beta', board, url: `${started.origin.url}/beta/${board}/current/version.txt` },
+        {
+          source: 'flatcar',
+          channel: 'beta',
+          board,
+          url: `${started.origin.url}/beta/${board}/current/version.txt`,
+        },
       ],
     ]);
     // The 503 is an unreachable origin, said once for the one poll it failed; the 404 never is.
@@ -253,7 +264,13 @@ describe('release mirror under faults', () => {
     const report = await drain(rig.worker(), rig.jobsQueue);
     expect(report.failures).toBe(1);
     expect(
-      await rig.ledger.getArtifact({ channel: 'stable', board, version: '10.0.0', artifact: 'image.bin' }),
+      await rig.ledger.getArtifact({
+        source: 'flatcar',
+        channel: 'stable',
+        board,
+        version: '10.0.0',
+        artifact: 'image.bin',
+      }),
     ).toMatchObject({
       state: 'verified',
       attempts: 2,
@@ -309,7 +326,13 @@ describe('release mirror under faults', () => {
     const stored = await rig.store.get(`stable/${board}/14.0.0/image.bin`);
     expect(stored?.byteLength).toBe(3 * MiB);
     expect(
-      await rig.ledger.getArtifact({ channel: 'stable', board, version: '14.0.0', artifact: 'image.bin' }),
+      await rig.ledger.getArtifact({
+        source: 'flatcar',
+        channel: 'stable',
+        board,
+        version: '14.0.0',
+        artifact: 'image.bin',
+      }),
     ).toMatchObject({ state: 'verified', attempts: 2, sha512: release.sha512['image.bin'] });
   });
 
@@ -325,7 +348,13 @@ describe('release mirror under faults', () => {
     expect((await drain(rig.worker(), rig.jobsQueue)).failures).toBe(0);
     expect(await rig.store.list(`stable/${board}/11.0.0/image`)).toEqual([]);
     expect(
-      await rig.ledger.getArtifact({ channel: 'stable', board, version: '11.0.0', artifact: 'image.bin' }),
+      await rig.ledger.getArtifact({
+        source: 'flatcar',
+        channel: 'stable',
+        board,
+        version: '11.0.0',
+        artifact: 'image.bin',
+      }),
     ).toMatchObject({
       state: 'pending',
       lastError: expect.stringMatching(/maxArtifactBytes|too large|limit/i),

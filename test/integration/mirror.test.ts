@@ -131,6 +131,7 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
       `stable/${board}/1.0.0/version.txt.sig`,
     ]);
     const record = await rig.ledger.getArtifact({
+      source: 'flatcar',
       channel: 'stable',
       board,
       version: '1.0.0',
@@ -145,6 +146,7 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     await rig.deps.jobs.sendJobs([
       {
         v: 1,
+        source: 'flatcar',
         channel: 'stable',
         board,
         version: '1.0.0',
@@ -178,7 +180,13 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     const image = await rig.store.get(`stable/${board}/1.0.0/image.bin`);
     expect(image && sha512(image)).toBe(release.sha512['image.bin']);
     expect(
-      await rig.ledger.getArtifact({ channel: 'stable', board, version: '1.0.0', artifact: 'image.bin' }),
+      await rig.ledger.getArtifact({
+        source: 'flatcar',
+        channel: 'stable',
+        board,
+        version: '1.0.0',
+        artifact: 'image.bin',
+      }),
     ).toMatchObject({
       state: 'verified',
       attempts: 1,
@@ -255,7 +263,8 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     const events = await rig.events();
     expect(events.map((e) => e.event)).toEqual(['release.mirrored']);
     expect(
-      (await rig.ledger.getRelease({ channel: 'stable', board, version: '3.0.0' }))?.finalizedAt,
+      (await rig.ledger.getRelease({ source: 'flatcar', channel: 'stable', board, version: '3.0.0' }))
+        ?.finalizedAt,
     ).toBeDefined();
   });
 
@@ -303,7 +312,9 @@ describe('release mirror over SQS, DynamoDB and SNS stand-ins and the sim origin
     expect(poll.results[0]).toMatchObject({ outcome: 'new-release', version: '5.0.0' });
     await drain(worker, rig.jobsQueue);
     expect(await text(rig, `stable/${board}/current/version.txt`)).toContain('_VERSION_ID=5.1.0');
-    expect((await rig.ledger.getCurrent('stable', board))?.version).toBe('5.1.0');
+    expect((await rig.ledger.getCurrent({ source: 'flatcar', channel: 'stable', board }))?.version).toBe(
+      '5.1.0',
+    );
     const mirrored = named(await rig.events(), 'release.mirrored');
     expect(mirrored.map((e) => [e.version, e.detail.currentAdvanced])).toEqual([
       ['5.1.0', true],

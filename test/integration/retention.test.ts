@@ -22,10 +22,13 @@ import { facts, plans } from '../support/ledger-fixtures.ts';
 import { drain, type MirrorRig, startRig } from './mirror-harness.ts';
 
 const board = 'amd64-usr';
-const stream = { channel: 'stable', board };
+const stream = { source: 'flatcar', channel: 'stable', board };
 const at = (version: string): ReleaseRef => ({ ...stream, version });
 /** What the mirror stores of a release: each artifact and its signature, then the manifest. */
 const files = [...plans.flatMap((plan) => [plan.name, `${plan.name}.sig`]), 'release.json'];
+
+/** What retention needs besides the mirror's deps: the sources, for each release's folder. */
+const pruneDepsOf = (rig: MirrorRig) => ({ ...rig.deps, mirrorSources: rig.config.sources });
 
 /** A release as the mirror leaves it once announced: its records in the ledger, its objects in the store. */
 async function seedMirrored(rig: MirrorRig, release: ReleaseRef, options: { current?: boolean } = {}) {
@@ -35,7 +38,7 @@ async function seedMirrored(rig: MirrorRig, release: ReleaseRef, options: { curr
   expect(await rig.ledger.completeFinalize(release)).toBe(true);
   expect(await rig.ledger.recordAnnounced(release)).toBe(true);
   for (const file of files) {
-    await rig.store.put(storeKey(release.channel, release.board, release.version, file), `${file}\n`);
+    await rig.store.put(storeKey('', release.channel, release.board, release.version, file), `${file}\n`);
   }
   if (options.current === true) expect(await rig.ledger.advanceCurrent(release)).toBe(true);
 }
@@ -49,7 +52,7 @@ async function storedVersions(store: ObjectStore, prefix = 'stable/amd64-usr/'):
 }
 
 async function listedVersions(ledger: Ledger, channel = 'stable', onBoard = board): Promise<string[]> {
-  return (await ledger.listReleases(channel, onBoard)).map((r) => r.version);
+  return (await ledger.listReleases({ source: 'flatcar', channel, board: onBoard })).map((r) => r.version);
 }
 
 function pruned(events: CldistEvent[]): CldistEvent[] {
@@ -93,10 +96,13 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     // The current release can be older than the kept ones: newer releases without a verified version.txt.
     await seedMirrored(rig, at('1.1.0'), { current: true });
     await rig.ledger.claimRelease(at('0.5.0'), plans);
-    await rig.store.put(storeKey('stable', board, '0.5.0', 'image.bin'), 'in progress');
-    await seedMirrored(rig, { channel: 'stable', board: 'arm64-usr', version: '1.0.0' });
+    await rig.store.put(storeKey('', 'stable', board, '0.5.0', 'image.bin'), 'in progress');
+    await seedMirrored(rig, { source: 'flatcar', channel: 'stable', board: 'arm64-usr', version: '1.0.0' });
 
-    const report = await pruneReleases({ stream, keep: 2 }, { ...rig.deps, pinned: pinnedOnly('1.2.0') });
+    const report = await pruneReleases(
+      { stream, keep: 2 },
+      { ...pruneDepsOf(rig), pinned: pinnedOnly('1.2.0') },
+    );
 
     expect(report.pruned).toEqual(['1.0.0', '1.3.0']);
     expect(report.spared).toEqual([
@@ -104,12 +110,12 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
       { version: '1.2.0', why: 'pinned' },
     ]);
     expect(await storedVersions(rig.store)).toEqual(['0.5.0', '1.1.0', '1.2.0', '1.4.0', '1.5.0']);
-    expect(await rig.store.list(releaseFolder(at('1.4.0')))).toHaveLength(files.length);
+    expect(await rig.store.list(releaseFolder(at('1.4.0'), rig.config.sources))).toHaveLength(files.length);
     expect(await listedVersions(rig.ledger)).toEqual(['0.5.0', '1.1.0', '1.2.0', '1.4.0', '1.5.0']);
     expect(await rig.ledger.getRelease(at('1.0.0'))).toBeUndefined();
     expect(await rig.ledger.getArtifact({ ...at('1.3.0'), artifact: 'image.bin' })).toBeUndefined();
     expect(await storedVersions(rig.store, 'stable/arm64-usr/')).toEqual(['1.0.0']);
-    expect((await rig.ledger.getCurrent('stable', board))?.version).toBe('1.1.0');
+    expect((await rig.ledger.getCurrent(stream))?.version).toBe('1.1.0');
 
     const events = pruned(await rig.events());
     expect(events.map((event) => event.version).sort()).toEqual(['1.0.0', '1.3.0']);
@@ -125,16 +131,18 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     await seedMirrored(rig, at('1.1.0'), { current: true });
     const store = failingDeletes(rig.store, 3);
 
-    await expect(pruneReleases({ stream, keep: 1 }, { ...rig.deps, store })).rejects.toThrow(
+    await expect(pruneReleases({ stream, keep: 1 }, { ...pruneDepsOf(rig), store })).rejects.toThrow(
       /injected: delete/,
     );
 
     expect(store.deleted).toEqual(
       ['release.json', 'version.txt', 'version.txt.sig'].map((file) =>
-        storeKey('stable', board, '1.0.0', file),
+        storeKey('', 'stable', board, '1.0.0', file),
       ),
     );
-    expect(await rig.store.list(releaseFolder(at('1.0.0')))).toHaveLength(files.length - 3);
+    expect(await rig.store.list(releaseFolder(at('1.0.0'), rig.config.sources))).toHaveLength(
+      files.length - 3,
+    );
     expect(pruned(await rig.events())).toEqual([]);
     // Half-deleted: in no listing, never shown as mirrored, not retried.
     expect(await listedVersions(rig.ledger)).toEqual(['1.1.0']);
@@ -160,13 +168,14 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
       ).releases.map((r) => r.version);
     expect(await listed('')).toEqual(['1.1.0']);
     expect(await listed('?state=pruning')).toEqual(['1.0.0']);
-    const retry = await routes.request('/v1/releases/stable/amd64-usr/1.0.0/retry', { method: 'POST' });
+    const retry = await routes.request('/v1/releases/flatcar/stable/amd64-usr/1.0.0/retry', {
+      method: 'POST',
+    });
     expect(retry.status).toBe(404);
     expect(await retry.text()).toMatch(/being deleted by retention/);
     const status = await buildStatus({
       ledger: rig.ledger,
-      channels: rig.config.channels,
-      boards: [board],
+      mirrorSources: rig.config.sources,
       keyring: () => undefined,
       keyWarningDays: 30,
       recentEvents: () => [],
@@ -193,19 +202,21 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     await seedMirrored(rig, at('1.0.0'));
     await seedMirrored(rig, at('1.1.0'), { current: true });
     const flaky: MirrorDeps = {
-      ...rig.deps,
+      ...pruneDepsOf(rig),
       ledger: {
         ...rig.ledger,
         deletePrunedArtifacts: () =>
           Promise.reject(new TransientError('ledger-unavailable', 'injected: ledger delete failed')),
       },
     };
-    await expect(pruneReleases({ stream, keep: 1 }, flaky)).rejects.toThrow(/injected: ledger/);
-    expect(await rig.store.list(releaseFolder(at('1.0.0')))).toEqual([]);
+    await expect(
+      pruneReleases({ stream, keep: 1 }, { ...flaky, mirrorSources: rig.config.sources }),
+    ).rejects.toThrow(/injected: ledger/);
+    expect(await rig.store.list(releaseFolder(at('1.0.0'), rig.config.sources))).toEqual([]);
     expect((await rig.ledger.getRelease(at('1.0.0')))?.artifactStates).toHaveLength(plans.length);
     expect(pruned(await rig.events())).toEqual([]);
 
-    expect((await pruneReleases({ stream, keep: 1 }, rig.deps)).pruned).toEqual(['1.0.0']);
+    expect((await pruneReleases({ stream, keep: 1 }, pruneDepsOf(rig))).pruned).toEqual(['1.0.0']);
     expect(await rig.ledger.getRelease(at('1.0.0'))).toBeUndefined();
     expect(pruned(await rig.events()).map((event) => event.version)).toEqual(['1.0.0']);
   });
@@ -215,14 +226,18 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     await seedMirrored(rig, at('1.1.0'), { current: true });
     // A process that dies gives nothing back: its prune lease stays taken.
     const dead: MirrorDeps = {
-      ...rig.deps,
+      ...pruneDepsOf(rig),
       store: failingDeletes(rig.store, 1),
       ledger: { ...rig.ledger, releasePrune: async () => {} },
     };
-    await expect(pruneReleases({ stream, keep: 1 }, dead)).rejects.toThrow(/injected/);
+    await expect(
+      pruneReleases({ stream, keep: 1 }, { ...dead, mirrorSources: rig.config.sources }),
+    ).rejects.toThrow(/injected/);
 
-    expect(await pruneReleases({ stream, keep: 1 }, rig.deps)).toEqual({ pruned: [], spared: [] });
-    expect(await rig.store.list(releaseFolder(at('1.0.0')))).toHaveLength(files.length - 1);
+    expect(await pruneReleases({ stream, keep: 1 }, pruneDepsOf(rig))).toEqual({ pruned: [], spared: [] });
+    expect(await rig.store.list(releaseFolder(at('1.0.0'), rig.config.sources))).toHaveLength(
+      files.length - 1,
+    );
 
     rig.advance((pruneLeaseSeconds + 1) * 1000);
     expect(await runRetention(rig.deps, rig.config)).toEqual({ pruned: 1, failures: 0 });
@@ -236,7 +251,7 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
     await seedMirrored(rig, at('1.2.0'), { current: true });
     const errors: string[] = [];
     const failing: MirrorDeps = {
-      ...rig.deps,
+      ...pruneDepsOf(rig),
       store: failingDeletes(rig.store, 0),
       logger: { ...rig.deps.logger, error: (message) => errors.push(message) },
     };
@@ -251,12 +266,12 @@ describe.each(['local', 's3'] as const)('retention against dynalite and the %s s
   it('changes nothing and announces nothing when run again', async () => {
     for (const version of ['1.0.0', '1.1.0', '1.2.0']) await seedMirrored(rig, at(version));
     await rig.ledger.advanceCurrent(at('1.2.0'));
-    expect((await pruneReleases({ stream, keep: 1 }, rig.deps)).pruned).toEqual(['1.0.0', '1.1.0']);
-    expect(await pruneReleases({ stream, keep: 1 }, rig.deps)).toEqual({ pruned: [], spared: [] });
+    expect((await pruneReleases({ stream, keep: 1 }, pruneDepsOf(rig))).pruned).toEqual(['1.0.0', '1.1.0']);
+    expect(await pruneReleases({ stream, keep: 1 }, pruneDepsOf(rig))).toEqual({ pruned: [], spared: [] });
     expect(
       await runRetention(rig.deps, {
         ...rig.config,
-        channels: rig.config.channels.map((channel) => ({ ...channel, keepReleases: 1 })),
+        sources: rig.config.sources.map((source) => ({ ...source, keepReleases: 1 })),
       }),
     ).toEqual({ pruned: 0, failures: 0 });
     expect(await storedVersions(rig.store)).toEqual(['1.2.0']);

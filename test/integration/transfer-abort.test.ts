@@ -50,11 +50,13 @@ afterAll(async () => {
 describe('transfer abort', () => {
   it('aborting a transfer whose read has stalled ends it at once and leaves nothing visible or staged', async () => {
     origin.inject(/big\.bin$/, faults.stallAfter(2.5 * MiB), { times: 1 });
-    const channel = config.channels[0];
-    if (channel === undefined) throw new Error('no channel');
-    const urls = artifactUrls(channel, 'amd64-usr', '1.0.0', 'big.bin');
+    const [source] = config.sources;
+    const channel = source?.channels[0];
+    if (source === undefined || channel === undefined) throw new Error('no channel');
+    const urls = artifactUrls(source, channel, 'amd64-usr', '1.0.0', 'big.bin');
     const job = {
       v: 1 as const,
+      source: source.name,
       channel: 'stable',
       board: 'amd64-usr',
       version: '1.0.0',

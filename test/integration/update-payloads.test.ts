@@ -217,6 +217,7 @@ describe('update payloads mirrored from the update origin, verified before anyth
     const job: UpdatePayloadJob = {
       v: 1,
       kind: 'update-payload',
+      source: 'flatcar',
       channel: 'stable',
       board,
       version,

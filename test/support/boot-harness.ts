@@ -79,7 +79,7 @@ export async function startBootRig(
         ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
       }),
     async mirrorRelease(channel, version, current = true) {
-      const release = { channel, board: 'amd64-usr', version };
+      const release = { source: 'flatcar', channel, board: 'amd64-usr', version };
       const names = [pxeKernel, pxeInitramfs, diskImage];
       await ledger.claimRelease(
         release,

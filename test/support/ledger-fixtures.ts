@@ -8,7 +8,7 @@ import { tableActive } from '../integration/mirror-harness.ts';
 import { emulatorClients, freshTable } from './emulators.ts';
 
 /** One release of two required artifacts and an optional one, shared by the ledger's contract tests. */
-export const release = { channel: 'stable', board: 'amd64-usr', version: '3510.2.8' };
+export const release = { source: 'flatcar', channel: 'stable', board: 'amd64-usr', version: '3510.2.8' };
 
 export const plans: ArtifactPlan[] = [
   { name: 'version.txt', required: true, url: 'http://o/v', signatureUrl: 'http://o/v.sig' },

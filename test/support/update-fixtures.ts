@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { parseConfig } from '../../shared/config.ts';
+import type { SourceConfig } from '../../shared/config-sources.ts';
 import type { UpdateGroupLedger } from '../../shared/ledger/update-groups.ts';
 import type { FleetCheckIn, FleetRecorder } from '../../shared/update/fleet-record.ts';
 import type { UpdateGroup } from '../../shared/update/groups.ts';
@@ -117,4 +119,9 @@ export function omahaCheck(options: CheckOptions = {}): string {
   </app>
 </request>
 `;
+}
+
+/** The sources a config with these top-level channels means: one source, `flatcar`, at the mirror's root. */
+export function channelSources(...channels: string[]): SourceConfig[] {
+  return parseConfig({ channels: channels.map((name) => ({ name })) }).sources;
 }

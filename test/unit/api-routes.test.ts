@@ -13,6 +13,7 @@ import { createDynamoFleetLedger } from '../../shared/ledger/fleet.ts';
 import { createDynamoLedger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
+import { channelSources } from '../support/update-fixtures.ts';
 
 const bodiesDir = mkdtempSync(join(tmpdir(), 'cldist-api-routes-'));
 afterAll(() => rmSync(bodiesDir, { recursive: true, force: true }));
@@ -43,7 +44,7 @@ function registeredRoutes(): { method: string; path: string }[] {
       },
       updates: createUpdateService(
         { groups: ledger, current: ledger, clock: () => new Date('2026-12-01T00:00:00Z') },
-        { mirrorBaseUrl: 'http://127.0.0.1:9/mirror', channels: ['stable'] },
+        { mirrorBaseUrl: 'http://127.0.0.1:9/mirror', sources: channelSources('stable') },
       ),
     },
     parseConfig({}),
@@ -68,7 +69,7 @@ function forwards(gateway: ApiRoute, app: { method: string; path: string }): boo
 
 describe('the API routes the gateway and the app share', () => {
   it('writes API Gateway paths as Hono paths, parameters and the greedy path included', () => {
-    expect(honoPath(apiPaths.releaseRetry)).toBe('/v1/releases/:channel/:board/:version/retry');
+    expect(honoPath(apiPaths.releaseRetry)).toBe('/v1/releases/:source/:channel/:board/:version/retry');
     expect(honoPath(apiPaths.metadata)).toBe('/v1/metadata/*');
     expect(honoPath(apiPaths.releases)).toBe('/v1/releases');
     expect(() => honoPath('/v1/instances/{id}.json')).toThrow(

@@ -41,7 +41,38 @@ afterAll(async () => {
 });
 
 describe('cldist config check', () => {
-  it('prints the effective config of a valid file and exits 0', async () => {
+  it('prints each source of the example config (channels, boards per channel, artifacts, keys) and exits 0', async () => {
+    const file = join(projectRoot, 'examples/coreos-and-flatcar.json');
+    const run = await cldist(['config', 'check', '--config', file]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const out = run.stdout;
+    expect(out).toContain(`config: ${file}`);
+    expect(out).toContain('  coreos  (COREOS_VERSION_ID, mirrored under coreos/)');
+    expect(out).toContain('  flatcar  (FLATCAR_VERSION_ID, mirrored under flatcar/)');
+    expect(out).toMatch(
+      /^ {8}amd64-usr {2}https:\/\/stable\.release\.core-os\.net\/amd64-usr\/current\/version\.txt$/m,
+    );
+    expect(out).toContain('      stable: amd64-usr, arm64-usr\n');
+    expect(out).toMatch(
+      /^ {8}arm64-usr {2}https:\/\/lts\.release\.flatcar-linux\.net\/arm64-usr\/current\/version\.txt$/m,
+    );
+    expect(out).toContain(
+      '        amd64-usr  https://lts.release.flatcar-linux.net/amd64-usr/current-2024/version.txt',
+    );
+    expect(out).toContain('      coreos_production_openstack_image.img.bz2 (required)');
+    expect(out).toContain('      flatcar_production_image.bin.bz2 (required)');
+    expect(out).toMatch(
+      /^ {6}F88CFEDEFF29A5B4D9523864E25D9AED0593B34A Flatcar Buildbot .*: signing subkey 52F145DFD00BBDCD928CBB5A32DA80F91EF52974 expires 2027-03-08 \((valid|expired)\)$/m,
+    );
+    expect(out).toMatch(
+      /^ {6}04127D0BFABEC8871FFB2CCE50E0885593D2DCB4 CoreOS Buildbot .*: signing subkey \w+ expires 2021-06-01 \(expired\)$/m,
+    );
+    expect(out).toContain(`  file ${join(projectRoot, 'keys/CoreOS_Image_Signing_Key.asc')}`);
+    expect(out.trimEnd().endsWith('config is valid')).toBe(true);
+  });
+
+  it('reads the old top-level lists, prints them as one source and warns with the new shape', async () => {
     const file = await write('good.json', {
       channels: [
         { name: 'stable', keepReleases: 5 },
@@ -59,29 +90,31 @@ describe('cldist config check', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const out = run.stdout;
-    expect(out).toContain(`config: ${file}`);
-    expect(out).toMatch(
-      /^ {2}stable +https:\/\/stable\.release\.flatcar-linux\.net {2}\(keep the newest 5 per board\)$/m,
-    );
-    expect(out).toMatch(/^ {2}lts-2024 +https:\/\/mirror\.example\/lts-2024$/m);
-    expect(out).toContain('boards: amd64-usr, arm64-usr');
-    expect(out).toContain('  version.txt (required)');
-    expect(out).toContain('  flatcar_production_pxe.vmlinuz (optional)');
-    expect(out).toContain(`  file ${join(projectRoot, 'keys/Flatcar_Image_Signing_Key.asc')}`);
+    expect(out).toContain('  flatcar  (FLATCAR_VERSION_ID, mirrored under the mirror root)');
+    expect(out).toContain('      lts-2024: amd64-usr, arm64-usr');
+    expect(out).toContain('        arm64-usr  https://mirror.example/lts/arm64-usr/current-2024/version.txt');
+    expect(out).toContain('      version.txt (required)');
+    expect(out).toContain('      flatcar_production_pxe.vmlinuz (optional)');
+    expect(out).toContain('      stable: amd64-usr, arm64-usr  (keep the newest 5 per board)');
     expect(out).toContain('  trusted F88CFEDEFF29A5B4D9523864E25D9AED0593B34A Flatcar Buildbot');
     expect(out).toMatch(
       /^ {4}signing subkey 52F145DFD00BBDCD928CBB5A32DA80F91EF52974 expires 2027-03-08 \((valid|expired)\)$/m,
     );
     expect(out).toContain('  schedule.everyMinutes = 5');
     expect(out).toContain('  schedule.stallAfterMinutes = 60');
-    expect(out).not.toContain('warnings:');
+    expect(out).toMatch(
+      /^warnings:\n {2}channels, boards, artifacts: the top-level .* are read as one source; write it as "sources": \[\{"name":"flatcar"/m,
+    );
     expect(out.trimEnd().endsWith('config is valid')).toBe(true);
 
     const json = await cldist(['config', 'check', '--config', file, '--json']);
     expect(json.code).toBe(0);
-    const report = JSON.parse(json.stdout) as { valid: boolean; effective: { boards: string[] } };
+    const report = JSON.parse(json.stdout) as {
+      valid: boolean;
+      effective: { sources: Array<{ channels: Array<{ boards: string[] }> }> };
+    };
     expect(report.valid).toBe(true);
-    expect(report.effective.boards).toEqual(['amd64-usr', 'arm64-usr']);
+    expect(report.effective.sources[0]?.channels[1]?.boards).toEqual(['amd64-usr', 'arm64-usr']);
   });
 
   it('names each typo with its nearest valid name and exits 2', async () => {
@@ -120,6 +153,33 @@ describe('cldist config check', () => {
     };
     expect(report.valid).toBe(false);
     expect(report.errors.find((e) => e.path === 'boards.0')?.suggestion).toBe('amd64-usr');
+  });
+
+  it('names each typo in a sources config with its nearest valid name and exits 2', async () => {
+    const file = await write('typos-sources.json', {
+      sources: [
+        {
+          name: 'coreos',
+          versionkey: 'COREOS_VERSION_ID',
+          channels: [{ name: 'stabel', boards: ['amd64-usr', 'amd46-usr'] }],
+        },
+        { name: 'flatcar', chanels: [], artifacts: [{ name: 'version.txt', requird: true }] },
+        { name: 'lts', channels: [{ name: 'curent-2024', bords: ['arm64-usr'] }] },
+      ],
+    });
+    const run = await cldist(['config', 'check', '--config', file]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trimEnd().split('\n').slice(1).sort()).toEqual(
+      [
+        '  sources.0.versionkey: unknown key; did you mean `versionKey`?',
+        '  sources.0.channels.0.name: unknown channel "stabel"; did you mean `stable`?',
+        '  sources.0.channels.0.boards.1: unknown board "amd46-usr"; did you mean `amd64-usr`?',
+        '  sources.1.chanels: unknown key; did you mean `channels`?',
+        '  sources.1.artifacts.0.requird: unknown key; did you mean `required`?',
+        '  sources.2.channels.0.name: unknown channel "curent-2024"; did you mean `current-2024`?',
+        '  sources.2.channels.0.bords: unknown key; did you mean `boards`?',
+      ].sort(),
+    );
   });
 
   it('warns of a well-formed unknown channel but exits 0', async () => {

@@ -46,6 +46,23 @@ describe('judgeName: boards and channels against what Flatcar publishes', () => 
     },
   );
 
+  it('reads channel and per-channel board names out of every source', () => {
+    const { errors, warnings } = checkNames({
+      sources: [
+        { name: 'coreos', channels: [{ name: 'stabel', boards: ['amd64-usr', 'amd46-usr'] }] },
+        { name: 'flatcar', channels: [{ name: 'curent-2024' }, { name: 'edge', boards: ['arm64-us'] }] },
+        'nonsense',
+      ],
+    });
+    expect(errors.map((e) => [e.path, e.suggestion])).toEqual([
+      ['sources.0.channels.0.name', 'stable'],
+      ['sources.0.channels.0.boards.1', 'amd64-usr'],
+      ['sources.1.channels.0.name', 'current-2024'],
+      ['sources.1.channels.1.boards.0', 'arm64-usr'],
+    ]);
+    expect(warnings.map((w) => [w.path, w.suggestion])).toEqual([['sources.1.channels.1.name', 'beta']]);
+  });
+
   it('reads names out of a raw config with other faults, and leaves malformed entries to the schema', () => {
     const { errors, warnings } = checkNames({
       boards: ['amd64-usr', 'amd64-us', 7],
@@ -71,6 +88,25 @@ describe('unknown keys get the nearest key the schema accepts there', () => {
       expect.arrayContaining(['kind', 'path', 'bucket', 'prefix']),
     );
     expect(keysAt(configSchema, ['boards', 0])).toEqual([]);
+    expect(keysAt(configSchema, ['sources', 0])).toEqual(
+      expect.arrayContaining([
+        'name',
+        'baseUrl',
+        'versionKey',
+        'channels',
+        'artifacts',
+        'keys',
+        'mirrorPath',
+      ]),
+    );
+    expect(keysAt(configSchema, ['sources', 0, 'channels', 1])).toEqual([
+      'name',
+      'boards',
+      'baseUrl',
+      'upstream',
+      'current',
+      'keepReleases',
+    ]);
     expect(keysAt(configSchema, ['nothing', 'here'])).toEqual([]);
   });
 
@@ -107,9 +143,11 @@ describe('checkRawConfig', () => {
     const report = await checkRawConfig({}, now);
     expect(report.errors).toEqual([]);
     expect(report.valid).toBe(true);
-    expect(report.effective?.channels.find((c) => c.name === 'stable')?.resolvedBaseUrl).toBe(
-      'https://stable.release.flatcar-linux.net',
-    );
+    const stable = report.effective?.sources[0]?.channels.find((c) => c.name === 'stable');
+    expect(stable?.versionUrls).toEqual({
+      'amd64-usr': 'https://stable.release.flatcar-linux.net/amd64-usr/current/version.txt',
+    });
+    expect(report.warnings.filter((w) => w.path !== 'keyring.trustedFingerprints')).toEqual([]);
     const flatcar = report.keys?.find((k) => k.fingerprint === 'F88CFEDEFF29A5B4D9523864E25D9AED0593B34A');
     expect(flatcar?.signingSubkeys.filter((s) => s.state === 'valid').map((s) => s.expires)).toEqual([
       '2027-03-08T17:54:02.000Z',
@@ -133,6 +171,36 @@ describe('checkRawConfig', () => {
     expect(keyringOnly.effective?.keyring.files).toEqual(['/nonexistent/key.asc']);
   });
 
+  it('warns that the old top-level lists are read as one source, showing it in the new shape', async () => {
+    const report = await checkRawConfig({ channels: [{ name: 'stable' }], boards: ['arm64-usr'] }, now);
+    expect(report.valid).toBe(true);
+    const warning = report.warnings.find((w) => w.path === 'channels, boards');
+    expect(warning?.message).toContain('are read as one source; write it as "sources": [{"name":"flatcar"');
+    expect(warning?.message).toContain('"boards":["arm64-usr"]');
+    expect(report.effective?.sources.map((s) => s.mirrorPath)).toEqual(['']);
+  });
+
+  it('warns about a base URL that ends in a board, suggesting {board}', async () => {
+    const report = await checkRawConfig(
+      {
+        sources: [
+          {
+            name: 'coreos',
+            baseUrl: 'https://{channel}.release.core-os.net/amd64-usr/',
+            versionKey: 'COREOS_VERSION_ID',
+          },
+        ],
+      },
+      now,
+    );
+    expect(report.valid).toBe(true);
+    expect(report.warnings).toContainEqual({
+      path: 'sources.0.baseUrl',
+      message: expect.stringContaining('ends in a board, and the board is appended to it'),
+      suggestion: 'https://{channel}.release.core-os.net/{board}',
+    });
+  });
+
   it('reads the update payload keys when update is configured, naming the field of one it cannot use', async () => {
     expect((await checkRawConfig({ update: {} }, now)).errors).toEqual([]);
     const report = await checkRawConfig(
@@ -154,6 +222,25 @@ describe('checkRawConfig', () => {
       { path: 'channels.1.name', message: expect.stringContaining('the store folder of update payloads') },
     ]);
     expect((await checkRawConfig({ channels: [{ name: 'update' }] }, now)).errors).toEqual([]);
+    const namedUpdate = await checkRawConfig({ sources: [{ name: 'update' }], update: {} }, now);
+    expect(namedUpdate.errors).toEqual([
+      {
+        path: 'sources.0.mirrorPath',
+        message: expect.stringContaining('the store folder of update payloads'),
+      },
+    ]);
+    const atRoot = await checkRawConfig(
+      { sources: [{ name: 'flatcar', mirrorPath: '', channels: [{ name: 'update' }] }], update: {} },
+      now,
+    );
+    expect(atRoot.errors).toEqual([
+      {
+        path: 'sources.0.channels.0.name',
+        message: expect.stringContaining('the store folder of update payloads'),
+      },
+    ]);
+    const inFolder = { sources: [{ name: 'flatcar', channels: [{ name: 'update' }] }], update: {} };
+    expect((await checkRawConfig(inFolder, now)).errors).toEqual([]);
     const schema = await checkRawConfig(
       { update: { origin: 'https://example.test/flat/', payloads: ['x.txt'] } },
       now,

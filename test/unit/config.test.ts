@@ -1,14 +1,36 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.ts';
+import { channelNames, sourceOfChannel } from '../../shared/config-sources.ts';
 import { ConfigError, describeError } from '../../shared/errors.ts';
 
 describe('config', () => {
-  it('defaults to the Flatcar channels, amd64-usr, the OpenStack-style artifacts and the flatcar-install image', () => {
+  it('reads a bare channel name (Omaha groups, boot profiles) as the first source that has that channel', () => {
+    const { sources } = parseConfig({
+      sources: [
+        { name: 'flatcar', channels: [{ name: 'stable' }, { name: 'beta' }] },
+        { name: 'private', channels: [{ name: 'stable' }, { name: 'edge' }] },
+      ],
+    });
+    expect(sourceOfChannel(sources, 'stable')).toBe('flatcar');
+    expect(sourceOfChannel(sources, 'edge')).toBe('private');
+    expect(sourceOfChannel(sources, 'nightly')).toBeUndefined();
+    expect(channelNames(sources)).toEqual(['stable', 'beta', 'edge']);
+  });
+
+  it('defaults to one Flatcar source: its channels, amd64-usr, the OpenStack-style artifacts and the flatcar-install image', () => {
     const config = parseConfig({});
-    expect(config.channels.map((c) => c.name)).toEqual(['alpha', 'beta', 'stable', 'lts']);
-    expect(config.channels[0]?.baseUrl).toBe('https://{channel}.release.flatcar-linux.net');
-    expect(config.boards).toEqual(['amd64-usr']);
-    expect(config.artifacts.map((a) => a.name)).toEqual([
+    expect(config.sources).toHaveLength(1);
+    const [flatcar] = config.sources;
+    expect(flatcar).toMatchObject({
+      name: 'flatcar',
+      baseUrl: 'https://{channel}.release.flatcar-linux.net',
+      versionKey: 'FLATCAR_VERSION_ID',
+      mirrorPath: 'flatcar',
+    });
+    expect(flatcar?.keys).toBeUndefined();
+    expect(flatcar?.channels.map((c) => c.name)).toEqual(['alpha', 'beta', 'stable', 'lts']);
+    expect(flatcar?.channels.every((c) => c.boards.join() === 'amd64-usr')).toBe(true);
+    expect(flatcar?.artifacts.map((a) => a.name)).toEqual([
       'version.txt',
       'flatcar_production_openstack_image.img.bz2',
       'flatcar_production_pxe.vmlinuz',
@@ -17,6 +39,106 @@ describe('config', () => {
     ]);
     expect(config.keyring.trustedFingerprints).toContain('F88CFEDEFF29A5B4D9523864E25D9AED0593B34A');
     expect(config.store).toEqual({ kind: 'local', path: 'data/mirror' });
+  });
+
+  it('takes CoreOS and Flatcar side by side, {prefix} naming each image family, boards per channel', () => {
+    const config = parseConfig({
+      sources: [
+        {
+          name: 'coreos',
+          baseUrl: 'https://{channel}.release.core-os.net/{board}/',
+          versionKey: 'COREOS_VERSION_ID',
+          channels: [{ name: 'stable' }],
+          keys: ['04127D0BFABEC8871FFB2CCE50E0885593D2DCB4'],
+        },
+        {
+          name: 'flatcar',
+          channels: [
+            { name: 'stable', boards: ['amd64-usr', 'arm64-usr'] },
+            { name: 'current-2024', boards: ['amd64-usr'] },
+          ],
+          artifacts: [
+            { name: 'version.txt' },
+            { name: '{prefix}_production_image.bin.bz2', required: false },
+          ],
+        },
+      ],
+    });
+    const [coreos, flatcar] = config.sources;
+    expect(coreos?.artifacts.map((a) => a.name)).toContain('coreos_production_openstack_image.img.bz2');
+    expect(coreos?.mirrorPath).toBe('coreos');
+    expect(coreos?.baseUrl).toBe('https://{channel}.release.core-os.net/{board}');
+    expect(flatcar?.artifacts).toEqual([
+      { name: 'version.txt', required: true },
+      { name: 'flatcar_production_image.bin.bz2', required: false },
+    ]);
+    expect(flatcar?.channels.map((c) => [c.name, c.boards, c.upstream, c.current])).toEqual([
+      ['stable', ['amd64-usr', 'arm64-usr'], 'stable', 'current'],
+      ['current-2024', ['amd64-usr'], 'lts', 'current-2024'],
+    ]);
+  });
+
+  it('reads the old top-level channels, boards and artifacts as one source at the mirror root', () => {
+    const config = parseConfig({
+      channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9/{channel}' }, { name: 'beta' }],
+      boards: ['arm64-usr'],
+      artifacts: [{ name: 'version.txt' }],
+    });
+    expect(config.sources).toHaveLength(1);
+    expect(config.sources[0]).toMatchObject({
+      name: 'flatcar',
+      mirrorPath: '',
+      artifacts: [{ name: 'version.txt' }],
+    });
+    expect(config.sources[0]?.channels.map((c) => [c.name, c.boards, c.baseUrl])).toEqual([
+      ['stable', ['arm64-usr'], 'http://127.0.0.1:9/{channel}'],
+      ['beta', ['arm64-usr'], undefined],
+    ]);
+  });
+
+  it.each([
+    [
+      'old and new shapes together',
+      { sources: [{ name: 'a' }], boards: ['amd64-usr'] },
+      /boards: the top-level "boards" cannot be combined with "sources"/,
+    ],
+    [
+      'a source name twice',
+      { sources: [{ name: 'a' }, { name: 'a' }] },
+      /sources\.1\.name: "a" is used twice/,
+    ],
+    [
+      'a shared mirror path',
+      { sources: [{ name: 'a' }, { name: 'b', mirrorPath: 'a' }] },
+      /sources\.1\.mirrorPath: "a" is another source's mirror path/,
+    ],
+    [
+      'an empty mirror path beside another source',
+      { sources: [{ name: 'a', mirrorPath: '' }, { name: 'b' }] },
+      /sources\.0\.mirrorPath: an empty mirror path is only for a single source/,
+    ],
+    [
+      'a key the keyring does not trust',
+      { sources: [{ name: 'a', keys: ['A'.repeat(40)] }] },
+      /sources\.0\.keys\.0: A{40} is not in keyring\.trustedFingerprints/,
+    ],
+    [
+      'an unknown version key',
+      { sources: [{ name: 'a', versionKey: 'VERSION_ID' }] },
+      /sources\.0\.versionKey/,
+    ],
+    [
+      'a placeholder other than {prefix}',
+      { sources: [{ name: 'a', artifacts: [{ name: '{board}.img' }] }] },
+      /sources\.0\.artifacts\.0\.name: a file name where "\{prefix\}" is the only placeholder/,
+    ],
+    [
+      'a board twice on a channel',
+      { sources: [{ name: 'a', channels: [{ name: 'stable', boards: ['amd64-usr', 'amd64-usr'] }] }] },
+      /sources\.0\.channels\.0\.boards: unique board names/,
+    ],
+  ])('refuses %s, naming the field', (_what, input, message) => {
+    expect(() => parseConfig(input)).toThrow(message);
   });
 
   it('names the bad field and what was expected', () => {

@@ -8,19 +8,24 @@ import {
   ledgerTableInput,
 } from '../../shared/ledger/table.ts';
 
-const release = { channel: 'stable', board: 'amd64-usr', version: '3510.2.8' };
+const release = { source: 'flatcar', channel: 'stable', board: 'amd64-usr', version: '3510.2.8' };
+const beta = { source: 'coreos', channel: 'beta', board: 'arm64-usr' };
 
 describe('the ledger table layout', () => {
-  it('keeps the key formats that items already written on a deployed table carry', () => {
-    expect(ledgerItems.release(release)).toEqual({ pk: 'rel#stable#amd64-usr#3510.2.8', sk: '#release' });
+  it('keeps the key formats that items written on a deployed table carry, the source first', () => {
+    expect(ledgerItems.release(release)).toEqual({
+      pk: 'rel#flatcar#stable#amd64-usr#3510.2.8',
+      sk: '#release',
+    });
     expect(ledgerItems.artifact({ ...release, artifact: 'x.bin' })).toEqual({
-      pk: 'rel#stable#amd64-usr#3510.2.8',
+      pk: 'rel#flatcar#stable#amd64-usr#3510.2.8',
       sk: 'artifact#x.bin',
     });
-    expect(ledgerItems.pollState('beta', 'arm64-usr')).toEqual({ pk: 'poll#beta#arm64-usr', sk: 'poll' });
-    expect(ledgerItems.current('beta', 'arm64-usr')).toEqual({ pk: 'current#beta#arm64-usr', sk: 'current' });
-    expect(ledgerItems.currentSync('beta', 'arm64-usr')).toEqual({
-      pk: 'current#beta#arm64-usr',
+    expect(ledgerItems.release({ ...release, source: 'coreos' })).not.toEqual(ledgerItems.release(release));
+    expect(ledgerItems.pollState(beta)).toEqual({ pk: 'poll#coreos#beta#arm64-usr', sk: 'poll' });
+    expect(ledgerItems.current(beta)).toEqual({ pk: 'current#coreos#beta#arm64-usr', sk: 'current' });
+    expect(ledgerItems.currentSync(beta)).toEqual({
+      pk: 'current#coreos#beta#arm64-usr',
       sk: 'sync-lease',
     });
     expect(ledgerItems.keyWarning('ABCD', '2026-11-01')).toEqual({ pk: 'keywarn#ABCD', sk: '2026-11-01' });

@@ -11,12 +11,20 @@ import { resolveMirrorStore } from '../../shared/mirror/store-location.ts';
 import { artifactUrls } from '../../shared/release/layout.ts';
 
 const config = parseConfig({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9/{channel}' }] });
-const stable = config.channels[0];
-if (stable === undefined) throw new Error('no channel');
-const urls = artifactUrls(stable, 'amd64-usr', '4081.2.0', 'version.txt');
+const [source] = config.sources;
+const stable = source?.channels[0];
+if (source === undefined || stable === undefined) throw new Error('no channel');
+const urls = artifactUrls(source, stable, 'amd64-usr', '4081.2.0', 'version.txt');
 
 function jobBody(channel = 'stable'): string {
-  const job = { v: 1, channel, board: 'amd64-usr', version: '4081.2.0', artifact: 'version.txt' };
+  const job = {
+    v: 1,
+    source: 'flatcar',
+    channel,
+    board: 'amd64-usr',
+    version: '4081.2.0',
+    artifact: 'version.txt',
+  };
   return JSON.stringify({ ...job, ...urls });
 }
 

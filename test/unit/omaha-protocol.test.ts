@@ -6,7 +6,13 @@ import type { MirrorCurrent } from '../../shared/ledger/records.ts';
 import { flatcarAppId } from '../../shared/update/omaha-request.ts';
 import { buildOmahaResponse } from '../../shared/update/omaha-response.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
-import { memoryGroups, memoryPayloads, memoryRecorder, omahaCheck } from '../support/update-fixtures.ts';
+import {
+  channelSources,
+  memoryGroups,
+  memoryPayloads,
+  memoryRecorder,
+  omahaCheck,
+} from '../support/update-fixtures.ts';
 
 const reader = new XMLParser({
   ignoreAttributes: false,
@@ -32,16 +38,22 @@ function setup() {
   const recorder = memoryRecorder();
   const currents = new Map<string, MirrorCurrent>();
   const setCurrent = (channel: string, board: string, version: string) =>
-    currents.set(`${channel}/${board}`, { channel, board, version, updatedAt: '2026-12-01T00:00:00.000Z' });
+    currents.set(`${channel}/${board}`, {
+      source: 'flatcar',
+      channel,
+      board,
+      version,
+      updatedAt: '2026-12-01T00:00:00.000Z',
+    });
   const service = createUpdateService(
     {
       groups,
-      current: { getCurrent: async (channel, board) => currents.get(`${channel}/${board}`) },
+      current: { getCurrent: async ({ channel, board }) => currents.get(`${channel}/${board}`) },
       payloads,
       recorder,
       clock: () => now,
     },
-    { mirrorBaseUrl, channels: ['alpha', 'beta', 'stable', 'lts'] },
+    { mirrorBaseUrl, sources: channelSources('alpha', 'beta', 'stable', 'lts') },
   );
   return { payloads, groups, recorder, setCurrent, service };
 }
@@ -235,7 +247,7 @@ describe('the Omaha endpoint, on requests in update_engine’s shape', () => {
         payloads: s.payloads,
         clock: () => now,
       },
-      { mirrorBaseUrl, channels: ['stable'] },
+      { mirrorBaseUrl, sources: channelSources('stable') },
     );
     await expect(failing.omaha.answer(omahaCheck())).rejects.toBeInstanceOf(TransientError);
   });

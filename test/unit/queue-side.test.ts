@@ -12,6 +12,7 @@ const options = { config, maxReceives: 3, visibilityTimeoutSeconds: 30 };
 
 const job: MirrorJob = {
   v: 1,
+  source: 'flatcar',
   channel: 'stable',
   board: 'amd64-usr',
   version: '4081.2.0',

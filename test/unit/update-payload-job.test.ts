@@ -22,6 +22,7 @@ function body(fields: Record<string, unknown> = {}): string {
   return JSON.stringify({
     v: 1,
     kind: 'update-payload',
+    source: 'flatcar',
     channel: 'stable',
     board: 'amd64-usr',
     version: '4081.2.0',
@@ -71,6 +72,8 @@ describe('update payload jobs under the one job policy (runMirrorJob)', () => {
       [{ name: 'oem-azure.gz' }, 'unknown-payload'],
       [{ board: 'arm64-usr' }, 'unknown-board'],
       [{ channel: 'nightly' }, 'unknown-channel'],
+      [{ source: 'coreos' }, 'unknown-channel'],
+      [{ source: undefined }, 'malformed-message'],
       [{ version: '4081..2' }, 'malformed-message'],
       [{ extra: true }, 'malformed-message'],
     ];

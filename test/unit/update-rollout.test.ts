@@ -3,7 +3,7 @@ import type { MirrorCurrent } from '../../shared/ledger/records.ts';
 import { parseGroupInput, type UpdateGroup, type UpdateGroupRequest } from '../../shared/update/groups.ts';
 import { machinePosition, periodStart, rolloutShare, windowOpen } from '../../shared/update/rollout.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
-import { memoryGroups, memoryPayloads, omahaCheck } from '../support/update-fixtures.ts';
+import { channelSources, memoryGroups, memoryPayloads, omahaCheck } from '../support/update-fixtures.ts';
 
 const machines = Array.from(
   { length: 10_000 },
@@ -19,7 +19,13 @@ function fleet() {
   const currents = new Map<string, MirrorCurrent>([
     [
       'stable',
-      { channel: 'stable', board: 'amd64-usr', version: '4152.2.0', updatedAt: releasedAt.toISOString() },
+      {
+        source: 'flatcar',
+        channel: 'stable',
+        board: 'amd64-usr',
+        version: '4152.2.0',
+        updatedAt: releasedAt.toISOString(),
+      },
     ],
   ]);
   payloads.add('amd64-usr', '4152.2.0', 'flatcar_production_update.gz');
@@ -27,12 +33,12 @@ function fleet() {
   const service = createUpdateService(
     {
       groups,
-      current: { getCurrent: async (channel) => currents.get(channel) },
+      current: { getCurrent: async ({ channel }) => currents.get(channel) },
       payloads,
       clock: () => now,
       cacheTtlMs: 0,
     },
-    { mirrorBaseUrl: 'http://127.0.0.1:8080/mirror', channels: ['stable', 'beta'] },
+    { mirrorBaseUrl: 'http://127.0.0.1:8080/mirror', sources: channelSources('stable', 'beta') },
   );
   const put = async (name: string, input: UpdateGroupRequest, extra = {}) => {
     const group: UpdateGroup = { ...parseGroupInput(input), name, updatedAt: now.toISOString(), ...extra };

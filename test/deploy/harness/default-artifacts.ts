@@ -7,7 +7,7 @@ import { parseConfig } from '../../../shared/config.ts';
  * `version.txt` is left out: the sim origin writes it for every release.
  */
 export function defaultArtifacts(size: (name: string) => number): ArtifactSpec[] {
-  return parseConfig({})
-    .artifacts.filter((artifact) => artifact.name !== 'version.txt')
+  return (parseConfig({}).sources[0]?.artifacts ?? [])
+    .filter((artifact) => artifact.name !== 'version.txt')
     .map((artifact) => ({ name: artifact.name, size: size(artifact.name) }));
 }

@@ -30,8 +30,9 @@ export class MirrorDriver {
 
   static async create(deployment: Deployment, origin: SimOrigin): Promise<MirrorDriver> {
     const { config } = parseRuntimeEnv(deployment.templateEnvironment(deployment.function('Poller')));
-    const [channel] = config.channels;
-    const [board] = config.boards;
+    const [source] = config.sources;
+    const channel = source?.channels[0];
+    const board = channel?.boards[0];
     if (channel === undefined || board === undefined) throw new Error('the deployed config has no channel');
     return new MirrorDriver(
       deployment,
