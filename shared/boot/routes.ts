@@ -100,6 +100,11 @@ function urlsFor(config: CldistConfig, baseUrl: (c: Context) => string) {
   };
 }
 
+/** What `decideBoot` reads, from the boot parts and the instance service's. */
+function decisionDeps(boot: BootApiDeps, deps: InstanceServiceDeps) {
+  return { store: boot.store, releases: boot.releases, instances: deps.instances, clock: deps.clock };
+}
+
 /**
  * The unauthenticated routes network-booting machines call: the chain script, each loader's script and
  * the boot token's config. Served on the API app, and alone on `cldist serve --boot-listen`.
@@ -109,12 +114,7 @@ export function createBootMachineRoutes(options: BootMachineRouteOptions): Hono 
   const recent = boot.recent ?? createRecentBoots();
   const app = new Hono();
   const urls = urlsFor(config, baseUrl);
-  const bootDeps = {
-    store: boot.store,
-    releases: boot.releases,
-    instances: deps.instances,
-    clock: deps.clock,
-  };
+  const bootDeps = decisionDeps(boot, deps);
 
   app.get(apiPaths.bootChain, (c) => script(c, ipxeChainScript(baseUrl(c))));
 
@@ -181,12 +181,7 @@ export function createBootRoutes(options: BootRouteOptions): Hono {
     onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxBodyBytes} bytes`),
   });
   const urls = urlsFor(config, baseUrl);
-  const bootDeps = {
-    store: boot.store,
-    releases: boot.releases,
-    instances: deps.instances,
-    clock: deps.clock,
-  };
+  const bootDeps = decisionDeps(boot, deps);
   app.route('/', createBootMachineRoutes({ ...options, boot: { ...boot, recent } }));
 
   app.get(apiPaths.bootPreview, requireAdmin, async (c) => {
