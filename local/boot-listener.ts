@@ -1,14 +1,12 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
 import { retryAfterSeconds } from '../shared/api/app.ts';
 import { type BootApiDeps, createBootMachineRoutes } from '../shared/boot/routes.ts';
 import type { CldistConfig } from '../shared/config.ts';
-import { ConfigError, describeError } from '../shared/errors.ts';
+import { describeError } from '../shared/errors.ts';
 import type { InstanceServiceDeps } from '../shared/instances/service.ts';
 import { createConfigMerger } from '../shared/metadata/merge.ts';
 import type { ObjectStore } from '../shared/store/types.ts';
+import { type Listener, startListener } from './http/listener.ts';
 import { createMirrorApp } from './mirror-http.ts';
 import type { Logger } from './runtime/log.ts';
 
@@ -23,21 +21,7 @@ export interface BootListenerOptions {
   logger: Logger;
 }
 
-export interface BootListener {
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
-
-function listenProblem(error: NodeJS.ErrnoException, where: string): Error {
-  const reasons: Record<string, string> = {
-    EADDRINUSE: `${where} is already in use`,
-    EADDRNOTAVAIL: `${where} is not an address of this machine; use the address of the provisioning network's interface`,
-    EACCES: `${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE`,
-  };
-  const reason = error.code === undefined ? undefined : reasons[error.code];
-  return reason === undefined ? error : new ConfigError(`--boot-listen ${reason}`, { cause: error });
-}
+export type BootListener = Listener;
 
 /**
  * The boot listener: what a provisioning network needs and nothing else. The chain and machine scripts,
@@ -67,22 +51,13 @@ export async function startBootListener(options: BootListenerOptions): Promise<B
     }),
   );
   app.notFound((c) => c.text('not found\n', 404));
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-  const where = `${options.host}:${options.port}`;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(listenProblem(error, where)));
-    server.listen(options.port, options.host, () => resolve((server.address() as AddressInfo).port));
+  const listener = await startListener({
+    fetch: app.fetch,
+    host: options.host,
+    port: options.port,
+    option: '--boot-listen',
+    notLocalHint: "use the address of the provisioning network's interface",
   });
-  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
-  logger.info('boot.listening', { url, chain: `${url}/boot.ipxe` });
-  return {
-    url,
-    port,
-    close: () =>
-      new Promise<void>((done) => {
-        server.close(() => done());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
-      }),
-  };
+  logger.info('boot.listening', { url: listener.url, chain: `${listener.url}/boot.ipxe` });
+  return listener;
 }

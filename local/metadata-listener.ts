@@ -1,12 +1,10 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createAdaptorServer } from '@hono/node-server';
 import type { CldistConfig } from '../shared/config.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
 import type { InstanceServiceDeps } from '../shared/instances/service.ts';
 import { sourceAddressIdentity } from '../shared/metadata/identity.ts';
 import { createConfigMerger } from '../shared/metadata/merge.ts';
 import { createMetadataApp } from '../shared/metadata/routes.ts';
+import { type Listener, startListener } from './http/listener.ts';
 import type { Logger } from './runtime/log.ts';
 
 export interface MetadataListenerOptions {
@@ -17,11 +15,7 @@ export interface MetadataListenerOptions {
   logger: Logger;
 }
 
-export interface MetadataListener {
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
+export type MetadataListener = Listener;
 
 /** `--metadata-listen HOST:PORT` into its parts; IPv6 hosts in brackets (`[fd00:ec2::254]:80`). */
 export function parseListenAddress(
@@ -38,16 +32,6 @@ export function parseListenAddress(
   return { host, port };
 }
 
-function listenProblem(error: NodeJS.ErrnoException, where: string): Error {
-  const reasons: Record<string, string> = {
-    EADDRINUSE: `${where} is already in use`,
-    EADDRNOTAVAIL: `${where} is not an address of this machine; add it to an interface first (ip addr add 169.254.169.254/32 dev IFACE)`,
-    EACCES: `${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE`,
-  };
-  const reason = error.code === undefined ? undefined : reasons[error.code];
-  return reason === undefined ? error : new ConfigError(`--metadata-listen ${reason}`, { cause: error });
-}
-
 /**
  * The metadata listener: a server with only the metadata routes, identifying instances by their source
  * address. No admin, status or mirror route is on it, and no header is trusted, so an instance that can
@@ -62,22 +46,13 @@ export async function startMetadataListener(options: MetadataListenerOptions): P
     onInternalError: (error) =>
       options.logger.error('metadata.internal_error', { cause: describeError(error) }),
   });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-  const where = `${options.host}:${options.port}`;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(listenProblem(error, where)));
-    server.listen(options.port, options.host, () => resolve((server.address() as AddressInfo).port));
+  const listener = await startListener({
+    fetch: app.fetch,
+    host: options.host,
+    port: options.port,
+    option: '--metadata-listen',
+    notLocalHint: 'add it to an interface first (ip addr add 169.254.169.254/32 dev IFACE)',
   });
-  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
-  options.logger.info('metadata.listening', { url });
-  return {
-    url,
-    port,
-    close: () =>
-      new Promise<void>((done) => {
-        server.close(() => done());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
-      }),
-  };
+  options.logger.info('metadata.listening', { url: listener.url });
+  return listener;
 }

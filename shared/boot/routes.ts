@@ -100,6 +100,17 @@ function urlsFor(config: CldistConfig, baseUrl: (c: Context) => string) {
   };
 }
 
+/** What `decideBoot` reads, from the boot parts and the instance service's. */
+function decisionDeps(boot: BootApiDeps, deps: InstanceServiceDeps, sources: CldistConfig['sources']) {
+  return {
+    store: boot.store,
+    releases: boot.releases,
+    sources,
+    instances: deps.instances,
+    clock: deps.clock,
+  };
+}
+
 /**
  * The unauthenticated routes network-booting machines call: the chain script, each loader's script and
  * the boot token's config. Served on the API app, and alone on `cldist serve --boot-listen`.
@@ -109,13 +120,7 @@ export function createBootMachineRoutes(options: BootMachineRouteOptions): Hono 
   const recent = boot.recent ?? createRecentBoots();
   const app = new Hono();
   const urls = urlsFor(config, baseUrl);
-  const bootDeps = {
-    store: boot.store,
-    releases: boot.releases,
-    sources: config.sources,
-    instances: deps.instances,
-    clock: deps.clock,
-  };
+  const bootDeps = decisionDeps(boot, deps, config.sources);
 
   app.get(apiPaths.bootChain, (c) => script(c, ipxeChainScript(baseUrl(c))));
 
@@ -182,13 +187,7 @@ export function createBootRoutes(options: BootRouteOptions): Hono {
     onError: (c) => problem(c, 413, 'too-large', `request body is larger than ${maxBodyBytes} bytes`),
   });
   const urls = urlsFor(config, baseUrl);
-  const bootDeps = {
-    store: boot.store,
-    releases: boot.releases,
-    sources: config.sources,
-    instances: deps.instances,
-    clock: deps.clock,
-  };
+  const bootDeps = decisionDeps(boot, deps, config.sources);
   app.route('/', createBootMachineRoutes({ ...options, boot: { ...boot, recent } }));
 
   app.get(apiPaths.bootPreview, requireAdmin, async (c) => {

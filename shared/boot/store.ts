@@ -2,9 +2,9 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { PermanentError, TransientError } from '../errors.ts';
 import { type Item, type LedgerTable, ledgerTable, partitionKeyName } from '../ledger/access.ts';
 import {
-  ledgerKeySchema as k,
   ledgerIndex,
   ledgerIndexEntry,
+  ledgerIndexListing,
   ledgerItems,
   ledgerKindAttribute,
 } from '../ledger/table.ts';
@@ -250,12 +250,7 @@ export function bootStoreOn(table: LedgerTable): BootStore {
         names: partitionKeyName,
       }),
     async listProfiles() {
-      const items = await table.query('list boot profiles', {
-        IndexName: k.gsi1Name,
-        KeyConditionExpression: '#g1pk = :p',
-        ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
-        ExpressionAttributeValues: { ':p': ledgerIndex.bootProfiles },
-      });
+      const items = await table.query('list boot profiles', ledgerIndexListing(ledgerIndex.bootProfiles));
       return items.map(toProfile);
     },
     getSelection: (id) => getSelection(table, id),

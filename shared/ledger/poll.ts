@@ -1,9 +1,9 @@
 import { type LedgerTable, strip } from './access.ts';
 import type { PollState, StreamRef } from './records.ts';
 import {
-  ledgerKeySchema as k,
   ledgerIndex,
   ledgerIndexEntry,
+  ledgerIndexListing,
   ledgerItems,
   ledgerKindAttribute,
   streamKey,
@@ -33,12 +33,7 @@ export function pollLedger(table: LedgerTable): PollLedger {
     },
 
     async listPollStates() {
-      const items = await table.query('list poll states', {
-        IndexName: k.gsi1Name,
-        KeyConditionExpression: '#g1pk = :p',
-        ExpressionAttributeNames: { '#g1pk': k.gsi1PartitionKey },
-        ExpressionAttributeValues: { ':p': ledgerIndex.pollStates },
-      });
+      const items = await table.query('list poll states', ledgerIndexListing(ledgerIndex.pollStates));
       return items.map((item) => strip<PollState>(item));
     },
   };

@@ -54,6 +54,16 @@ export function ledgerIndexEntry(partition: string, sort: string): LedgerKey {
   return { [ledgerKeySchema.gsi1PartitionKey]: partition, [ledgerKeySchema.gsi1SortKey]: sort };
 }
 
+/** The query input that lists one whole `gsi1` partition (a `ledgerIndex` value). */
+export function ledgerIndexListing(partition: string) {
+  return {
+    IndexName: ledgerKeySchema.gsi1Name,
+    KeyConditionExpression: '#g1pk = :p',
+    ExpressionAttributeNames: { '#g1pk': ledgerKeySchema.gsi1PartitionKey },
+    ExpressionAttributeValues: { ':p': partition },
+  };
+}
+
 /**
  * The `gsi1` partitions. An item is listed by being given the partition's value, and leaves the listing
  * when its index attributes are removed.

@@ -170,77 +170,151 @@ function eventOf(checkIn: FleetCheckIn): FleetEventState | undefined {
  * and `maxBytes`: beyond them (a ledger down for long) the oldest waiting states are dropped and counted.
  */
 export function createFleetRecorder(options: FleetRecorderOptions): BufferedFleetRecorder {
-  const startTimer = options.startTimer ?? unrefTimer;
-  let pending = new Map<string, Pending>();
-  let pendingBytes = 0;
-  let cancelTimer: (() => void) | undefined;
-  let running: Promise<void> = Promise.resolve();
-  let flushQueued = false;
-  let closed = false;
-  const counts = { written: 0, dropped: 0, recorded: 0, unchanged: 0 };
-  /** What was last written per machine, oldest first, at most `maxMachines`: to skip unchanged check-ins. */
-  const lastWritten = new Map<string, { fingerprint: string; at: number }>();
+  const recorder = new FleetRecorderCore(options);
+  return {
+    record: (checkIn) => recorder.safeRecord(checkIn),
+    flush: () => recorder.flush(),
+    close: () => recorder.close(),
+    stats: () => recorder.stats(),
+  };
+}
 
-  function remember(writes: readonly FleetWrite[]): void {
-    if (options.unchangedRefreshMs <= 0) return;
+/** The state behind `createFleetRecorder`: the waiting map and its bounds, the timer and the flush chain. */
+class FleetRecorderCore {
+  private pending = new Map<string, Pending>();
+  private pendingBytes = 0;
+  private cancelTimer: (() => void) | undefined;
+  private running: Promise<void> = Promise.resolve();
+  private flushQueued = false;
+  private closed = false;
+  private readonly counts = { written: 0, dropped: 0, recorded: 0, unchanged: 0 };
+  /** What was last written per machine, oldest first, at most `maxMachines`: to skip unchanged check-ins. */
+  private readonly lastWritten = new Map<string, { fingerprint: string; at: number }>();
+  /** Dropped since last reported, so a long outage reports once per flush, not once per check-in. */
+  private unreported = 0;
+  private readonly startTimer: StartTimer;
+
+  constructor(private readonly options: FleetRecorderOptions) {
+    this.startTimer = options.startTimer ?? unrefTimer;
+  }
+
+  stats(): FleetRecorderStats {
+    return { pending: this.pending.size, pendingBytes: this.pendingBytes, ...this.counts };
+  }
+
+  safeRecord(checkIn: FleetCheckIn): void {
+    try {
+      this.record(checkIn);
+    } catch (error) {
+      // The endpoint's answer never depends on the fleet: a fault here is reported, never thrown.
+      this.report(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+  }
+
+  flush(): Promise<void> {
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    this.running = this.running.catch(() => undefined).then(() => this.writePending());
+    const done = this.running;
+    done.then(
+      () => {
+        if (this.unreported > 0) this.report(new Error('fleet recorder memory bound reached'));
+        if (this.pending.size > 0) this.schedule();
+      },
+      () => this.schedule(),
+    );
+    return done;
+  }
+
+  private record(checkIn: FleetCheckIn): void {
+    this.counts.recorded++;
+    if (!storable(checkIn)) {
+      this.counts.dropped++;
+      return;
+    }
+    const check = checkOf(checkIn);
+    const event = eventOf(checkIn);
+    if (check === undefined && event === undefined) return;
+    if (event === undefined && check !== undefined && this.unchanged(checkIn.machineId, check)) {
+      this.counts.unchanged++;
+      return;
+    }
+    this.put(checkIn.machineId, {
+      ...(check === undefined ? {} : { check }),
+      ...(event === undefined ? {} : { event }),
+    });
+    this.enforceBound();
+    if (this.pending.size >= this.options.flushAtMachines && !this.flushQueued) {
+      this.flushQueued = true;
+      this.flush().catch((error: unknown) => this.report(error));
+    } else {
+      this.schedule();
+    }
+  }
+
+  private remember(writes: readonly FleetWrite[]): void {
+    if (this.options.unchangedRefreshMs <= 0) return;
     for (const write of writes) {
       if (write.check === undefined) continue;
-      lastWritten.delete(write.machineId);
-      lastWritten.set(write.machineId, {
+      this.lastWritten.delete(write.machineId);
+      this.lastWritten.set(write.machineId, {
         fingerprint: fingerprintOf(write.check),
         at: Date.parse(write.check.at),
       });
     }
-    for (const machineId of lastWritten.keys()) {
-      if (lastWritten.size <= options.maxMachines) break;
-      lastWritten.delete(machineId);
+    for (const machineId of this.lastWritten.keys()) {
+      if (this.lastWritten.size <= this.options.maxMachines) break;
+      this.lastWritten.delete(machineId);
     }
   }
 
-  function unchanged(machineId: string, check: FleetCheckState): boolean {
-    if (pending.has(machineId)) return false;
-    const last = lastWritten.get(machineId);
+  private unchanged(machineId: string, check: FleetCheckState): boolean {
+    if (this.pending.has(machineId)) return false;
+    const last = this.lastWritten.get(machineId);
     return (
       last !== undefined &&
-      Date.parse(check.at) - last.at < options.unchangedRefreshMs &&
+      Date.parse(check.at) - last.at < this.options.unchangedRefreshMs &&
       last.fingerprint === fingerprintOf(check)
     );
   }
-  /** Dropped since last reported, so a long outage reports once per flush, not once per check-in. */
-  let unreported = 0;
 
-  function put(machineId: string, entry: Omit<Pending, 'bytes'>): void {
-    const old = pending.get(machineId);
+  private put(machineId: string, entry: Omit<Pending, 'bytes'>): void {
+    const old = this.pending.get(machineId);
     const merged = {
       check: entry.check ?? old?.check,
       event: entry.event ?? old?.event,
     };
     const bytes = sizeOf(merged);
     if (old !== undefined) {
-      pendingBytes -= old.bytes;
+      this.pendingBytes -= old.bytes;
       // Delete first so the machine moves to the end: the map's order is oldest state first.
-      pending.delete(machineId);
+      this.pending.delete(machineId);
     }
-    pending.set(machineId, { ...merged, bytes });
-    pendingBytes += bytes;
+    this.pending.set(machineId, { ...merged, bytes });
+    this.pendingBytes += bytes;
   }
 
-  function enforceBound(): void {
-    for (const [machineId, entry] of pending) {
-      if (pending.size <= options.maxMachines && pendingBytes <= options.maxBytes) return;
-      pending.delete(machineId);
-      pendingBytes -= entry.bytes;
-      counts.dropped++;
-      unreported++;
+  private enforceBound(): void {
+    for (const [machineId, entry] of this.pending) {
+      if (this.pending.size <= this.options.maxMachines && this.pendingBytes <= this.options.maxBytes) return;
+      this.pending.delete(machineId);
+      this.pendingBytes -= entry.bytes;
+      this.counts.dropped++;
+      this.unreported++;
     }
   }
 
-  async function writePending(): Promise<void> {
-    flushQueued = false;
-    if (pending.size === 0) return;
-    const taken = pending;
-    pending = new Map();
-    pendingBytes = 0;
+  private async writePending(): Promise<void> {
+    this.flushQueued = false;
+    if (this.pending.size === 0) return;
+    const taken = this.pending;
+    this.pending = new Map();
+    this.pendingBytes = 0;
     const writes: FleetWrite[] = [];
     for (const [machineId, entry] of taken) {
       writes.push({
@@ -250,90 +324,32 @@ export function createFleetRecorder(options: FleetRecorderOptions): BufferedFlee
       });
     }
     try {
-      await options.ledger.writeFleet(writes);
-      counts.written += writes.length;
-      remember(writes);
+      await this.options.ledger.writeFleet(writes);
+      this.counts.written += writes.length;
+      this.remember(writes);
     } catch (error) {
       // Back in, under anything newer recorded meanwhile, and oldest first again.
-      const newer = pending;
-      pending = new Map();
-      pendingBytes = 0;
-      for (const [machineId, entry] of taken) put(machineId, entry);
-      for (const [machineId, entry] of newer) put(machineId, entry);
-      enforceBound();
+      const newer = this.pending;
+      this.pending = new Map();
+      this.pendingBytes = 0;
+      for (const [machineId, entry] of taken) this.put(machineId, entry);
+      for (const [machineId, entry] of newer) this.put(machineId, entry);
+      this.enforceBound();
       throw error;
     }
   }
 
-  function report(error: unknown): void {
-    const dropped = unreported;
-    unreported = 0;
-    options.onError(error, dropped);
+  private report(error: unknown): void {
+    const dropped = this.unreported;
+    this.unreported = 0;
+    this.options.onError(error, dropped);
   }
 
-  function flush(): Promise<void> {
-    cancelTimer?.();
-    cancelTimer = undefined;
-    running = running.catch(() => undefined).then(writePending);
-    const done = running;
-    done.then(
-      () => {
-        if (unreported > 0) report(new Error('fleet recorder memory bound reached'));
-        if (pending.size > 0) schedule();
-      },
-      () => schedule(),
-    );
-    return done;
+  private schedule(): void {
+    if (this.cancelTimer !== undefined || this.closed) return;
+    this.cancelTimer = this.startTimer(() => {
+      this.cancelTimer = undefined;
+      this.flush().catch((error: unknown) => this.report(error));
+    }, this.options.flushIntervalMs);
   }
-
-  function schedule(): void {
-    if (cancelTimer !== undefined || closed) return;
-    cancelTimer = startTimer(() => {
-      cancelTimer = undefined;
-      flush().catch(report);
-    }, options.flushIntervalMs);
-  }
-
-  function record(checkIn: FleetCheckIn): void {
-    counts.recorded++;
-    if (!storable(checkIn)) {
-      counts.dropped++;
-      return;
-    }
-    const check = checkOf(checkIn);
-    const event = eventOf(checkIn);
-    if (check === undefined && event === undefined) return;
-    if (event === undefined && check !== undefined && unchanged(checkIn.machineId, check)) {
-      counts.unchanged++;
-      return;
-    }
-    put(checkIn.machineId, {
-      ...(check === undefined ? {} : { check }),
-      ...(event === undefined ? {} : { event }),
-    });
-    enforceBound();
-    if (pending.size >= options.flushAtMachines && !flushQueued) {
-      flushQueued = true;
-      flush().catch(report);
-    } else {
-      schedule();
-    }
-  }
-
-  return {
-    record(checkIn) {
-      try {
-        record(checkIn);
-      } catch (error) {
-        // The endpoint's answer never depends on the fleet: a fault here is reported, never thrown.
-        report(error);
-      }
-    },
-    flush,
-    async close() {
-      closed = true;
-      await flush();
-    },
-    stats: () => ({ pending: pending.size, pendingBytes, ...counts }),
-  };
 }
