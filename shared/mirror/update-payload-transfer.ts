@@ -1,6 +1,6 @@
 import type { CldistConfig } from '../config.ts';
 import { findChannel } from '../config-sources.ts';
-import { ConfigError, describeError, PermanentError, TransientError } from '../errors.ts';
+import { ConfigError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
 import type { StagedUpload } from '../store/types.ts';
