@@ -120,7 +120,7 @@ describe('the deployed functions follow the trust object', () => {
     });
     const retried = await api.request({
       method: 'POST',
-      path: `/v1/releases/${channel}/${board}/3600.2.0/retry`,
+      path: `/v1/releases/flatcar/${channel}/${board}/3600.2.0/retry`,
       headers: { 'content-type': 'application/json' },
       body: '{}',
       iam: operatorCaller,

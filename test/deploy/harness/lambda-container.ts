@@ -31,6 +31,8 @@ const optionalEnvironment = [
   // Colour and test-runner detection in bundled libraries; undici's own switches.
   /^(FORCE_COLOR|NO_COLOR|TERM|CI|JEST_WORKER_ID|VITEST)$/,
   /^UNDICI_/,
+  // @bufbuild/protobuf's switch for 64-bit fields as strings, where BigInt is missing (the CrAU reader).
+  /^BUF_BIGINT_DISABLE$/,
 ];
 
 export interface ContainerSpec {
