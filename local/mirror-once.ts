@@ -4,6 +4,7 @@ import { type CldistConfig, loadConfigFile, parseConfig } from '../shared/config
 import { pollTargets, type SourceConfig, type SourceInput } from '../shared/config-sources.ts';
 import { ConfigError, describeError } from '../shared/errors.ts';
 import type { ArtifactRecord, Ledger, ReleaseRef } from '../shared/ledger/ledger.ts';
+import { artifactRefOf } from '../shared/ledger/records.ts';
 import type { PollReport } from '../shared/mirror/poller.ts';
 import { primaryFingerprintsOf } from '../shared/verify/keyring.ts';
 import type { TransferTracker } from './progress.ts';
@@ -149,11 +150,7 @@ export interface MirrorOnceOptions {
 
 function problemOf(record: ArtifactRecord): MirrorProblem {
   return {
-    source: record.source,
-    channel: record.channel,
-    board: record.board,
-    version: record.version,
-    artifact: record.artifact,
+    ...artifactRefOf(record),
     state: record.state,
     detail: record.lastError,
   };

@@ -7,6 +7,7 @@ import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { CldistConfig } from '../../shared/config.ts';
+import { compactConfig } from '../../shared/config-compact.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import { type DeployedResources, runtimeEnvNames } from '../../shared/runtime-env.ts';
 import { metricNamespace, type ServiceName } from '../../shared/telemetry-names.ts';
@@ -106,8 +107,9 @@ function functionEnvironment(
   props: CldistFunctionProps,
 ): Record<string, string> {
   const stack = Stack.of(scope);
+  const config = compactConfig(props.config);
   const environment: Record<string, string> = {
-    [runtimeEnvNames.config]: stack.toJsonString(props.config),
+    [runtimeEnvNames.config]: stack.toJsonString(config),
     [runtimeEnvNames.resources]: stack.toJsonString(props.resources),
     POWERTOOLS_SERVICE_NAME: props.serviceName,
     POWERTOOLS_METRICS_NAMESPACE: metricNamespace,
@@ -115,7 +117,7 @@ function functionEnvironment(
   };
   const size = estimatedEnvironmentBytes({
     ...environment,
-    [runtimeEnvNames.config]: JSON.stringify(props.config),
+    [runtimeEnvNames.config]: JSON.stringify(config),
     [runtimeEnvNames.resources]: JSON.stringify(props.resources),
   });
   if (size > lambdaEnvironmentLimitBytes) {

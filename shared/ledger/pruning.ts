@@ -1,6 +1,7 @@
 import { type LedgerTable, partitionKeyName, strip } from './access.ts';
 import { endLease, takeLease } from './lease.ts';
 import type { ReleaseRecord, ReleaseRef, StreamRef } from './records.ts';
+import { listReleaseIndex } from './releases.ts';
 import { ledgerKeySchema as k, ledgerIndex, ledgerItems, ledgerKey, ledgerLeases } from './table.ts';
 
 /**
@@ -33,32 +34,6 @@ export interface PruneLedger {
 
 const pruneLease = ledgerLeases.prune;
 const marked = 'attribute_exists(pruningSince)';
-
-/** Releases being pruned, narrowed by source, channel and board in that order. */
-async function listPruningOn(table: LedgerTable, filter: Partial<StreamRef>): Promise<ReleaseRecord[]> {
-  const parts = [filter.source, filter.channel, filter.board];
-  const given = parts.indexOf(undefined);
-  const prefix = (given === -1 ? parts : parts.slice(0, given)).map((part) => `${part}#`).join('');
-  const items = await table.query('list pruning', {
-    IndexName: k.gsi1Name,
-    KeyConditionExpression: prefix === '' ? '#g1pk = :p' : '#g1pk = :p AND begins_with(#g1sk, :prefix)',
-    ExpressionAttributeNames: {
-      '#g1pk': k.gsi1PartitionKey,
-      ...(prefix === '' ? {} : { '#g1sk': k.gsi1SortKey }),
-    },
-    ExpressionAttributeValues: {
-      ':p': ledgerIndex.pruningReleases,
-      ...(prefix === '' ? {} : { ':prefix': prefix }),
-    },
-  });
-  return items
-    .map((item) => strip<ReleaseRecord>(item))
-    .filter(
-      (r) =>
-        (filter.channel === undefined || r.channel === filter.channel) &&
-        (filter.board === undefined || r.board === filter.board),
-    );
-}
 
 export function pruneLedger(table: LedgerTable): PruneLedger {
   return {
@@ -99,7 +74,8 @@ export function pruneLedger(table: LedgerTable): PruneLedger {
       });
     },
 
-    listPruning: (filter = {}) => listPruningOn(table, filter),
+    listPruning: (filter = {}) =>
+      listReleaseIndex(table, 'list pruning', ledgerIndex.pruningReleases, filter),
 
     async deletePrunedArtifacts(release) {
       const key = ledgerItems.release(release);

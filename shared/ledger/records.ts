@@ -22,6 +22,16 @@ export interface ArtifactRef extends ReleaseRef {
   artifact: string;
 }
 
+/** Only the release's identity of a record, job or event that carries more: what keys and events name. */
+export function releaseRefOf(from: ReleaseRef): ReleaseRef {
+  return { source: from.source, channel: from.channel, board: from.board, version: from.version };
+}
+
+/** Only the artifact's identity of a record, job or event that carries more. */
+export function artifactRefOf(from: ArtifactRef): ArtifactRef {
+  return { ...releaseRefOf(from), artifact: from.artifact };
+}
+
 /** What the poller knows about an artifact when it claims a release; kept so stalled jobs can be re-sent. */
 export interface ArtifactPlan {
   name: string;

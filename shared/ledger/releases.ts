@@ -62,7 +62,7 @@ export function releaseLedger(table: LedgerTable): ReleaseLedger {
   return {
     claimRelease: (release, artifacts) => claimRelease(table, release, artifacts),
     getRelease: (release) => getRelease(table, release),
-    listReleases: (filter) => listReleases(table, filter ?? {}),
+    listReleases: (filter) => listReleaseIndex(table, 'list releases', ledgerIndex.releases, filter ?? {}),
     beginFinalize: (release, leaseSeconds) => beginFinalize(table, release, leaseSeconds),
     completeFinalize: (release) =>
       table.update('complete finalize', ledgerItems.release(release), {
@@ -130,13 +130,21 @@ async function getRelease(table: LedgerTable, release: ReleaseRef): Promise<Rele
   return { ...strip<ReleaseRecord>(head), artifactStates };
 }
 
-/** The index is queried by the longest given leading part of `source#channel#board`; the rest is filtered. */
-async function listReleases(table: LedgerTable, filter: Partial<StreamRef>): Promise<ReleaseRecord[]> {
+/**
+ * The release records listed in one index partition (`partition`: the listed releases, or those being
+ * pruned), queried by the longest given leading part of `source#channel#board`; the rest is filtered.
+ */
+export async function listReleaseIndex(
+  table: LedgerTable,
+  operation: string,
+  partition: string,
+  filter: Partial<StreamRef>,
+): Promise<ReleaseRecord[]> {
   const parts = [filter.source, filter.channel, filter.board];
   const given = parts.indexOf(undefined);
   const leading = (given === -1 ? parts : parts.slice(0, given)) as string[];
   const prefix = leading.map((part) => `${part}#`).join('');
-  const items = await table.query('list releases', {
+  const items = await table.query(operation, {
     IndexName: k.gsi1Name,
     KeyConditionExpression: prefix === '' ? '#g1pk = :r' : '#g1pk = :r AND begins_with(#g1sk, :prefix)',
     ExpressionAttributeNames: {
@@ -144,7 +152,7 @@ async function listReleases(table: LedgerTable, filter: Partial<StreamRef>): Pro
       ...(prefix === '' ? {} : { '#g1sk': k.gsi1SortKey }),
     },
     ExpressionAttributeValues: {
-      ':r': ledgerIndex.releases,
+      ':r': partition,
       ...(prefix === '' ? {} : { ':prefix': prefix }),
     },
   });

@@ -1,5 +1,6 @@
 import { TransientError } from '../errors.ts';
 import type { ArtifactRef, AwaitingTrust } from '../ledger/ledger.ts';
+import { artifactRefOf } from '../ledger/records.ts';
 import type { MirrorJob } from '../messages.ts';
 import type { SignatureError } from '../verify/types.ts';
 import type { MirrorDeps } from './deps.ts';
@@ -10,13 +11,7 @@ export function uploadAdvice(issuer: string, location: string): string {
 }
 
 function refOf(job: MirrorJob): ArtifactRef {
-  return {
-    source: job.source,
-    channel: job.channel,
-    board: job.board,
-    version: job.version,
-    artifact: job.artifact,
-  };
+  return artifactRefOf(job);
 }
 
 /**

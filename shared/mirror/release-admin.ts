@@ -2,6 +2,7 @@ import type { CldistConfig } from '../config.ts';
 import { findChannel } from '../config-sources.ts';
 import { PermanentError } from '../errors.ts';
 import type { ArtifactRecord, ArtifactState, Ledger, ReleaseDetail, ReleaseRef } from '../ledger/ledger.ts';
+import { releaseRefOf } from '../ledger/records.ts';
 import type { MirrorJob } from '../messages.ts';
 import { artifactUrls } from '../release/layout.ts';
 import type { JobQueue } from './deps.ts';
@@ -50,10 +51,7 @@ export class ConfirmationRequiredError extends PermanentError {
 
 function summary(detail: ReleaseDetail): ReleaseSummary {
   return {
-    source: detail.source,
-    channel: detail.channel,
-    board: detail.board,
-    version: detail.version,
+    ...releaseRefOf(detail),
     state: releaseState(detail),
     claimedAt: detail.claimedAt,
     ...(detail.finalizedAt === undefined ? {} : { finalizedAt: detail.finalizedAt }),

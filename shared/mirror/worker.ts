@@ -4,6 +4,7 @@ import { describeError, PermanentError, TransientError } from '../errors.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { type Download, fetchSmall, streamDownload } from '../http/fetch.ts';
 import type { ArtifactRef, AttemptRefusal, ReleaseRef, VerifiedArtifactFacts } from '../ledger/ledger.ts';
+import { artifactRefOf } from '../ledger/records.ts';
 import type { CldistEvent, MirrorJob } from '../messages.ts';
 import { artifactUrls, channelOrigin, sourceNamed, storeKey } from '../release/layout.ts';
 import type { StagedUpload } from '../store/types.ts';
@@ -208,11 +209,7 @@ async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorD
     'missing',
     () => ({
       event: 'artifact.missing',
-      source: job.source,
-      channel: job.channel,
-      board: job.board,
-      version: job.version,
-      artifact: job.artifact,
+      ...artifactRefOf(job),
       at: deps.clock().toISOString(),
       detail: { url: error.url, message: error.message },
     }),
@@ -223,11 +220,7 @@ async function reportMissing(job: MirrorJob, error: NotFoundError, deps: MirrorD
 function verificationFailedEvent(job: MirrorJob, reason: string, message: string, deps: MirrorDeps) {
   return (): CldistEvent => ({
     event: 'artifact.verification_failed',
-    source: job.source,
-    channel: job.channel,
-    board: job.board,
-    version: job.version,
-    artifact: job.artifact,
+    ...artifactRefOf(job),
     at: deps.clock().toISOString(),
     detail: { reason, message, url: job.url },
   });
