@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -7,34 +6,17 @@ import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiApp } from '../../shared/api/app.ts';
 import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
-import { parseConfig, projectRoot } from '../../shared/config.ts';
+import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import { createUpdateService } from '../../shared/update/wiring.ts';
 import { tableActive } from '../integration/mirror-harness.ts';
+import { runCldist } from '../support/cli.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 import { channelSources, memoryPayloads, omahaCheck } from '../support/update-fixtures.ts';
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cldist(args: string[]): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(projectRoot, 'bin/cldist.js'), ...args],
-      { timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cldist = (args: string[]) => runCldist(args, { timeoutMs: 30_000 });
 
 const token = 't'.repeat(40);
 const admin = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };

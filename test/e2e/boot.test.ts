@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import { pxeInitramfs, pxeKernel } from '../../shared/boot/profiles.ts';
-import { projectRoot } from '../../shared/config.ts';
+import { runCldist } from '../support/cli.ts';
 import { runIgnitionFetch } from '../support/ignition-run.ts';
 import { bigArtifact, board, MiB, type Started, serveFor, simConfig, tempDir } from './serve-harness.ts';
 
@@ -16,25 +15,7 @@ const instanceConfig = {
   storage: { files: [{ path: '/etc/hostname', mode: 420, contents: { source: 'data:,metal-1' } }] },
 };
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cldist(args: string[]): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(projectRoot, 'bin/cldist.js'), ...args],
-      { timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cldist = (args: string[]) => runCldist(args);
 
 function sha512(bytes: Uint8Array): string {
   return createHash('sha512').update(bytes).digest('hex');
