@@ -66,7 +66,7 @@ export interface BootStore {
   /**
    * Saves an instance's selectors, refusing (SelectorTieError) one that would tie with another
    * instance's. The check and the listing are one conditional write, so of two racing saves that would
-   * tie, one is refused.
+   * tie, one is refused, even while the winner has not yet written its own item.
    */
   putSelection(selection: BootSelection): Promise<void>;
   deleteSelection(id: string): Promise<boolean>;
@@ -120,6 +120,20 @@ function toSelection(id: string, item: Item): StoredSelection {
 
 type Members = Record<string, BootSelectors>;
 
+/**
+ * A group lists a member before the member's own item is written, so a racing save that reads the group
+ * in between must not take the member for a leftover of a crashed save. Each join leaves a claim that
+ * counts the member as live until it lapses; a save that crashed mid-way stops blocking after that.
+ */
+type Claims = Record<string, string>;
+
+interface Group {
+  members: Members;
+  claims: Claims;
+}
+
+export const selectionClaimMs = 60_000;
+
 export function createDynamoBootStore(
   doc: DynamoDBDocumentClient,
   tableName: string,
@@ -137,12 +151,15 @@ async function getSelection(table: LedgerTable, id: string): Promise<StoredSelec
 async function updateGroup(
   table: LedgerTable,
   key: string,
-  change: (members: Members) => Promise<Members>,
+  change: (group: Group) => Promise<Group>,
 ): Promise<void> {
   for (let attempt = 0; attempt < maxConflictRetries; attempt++) {
     const item = await table.get('get boot selector group', ledgerItems.bootSelectorGroup(key));
     const rev = typeof item?.rev === 'number' ? item.rev : 0;
-    const members = await change(parseJson<Members>(item?.members, {}));
+    const { members, claims } = await change({
+      members: parseJson<Members>(item?.members, {}),
+      claims: parseJson<Claims>(item?.claims, {}),
+    });
     const written =
       Object.keys(members).length === 0
         ? await table.delete('drop boot selector group', ledgerItems.bootSelectorGroup(key), {
@@ -155,6 +172,7 @@ async function updateGroup(
               ...ledgerItems.bootSelectorGroup(key),
               [ledgerKindAttribute]: 'boot-selector-group',
               members: JSON.stringify(members),
+              ...(Object.keys(claims).length === 0 ? {} : { claims: JSON.stringify(claims) }),
               rev: rev + 1,
             },
             item === undefined
@@ -166,14 +184,32 @@ async function updateGroup(
   throw new TransientError('boot-selectors-busy', 'boot selectors are being changed concurrently; retry');
 }
 
-/** A listed member whose selection is gone or moved on no longer counts (and is dropped on write). */
-async function stillListed(table: LedgerTable, id: string, selectors: BootSelectors): Promise<boolean> {
+/**
+ * A listed member whose selection is gone or moved on no longer counts (and is dropped on write), unless
+ * its save is still within its claim.
+ */
+async function stillListed(
+  table: LedgerTable,
+  id: string,
+  selectors: BootSelectors,
+  claimedUntil: string | undefined,
+): Promise<boolean> {
   const current = await getSelection(table, id);
-  return (
+  if (
     current !== undefined &&
     hardwareKey(current.selectors) === hardwareKey(selectors) &&
     describeSelectors(current.selectors) === describeSelectors(selectors)
-  );
+  ) {
+    return true;
+  }
+  return claimedUntil !== undefined && claimedUntil > table.clock().toISOString();
+}
+
+/** The group without one member. */
+function without(group: Group, id: string): Group {
+  const { [id]: _member, ...members } = group.members;
+  const { [id]: _claim, ...claims } = group.claims;
+  return { members, claims };
 }
 
 /**
@@ -183,16 +219,20 @@ async function stillListed(table: LedgerTable, id: string, selectors: BootSelect
 async function putSelection(table: LedgerTable, selection: BootSelection): Promise<void> {
   const previous = await getSelection(table, selection.id);
   const key = hardwareKey(selection.selectors);
-  await updateGroup(table, key, async (members) => {
+  await updateGroup(table, key, async ({ members, claims }) => {
+    const now = table.clock().toISOString();
     const next: Members = {};
+    const nextClaims: Claims = {};
     for (const [id, theirs] of Object.entries(members)) {
       if (id === selection.id) continue;
-      const live = await stillListed(table, id, theirs);
+      const live = await stillListed(table, id, theirs, claims[id]);
       if (!live) continue;
       if (selectorsTie(selection.selectors, theirs)) {
         throw new SelectorTieError(id, selection.selectors, theirs);
       }
       next[id] = theirs;
+      const claim = claims[id];
+      if (claim !== undefined && claim > now) nextClaims[id] = claim;
     }
     if (Object.keys(next).length >= maxGroupMembers) {
       throw new PermanentError(
@@ -202,7 +242,8 @@ async function putSelection(table: LedgerTable, selection: BootSelection): Promi
       );
     }
     next[selection.id] = selection.selectors;
-    return next;
+    nextClaims[selection.id] = new Date(Date.parse(now) + selectionClaimMs).toISOString();
+    return { members: next, claims: nextClaims };
   });
   await table.put('put boot selection', {
     ...ledgerItems.bootSelection(selection.id),
@@ -216,10 +257,7 @@ async function putSelection(table: LedgerTable, selection: BootSelection): Promi
   });
   const oldKey = previous === undefined ? undefined : hardwareKey(previous.selectors);
   if (oldKey !== undefined && oldKey !== key) {
-    await updateGroup(table, oldKey, async (members) => {
-      const { [selection.id]: _gone, ...rest } = members;
-      return rest;
-    });
+    await updateGroup(table, oldKey, async (group) => without(group, selection.id));
   }
 }
 
@@ -259,10 +297,7 @@ export function bootStoreOn(table: LedgerTable): BootStore {
       const previous = await getSelection(table, id);
       if (previous === undefined) return false;
       await table.delete('delete boot selection', ledgerItems.bootSelection(id));
-      await updateGroup(table, hardwareKey(previous.selectors), async (members) => {
-        const { [id]: _gone, ...rest } = members;
-        return rest;
-      });
+      await updateGroup(table, hardwareKey(previous.selectors), async (group) => without(group, id));
       return true;
     },
     async candidates(keys) {

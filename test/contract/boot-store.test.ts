@@ -1,6 +1,11 @@
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type BootStore, createDynamoBootStore, SelectorTieError } from '../../shared/boot/store.ts';
+import {
+  type BootStore,
+  createDynamoBootStore,
+  SelectorTieError,
+  selectionClaimMs,
+} from '../../shared/boot/store.ts';
 import { ledgerItems } from '../../shared/ledger/table.ts';
 import { tableActive } from '../integration/mirror-harness.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
@@ -18,12 +23,16 @@ const selection = (id: string, mac: string, labels: Record<string, string> = {})
 describe('boot store (ledger on dynalite)', () => {
   let store: BootStore;
   let table: string;
+  let clock = new Date(now);
   const clients = emulatorClients();
+  const advancePastClaims = () => {
+    clock = new Date(clock.getTime() + selectionClaimMs + 1);
+  };
 
   beforeAll(async () => {
     table = await freshTable(clients);
     await tableActive(table);
-    store = createDynamoBootStore(clients.doc, table, () => new Date(now));
+    store = createDynamoBootStore(clients.doc, table, () => clock);
   });
 
   it('keeps profiles under their own keys and lists them by name', async () => {
@@ -66,7 +75,7 @@ describe('boot store (ledger on dynalite)', () => {
     expect(listed.map((c) => c.id)).toEqual([winner]);
   });
 
-  it('drops a member whose selection is gone when the next save reads the group', async () => {
+  it('holds a member whose own item is not written yet while its claim lasts, then drops it', async () => {
     await store.putSelection(selection('gone', '52-54-00-00-00-02'));
     await clients.doc.send(
       new DeleteCommand({
@@ -74,6 +83,10 @@ describe('boot store (ledger on dynalite)', () => {
         Key: ledgerItems.bootSelection('gone'),
       }),
     );
+    const early = await store.putSelection(selection('next', '52-54-00-00-00-02')).catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(SelectorTieError);
+    expect((early as SelectorTieError).holder).toBe('gone');
+    advancePastClaims();
     await store.putSelection(selection('next', '52-54-00-00-00-02'));
     expect((await store.candidates(['mac=52-54-00-00-00-02'])).map((c) => c.id)).toEqual(['next']);
   });
