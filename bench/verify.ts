@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { median } from './support.ts';
+import { type CommandRun, median, runCommand as run } from './support.ts';
 
 /**
  * Detached-signature verification of a file read from the page cache: `cldist verify` (the whole
@@ -25,22 +24,7 @@ if (sizesMiB.some((n) => !Number.isInteger(n) || n <= 0) || !Number.isInteger(ro
 
 const MiB = 1024 * 1024;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(command, args, { encoding: 'utf8', env, maxBuffer: 16 * MiB }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function must(command: string, args: string[]): Promise<Run> {
+async function must(command: string, args: string[]): Promise<CommandRun> {
   const result = await run(command, args);
   if (result.code !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
