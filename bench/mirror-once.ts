@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { artifactSeed, generatedBytes } from '../local/sim-origin/content.ts';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../shared/config.ts';
-import { median, peakMiB, runCommand } from './support.ts';
+import { median, mirrorOnceArgs, peakMiB, runCommand } from './support.ts';
 
 /**
  * The whole command against gpg: `cldist mirror --once` as a cron job runs it (a child process through
@@ -98,21 +98,7 @@ try {
     process.execPath,
     ...(profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]),
     'bin/cldist.js',
-    'mirror',
-    '--once',
-    '--origin',
-    `${origin.url}/{channel}`,
-    '--channel',
-    'stable',
-    '--board',
-    board,
-    '--artifact',
-    artifact,
-    '--keyring',
-    keyFile,
-    '--data-dir',
-    dataDir,
-    '--json',
+    ...mirrorOnceArgs({ originUrl: origin.url, board, artifact, keyFile, dataDir }),
   ];
   /** The file gpg verifies: the one the first cldist run stored, read from the page cache. */
   const keptDataDir = join(work, 'data-kept');

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../shared/config.ts';
-import { median, peakMiB, runCommand } from './support.ts';
+import { median, mirrorOnceArgs, peakMiB, runCommand } from './support.ts';
 
 /**
  * Start-up cost of the CLI: each command run as a whole process that does nothing new, through the
@@ -59,23 +59,13 @@ try {
   await writeFile(`${file}.sig`, new Uint8Array(await (await fetch(`${fileUrl}.sig`)).arrayBuffer()));
 
   const commands: Record<string, string[]> = {
-    'mirror --once': [
-      'mirror',
-      '--once',
-      '--origin',
-      `${origin.url}/{channel}`,
-      '--channel',
-      'stable',
-      '--board',
+    'mirror --once': mirrorOnceArgs({
+      originUrl: origin.url,
       board,
-      '--artifact',
       artifact,
-      '--keyring',
       keyFile,
-      '--data-dir',
-      join(dir, 'data'),
-      '--json',
-    ],
+      dataDir: join(dir, 'data'),
+    }),
     verify: ['verify', file, '--keyring', keyFile],
     'instances get': [
       'instances',

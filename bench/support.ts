@@ -33,6 +33,21 @@ export async function startFauxqsProcess(): Promise<{ endpoint: string; process:
   return { endpoint: `http://127.0.0.1:${port}`, process: proc };
 }
 
+/** The arguments of `cldist mirror --once` of one artifact of the stable channel, as JSON, into `dataDir`. */
+export function mirrorOnceArgs(run: {
+  originUrl: string;
+  board: string;
+  artifact: string;
+  keyFile: string;
+  dataDir: string;
+}): string[] {
+  return [
+    ...['mirror', '--once', '--origin', `${run.originUrl}/{channel}`, '--channel', 'stable'],
+    ...['--board', run.board, '--artifact', run.artifact, '--keyring', run.keyFile],
+    ...['--data-dir', run.dataDir, '--json'],
+  ];
+}
+
 /** A finished command: its exit code (1 if it died without one), its output, and its wall time. */
 export interface CommandRun {
   code: number;
