@@ -3,7 +3,6 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApiApp } from '../shared/api/app.ts';
 import { serveNode } from '../shared/api/node-server.ts';
-import { diskImage, pxeInitramfs, pxeKernel } from '../shared/boot/profiles.ts';
 import { createDynamoBootStore } from '../shared/boot/store.ts';
 import { withBootCache, withCurrentCache } from '../shared/boot/store-cache.ts';
 import { parseConfig } from '../shared/config.ts';
@@ -11,6 +10,7 @@ import { withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createDynamoLedger } from '../shared/ledger/ledger.ts';
 import { createLocalStore } from '../shared/store/local-store.ts';
+import { mirrorBootRelease } from '../test/support/boot-release.ts';
 import { startBenchTable } from './local-api.ts';
 import { median, type WrkFigures, wrk } from './support.ts';
 
@@ -64,30 +64,7 @@ const admin = (method: string, path: string, body: unknown) =>
   });
 
 const release = { source: 'flatcar', channel: 'stable', board: 'amd64-usr', version: '4081.2.0' };
-const names = [pxeKernel, pxeInitramfs, diskImage];
-await ledger.claimRelease(
-  release,
-  names.map((name) => ({
-    name,
-    required: true,
-    url: `http://o/${name}`,
-    signatureUrl: `http://o/${name}.sig`,
-  })),
-);
-for (const artifact of names) {
-  await ledger.markVerified(
-    { ...release, artifact },
-    {
-      size: 1,
-      sha512: '0'.repeat(128),
-      signingKeyFingerprint: 'A'.repeat(40),
-      primaryKeyFingerprint: 'B'.repeat(40),
-      signatureCreated: '2026-01-01T00:00:00.000Z',
-      hashAlgorithm: 'SHA512',
-    },
-  );
-}
-await ledger.advanceCurrent(release);
+await mirrorBootRelease(ledger, release);
 await admin('PUT', '/v1/boot/profiles/ram', { channel: 'stable', kernelArgs: ['flatcar.first_boot=1'] });
 const config = {
   ignition: { version: '3.4.0' },
