@@ -5,15 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { createApiApp } from '../shared/api/app.ts';
-import { type RunningServer, serveNode } from '../shared/api/node-server.ts';
+import type { RunningServer } from '../shared/api/node-server.ts';
 import { type AwsClients, makeAwsClients } from '../shared/aws-clients.ts';
-import { parseConfig } from '../shared/config.ts';
 import { withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import type { InstanceRepository } from '../shared/instances/types.ts';
 import { ledgerTableInput } from '../shared/ledger/table.ts';
-import { createLocalStore } from '../shared/store/local-store.ts';
+import { serveInstanceApi } from '../test/support/instance-api-server.ts';
 
 export interface BenchApi {
   dir: string;
@@ -50,16 +48,7 @@ export async function startBenchApi(prefix: string, adminToken: string): Promise
   const table = await startBenchTable(dir);
   const { clients } = table;
   const instances = withRecordCache(createDynamoInstanceRepository(clients.doc, { table: 'cldist-ledger' }));
-  const app = createApiApp(
-    {
-      instances,
-      bodies: createLocalStore(join(dir, 'configs')),
-      clock: () => new Date(),
-      adminAuth: { kind: 'bearer', token: adminToken },
-    },
-    parseConfig({}),
-  );
-  const server = await serveNode(app, { host: '127.0.0.1', port: 0 });
+  const server = await serveInstanceApi(dir, instances, adminToken);
   return {
     dir,
     server,
