@@ -27,8 +27,11 @@ import { median } from './support.ts';
  * (`du`, allocated bytes) after an orderly shutdown, which flushes the audit queue.
  *
  *   npm run bench:scale -- [--instances 1000000] [--seconds 10] [--rounds 3] [--connections 16]
- *                          [--batch 1000] [--put-connections 4] [--json FILE]
+ *                          [--batch 1000] [--put-connections 4] [--json FILE] [--profile DIR]
  *   npm run bench:scale -- --plot [--sizes 10000,100000,1000000] [--from docs/img/scale.json]
+ *
+ * `--profile DIR` runs the server from its TypeScript sources and has it write V8 CPU profiles (`node
+ * --cpu-prof`: the main thread's and the ledger thread's) there when it stops.
  *
  * `--plot` runs the benchmark once per size (each on its own fresh server) and writes docs/img/scale.json,
  * docs/img/scale.svg (rates and memory against the number of instances, drawn by bench/plot.ts) and the
@@ -70,6 +73,7 @@ const { values: flags } = parseArgs({
     plot: { type: 'boolean', default: false },
     sizes: { type: 'string', default: '10000,100000,1000000' },
     from: { type: 'string' },
+    profile: { type: 'string' },
   },
 });
 
@@ -118,10 +122,15 @@ async function allocatedBytes(path: string): Promise<number> {
 }
 
 function startServer(configFile: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  // Profiled, the server runs from the TypeScript sources, so the profile names functions as they are written.
+  const entry =
+    flags.profile === undefined
+      ? [join(projectRoot, 'bin/cldist.js')]
+      : ['--cpu-prof', '--cpu-prof-dir', flags.profile, '--import', 'tsx', join(projectRoot, 'local/cli.ts')];
   const child = spawn(
     process.execPath,
     [
-      join(projectRoot, 'bin/cldist.js'),
+      ...entry,
       'serve',
       '--config',
       configFile,
@@ -134,7 +143,10 @@ function startServer(configFile: string, dataDir: string): Promise<{ child: Chil
       '--log-format',
       'json',
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    },
   );
   return new Promise((resolve, reject) => {
     let buffered = '';
