@@ -28,14 +28,15 @@ import { median } from './support.ts';
  *
  *   npm run bench:scale -- [--instances 1000000] [--seconds 10] [--rounds 3] [--connections 16]
  *                          [--batch 1000] [--put-connections 4] [--json FILE] [--profile DIR]
- *   npm run bench:scale -- --plot [--sizes 10000,100000,1000000] [--from docs/img/scale.json]
+ *   npm run bench:scale -- --plot [--sizes 10000,100000,1000000] [--from FILE,FILE…]
  *
  * `--profile DIR` runs the server from its TypeScript sources and has it write V8 CPU profiles (`node
  * --cpu-prof`: the main thread's and the ledger thread's) there when it stops.
  *
  * `--plot` runs the benchmark once per size (each on its own fresh server) and writes docs/img/scale.json,
  * docs/img/scale.svg (rates and memory against the number of instances, drawn by bench/plot.ts) and the
- * table between the `scale-table` markers in docs/benchmarks.md; `--from` redraws from a saved JSON.
+ * table between the `scale-table` markers in docs/benchmarks.md; `--from` draws them from saved results instead
+ * (docs/img/scale.json, or the `--json` files of single runs, comma-separated).
  */
 
 const resultSchema = z.object({
@@ -478,10 +479,19 @@ async function plot(): Promise<void> {
     }
     await writeFile(dataFile, `${JSON.stringify(results, null, 2)}\n`);
   } else {
-    const parsed = z.array(resultSchema).safeParse(JSON.parse(await readFile(flags.from, 'utf8')));
-    if (!parsed.success)
-      throw new Error(`${flags.from} is not bench/scale.ts --plot output: ${parsed.error.message}`);
-    results = parsed.data;
+    results = [];
+    for (const file of flags.from.split(',')) {
+      const parsed = z
+        .union([resultSchema, z.array(resultSchema)])
+        .safeParse(JSON.parse(await readFile(file, 'utf8')));
+      if (!parsed.success) {
+        throw new Error(
+          `${file} is neither bench/scale.ts --json nor --plot output: ${parsed.error.message}`,
+        );
+      }
+      results.push(...(Array.isArray(parsed.data) ? parsed.data : [parsed.data]));
+    }
+    await writeFile(dataFile, `${JSON.stringify(results, null, 2)}\n`);
   }
   results.sort((a, b) => a.instances - b.instances);
   const svgFile = join(imgDir, 'scale.svg');
@@ -496,7 +506,7 @@ async function plot(): Promise<void> {
       text.replace(marked, (_all, start: string, end: string) => `${start}${table}\n${end}`),
     );
   }
-  process.stdout.write(`wrote ${svgFile}${flags.from === undefined ? ` and ${dataFile}` : ''}\n${table}\n`);
+  process.stdout.write(`wrote ${svgFile} and ${dataFile}\n${table}\n`);
 }
 
 if (flags.plot) {
