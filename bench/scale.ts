@@ -441,14 +441,14 @@ ${legend}
 function renderTable(results: ScaleResult[]): string {
   const rows = results.map(
     (r) =>
-      `| ${r.instances.toLocaleString('en-US')} | ${r.registration.perSecond.toFixed(0)} | ${r.random.perSecond.toFixed(0)} | ` +
-      `${r.random.p50Ms.toFixed(1)} / ${r.random.p99Ms.toFixed(1)} ms | ${r.hot.perSecond.toFixed(0)} | ` +
-      `${r.hot.p50Ms.toFixed(1)} / ${r.hot.p99Ms.toFixed(1)} ms | ${r.ratio.toFixed(2)} | ` +
-      `${r.rssMiB.started.toFixed(0)} → ${r.rssMiB.peak.toFixed(0)} MiB | ${(r.dataDir.bytes / r.instances).toFixed(0)} B | ` +
-      `${r.loadAverage[0]?.toFixed(2) ?? '?'} |`,
+      `| ${r.instances.toLocaleString('en-US')} | ${r.registration.perSecond.toFixed(0)} | ` +
+      `${r.random.perSecond.toFixed(0)} (${r.random.cpuUsPerRequest.toFixed(0)} µs) | ${r.random.p50Ms.toFixed(1)} / ${r.random.p99Ms.toFixed(1)} ms | ` +
+      `${r.hot.perSecond.toFixed(0)} (${r.hot.cpuUsPerRequest.toFixed(0)} µs) | ${r.hot.p50Ms.toFixed(1)} / ${r.hot.p99Ms.toFixed(1)} ms | ` +
+      `${r.ratio.toFixed(2)} | ${r.rssMiB.started.toFixed(0)} → ${r.rssMiB.registered.toFixed(0)} → ${r.rssMiB.peak.toFixed(0)} MiB | ` +
+      `${(r.dataDir.bytes / r.instances).toFixed(0)} B | ${r.loadAverage[0]?.toFixed(1) ?? '?'} |`,
   );
   return [
-    '| instances | registrations/s | random GET/s | random p50 / p99 | hot GET/s | hot p50 / p99 | random / hot | server RSS (start → peak) | data dir per instance | load average |',
+    '| instances | registrations/s | random GET/s (server CPU per GET) | random p50 / p99 | hot GET/s (server CPU per GET) | hot p50 / p99 | random / hot | server RSS: started → registered → peak | data dir per instance | load average |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
   ].join('\n');
