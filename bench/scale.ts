@@ -1,15 +1,14 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { z } from 'zod';
 import { projectRoot } from '../shared/config.ts';
 import { createRawClient, type RawClient } from '../test/support/raw-http-client.ts';
 import { type LoadFigures, saturate } from './load.ts';
-import { escapeXml, panel, type XAxis } from './plot.ts';
+import { readScaleResults, type ScaleResult, writeScalePlot } from './scale-plot.ts';
 import { median } from './support.ts';
 
 /**
@@ -38,29 +37,6 @@ import { median } from './support.ts';
  * table between the `scale-table` markers in docs/benchmarks.md; `--from` draws them from saved results instead
  * (docs/img/scale.json, or the `--json` files of single runs, comma-separated).
  */
-
-const resultSchema = z.object({
-  instances: z.number().int().positive(),
-  connections: z.number().int().positive(),
-  seconds: z.number().positive(),
-  rounds: z.number().int().positive(),
-  node: z.string(),
-  loadAverage: z.array(z.number()),
-  registration: z.object({ perSecond: z.number(), seconds: z.number() }),
-  random: z.object({
-    perSecond: z.number(),
-    p50Ms: z.number(),
-    p99Ms: z.number(),
-    cpuUsPerRequest: z.number(),
-  }),
-  hot: z.object({ perSecond: z.number(), p50Ms: z.number(), p99Ms: z.number(), cpuUsPerRequest: z.number() }),
-  ratio: z.number(),
-  failures: z.number().int(),
-  generatorCpuShare: z.number(),
-  rssMiB: z.object({ started: z.number(), registered: z.number(), afterGets: z.number(), peak: z.number() }),
-  dataDir: z.object({ bytes: z.number(), ledgerBytes: z.number(), configBytes: z.number() }),
-});
-type ScaleResult = z.infer<typeof resultSchema>;
 
 const { values: flags } = parseArgs({
   options: {
@@ -232,6 +208,67 @@ function describe(name: string, f: LoadFigures): string {
   return `${name.padEnd(20)} ${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${f.p50Ms.toFixed(2).padStart(6)} ms   p99 ${f.p99Ms.toFixed(2).padStart(6)} ms   failures ${failures}`;
 }
 
+interface GetFigures {
+  random: ScaleResult['random'];
+  hot: ScaleResult['hot'];
+  ratio: number;
+  failures: number;
+  generatorCpuShare: number;
+}
+
+/**
+ * The GET runs, order alternating between rounds; each run's server CPU (from /proc) and this process's
+ * CPU are taken around it, so the figures say what a GET cost the server and what the generator spent.
+ */
+async function getRounds(
+  pid: number,
+  clients: { random: RawClient; hot: RawClient },
+  connections: number,
+  seconds: number,
+  rounds: number,
+): Promise<GetFigures> {
+  const results = { random: [] as LoadFigures[], hot: [] as LoadFigures[] };
+  const cpu = { random: [] as number[], hot: [] as number[] };
+  let generatorMs = 0;
+  let elapsedMs = 0;
+  process.stdout.write(
+    `GET /v1/instances/{id}/ignition, ${connections} keep-alive connections, closed loop, ${seconds} s a run, ${rounds} rounds\n`,
+  );
+  for (let round = 1; round <= rounds; round++) {
+    const order = round % 2 === 1 ? (['random', 'hot'] as const) : (['hot', 'random'] as const);
+    for (const kind of order) {
+      const serverBefore = await cpuMsOf(pid);
+      const ownBefore = process.cpuUsage();
+      const runStart = performance.now();
+      const figures = await saturate([{ client: clients[kind], connections }], seconds);
+      elapsedMs += performance.now() - runStart;
+      const own = process.cpuUsage(ownBefore);
+      generatorMs += (own.user + own.system) / 1000;
+      cpu[kind].push((((await cpuMsOf(pid)) - serverBefore) * 1000) / Math.max(1, figures.ok));
+      results[kind].push(figures);
+      process.stdout.write(`round ${round}  ${describe(`${kind} instance`, figures)}\n`);
+    }
+  }
+  const summary = (list: LoadFigures[], cpuUs: number[]) => ({
+    perSecond: median(list.map((f) => f.requestsPerSecond)),
+    p50Ms: median(list.map((f) => f.p50Ms)),
+    p99Ms: median(list.map((f) => f.p99Ms)),
+    cpuUsPerRequest: median(cpuUs),
+  });
+  return {
+    random: summary(results.random, cpu.random),
+    hot: summary(results.hot, cpu.hot),
+    ratio: median(
+      results.random.map((r, i) => r.requestsPerSecond / (results.hot[i]?.requestsPerSecond ?? Number.NaN)),
+    ),
+    failures: [...results.random, ...results.hot].reduce(
+      (n, f) => n + [...f.failures.values()].reduce((a, b) => a + b, 0),
+      0,
+    ),
+    generatorCpuShare: generatorMs / elapsedMs,
+  };
+}
+
 async function measure(): Promise<ScaleResult> {
   const instances = positive('instances', flags.instances, 10_000_000);
   const seconds = positive('seconds', flags.seconds, 600);
@@ -282,39 +319,8 @@ async function measure(): Promise<ScaleResult> {
     await saturate([{ client: hot, connections }], 2);
     await saturate([{ client: random, connections }], 2);
 
-    const results = { random: [] as LoadFigures[], hot: [] as LoadFigures[] };
-    const cpu = { random: [] as number[], hot: [] as number[] };
-    let generatorMs = 0;
-    let elapsedMs = 0;
-    process.stdout.write(
-      `GET /v1/instances/{id}/ignition, ${connections} keep-alive connections, closed loop, ${seconds} s a run, ${rounds} rounds\n`,
-    );
-    for (let round = 1; round <= rounds; round++) {
-      const order = round % 2 === 1 ? (['random', 'hot'] as const) : (['hot', 'random'] as const);
-      for (const kind of order) {
-        const serverBefore = await cpuMsOf(pid);
-        const ownBefore = process.cpuUsage();
-        const runStart = performance.now();
-        const figures = await saturate([{ client: kind === 'random' ? random : hot, connections }], seconds);
-        elapsedMs += performance.now() - runStart;
-        const own = process.cpuUsage(ownBefore);
-        generatorMs += (own.user + own.system) / 1000;
-        cpu[kind].push((((await cpuMsOf(pid)) - serverBefore) * 1000) / Math.max(1, figures.ok));
-        results[kind].push(figures);
-        process.stdout.write(`round ${round}  ${describe(`${kind} instance`, figures)}\n`);
-      }
-    }
+    const gets = await getRounds(pid, { random, hot }, connections, seconds, rounds);
     const afterGets = await memoryOf(pid);
-    const failures = [...results.random, ...results.hot].reduce(
-      (n, f) => n + [...f.failures.values()].reduce((a, b) => a + b, 0),
-      0,
-    );
-    const summary = (list: LoadFigures[], cpuUs: number[]) => ({
-      perSecond: median(list.map((f) => f.requestsPerSecond)),
-      p50Ms: median(list.map((f) => f.p50Ms)),
-      p99Ms: median(list.map((f) => f.p99Ms)),
-      cpuUsPerRequest: median(cpuUs),
-    });
     await Promise.all(clients.map((client) => client.close()));
     clients.length = 0;
     await stopServer(server.child);
@@ -326,13 +332,7 @@ async function measure(): Promise<ScaleResult> {
       node: process.versions.node,
       loadAverage,
       registration: { perSecond: instances / registerSeconds, seconds: registerSeconds },
-      random: summary(results.random, cpu.random),
-      hot: summary(results.hot, cpu.hot),
-      ratio: median(
-        results.random.map((r, i) => r.requestsPerSecond / (results.hot[i]?.requestsPerSecond ?? Number.NaN)),
-      ),
-      failures,
-      generatorCpuShare: generatorMs / elapsedMs,
+      ...gets,
       rssMiB: {
         started: started.rssMiB,
         registered: registered.rssMiB,
@@ -371,93 +371,7 @@ function report(r: ScaleResult): string {
   ].join('\n');
 }
 
-const colours = {
-  random: '#1f77b4',
-  hot: '#d62728',
-  registration: '#2ca02c',
-  rss: '#9467bd',
-  disk: '#7f7f7f',
-};
-const instanceAxis: XAxis = {
-  label: 'registered instances (log scale)',
-  tick: (n) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n)),
-  point: (n) => `${n} instances`,
-};
-
-function renderSvg(results: ScaleResult[]): string {
-  const sizes = results.map((r) => r.instances);
-  const points = (pick: (r: ScaleResult) => number): Array<[number, number]> =>
-    results.map((r) => [r.instances, pick(r)]);
-  const legend = [
-    ['random-instance GET/s', colours.random],
-    ['hot-instance GET/s', colours.hot],
-    ['registrations/s', colours.registration],
-    ['peak server RSS, MiB', colours.rss],
-    ['data dir, bytes/instance ÷ 10', colours.disk],
-  ]
-    .map(
-      ([name, colour], i) =>
-        `<rect x="${40 + (i % 3) * 250}" y="${296 + Math.floor(i / 3) * 18}" width="14" height="4" fill="${colour}"/><text x="${60 + (i % 3) * 250}" y="${302 + Math.floor(i / 3) * 18}">${escapeXml(name ?? '')}</text>`,
-    )
-    .join('\n');
-  const load = results.map((r) => r.loadAverage[0]?.toFixed(2) ?? '?').join(', ');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="780" height="370" viewBox="0 0 780 370" font-family="sans-serif" font-size="12">
-<rect width="780" height="370" fill="#fff"/>
-${panel(
-  0,
-  'Rates (median of rounds)',
-  'per second',
-  sizes,
-  [
-    { s: { name: 'random-instance GET', colour: colours.random }, values: points((r) => r.random.perSecond) },
-    { s: { name: 'hot-instance GET', colour: colours.hot }, values: points((r) => r.hot.perSecond) },
-    {
-      s: { name: 'registration', colour: colours.registration },
-      values: points((r) => r.registration.perSecond),
-    },
-  ],
-  instanceAxis,
-)}
-${panel(
-  390,
-  'Memory and disk',
-  'MiB, or bytes/instance ÷ 10',
-  sizes,
-  [
-    { s: { name: 'peak server RSS (MiB)', colour: colours.rss }, values: points((r) => r.rssMiB.peak) },
-    {
-      s: { name: 'data dir (bytes/instance ÷ 10)', colour: colours.disk },
-      values: points((r) => r.dataDir.bytes / r.instances / 10),
-    },
-  ],
-  instanceAxis,
-)}
-${legend}
-<text x="390" y="356" text-anchor="middle" fill="#555">${escapeXml(`bench/scale.ts, ${results[0]?.connections ?? '?'} connections, Node ${results[0]?.node ?? '?'}, 2 shared cores, load average at start ${load}`)}</text>
-</svg>
-`;
-}
-
-function renderTable(results: ScaleResult[]): string {
-  const rows = results.map(
-    (r) =>
-      `| ${r.instances.toLocaleString('en-US')} | ${r.registration.perSecond.toFixed(0)} | ` +
-      `${r.random.perSecond.toFixed(0)} (${r.random.cpuUsPerRequest.toFixed(0)} µs) | ${r.random.p50Ms.toFixed(1)} / ${r.random.p99Ms.toFixed(1)} ms | ` +
-      `${r.hot.perSecond.toFixed(0)} (${r.hot.cpuUsPerRequest.toFixed(0)} µs) | ${r.hot.p50Ms.toFixed(1)} / ${r.hot.p99Ms.toFixed(1)} ms | ` +
-      `${r.ratio.toFixed(2)} | ${r.rssMiB.started.toFixed(0)} → ${r.rssMiB.registered.toFixed(0)} → ${r.rssMiB.peak.toFixed(0)} MiB | ` +
-      `${(r.dataDir.bytes / r.instances).toFixed(0)} B | ${r.loadAverage[0]?.toFixed(1) ?? '?'} |`,
-  );
-  return [
-    '| instances | registrations/s | random GET/s (server CPU per GET) | random p50 / p99 | hot GET/s (server CPU per GET) | hot p50 / p99 | random / hot | server RSS: started → registered → peak | data dir per instance | load average |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows,
-  ].join('\n');
-}
-
 async function plot(): Promise<void> {
-  const imgDir = join(projectRoot, 'docs', 'img');
-  await mkdir(imgDir, { recursive: true });
-  const dataFile = join(imgDir, 'scale.json');
   let results: ScaleResult[];
   if (flags.from === undefined) {
     results = [];
@@ -474,39 +388,13 @@ async function plot(): Promise<void> {
       );
       const code = await new Promise((resolve) => child.once('exit', resolve));
       if (code !== 0) throw new Error(`bench/scale.ts --instances ${size} exited with ${code}`);
-      results.push(resultSchema.parse(JSON.parse(await readFile(json, 'utf8'))));
+      results.push(...(await readScaleResults([json])));
       await rm(json, { force: true });
     }
-    await writeFile(dataFile, `${JSON.stringify(results, null, 2)}\n`);
   } else {
-    results = [];
-    for (const file of flags.from.split(',')) {
-      const parsed = z
-        .union([resultSchema, z.array(resultSchema)])
-        .safeParse(JSON.parse(await readFile(file, 'utf8')));
-      if (!parsed.success) {
-        throw new Error(
-          `${file} is neither bench/scale.ts --json nor --plot output: ${parsed.error.message}`,
-        );
-      }
-      results.push(...(Array.isArray(parsed.data) ? parsed.data : [parsed.data]));
-    }
-    await writeFile(dataFile, `${JSON.stringify(results, null, 2)}\n`);
+    results = await readScaleResults(flags.from.split(','));
   }
-  results.sort((a, b) => a.instances - b.instances);
-  const svgFile = join(imgDir, 'scale.svg');
-  await writeFile(svgFile, renderSvg(results));
-  const table = renderTable(results);
-  const page = join(projectRoot, 'docs', 'benchmarks.md');
-  const text = await readFile(page, 'utf8');
-  const marked = /(<!-- scale-table:start -->\n)[\s\S]*?(<!-- scale-table:end -->)/;
-  if (marked.test(text)) {
-    await writeFile(
-      page,
-      text.replace(marked, (_all, start: string, end: string) => `${start}${table}\n${end}`),
-    );
-  }
-  process.stdout.write(`wrote ${svgFile} and ${dataFile}\n${table}\n`);
+  process.stdout.write(await writeScalePlot(results));
 }
 
 if (flags.plot) {
