@@ -93,12 +93,27 @@ async function cpuMsOf(pid: number): Promise<number> {
 }
 let ticksPerSecond: number | undefined;
 
+/** Allocated bytes (`du`) of the data dir and of its ledger and config folders. */
+async function dataDirBytes(dataDir: string): Promise<ScaleResult['dataDir']> {
+  return {
+    bytes: await allocatedBytes(dataDir),
+    ledgerBytes: await allocatedBytes(join(dataDir, 'ledger')),
+    configBytes: await allocatedBytes(join(dataDir, 'configs')),
+  };
+}
+
 async function allocatedBytes(path: string): Promise<number> {
   const { stdout } = await run('du', ['-s', '--block-size=1', path]);
   return Number(stdout.split('\t')[0]);
 }
 
-function startServer(configFile: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+async function startServer(dir: string, dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const configFile = join(dir, 'cldist.config.json');
+  // The origin is unreachable on purpose: the poller fails once at start and then sleeps for a day.
+  await writeFile(
+    configFile,
+    JSON.stringify({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9' }] }),
+  );
   // Profiled, the server runs from the TypeScript sources, so the profile names functions as they are written.
   const entry =
     flags.profile === undefined
@@ -279,13 +294,7 @@ async function measure(): Promise<ScaleResult> {
   const loadAverage = loadavg();
   const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-scale-'));
   const dataDir = join(dir, 'data');
-  const configFile = join(dir, 'cldist.config.json');
-  // The origin is unreachable on purpose: the poller fails once at start and then sleeps for a day.
-  await writeFile(
-    configFile,
-    JSON.stringify({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9' }] }),
-  );
-  const server = await startServer(configFile, dataDir);
+  const server = await startServer(dir, dataDir);
   const pid = server.child.pid ?? Number.NaN;
   const clients: RawClient[] = [];
   try {
@@ -339,11 +348,7 @@ async function measure(): Promise<ScaleResult> {
         afterGets: afterGets.rssMiB,
         peak: afterGets.peakMiB,
       },
-      dataDir: {
-        bytes: await allocatedBytes(dataDir),
-        ledgerBytes: await allocatedBytes(join(dataDir, 'ledger')),
-        configBytes: await allocatedBytes(join(dataDir, 'configs')),
-      },
+      dataDir: await dataDirBytes(dataDir),
     };
     return result;
   } finally {

@@ -103,6 +103,130 @@ function valueBytes(value: unknown): number {
 
 const writeUnits = (item: Attributes) => Math.max(1, Math.ceil(dynamoItemBytes(item) / 1024));
 
+/** What the middlewares add to, shared by them all. */
+interface Tally {
+  usage: AwsUsage;
+  /** Items known to be in `gsi1`, by key: learnt from the writes that put them there. */
+  indexed: Set<string>;
+}
+
+/** Counts a call and returns the command's name without `Command`. */
+function countCall(tally: Tally, service: string, commandName: string | undefined): string {
+  const name = (commandName ?? '?').replace(/Command$/, '');
+  tally.usage.calls[`${service}.${name}`] = (tally.usage.calls[`${service}.${name}`] ?? 0) + 1;
+  return name;
+}
+
+/** Index units a write costs: an item entering, staying in or leaving `gsi1` is written there too. */
+function indexUnits(tally: Tally, key: string, after: Attributes | undefined, units: number): number {
+  const before = tally.indexed.has(key);
+  const now = after !== undefined && ledgerKeySchema.gsi1PartitionKey in after;
+  if (now) tally.indexed.add(key);
+  else tally.indexed.delete(key);
+  return before || now ? units : 0;
+}
+
+/** Each item at twice the standard rate; an update, delete or condition check is sized at 1 KB. */
+function transactionUnits(tally: Tally, input: Attributes): number {
+  let total = 0;
+  for (const entry of (input.TransactItems as Attributes[] | undefined) ?? []) {
+    const put = (entry.Put as { Item: Attributes } | undefined)?.Item;
+    const other = Object.values(entry)[0] as { Key?: Attributes } | undefined;
+    const units = put === undefined ? 1 : writeUnits(put);
+    total += 2 * units;
+    if (entry.ConditionCheck !== undefined) continue;
+    const key = keyOf(put ?? other?.Key);
+    if (put !== undefined) total += 2 * indexUnits(tally, key, put, units);
+    else if (entry.Delete !== undefined) total += 2 * indexUnits(tally, key, undefined, units);
+    else if (tally.indexed.has(key)) total += 2 * units;
+  }
+  return total;
+}
+
+/** The index's share of a standard write whose base-table units the emulator reported. */
+function indexShare(tally: Tally, command: string, input: Attributes, units: number): number {
+  if (command === 'PutItem') {
+    const item = input.Item as Attributes;
+    return indexUnits(tally, keyOf(item), item, units);
+  }
+  if (command === 'UpdateItem') {
+    const key = keyOf(input.Key as Attributes);
+    const names = `${String(input.UpdateExpression ?? '')} ${JSON.stringify(input.ExpressionAttributeNames ?? {})}`;
+    if (names.includes(ledgerKeySchema.gsi1PartitionKey)) tally.indexed.add(key);
+    return tally.indexed.has(key) ? units : 0;
+  }
+  if (command === 'DeleteItem') return indexUnits(tally, keyOf(input.Key as Attributes), undefined, units);
+  let total = 0;
+  if (command === 'BatchWriteItem') {
+    for (const requests of Object.values(input.RequestItems as Record<string, Attributes[]>)) {
+      for (const request of requests) {
+        const item = (request.PutRequest as { Item: Attributes } | undefined)?.Item;
+        const key = (request.DeleteRequest as { Key: Attributes } | undefined)?.Key;
+        total += indexUnits(tally, keyOf(item ?? key), item, item === undefined ? 1 : writeUnits(item));
+      }
+    }
+  }
+  return total;
+}
+
+type Next = (args: { input: unknown }) => Promise<{ output: unknown }>;
+type Middleware = (
+  next: Next,
+  context: { commandName?: string },
+) => (args: { input: unknown }) => Promise<{ output: unknown }>;
+const readCommands = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan']);
+
+function dynamoMiddleware(tally: Tally): Middleware {
+  return (next, context) => async (args) => {
+    const command = countCall(tally, 'DynamoDB', context.commandName);
+    const input = args.input as Attributes;
+    if (command === 'TransactWriteItems') {
+      tally.usage.dynamoWriteUnits += transactionUnits(tally, input);
+      return next(args);
+    }
+    input.ReturnConsumedCapacity = 'TOTAL';
+    const result = await next(args);
+    const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
+    const units = ([] as Array<{ CapacityUnits?: number }>)
+      .concat((consumed as { CapacityUnits?: number } | undefined) ?? [])
+      .reduce((n, c) => n + (c.CapacityUnits ?? 0), 0);
+    if (readCommands.has(command)) tally.usage.dynamoReadUnits += units;
+    else tally.usage.dynamoWriteUnits += units + indexShare(tally, command, input, units);
+    return result;
+  };
+}
+
+function requestMiddleware(tally: Tally, service: 'S3' | 'SQS' | 'SNS'): Middleware {
+  return (next, context) => async (args) => {
+    const command = countCall(tally, service, context.commandName);
+    const input = args.input as Attributes;
+    if (service === 'S3') {
+      if (s3PutClass.has(command)) tally.usage.s3PutClass++;
+      else if (!s3Free.has(command)) tally.usage.s3GetClass++;
+    } else if (service === 'SQS') {
+      tally.usage.sqsRequests++;
+      if (command === 'SendMessage') tally.usage.sqsMessagesSent++;
+      if (command === 'SendMessageBatch') tally.usage.sqsMessagesSent += (input.Entries as unknown[]).length;
+    } else if (command === 'Publish') {
+      tally.usage.snsPublishes++;
+    } else if (command === 'PublishBatch') {
+      tally.usage.snsPublishes += (input.PublishBatchRequestEntries as unknown[]).length;
+    }
+    return next(args);
+  };
+}
+
+const freshUsage = (): AwsUsage => ({
+  dynamoReadUnits: 0,
+  dynamoWriteUnits: 0,
+  calls: {},
+  s3PutClass: 0,
+  s3GetClass: 0,
+  sqsRequests: 0,
+  sqsMessagesSent: 0,
+  snsPublishes: 0,
+});
+
 /** Adds the counting middleware to the clients given (the same client objects the code under test uses). */
 export function countAwsCalls(clients: {
   dynamodb?: DynamoDBClient;
@@ -110,135 +234,17 @@ export function countAwsCalls(clients: {
   sqs?: SQSClient;
   sns?: SNSClient;
 }): AwsCallCounter {
-  let usage: AwsUsage;
-  const reset = () => {
-    usage = {
-      dynamoReadUnits: 0,
-      dynamoWriteUnits: 0,
-      calls: {},
-      s3PutClass: 0,
-      s3GetClass: 0,
-      sqsRequests: 0,
-      sqsMessagesSent: 0,
-      snsPublishes: 0,
-    };
-  };
-  reset();
-  /** Items known to be in `gsi1`, by key: learnt from the writes that put them there. */
-  const indexed = new Set<string>();
-  const call = (service: string, command: string) => {
-    const name = `${service}.${command.replace(/Command$/, '')}`;
-    usage.calls[name] = (usage.calls[name] ?? 0) + 1;
-    return command.replace(/Command$/, '');
-  };
-
-  /** Index writes a write to these items costs: an item entering, staying in or leaving `gsi1`. */
-  const indexUnits = (key: string, after: Attributes | undefined, units: number): number => {
-    const before = indexed.has(key);
-    const now = after !== undefined && ledgerKeySchema.gsi1PartitionKey in after;
-    if (now) indexed.add(key);
-    else indexed.delete(key);
-    return before || now ? units : 0;
-  };
-
-  clients.dynamodb?.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = call('DynamoDB', context.commandName ?? '?');
-      const input = args.input as Attributes;
-      if (command === 'TransactWriteItems') {
-        // Each item at twice the standard rate; an update, delete or condition check is sized at 1 KB.
-        for (const entry of (input.TransactItems as Attributes[] | undefined) ?? []) {
-          const put = (entry.Put as { Item: Attributes } | undefined)?.Item;
-          const other = Object.values(entry)[0] as { Key?: Attributes } | undefined;
-          const units = put === undefined ? 1 : writeUnits(put);
-          usage.dynamoWriteUnits += 2 * units;
-          if (entry.ConditionCheck !== undefined) continue;
-          const key = keyOf(put ?? other?.Key);
-          const inIndex =
-            put !== undefined
-              ? indexUnits(key, put, units)
-              : entry.Delete !== undefined
-                ? indexUnits(key, undefined, units)
-                : indexed.has(key)
-                  ? units
-                  : 0;
-          usage.dynamoWriteUnits += 2 * inIndex;
-        }
-        return next(args);
-      }
-      input.ReturnConsumedCapacity = 'TOTAL';
-      const result = await next(args);
-      const output = result.output as { ConsumedCapacity?: unknown };
-      const consumed = ([] as Array<{ CapacityUnits?: number }>).concat(
-        (output.ConsumedCapacity as { CapacityUnits?: number } | undefined) ?? [],
-      );
-      const units = consumed.reduce((n, c) => n + (c.CapacityUnits ?? 0), 0);
-      if (['GetItem', 'BatchGetItem', 'Query', 'Scan'].includes(command)) {
-        usage.dynamoReadUnits += units;
-        return result;
-      }
-      usage.dynamoWriteUnits += units;
-      if (command === 'PutItem') {
-        const item = input.Item as Attributes;
-        usage.dynamoWriteUnits += indexUnits(keyOf(item), item, units);
-      } else if (command === 'UpdateItem') {
-        const key = keyOf(input.Key as Attributes);
-        const names = `${String(input.UpdateExpression ?? '')} ${JSON.stringify(input.ExpressionAttributeNames ?? {})}`;
-        if (names.includes(ledgerKeySchema.gsi1PartitionKey)) indexed.add(key);
-        if (indexed.has(key)) usage.dynamoWriteUnits += units;
-      } else if (command === 'DeleteItem') {
-        usage.dynamoWriteUnits += indexUnits(keyOf(input.Key as Attributes), undefined, units);
-      } else if (command === 'BatchWriteItem') {
-        for (const requests of Object.values(input.RequestItems as Record<string, Attributes[]>)) {
-          for (const request of requests) {
-            const put = request.PutRequest as { Item: Attributes } | undefined;
-            const del = request.DeleteRequest as { Key: Attributes } | undefined;
-            const item = put?.Item;
-            const each = item === undefined ? 1 : writeUnits(item);
-            usage.dynamoWriteUnits += indexUnits(keyOf(item ?? del?.Key), item, each);
-          }
-        }
-      }
-      return result;
-    },
-    { step: 'initialize', priority: 'high', name: 'countAwsUsage' },
-  );
-
-  clients.s3?.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = call('S3', context.commandName ?? '?');
-      if (s3PutClass.has(command)) usage.s3PutClass++;
-      else if (!s3Free.has(command)) usage.s3GetClass++;
-      return next(args);
-    },
-    { step: 'initialize', priority: 'high', name: 'countAwsUsage' },
-  );
-  clients.sqs?.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = call('SQS', context.commandName ?? '?');
-      usage.sqsRequests++;
-      if (command === 'SendMessage') usage.sqsMessagesSent++;
-      if (command === 'SendMessageBatch') {
-        usage.sqsMessagesSent += ((args.input as Attributes).Entries as unknown[]).length;
-      }
-      return next(args);
-    },
-    { step: 'initialize', priority: 'high', name: 'countAwsUsage' },
-  );
-  clients.sns?.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = call('SNS', context.commandName ?? '?');
-      if (command === 'Publish') usage.snsPublishes++;
-      if (command === 'PublishBatch') {
-        usage.snsPublishes += ((args.input as Attributes).PublishBatchRequestEntries as unknown[]).length;
-      }
-      return next(args);
-    },
-    { step: 'initialize', priority: 'high', name: 'countAwsUsage' },
-  );
-
+  const tally: Tally = { usage: freshUsage(), indexed: new Set() };
+  const options = { step: 'initialize', priority: 'high', name: 'countAwsUsage' } as const;
+  // The stacks' own middleware types differ per client; these middlewares touch only `input` and `output`.
+  clients.dynamodb?.middlewareStack.add(dynamoMiddleware(tally) as never, options);
+  clients.s3?.middlewareStack.add(requestMiddleware(tally, 'S3') as never, options);
+  clients.sqs?.middlewareStack.add(requestMiddleware(tally, 'SQS') as never, options);
+  clients.sns?.middlewareStack.add(requestMiddleware(tally, 'SNS') as never, options);
   return {
-    usage: () => structuredClone(usage),
-    reset,
+    usage: () => structuredClone(tally.usage),
+    reset: () => {
+      tally.usage = freshUsage();
+    },
   };
 }
