@@ -1,13 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { artifactSeed, generatedBytes } from '../local/sim-origin/content.ts';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../shared/config.ts';
-import { median, peakAndCpu } from './support.ts';
+import { median, mirrorOnceArgs, peakAndCpu, runCommand } from './support.ts';
 
 /**
  * The whole command against gpg: `cldist mirror --once` as a cron job runs it (a child process through
@@ -34,6 +32,10 @@ const board = 'amd64-usr';
 const artifact = 'flatcar_production_image.bin';
 const version = '4081.2.0';
 
+/** Every command runs from the repository, as an operator's cron job would, and is stopped after 10 minutes. */
+const run = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
+  runCommand(command, args, { cwd: projectRoot, env, timeoutMs: 600_000 });
+
 interface Measured {
   seconds: number;
   rss: number;
@@ -42,26 +44,12 @@ interface Measured {
   originCpu?: number;
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      args,
-      { cwd: projectRoot, encoding: 'utf8', env, maxBuffer: 16 * MiB, timeout: 600_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
-      },
-    );
-  });
+/** Where the run stored the artifact: under the source's mirror path, which the default config names. */
+async function storedFile(mirrorRoot: string): Promise<string> {
+  const suffix = join('stable', board, version, artifact);
+  const found = (await readdir(mirrorRoot, { recursive: true })).find((path) => path.endsWith(suffix));
+  if (found === undefined) throw new Error(`cldist stored no ${suffix} under ${mirrorRoot}`);
+  return join(mirrorRoot, found);
 }
 
 /** The sim origin's pseudo-random bytes, made once, so serving them costs the socket copy only. */
@@ -72,14 +60,6 @@ function inMemory(size: number): Buffer {
     offset += chunk.copy(bytes, offset);
   }
   return bytes;
-}
-
-/** Where the run stored the artifact: under the source's mirror path, which the default config names. */
-async function storedFile(mirrorRoot: string): Promise<string> {
-  const suffix = join('stable', board, version, artifact);
-  const found = (await readdir(mirrorRoot, { recursive: true })).find((path) => path.endsWith(suffix));
-  if (found === undefined) throw new Error(`cldist stored no ${suffix} under ${mirrorRoot}`);
-  return join(mirrorRoot, found);
 }
 
 async function uptime(): Promise<string> {
@@ -136,21 +116,7 @@ try {
     process.execPath,
     ...(profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]),
     'bin/cldist.js',
-    'mirror',
-    '--once',
-    '--origin',
-    `${origin.url}/{channel}`,
-    '--channel',
-    'stable',
-    '--board',
-    board,
-    '--artifact',
-    artifact,
-    '--keyring',
-    keyFile,
-    '--data-dir',
-    dataDir,
-    '--json',
+    ...mirrorOnceArgs({ originUrl: origin.url, board, artifact, keyFile, dataDir }),
   ];
   /** The file gpg verifies: the one the first cldist run stored, read from the page cache. */
   const keptDataDir = join(work, 'data-kept');
@@ -187,8 +153,8 @@ try {
   };
 
   const loadBefore = await uptime();
-  const ours: Array<Measured> = [];
-  const theirs: Array<Measured> = [];
+  const ours: Measured[] = [];
+  const theirs: Measured[] = [];
   for (let round = 0; round < rounds; round++) {
     // Round 0 must run cldist first (it stores gpg's file); later rounds alternate.
     if (round % 2 === 0) {
