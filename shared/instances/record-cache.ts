@@ -3,8 +3,13 @@ import { createIdIndex, type IdIndex } from './id-index.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
 export interface RecordCacheOptions {
-  /** Records kept, least recently used dropped first. */
-  maxEntries?: number;
+  /**
+   * Bytes of records kept (estimated by `approximateBytes`, inline bodies included), least recently used
+   * dropped first. Default 64 MiB.
+   */
+  maxRecordBytes?: number;
+  /** Bytes of address-to-holder answers kept. Default 8 MiB. */
+  maxAddressBytes?: number;
   /**
    * Every id that has a record (see `loadIdIndex`), kept current by this cache's writes. An id it does not
    * hold is answered as absent at once, with no ledger read, so an unknown id costs what a cached known
@@ -21,18 +26,45 @@ export async function loadIdIndex(inner: Pick<InstanceRepository, 'listIds'>): P
   return index;
 }
 
+/** What V8 spends on an object or array beyond its contents, and on a string beyond its characters. */
+const objectOverhead = 64;
+const stringOverhead = 16;
+
+/**
+ * A cheap upper estimate of the heap a cached value holds: strings at two bytes a character (V8 keeps
+ * ASCII at one), binary at its length, and a fixed overhead per object, array and property. It only needs
+ * to be proportional and never far below the truth, so a byte bound on a cache is a bound on its memory.
+ */
+export function approximateBytes(value: unknown, depth = 0): number {
+  if (typeof value === 'string') return stringOverhead + 2 * value.length;
+  if (value instanceof Uint8Array) return objectOverhead + value.byteLength;
+  if (typeof value !== 'object' || value === null || depth > 8) return 8;
+  let bytes = objectOverhead;
+  for (const [key, inner] of Object.entries(value)) {
+    bytes += 8 + (Array.isArray(value) ? 0 : key.length) + approximateBytes(inner, depth + 1);
+  }
+  return bytes;
+}
+
 /**
  * An LRU of loaded values, absent ones included (lru-cache holds no null, so "known to be absent" is an
- * entry with no value in it). Concurrent loads of one key share one read, and a load that started before
- * its key was forgotten (a write happened meanwhile) is returned but not kept.
+ * entry with no value in it), bounded in estimated bytes, key included. Concurrent loads of one key share
+ * one read, and a load that started before its key was forgotten (a write happened meanwhile) is returned
+ * but not kept.
  */
 class LoadingCache<V> {
   private readonly entries: LRUCache<string, { value?: V }>;
   private readonly loads = new Map<string, Promise<V | undefined>>();
+  private readonly maxBytes: number;
   private generation = 0;
 
-  constructor(max: number) {
-    this.entries = new LRUCache({ max });
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+    this.entries = new LRUCache({
+      // lru-cache refuses a maxSize of 0; a cache of 0 bytes keeps nothing (see `remember`).
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: (entry, key) => approximateBytes(key) + approximateBytes(entry.value),
+    });
   }
 
   cached(key: string): { value?: V } | undefined {
@@ -40,6 +72,8 @@ class LoadingCache<V> {
   }
 
   remember(key: string, value: V | undefined): void {
+    if (this.maxBytes === 0) return;
+    // lru-cache drops an entry larger than the whole cache rather than keeping it; so does this.
     this.entries.set(key, value === undefined ? {} : { value });
   }
 
@@ -88,11 +122,10 @@ export function withRecordCache(
   inner: InstanceRepository,
   options: RecordCacheOptions = {},
 ): InstanceRepository {
-  const maxEntries = options.maxEntries ?? 100_000;
   const { index } = options;
-  const records = new LoadingCache<InstanceRecord>(maxEntries);
+  const records = new LoadingCache<InstanceRecord>(options.maxRecordBytes ?? 64 * 1024 * 1024);
   /** Source address to holder (none: known to be nobody's), so a metadata request costs no ledger read. */
-  const holders = new LoadingCache<string>(maxEntries);
+  const holders = new LoadingCache<string>(options.maxAddressBytes ?? 8 * 1024 * 1024);
 
   return {
     get(id) {
