@@ -50,7 +50,9 @@ export const instancesSchema = z
       .number()
       .int()
       .min(0)
-      .max(maxInlineBodyBytes)
+      .max(maxInlineBodyBytes, {
+        message: `at most ${maxInlineBodyBytes} (128 KiB); larger bodies belong in the config store`,
+      })
       .default(32 * 1024),
     cacheBytes: cacheBytesSchema,
   })
