@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { projectRoot } from '../shared/config.ts';
 
 /**
- * What registered instances cost a running `cldist serve` (offline, `--demo`): data-dir bytes per instance
+ * What registered instances cost a running `cldist serve` (offline: its origin is a closed loopback port): data-dir bytes per instance
  * (the mirror folder left out: it holds releases, not instances) and server RSS after registering N
  * instances through the bulk route and after fetching random ones. Its peer in the same run is the same
  * server with every body in the config store (`instances.inlineBodyMaxBytes: 0`), a folder and a file per
@@ -40,7 +40,6 @@ async function startServe(dataDir: string, configFile: string): Promise<Server> 
     [
       'bin/cldist.js',
       'serve',
-      '--demo',
       '--config',
       configFile,
       '--data-dir',
@@ -48,8 +47,6 @@ async function startServe(dataDir: string, configFile: string): Promise<Server> 
       '--port',
       '0',
       '--poll-seconds',
-      '3600',
-      '--publish-seconds',
       '3600',
       '--log-format',
       'json',
