@@ -30,6 +30,13 @@ const cacheBytesSchema = z
       .min(0)
       .max(16 * 1024 * MiB)
       .default(32 * MiB),
+    /** Boot selections, profiles and selector groups (single machine), shared between the three. */
+    boot: z
+      .number()
+      .int()
+      .min(0)
+      .max(16 * 1024 * MiB)
+      .default(8 * MiB),
     /** Served Ignition configs wrapped with `platform.baseIgnition`, per listener that serves configs. */
     merged: z
       .number()
@@ -38,7 +45,7 @@ const cacheBytesSchema = z
       .max(16 * 1024 * MiB)
       .default(16 * MiB),
   })
-  .default({ records: 64 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, merged: 16 * MiB });
+  .default({ records: 64 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, boot: 8 * MiB, merged: 16 * MiB });
 
 export const instancesSchema = z
   .strictObject({
@@ -58,5 +65,5 @@ export const instancesSchema = z
   })
   .default({
     inlineBodyMaxBytes: 32 * 1024,
-    cacheBytes: { records: 64 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, merged: 16 * MiB },
+    cacheBytes: { records: 64 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, boot: 8 * MiB, merged: 16 * MiB },
   });

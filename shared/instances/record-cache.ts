@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { approximateBytes } from '../cache-size.ts';
 import { createIdIndex, type IdIndex } from './id-index.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
@@ -24,26 +25,6 @@ export async function loadIdIndex(inner: Pick<InstanceRepository, 'listIds'>): P
   const index = createIdIndex();
   for await (const ids of inner.listIds()) for (const id of ids) index.add(id);
   return index;
-}
-
-/** What V8 spends on an object or array beyond its contents, and on a string beyond its characters. */
-const objectOverhead = 64;
-const stringOverhead = 16;
-
-/**
- * A cheap upper estimate of the heap a cached value holds: strings at two bytes a character (V8 keeps
- * ASCII at one), binary at its length, and a fixed overhead per object, array and property. It only needs
- * to be proportional and never far below the truth, so a byte bound on a cache is a bound on its memory.
- */
-export function approximateBytes(value: unknown, depth = 0): number {
-  if (typeof value === 'string') return stringOverhead + 2 * value.length;
-  if (value instanceof Uint8Array) return objectOverhead + value.byteLength;
-  if (typeof value !== 'object' || value === null || depth > 8) return 8;
-  let bytes = objectOverhead;
-  for (const [key, inner] of Object.entries(value)) {
-    bytes += 8 + (Array.isArray(value) ? 0 : key.length) + approximateBytes(inner, depth + 1);
-  }
-  return bytes;
 }
 
 /**

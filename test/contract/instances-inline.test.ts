@@ -228,7 +228,13 @@ describe('the instances config section', () => {
   it('defaults to 32 KiB inline and byte-bounded caches, and names a bad field', () => {
     expect(inline.instances).toEqual({
       inlineBodyMaxBytes: 32 * 1024,
-      cacheBytes: { records: 64 << 20, addresses: 8 << 20, bodies: 32 << 20, merged: 16 << 20 },
+      cacheBytes: {
+        records: 64 << 20,
+        addresses: 8 << 20,
+        bodies: 32 << 20,
+        boot: 8 << 20,
+        merged: 16 << 20,
+      },
     });
     expect(() => parseConfig({ instances: { inlineBodyMaxBytes: 1 << 20 } })).toThrow(
       /instances\.inlineBodyMaxBytes.*at most 131072/,

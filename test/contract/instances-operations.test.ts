@@ -199,4 +199,28 @@ describe('operations per config fetch, whatever the number of instances', () => 
       await instances.close();
     }
   });
+
+  it('keeps the record cache within its byte budget: an evicted record is read again, once', async () => {
+    const fleet = fleets[1];
+    if (fleet === undefined) throw new Error('no fleet');
+    const ledger = createDynamoInstanceRepository(clients.doc, {
+      table: fleet.table,
+      flushIntervalMs: 60_000,
+    });
+    // About four records' worth: twenty fetched records cannot all stay.
+    const instances = withRecordCache(ledger, { index: await loadIdIndex(ledger), maxRecordBytes: 4096 });
+    const deps: InstanceServiceDeps = { instances, bodies: fleet.bodies, clock };
+    const ids = sampleIds(fleet, 20);
+    for (const id of ids) await fetchCounted(deps, id, fleet.tokens.get(id) ?? '');
+    const last = ids.at(-1) ?? '';
+    const first = ids[0] ?? '';
+    expect(
+      (await fetchCounted(deps, last, fleet.tokens.get(last) ?? '')).ops['dynamodb:GetItem'],
+    ).toBeUndefined();
+    expect((await fetchCounted(deps, first, fleet.tokens.get(first) ?? '')).ops['dynamodb:GetItem']).toBe(1);
+    expect(
+      (await fetchCounted(deps, first, fleet.tokens.get(first) ?? '')).ops['dynamodb:GetItem'],
+    ).toBeUndefined();
+    await instances.close();
+  });
 });
