@@ -63,7 +63,8 @@ export function toRecord(id: string, item: Record<string, unknown>): InstanceRec
     // A reserved record has no body yet.
     etag: optionalString(item.etag) ?? '',
     bodyKey: optionalString(item.bodyKey) ?? '',
-    ...(inlineBody instanceof Uint8Array ? { inlineBody } : {}),
+    // A copy of its own: the decoded attribute may be a view of a shared buffer that a cached record would pin.
+    ...(inlineBody instanceof Uint8Array ? { inlineBody: new Uint8Array(inlineBody) } : {}),
     ...(writeId === undefined ? {} : { writeId }),
     size: typeof item.size === 'number' ? item.size : 0,
     oneTime: item.oneTime === true,

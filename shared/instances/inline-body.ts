@@ -9,7 +9,9 @@ import type { InstanceRecord } from './types.ts';
  * one of DynamoDB's 1 KB write-unit steps. The audit items use the same format.
  */
 export function packInlineBody(body: Uint8Array): Uint8Array {
-  return deflateRawSync(body);
+  // zlib answers with a view of its 16 KiB output chunk: a record that kept the view (the record cache
+  // does) would pin the whole chunk, so the packed bytes get a buffer of their own.
+  return new Uint8Array(deflateRawSync(body));
 }
 
 /** A stored inline body that does not unpack: the item was damaged outside cldist, and a retry cannot help. */

@@ -48,3 +48,11 @@ describe('inline bodies as stored in the ledger', () => {
     expect(() => unpackInlineBody(recordOf(1000), packed)).toThrow(InlineBodyDamagedError);
   });
 });
+
+describe('packed inline bodies in memory', () => {
+  it('own a buffer of exactly their length, so a cached record pins nothing more', () => {
+    const packed = packInlineBody(Buffer.from('{"ignition":{"version":"3.3.0"}}'));
+    expect(packed.buffer.byteLength).toBe(packed.byteLength);
+    expect(packed.byteOffset).toBe(0);
+  });
+});
