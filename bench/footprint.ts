@@ -75,7 +75,10 @@ async function startServe(dataDir: string, configFile: string): Promise<Server> 
   );
   const lines = createInterface({ input: child.stdout ?? process.stdin });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve did not listen within 60 s')), 60_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('serve did not listen within 120 s'));
+    }, 120_000);
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
     lines.on('line', (line) => {
       const record = JSON.parse(line) as { event?: string; url?: string };
@@ -120,12 +123,13 @@ interface Result {
 async function measure(form: 'inline' | 'store'): Promise<Result> {
   const dataDir = await mkdtemp(join(tmpdir(), `cldist-footprint-${form}-`));
   const configFile = join(dataDir, '..', `${dataDir.split('/').at(-1)}.json`);
-  await writeFile(
-    configFile,
-    JSON.stringify(form === 'store' ? { instances: { inlineBodyMaxBytes: 0 } } : {}),
-  );
-  const server = await startServe(dataDir, configFile);
+  // An origin on a closed loopback port: polls fail at once, and nothing leaves the machine.
+  const offline = { channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9/' }] };
+  const instancesSection = form === 'store' ? { instances: { inlineBodyMaxBytes: 0 } } : {};
+  await writeFile(configFile, JSON.stringify({ ...offline, ...instancesSection }));
+  let server: Server | undefined;
   try {
+    server = await startServe(dataDir, configFile);
     const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
     const headers = { Authorization: `Bearer ${token}` };
     const bytesBefore = await duBytes(dataDir);
@@ -162,12 +166,13 @@ async function measure(form: 'inline' | 'store'): Promise<Result> {
     }
     const rssAfterFetch = await rssMiB(server.child.pid);
     // Let the batched audit reach the ledger before the disk is measured.
-    server.child.kill('SIGTERM');
-    await new Promise((resolve) => server.child.once('exit', resolve));
+    const { child } = server;
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
     const bytesAfter = await duBytes(dataDir);
     return { form, registerPerSecond, bytesBefore, bytesAfter, rssBefore, rssAfterRegister, rssAfterFetch };
   } finally {
-    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    if (server !== undefined && server.child.exitCode === null) server.child.kill('SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
     await rm(configFile, { force: true });
   }
