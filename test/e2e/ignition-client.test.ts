@@ -39,7 +39,8 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     bodies = createLocalStore(join(dir, 'configs'));
     const api = createApiApp(
       { instances, bodies, clock: () => new Date(), adminAuth: { kind: 'bearer', token: adminToken } },
-      parseConfig({}),
+      // Bodies in the config store, so a test can make one unreadable for a while.
+      parseConfig({ instances: { inlineBodyMaxBytes: 0 } }),
     );
     const app = new Hono();
     app.use(async (c, next) => {
