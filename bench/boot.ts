@@ -6,7 +6,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
+import { createDynalite } from '../local/dynalite-transactions.cjs';
 import { createApiApp } from '../shared/api/app.ts';
 import { serveNode } from '../shared/api/node-server.ts';
 import { makeAwsClients } from '../shared/aws-clients.ts';
@@ -79,7 +79,7 @@ async function wrk(url: string, headers: string[], script?: string): Promise<Wrk
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-boot-'));
-const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
+const dynamo: Server = createDynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
 await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
 const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
 await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
+import { createDynalite } from '../local/dynalite-transactions.cjs';
 import { createApiApp } from '../shared/api/app.ts';
 import { type RunningServer, serveNode } from '../shared/api/node-server.ts';
 import { makeAwsClients } from '../shared/aws-clients.ts';
@@ -29,7 +29,7 @@ export interface BenchApi {
  */
 export async function startBenchApi(prefix: string, adminToken: string): Promise<BenchApi> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
+  const dynamo: Server = createDynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
   await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
   const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
   await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));
