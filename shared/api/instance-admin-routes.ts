@@ -16,7 +16,8 @@ import {
   reserveInstance,
   revokeInstanceToken,
 } from '../instances/admin.ts';
-import { type BulkPutItem, putMany, splitJsonLines } from '../instances/bulk.ts';
+import { splitJsonLines } from '../instances/bulk.ts';
+import { type BulkPutItem, putMany } from '../instances/bulk-put.ts';
 import type { InstanceServiceDeps } from '../instances/service.ts';
 import type { ConfigKind, InstanceRecord } from '../instances/types.ts';
 

@@ -30,6 +30,7 @@ import {
 } from './audit-log.ts';
 import { isConditionFailure, ledgerCall, toRecord } from './dynamo-support.ts';
 import { InstanceConflictError } from './errors.ts';
+import { getRecords, putRecords } from './record-batch.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
 export interface DynamoInstanceRepositoryOptions {
@@ -82,6 +83,8 @@ export function createDynamoInstanceRepository(
   return {
     get: (id) => getRecord(t, id),
     put: (record, replaces) => putRecord(t, record, replaces),
+    getMany: (ids) => getRecords(t, ids),
+    putBatch: (entries) => putRecords(t, entries, recordPutInput),
     claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
     releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
     instanceAtAddress: (address) => addressBook.holderOf(address),
@@ -110,12 +113,11 @@ async function getRecord({ doc, table }: InstanceTable, id: string): Promise<Ins
   return result.Item === undefined ? undefined : toRecord(id, result.Item);
 }
 
-/** Written if new, if the caller holds its token, or if it still is the record the caller replaces. */
-async function putRecord(
-  { doc, table }: InstanceTable,
-  record: InstanceRecord,
-  replaces: InstanceRecord | undefined,
-): Promise<void> {
+/**
+ * The conditional Put of a record, for PutItem and for a Put in TransactWriteItems alike: written if new,
+ * if the caller holds its token, or if it still is the record the caller replaces.
+ */
+export function recordPutInput(table: string, record: InstanceRecord, replaces: InstanceRecord | undefined) {
   const { id, params, etag, bodyKey, ...rest } = record;
   const item = {
     ...ledgerItems.instance(id),
@@ -144,22 +146,26 @@ async function putRecord(
         ':mine': record.tokenHash,
         ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
       };
+  return {
+    TableName: table,
+    Item: item,
+    ConditionExpression: condition,
+    ...(!endsReservation && replaces === undefined
+      ? { ExpressionAttributeNames: { '#pk': k.partitionKey } }
+      : {}),
+    ExpressionAttributeValues: values,
+  };
+}
+
+async function putRecord(
+  { doc, table }: InstanceTable,
+  record: InstanceRecord,
+  replaces: InstanceRecord | undefined,
+): Promise<void> {
   try {
-    await ledgerCall('put', () =>
-      doc.send(
-        new PutCommand({
-          TableName: table,
-          Item: item,
-          ConditionExpression: condition,
-          ...(!endsReservation && replaces === undefined
-            ? { ExpressionAttributeNames: { '#pk': k.partitionKey } }
-            : {}),
-          ExpressionAttributeValues: values,
-        }),
-      ),
-    );
+    await ledgerCall('put', () => doc.send(new PutCommand(recordPutInput(table, record, replaces))));
   } catch (error) {
-    if (isConditionFailure(error)) throw new InstanceConflictError(id);
+    if (isConditionFailure(error)) throw new InstanceConflictError(record.id);
     throw error;
   }
 }
