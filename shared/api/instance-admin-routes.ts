@@ -17,7 +17,8 @@ import {
   revokeInstanceToken,
 } from '../instances/admin.ts';
 import { splitJsonLines } from '../instances/bulk.ts';
-import { type BulkPutItem, putMany } from '../instances/bulk-put.ts';
+import { putMany } from '../instances/bulk-put.ts';
+import type { BulkPutItem } from '../instances/bulk-write.ts';
 import type { InstanceServiceDeps } from '../instances/service.ts';
 import type { ConfigKind, InstanceRecord } from '../instances/types.ts';
 
