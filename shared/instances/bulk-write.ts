@@ -45,8 +45,11 @@ export function isKnown(error: unknown): error is PermanentError | TransientErro
   return error instanceof PermanentError || error instanceof TransientError;
 }
 
-/** Body writes in flight at once for one batch (the config store is a folder or S3). */
-const bodyWriteConcurrency = 16;
+/**
+ * Body writes in flight at once for one batch. A local folder fsyncs every body and its folder on libuv's
+ * threads (four by default), which the ledger thread's LevelDB shares: more at once only queue there.
+ */
+const bodyWriteConcurrency = 4;
 
 /** A line's record, built over the record it replaces, with the token it issues. */
 interface LineWrite {
