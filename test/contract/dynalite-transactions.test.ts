@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   ConditionalCheckFailedException,
   IdempotentParameterMismatchException,
@@ -6,6 +9,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { startLedgerStandIn } from '../../local/emulators.ts';
+import { parseConfig } from '../../shared/config.ts';
 import { ledgerIndexEntry, ledgerKey } from '../../shared/ledger/table.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 
@@ -256,6 +261,43 @@ describe('dynalite TransactWriteItems', () => {
       expect(await indexed(p)).toEqual(
         keys.flatMap((key, i) => (expected[i] === undefined ? [] : [`${key}=${expected[i]}`])),
       );
+    }
+  });
+
+  it('is answered the same by the ledger thread `cldist serve` runs, on disk', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cldist-tx-thread-'));
+    const ledger = await startLedgerStandIn({ ledgerPath: dir, config: parseConfig({}) });
+    try {
+      const send = (value: string, condition: string) =>
+        ledger.clients.doc.send(
+          new TransactWriteCommand({
+            TransactItems: ['a', 'b'].map((pk) => ({
+              Put: {
+                TableName: ledger.tableName,
+                Item: { ...ledgerKey(`thread-${pk}`, 'meta'), value },
+                ConditionExpression: condition,
+                ExpressionAttributeNames: { '#pk': 'pk' },
+              },
+            })),
+          }),
+        );
+      await send('1', 'attribute_not_exists(#pk)');
+      const failed = await cancellation(send('2', 'attribute_not_exists(#pk)'));
+      expect(failed.CancellationReasons?.map((reason) => reason.Code)).toEqual([
+        'ConditionalCheckFailed',
+        'ConditionalCheckFailed',
+      ]);
+      const got = await ledger.clients.doc.send(
+        new GetCommand({
+          TableName: ledger.tableName,
+          Key: ledgerKey('thread-b', 'meta'),
+          ConsistentRead: true,
+        }),
+      );
+      expect(got.Item?.value).toBe('1');
+    } finally {
+      await ledger.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

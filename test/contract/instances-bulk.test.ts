@@ -245,4 +245,40 @@ describe('bulk registration (POST /v1/instances) with batched ledger writes', ()
     expect(done).toEqual({ done: true, registered: 200 });
     expect(acked.map((line) => line.id)).toEqual(Array.from({ length: 200 }, (_, i) => `s-${i + 1}`));
   });
+
+  it('keeps line order when lines claim addresses, and ends at a line whose address another instance holds', async () => {
+    const { ledgerPath, bodies } = await workspace();
+    const ledger = await startLedger(ledgerPath);
+    cleanups.push(() => ledger.stop());
+    const repository = await openRepository(ledger.endpoint, true);
+    const deps = { instances: repository, bodies: createLocalStore(bodies), clock: () => new Date() };
+    await putInstanceConfig({ id: 'holder', body: { ignition, ips: ['10.0.0.9'] } }, deps, config);
+    const api = await startApi(repository, bodies);
+    cleanups.push(() => api.close());
+    const body = [
+      { id: 'a-1' },
+      { id: 'a-2' },
+      { id: 'a-3', ips: ['10.0.0.3'] },
+      { id: 'a-4' },
+      { id: 'a-5', ips: ['10.0.0.9'] },
+      { id: 'a-6' },
+    ]
+      .map((line) => JSON.stringify({ ...line, ignition }))
+      .join('\n');
+    const answer = answerLines(
+      await (await fetch(`${api.url}/v1/instances`, { method: 'POST', headers: admin, body })).text(),
+    );
+    expect(answer.map((line) => [line.line, line.id])).toEqual([
+      [1, 'a-1'],
+      [2, 'a-2'],
+      [3, 'a-3'],
+      [4, 'a-4'],
+      [5, 'a-5'],
+    ]);
+    expect(answer.at(-1)).toMatchObject({ error: { code: 'address-in-use' } });
+    await expectServed(api, answer.slice(0, 4));
+    expect(await repository.instanceAtAddress('10.0.0.3')).toBe('a-3');
+    expect(await repository.instanceAtAddress('10.0.0.9')).toBe('holder');
+    expect(await everyId(repository)).toEqual(['a-1', 'a-2', 'a-3', 'a-4', 'holder']);
+  });
 });
