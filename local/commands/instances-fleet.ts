@@ -92,7 +92,8 @@ function parsePageSize(value: string): number {
   }
 }
 
-function linesPerRequest(value: string): number {
+/** `--lines-per-request`: 1 to what one request may carry. */
+export function parseLinesPerRequest(value: string): number {
   const lines = /^[1-9][0-9]{0,8}$/.test(value) ? Number(value) : 0;
   if (lines < 1 || lines > maxBulkLines) {
     throw new InvalidArgumentError(`expected 1 to ${maxBulkLines} (the most one request may carry)`);
@@ -161,7 +162,7 @@ export function registerFleetCommands(instances: Command): void {
       .option(
         '--lines-per-request <n>',
         'lines sent in one request (each request is answered line by line, and the next sent after it ends)',
-        linesPerRequest,
+        parseLinesPerRequest,
         bulkBatchLines,
       ),
   ).action((file: string, flags: PutManyFlags) => putMany(file, flags));
