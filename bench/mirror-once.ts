@@ -1,13 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { artifactSeed, generatedBytes } from '../local/sim-origin/content.ts';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../shared/config.ts';
-import { median, peakMiB } from './support.ts';
+import { median, mirrorOnceArgs, peakMiB, runCommand } from './support.ts';
 
 /**
  * The whole command against gpg: `cldist mirror --once` as a cron job runs it (a child process through
@@ -32,27 +30,9 @@ const board = 'amd64-usr';
 const artifact = 'flatcar_production_image.bin';
 const version = '4081.2.0';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      args,
-      { cwd: projectRoot, encoding: 'utf8', env, maxBuffer: 16 * MiB, timeout: 600_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
-      },
-    );
-  });
-}
+/** Every command runs from the repository, as an operator's cron job would, and is stopped after 10 minutes. */
+const run = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
+  runCommand(command, args, { cwd: projectRoot, env, timeoutMs: 600_000 });
 
 /** The sim origin's pseudo-random bytes, made once, so serving them costs the socket copy only. */
 function inMemory(size: number): Buffer {
@@ -118,21 +98,7 @@ try {
     process.execPath,
     ...(profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]),
     'bin/cldist.js',
-    'mirror',
-    '--once',
-    '--origin',
-    `${origin.url}/{channel}`,
-    '--channel',
-    'stable',
-    '--board',
-    board,
-    '--artifact',
-    artifact,
-    '--keyring',
-    keyFile,
-    '--data-dir',
-    dataDir,
-    '--json',
+    ...mirrorOnceArgs({ originUrl: origin.url, board, artifact, keyFile, dataDir }),
   ];
   /** The file gpg verifies: the one the first cldist run stored, read from the page cache. */
   const keptDataDir = join(work, 'data-kept');

@@ -6,6 +6,7 @@ import { hasParams, type InstanceParams, paramsFromBody } from '../metadata/para
 import type { InstanceServiceDeps } from './deps.ts';
 import { AddressInUseError, assertInstanceId, InstanceConflictError } from './errors.ts';
 import type { ValidationIssue } from './ignition.ts';
+import { packInlineBody, storesInline } from './inline-body.ts';
 import { contentTypes, type PreparedBody, type PutBody, parsePutBody, prepareBody } from './put-body.ts';
 import { hashInstanceToken, newInstanceToken } from './tokens.ts';
 import type { InstanceRecord } from './types.ts';
@@ -32,7 +33,10 @@ export interface PreparedPut {
   expiresAt: Date | undefined;
   prepared: PreparedBody;
   digest: string;
+  /** Empty when the body goes into the record itself (`inlineBody`). */
   bodyKey: string;
+  inlineBody?: Uint8Array;
+  writeId: string;
 }
 
 /** Checks a PUT (id, body shape, the config itself); throws InvalidInstanceConfigError naming each issue. */
@@ -46,12 +50,25 @@ export function preparePut(
   const prepared = prepareBody(data, config, input.strict ?? false);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
   const writeId = randomBytes(8).toString('hex');
-  const bodyKey = `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
-  return { id: input.id, data, expiresAt, prepared, digest, bodyKey };
+  const inline = storesInline(prepared.body.byteLength, config.instances.inlineBodyMaxBytes);
+  const bodyKey = inline
+    ? ''
+    : `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
+  return {
+    id: input.id,
+    data,
+    expiresAt,
+    prepared,
+    digest,
+    bodyKey,
+    ...(inline ? { inlineBody: packInlineBody(prepared.body) } : {}),
+    writeId,
+  };
 }
 
 /** Where a PUT's body goes before its record: the one place that decides it, for single and bulk PUTs. */
 export async function writeBody(put: PreparedPut, deps: Pick<InstanceServiceDeps, 'bodies'>): Promise<void> {
+  if (put.bodyKey === '') return;
   await deps.bodies.put(put.bodyKey, put.prepared.body, { contentType: contentTypes[put.prepared.kind] });
 }
 
@@ -76,6 +93,8 @@ export function recordFor(
     tokenHash,
     etag: `"${put.digest.slice(0, 32)}"`,
     bodyKey: put.bodyKey,
+    ...(put.inlineBody === undefined ? {} : { inlineBody: put.inlineBody }),
+    writeId: put.writeId,
     size: prepared.body.byteLength,
     oneTime: put.data.oneTime ?? false,
     createdAt: previous?.createdAt ?? now.toISOString(),
@@ -88,8 +107,10 @@ export function recordFor(
 }
 
 /**
- * Validate and store an instance config, issuing a fresh token. The body is written under a key of its
- * own before the record that points at it, so a fetch never sees a record whose body is missing. The
+ * Validate and store an instance config, issuing a fresh token. A body up to
+ * `instances.inlineBodyMaxBytes` goes into the record itself, compressed; a larger one is written to the
+ * config store under a key of its own before the record that points at it, so a fetch never sees a record
+ * whose body is missing. The
  * record write is conditional on the record read before (InstanceConflictError, 409, if another write got
  * there first), and nothing is deleted here: a replaced or losing body is left for `sweepConfigBodies`,
  * because deleting it in this racing path is what could strand the winner's record.
