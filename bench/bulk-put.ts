@@ -1,10 +1,11 @@
+import { bulkBatchLines } from '../local/commands/instances-bulk.ts';
 import { startBenchApi } from './local-api.ts';
 import { median } from './support.ts';
 
 /**
  * Registering instances in the single-machine shape (dynalite on disk in the same process, the record
  * cache, bodies in a local folder, @hono/node-server): `POST /v1/instances` with JSON lines, as
- * `cldist instances put-many` sends them (100 lines a request), against its peer in the same run, one
+ * `cldist instances put-many` sends them (2,000 lines a request), against its peer in the same run, one
  * `PUT /v1/instances/{id}` per instance over a kept-alive connection. Each round registers `count` new ids
  * per method, the two methods alternating; medians over the rounds.
  *
@@ -21,9 +22,9 @@ const headers = { Authorization: `Bearer ${adminToken}` };
 
 async function bulk(prefix: string): Promise<number> {
   const started = performance.now();
-  for (let first = 0; first < count; first += 100) {
+  for (let first = 0; first < count; first += bulkBatchLines) {
     const lines = [];
-    for (let i = first; i < Math.min(count, first + 100); i++) {
+    for (let i = first; i < Math.min(count, first + bulkBatchLines); i++) {
       lines.push(JSON.stringify({ id: `${prefix}-${i}`, ignition: config }));
     }
     const response = await fetch(`${server.url}/v1/instances`, {
@@ -63,7 +64,7 @@ try {
   const s = median(singleMs);
   process.stdout.write(
     `${count} instances per round, ${rounds} rounds (medians)\n` +
-      `  POST /v1/instances (JSON lines, 100 a request): ${b.toFixed(0)} ms, ${perSecond(b)} instances/s\n` +
+      `  POST /v1/instances (JSON lines, ${bulkBatchLines} a request): ${b.toFixed(0)} ms, ${perSecond(b)} instances/s\n` +
       `  PUT /v1/instances/{id}, one at a time:        ${s.toFixed(0)} ms, ${perSecond(s)} instances/s\n` +
       `  ratio (PUT time / bulk time): ${(s / b).toFixed(2)}\n`,
   );

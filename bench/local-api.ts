@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
+import { createDynalite } from '../local/dynalite-transactions.cjs';
 import type { RunningServer } from '../shared/api/node-server.ts';
 import { type AwsClients, makeAwsClients } from '../shared/aws-clients.ts';
 import { withRecordCache } from '../shared/instances/record-cache.ts';
@@ -28,7 +28,7 @@ export interface BenchTable {
 }
 
 export async function startBenchTable(dir: string): Promise<BenchTable> {
-  const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
+  const dynamo: Server = createDynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
   await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
   const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
   await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));

@@ -8,8 +8,9 @@ import {
   parseLimit,
   parsePrefix,
 } from '../../shared/instances/admin.ts';
+import { maxBulkLines } from '../../shared/instances/bulk.ts';
 import { adminClient, type ConnectionFlags, connectionOptions } from './connection.ts';
-import { listAll, type PutManyFlags, putMany } from './instances-bulk.ts';
+import { bulkBatchLines, listAll, type PutManyFlags, putMany } from './instances-bulk.ts';
 
 const isoDateTime = z.iso.datetime({ offset: true });
 
@@ -91,6 +92,15 @@ function parsePageSize(value: string): number {
   }
 }
 
+/** `--lines-per-request`: 1 to what one request may carry. */
+export function parseLinesPerRequest(value: string): number {
+  const lines = /^[1-9][0-9]{0,8}$/.test(value) ? Number(value) : 0;
+  if (lines < 1 || lines > maxBulkLines) {
+    throw new InvalidArgumentError(`expected 1 to ${maxBulkLines} (the most one request may carry)`);
+  }
+  return lines;
+}
+
 function positiveLine(value: string): number {
   if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new InvalidArgumentError('expected a line number from 1');
   return Number(value);
@@ -148,6 +158,12 @@ export function registerFleetCommands(instances: Command): void {
         'skip the lines before this one (to resume after a failure)',
         positiveLine,
         1,
+      )
+      .option(
+        '--lines-per-request <n>',
+        'lines sent in one request (each request is answered line by line, and the next sent after it ends)',
+        parseLinesPerRequest,
+        bulkBatchLines,
       ),
   ).action((file: string, flags: PutManyFlags) => putMany(file, flags));
 

@@ -1,5 +1,6 @@
-import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { projectRoot } from '../../shared/config.ts';
 
 /**
  * dynalite answers a LevelDB failure it does not recognise (`LEVEL_IO_ERROR … No space left on device`)
@@ -11,13 +12,14 @@ import { Worker } from 'node:worker_threads';
  * backoff: reopening LevelDB is also what clears its sticky background error once space is freed, and a
  * reopen that fails on a disk still full simply ends that thread too, until the disk has room.
  *
- * The thread runs plain JavaScript (no TypeScript loader in workers), and loads dynalite by the path the
- * main thread resolved, so it is the same copy whatever the working directory.
+ * The thread runs plain JavaScript (no TypeScript loader in workers): dynalite with TransactWriteItems
+ * added (`local/dynalite-transactions.cjs`), loaded by its path under the project root, so it is the same
+ * file whether the CLI runs from its sources or its bundle, whatever the working directory.
  */
 const threadSource = `
 const { parentPort, workerData } = require('node:worker_threads');
-const dynalite = require(workerData.dynalite);
-const server = dynalite({ path: workerData.path, createTableMs: 0, updateTableMs: 0 });
+const { createDynalite } = require(workerData.dynalite);
+const server = createDynalite({ path: workerData.path, createTableMs: 0, updateTableMs: 0 });
 server.once('error', (error) => {
   parentPort.postMessage({ op: 'listen-failed', code: error.code, message: String(error.message) });
 });
@@ -31,7 +33,7 @@ parentPort.on('message', (message) => {
 });
 `;
 
-const dynalitePath = createRequire(import.meta.url).resolve('dynalite');
+const dynalitePath = join(projectRoot, 'local', 'dynalite-transactions.cjs');
 
 /** `streak`: crashes since the thread last stayed up for `stableAfterMs`. */
 export type LedgerThreadEvent =

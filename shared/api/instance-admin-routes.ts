@@ -16,7 +16,9 @@ import {
   reserveInstance,
   revokeInstanceToken,
 } from '../instances/admin.ts';
-import { type BulkPutItem, putMany, splitJsonLines } from '../instances/bulk.ts';
+import { splitJsonLines } from '../instances/bulk.ts';
+import { putMany } from '../instances/bulk-put.ts';
+import type { BulkPutItem } from '../instances/bulk-write.ts';
 import type { InstanceServiceDeps } from '../instances/service.ts';
 import type { ConfigKind, InstanceRecord } from '../instances/types.ts';
 
@@ -88,7 +90,12 @@ function bulkLine(item: BulkPutItem, base: string): Record<string, unknown> {
 
 type Handler = (c: Context) => Promise<Response>;
 
-/** Bulk register: JSON lines in, one JSON line out per instance as soon as it is written. */
+/**
+ * Bulk register: JSON lines in, read as they arrive; one JSON line out per instance as soon as the ledger
+ * transaction holding its record is written (100 records a transaction, all or none). The first line that
+ * fails (bad input, a conflicting write, an unavailable ledger or store) is answered with its error and
+ * ends the run: every line answered before it is registered, nothing from it on is.
+ */
 function bulkPutHandler(options: InstanceAdminRouteOptions): Handler {
   const { deps, config, baseUrl } = options;
   return async (c) => {

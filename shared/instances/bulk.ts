@@ -1,18 +1,15 @@
-import type { CldistConfig } from '../config.ts';
-import { PermanentError, TransientError } from '../errors.ts';
+import { PermanentError } from '../errors.ts';
 import type { ValidationIssue } from './ignition.ts';
-import {
-  type InstanceServiceDeps,
-  maxInstanceBodyBytes,
-  type PutInstanceResult,
-  putInstanceConfig,
-} from './service.ts';
+import { maxInstanceBodyBytes } from './put-body.ts';
 import { instanceIdPattern } from './types.ts';
 
 /** One line is one PUT body plus its id, so it may be as large as a PUT body and a little more. */
 export const maxBulkLineBytes = maxInstanceBodyBytes + 4096;
-/** Lines one request may carry; the CLI sends fewer, so a request stays well inside a Lambda's time. */
-export const maxBulkLines = 1000;
+/**
+ * Lines one request may carry: enough that a request's own cost is small beside its lines' (the CLI sends
+ * 2,000), few enough that a request stays well inside a Lambda's time and payload limits.
+ */
+export const maxBulkLines = 5000;
 
 /** A line that cannot be used as it is; `line` counts from 1 in the text it came in. */
 export class BulkLineError extends PermanentError {
@@ -106,63 +103,4 @@ export function parseBulkLine(entry: TextLine): { id: string; body: Record<strin
     ]);
   }
   return { id, body };
-}
-
-export type BulkPutItem =
-  | { line: number; id: string; result: PutInstanceResult }
-  | {
-      line: number;
-      id?: string;
-      error: { code: string; message: string; issues?: ValidationIssue[] };
-    };
-
-/**
- * Registers one instance per line, in order, yielding each as soon as its record is written, so whatever
- * a caller has been told is registered. The first line that fails is yielded as an error and ends the run:
- * nothing after it is tried, so the caller knows exactly where to resume. Errors no caller can act on
- * (bugs) are thrown.
- */
-export async function* putMany(
-  lines: AsyncIterable<TextLine>,
-  options: { strict: boolean },
-  deps: InstanceServiceDeps,
-  config: CldistConfig,
-): AsyncGenerator<BulkPutItem> {
-  const seen = new Set<string>();
-  let id: string | undefined;
-  let line = 0;
-  try {
-    for await (const entry of lines) {
-      line = entry.line;
-      if (seen.size >= maxBulkLines) {
-        throw new BulkLineError(line, [
-          { path: '$', message: `a request takes at most ${maxBulkLines} lines; send the rest in another` },
-        ]);
-      }
-      const parsed = parseBulkLine(entry);
-      id = parsed.id;
-      if (seen.has(id)) {
-        throw new BulkLineError(line, [
-          { path: '$.id', message: `"${id}" is on an earlier line; a second PUT would revoke its token` },
-        ]);
-      }
-      seen.add(id);
-      const result = await putInstanceConfig({ id, body: parsed.body, strict: options.strict }, deps, config);
-      yield { line, id, result };
-      id = undefined;
-    }
-  } catch (error) {
-    if (!(error instanceof PermanentError) && !(error instanceof TransientError)) throw error;
-    const issues = (error as { issues?: ValidationIssue[] }).issues;
-    const at = error instanceof BulkLineError ? error.line : line + (id === undefined ? 1 : 0);
-    yield {
-      line: at,
-      ...(id === undefined ? {} : { id }),
-      error: {
-        code: error instanceof TransientError ? 'unavailable' : error.code,
-        message: error instanceof TransientError ? `${error.message}; retry from this line` : error.message,
-        ...(issues === undefined ? {} : { issues }),
-      },
-    };
-  }
 }

@@ -17,6 +17,25 @@ export class InstanceConflictError extends PermanentError {
   }
 }
 
+/**
+ * A batch of record writes refused whole because another write changed some of its instances between the
+ * read and the write; `positions` are the failed entries' places in the batch (from 0), `ids` their ids.
+ */
+export class InstanceBatchConflictError extends PermanentError {
+  readonly positions: number[];
+  readonly ids: string[];
+  constructor(positions: number[], ids: string[]) {
+    super(
+      'conflict',
+      `instance${ids.length === 1 ? '' : 's'} ${ids.map((id) => `"${id}"`).join(', ')} ` +
+        `${ids.length === 1 ? 'was' : 'were'} changed by another request at the same time; nothing of this batch was written`,
+    );
+    this.name = 'InstanceBatchConflictError';
+    this.positions = positions;
+    this.ids = ids;
+  }
+}
+
 /** Admin input that cannot be stored as given; `issues` name each bad field by JSON path. */
 export class InvalidInstanceConfigError extends PermanentError {
   readonly issues: ValidationIssue[];

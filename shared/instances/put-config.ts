@@ -7,7 +7,7 @@ import type { InstanceServiceDeps } from './deps.ts';
 import { AddressInUseError, assertInstanceId, InstanceConflictError } from './errors.ts';
 import type { ValidationIssue } from './ignition.ts';
 import { packInlineBody, storesInline } from './inline-body.ts';
-import { contentTypes, type PreparedBody, parsePutBody, prepareBody } from './put-body.ts';
+import { contentTypes, type PreparedBody, type PutBody, parsePutBody, prepareBody } from './put-body.ts';
 import { hashInstanceToken, newInstanceToken } from './tokens.ts';
 import type { InstanceRecord } from './types.ts';
 
@@ -26,6 +26,86 @@ export interface PutInstanceResult {
   warnings: ValidationIssue[];
 }
 
+/** A PUT's checked config and the key its body goes under: everything that needs no ledger read. */
+export interface PreparedPut {
+  id: string;
+  data: PutBody;
+  expiresAt: Date | undefined;
+  prepared: PreparedBody;
+  digest: string;
+  /** Empty when the body goes into the record itself (`inlineBody`). */
+  bodyKey: string;
+  inlineBody?: Uint8Array;
+  writeId: string;
+}
+
+/** Checks a PUT (id, body shape, the config itself); throws InvalidInstanceConfigError naming each issue. */
+export function preparePut(
+  input: { id: string; body: unknown; text?: string; strict?: boolean },
+  now: Date,
+  config: CldistConfig,
+): PreparedPut {
+  assertInstanceId(input.id);
+  const { data, expiresAt } = parsePutBody(input.body, input.text, now);
+  const prepared = prepareBody(data, config, input.strict ?? false);
+  const digest = createHash('sha256').update(prepared.body).digest('hex');
+  const writeId = randomBytes(8).toString('hex');
+  const inline = storesInline(prepared.body.byteLength, config.instances.inlineBodyMaxBytes);
+  const bodyKey = inline
+    ? ''
+    : `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
+  return {
+    id: input.id,
+    data,
+    expiresAt,
+    prepared,
+    digest,
+    bodyKey,
+    ...(inline ? { inlineBody: packInlineBody(prepared.body) } : {}),
+    writeId,
+  };
+}
+
+/** Where a PUT's body goes before its record: the one place that decides it, for single and bulk PUTs. */
+export async function writeBody(put: PreparedPut, deps: Pick<InstanceServiceDeps, 'bodies'>): Promise<void> {
+  if (put.bodyKey === '') return;
+  await deps.bodies.put(put.bodyKey, put.prepared.body, { contentType: contentTypes[put.prepared.kind] });
+}
+
+/** The record a prepared PUT writes over `previous`, and the token it issues (none if it keeps one). */
+export function recordFor(
+  put: PreparedPut,
+  previous: InstanceRecord | undefined,
+  now: Date,
+  newToken: boolean,
+): { record: InstanceRecord; token?: string; params: InstanceParams } {
+  const given = paramsFromBody(put.data);
+  // A reservation's addresses and names carry over to its first config unless that gives its own.
+  const params =
+    previous?.reservedUntil !== undefined && !hasParams(given) && previous.params !== undefined
+      ? previous.params
+      : given;
+  const { token, tokenHash } = recordToken(previous, newToken);
+  const { prepared, expiresAt } = put;
+  const record: InstanceRecord = {
+    id: put.id,
+    kind: prepared.kind,
+    tokenHash,
+    etag: `"${put.digest.slice(0, 32)}"`,
+    bodyKey: put.bodyKey,
+    ...(put.inlineBody === undefined ? {} : { inlineBody: put.inlineBody }),
+    writeId: put.writeId,
+    size: prepared.body.byteLength,
+    oneTime: put.data.oneTime ?? false,
+    createdAt: previous?.createdAt ?? now.toISOString(),
+    updatedAt: now.toISOString(),
+    ...(prepared.specVersion === undefined ? {} : { specVersion: prepared.specVersion }),
+    ...(expiresAt === undefined ? {} : { expiresAt: expiresAt.toISOString() }),
+    params,
+  };
+  return { record, params, ...(token === undefined ? {} : { token }) };
+}
+
 /**
  * Validate and store an instance config, issuing a fresh token. A body up to
  * `instances.inlineBodyMaxBytes` goes into the record itself, compressed; a larger one is written to the
@@ -40,47 +120,27 @@ export async function putInstanceConfig(
   deps: InstanceServiceDeps,
   config: CldistConfig,
 ): Promise<PutInstanceResult> {
-  assertInstanceId(input.id);
   const now = deps.clock();
-  const { data, expiresAt } = parsePutBody(input.body, input.text, now);
-  const prepared = prepareBody(data, config, input.strict ?? false);
-  const digest = createHash('sha256').update(prepared.body).digest('hex');
-  const writeId = randomBytes(8).toString('hex');
-  const inline = storesInline(prepared.body.byteLength, config.instances.inlineBodyMaxBytes);
-  const bodyKey = inline
-    ? ''
-    : `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
+  const put = preparePut(input, now, config);
   const previous = await deps.instances.get(input.id);
+  return putPrepared(put, previous, { newToken: input.newToken === true, now }, deps);
+}
+
+/** The ledger part of a PUT, once checked and its previous record read. */
+export async function putPrepared(
+  put: PreparedPut,
+  previous: InstanceRecord | undefined,
+  options: { newToken: boolean; now: Date },
+  deps: InstanceServiceDeps,
+): Promise<PutInstanceResult> {
   const bodyWrittenAt = performance.now();
-  if (!inline) await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
-  const given = paramsFromBody(data);
-  // A reservation's addresses and names carry over to its first config unless that gives its own.
-  const params =
-    previous?.reservedUntil !== undefined && !hasParams(given) && previous.params !== undefined
-      ? previous.params
-      : given;
-  const claimed = await claimNewAddresses(input.id, params, previous, deps);
-  const { token, tokenHash } = recordToken(previous, input.newToken === true);
-  const record: InstanceRecord = {
-    id: input.id,
-    kind: prepared.kind,
-    tokenHash,
-    etag: `"${digest.slice(0, 32)}"`,
-    bodyKey,
-    ...(inline ? { inlineBody: packInlineBody(prepared.body) } : {}),
-    writeId,
-    size: prepared.body.byteLength,
-    oneTime: data.oneTime ?? false,
-    createdAt: previous?.createdAt ?? now.toISOString(),
-    updatedAt: now.toISOString(),
-    ...(prepared.specVersion === undefined ? {} : { specVersion: prepared.specVersion }),
-    ...(expiresAt === undefined ? {} : { expiresAt: expiresAt.toISOString() }),
-    params,
-  };
+  await writeBody(put, deps);
+  const { record, token, params } = recordFor(put, previous, options.now, options.newToken);
+  const claimed = await claimNewAddresses(put.id, params, previous, deps);
   await writeRecord(record, previous, { bodyWrittenAt, claimed }, deps);
   const dropped = (previous?.params?.ips ?? []).filter((ip) => !params.ips.includes(ip));
-  if (dropped.length > 0) await deps.instances.releaseAddresses(input.id, dropped).catch(() => undefined);
-  return resultOf(previous, token, record, prepared);
+  if (dropped.length > 0) await deps.instances.releaseAddresses(put.id, dropped).catch(() => undefined);
+  return resultOf(previous, token, record, put.prepared);
 }
 
 /** The booting instance already has the reservation's URL, token and all: its first config keeps it. */
@@ -118,7 +178,7 @@ async function writeRecord(
   }
 }
 
-function resultOf(
+export function resultOf(
   previous: InstanceRecord | undefined,
   token: string | undefined,
   record: InstanceRecord,

@@ -127,6 +127,27 @@ export function withRecordCache(
       records.remember(record.id, record);
     },
 
+    async getMany(ids) {
+      const found = new Map<string, InstanceRecord>();
+      const ask: string[] = [];
+      for (const id of ids) {
+        const cached = records.cached(id);
+        if (cached !== undefined) {
+          if (cached.value !== undefined) found.set(id, cached.value);
+        } else if (index === undefined || index.has(id)) ask.push(id);
+      }
+      if (ask.length > 0) for (const [id, record] of await inner.getMany(ask)) found.set(id, record);
+      return found;
+    },
+
+    // Not remembered: a bulk load of a fleet would push every record that is being fetched out of the LRU.
+    async putBatch(entries) {
+      const ids = entries.map(({ record }) => record.id);
+      records.forget(ids);
+      await inner.putBatch(entries);
+      for (const id of ids) index?.add(id);
+    },
+
     async delete(id, replaces) {
       records.forget([id]);
       await inner.delete(id, replaces);

@@ -30,6 +30,7 @@ import {
 } from './audit-log.ts';
 import { inlineBodyAttribute, isConditionFailure, ledgerCall, toRecord } from './dynamo-support.ts';
 import { InstanceConflictError } from './errors.ts';
+import { getRecords, putRecords } from './record-batch.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
 export interface DynamoInstanceRepositoryOptions {
@@ -82,6 +83,8 @@ export function createDynamoInstanceRepository(
   return {
     get: (id) => getRecord(t, id),
     put: (record, replaces) => putRecord(t, record, replaces),
+    getMany: (ids) => getRecords(t, ids),
+    putBatch: (entries) => putRecords(t, entries, recordPutInput),
     claimAddresses: (id, addresses) => addressBook.claim(id, addresses),
     releaseAddresses: (id, addresses) => addressBook.release(id, addresses),
     instanceAtAddress: (address) => addressBook.holderOf(address),
@@ -129,13 +132,12 @@ export function recordItemFor(record: InstanceRecord): Record<string, unknown> {
   };
 }
 
-/** Written if new, if the caller holds its token, or if it still is the record the caller replaces. */
-async function putRecord(
-  { doc, table }: InstanceTable,
-  record: InstanceRecord,
-  replaces: InstanceRecord | undefined,
-): Promise<void> {
-  const { id, bodyKey, writeId } = record;
+/**
+ * The conditional Put of a record, for PutItem and for a Put in TransactWriteItems alike: written if new,
+ * if the caller holds its token, or if it still is the record the caller replaces.
+ */
+export function recordPutInput(table: string, record: InstanceRecord, replaces: InstanceRecord | undefined) {
+  const { bodyKey, writeId } = record;
   const item = recordItemFor(record);
   // The first PUT onto a reservation keeps its token, so the token alone cannot tell racing writes
   // apart: the first to land ends the reservation, and a retry of that same write is known by its write
@@ -156,22 +158,26 @@ async function putRecord(
         ':mine': record.tokenHash,
         ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),
       };
+  return {
+    TableName: table,
+    Item: item,
+    ConditionExpression: condition,
+    ...(!endsReservation && replaces === undefined
+      ? { ExpressionAttributeNames: { '#pk': k.partitionKey } }
+      : {}),
+    ExpressionAttributeValues: values,
+  };
+}
+
+async function putRecord(
+  { doc, table }: InstanceTable,
+  record: InstanceRecord,
+  replaces: InstanceRecord | undefined,
+): Promise<void> {
   try {
-    await ledgerCall('put', () =>
-      doc.send(
-        new PutCommand({
-          TableName: table,
-          Item: item,
-          ConditionExpression: condition,
-          ...(!endsReservation && replaces === undefined
-            ? { ExpressionAttributeNames: { '#pk': k.partitionKey } }
-            : {}),
-          ExpressionAttributeValues: values,
-        }),
-      ),
-    );
+    await ledgerCall('put', () => doc.send(new PutCommand(recordPutInput(table, record, replaces))));
   } catch (error) {
-    if (isConditionFailure(error)) throw new InstanceConflictError(id);
+    if (isConditionFailure(error)) throw new InstanceConflictError(record.id);
     throw error;
   }
 }

@@ -105,6 +105,12 @@ export interface AddressConflict {
   holder: string;
 }
 
+/** One record of a `putBatch`, with the record it replaces (undefined: there is none). */
+export interface RecordWrite {
+  record: InstanceRecord;
+  replaces: InstanceRecord | undefined;
+}
+
 /**
  * Where instance records and their fetch audit live. Errors that a retry may cure (network, throttling,
  * 5xx) are thrown as TransientError, so callers can answer 503 and Ignition retries.
@@ -120,6 +126,14 @@ export interface InstanceRepository {
    * reserved instead (of racing configs for one reservation, one wins).
    */
   put(record: InstanceRecord, replaces: InstanceRecord | undefined): Promise<void>;
+  /** The records of `ids` that exist, read consistently in as few ledger calls as the ledger allows. */
+  getMany(ids: readonly string[]): Promise<Map<string, InstanceRecord>>;
+  /**
+   * `put` for several records at once, all or none (one DynamoDB transaction; at most `maxRecordBatch`
+   * entries, each id once), each under the condition `put` would use. If any condition fails, nothing is
+   * written and InstanceBatchConflictError names the entries that failed.
+   */
+  putBatch(entries: readonly RecordWrite[]): Promise<void>;
   /** Remove the record, if it is still `replaces` (else InstanceConflictError), and its audit trail. */
   delete(id: string, replaces: InstanceRecord): Promise<void>;
   /**

@@ -80,7 +80,7 @@ describe('cldist instances list, put-many, delete --prefix, reserve and revoke (
     const file = join(dir, 'many.jsonl');
     const ids = Array.from({ length: 130 }, (_, i) => `many-${String(i).padStart(3, '0')}`);
     await writeFile(file, `${ids.map((id) => JSON.stringify({ id, ignition: config })).join('\n')}\n`);
-    const run = await cldist(['instances', 'put-many', file, ...connection]);
+    const run = await cldist(['instances', 'put-many', file, '--lines-per-request', '50', ...connection]);
     expect(run.code, run.stderr).toBe(0);
     expect(jsonLines(run.stdout).map((p) => p.id)).toEqual(ids);
     expect(new Set(jsonLines(run.stdout).map((p) => p.token)).size).toBe(130);
@@ -142,8 +142,10 @@ describe('cldist instances list, put-many, delete --prefix, reserve and revoke (
     expect((await fetch(`${server.url}/v1/instances/early-1/ignition?token=${fresh}`)).status).toBe(200);
   });
 
-  it('refuses bad --for, --deadline, --prefix and JSON lines before sending anything', async () => {
+  it('refuses bad --for, --deadline, --prefix, --lines-per-request and JSON lines before sending anything', async () => {
     for (const args of [
+      ['put-many', 'any.jsonl', '--lines-per-request', '0'],
+      ['put-many', 'any.jsonl', '--lines-per-request', '5001'],
       ['reserve', 'x', '--for', '10 minutes'],
       ['reserve', 'x', '--for', '8d'],
       ['reserve', 'x', '--deadline', 'tomorrow'],

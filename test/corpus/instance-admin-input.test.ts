@@ -1,7 +1,12 @@
 import { InvalidArgumentError } from 'commander';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseDeadline, parseDuration, parsePrefixOption } from '../../local/commands/instances-fleet.ts';
+import {
+  parseDeadline,
+  parseDuration,
+  parseLinesPerRequest,
+  parsePrefixOption,
+} from '../../local/commands/instances-fleet.ts';
 import {
   encodeCursor,
   InvalidAdminQueryError,
@@ -10,7 +15,13 @@ import {
   parseLimit,
   parsePrefix,
 } from '../../shared/instances/admin.ts';
-import { BulkLineError, parseBulkLine, splitJsonLines, type TextLine } from '../../shared/instances/bulk.ts';
+import {
+  BulkLineError,
+  maxBulkLines,
+  parseBulkLine,
+  splitJsonLines,
+  type TextLine,
+} from '../../shared/instances/bulk.ts';
 import { unwrapRawIgnition } from '../../shared/instances/service.ts';
 import { instanceIdPattern } from '../../shared/instances/types.ts';
 import { reportTallies, runCorpus } from './corpus-support.ts';
@@ -144,7 +155,7 @@ describe('bad-input corpus: instance admin queries, JSON lines and CLI options',
     );
   });
 
-  it('parseDeadline, parseDuration and parsePrefixOption: a value, or a usage error saying what is expected', async () => {
+  it('parseDeadline, parseDuration, parsePrefixOption and parseLinesPerRequest: a value, or a usage error saying what is expected', async () => {
     await runCorpus(
       'parseDeadline',
       fc.oneof(
@@ -186,5 +197,23 @@ describe('bad-input corpus: instance admin queries, JSON lines and CLI options',
         expect(error).toBeInstanceOf(InvalidArgumentError);
       }
     });
+    await runCorpus(
+      'parseLinesPerRequest',
+      fc.oneof(
+        fc.string({ maxLength: 8 }),
+        fc.integer({ min: -5, max: 6000 }).map(String),
+        fc.constantFrom('1e3', '0', '5000', '5001', '01', ' 7', '2.5'),
+      ),
+      (text) => {
+        try {
+          const lines = parseLinesPerRequest(text);
+          expect(Number.isInteger(lines) && lines >= 1 && lines <= maxBulkLines).toBe(true);
+          expect(String(lines)).toBe(text);
+        } catch (error) {
+          expect(error).toBeInstanceOf(InvalidArgumentError);
+          expect((error as Error).message).toContain(`expected 1 to ${maxBulkLines}`);
+        }
+      },
+    );
   });
 });

@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import dynalite from 'dynalite';
 import { startFauxqs } from 'fauxqs';
 import type { TestProject } from 'vitest/node';
+import { createDynalite } from '../../local/dynalite-transactions.cjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -11,10 +11,13 @@ declare module 'vitest' {
   }
 }
 
-/** One fauxqs (S3, SQS, SNS) and one in-memory dynalite for the whole run, on port 0. */
+/**
+ * One fauxqs (S3, SQS, SNS) and one in-memory dynalite (with TransactWriteItems, as `cldist serve` runs it)
+ * for the whole run, on port 0.
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const fauxqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
-  const dynamo: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const dynamo: Server = createDynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
   const { port } = dynamo.address() as AddressInfo;
   project.provide('fauxqsEndpoint', `http://127.0.0.1:${fauxqs.port}`);

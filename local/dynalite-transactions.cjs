@@ -1,0 +1,365 @@
+'use strict';
+/**
+ * DynamoDB's TransactWriteItems for dynalite, which has none, so the single-machine ledger (and the
+ * tests) write batches with the same all-or-nothing semantics as DynamoDB.
+ *
+ * `createDynalite(options)` is `dynalite(options)` with one more operation: a request whose target is
+ * `DynamoDB_20120810.TransactWriteItems` is answered here, every other request by dynalite as before.
+ *
+ * How it stays atomic:
+ * - Isolation: it takes dynalite's own per-item locks (the ones PutItem, UpdateItem and DeleteItem hold
+ *   while they read, check and write) on every key of the transaction at once, so no plain write of those
+ *   items interleaves with it. Locks are queued in order of request, and a multi-key request queues on all
+ *   its keys in one step, so two transactions cannot deadlock.
+ * - All or nothing: every condition is checked first; if one fails nothing is written and the answer is
+ *   `TransactionCanceledException` with one `CancellationReasons` entry per item, as DynamoDB answers, so
+ *   the AWS SDK raises the same exception class. Otherwise the items and their index entries go to LevelDB
+ *   in one write batch, which LevelDB applies whole or not at all, even if the process dies during it.
+ * - Idempotency: a repeat of a successful request with the same `ClientRequestToken` within ten minutes
+ *   succeeds without writing again; the same token with other parameters is refused
+ *   (`IdempotentParameterMismatchException`), as DynamoDB does.
+ *
+ * Supported items: Put, Delete and ConditionCheck (with `ConditionExpression`, attribute names and values,
+ * and `ReturnValuesOnConditionCheckFailure`). Update is refused with a ValidationException that says so:
+ * dynalite keeps its update evaluator private, and cldist writes whole items.
+ *
+ * It reaches into dynalite 4.0.0's store (the key prefixes of its item and index sub-databases), so the
+ * package version is pinned; the contract tests read the written items and index entries back through
+ * dynalite's own GetItem and Query, which fail if a new version lays them out differently.
+ */
+const { createHash, randomBytes } = require('node:crypto');
+const Module = require('node:module');
+
+const dynaliteRequire = Module.createRequire(require.resolve('dynalite'));
+const dynalite = dynaliteRequire('./index.js');
+const db = dynaliteRequire('./db/index.js');
+const validations = dynaliteRequire('./validations/index.js');
+const crc32 = dynaliteRequire('buffer-crc32');
+
+const target = 'DynamoDB_20120810.TransactWriteItems';
+const maxItems = 100;
+const maxRequestBytes = 16 * 1024 * 1024;
+const idempotencyMs = 10 * 60 * 1000;
+const maxRememberedTokens = 10_000;
+
+const itemValidations = {
+  Put: dynaliteRequire('./validations/putItem.js'),
+  Delete: dynaliteRequire('./validations/deleteItem.js'),
+  ConditionCheck: dynaliteRequire('./validations/deleteItem.js'),
+};
+
+class AwsError extends Error {
+  constructor(type, message, statusCode = 400, extra = {}) {
+    super(message);
+    this.statusCode = statusCode;
+    this.body = { __type: type, ...(message === undefined ? {} : { message }), ...extra };
+  }
+}
+
+function validationError(message) {
+  return new AwsError('com.amazon.coral.validate#ValidationException', message);
+}
+
+function sendJson(res, statusCode, data) {
+  const body = JSON.stringify(data);
+  res.statusCode = statusCode;
+  res.setHeader('x-amzn-RequestId', randomBytes(26).toString('hex').toUpperCase());
+  res.setHeader('x-amz-crc32', crc32.unsigned(body));
+  res.setHeader('Content-Type', 'application/x-amz-json-1.0');
+  res.setHeader('Content-Length', Buffer.byteLength(body, 'utf8'));
+  res.end(body);
+}
+
+/** One transaction item checked as dynalite checks the single-item request of the same kind. */
+function checkItem(entry, index, store) {
+  const kinds = Object.keys(entry ?? {}).filter((kind) => entry[kind] != null);
+  if (kinds.length !== 1) {
+    throw validationError(
+      `TransactItems[${index}] must hold exactly one of Put, Delete or ConditionCheck (got ${kinds.join(', ') || 'none'})`,
+    );
+  }
+  const kind = kinds[0];
+  if (kind === 'Update') {
+    throw validationError(
+      `TransactItems[${index}]: Update is not supported by this dynalite stand-in; write the whole item with Put`,
+    );
+  }
+  const rules = itemValidations[kind];
+  if (rules === undefined) throw validationError(`TransactItems[${index}]: unknown operation ${kind}`);
+  const given = entry[kind];
+  const onFailure = given.ReturnValuesOnConditionCheckFailure;
+  if (onFailure != null && onFailure !== 'ALL_OLD' && onFailure !== 'NONE') {
+    throw validationError(
+      `TransactItems[${index}].${kind}.ReturnValuesOnConditionCheckFailure must be ALL_OLD or NONE`,
+    );
+  }
+  for (const legacy of ['Expected', 'ConditionalOperator', 'ReturnValues']) {
+    if (given[legacy] != null)
+      throw validationError(`TransactItems[${index}].${kind}.${legacy} is not part of TransactWriteItems`);
+  }
+  if (kind === 'ConditionCheck' && given.ConditionExpression == null) {
+    throw validationError(`TransactItems[${index}].ConditionCheck needs a ConditionExpression`);
+  }
+  const data = validations.checkTypes({ ...given }, rules.types);
+  validations.checkValidations(data, rules.types, rules.custom, store);
+  return { kind, data, returnOld: onFailure === 'ALL_OLD' };
+}
+
+/** Every item's shape, as dynalite checks the single-item request of the same kind. */
+function checkShapes(request, store) {
+  const items = request.TransactItems;
+  if (!Array.isArray(items) || items.length === 0) {
+    throw validationError('TransactItems must hold between 1 and 100 items');
+  }
+  if (items.length > maxItems) {
+    throw validationError(
+      `1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to ${maxItems}`,
+    );
+  }
+  return items.map((entry, index) => checkItem(entry, index, store));
+}
+
+/** Each item with its table and store key; no item twice. */
+function withKeys(items, tables) {
+  const seen = new Set();
+  return items.map((item) => {
+    const table = tables.get(item.data.TableName);
+    const invalid =
+      item.kind === 'Put' ? db.validateItem(item.data.Item, table) : db.validateKey(item.data.Key, table);
+    if (invalid != null) throw invalid;
+    const key = db.createKey(item.kind === 'Put' ? item.data.Item : item.data.Key, table);
+    const unique = `${item.data.TableName}\u0000${key}`;
+    if (seen.has(unique))
+      throw validationError('Transaction request cannot include multiple operations on one item');
+    seen.add(unique);
+    return { ...item, table, key };
+  });
+}
+
+function loadTables(store, names) {
+  return Promise.all(
+    [...new Set(names)].map(
+      (name) =>
+        new Promise((resolve, reject) => {
+          store.getTable(name, (error, table) => (error ? reject(error) : resolve([name, table])));
+        }),
+    ),
+  ).then((entries) => new Map(entries));
+}
+
+/** Locks every key, table by table in name order; resolves with the function that releases them all. */
+async function lockAll(store, items) {
+  const byTable = new Map();
+  for (const item of items) {
+    const keys = byTable.get(item.data.TableName) ?? [];
+    keys.push(item.key);
+    byTable.set(item.data.TableName, keys);
+  }
+  const releases = [];
+  for (const name of [...byTable.keys()].sort()) {
+    const lock = store.getItemDb(name).lock;
+    releases.push(
+      await new Promise((resolve) => lock(byTable.get(name), (release) => resolve(release(() => {})))),
+    );
+  }
+  return () => {
+    for (const release of releases) release();
+  };
+}
+
+function getItem(store, name, key) {
+  return new Promise((resolve, reject) => {
+    store.getItemDb(name).get(key, (error, item) => {
+      if (error && error.name !== 'NotFoundError' && error.code !== 'LEVEL_NOT_FOUND') return reject(error);
+      resolve(error ? undefined : item);
+    });
+  });
+}
+
+/** The LevelDB operations of one item: its own key and its index entries (deletes before puts). */
+function batchOperations(item, existing) {
+  const name = item.data.TableName;
+  const next = item.kind === 'Put' ? item.data.Item : null;
+  const deletes = [];
+  const puts = [];
+  for (const indexType of ['Local', 'Global']) {
+    const indexes = item.table[`${indexType}SecondaryIndexes`] || [];
+    const actions = db.getIndexActions(indexes, existing, next, item.table);
+    const prefix = (index) => `index-${indexType.toLowerCase()}~${name}~${index}~`;
+    for (const action of actions.deletes)
+      deletes.push({ type: 'del', key: prefix(action.index) + action.key });
+    for (const action of actions.puts) {
+      puts.push({ type: 'put', key: prefix(action.index) + action.key, value: action.item });
+    }
+  }
+  const own =
+    next === null
+      ? { type: 'del', key: `item-${name}~${item.key}` }
+      : { type: 'put', key: `item-${name}~${item.key}`, value: next };
+  return { deletes, puts: [...puts, own] };
+}
+
+function writeBatch(store, operations) {
+  return new Promise((resolve, reject) =>
+    store.db.batch(operations, (error) => (error ? reject(error) : resolve())),
+  );
+}
+
+function cancelled(reasons) {
+  const codes = reasons.map((reason) => reason.Code).join(', ');
+  return new AwsError('com.amazonaws.dynamodb.v20120810#TransactionCanceledException', undefined, 400, {
+    Message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${codes}]`,
+    CancellationReasons: reasons,
+  });
+}
+
+async function transact(store, request) {
+  const shapes = checkShapes(request, store);
+  const tables = await loadTables(
+    store,
+    shapes.map((item) => item.data.TableName),
+  );
+  const items = withKeys(shapes, tables);
+  const release = await lockAll(store, items);
+  try {
+    const existing = await Promise.all(items.map((item) => getItem(store, item.data.TableName, item.key)));
+    const reasons = items.map((item, i) => {
+      if (db.checkConditional(item.data, existing[i]) == null) return { Code: 'None' };
+      return {
+        Code: 'ConditionalCheckFailed',
+        Message: 'The conditional request failed',
+        ...(item.returnOld && existing[i] ? { Item: existing[i] } : {}),
+      };
+    });
+    if (reasons.some((reason) => reason.Code !== 'None')) throw cancelled(reasons);
+    const deletes = [];
+    const puts = [];
+    items.forEach((item, i) => {
+      if (item.kind === 'ConditionCheck') return;
+      const operations = batchOperations(item, existing[i]);
+      deletes.push(...operations.deletes);
+      puts.push(...operations.puts);
+    });
+    if (deletes.length + puts.length > 0) await writeBatch(store, [...deletes, ...puts]);
+  } finally {
+    release();
+  }
+}
+
+/** Successful requests by token, oldest first, for ten minutes. */
+function tokenMemory() {
+  const tokens = new Map();
+  const prune = (now) => {
+    for (const [token, entry] of tokens) {
+      if (now - entry.at < idempotencyMs && tokens.size <= maxRememberedTokens) break;
+      tokens.delete(token);
+    }
+  };
+  return {
+    /** `true`: already done; throws on the same token with other parameters. */
+    seen(token, digest, now) {
+      prune(now);
+      const entry = tokens.get(token);
+      if (entry === undefined) return false;
+      if (entry.digest !== digest) {
+        throw new AwsError(
+          'com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException',
+          'The request uses the same client token as a previous, but non-identical request',
+        );
+      }
+      return true;
+    },
+    remember(token, digest, now) {
+      tokens.set(token, { digest, at: now });
+      prune(now);
+    },
+  };
+}
+
+function digestOf(request) {
+  const {
+    ClientRequestToken: _token,
+    ReturnConsumedCapacity: _c,
+    ReturnItemCollectionMetrics: _m,
+    ...rest
+  } = request;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let length = 0;
+    req.on('data', (chunk) => {
+      length += chunk.length;
+      if (length > maxRequestBytes) {
+        reject(new AwsError('com.amazon.coral.service#SerializationException', 'request too large', 413));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function transactionHandler(store) {
+  const memory = tokenMemory();
+  return async (req, res) => {
+    try {
+      const text = await readBody(req);
+      let request;
+      try {
+        request = JSON.parse(text);
+      } catch {
+        throw new AwsError('com.amazon.coral.service#SerializationException', 'request body is not JSON');
+      }
+      if (typeof request !== 'object' || request === null) {
+        throw new AwsError(
+          'com.amazon.coral.service#SerializationException',
+          'request body is not an object',
+        );
+      }
+      const token = typeof request.ClientRequestToken === 'string' ? request.ClientRequestToken : undefined;
+      const digest = token === undefined ? '' : digestOf(request);
+      if (token !== undefined && memory.seen(token, digest, Date.now())) return sendJson(res, 200, {});
+      await transact(store, request);
+      if (token !== undefined) memory.remember(token, digest, Date.now());
+      sendJson(res, 200, {});
+    } catch (error) {
+      if (error?.statusCode && error.body) return sendJson(res, error.statusCode, error.body);
+      sendJson(res, 500, {
+        __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+}
+
+/** `dynalite(options)`, answering TransactWriteItems too. */
+function createDynalite(options) {
+  const create = db.create;
+  let store;
+  db.create = (...args) => {
+    store = create(...args);
+    return store;
+  };
+  let server;
+  try {
+    server = dynalite(options);
+  } finally {
+    db.create = create;
+  }
+  if (store === undefined) throw new Error('dynalite did not create its store through db.create');
+  const [dynaliteHandler] = server.listeners('request');
+  const transactions = transactionHandler(store);
+  server.removeAllListeners('request');
+  server.on('request', (req, res) => {
+    if (req.method === 'POST' && req.headers['x-amz-target'] === target) transactions(req, res);
+    else dynaliteHandler(req, res);
+  });
+  return server;
+}
+
+module.exports = { createDynalite };
