@@ -129,6 +129,24 @@ function printToken(answer: {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+async function reserve(id: string, flags: ReserveFlags): Promise<void> {
+  if (flags.deadline !== undefined && flags.for !== undefined) {
+    throw new ConfigError('give --deadline or --for, not both');
+  }
+  const deadline =
+    flags.deadline ?? (flags.for === undefined ? undefined : new Date(Date.now() + flags.for).toISOString());
+  const response = await adminClient(flags).request(
+    'POST',
+    `/v1/instances/${encodeURIComponent(id)}/reserve`,
+    {
+      ...(deadline === undefined ? {} : { deadline }),
+      ...(flags.ip === undefined ? {} : { ips: flags.ip }),
+    },
+  );
+  printToken((await response.json()) as { token: string });
+  process.stderr.write('The token is shown only this once; "instances put" later keeps it.\n');
+}
+
 /** `cldist instances list|put-many|reserve|revoke`: the fleet side of the admin API. */
 export function registerFleetCommands(instances: Command): void {
   connectionOptions(
@@ -181,24 +199,7 @@ export function registerFleetCommands(instances: Command): void {
         'a source address of the instance, for the metadata routes (repeat for more)',
         collect,
       ),
-  ).action(async (id: string, flags: ReserveFlags) => {
-    if (flags.deadline !== undefined && flags.for !== undefined) {
-      throw new ConfigError('give --deadline or --for, not both');
-    }
-    const deadline =
-      flags.deadline ??
-      (flags.for === undefined ? undefined : new Date(Date.now() + flags.for).toISOString());
-    const response = await adminClient(flags).request(
-      'POST',
-      `/v1/instances/${encodeURIComponent(id)}/reserve`,
-      {
-        ...(deadline === undefined ? {} : { deadline }),
-        ...(flags.ip === undefined ? {} : { ips: flags.ip }),
-      },
-    );
-    printToken((await response.json()) as { token: string });
-    process.stderr.write('The token is shown only this once; "instances put" later keeps it.\n');
-  });
+  ).action((id: string, flags: ReserveFlags) => reserve(id, flags));
 
   connectionOptions(
     instances

@@ -163,6 +163,23 @@ export function withRecordCache(
       return won;
     },
 
+    ...cachedAddresses(inner, holders),
+    list: (limit, after, prefix) => inner.list(limit, after, prefix),
+    recordFetch: (id, entry) => inner.recordFetch(id, entry),
+    listAudit: (id, limit) => inner.listAudit(id, limit),
+    listIds: () => inner.listIds(),
+    deleteAuditBefore: (cutoff, daysBack) => inner.deleteAuditBefore(cutoff, daysBack),
+    flush: () => inner.flush(),
+    close: () => inner.close(),
+  };
+}
+
+/** Who holds a source address, remembered by the same single-writer reasoning as the records. */
+function cachedAddresses(
+  inner: InstanceRepository,
+  holders: LoadingCache<string>,
+): Pick<InstanceRepository, 'claimAddresses' | 'releaseAddresses' | 'instanceAtAddress'> {
+  return {
     async claimAddresses(id, addresses) {
       holders.forget(addresses);
       const conflict = await inner.claimAddresses(id, addresses);
@@ -181,13 +198,5 @@ export function withRecordCache(
         () => inner.instanceAtAddress(address),
         () => true,
       ),
-
-    list: (limit, after, prefix) => inner.list(limit, after, prefix),
-    recordFetch: (id, entry) => inner.recordFetch(id, entry),
-    listAudit: (id, limit) => inner.listAudit(id, limit),
-    listIds: () => inner.listIds(),
-    deleteAuditBefore: (cutoff, daysBack) => inner.deleteAuditBefore(cutoff, daysBack),
-    flush: () => inner.flush(),
-    close: () => inner.close(),
   };
 }
