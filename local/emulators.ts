@@ -48,6 +48,11 @@ export interface LedgerStandInOptions {
   region?: string;
   /** A crash and restart of the ledger's thread (a full disk, an I/O error), for the runner's log. */
   onLedgerEvent?: (event: LedgerThreadEvent) => void;
+  /**
+   * A thread already starting on `ledgerPath` (see `claimDataDir`), which its starter keeps and stops:
+   * the stand-in then closes only its clients. Without it the stand-in starts and stops its own.
+   */
+  thread?: Promise<LedgerThread>;
 }
 
 export interface QueueStandInOptions {
@@ -66,8 +71,13 @@ export type EmulatorOptions = LedgerStandInOptions & QueueStandInOptions;
  * dynalite are loaded here, so a command that never opens the ledger never pays for them.
  */
 export async function startLedgerStandIn(options: LedgerStandInOptions): Promise<LedgerStandIn> {
-  mkdirSync(options.ledgerPath, { recursive: true, mode: 0o700 });
-  const { startLedgerThread } = await import('./runtime/ledger-thread.ts');
+  const ownThread = options.thread === undefined;
+  const starting =
+    options.thread ??
+    import('./runtime/ledger-thread.ts').then(({ startLedgerThread }) => {
+      mkdirSync(options.ledgerPath, { recursive: true, mode: 0o700 });
+      return startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent });
+    });
   // The thread loads dynalite and opens LevelDB while this one loads the SDK.
   const [loaded, started] = await Promise.allSettled([
     Promise.all([
@@ -75,12 +85,13 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
       import('@aws-sdk/lib-dynamodb'),
       import('../shared/ledger/table.ts'),
     ]),
-    startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent }),
+    starting,
   ]);
   if (started.status === 'rejected') throw started.reason;
   const thread = started.value;
+  const closeThread = () => (ownThread ? thread.close() : Promise.resolve());
   if (loaded.status === 'rejected') {
-    await thread.close();
+    await closeThread();
     throw loaded.reason;
   }
   const [dynamo, { DynamoDBDocumentClient }, { ledgerTableInput }] = loaded.value;
@@ -89,7 +100,7 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
   const close = async (): Promise<void> => {
     doc.destroy();
     dynamodb.destroy();
-    await thread.close();
+    await closeThread();
   };
   const { table } = options.config;
   try {
