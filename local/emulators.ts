@@ -48,11 +48,6 @@ export interface LedgerStandInOptions {
   region?: string;
   /** A crash and restart of the ledger's thread (a full disk, an I/O error), for the runner's log. */
   onLedgerEvent?: (event: LedgerThreadEvent) => void;
-  /**
-   * A thread already starting on `ledgerPath` (see `claimDataDir`), which its starter keeps and stops:
-   * the stand-in then closes only its clients. Without it the stand-in starts and stops its own.
-   */
-  thread?: Promise<LedgerThread>;
 }
 
 export interface QueueStandInOptions {
@@ -71,13 +66,8 @@ export type EmulatorOptions = LedgerStandInOptions & QueueStandInOptions;
  * dynalite are loaded here, so a command that never opens the ledger never pays for them.
  */
 export async function startLedgerStandIn(options: LedgerStandInOptions): Promise<LedgerStandIn> {
-  const ownThread = options.thread === undefined;
-  const starting =
-    options.thread ??
-    import('./runtime/ledger-thread.ts').then(({ startLedgerThread }) => {
-      mkdirSync(options.ledgerPath, { recursive: true, mode: 0o700 });
-      return startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent });
-    });
+  mkdirSync(options.ledgerPath, { recursive: true, mode: 0o700 });
+  const { startLedgerThread } = await import('./runtime/ledger-thread.ts');
   // The thread loads dynalite and opens LevelDB while this one loads the SDK.
   const [loaded, started] = await Promise.allSettled([
     Promise.all([
@@ -85,13 +75,12 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
       import('@aws-sdk/lib-dynamodb'),
       import('../shared/ledger/table.ts'),
     ]),
-    starting,
+    startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent }),
   ]);
   if (started.status === 'rejected') throw started.reason;
   const thread = started.value;
-  const closeThread = () => (ownThread ? thread.close() : Promise.resolve());
   if (loaded.status === 'rejected') {
-    await closeThread();
+    await thread.close();
     throw loaded.reason;
   }
   const [dynamo, { DynamoDBDocumentClient }, { ledgerTableInput }] = loaded.value;
@@ -100,7 +89,7 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
   const close = async (): Promise<void> => {
     doc.destroy();
     dynamodb.destroy();
-    await closeThread();
+    await thread.close();
   };
   const { table } = options.config;
   try {

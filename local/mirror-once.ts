@@ -9,7 +9,6 @@ import type { PollReport } from '../shared/mirror/poller.ts';
 import { primaryFingerprintsOf } from '../shared/verify/keyring.ts';
 import type { TransferTracker } from './progress.ts';
 import type { Logger } from './runtime/log.ts';
-import type { DataDirClaim } from './serve/claim.ts';
 import type { ServeHandle } from './serve/index.ts';
 
 /** The `cldist mirror --once` flags that change the config; each error names the flag it came from. */
@@ -141,8 +140,6 @@ export interface MirrorOnceReport {
 export interface MirrorOnceOptions {
   config: CldistConfig;
   dataDir: string;
-  /** The data dir, claimed by the caller while it read the config; released with the runner. */
-  claim?: DataDirClaim;
   logger: Logger;
   tracker: TransferTracker;
   console: { format: 'json' | 'pretty'; writeLine: (line: string) => void };
@@ -246,14 +243,10 @@ export async function runOnce(
 /** `cldist mirror --once`: `runOnce` over the runner without its HTTP server, for cron jobs and CI. */
 export async function mirrorOnce(options: MirrorOnceOptions): Promise<MirrorOnceReport> {
   const { config, logger } = options;
-  const { startServe } = await import('./serve/index.ts').catch(async (error: unknown) => {
-    await options.claim?.release();
-    throw error;
-  });
+  const { startServe } = await import('./serve/index.ts');
   const handle = await startServe({
     config,
     dataDir: options.dataDir,
-    ...(options.claim === undefined ? {} : { claim: options.claim }),
     host: config.api.host,
     port: 0,
     http: false,

@@ -1,11 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { type Command, CommanderError } from 'commander';
-import type { CldistConfig } from '../../shared/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { MirrorConfigFlags, MirrorProblem } from '../mirror-once.ts';
 import type { Logger } from '../runtime/log.ts';
-import type { DataDirClaim } from '../serve/claim.ts';
 
 interface MirrorFlags extends MirrorConfigFlags {
   once: boolean;
@@ -22,27 +18,17 @@ function describeProblem(problem: MirrorProblem): string {
   return `${where}: ${problem.state}${problem.detail === undefined ? '' : ` (${problem.detail})`}`;
 }
 
-/**
- * A data dir that already holds a ledger (any run after the first) is claimed before the config is read,
- * so dynalite's thread loads and opens LevelDB while this thread reads the config and its keys. A first
- * run, or one whose config turns out bad, creates nothing in a folder that had no ledger.
- */
-async function claimEarly(dataDir: string, logger: Logger): Promise<DataDirClaim | undefined> {
-  const folder = resolve(dataDir);
-  if (!existsSync(join(folder, 'ledger'))) return undefined;
-  const { claimDataDir } = await import('../serve/claim.ts');
-  return claimDataDir(folder, logger);
-}
-
 async function run(flags: MirrorFlags): Promise<void> {
   if (!flags.once) {
     throw new ConfigError('cldist mirror needs --once (to keep mirroring on a schedule, run cldist serve)');
   }
   // Loaded here, not at the top: every other command would otherwise pay the runner's start-up time.
-  const [{ createTerminal }, { createLogger }] = await Promise.all([
+  const [{ createTerminal }, { createLogger }, { mirrorConfigFromFlags, mirrorOnce }] = await Promise.all([
     import('../progress.ts'),
     import('../runtime/log.ts'),
+    import('../mirror-once.ts'),
   ]);
+  const config = await mirrorConfigFromFlags(flags);
   const tty = process.stdout.isTTY === true;
   const format = flags.json ? 'json' : 'pretty';
   let logger: Logger | undefined;
@@ -52,17 +38,6 @@ async function run(flags: MirrorFlags): Promise<void> {
     logger: () => logger ?? createLogger({ format, write: () => {} }),
   });
   logger = createLogger({ format, write: terminal.writeLine });
-  const claim = await claimEarly(flags.dataDir, logger);
-  let config: CldistConfig;
-  let mirrorOnce: typeof import('../mirror-once.ts').mirrorOnce;
-  try {
-    const loaded = await import('../mirror-once.ts');
-    mirrorOnce = loaded.mirrorOnce;
-    config = await loaded.mirrorConfigFromFlags(flags);
-  } catch (error) {
-    await claim?.release();
-    throw error;
-  }
 
   const interrupt = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
@@ -76,7 +51,6 @@ async function run(flags: MirrorFlags): Promise<void> {
     const report = await mirrorOnce({
       config,
       dataDir: flags.dataDir,
-      claim,
       logger,
       tracker: terminal.tracker,
       console: { format, writeLine: terminal.writeLine },

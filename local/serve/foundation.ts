@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import type { TrustedKeyring } from '../../shared/trust/trusted-keyring.ts';
 import { loadOrCreateAdminToken } from '../admin-token.ts';
-import { type LedgerStandIn, startLedgerStandIn } from '../emulators.ts';
+import { type LedgerStandIn, type LedgerStandInOptions, startLedgerStandIn } from '../emulators.ts';
+import { ensurePrivateDataDir } from '../runtime/data-dir.ts';
+import { lockDataDir } from '../runtime/data-dir-lock.ts';
 import { type DiskGuard, startDiskGuard } from '../runtime/disk-guard.ts';
+import type { Logger } from '../runtime/log.ts';
 import type { LocalNotifications } from '../runtime/notifications.ts';
-import { claimDataDir } from './claim.ts';
 import type { QueueSide } from './queue.ts';
 import type { ServeContext } from './types.ts';
 
@@ -32,15 +34,16 @@ export interface Foundation {
  */
 export async function openFoundation(context: ServeContext): Promise<Foundation> {
   const { options, config, logger, clock, dataDir, lifecycle } = context;
-  const claim = options.claim ?? (await claimDataDir(dataDir, logger));
-  lifecycle.defer(() => claim.release());
+  await ensurePrivateDataDir(dataDir, logger);
+  const lock = lockDataDir(dataDir);
+  lifecycle.defer(async () => lock.release());
   const trustFile = options.trustFile ?? join(dataDir, 'trust', 'keyring.asc');
-  // The claim started the ledger's thread, which opens LevelDB while this one loads the modules and keys.
+  // The ledger's thread starts first, and opens LevelDB while this thread loads the modules and the keys.
   const ledgerStarting = startLedgerStandIn({
-    ledgerPath: claim.ledgerPath,
-    thread: claim.thread,
+    ledgerPath: join(dataDir, 'ledger'),
     config,
     region: options.region,
+    onLedgerEvent: ledgerEventLogger(logger),
   });
   const trustStarting = import('../runtime/trust-watch.ts').then(({ startLocalTrust }) =>
     startLocalTrust(config, trustFile, logger, clock, {
@@ -84,4 +87,17 @@ export async function openFoundation(context: ServeContext): Promise<Foundation>
   await diskGuard.check();
   const trust = localTrust.trust;
   return { trust, trustFile, adminToken, adminTokenCreated, ledger, queue, notifications, diskGuard };
+}
+
+/** The first crash of a streak is the alarm; the restarts of a disk still full only repeat it. */
+function ledgerEventLogger(logger: Logger): NonNullable<LedgerStandInOptions['onLedgerEvent']> {
+  return ({ event, ...fields }) => {
+    if (event === 'ledger.thread_crashed' && 'streak' in fields && fields.streak === 1) {
+      logger.error(event, fields);
+    } else if (event === 'ledger.thread_recovered') {
+      logger.info(event, fields);
+    } else {
+      logger.debug(event, fields);
+    }
+  };
 }

@@ -6,7 +6,6 @@ import type { ObjectStore } from '../../shared/store/types.ts';
 import type { TransferTracker } from '../progress.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { StatusModel } from '../status/model.ts';
-import type { DataDirClaim } from './claim.ts';
 import type { LocalFleet } from './fleet.ts';
 import type { Lifecycle } from './lifecycle.ts';
 
@@ -14,11 +13,6 @@ export interface ServeOptions {
   config: CldistConfig;
   /** Holds the ledger, the local mirror, instance configs and the admin token; kept across restarts. */
   dataDir: string;
-  /**
-   * The data dir already claimed by the host (`claimDataDir` on the same folder), whose ledger thread
-   * started while the host read its config; the runner then owns it and releases it when it stops.
-   */
-  claim?: DataDirClaim;
   host: string;
   /** 0 picks a free port (tests); the bound one is in the handle and in the `http.listening` log line. */
   port: number;
