@@ -253,7 +253,7 @@ describe('cldist mirror --once', () => {
   });
 
   it('on a data dir that already holds a ledger, a bad flag still exits 2 naming it and leaves it unlocked', async () => {
-    // A ledger folder is what makes a run claim the data dir before it reads its config.
+    // A data dir an earlier run left: the config is refused before the runner takes the data dir's lock.
     const dataDir = join(dir, 'claimed-early');
     await mkdir(join(dataDir, 'ledger'), { recursive: true });
     const result = await cldistMirror(['--once', '--data-dir', dataDir, '--board', 'Not A Board']);
