@@ -1,4 +1,3 @@
-import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws-clients.ts';
 import { createDynamoBootStore } from '../boot/store.ts';
 import type { CldistConfig } from '../config.ts';
@@ -191,6 +190,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
       ? {}
       : {
           delayRetry: async (receiptHandle: string, seconds: number) => {
+            const { ChangeMessageVisibilityCommand } = await import('@aws-sdk/client-sqs');
             await queue.sqs.send(
               new ChangeMessageVisibilityCommand({
                 QueueUrl: queue.url,
