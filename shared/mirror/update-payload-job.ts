@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatIssues } from '../config.ts';
 import { PermanentError } from '../errors.ts';
 import { versionPattern } from '../messages.ts';
