@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { startBenchApi } from './local-api.ts';
+import { type WrkFigures, wrk } from './support.ts';
 
 /**
  * Throughput and latency of the authenticated `GET /v1/instances/{id}/ignition` in the single-machine shape
@@ -21,45 +20,7 @@ import { startBenchApi } from './local-api.ts';
  */
 const seconds = Number(process.argv[2] ?? 20);
 const connections = Number(process.argv[3] ?? 32);
-const run = promisify(execFile);
-
-interface WrkFigures {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  non2xx: number;
-}
-
-function toMs(value: string, unit: string): number {
-  const n = Number(value);
-  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
-}
-
-async function wrk(url: string, headers: string[], script?: string): Promise<WrkFigures> {
-  const args = [
-    '-t2',
-    `-c${connections}`,
-    `-d${seconds}s`,
-    '--latency',
-    ...headers.flatMap((h) => ['-H', h]),
-  ];
-  if (script !== undefined) args.push('-s', script);
-  args.push(url);
-  const { stdout } = await run('wrk', args);
-  const latency = (p: string) => {
-    const match = new RegExp(`^\\s+${p}%\\s+([0-9.]+)(us|ms|s)\\s*$`, 'm').exec(stdout);
-    if (match === null) throw new Error(`no ${p}% line in wrk output:\n${stdout}`);
-    return toMs(match[1] ?? '', match[2] ?? '');
-  };
-  const rps = /^Requests\/sec:\s+([0-9.]+)/m.exec(stdout);
-  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
-  return {
-    requestsPerSecond: Number(rps?.[1] ?? Number.NaN),
-    p50Ms: latency('50'),
-    p99Ms: latency('99'),
-    non2xx: Number(non2xx?.[1] ?? 0),
-  };
-}
+const load = { connections, seconds };
 
 function format(name: string, f: WrkFigures): string {
   return `${name.padEnd(34)} ${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${f.p50Ms.toFixed(2).padStart(6)} ms   p99 ${f.p99Ms.toFixed(2).padStart(6)} ms   non-2xx ${f.non2xx}`;
@@ -98,13 +59,13 @@ const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/`;
 try {
   const accept = 'Accept: application/vnd.coreos.ignition+json;version=3.4.0, */*;q=0.1';
   process.stdout.write(`wrk -t2 -c${connections} -d${seconds}s --latency, ${body.byteLength}-byte config\n`);
-  const peer = await wrk(bareUrl, [accept]);
+  const peer = await wrk(bareUrl, { ...load, headers: [accept] });
   process.stdout.write(`${format('peer: bare node:http, no lookup', peer)}\n`);
   const target = `${server.url}/v1/instances/bench-node/ignition`;
   const auth = `Authorization: Bearer ${token}`;
-  const api = await wrk(target, [accept, auth]);
+  const api = await wrk(target, { ...load, headers: [accept, auth] });
   process.stdout.write(`${format('cldist GET .../ignition, saturated', api)}\n`);
-  const paced = await wrk(target, [accept, auth], pacing);
+  const paced = await wrk(target, { ...load, headers: [accept, auth], script: pacing });
   process.stdout.write(`${format(`cldist, paced to ~${targetRate} req/s`, paced)}\n`);
   await instances.flush();
   const verdict = (f: WrkFigures) => (f.p99Ms <= 25 && f.non2xx === 0 ? 'met' : 'MISSED');

@@ -1,25 +1,18 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import dynalite from 'dynalite';
 import { createApiApp } from '../shared/api/app.ts';
 import { serveNode } from '../shared/api/node-server.ts';
-import { makeAwsClients } from '../shared/aws-clients.ts';
-import { diskImage, pxeInitramfs, pxeKernel } from '../shared/boot/profiles.ts';
 import { createDynamoBootStore } from '../shared/boot/store.ts';
 import { withBootCache, withCurrentCache } from '../shared/boot/store-cache.ts';
 import { parseConfig } from '../shared/config.ts';
 import { withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import { createDynamoLedger } from '../shared/ledger/ledger.ts';
-import { ledgerTableInput } from '../shared/ledger/table.ts';
 import { createLocalStore } from '../shared/store/local-store.ts';
-import { median } from './support.ts';
+import { mirrorBootRelease } from '../test/support/boot-release.ts';
+import { startBenchTable } from './local-api.ts';
+import { median, type WrkFigures, wrk } from './support.ts';
 
 /**
  * `GET /v1/boot/ipxe` in the single-machine shape (dynalite on disk in the same process, the record cache,
@@ -40,53 +33,10 @@ const rounds = Number(process.argv[4] ?? 3);
 for (const [name, value] of Object.entries({ seconds, connections, rounds })) {
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive whole number`);
 }
-const run = promisify(execFile);
-
-interface WrkFigures {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  non2xx: number;
-}
-
-function toMs(value: string, unit: string): number {
-  const n = Number(value);
-  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
-}
-
-async function wrk(url: string, headers: string[], script?: string): Promise<WrkFigures> {
-  const args = [
-    '-t2',
-    `-c${connections}`,
-    `-d${seconds}s`,
-    '--latency',
-    ...headers.flatMap((h) => ['-H', h]),
-    ...(script === undefined ? [] : ['-s', script]),
-    url,
-  ];
-  const { stdout } = await run('wrk', args);
-  const latency = (p: string) => {
-    const match = new RegExp(`^\\s+${p}%\\s+([0-9.]+)(us|ms|s)\\s*$`, 'm').exec(stdout);
-    if (match === null) throw new Error(`no ${p}% line in wrk output:\n${stdout}`);
-    return toMs(match[1] ?? '', match[2] ?? '');
-  };
-  return {
-    requestsPerSecond: Number(/^Requests\/sec:\s+([0-9.]+)/m.exec(stdout)?.[1] ?? Number.NaN),
-    p50Ms: latency('50'),
-    p99Ms: latency('99'),
-    non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0),
-  };
-}
 
 const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-boot-'));
-const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
-await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
-const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
-await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput('cldist-ledger')));
-await waitUntilTableExists(
-  { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
-  { TableName: 'cldist-ledger' },
-);
+const table = await startBenchTable(dir);
+const { clients } = table;
 const clock = () => new Date();
 const ledger = createDynamoLedger(clients.doc, 'cldist-ledger', { clock });
 const instances = withRecordCache(createDynamoInstanceRepository(clients.doc, { table: 'cldist-ledger' }));
@@ -114,30 +64,7 @@ const admin = (method: string, path: string, body: unknown) =>
   });
 
 const release = { source: 'flatcar', channel: 'stable', board: 'amd64-usr', version: '4081.2.0' };
-const names = [pxeKernel, pxeInitramfs, diskImage];
-await ledger.claimRelease(
-  release,
-  names.map((name) => ({
-    name,
-    required: true,
-    url: `http://o/${name}`,
-    signatureUrl: `http://o/${name}.sig`,
-  })),
-);
-for (const artifact of names) {
-  await ledger.markVerified(
-    { ...release, artifact },
-    {
-      size: 1,
-      sha512: '0'.repeat(128),
-      signingKeyFingerprint: 'A'.repeat(40),
-      primaryKeyFingerprint: 'B'.repeat(40),
-      signatureCreated: '2026-01-01T00:00:00.000Z',
-      hashAlgorithm: 'SHA512',
-    },
-  );
-}
-await ledger.advanceCurrent(release);
+await mirrorBootRelease(ledger, release);
 await admin('PUT', '/v1/boot/profiles/ram', { channel: 'stable', kernelArgs: ['flatcar.first_boot=1'] });
 const config = {
   ignition: { version: '3.4.0' },
@@ -193,7 +120,12 @@ try {
       round % 2 === 0 ? ['token', 'matched', 'unknown'] : ['unknown', 'matched', 'token'];
     for (const name of order) {
       const route = routes[name];
-      const figures = await wrk(route.url, route.headers, route.script);
+      const figures = await wrk(route.url, {
+        connections,
+        seconds,
+        headers: route.headers,
+        script: route.script,
+      });
       results[name].push(figures);
       process.stdout.write(
         `round ${round + 1} ${name.padEnd(8)} ${figures.requestsPerSecond.toFixed(0).padStart(6)} req/s  p50 ${figures.p50Ms.toFixed(2)} ms  p99 ${figures.p99Ms.toFixed(2)} ms  non-2xx ${figures.non2xx}\n`,
@@ -221,6 +153,6 @@ try {
 } finally {
   await server.close();
   await instances.close();
-  await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+  await table.close();
   await rm(dir, { recursive: true, force: true });
 }

@@ -100,3 +100,9 @@ export async function paced(clients: RawClient[], rate: number, seconds: number)
   await Promise.all(inFlight);
   return recorder.figures(performance.now() - started);
 }
+
+/** One line of a load run's figures, the name padded to `width` so the rows of a table line up. */
+export function describeLoad(name: string, f: LoadFigures, width: number): string {
+  const failures = [...f.failures].map(([kind, n]) => `${kind}×${n}`).join(' ') || 'none';
+  return `${name.padEnd(width)} ${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${f.p50Ms.toFixed(2).padStart(6)} ms   p99 ${f.p99Ms.toFixed(2).padStart(6)} ms   failures ${failures}`;
+}

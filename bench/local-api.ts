@@ -5,15 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { createApiApp } from '../shared/api/app.ts';
-import { type RunningServer, serveNode } from '../shared/api/node-server.ts';
-import { makeAwsClients } from '../shared/aws-clients.ts';
-import { parseConfig } from '../shared/config.ts';
+import type { RunningServer } from '../shared/api/node-server.ts';
+import { type AwsClients, makeAwsClients } from '../shared/aws-clients.ts';
 import { withRecordCache } from '../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../shared/instances/repository.ts';
 import type { InstanceRepository } from '../shared/instances/types.ts';
 import { ledgerTableInput } from '../shared/ledger/table.ts';
-import { createLocalStore } from '../shared/store/local-store.ts';
+import { serveInstanceApi } from '../test/support/instance-api-server.ts';
 
 export interface BenchApi {
   dir: string;
@@ -23,12 +21,13 @@ export interface BenchApi {
   close(): Promise<void>;
 }
 
-/**
- * The instance API as `cldist serve` runs it (record cache over the DynamoDB repository, a local config
- * folder), on loopback, over its own dynalite in a temporary folder: what the API benchmarks measure.
- */
-export async function startBenchApi(prefix: string, adminToken: string): Promise<BenchApi> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
+/** The ledger table on dynalite, stored in `dir`, as `cldist serve` keeps it on one machine. */
+export interface BenchTable {
+  clients: AwsClients;
+  close(): Promise<void>;
+}
+
+export async function startBenchTable(dir: string): Promise<BenchTable> {
   const dynamo: Server = dynalite({ path: join(dir, 'ledger'), createTableMs: 0 });
   await new Promise<void>((resolve) => dynamo.listen(0, '127.0.0.1', resolve));
   const clients = makeAwsClients({ dynamodb: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}` });
@@ -37,17 +36,19 @@ export async function startBenchApi(prefix: string, adminToken: string): Promise
     { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
     { TableName: 'cldist-ledger' },
   );
+  return { clients, close: () => new Promise<void>((resolve) => dynamo.close(() => resolve())) };
+}
+
+/**
+ * The instance API as `cldist serve` runs it (record cache over the DynamoDB repository, a local config
+ * folder), on loopback, over its own dynalite in a temporary folder: what the API benchmarks measure.
+ */
+export async function startBenchApi(prefix: string, adminToken: string): Promise<BenchApi> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const table = await startBenchTable(dir);
+  const { clients } = table;
   const instances = withRecordCache(createDynamoInstanceRepository(clients.doc, { table: 'cldist-ledger' }));
-  const app = createApiApp(
-    {
-      instances,
-      bodies: createLocalStore(join(dir, 'configs')),
-      clock: () => new Date(),
-      adminAuth: { kind: 'bearer', token: adminToken },
-    },
-    parseConfig({}),
-  );
-  const server = await serveNode(app, { host: '127.0.0.1', port: 0 });
+  const server = await serveInstanceApi(dir, instances, adminToken);
   return {
     dir,
     server,
@@ -55,7 +56,7 @@ export async function startBenchApi(prefix: string, adminToken: string): Promise
     async close() {
       await server.close();
       await instances.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      await table.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

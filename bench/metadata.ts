@@ -1,12 +1,9 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createRawClient, type RawClient } from '../test/support/raw-http-client.ts';
-import { type LoadFigures, paced, saturate } from './load.ts';
-import { median } from './support.ts';
+import { describeLoad, type LoadFigures, paced, saturate } from './load.ts';
+import { median, startIdleServe } from './support.ts';
 
 /**
  * `GET /openstack/latest/user_data` identified by source address, side by side with the token route
@@ -55,7 +52,6 @@ if (instanceCount > 200 || connections % instanceCount !== 0) {
 const metadataAddress = '169.254.169.254';
 const instanceAddress = (i: number) => `169.254.0.${10 + i}`;
 const self = fileURLToPath(import.meta.url);
-const projectRoot = join(self, '..', '..');
 
 /** Outside the namespace: make it, give `lo` the addresses, and run this file again inside it. */
 if (process.env.CLDIST_BENCH_NETNS !== '1') {
@@ -74,72 +70,18 @@ if (process.env.CLDIST_BENCH_NETNS !== '1') {
   process.exit(result.status ?? 1);
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-metadata-'));
-const configFile = join(dir, 'cldist.config.json');
-// The origin is unreachable on purpose: the poller fails once at start and then sleeps for a day.
-await writeFile(
-  configFile,
-  JSON.stringify({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9' }] }, null, 2),
-);
-
-function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      join(projectRoot, 'bin/cldist.js'),
-      'serve',
-      '--config',
-      configFile,
-      '--data-dir',
-      join(dir, 'data'),
-      '--port',
-      '0',
-      '--poll-seconds',
-      '86400',
-      '--metadata-listen',
-      `${metadataAddress}:80`,
-      '--log-format',
-      'json',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      for (const line of buffered.split('\n').slice(0, -1)) {
-        const record = JSON.parse(line) as { event?: string; url?: string };
-        if (record.event === 'http.listening' && typeof record.url === 'string') {
-          child.stdout?.off('data', onData);
-          child.stdout?.resume();
-          resolve({ child, url: record.url });
-        }
-      }
-      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`cldist serve exited with ${code} before listening`)));
-  });
-}
-
 const ignition = {
   ignition: { version: '3.3.0' },
   storage: { files: [{ path: '/etc/motd', mode: 420, contents: { source: 'data:,bench' } }] },
   passwd: { users: [{ name: 'core', sshAuthorizedKeys: [`ssh-ed25519 ${'A'.repeat(68)} bench`] }] },
 };
 
-function describe(name: string, f: LoadFigures): string {
-  const failures = [...f.failures].map(([kind, n]) => `${kind}×${n}`).join(' ') || 'none';
-  return `${name.padEnd(44)} ${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${f.p50Ms.toFixed(2).padStart(6)} ms   p99 ${f.p99Ms.toFixed(2).padStart(6)} ms   failures ${failures}`;
-}
+const describe = (name: string, f: LoadFigures) => describeLoad(name, f, 44);
 
-const server = await startServer();
+const server = await startIdleServe('cldist-bench-metadata-', ['--metadata-listen', `${metadataAddress}:80`]);
 const clients: { token: RawClient[]; metadata: RawClient[] } = { token: [], metadata: [] };
 try {
-  const adminToken = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
+  const adminToken = await server.adminToken();
   const perClient = connections / instanceCount;
   for (let i = 0; i < instanceCount; i++) {
     const put = await fetch(`${server.url}/v1/instances/bench-${i}`, {
@@ -218,9 +160,5 @@ try {
   if (ratio < 0.8 || metaPacedP99 > 25 || failures > 0) process.exitCode = 1;
 } finally {
   await Promise.all([...clients.token, ...clients.metadata].map((client) => client.close()));
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), 15_000);
-  if (server.child.exitCode === null) await new Promise((resolve) => server.child.once('exit', resolve));
-  clearTimeout(timer);
-  await rm(dir, { recursive: true, force: true });
+  await server.stop();
 }

@@ -1,13 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createRawClient, type RawClient, serialisePost } from '../test/support/raw-http-client.ts';
-import { type LoadFigures, paced, saturate } from './load.ts';
-import { median } from './support.ts';
+import { describeLoad, type LoadFigures, paced, saturate } from './load.ts';
+import { median, startIdleServe } from './support.ts';
 
 /**
  * Omaha update checks (`POST /v1/update/`) side by side with the instance config route
@@ -40,57 +36,6 @@ for (const [name, value] of Object.entries({ seconds, rounds, connections, machi
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive whole number`);
 }
 
-const self = fileURLToPath(import.meta.url);
-const projectRoot = join(self, '..', '..');
-const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-omaha-'));
-const configFile = join(dir, 'cldist.config.json');
-// The origin is unreachable on purpose: the poller fails once at start and then sleeps for a day.
-await writeFile(
-  configFile,
-  JSON.stringify({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9' }] }, null, 2),
-);
-
-function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      join(projectRoot, 'bin/cldist.js'),
-      'serve',
-      '--config',
-      configFile,
-      '--data-dir',
-      join(dir, 'data'),
-      '--port',
-      '0',
-      '--poll-seconds',
-      '86400',
-      '--log-format',
-      'json',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      for (const line of buffered.split('\n').slice(0, -1)) {
-        const record = JSON.parse(line) as { event?: string; url?: string };
-        if (record.event === 'http.listening' && typeof record.url === 'string') {
-          child.stdout?.off('data', onData);
-          child.stdout?.resume();
-          resolve({ child, url: record.url });
-        }
-      }
-      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`cldist serve exited with ${code} before listening`)));
-  });
-}
-
 /** An update check as update_engine sends it (the shape of flatcar/ue-rs's request test data). */
 function updateCheck(n: number): Buffer {
   const machineId = n.toString(16).padStart(32, '0');
@@ -109,15 +54,12 @@ function updateCheck(n: number): Buffer {
   );
 }
 
-function describe(name: string, f: LoadFigures): string {
-  const failures = [...f.failures].map(([kind, n]) => `${kind}×${n}`).join(' ') || 'none';
-  return `${name.padEnd(40)} ${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${f.p50Ms.toFixed(2).padStart(6)} ms   p99 ${f.p99Ms.toFixed(2).padStart(6)} ms   failures ${failures}`;
-}
+const describe = (name: string, f: LoadFigures) => describeLoad(name, f, 40);
 
-const server = await startServer();
+const server = await startIdleServe('cldist-bench-omaha-');
 const clients: RawClient[] = [];
 try {
-  const adminToken = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
+  const adminToken = await server.adminToken();
   const admin = { Authorization: `Bearer ${adminToken}` };
   const put = await fetch(`${server.url}/v1/instances/bench-0`, {
     method: 'PUT',
@@ -224,9 +166,5 @@ try {
   if (!met || recorded < machines || failures > 0) process.exitCode = 1;
 } finally {
   await Promise.all(clients.map((client) => client.close()));
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), 15_000);
-  if (server.child.exitCode === null) await new Promise((resolve) => server.child.once('exit', resolve));
-  clearTimeout(timer);
-  await rm(dir, { recursive: true, force: true });
+  await server.stop();
 }

@@ -75,22 +75,39 @@ function pointsOf(result: TransferResult, s: Series): Point[] {
 }
 
 /** Round an axis maximum up to 1, 2 or 5 times a power of ten so the tick labels stay readable. */
-function niceCeiling(value: number): number {
+export function niceCeiling(value: number): number {
   const power = 10 ** Math.floor(Math.log10(Math.max(value, 1)));
   for (const step of [1, 2, 5, 10]) if (value <= step * power) return step * power;
   return 10 * power;
 }
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 }
 
-function panel(
+/** What the x axis shows: transfer plots artifact sizes, bench/scale.ts instance counts. */
+export interface XAxis {
+  label: string;
+  /** A tick's label. */
+  tick: (x: number) => string;
+  /** How a point's tooltip names its x value. */
+  point: (x: number) => string;
+}
+
+const sizeAxis: XAxis = {
+  label: 'artifact size (MiB, log scale)',
+  tick: String,
+  point: (size) => `${size} MiB`,
+};
+
+/** One panel of line plots, x on a log scale; two fit side by side in a 780-wide SVG (x0 0 and 390). */
+export function panel(
   x0: number,
   title: string,
   unit: string,
   sizes: number[],
-  lines: Array<{ s: Series; values: Array<[number, number]> }>,
+  lines: Array<{ s: Pick<Series, 'name' | 'colour'>; values: Array<[number, number]> }>,
+  xAxis: XAxis = sizeAxis,
 ): string {
   const width = 380;
   const height = 260;
@@ -108,7 +125,7 @@ function panel(
     `<text x="${x0 + width / 2}" y="20" text-anchor="middle" font-weight="bold">${escapeXml(title)}</text>`,
     `<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#333"/>`,
-    `<text x="${left + plotW / 2}" y="${top + plotH + 36}" text-anchor="middle">artifact size (MiB, log scale)</text>`,
+    `<text x="${left + plotW / 2}" y="${top + plotH + 36}" text-anchor="middle">${escapeXml(xAxis.label)}</text>`,
     `<text transform="translate(${x0 + 14} ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(unit)}</text>`,
   ];
   for (let i = 0; i <= 5; i++) {
@@ -121,7 +138,7 @@ function panel(
   }
   for (const size of sizes) {
     parts.push(
-      `<text x="${xOf(size)}" y="${top + plotH + 18}" text-anchor="middle">${size}</text>`,
+      `<text x="${xOf(size)}" y="${top + plotH + 18}" text-anchor="middle">${escapeXml(xAxis.tick(size))}</text>`,
       `<line x1="${xOf(size)}" y1="${top + plotH}" x2="${xOf(size)}" y2="${top + plotH + 5}" stroke="#333"/>`,
     );
   }
@@ -130,7 +147,7 @@ function panel(
     parts.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="2" points="${path}"/>`);
     for (const [size, v] of values) {
       parts.push(
-        `<circle cx="${xOf(size).toFixed(1)}" cy="${yOf(v).toFixed(1)}" r="3.5" fill="${s.colour}"><title>${escapeXml(s.name)}: ${v.toFixed(0)} ${escapeXml(unit)} at ${size} MiB</title></circle>`,
+        `<circle cx="${xOf(size).toFixed(1)}" cy="${yOf(v).toFixed(1)}" r="3.5" fill="${s.colour}"><title>${escapeXml(s.name)}: ${v.toFixed(0)} ${escapeXml(unit)} at ${escapeXml(xAxis.point(size))}</title></circle>`,
       );
     }
   }

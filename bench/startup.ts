@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../shared/config.ts';
-import { median, peakMiB } from './support.ts';
+import { median, mirrorOnceArgs, peakMiB, runCommand } from './support.ts';
 
 /**
  * Start-up cost of the CLI: each command run as a whole process that does nothing new, through the
@@ -28,32 +26,13 @@ const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5'
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds <= 0) throw new Error('--rounds takes a positive integer');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-function run(args: string[]): Promise<Run> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    execFile(
-      '/usr/bin/time',
-      ['-f', '%M', ...args],
-      {
-        cwd: projectRoot,
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-      },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
-      },
-    );
+/** A command under GNU time (peak RSS), from the repository, with at most a minute to finish. */
+const run = (args: string[]) =>
+  runCommand('/usr/bin/time', ['-f', '%M', ...args], {
+    cwd: projectRoot,
+    timeoutMs: 60_000,
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
-}
 
 const board = 'amd64-usr';
 const artifact = 'flatcar_production_pxe.vmlinuz';
@@ -80,23 +59,13 @@ try {
   await writeFile(`${file}.sig`, new Uint8Array(await (await fetch(`${fileUrl}.sig`)).arrayBuffer()));
 
   const commands: Record<string, string[]> = {
-    'mirror --once': [
-      'mirror',
-      '--once',
-      '--origin',
-      `${origin.url}/{channel}`,
-      '--channel',
-      'stable',
-      '--board',
+    'mirror --once': mirrorOnceArgs({
+      originUrl: origin.url,
       board,
-      '--artifact',
       artifact,
-      '--keyring',
       keyFile,
-      '--data-dir',
-      join(dir, 'data'),
-      '--json',
-    ],
+      dataDir: join(dir, 'data'),
+    }),
     verify: ['verify', file, '--keyring', keyFile],
     'instances get': [
       'instances',

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +9,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { makeAwsClients } from '../shared/aws-clients.ts';
 import { createLocalStore, type ObjectStore } from '../shared/store/index.ts';
 import { createS3Store } from '../shared/store/s3-store.ts';
-import { median, peakMiB, startFauxqsProcess } from './support.ts';
+import { median, peakMiB, runCommand as run, startFauxqsProcess } from './support.ts';
 
 /**
  * Staged-upload throughput of the two store adapters, bytes from memory in 1 MiB writes, then a streamed
@@ -34,21 +33,6 @@ interface ChildOutput {
   writeSeconds: number;
   readSeconds: number;
   bytes: number;
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(command, args, { encoding: 'utf8', maxBuffer: 16 * MiB }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 async function child(input: ChildInput): Promise<void> {

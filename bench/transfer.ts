@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { silentLogger } from '../shared/mirror/deps.ts';
 import { createMirrorRuntime } from '../shared/mirror/runtime.ts';
 import { transferArtifact } from '../shared/mirror/worker.ts';
 import { artifactUrls } from '../shared/release/layout.ts';
-import { median, peakMiB, startFauxqsProcess } from './support.ts';
+import { median, peakMiB, runCommand as run, startFauxqsProcess } from './support.ts';
 
 /**
  * The mirror's data path end to end: an RSA-4096-signed artifact from the sim origin over loopback,
@@ -89,23 +88,6 @@ async function child(input: ChildInput): Promise<void> {
     resumes: facts.resumes,
   };
   process.stdout.write(`${JSON.stringify(output)}\n`);
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    execFile(command, args, { encoding: 'utf8', env, maxBuffer: 16 * MiB }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
-    });
-  });
 }
 
 const peerLabels = [

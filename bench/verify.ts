@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { median } from './support.ts';
+import { type CommandRun, median, runCommand as run } from './support.ts';
 
 /**
  * Detached-signature verification of a file read from the page cache: `cldist verify` (the whole
@@ -25,22 +24,7 @@ if (sizesMiB.some((n) => !Number.isInteger(n) || n <= 0) || !Number.isInteger(ro
 
 const MiB = 1024 * 1024;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(command, args, { encoding: 'utf8', env, maxBuffer: 16 * MiB }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function must(command: string, args: string[]): Promise<Run> {
+async function must(command: string, args: string[]): Promise<CommandRun> {
   const result = await run(command, args);
   if (result.code !== 0) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
@@ -82,24 +66,21 @@ async function timed(command: string, args: string[]): Promise<Sample & { stderr
 
 const dir = await mkdtemp(join(tmpdir(), 'cldist-bench-verify-'));
 const home = join(dir, 'gnupg');
+/** gpg on the benchmark's own keyring; `unattended` for the secret key, which has no passphrase. */
+const gpg = (args: string[]) => must('gpg', ['--homedir', home, '--batch', ...args]);
+const unattended = ['--pinentry-mode', 'loopback', '--passphrase', ''];
 try {
   await must('mkdir', ['-m', '700', home]);
   process.stderr.write('generating an RSA-4096 key with gpg...\n');
-  await must('gpg', [
-    '--homedir',
-    home,
-    '--batch',
-    '--pinentry-mode',
-    'loopback',
-    '--passphrase',
-    '',
+  await gpg([
+    ...unattended,
     '--quick-gen-key',
     'cldist bench <bench@cldist.invalid>',
     'rsa4096',
     'sign',
     'never',
   ]);
-  const listing = await must('gpg', ['--homedir', home, '--batch', '--with-colons', '--list-keys']);
+  const listing = await gpg(['--with-colons', '--list-keys']);
   const fpr = listing.stdout
     .split('\n')
     .find((line) => line.startsWith('fpr:'))
@@ -109,11 +90,8 @@ try {
   }
   const armored = join(dir, 'pub.asc');
   const binary = join(dir, 'pub.gpg');
-  await writeFile(
-    armored,
-    (await must('gpg', ['--homedir', home, '--batch', '--armor', '--export', fpr])).stdout,
-  );
-  await must('gpg', ['--homedir', home, '--batch', '--output', binary, '--export', fpr]);
+  await writeFile(armored, (await gpg(['--armor', '--export', fpr])).stdout);
+  await gpg(['--output', binary, '--export', fpr]);
 
   const results: { sizeMiB: number; tool: string; samples: Sample[] }[] = [];
   for (const sizeMiB of sizesMiB) {
@@ -121,21 +99,7 @@ try {
     const signature = `${file}.sig`;
     process.stderr.write(`writing ${sizeMiB} MiB of random bytes and signing them...\n`);
     await writeRandomFile(file, sizeMiB);
-    await must('gpg', [
-      '--homedir',
-      home,
-      '--batch',
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      '',
-      '--digest-algo',
-      'SHA512',
-      '--output',
-      signature,
-      '--detach-sign',
-      file,
-    ]);
+    await gpg([...unattended, '--digest-algo', 'SHA512', '--output', signature, '--detach-sign', file]);
     const tools: Record<string, () => Promise<Sample>> = {
       cldist: async () => {
         const sample = await timed(process.execPath, [

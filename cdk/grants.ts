@@ -1,3 +1,4 @@
+import { Stack } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -26,12 +27,43 @@ function addStatement(grantee: iam.IGrantable, statement: iam.PolicyStatement): 
   iam.Grant.addToPrincipal({ grantee, actions: statement.actions, resourceArns: statement.resources });
 }
 
-export function grantLedger(grantee: iam.IGrantable, table: dynamodb.ITable): void {
-  addStatement(
-    grantee,
+/** What DynamoDB asks KMS for, on the caller's behalf, to read and write a table under a customer key. */
+export const ledgerKeyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'];
+
+/**
+ * The partitions of instance items (records with their inline config bodies, audit, boot selections) and
+ * of their index entries. A function that has no business with instances is kept out of them.
+ */
+export const instancePartitionPatterns = ['instance#*', 'instance-*'];
+
+/**
+ * Item-level access to the ledger, and use of its table key through DynamoDB only (`kms:ViaService`), so
+ * the key opens nothing else for the grantee. Without `instances`, the grant excludes instance partitions
+ * (`dynamodb:LeadingKeys`): small configs are stored in them, and only the API function may read configs.
+ */
+export function grantLedger(
+  grantee: iam.IGrantable,
+  table: dynamodb.ITable,
+  options: { key: kms.IKey; instances: boolean },
+): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(
     new iam.PolicyStatement({
       actions: ledgerActions,
       resources: [table.tableArn, `${table.tableArn}/index/${ledgerKeySchema.gsi1Name}`],
+      ...(options.instances
+        ? {}
+        : {
+            conditions: {
+              'ForAllValues:StringNotLike': { 'dynamodb:LeadingKeys': instancePartitionPatterns },
+            },
+          }),
+    }),
+  );
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ledgerKeyActions,
+      resources: [options.key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(table).region}.amazonaws.com` } },
     }),
   );
 }

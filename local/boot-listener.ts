@@ -45,7 +45,7 @@ export async function startBootListener(options: BootListenerOptions): Promise<B
       deps: options.deps,
       config,
       baseUrl: (c) => new URL(c.req.url).origin,
-      merge: createConfigMerger(config.platform.baseIgnition),
+      merge: createConfigMerger(config.platform.baseIgnition, config.instances.cacheBytes.merged),
       retryAfterSeconds,
       onInternalError: onError,
     }),

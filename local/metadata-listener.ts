@@ -42,7 +42,10 @@ export async function startMetadataListener(options: MetadataListenerOptions): P
     identity: sourceAddressIdentity(options.deps.instances),
     deps: options.deps,
     config: options.config,
-    merge: createConfigMerger(options.config.platform.baseIgnition),
+    merge: createConfigMerger(
+      options.config.platform.baseIgnition,
+      options.config.instances.cacheBytes.merged,
+    ),
     onInternalError: (error) =>
       options.logger.error('metadata.internal_error', { cause: describeError(error) }),
   });

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as z from 'zod';
 import { fleetConfigSchema } from './config-fleet.ts';
+import { instancesSchema } from './config-instances.ts';
 import { formatIssues } from './config-issues.ts';
 import {
   coreosFingerprint,
@@ -254,6 +255,8 @@ export const configSchema = z
         auditRetentionDays: 90,
         unknownIgnitionKeys: 'warn',
       }),
+    /** Where instance configs live and how much memory the instance caches may take. */
+    instances: instancesSchema,
     notifications: z.strictObject({ webhooks: z.array(z.url()).default([]) }).default({ webhooks: [] }),
     /** The fleet view: how Omaha check-ins are recorded, counted and watched. */
     fleet: fleetConfigSchema,

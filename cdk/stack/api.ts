@@ -141,7 +141,7 @@ function apiFunction(
     timeout: Duration.seconds(15),
     logRetentionDays: props.logRetention,
   });
-  grantLedger(fn, table);
+  grantLedger(fn, table, { key: configKey, instances: true });
   props.jobs.grantSendMessages(fn);
   grantObjects(fn, configBucket, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']);
   grantBucketKey(fn, configKey);

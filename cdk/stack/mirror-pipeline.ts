@@ -69,7 +69,7 @@ export function buildMirrorPipeline(stack: Stack, props: MirrorPipelineProps): M
   );
   schedulePolls(stack, config, poller);
 
-  grantLedger(poller, storage.table);
+  grantLedger(poller, storage.table, { key: storage.configKey, instances: false });
   jobs.queue.grantSendMessages(poller);
   grantPublish(poller, events.topic, events.key);
   grantObjects(poller, storage.mirrorBucket, ['s3:GetObject'], trustObjectKey);
@@ -82,7 +82,7 @@ export function buildMirrorPipeline(stack: Stack, props: MirrorPipelineProps): M
     `${mirrorStore.prefix}*`,
   );
 
-  grantLedger(worker, storage.table);
+  grantLedger(worker, storage.table, { key: storage.configKey, instances: false });
   grantObjects(
     worker,
     storage.mirrorBucket,

@@ -14,7 +14,7 @@ export interface Storage {
 
 /**
  * The stack's state: the public mirror bucket, the config bucket under its own customer key (instance
- * configs may hold secrets), and the one ledger table every function shares. All of it is retained when
+ * configs may hold secrets), and the one ledger table every function shares, under the same key. All of it is retained when
  * the stack goes, because none of it can be rebuilt from the code.
  */
 export function buildStorage(stack: Stack, deploy: DeploySettings): Storage {
@@ -26,7 +26,7 @@ export function buildStorage(stack: Stack, deploy: DeploySettings): Storage {
     accessLogs: accessLogsBucket && { bucket: accessLogsBucket, prefix: 'mirror/' },
   });
   const configKey = new kms.Key(stack, 'ConfigKey', {
-    description: 'cldist instance configs (SSE-KMS on the config bucket)',
+    description: 'cldist instance configs (SSE-KMS on the config bucket, SSE on the ledger table)',
     enableKeyRotation: true,
     removalPolicy: RemovalPolicy.RETAIN,
   });
@@ -34,10 +34,15 @@ export function buildStorage(stack: Stack, deploy: DeploySettings): Storage {
     encryptionKey: configKey,
     accessLogs: accessLogsBucket && { bucket: accessLogsBucket, prefix: 'config/' },
   });
-  return { mirrorBucket, configKey, configBucket, table: ledgerTable(stack) };
+  return { mirrorBucket, configKey, configBucket, table: ledgerTable(stack, configKey) };
 }
 
-function ledgerTable(stack: Stack): dynamodb.Table {
+/**
+ * Small instance configs live in their ledger items, so the table is encrypted at rest with the config
+ * bucket's customer-managed key: the operator holds one key, whose policy and CloudTrail record cover
+ * every config wherever it is stored, and disabling it shuts both.
+ */
+function ledgerTable(stack: Stack, configKey: kms.IKey): dynamodb.Table {
   const table = new dynamodb.Table(stack, 'Ledger', {
     partitionKey: { name: ledgerKeySchema.partitionKey, type: dynamodb.AttributeType.STRING },
     // Fetch audit items carry their expiry (api.auditRetentionDays after the newest entry).
@@ -45,7 +50,8 @@ function ledgerTable(stack: Stack): dynamodb.Table {
     sortKey: { name: ledgerKeySchema.sortKey, type: dynamodb.AttributeType.STRING },
     billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-    encryption: dynamodb.TableEncryption.AWS_MANAGED,
+    encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+    encryptionKey: configKey,
     deletionProtection: true,
     removalPolicy: RemovalPolicy.RETAIN,
   });

@@ -24,7 +24,8 @@ export interface LocalInstances {
 }
 
 /**
- * The instance side of one machine: records in the ledger behind a cache, bodies in `{dataDir}/configs`,
+ * The instance side of one machine: records in the ledger behind a cache (small bodies inside them),
+ * larger bodies in `{dataDir}/configs`,
  * the upkeep timers and the metadata proxy's secrets. One process serves this data dir (the lock), so the
  * record cache and id index are as current as the ledger: a config fetch costs no ledger read, known id or
  * not, which keeps dynalite from capping the fetch rate and the time of an answer from telling which ids
@@ -45,14 +46,19 @@ export async function openInstances(
         ? logger.warn('audit.entries_dropped', { dropped, cause: describeError(error) })
         : logger.debug('audit.flush_retry', { cause: describeError(error) }),
   });
-  const instances = withRecordCache(ledgerInstances, { index: await loadIdIndex(ledgerInstances) });
+  const { cacheBytes } = config.instances;
+  const instances = withRecordCache(ledgerInstances, {
+    index: await loadIdIndex(ledgerInstances),
+    maxRecordBytes: cacheBytes.records,
+    maxAddressBytes: cacheBytes.addresses,
+  });
   lifecycle.defer(() => instances.close());
   const folder = join(context.dataDir, 'configs');
   await prepareConfigStore(folder, logger);
   const bodies = createLocalStore(folder, configStoreModes);
   const upkeep = startInstanceUpkeep({ instances, bodies, config, logger, clock });
   lifecycle.defer(() => upkeep.stop());
-  const bodyCache = createBodyCache();
+  const bodyCache = createBodyCache(cacheBytes.bodies);
   const proxySecrets =
     config.metadata.proxySecretFile === undefined
       ? undefined

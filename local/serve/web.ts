@@ -58,6 +58,7 @@ export async function openWeb(
   const boot = {
     store: withBootCache(
       createDynamoBootStore(base.ledger.clients.doc, base.ledger.tableName, context.clock),
+      context.config.instances.cacheBytes.boot,
     ),
     releases: withCurrentCache(runtime.deps.ledger),
     recent: createRecentBoots(),

@@ -258,7 +258,10 @@ function putInstanceHandler(
  * it in a bigger app (`parent.route('/', app)`).
  */
 export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
-  const serviceDeps: InstanceServiceDeps = { ...deps, bodyCache: deps.bodyCache ?? createBodyCache() };
+  const serviceDeps: InstanceServiceDeps = {
+    ...deps,
+    bodyCache: deps.bodyCache ?? createBodyCache(config.instances.cacheBytes.bodies),
+  };
   const onInternalError =
     deps.onInternalError ??
     ((error: unknown) => {
@@ -266,7 +269,7 @@ export function createApiApp(deps: ApiDeps, config: CldistConfig): Hono {
       const line = { level: 'error', event: 'api.internal_error', cause: redactPaths(describeError(error)) };
       process.stderr.write(`${JSON.stringify(line)}\n`);
     });
-  const merge = createConfigMerger(config.platform.baseIgnition);
+  const merge = createConfigMerger(config.platform.baseIgnition, config.instances.cacheBytes.merged);
   const app = new Hono();
 
   app.onError((error, c) => handleApiError(error, c, onInternalError));

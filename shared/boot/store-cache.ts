@@ -1,3 +1,4 @@
+import { createBoundedMap } from '../cache-size.ts';
 import type { MirrorCurrent } from '../ledger/records.ts';
 import type { BootProfile, ReleaseFacts } from './profiles.ts';
 import type { BootSelectors } from './selectors.ts';
@@ -9,12 +10,14 @@ type Members = { id: string; selectors: BootSelectors }[];
  * The boot store behind an in-memory cache, for one machine only: there one process makes every write
  * (the data dir lock), so what it cached stays what the ledger holds, and a boot request costs one
  * ledger write (its token) and no reads. Group listings are dropped whole on every selection change,
- * which is rare; token writes still go to the ledger first, so a restart loses nothing.
+ * which is rare; token writes still go to the ledger first, so a restart loses nothing. The caches share
+ * `maxBytes` (estimated), least recently used first out; an evicted entry is read again when asked for.
  */
-export function withBootCache(store: BootStore): BootStore {
-  const profiles = new Map<string, BootProfile | null>();
-  const selections = new Map<string, StoredSelection | null>();
-  const groups = new Map<string, Members>();
+export function withBootCache(store: BootStore, maxBytes = 8 * 1024 * 1024): BootStore {
+  // Selections grow with the machines that boot; profiles and group listings are few.
+  const profiles = createBoundedMap<BootProfile>(Math.floor(maxBytes / 8));
+  const selections = createBoundedMap<StoredSelection>(Math.floor(maxBytes / 2));
+  const groups = createBoundedMap<Members>(Math.floor((maxBytes * 3) / 8));
   const selectionsChanged = (id: string) => {
     selections.delete(id);
     groups.clear();
@@ -66,7 +69,7 @@ export function withBootCache(store: BootStore): BootStore {
       const lists = await Promise.all(
         keys.map(async (key) => {
           const cached = groups.get(key);
-          if (cached !== undefined) return cached;
+          if (cached !== undefined && cached !== null) return cached;
           const members = await store.candidates([key]);
           groups.set(key, members);
           return members;

@@ -36,7 +36,8 @@ export interface BodySweepOptions {
 
 /**
  * Remove config bodies that no instance record points at. PUT and DELETE never delete in their racing
- * path; this is where replaced and losing bodies go. Body keys are unique per write, so once a body is
+ * path; this is where replaced and losing bodies go. A record whose body is inline points at no stored
+ * body, so a body left by a replace from the store to inline is unreferenced and goes too. Body keys are unique per write, so once a body is
  * unreferenced and older than the grace period, nothing can point at it again and removing it is safe.
  */
 export async function sweepConfigBodies(

@@ -43,6 +43,9 @@ export function optionalString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/** The binary attribute of a record item holding its raw-deflated inline body. */
+export const inlineBodyAttribute = 'bodyZ';
+
 /** An instance record item as the record; `id` comes from its key, which the caller has. */
 export function toRecord(id: string, item: Record<string, unknown>): InstanceRecord {
   const kind: ConfigKind = item.kind === 'cloud-config' ? 'cloud-config' : 'ignition';
@@ -51,6 +54,8 @@ export function toRecord(id: string, item: Record<string, unknown>): InstanceRec
   const expiresAt = optionalString(item.expiresAt);
   const params = item.params === undefined ? undefined : parseStoredParams(item.params);
   const reservedUntil = optionalString(item.reservedUntil);
+  const writeId = optionalString(item.writeId);
+  const inlineBody = item[inlineBodyAttribute];
   return {
     id,
     kind,
@@ -58,6 +63,9 @@ export function toRecord(id: string, item: Record<string, unknown>): InstanceRec
     // A reserved record has no body yet.
     etag: optionalString(item.etag) ?? '',
     bodyKey: optionalString(item.bodyKey) ?? '',
+    // A copy of its own: the decoded attribute may be a view of a shared buffer that a cached record would pin.
+    ...(inlineBody instanceof Uint8Array ? { inlineBody: new Uint8Array(inlineBody) } : {}),
+    ...(writeId === undefined ? {} : { writeId }),
     size: typeof item.size === 'number' ? item.size : 0,
     oneTime: item.oneTime === true,
     createdAt: String(item.createdAt),

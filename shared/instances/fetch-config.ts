@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { TransientError } from '../errors.ts';
 import type { InstanceServiceDeps } from './deps.ts';
+import { unpackInlineBody } from './inline-body.ts';
 import { contentTypes } from './put-body.ts';
 import { hashInstanceToken, instanceTokenMatches } from './tokens.ts';
 import {
@@ -27,7 +28,9 @@ export type FetchConfigResult =
   /** Reserved with no config yet: answer 503 with Retry-After so the client comes back. */
   | { status: 'pending' };
 
+/** The record's body: unpacked from the record when inline (no store read), else cached or read from the store. */
 export async function readBody(record: InstanceRecord, deps: InstanceServiceDeps): Promise<Uint8Array> {
+  if (record.inlineBody !== undefined) return unpackInlineBody(record, record.inlineBody);
   const cached = deps.bodyCache?.get(record.bodyKey);
   if (cached !== undefined) return cached;
   let body: Uint8Array | undefined;

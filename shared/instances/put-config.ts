@@ -6,6 +6,7 @@ import { hasParams, type InstanceParams, paramsFromBody } from '../metadata/para
 import type { InstanceServiceDeps } from './deps.ts';
 import { AddressInUseError, assertInstanceId, InstanceConflictError } from './errors.ts';
 import type { ValidationIssue } from './ignition.ts';
+import { packInlineBody, storesInline } from './inline-body.ts';
 import { contentTypes, type PreparedBody, parsePutBody, prepareBody } from './put-body.ts';
 import { hashInstanceToken, newInstanceToken } from './tokens.ts';
 import type { InstanceRecord } from './types.ts';
@@ -26,8 +27,10 @@ export interface PutInstanceResult {
 }
 
 /**
- * Validate and store an instance config, issuing a fresh token. The body is written under a key of its
- * own before the record that points at it, so a fetch never sees a record whose body is missing. The
+ * Validate and store an instance config, issuing a fresh token. A body up to
+ * `instances.inlineBodyMaxBytes` goes into the record itself, compressed; a larger one is written to the
+ * config store under a key of its own before the record that points at it, so a fetch never sees a record
+ * whose body is missing. The
  * record write is conditional on the record read before (InstanceConflictError, 409, if another write got
  * there first), and nothing is deleted here: a replaced or losing body is left for `sweepConfigBodies`,
  * because deleting it in this racing path is what could strand the winner's record.
@@ -43,10 +46,13 @@ export async function putInstanceConfig(
   const prepared = prepareBody(data, config, input.strict ?? false);
   const digest = createHash('sha256').update(prepared.body).digest('hex');
   const writeId = randomBytes(8).toString('hex');
-  const bodyKey = `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
+  const inline = storesInline(prepared.body.byteLength, config.instances.inlineBodyMaxBytes);
+  const bodyKey = inline
+    ? ''
+    : `instances/${input.id}/${digest}.${writeId}.${prepared.kind === 'ignition' ? 'ign' : 'yaml'}`;
   const previous = await deps.instances.get(input.id);
   const bodyWrittenAt = performance.now();
-  await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
+  if (!inline) await deps.bodies.put(bodyKey, prepared.body, { contentType: contentTypes[prepared.kind] });
   const given = paramsFromBody(data);
   // A reservation's addresses and names carry over to its first config unless that gives its own.
   const params =
@@ -61,6 +67,8 @@ export async function putInstanceConfig(
     tokenHash,
     etag: `"${digest.slice(0, 32)}"`,
     bodyKey,
+    ...(inline ? { inlineBody: packInlineBody(prepared.body) } : {}),
+    writeId,
     size: prepared.body.byteLength,
     oneTime: data.oneTime ?? false,
     createdAt: previous?.createdAt ?? now.toISOString(),

@@ -1,10 +1,16 @@
 import { LRUCache } from 'lru-cache';
+import { approximateBytes } from '../cache-size.ts';
 import { createIdIndex, type IdIndex } from './id-index.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
 export interface RecordCacheOptions {
-  /** Records kept, least recently used dropped first. */
-  maxEntries?: number;
+  /**
+   * Bytes of records kept (estimated by `approximateBytes`, inline bodies included), least recently used
+   * dropped first. Default 64 MiB.
+   */
+  maxRecordBytes?: number;
+  /** Bytes of address-to-holder answers kept. Default 8 MiB. */
+  maxAddressBytes?: number;
   /**
    * Every id that has a record (see `loadIdIndex`), kept current by this cache's writes. An id it does not
    * hold is answered as absent at once, with no ledger read, so an unknown id costs what a cached known
@@ -23,16 +29,23 @@ export async function loadIdIndex(inner: Pick<InstanceRepository, 'listIds'>): P
 
 /**
  * An LRU of loaded values, absent ones included (lru-cache holds no null, so "known to be absent" is an
- * entry with no value in it). Concurrent loads of one key share one read, and a load that started before
- * its key was forgotten (a write happened meanwhile) is returned but not kept.
+ * entry with no value in it), bounded in estimated bytes, key included. Concurrent loads of one key share
+ * one read, and a load that started before its key was forgotten (a write happened meanwhile) is returned
+ * but not kept.
  */
 class LoadingCache<V> {
   private readonly entries: LRUCache<string, { value?: V }>;
   private readonly loads = new Map<string, Promise<V | undefined>>();
+  private readonly maxBytes: number;
   private generation = 0;
 
-  constructor(max: number) {
-    this.entries = new LRUCache({ max });
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+    this.entries = new LRUCache({
+      // lru-cache refuses a maxSize of 0; a cache of 0 bytes keeps nothing (see `remember`).
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: (entry, key) => approximateBytes(key) + approximateBytes(entry.value),
+    });
   }
 
   cached(key: string): { value?: V } | undefined {
@@ -40,6 +53,8 @@ class LoadingCache<V> {
   }
 
   remember(key: string, value: V | undefined): void {
+    if (this.maxBytes === 0) return;
+    // lru-cache drops an entry larger than the whole cache rather than keeping it; so does this.
     this.entries.set(key, value === undefined ? {} : { value });
   }
 
@@ -88,11 +103,10 @@ export function withRecordCache(
   inner: InstanceRepository,
   options: RecordCacheOptions = {},
 ): InstanceRepository {
-  const maxEntries = options.maxEntries ?? 100_000;
   const { index } = options;
-  const records = new LoadingCache<InstanceRecord>(maxEntries);
+  const records = new LoadingCache<InstanceRecord>(options.maxRecordBytes ?? 64 * 1024 * 1024);
   /** Source address to holder (none: known to be nobody's), so a metadata request costs no ledger read. */
-  const holders = new LoadingCache<string>(maxEntries);
+  const holders = new LoadingCache<string>(options.maxAddressBytes ?? 8 * 1024 * 1024);
 
   return {
     get(id) {

@@ -28,7 +28,7 @@ import {
   keyOf,
   listAudit,
 } from './audit-log.ts';
-import { isConditionFailure, ledgerCall, toRecord } from './dynamo-support.ts';
+import { inlineBodyAttribute, isConditionFailure, ledgerCall, toRecord } from './dynamo-support.ts';
 import { InstanceConflictError } from './errors.ts';
 import type { InstanceRecord, InstanceRepository } from './types.ts';
 
@@ -110,36 +110,48 @@ async function getRecord({ doc, table }: InstanceTable, id: string): Promise<Ins
   return result.Item === undefined ? undefined : toRecord(id, result.Item);
 }
 
+/**
+ * The ledger item of an instance record: the one marshalling of a record, for single and batched writes
+ * alike. An inline body is the binary `bodyZ` (raw deflate); a reserved record has no body yet, so its
+ * placeholders are left out rather than stored empty.
+ */
+export function recordItemFor(record: InstanceRecord): Record<string, unknown> {
+  const { id, params, etag, bodyKey, inlineBody, ...rest } = record;
+  return {
+    ...ledgerItems.instance(id),
+    ...ledgerIndexEntry(ledgerIndex.instances, id),
+    id,
+    ...rest,
+    ...(etag === '' ? {} : { etag }),
+    ...(bodyKey === '' ? {} : { bodyKey }),
+    ...(inlineBody === undefined ? {} : { [inlineBodyAttribute]: inlineBody }),
+    ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
+  };
+}
+
 /** Written if new, if the caller holds its token, or if it still is the record the caller replaces. */
 async function putRecord(
   { doc, table }: InstanceTable,
   record: InstanceRecord,
   replaces: InstanceRecord | undefined,
 ): Promise<void> {
-  const { id, params, etag, bodyKey, ...rest } = record;
-  const item = {
-    ...ledgerItems.instance(id),
-    ...ledgerIndexEntry(ledgerIndex.instances, id),
-    id,
-    ...rest,
-    // A reserved record has no body yet: its placeholders are left out rather than stored empty.
-    ...(etag === '' ? {} : { etag }),
-    ...(bodyKey === '' ? {} : { bodyKey }),
-    ...(params !== undefined && hasParams(params) ? { params: JSON.stringify(params) } : {}),
-  };
+  const { id, bodyKey, writeId } = record;
+  const item = recordItemFor(record);
   // The first PUT onto a reservation keeps its token, so the token alone cannot tell racing writes
-  // apart: the first to land ends the reservation, and a retry of that same write is known by its body.
+  // apart: the first to land ends the reservation, and a retry of that same write is known by its write
+  // id (records from before write ids, by their body key, which is unique per write too).
   const endsReservation =
     replaces?.reservedUntil !== undefined &&
     record.reservedUntil === undefined &&
     replaces.tokenHash === record.tokenHash;
+  const sameWrite = writeId === undefined ? 'bodyKey = :body' : 'writeId = :body';
   const condition = endsReservation
-    ? '(tokenHash = :replaced AND attribute_exists(reservedUntil)) OR bodyKey = :body'
+    ? `(tokenHash = :replaced AND attribute_exists(reservedUntil)) OR ${sameWrite}`
     : replaces === undefined
       ? 'attribute_not_exists(#pk) OR tokenHash = :mine'
       : 'tokenHash = :replaced OR tokenHash = :mine';
   const values = endsReservation
-    ? { ':replaced': replaces.tokenHash, ':body': bodyKey }
+    ? { ':replaced': replaces.tokenHash, ':body': writeId ?? bodyKey }
     : {
         ':mine': record.tokenHash,
         ...(replaces === undefined ? {} : { ':replaced': replaces.tokenHash }),

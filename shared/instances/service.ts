@@ -60,15 +60,25 @@ export async function describeInstance(
   if (record === undefined) throw new InstanceNotFoundError(id);
   await deps.instances.flush();
   const audit = await deps.instances.listAudit(id, auditLimit);
-  const { tokenHash: _hidden, bodyKey: _internal, kind, etag, size, ...visible } = record;
+  const {
+    tokenHash: _hidden,
+    bodyKey: _internal,
+    inlineBody: _body,
+    writeId: _write,
+    kind,
+    etag,
+    size,
+    ...visible
+  } = record;
   const state = reservationState(record, deps.clock());
   return { ...visible, state, ...(state === 'ready' ? { kind, etag, size } : {}), audit };
 }
 
 /**
  * The record goes first, conditional on being the one read (InstanceConflictError otherwise), so the
- * instance stops being served even if removing the body fails. Its body can then go at once: body keys are
- * never reused, so no other record can point at it. A failure there leaves it to the sweep.
+ * instance stops being served even if removing the body fails; an inline body goes with it. A body in the
+ * store can then go at once: body keys are never reused, so no other record can point at it. A failure
+ * there leaves it to the sweep.
  */
 export async function deleteInstance(id: string, deps: InstanceServiceDeps): Promise<void> {
   assertInstanceId(id);

@@ -25,6 +25,18 @@ export interface InstanceRecord {
    * points at can never be pointed at again, which is what makes collecting it safe.
    */
   bodyKey: string;
+  /**
+   * The body itself, raw-deflated (`inline-body.ts`), when it was small enough to live in the record
+   * (`instances.inlineBodyMaxBytes`); `bodyKey` is then empty and a fetch reads no store object. Records
+   * written before inline bodies existed, and larger bodies, have only `bodyKey`.
+   */
+  inlineBody?: Uint8Array;
+  /**
+   * Random per write, so a retried write that already landed is known as itself (an inline body has no
+   * unique key to tell it by). Absent on records written before it existed and on reservations.
+   */
+  writeId?: string;
+  /** Bytes of the body as served (before compression). */
   size: number;
   /** Ignition spec version, for Ignition configs. */
   specVersion?: string;

@@ -1,5 +1,11 @@
-import { type LedgerTable, partitionKeyName, strip } from './access.ts';
-import { endLease, takeLease } from './lease.ts';
+import { type LedgerTable, partitionKeyName } from './access.ts';
+import {
+  type AttemptLedger,
+  type AttemptWork,
+  attemptLedger,
+  errorTextLimit,
+  leasesEndedByVerdict,
+} from './attempts.ts';
 import type {
   ArtifactRecord,
   ArtifactRef,
@@ -13,17 +19,8 @@ import {
   ledgerIndex,
   ledgerIndexEntry,
   ledgerItems,
-  ledgerLeases,
   streamKey,
 } from './table.ts';
-
-const attemptLease = ledgerLeases.attempt;
-/** A verdict ends the attempt, and an alert owed for an earlier state. */
-export const leasesEndedByVerdict: readonly string[] = [
-  attemptLease.attribute,
-  'alertedAt',
-  ledgerLeases.alert.attribute,
-];
 
 /**
  * An artifact's life: attempts under a lease, the verdict (verified, missing, failed verification), and
@@ -51,9 +48,6 @@ export interface ArtifactLedger {
   requeueArtifact(ref: ArtifactRef, from: ArtifactState[]): Promise<boolean>;
 }
 
-/** Longer error texts are cut, so a chatty upstream cannot grow an item towards DynamoDB's 400 KB. */
-export const errorTextLimit = 1000;
-
 /** The open-artifact index entry of an artifact last touched at `updatedAt`: the stalled sweep's order. */
 export function openArtifactEntry(updatedAt: string, ref: ArtifactRef): LedgerKey {
   return ledgerIndexEntry(ledgerIndex.openArtifacts, openSortKey(updatedAt, ref));
@@ -66,83 +60,51 @@ export function openSortKey(updatedAt: string, ref: ArtifactRef): string {
 const stateName = { '#state': 'state' } as const;
 const indexNames = { '#g1pk': k.gsi1PartitionKey, '#g1sk': k.gsi1SortKey } as const;
 
+/** An artifact's attempts: open while pending, and while missing if it is required. */
+const artifactWork: AttemptWork<ArtifactRef, 'pending' | 'missing'> = {
+  key: ledgerItems.artifact,
+  openSortKey,
+  openIndex: ledgerIndex.openArtifacts,
+  openStates: ['pending', 'missing'],
+  stalled: {
+    condition: '#state = :pending OR (#state = :missing AND required = :yes)',
+    values: { ':pending': 'pending', ':missing': 'missing', ':yes': true },
+    holds: (item) => item.state === 'pending' || (item.state === 'missing' && item.required === true),
+  },
+  operations: {
+    get: 'get artifact',
+    begin: 'begin attempt',
+    end: 'end attempt',
+    listStalled: 'list stalled',
+    touchStalled: 'touch stalled',
+  },
+};
+
+type ArtifactAttempts = AttemptLedger<ArtifactRef, ArtifactRecord, 'pending' | 'missing'>;
+
 export function artifactLedger(table: LedgerTable): ArtifactLedger {
+  const attempts: ArtifactAttempts = attemptLedger(table, artifactWork);
   return {
-    getArtifact: (ref) => getArtifact(table, ref),
-    beginAttempt: (ref, leaseSeconds) => beginAttempt(table, ref, leaseSeconds),
-    endAttempt: (ref, error) => endAttempt(table, ref, error),
-    markVerified: (ref, facts) => markVerified(table, ref, facts),
-    markMissing: (ref, detail) => markMissing(table, ref, detail),
-    markFailedVerification: (ref, reason) => markFailedVerification(table, ref, reason),
-    listStalled: (before, limit) => listStalled(table, before, limit),
-    touchStalled: (ref, seenUpdatedAt) => touchStalled(table, ref, seenUpdatedAt),
+    getArtifact: attempts.get,
+    beginAttempt: attempts.begin,
+    endAttempt: attempts.end,
+    markVerified: (ref, facts) => markVerified(attempts, ref, facts),
+    markMissing: (ref, detail) => markMissing(table, attempts, ref, detail),
+    markFailedVerification: (ref, reason) => markFailedVerification(attempts, ref, reason),
+    listStalled: attempts.listStalled,
+    touchStalled: attempts.touchStalled,
     requeueArtifact: (ref, from) => requeueArtifact(table, ref, from),
   };
 }
 
-async function getArtifact(table: LedgerTable, ref: ArtifactRef): Promise<ArtifactRecord | undefined> {
-  const item = await table.get('get artifact', ledgerItems.artifact(ref));
-  return item === undefined ? undefined : strip<ArtifactRecord>(item);
-}
-
-async function beginAttempt(
-  table: LedgerTable,
+function markVerified(
+  attempts: ArtifactAttempts,
   ref: ArtifactRef,
-  leaseSeconds: number,
-): ReturnType<ArtifactLedger['beginAttempt']> {
-  const now = table.clock();
-  const updatedAt = now.toISOString();
-  const key = ledgerItems.artifact(ref);
-  const taken = await takeLease(
-    table,
-    'begin attempt',
-    key,
-    { ...attemptLease, seconds: leaseSeconds, now },
-    {
-      set: ['updatedAt = :now', '#g1sk = :g1sk'],
-      add: ['attempts :one'],
-      condition: 'attribute_exists(#pk) AND #state IN (:pending, :missing)',
-      names: { ...partitionKeyName, ...stateName, '#g1sk': k.gsi1SortKey },
-      values: {
-        ':now': updatedAt,
-        ':g1sk': openSortKey(updatedAt, ref),
-        ':one': 1,
-        ':pending': 'pending',
-        ':missing': 'missing',
-      },
-    },
-  );
-  if (taken !== undefined) return { started: true, record: strip<ArtifactRecord>(taken) };
-  const current = await table.get('begin attempt', key);
-  if (current === undefined) return { started: false, reason: 'unknown' };
-  const state = current.state as ArtifactState;
-  if (state === 'verified' || state === 'failed_verification' || state === 'awaiting_trust') {
-    return { started: false, reason: state };
-  }
-  return { started: false, reason: 'busy' };
-}
-
-async function endAttempt(table: LedgerTable, ref: ArtifactRef, error: string): Promise<void> {
-  const updatedAt = table.clock().toISOString();
-  await endLease(table, 'end attempt', ledgerItems.artifact(ref), attemptLease, {
-    set: ['lastError = :error', 'updatedAt = :now', '#g1sk = :g1sk'],
-    condition: '#state IN (:pending, :missing)',
-    names: { ...stateName, '#g1sk': k.gsi1SortKey },
-    values: {
-      ':error': error.slice(0, errorTextLimit),
-      ':now': updatedAt,
-      ':g1sk': openSortKey(updatedAt, ref),
-      ':pending': 'pending',
-      ':missing': 'missing',
-    },
-  });
-}
-
-function markVerified(table: LedgerTable, ref: ArtifactRef, facts: VerifiedArtifactFacts): Promise<boolean> {
-  return table.update('mark verified', ledgerItems.artifact(ref), {
+  facts: VerifiedArtifactFacts,
+): Promise<boolean> {
+  return attempts.close(ref, 'mark verified', {
     set: [
       '#state = :verified',
-      'updatedAt = :now',
       '#size = :size',
       'sha512 = :sha512',
       'signingKeyFingerprint = :skf',
@@ -150,12 +112,11 @@ function markVerified(table: LedgerTable, ref: ArtifactRef, facts: VerifiedArtif
       'signatureCreated = :sc',
       'hashAlgorithm = :ha',
     ],
-    remove: [...leasesEndedByVerdict, 'lastError', '#g1pk', '#g1sk'],
+    remove: ['lastError'],
     condition: 'attribute_exists(#pk) AND #state <> :verified',
-    names: { ...partitionKeyName, ...stateName, '#size': 'size', ...indexNames },
+    names: { ...partitionKeyName, '#size': 'size' },
     values: {
       ':verified': 'verified',
-      ':now': table.clock().toISOString(),
       ':size': facts.size,
       ':sha512': facts.sha512,
       ':skf': facts.signingKeyFingerprint,
@@ -170,7 +131,12 @@ function markVerified(table: LedgerTable, ref: ArtifactRef, facts: VerifiedArtif
  * Two writes: the state, then taking an optional artifact out of the open index. A retry after a partial
  * failure finds the state set and still does the second write.
  */
-async function markMissing(table: LedgerTable, ref: ArtifactRef, detail: string): Promise<boolean> {
+async function markMissing(
+  table: LedgerTable,
+  attempts: ArtifactAttempts,
+  ref: ArtifactRef,
+  detail: string,
+): Promise<boolean> {
   const updatedAt = table.clock().toISOString();
   const key = ledgerItems.artifact(ref);
   const transitioned = await table.update('mark missing', key, {
@@ -186,7 +152,7 @@ async function markMissing(table: LedgerTable, ref: ArtifactRef, detail: string)
       ':g1sk': openSortKey(updatedAt, ref),
     },
   });
-  if (!transitioned) await endAttempt(table, ref, detail);
+  if (!transitioned) await attempts.end(ref, detail);
   await table.update('close optional missing', key, {
     remove: ['#g1pk', '#g1sk'],
     condition: '#state = :missing AND required = :no',
@@ -196,51 +162,16 @@ async function markMissing(table: LedgerTable, ref: ArtifactRef, detail: string)
   return transitioned;
 }
 
-function markFailedVerification(table: LedgerTable, ref: ArtifactRef, reason: string): Promise<boolean> {
-  return table.update('mark failed', ledgerItems.artifact(ref), {
-    set: ['#state = :failed', 'updatedAt = :now', 'lastError = :reason'],
-    remove: [...leasesEndedByVerdict, '#g1pk', '#g1sk'],
+function markFailedVerification(
+  attempts: ArtifactAttempts,
+  ref: ArtifactRef,
+  reason: string,
+): Promise<boolean> {
+  return attempts.close(ref, 'mark failed', {
+    set: ['#state = :failed', 'lastError = :reason'],
     condition: 'attribute_exists(#pk) AND #state <> :failed',
-    names: { ...partitionKeyName, ...stateName, ...indexNames },
-    values: {
-      ':failed': 'failed_verification',
-      ':now': table.clock().toISOString(),
-      ':reason': reason.slice(0, errorTextLimit),
-    },
-  });
-}
-
-async function listStalled(table: LedgerTable, before: Date, limit: number): Promise<ArtifactRecord[]> {
-  const items = await table.query(
-    'list stalled',
-    {
-      IndexName: k.gsi1Name,
-      KeyConditionExpression: '#g1pk = :open AND #g1sk < :before',
-      ExpressionAttributeNames: indexNames,
-      ExpressionAttributeValues: { ':open': ledgerIndex.openArtifacts, ':before': before.toISOString() },
-      Limit: limit,
-    },
-    limit,
-  );
-  return items
-    .map((item) => strip<ArtifactRecord>(item))
-    .filter((record) => record.state === 'pending' || (record.state === 'missing' && record.required));
-}
-
-function touchStalled(table: LedgerTable, ref: ArtifactRef, seenUpdatedAt: string): Promise<boolean> {
-  const updatedAt = table.clock().toISOString();
-  return table.update('touch stalled', ledgerItems.artifact(ref), {
-    set: ['updatedAt = :now', '#g1sk = :g1sk'],
-    condition: 'updatedAt = :seen AND (#state = :pending OR (#state = :missing AND required = :yes))',
-    names: { ...stateName, '#g1sk': k.gsi1SortKey },
-    values: {
-      ':now': updatedAt,
-      ':seen': seenUpdatedAt,
-      ':g1sk': openSortKey(updatedAt, ref),
-      ':pending': 'pending',
-      ':missing': 'missing',
-      ':yes': true,
-    },
+    names: partitionKeyName,
+    values: { ':failed': 'failed_verification', ':reason': reason.slice(0, errorTextLimit) },
   });
 }
 

@@ -41,7 +41,8 @@ function isEnclosed(text: string): boolean {
   return true;
 }
 
-function merge(...all: WriteParts[]): WriteParts {
+/** One write of several parts' changes; their conditions must all hold (each is parenthesised when joined). */
+export function mergeWriteParts(...all: WriteParts[]): WriteParts {
   const given = all.flatMap((parts) => (parts.condition === undefined ? [] : [parts.condition]));
   const conditions = given.length < 2 ? given : given.map((text) => (isEnclosed(text) ? text : `(${text})`));
   return {
@@ -77,7 +78,7 @@ export function takeLease(
       ':leaseUntil': new Date(now.getTime() + terms.seconds * 1000).toISOString(),
     },
   };
-  return table.updateReturning(operation, key, merge(lease, holderParts(terms), also));
+  return table.updateReturning(operation, key, mergeWriteParts(lease, holderParts(terms), also));
 }
 
 /**
@@ -100,5 +101,5 @@ export function endLease(
         : 'attribute_exists(#leaseItem) AND #leaseHolder = :leaseHolder',
     names: { '#lease': lease.attribute, '#leaseItem': ledgerKeySchema.partitionKey },
   };
-  return table.update(operation, key, merge(own, holderParts(lease), also));
+  return table.update(operation, key, mergeWriteParts(own, holderParts(lease), also));
 }

@@ -1,5 +1,6 @@
 import { type LedgerTable, strip } from './access.ts';
-import { errorTextLimit, leasesEndedByVerdict, openSortKey } from './artifacts.ts';
+import { openSortKey } from './artifacts.ts';
+import { errorTextLimit, leasesEndedByVerdict } from './attempts.ts';
 import type { ArtifactRecord, ArtifactRef, AwaitingTrust } from './records.ts';
 import { ledgerKeySchema as k, ledgerIndex, ledgerItems, ledgerKindAttribute } from './table.ts';
 

@@ -4,13 +4,12 @@ import {
   type UpdatePayloadRecord,
 } from '../update/payload-record.ts';
 import { type LedgerTable, partitionKeyName, strip } from './access.ts';
-import { errorTextLimit } from './artifacts.ts';
+import { type AttemptLedger, type AttemptWork, attemptLedger, errorTextLimit } from './attempts.ts';
 import { endLease, takeLease } from './lease.ts';
+import type { StreamRef } from './records.ts';
 import * as ledgerTable from './table.ts';
 
 const k = ledgerTable.ledgerKeySchema;
-
-import type { StreamRef } from './records.ts';
 
 export type UpdatePayloadState = 'pending' | 'verified' | 'missing' | 'failed_verification';
 
@@ -71,10 +70,7 @@ export interface UpdatePayloadLedger extends UpdatePayloadLookup {
 }
 
 const stateName = { '#state': 'state' } as const;
-const indexNames = { '#g1pk': k.gsi1PartitionKey, '#g1sk': k.gsi1SortKey } as const;
-const attemptLease = ledgerTable.ledgerLeases.attempt;
 const alertLease = ledgerTable.ledgerLeases.alert;
-const endedByVerdict = [attemptLease.attribute, 'alertedAt', alertLease.attribute];
 
 function keyOf(ref: UpdatePayloadRef) {
   return ledgerTable.ledgerItems.updatePayload(ref.board, ref.version, ref.name);
@@ -103,22 +99,48 @@ function recordOf(item: UpdatePayloadItem): UpdatePayloadRecord | undefined {
   };
 }
 
+/** A payload's attempts: open only while pending (a missing payload is a verdict, not a retry). */
+const payloadWork: AttemptWork<UpdatePayloadRef, 'pending'> = {
+  key: keyOf,
+  openSortKey,
+  openIndex: ledgerTable.ledgerIndex.openUpdatePayloads,
+  openStates: ['pending'],
+  stalled: {
+    condition: '#state = :pending',
+    values: { ':pending': 'pending' },
+    holds: (item) => item.state === 'pending',
+  },
+  operations: {
+    get: 'get update payload',
+    begin: 'begin update payload',
+    end: 'end update payload attempt',
+    listStalled: 'list stalled update payloads',
+    touchStalled: 'touch stalled update payload',
+  },
+};
+
+type PayloadAttempts = AttemptLedger<UpdatePayloadRef, UpdatePayloadItem, 'pending'>;
+
 export function updatePayloadLedger(table: LedgerTable): UpdatePayloadLedger {
+  const attempts: PayloadAttempts = attemptLedger(table, payloadWork);
   return {
     planPayloads: (stream, version, names) => planPayloads(table, stream, version, names),
-    getPayload: (ref) => getPayload(table, ref),
-    beginPayload: (ref, leaseSeconds) => beginPayload(table, ref, leaseSeconds),
-    endPayloadAttempt: (ref, error) => endPayloadAttempt(table, ref, error),
-    markPayloadVerified: (record, signingKey) => markPayloadVerified(table, record, signingKey),
+    getPayload: attempts.get,
+    beginPayload: async (ref, leaseSeconds) => {
+      const attempt = await attempts.begin(ref, leaseSeconds);
+      return attempt.started ? { started: true, item: attempt.record } : attempt;
+    },
+    endPayloadAttempt: attempts.end,
+    markPayloadVerified: (record, signingKey) => markPayloadVerified(attempts, record, signingKey),
     markPayloadMissing: (ref, detail) =>
-      verdict(table, ref, 'mark update payload missing', 'missing', detail),
+      verdict(attempts, ref, 'mark update payload missing', 'missing', detail),
     markPayloadFailed: (ref, reason) =>
-      verdict(table, ref, 'mark update payload failed', 'failed_verification', reason),
+      verdict(attempts, ref, 'mark update payload failed', 'failed_verification', reason),
     claimPayloadAlert: (ref, leaseSeconds) => claimPayloadAlert(table, ref, leaseSeconds),
     releasePayloadAlert: (ref) => releasePayloadAlert(table, ref),
     recordPayloadAlert: (ref) => recordPayloadAlert(table, ref),
-    listStalledPayloads: (before, limit) => listStalledPayloads(table, before, limit),
-    touchStalledPayload: (ref, seenUpdatedAt) => touchStalledPayload(table, ref, seenUpdatedAt),
+    listStalledPayloads: attempts.listStalled,
+    touchStalledPayload: attempts.touchStalled,
     payloadsFor: (board, version) => payloadsFor(table, board, version),
   };
 }
@@ -157,63 +179,14 @@ async function planPayloads(
   return planned;
 }
 
-async function getPayload(table: LedgerTable, ref: UpdatePayloadRef): Promise<UpdatePayloadItem | undefined> {
-  const item = await table.get('get update payload', keyOf(ref));
-  return item === undefined ? undefined : strip<UpdatePayloadItem>(item);
-}
-
-async function beginPayload(
-  table: LedgerTable,
-  ref: UpdatePayloadRef,
-  leaseSeconds: number,
-): ReturnType<UpdatePayloadLedger['beginPayload']> {
-  const now = table.clock();
-  const updatedAt = now.toISOString();
-  const taken = await takeLease(
-    table,
-    'begin update payload',
-    keyOf(ref),
-    { ...attemptLease, seconds: leaseSeconds, now },
-    {
-      set: ['updatedAt = :now', '#g1sk = :g1sk'],
-      add: ['attempts :one'],
-      condition: 'attribute_exists(#pk) AND #state = :pending',
-      names: { ...partitionKeyName, ...stateName, '#g1sk': k.gsi1SortKey },
-      values: { ':now': updatedAt, ':g1sk': openSortKey(updatedAt, ref), ':one': 1, ':pending': 'pending' },
-    },
-  );
-  if (taken !== undefined) return { started: true, item: strip<UpdatePayloadItem>(taken) };
-  const current = await table.get('begin update payload', keyOf(ref));
-  if (current === undefined) return { started: false, reason: 'unknown' };
-  const state = current.state as UpdatePayloadState;
-  if (state === 'pending') return { started: false, reason: 'busy' };
-  return { started: false, reason: state };
-}
-
-async function endPayloadAttempt(table: LedgerTable, ref: UpdatePayloadRef, error: string): Promise<void> {
-  const updatedAt = nowIso(table);
-  await endLease(table, 'end update payload attempt', keyOf(ref), attemptLease, {
-    set: ['lastError = :error', 'updatedAt = :now', '#g1sk = :g1sk'],
-    condition: '#state = :pending',
-    names: { ...stateName, '#g1sk': k.gsi1SortKey },
-    values: {
-      ':error': error.slice(0, errorTextLimit),
-      ':now': updatedAt,
-      ':g1sk': openSortKey(updatedAt, ref),
-      ':pending': 'pending',
-    },
-  });
-}
-
 function markPayloadVerified(
-  table: LedgerTable,
+  attempts: PayloadAttempts,
   record: UpdatePayloadRecord,
   signingKey: string,
 ): Promise<boolean> {
-  return table.update('mark update payload verified', keyOf(record), {
+  return attempts.close(record, 'mark update payload verified', {
     set: [
       '#state = :verified',
-      'updatedAt = :now',
       '#key = :key',
       '#size = :size',
       'sha1Base64 = :sha1',
@@ -221,13 +194,12 @@ function markPayloadVerified(
       'verifiedAt = :verifiedAt',
       'signingKey = :signingKey',
     ],
-    remove: [...endedByVerdict, 'lastError', '#g1pk', '#g1sk'],
+    remove: ['lastError'],
     condition: '#state = :pending',
-    names: { ...stateName, ...indexNames, '#key': 'key', '#size': 'size' },
+    names: { '#key': 'key', '#size': 'size' },
     values: {
       ':verified': 'verified',
       ':pending': 'pending',
-      ':now': nowIso(table),
       ':key': record.key,
       ':size': record.size,
       ':sha1': record.sha1Base64,
@@ -238,25 +210,18 @@ function markPayloadVerified(
   });
 }
 
-/** A verdict: the state, off the open index, the attempt's lease given back. */
+/** A refusing verdict on a pending payload, with its reason. */
 function verdict(
-  table: LedgerTable,
+  attempts: PayloadAttempts,
   ref: UpdatePayloadRef,
   operation: string,
   state: UpdatePayloadState,
   detail: string,
 ): Promise<boolean> {
-  return table.update(operation, keyOf(ref), {
-    set: ['#state = :state', 'updatedAt = :now', 'lastError = :detail'],
-    remove: [...endedByVerdict, '#g1pk', '#g1sk'],
+  return attempts.close(ref, operation, {
+    set: ['#state = :state', 'lastError = :detail'],
     condition: '#state = :pending',
-    names: { ...stateName, ...indexNames },
-    values: {
-      ':state': state,
-      ':pending': 'pending',
-      ':now': nowIso(table),
-      ':detail': detail.slice(0, errorTextLimit),
-    },
+    values: { ':state': state, ':pending': 'pending', ':detail': detail.slice(0, errorTextLimit) },
   });
 }
 
@@ -289,47 +254,6 @@ function recordPayloadAlert(table: LedgerTable, ref: UpdatePayloadRef): Promise<
     condition: alertOwed,
     names: stateName,
     values: { ':now': nowIso(table), ':failed': 'failed_verification' },
-  });
-}
-
-async function listStalledPayloads(
-  table: LedgerTable,
-  before: Date,
-  limit: number,
-): Promise<UpdatePayloadItem[]> {
-  const items = await table.query(
-    'list stalled update payloads',
-    {
-      IndexName: k.gsi1Name,
-      KeyConditionExpression: '#g1pk = :open AND #g1sk < :before',
-      ExpressionAttributeNames: indexNames,
-      ExpressionAttributeValues: {
-        ':open': ledgerTable.ledgerIndex.openUpdatePayloads,
-        ':before': before.toISOString(),
-      },
-      Limit: limit,
-    },
-    limit,
-  );
-  return items.map((item) => strip<UpdatePayloadItem>(item)).filter((item) => item.state === 'pending');
-}
-
-function touchStalledPayload(
-  table: LedgerTable,
-  ref: UpdatePayloadRef,
-  seenUpdatedAt: string,
-): Promise<boolean> {
-  const updatedAt = nowIso(table);
-  return table.update('touch stalled update payload', keyOf(ref), {
-    set: ['updatedAt = :now', '#g1sk = :g1sk'],
-    condition: 'updatedAt = :seen AND #state = :pending',
-    names: { ...stateName, '#g1sk': k.gsi1SortKey },
-    values: {
-      ':now': updatedAt,
-      ':seen': seenUpdatedAt,
-      ':g1sk': openSortKey(updatedAt, ref),
-      ':pending': 'pending',
-    },
   });
 }
 

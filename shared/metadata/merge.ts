@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type BodyCache, createBodyCache } from '../instances/service.ts';
+import { createBodyCache } from '../instances/service.ts';
 import type { InstanceRecord } from '../instances/types.ts';
 
 /**
@@ -43,24 +43,26 @@ export function mergeWrapper(base: Uint8Array, user: Uint8Array): Uint8Array {
  * What an Ignition config is served as: with a base config, the wrapper that makes the client merge the
  * base and the user's untouched bytes; without one, the user's bytes. Legacy 2.x configs and
  * cloud-configs are served as stored: a 2.x client cannot read a 3.x wrapper, and cloud-config has no
- * merge. Wrappers are cached by body key (bodies are content-addressed, so a key's wrapper never changes).
+ * merge. Wrappers are cached by ETag, a hash of the body (inline bodies have no store key), so a cached
+ * wrapper is never stale; `maxCacheBytes` bounds them.
  */
 export function createConfigMerger(
   base: Record<string, unknown> | undefined,
-  cache: BodyCache = createBodyCache(32 * 1024 * 1024),
+  maxCacheBytes: number,
 ): (record: InstanceRecord, body: Uint8Array) => ServedConfig {
   if (base === undefined) return (record, body) => ({ body, etag: record.etag });
   const baseBytes = Buffer.from(JSON.stringify(base), 'utf8');
   const baseTag = createHash('sha256').update(baseBytes).digest('hex').slice(0, 16);
+  const cache = createBodyCache(maxCacheBytes);
   return (record, body) => {
     if (record.kind !== 'ignition' || record.specVersion?.startsWith('2.') === true) {
       return { body, etag: record.etag };
     }
     const etag = `"${record.etag.replaceAll('"', '').slice(0, 16)}${baseTag}"`;
-    const cached = cache.get(record.bodyKey);
+    const cached = cache.get(record.etag);
     if (cached !== undefined) return { body: cached, etag };
     const wrapped = mergeWrapper(baseBytes, body);
-    cache.set(record.bodyKey, wrapped);
+    cache.set(record.etag, wrapped);
     return { body: wrapped, etag };
   };
 }

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { stackName } from '../../cdk/build-app.ts';
 import { alarmNames } from '../../cdk/constructs/cldist-monitoring.ts';
 import { visibilityToFunctionTimeoutRatio } from '../../cdk/constructs/worker-queue.ts';
+import { instancePartitionPatterns, ledgerKeyActions } from '../../cdk/grants.ts';
 import {
   adminRouteKeys,
   bootRouteKeys,
@@ -600,9 +601,56 @@ describe('least privilege, by IAM policy statement', () => {
     ).toBe(true);
   });
 
+  it("encrypts the ledger table with the config bucket's customer-managed key (inline configs live there)", () => {
+    const keyArn = { 'Fn::GetAtt': [ids.configKey, 'Arn'] };
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: keyArn },
+    });
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: keyArn },
+          }),
+        ],
+      },
+    });
+    const tableProperties = propertiesOf(synth.resources, ids.table);
+    expect(tableProperties.SSESpecification).toEqual({
+      SSEEnabled: true,
+      SSEType: 'KMS',
+      KMSMasterKeyId: keyArn,
+    });
+  });
+
+  it('lets every ledger user use the table key through DynamoDB only, and only the API into instance items', () => {
+    for (const prefix of ['Poller', 'Worker', 'ApiHandler']) {
+      const statements = statementsOf(synth, prefix);
+      const keyStatement = only(
+        statements.filter((s) => mentions(s, ids.configKey) && s.Condition !== undefined),
+        `${prefix} table key statement`,
+      );
+      expect(actionsOf(keyStatement).sort()).toEqual([...ledgerKeyActions].sort());
+      expect(JSON.stringify(keyStatement.Condition)).toMatch(/"kms:ViaService".*dynamodb\./);
+      const ledger = only(
+        statements.filter((s) => mentions(s, ids.table)),
+        `${prefix} ledger statement`,
+      );
+      if (prefix === 'ApiHandler') expect(ledger.Condition).toBeUndefined();
+      else {
+        expect(ledger.Condition).toEqual({
+          'ForAllValues:StringNotLike': { 'dynamodb:LeadingKeys': instancePartitionPatterns },
+        });
+      }
+    }
+  });
+
   it('lets the poller read only the trust keyring object, delete mirror objects (retention), and nothing of the configs', () => {
     const statements = statementsOf(synth, 'Poller');
-    expect(statements.filter((s) => mentions(s, ids.config) || mentions(s, ids.configKey))).toEqual([]);
+    const viaDynamoOnly = (s: Statement) => JSON.stringify(s.Condition ?? {}).includes('kms:ViaService');
+    expect(
+      statements.filter((s) => mentions(s, ids.config) || (mentions(s, ids.configKey) && !viaDynamoOnly(s))),
+    ).toEqual([]);
     const objectStatements = statements.filter((s) =>
       actionsOf(s).some((a) => a.startsWith('s3:') && a !== 's3:ListBucket'),
     );
@@ -625,7 +673,10 @@ describe('least privilege, by IAM policy statement', () => {
 
   it('lets the worker get, put, abort and delete objects in the mirror only, and nothing of the configs', () => {
     const statements = statementsOf(synth, 'Worker');
-    expect(statements.filter((s) => mentions(s, ids.config) || mentions(s, ids.configKey))).toEqual([]);
+    const viaDynamoOnly = (s: Statement) => JSON.stringify(s.Condition ?? {}).includes('kms:ViaService');
+    expect(
+      statements.filter((s) => mentions(s, ids.config) || (mentions(s, ids.configKey) && !viaDynamoOnly(s))),
+    ).toEqual([]);
     const objectStatement = only(
       statements.filter((s) => actionsOf(s).includes('s3:PutObject')),
       'worker object statement',

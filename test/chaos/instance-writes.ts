@@ -65,7 +65,8 @@ export async function runInstanceWrites(
   const clock = () => new Date();
   const app = createApiApp(
     { instances, bodies, clock, adminAuth: { kind: 'bearer', token: adminToken } },
-    parseConfig({}),
+    // Every body in the config store: the write-then-point order and the sweep are what races can break.
+    parseConfig({ instances: { inlineBodyMaxBytes: 0 } }),
   );
   const violations: string[] = [];
   const winners = new Map<string, { token: string; label: string }>();

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { fleetStatusView } from '../../local/status/fleet.ts';
-import type { StatusModel } from '../../local/status/model.ts';
 import { renderStatusPage } from '../../local/status/render.ts';
 import { type AdminAuth, createApiApp } from '../../shared/api/app.ts';
 import { parseConfig } from '../../shared/config.ts';
@@ -18,6 +17,7 @@ import { createFleetRecording, fleetLedgerFor } from '../../shared/update/fleet-
 import { tableActive } from '../integration/mirror-harness.ts';
 import { emulatorClients, freshTable } from '../support/emulators.ts';
 import { fleetCheckIn, machineId, recordRollout } from '../support/fleet-fixtures.ts';
+import { emptyStatusModel } from '../support/status-model.ts';
 
 const clients = emulatorClients();
 const config = parseConfig({});
@@ -140,17 +140,12 @@ describe('the fleet view: counts, paging, redaction and notices (dynalite)', () 
       config,
     );
     const view = await fleetStatusView(ledger, pass, now, 50);
-    const model: StatusModel = {
+    const model = emptyStatusModel({
       generatedAt: now.toISOString(),
-      demo: false,
-      channels: [],
-      signingKeys: [],
-      keyWarningDays: 30,
-      events: [],
       worker: { inFlight: 0, concurrency: 1 },
       mirrorBaseUrl: 'http://127.0.0.1/mirror',
       fleet: view,
-    };
+    });
     const page = String(await renderStatusPage(model, 5));
     const json = JSON.stringify(model);
     const fullIds = [...view.rows.keys()].flatMap((i) => {

@@ -341,7 +341,24 @@ describeContract<Harness>(
         ignition: { version: '3.3.0' },
         storage: { files: [{ path: `/etc/n${n}`, mode: 420, contents: { source: 'data:,x' } }] },
       }));
+      // The race in question: every PUT has read the reservation before any writes. Without the barrier
+      // a fast PUT (an inline body has no store write) may land before another reads, which then is a
+      // plain replace of a ready instance rather than a racing end of the reservation.
+      const read = h.instances.get;
+      let waiting: (() => void)[] = [];
+      h.instances.get = async (id) => {
+        const record = await read(id);
+        if (id === 'race' && waiting.length < configs.length) {
+          await new Promise<void>((resolve) => {
+            waiting.push(resolve);
+            if (waiting.length === configs.length) for (const go of waiting) go();
+          });
+        }
+        return record;
+      };
       const answers = await Promise.all(configs.map((config) => put('race', { ignition: config })));
+      h.instances.get = read;
+      waiting = [];
       const statuses = answers.map((a) => a.status).sort();
       expect(statuses).toEqual([200, 409, 409, 409, 409]);
       const winner = configs[answers.findIndex((a) => a.status === 200)];

@@ -32,8 +32,13 @@ const ignitionOf = (name: string) => ({
 });
 
 type StoreKind = 'local folder' | 'fauxqs S3';
+/** Where bodies go: into the record (the default for configs this small), or all into the config store. */
+type BodyForm = 'inline' | 'store';
 
-async function harness(storeKind: StoreKind, recordCache: boolean) {
+const configFor = (form: BodyForm) =>
+  parseConfig(form === 'store' ? { instances: { inlineBodyMaxBytes: 0 } } : {});
+
+async function harness(storeKind: StoreKind, recordCache: boolean, form: BodyForm = 'inline') {
   const table = await freshTable(clients);
   await waitUntilTableExists(
     { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
@@ -62,7 +67,7 @@ async function harness(storeKind: StoreKind, recordCache: boolean) {
       adminAuth: { kind: 'bearer', token: adminToken },
       countRefused: (o) => refused.push(o),
     },
-    parseConfig({}),
+    configFor(form),
   );
   const put = async (id: string, body: unknown) => {
     const response = await app.request(`/v1/instances/${id}`, {
@@ -82,70 +87,81 @@ async function harness(storeKind: StoreKind, recordCache: boolean) {
   return { table, bodies, instances, refused, clock, put, fetchConfig };
 }
 
-const shapes: [StoreKind, boolean][] = [
-  ['local folder', true],
-  ['local folder', false],
-  ['fauxqs S3', false],
+const shapes: [StoreKind, boolean, BodyForm][] = [
+  ['local folder', true, 'store'],
+  ['local folder', false, 'store'],
+  ['fauxqs S3', false, 'store'],
+  ['local folder', true, 'inline'],
+  ['fauxqs S3', false, 'inline'],
 ];
 
-describe.each(shapes)('racing PUTs to one id (%s, record cache %s)', (storeKind, recordCache) => {
-  it('never leave it unfetchable: the one winner serves its body, losers get 409, the sweep keeps it', async () => {
-    const h = await harness(storeKind, recordCache);
-    for (const concurrency of [2, 4]) {
-      for (let round = 0; round < 8; round++) {
-        const id = `race-${concurrency}-${round}`;
-        expect((await h.put(id, ignitionOf('x'))).status).toBe(201);
-        const names = Array.from({ length: concurrency }, (_, i) => (i % 2 === 0 ? 'y' : 'x'));
-        const answers = await Promise.all(names.map((name) => h.put(id, ignitionOf(name))));
-        for (const answer of answers) expect([200, 409]).toContain(answer.status);
-        for (const lost of answers.filter((a) => a.status === 409)) expect(lost.code).toBe('conflict');
-        const won = answers.flatMap((a, i) =>
-          a.status === 200 ? [{ token: a.token ?? '', name: names[i] }] : [],
-        );
-        expect(won.length).toBeGreaterThanOrEqual(1);
-        const fetched = await Promise.all(won.map((w) => h.fetchConfig(id, w.token)));
-        const served = fetched.flatMap((f, i) => (f.status === 200 ? [{ ...f, name: won[i]?.name }] : []));
-        expect(
-          served,
-          `round ${round} of ${concurrency}: ${JSON.stringify(fetched.map((f) => f.status))}`,
-        ).toHaveLength(1);
-        expect(served[0]?.text).toContain(`data:,${served[0]?.name}`);
-        expect(fetched.filter((f) => f.status !== 200).every((f) => f.status === 404)).toBe(true);
+describe.each(shapes)(
+  'racing PUTs to one id (%s, record cache %s, bodies %s)',
+  (storeKind, recordCache, form) => {
+    it('never leave it unfetchable: the one winner serves its body, losers get 409, the sweep keeps it', async () => {
+      const h = await harness(storeKind, recordCache, form);
+      for (const concurrency of [2, 4]) {
+        for (let round = 0; round < 8; round++) {
+          const id = `race-${concurrency}-${round}`;
+          expect((await h.put(id, ignitionOf('x'))).status).toBe(201);
+          const names = Array.from({ length: concurrency }, (_, i) => (i % 2 === 0 ? 'y' : 'x'));
+          const answers = await Promise.all(names.map((name) => h.put(id, ignitionOf(name))));
+          for (const answer of answers) expect([200, 409]).toContain(answer.status);
+          for (const lost of answers.filter((a) => a.status === 409)) expect(lost.code).toBe('conflict');
+          const won = answers.flatMap((a, i) =>
+            a.status === 200 ? [{ token: a.token ?? '', name: names[i] }] : [],
+          );
+          expect(won.length).toBeGreaterThanOrEqual(1);
+          const fetched = await Promise.all(won.map((w) => h.fetchConfig(id, w.token)));
+          const served = fetched.flatMap((f, i) => (f.status === 200 ? [{ ...f, name: won[i]?.name }] : []));
+          expect(
+            served,
+            `round ${round} of ${concurrency}: ${JSON.stringify(fetched.map((f) => f.status))}`,
+          ).toHaveLength(1);
+          expect(served[0]?.text).toContain(`data:,${served[0]?.name}`);
+          expect(fetched.filter((f) => f.status !== 200).every((f) => f.status === 404)).toBe(true);
+        }
       }
-    }
-    const ids = Array.from({ length: 16 }, (_, i) => `race-${i < 8 ? 2 : 4}-${i % 8}`);
-    const before = (await h.bodies.list('instances/')).length;
-    expect(before).toBeGreaterThan(ids.length);
-    const kept = await sweepConfigBodies(h, { graceMs: 60_000 });
-    expect(kept).toMatchObject({ removed: 0, instances: ids.length });
-    const report = await sweepConfigBodies(h, { graceMs: -1000 });
-    expect(report.removed).toBe(before - ids.length);
-    const left = await h.bodies.list('instances/');
-    expect(left).toHaveLength(ids.length);
-    for (const id of ids) {
-      const record = await h.instances.get(id);
-      expect(left).toContain(record?.bodyKey);
-    }
-  });
+      const ids = Array.from({ length: 16 }, (_, i) => `race-${i < 8 ? 2 : 4}-${i % 8}`);
+      if (form === 'inline') {
+        expect(await h.bodies.list('instances/')).toEqual([]);
+        for (const id of ids) expect((await h.instances.get(id))?.inlineBody).toBeInstanceOf(Uint8Array);
+        return;
+      }
+      const before = (await h.bodies.list('instances/')).length;
+      expect(before).toBeGreaterThan(ids.length);
+      const kept = await sweepConfigBodies(h, { graceMs: 60_000 });
+      expect(kept).toMatchObject({ removed: 0, instances: ids.length });
+      const report = await sweepConfigBodies(h, { graceMs: -1000 });
+      expect(report.removed).toBe(before - ids.length);
+      const left = await h.bodies.list('instances/');
+      expect(left).toHaveLength(ids.length);
+      for (const id of ids) {
+        const record = await h.instances.get(id);
+        expect(left).toContain(record?.bodyKey);
+      }
+    });
 
-  it('deletes conditionally and removes the deleted body at once', async () => {
-    const h = await harness(storeKind, recordCache);
-    const first = await h.put('gone', ignitionOf('x'));
-    expect(first.status).toBe(201);
-    const response = await createApiApp(
-      {
-        instances: h.instances,
-        bodies: h.bodies,
-        clock: h.clock,
-        adminAuth: { kind: 'bearer', token: adminToken },
-      },
-      parseConfig({}),
-    ).request('/v1/instances/gone', { method: 'DELETE', headers: admin });
-    expect(response.status).toBe(204);
-    expect(await h.bodies.list('instances/gone/')).toEqual([]);
-    expect((await h.fetchConfig('gone', first.token ?? '')).status).toBe(404);
-  });
-});
+    it('deletes conditionally and removes the deleted body at once', async () => {
+      const h = await harness(storeKind, recordCache, form);
+      const first = await h.put('gone', ignitionOf('x'));
+      expect(first.status).toBe(201);
+      const response = await createApiApp(
+        {
+          instances: h.instances,
+          bodies: h.bodies,
+          clock: h.clock,
+          adminAuth: { kind: 'bearer', token: adminToken },
+        },
+        configFor(form),
+      ).request('/v1/instances/gone', { method: 'DELETE', headers: admin });
+      expect(response.status).toBe(204);
+      expect(await h.bodies.list('instances/gone/')).toEqual([]);
+      expect(await h.instances.get('gone')).toBeUndefined();
+      expect((await h.fetchConfig('gone', first.token ?? '')).status).toBe(404);
+    });
+  },
+);
 
 describe('fetches without the token', () => {
   it('add nothing to the ledger, and are counted by outcome', async () => {

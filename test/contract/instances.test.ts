@@ -46,6 +46,8 @@ interface Shape {
   transport: 'app.request' | 'node server';
   /** The single-machine record cache in front of the ledger. */
   recordCache?: boolean;
+  /** Every body in the config store (`instances.inlineBodyMaxBytes: 0`) instead of small ones inline. */
+  storeBodies?: boolean;
 }
 
 /** dynalite answers ResourceNotFound for a moment after CreateTable; wait until it is ACTIVE. */
@@ -98,7 +100,7 @@ async function makeHarness(
       onInternalError: (error) => internalErrors.push(error),
       countRefused: (outcome) => refused.push(outcome),
     },
-    parseConfig({}),
+    parseConfig(shape.storeBodies === true ? { instances: { inlineBodyMaxBytes: 0 } } : {}),
   );
   let server: RunningServer | undefined;
   let send: Send;
@@ -154,7 +156,7 @@ function fetchIgnition(
 }
 
 const shapes: Shape[] = [
-  { bodies: 'fauxqs S3', transport: 'app.request' },
+  { bodies: 'fauxqs S3', transport: 'app.request', storeBodies: true },
   { bodies: 'local folder', transport: 'node server' },
   { bodies: 'local folder', transport: 'node server', recordCache: true },
 ];
@@ -162,7 +164,7 @@ const shapes: Shape[] = [
 describeContract<Harness>(
   'instance config API',
   shapes.map((shape) => ({
-    name: `${shape.bodies} via ${shape.transport}${shape.recordCache ? ' with the record cache' : ''}`,
+    name: `${shape.bodies} via ${shape.transport}${shape.recordCache ? ' with the record cache' : ''}${shape.storeBodies ? ', every body in the store' : ''}`,
     make: () => makeHarness(shape),
   })),
   (make) => {
@@ -386,8 +388,14 @@ describeContract<Harness>(
     });
 
     it('answers 503 with Retry-After while a config body is not readable', async () => {
-      const answer = await register(h.send, 'node-1');
+      // Larger than the inline limit, so the body is in the config store.
+      const large = {
+        ignition: { version: '3.3.0' },
+        storage: { files: [{ path: '/etc/big', contents: { source: `data:,${'x'.repeat(40 * 1024)}` } }] },
+      };
+      const answer = await register(h.send, 'node-1', { ignition: large });
       const described = await h.instances.get('node-1');
+      expect(described?.inlineBody).toBeUndefined();
       await h.bodies.delete(described?.bodyKey ?? '');
       const response = await fetchIgnition(h.send, 'node-1', answer.token);
       expect(response.status).toBe(503);

@@ -54,3 +54,29 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
     clearTimeout(timer);
   }
 }
+
+/**
+ * Replaces each field of a good job message, one at a time, by junk (a path, a separator, a space, an empty
+ * name, non-http URLs, a doubled dot, a number, null) and expects `parse` to refuse it naming that field.
+ */
+export async function expectEachJobFieldChecked(
+  parser: string,
+  validJob: Record<string, unknown>,
+  parse: (body: string) => unknown,
+): Promise<void> {
+  await runCorpus(
+    parser,
+    fc.tuple(
+      fc.constantFrom(...Object.keys(validJob)),
+      fc.oneof(
+        fc.constantFrom('../etc', 'a/b', '1.2 3', '', 'file:///etc/passwd', 'ftp://x/y', '4081..2'),
+        fc.integer(),
+        fc.constant(null),
+      ),
+    ),
+    ([key, junk]) => {
+      const body = JSON.stringify({ ...validJob, [key]: junk });
+      expect(() => parse(body)).toThrow(new RegExp(`job message is invalid: ${key}: `));
+    },
+  );
+}

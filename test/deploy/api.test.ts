@@ -1,4 +1,7 @@
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ledgerItems } from '../../shared/ledger/table.ts';
 import { omahaCheck } from '../support/update-fixtures.ts';
 import type { Deployment } from './harness/deployment.ts';
 import { deployStack } from './harness/fixture.ts';
@@ -50,6 +53,45 @@ describe('the deployed API', () => {
 
     const wrongToken = await api.request({ method: 'GET', path: `${url.pathname}?token=${'0'.repeat(43)}` });
     expect(wrongToken.status).toBe(404);
+  });
+
+  it('keeps a small config in the (CMK-encrypted) ledger item and a large one in the config bucket', async () => {
+    const bucket = deployment.ref(deployment.logicalId('ConfigBucket'));
+    const table = deployment.ref(deployment.logicalId('Ledger'));
+    const large = {
+      ignition: { version: '3.4.0' },
+      storage: { files: [{ path: '/etc/large', contents: { source: `data:,${'x'.repeat(40 * 1024)}` } }] },
+    };
+    for (const [id, config] of [
+      ['vm-small', ignition],
+      ['vm-large', large],
+    ] as const) {
+      const put = await api.request({
+        method: 'PUT',
+        path: `/v1/instances/${id}`,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ignition: config }),
+        iam: operatorCaller,
+      });
+      expect(put.status, put.body).toBe(201);
+      const url = new URL(put.json<{ ignitionUrl: string }>().ignitionUrl);
+      const fetched = await api.request({ method: 'GET', path: `${url.pathname}${url.search}` });
+      expect(fetched.status, fetched.body).toBe(200);
+      expect(fetched.json()).toMatchObject(config);
+    }
+    const listed = async (id: string) =>
+      (
+        await deployment.clients.s3.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: `instances/${id}/` }),
+        )
+      ).Contents ?? [];
+    const item = async (id: string) =>
+      (await deployment.clients.doc.send(new GetCommand({ TableName: table, Key: ledgerItems.instance(id) })))
+        .Item;
+    expect(await listed('vm-small')).toEqual([]);
+    expect((await item('vm-small'))?.bodyZ).toBeInstanceOf(Uint8Array);
+    expect(await listed('vm-large')).toHaveLength(1);
+    expect((await item('vm-large'))?.bodyZ).toBeUndefined();
   });
 
   it('boots a registered machine with a script naming the CloudFront mirror, and an unknown one with a retry script', async () => {

@@ -1,6 +1,5 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hono } from 'hono';
@@ -11,9 +10,9 @@ import { parseConfig } from '../../shared/config.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
+import { type IgnitionRun, runIgnitionFetch } from '../support/ignition-run.ts';
 import { freshInstanceRepository } from '../support/instance-api.ts';
 
-const ignitionBinary = '/usr/lib/dracut/modules.d/30ignition/ignition';
 const adminToken = 'e2e-admin-token';
 
 /** What the instance ends up with: Ignition 2.14 accepts configs up to spec 3.3.0. */
@@ -24,13 +23,6 @@ const instanceConfig = {
 };
 const instanceText = JSON.stringify(instanceConfig);
 const instanceHash = `sha512-${createHash('sha512').update(instanceText).digest('hex')}`;
-
-interface IgnitionRun {
-  exitCode: number;
-  output: string;
-  /** The config cache Ignition wrote, when the fetch succeeded. */
-  cached?: unknown;
-}
 
 describe('the real Ignition client (fetch stage) against the API', () => {
   let dir: string;
@@ -47,7 +39,8 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     bodies = createLocalStore(join(dir, 'configs'));
     const api = createApiApp(
       { instances, bodies, clock: () => new Date(), adminAuth: { kind: 'bearer', token: adminToken } },
-      parseConfig({}),
+      // Bodies in the config store, so a test can make one unreadable for a while.
+      parseConfig({ instances: { inlineBodyMaxBytes: 0 } }),
     );
     const app = new Hono();
     app.use(async (c, next) => {
@@ -75,41 +68,8 @@ describe('the real Ignition client (fetch stage) against the API', () => {
     return (await response.json()) as { token: string; ignitionUrl: string };
   }
 
-  /**
-   * Ignition's fetch stage only, with nothing written to this system: its `file` platform reads the config
-   * named by IGNITION_CONFIG_FILE (coreos/ignition, internal/providers/file), and every path it writes is
-   * moved under `work` with the flags `ignition -help` lists.
-   */
-  async function runIgnition(name: string, pointer: unknown): Promise<IgnitionRun> {
-    const work = join(dir, name);
-    await mkdir(join(work, 'root'), { recursive: true });
-    await writeFile(join(work, 'cfg.ign'), JSON.stringify(pointer));
-    const cache = join(work, 'ignition.json');
-    const args = [
-      '-platform=file',
-      '-stage=fetch',
-      `-root=${join(work, 'root')}`,
-      `-config-cache=${cache}`,
-      `-state-file=${join(work, 'state')}`,
-      `-neednet=${join(work, 'neednet')}`,
-      '-log-to-stdout',
-    ];
-    const { exitCode, output } = await new Promise<{ exitCode: number; output: string }>((resolve) => {
-      execFile(
-        ignitionBinary,
-        args,
-        { env: { ...process.env, IGNITION_CONFIG_FILE: join(work, 'cfg.ign') }, timeout: 50_000 },
-        (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-          resolve({ exitCode: code, output: `${stdout}${stderr}` });
-        },
-      );
-    });
-    const cached = await readFile(cache, 'utf8').then(
-      (text) => JSON.parse(text) as unknown,
-      () => undefined,
-    );
-    return { exitCode, output, ...(cached === undefined ? {} : { cached }) };
+  function runIgnition(name: string, pointer: unknown): Promise<IgnitionRun> {
+    return runIgnitionFetch(join(dir, name), pointer);
   }
 
   function expectOurConfig(run: IgnitionRun): void {

@@ -77,7 +77,9 @@ describe('cldist serve keeps instance configs private', () => {
 
   it('creates the data dir 0700 and writes config bodies 0600 in 0700 folders', async () => {
     const dataDir = join(dir, 'fresh');
-    const started = await serveFor(await simConfig(sim, dir, ['stable']), dataDir);
+    // Every body in the config store, so there are body files whose modes to check.
+    const storeBodies = { instances: { inlineBodyMaxBytes: 0 } };
+    const started = await serveFor(await simConfig(sim, dir, ['stable'], storeBodies), dataDir);
     try {
       const put = await fetch(`${started.handle.url}/v1/instances/a1`, {
         method: 'PUT',

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApiApp } from '../../shared/api/app.ts';
 import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
-import { diskImage, pxeInitramfs, pxeKernel } from '../../shared/boot/profiles.ts';
 import { createRecentBoots, type RecentBoots } from '../../shared/boot/recent.ts';
 import { type BootStore, createDynamoBootStore } from '../../shared/boot/store.ts';
 import { withBootCache } from '../../shared/boot/store-cache.ts';
@@ -13,6 +12,7 @@ import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createDynamoLedger, type Ledger } from '../../shared/ledger/ledger.ts';
 import { createLocalStore } from '../../shared/store/local-store.ts';
 import { tableActive } from '../integration/mirror-harness.ts';
+import { mirrorBootRelease } from './boot-release.ts';
 import { emulatorClients, freshTable } from './emulators.ts';
 import { facts } from './ledger-fixtures.ts';
 
@@ -80,18 +80,7 @@ export async function startBootRig(
       }),
     async mirrorRelease(channel, version, current = true) {
       const release = { source: 'flatcar', channel, board: 'amd64-usr', version };
-      const names = [pxeKernel, pxeInitramfs, diskImage];
-      await ledger.claimRelease(
-        release,
-        names.map((name) => ({
-          name,
-          required: true,
-          url: `http://o/${name}`,
-          signatureUrl: `http://o/${name}.sig`,
-        })),
-      );
-      for (const artifact of names) await ledger.markVerified({ ...release, artifact }, facts);
-      if (current) await ledger.advanceCurrent(release);
+      await mirrorBootRelease(ledger, release, { current, facts });
     },
     async close() {
       await server.close();

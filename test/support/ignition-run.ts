@@ -13,23 +13,42 @@ export interface IgnitionRun {
 }
 
 /**
- * Ignition's fetch stage only, with nothing written to this system: its `file` platform reads the config
- * named by IGNITION_CONFIG_FILE (coreos/ignition, internal/providers/file), and every path it writes is
- * moved under `work` with the flags `ignition -help` lists.
+ * The command line of Ignition's fetch stage on `platform`, with every path it writes moved under `work`
+ * (the flags `ignition -help` lists); the config it fetched lands in `fetchedConfigPath(work)`.
  */
-export async function runIgnitionFetch(work: string, pointer: unknown): Promise<IgnitionRun> {
-  await mkdir(join(work, 'root'), { recursive: true });
-  await writeFile(join(work, 'cfg.ign'), JSON.stringify(pointer));
-  const cache = join(work, 'ignition.json');
-  const args = [
-    '-platform=file',
+export function fetchStageArgs(platform: string, work: string): string[] {
+  return [
+    `-platform=${platform}`,
     '-stage=fetch',
     `-root=${join(work, 'root')}`,
-    `-config-cache=${cache}`,
+    `-config-cache=${fetchedConfigPath(work)}`,
     `-state-file=${join(work, 'state')}`,
     `-neednet=${join(work, 'neednet')}`,
     '-log-to-stdout',
   ];
+}
+
+function fetchedConfigPath(work: string): string {
+  return join(work, 'ignition.json');
+}
+
+/** The config a fetch stage cached under `work`; undefined if it got none. */
+export function readFetchedConfig(work: string): Promise<unknown> {
+  return readFile(fetchedConfigPath(work), 'utf8').then(
+    (text) => JSON.parse(text) as unknown,
+    () => undefined,
+  );
+}
+
+/**
+ * Ignition's fetch stage only, with nothing written to this system: its `file` platform reads the config
+ * named by IGNITION_CONFIG_FILE (coreos/ignition, internal/providers/file), and every path it writes is
+ * moved under `work`.
+ */
+export async function runIgnitionFetch(work: string, pointer: unknown): Promise<IgnitionRun> {
+  await mkdir(join(work, 'root'), { recursive: true });
+  await writeFile(join(work, 'cfg.ign'), JSON.stringify(pointer));
+  const args = fetchStageArgs('file', work);
   const { exitCode, output } = await new Promise<{ exitCode: number; output: string }>((resolve) => {
     execFile(
       ignitionBinary,
@@ -41,9 +60,6 @@ export async function runIgnitionFetch(work: string, pointer: unknown): Promise<
       },
     );
   });
-  const cached = await readFile(cache, 'utf8').then(
-    (text) => JSON.parse(text) as unknown,
-    () => undefined,
-  );
+  const cached = await readFetchedConfig(work);
   return { exitCode, output, ...(cached === undefined ? {} : { cached }) };
 }

@@ -3,14 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { loadOrCreateAdminToken } from '../../local/admin-token.ts';
-import { createApiApp } from '../../shared/api/app.ts';
-import { type RunningServer, serveNode } from '../../shared/api/node-server.ts';
+import type { RunningServer } from '../../shared/api/node-server.ts';
 import type { AwsClients } from '../../shared/aws-clients.ts';
-import { parseConfig } from '../../shared/config.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
-import { createLocalStore } from '../../shared/store/local-store.ts';
 import { emulatorClients, freshTable } from './emulators.ts';
+import { serveInstanceApi } from './instance-api-server.ts';
 
 /** A new ledger table in dynalite, waited for until it is active. */
 export async function freshActiveTable(clients: AwsClients): Promise<string> {
@@ -44,16 +42,7 @@ export async function startCliApi(prefix: string): Promise<CliApi> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   const instances = await freshInstanceRepository();
   const { token } = await loadOrCreateAdminToken(join(dir, 'data'));
-  const app = createApiApp(
-    {
-      instances,
-      bodies: createLocalStore(join(dir, 'configs')),
-      clock: () => new Date(),
-      adminAuth: { kind: 'bearer', token },
-    },
-    parseConfig({}),
-  );
-  const server = await serveNode(app, { host: '127.0.0.1', port: 0 });
+  const server = await serveInstanceApi(dir, instances, token);
   return {
     dir,
     server,

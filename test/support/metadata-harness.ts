@@ -76,7 +76,7 @@ export async function metadataHarness(options: HarnessOptions = {}): Promise<Met
     identity: sourceAddressIdentity(instances),
     deps,
     config,
-    merge: createConfigMerger(config.platform.baseIgnition),
+    merge: createConfigMerger(config.platform.baseIgnition, config.instances.cacheBytes.merged),
   });
   const repository = instances;
   const admin = async (path: string, init: RequestInit = {}) =>

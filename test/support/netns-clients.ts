@@ -1,10 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fetchStageArgs, ignitionBinary, readFetchedConfig } from './ignition-run.ts';
 import type { Lab, Outcome } from './netns.ts';
-
-/** Debian's `ignition` package installs the real client here, as the initramfs runs it. */
-export const ignitionBinary = '/usr/lib/dracut/modules.d/30ignition/ignition';
 
 /** The provider's base config every instance's own config is merged into. */
 export const baseIgnition = {
@@ -36,25 +34,8 @@ export async function ignitionFetch(
 ): Promise<IgnitionFetch> {
   const work = join(dir, `run-${vm}-${platform}`);
   await mkdir(join(work, 'root'), { recursive: true });
-  const cache = join(work, 'ignition.json');
-  const run = await lab.inVm(
-    vm,
-    ignitionBinary,
-    [
-      `-platform=${platform}`,
-      '-stage=fetch',
-      `-root=${join(work, 'root')}`,
-      `-config-cache=${cache}`,
-      `-state-file=${join(work, 'state')}`,
-      `-neednet=${join(work, 'neednet')}`,
-      '-log-to-stdout',
-    ],
-    60_000,
-  );
-  const cached = await readFile(cache, 'utf8').then(
-    (text) => JSON.parse(text) as { storage?: { files?: { path: string }[] } },
-    () => undefined,
-  );
+  const run = await lab.inVm(vm, ignitionBinary, fetchStageArgs(platform, work), 60_000);
+  const cached = (await readFetchedConfig(work)) as IgnitionFetch['cached'];
   return { ...run, cached, files: (cached?.storage?.files ?? []).map((file) => file.path).sort() };
 }
 

@@ -46,6 +46,11 @@ export interface RawClientOptions {
    * whose bodies differ (see `serialisePost`). `url` still names the server.
    */
   requests?: readonly Buffer[];
+  /**
+   * Builds each request as it is sent, instead of `requests` or the one GET: for a stream of requests too
+   * many or too varied to hold serialised (a random instance per request). `url` still names the server.
+   */
+  nextRequest?: () => Buffer;
 }
 
 export interface RawClientStats {
@@ -435,6 +440,7 @@ export function createRawClient(options: RawClientOptions): RawClient {
   const requests = options.requests ?? [serialiseGet(url, options.headers ?? {})];
   if (requests.length === 0) throw new Error('requests, when given, must hold at least one request');
   let nextRequest = 0;
+  const build = options.nextRequest;
   const idleTimeoutMs = options.idleTimeoutMs ?? 2000;
   const onConnectionClose = options.onConnectionClose;
   const localAddress = options.localAddress;
@@ -483,7 +489,7 @@ export function createRawClient(options: RawClientOptions): RawClient {
       if (this.socket !== null && now - this.lastUsed > idleTimeoutMs) this.discard();
       if (this.socket === null) this.open();
       this.lastUsed = now;
-      const bytes = requests[nextRequest];
+      const bytes = build === undefined ? requests[nextRequest] : build();
       nextRequest = nextRequest + 1 === requests.length ? 0 : nextRequest + 1;
       if (bytes !== undefined) this.socket?.write(bytes);
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createInstanceCache, type LookupAnswer } from '../../local/metadata-proxy/instance-cache.ts';
+import { approximateBytes, createBoundedMap } from '../../shared/cache-size.ts';
 import { createBodyCache } from '../../shared/instances/body-cache.ts';
 
 const bytes = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
@@ -73,5 +74,37 @@ describe('metadata proxy instance cache expiry', () => {
     await cache.resolve('a', lookup);
     expect(calls).toBe(2);
     expect(cache.stats().size).toBe(0);
+  });
+});
+
+describe('byte-bounded maps (createBoundedMap)', () => {
+  it('remember absence as null, and drop the least recently used beyond the budget', () => {
+    const map = createBoundedMap<{ name: string }>(600);
+    map.set('gone', null);
+    expect(map.get('gone')).toBeNull();
+    expect(map.get('never')).toBeUndefined();
+    for (let i = 0; i < 20; i++) map.set(`k${i}`, { name: `value-${i}` });
+    expect(map.get('k19')).toEqual({ name: 'value-19' });
+    expect(map.get('k0')).toBeUndefined();
+    expect(map.get('gone')).toBeUndefined();
+  });
+
+  it('keeps nothing with a budget of 0, and nothing larger than the whole budget', () => {
+    const none = createBoundedMap<string>(0);
+    none.set('a', 'b');
+    expect(none.get('a')).toBeUndefined();
+    const small = createBoundedMap<string>(200);
+    small.set('big', 'x'.repeat(500));
+    expect(small.get('big')).toBeUndefined();
+    small.set('fits', 'x');
+    expect(small.get('fits')).toBe('x');
+  });
+
+  it('estimate strings, binary and nesting no lower than their payload', () => {
+    expect(approximateBytes('x'.repeat(100))).toBeGreaterThanOrEqual(100);
+    expect(approximateBytes(new Uint8Array(1000))).toBeGreaterThanOrEqual(1000);
+    expect(approximateBytes({ a: { b: ['y'.repeat(50)] } })).toBeGreaterThan(
+      approximateBytes('y'.repeat(50)),
+    );
   });
 });

@@ -46,10 +46,10 @@ describe('the merge wrapper', () => {
   });
 
   it('leaves 2.x configs, cloud-configs and a missing base alone', () => {
-    const merge = createConfigMerger(base);
+    const merge = createConfigMerger(base, 1024 * 1024);
     expect(merge(record({ specVersion: '2.2.0' }), user)).toEqual({ body: user, etag: record().etag });
     expect(merge(record({ kind: 'cloud-config' }), user).body).toBe(user);
-    expect(createConfigMerger(undefined)(record(), user).body).toBe(user);
+    expect(createConfigMerger(undefined, 1024 * 1024)(record(), user).body).toBe(user);
     const wrapped = merge(record(), user);
     expect(wrapped.body).not.toBe(user);
     expect(wrapped.etag).not.toBe(record().etag);

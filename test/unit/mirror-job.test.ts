@@ -1,14 +1,13 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createWorkerHandler } from '../../functions/mirror-worker/handler.ts';
-import { createLogger, type LogRecord } from '../../local/runtime/log.ts';
+import type { LogRecord } from '../../local/runtime/log.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { ConfigError, TransientError } from '../../shared/errors.ts';
-import type { Ledger } from '../../shared/ledger/ledger.ts';
-import type { MirrorDeps } from '../../shared/mirror/deps.ts';
 import { dispositionOf, retryDelaySeconds, runMirrorJob } from '../../shared/mirror/job.ts';
 import { resolveMirrorStore } from '../../shared/mirror/store-location.ts';
 import { artifactUrls } from '../../shared/release/layout.ts';
+import { depsWithLedgerDown } from '../support/mirror-deps.ts';
 
 const config = parseConfig({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9/{channel}' }] });
 const [source] = config.sources;
@@ -26,25 +25,6 @@ function jobBody(channel = 'stable'): string {
     artifact: 'version.txt',
   };
   return JSON.stringify({ ...job, ...urls });
-}
-
-/**
- * The ledger is the first thing a job touches; a stand-in down is the transient fault here (dynalite
- * going away is what the chaos run and the disk-full tests produce for real).
- */
-function depsWithLedgerDown(records: LogRecord[]): MirrorDeps {
-  const ledger = {
-    beginAttempt: () => Promise.reject(new TransientError('ledger-unavailable', 'the ledger did not answer')),
-  } as unknown as Ledger;
-  return {
-    ledger,
-    store: {} as MirrorDeps['store'],
-    notifier: { publish: () => Promise.resolve() },
-    jobs: { sendJobs: () => Promise.resolve() },
-    signatures: {} as MirrorDeps['signatures'],
-    clock: () => new Date('2026-12-03T00:00:00Z'),
-    logger: createLogger({ format: 'json', write: () => {}, onRecord: (r) => records.push(r) }),
-  };
 }
 
 describe('the mirror job policy (runMirrorJob)', () => {

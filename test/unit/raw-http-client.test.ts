@@ -524,4 +524,29 @@ describe('the raw client with its own requests', () => {
     expect(raw.stats().opened).toBe(1);
     expect(() => createRawClient({ url, connections: 1, requests: [] })).toThrow(/at least one request/);
   });
+
+  it('builds each request as it sends it when given nextRequest', async () => {
+    const seen: string[] = [];
+    handler = (req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization}`);
+      res.end('ok');
+    };
+    const host = new URL(url).host;
+    let built = 0;
+    const raw = client({
+      connections: 2,
+      nextRequest: () => {
+        built++;
+        return Buffer.from(
+          `GET /v1/n/${built} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer t${built}\r\nConnection: keep-alive\r\n\r\n`,
+          'latin1',
+        );
+      },
+    });
+    const results = await Promise.all([raw.send(), raw.send(), raw.send()]);
+    expect(results).toEqual([200, 200, 200]);
+    expect(built).toBe(3);
+    expect(seen.sort()).toEqual(['/v1/n/1 Bearer t1', '/v1/n/2 Bearer t2', '/v1/n/3 Bearer t3']);
+    expect(raw.stats().opened).toBe(2);
+  });
 });

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { listInstanceRows } from '../../local/status/instances.ts';
-import type { StatusModel } from '../../local/status/model.ts';
 import { renderStatusPage } from '../../local/status/render.ts';
+import { emptyStatusModel } from '../support/status-model.ts';
 
-const model: StatusModel = {
-  generatedAt: '2026-06-01T00:00:00Z',
-  demo: false,
-  channels: [],
-  signingKeys: [],
-  keyWarningDays: 30,
-  events: [],
-  worker: { inFlight: 0, concurrency: 2 },
-  mirrorBaseUrl: 'http://127.0.0.1:8080/mirror',
-};
+const model = emptyStatusModel();
 
 describe('the status page instances section', () => {
   it('lists each instance with addresses, hostname, kind and last fetch, escaped', async () => {

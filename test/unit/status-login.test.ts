@@ -1,23 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { StatusModel } from '../../local/status/model.ts';
 import { createStatusApp, sessionCookieName } from '../../local/status/routes.ts';
 import { createSessionStore } from '../../local/status/sessions.ts';
 import { TransientError } from '../../shared/errors.ts';
+import { emptyStatusModel } from '../support/status-model.ts';
 
 const token = 'admin-token-0123456789';
 const origin = 'http://127.0.0.1:8080';
 
-const model: StatusModel = {
+const model = emptyStatusModel({
   generatedAt: '2026-01-01T00:00:00.000Z',
-  demo: false,
-  channels: [],
-  signingKeys: [],
-  keyWarningDays: 30,
-  events: [],
   worker: { inFlight: 0, concurrency: 1 },
   mirrorBaseUrl: `${origin}/mirror`,
-};
+});
 
 function app(options: { publicBaseUrl?: string; now?: () => number; maxSessions?: number } = {}) {
   return createStatusApp({

@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, type LogRecord } from '../../local/runtime/log.ts';
+import type { LogRecord } from '../../local/runtime/log.ts';
 import { parseConfig, type UpdateConfig } from '../../shared/config.ts';
-import { TransientError } from '../../shared/errors.ts';
-import type { Ledger } from '../../shared/ledger/ledger.ts';
-import type { MirrorDeps } from '../../shared/mirror/deps.ts';
 import { runMirrorJob } from '../../shared/mirror/job.ts';
 import { updatePayloadUrl } from '../../shared/update/origin.ts';
 import { MAIN_UPDATE_PAYLOAD } from '../../shared/update/payload-record.ts';
+import { depsWithLedgerDown } from '../support/mirror-deps.ts';
 
 const channels = [{ name: 'stable', baseUrl: 'http://127.0.0.1:9/{channel}' }];
 const config = parseConfig({
@@ -32,20 +30,6 @@ function body(fields: Record<string, unknown> = {}): string {
   });
 }
 
-/** Every ledger call fails transiently: a job that reaches the ledger is retried, one refused before is not. */
-function deps(records: LogRecord[]): MirrorDeps {
-  const down = () => Promise.reject(new TransientError('ledger-unavailable', 'the ledger did not answer'));
-  return {
-    ledger: { beginPayload: down, beginAttempt: down } as unknown as Ledger,
-    store: {} as MirrorDeps['store'],
-    notifier: { publish: () => Promise.resolve() },
-    jobs: { sendJobs: () => Promise.resolve() },
-    signatures: {} as MirrorDeps['signatures'],
-    clock: () => new Date('2026-12-03T00:00:00Z'),
-    logger: createLogger({ format: 'json', write: () => {}, onRecord: (r) => records.push(r) }),
-  };
-}
-
 describe('update payload jobs under the one job policy (runMirrorJob)', () => {
   it('places the payload beside its release at the origin, with the folder slash added', () => {
     expect(update.origin).toBe('http://127.0.0.1:9/update/{board}/{version}/');
@@ -57,7 +41,7 @@ describe('update payload jobs under the one job policy (runMirrorJob)', () => {
   it('takes a well-formed job for a configured payload to the ledger (here down: a retry)', async () => {
     const records: LogRecord[] = [];
     for (const name of [MAIN_UPDATE_PAYLOAD, 'oem-qemu.gz']) {
-      const result = await runMirrorJob(body({ name }), { deps: deps(records), config });
+      const result = await runMirrorJob(body({ name }), { deps: depsWithLedgerDown(records), config });
       expect(result).toMatchObject({
         disposition: 'retry',
         outcome: 'failed',
@@ -79,7 +63,7 @@ describe('update payload jobs under the one job policy (runMirrorJob)', () => {
     ];
     for (const [fields, code] of cases) {
       const records: LogRecord[] = [];
-      const result = await runMirrorJob(body(fields), { deps: deps(records), config });
+      const result = await runMirrorJob(body(fields), { deps: depsWithLedgerDown(records), config });
       expect(result, JSON.stringify(fields)).toMatchObject({
         disposition: 'ack',
         outcome: 'rejected',
@@ -88,7 +72,7 @@ describe('update payload jobs under the one job policy (runMirrorJob)', () => {
       expect(records.map((r) => r.event)).toEqual(['worker.job_rejected']);
     }
     const unconfigured = parseConfig({ channels });
-    const result = await runMirrorJob(body(), { deps: deps([]), config: unconfigured });
+    const result = await runMirrorJob(body(), { deps: depsWithLedgerDown([]), config: unconfigured });
     expect(result).toMatchObject({ disposition: 'ack', facts: { code: 'update-not-configured' } });
   });
 });
