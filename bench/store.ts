@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { makeAwsClients } from '../shared/aws-clients.ts';
-import { createLocalStore, createS3Store, type ObjectStore } from '../shared/store/index.ts';
+import { createLocalStore, type ObjectStore } from '../shared/store/index.ts';
+import { createS3Store } from '../shared/store/s3-store.ts';
 import { median, peakMiB, runCommand as run, startFauxqsProcess } from './support.ts';
 
 /**

@@ -43,6 +43,21 @@ const externalPackages = {
   },
 };
 
+/**
+ * zod's messages in English only. Its namespace export (`import { z } from 'zod'`, and `z.locales`) keeps
+ * every one of its forty-odd translations reachable, most of zod's share of the bundle, which each command
+ * that validates anything parsed at start; the CLI configures none of them (zod's default is `en`).
+ */
+const zodEnglishOnly = {
+  name: 'cldist-zod-english-only',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      loader: 'js',
+    }));
+  },
+};
+
 /** Bundled CommonJS packages `require` Node's modules; an ES module has no `require` of its own. */
 const requireShim =
   "import { createRequire as cldistCreateRequire } from 'node:module'; const require = cldistCreateRequire(import.meta.url);";
@@ -94,7 +109,7 @@ export async function buildBundle({ clean = false } = {}) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    plugins: [externalPackages],
+    plugins: [externalPackages, zodEnglishOnly],
     mainFields: ['module', 'main'],
     banner: { js: requireShim },
     outExtension: { '.js': '.mjs' },

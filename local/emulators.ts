@@ -93,12 +93,21 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
   };
   const { table } = options.config;
   try {
-    try {
-      await dynamodb.send(new dynamo.CreateTableCommand(ledgerTableInput(table)));
-    } catch (error) {
-      if (!(error instanceof dynamo.ResourceInUseException)) throw error;
+    // A ledger from an earlier start already holds its table: one read, and the create only on a first start.
+    const described = await dynamodb
+      .send(new dynamo.DescribeTableCommand({ TableName: table }))
+      .catch((error: unknown) => {
+        if (error instanceof dynamo.ResourceNotFoundException) return undefined;
+        throw error;
+      });
+    if (described?.Table?.TableStatus !== 'ACTIVE') {
+      try {
+        await dynamodb.send(new dynamo.CreateTableCommand(ledgerTableInput(table)));
+      } catch (error) {
+        if (!(error instanceof dynamo.ResourceInUseException)) throw error;
+      }
+      await dynamo.waitUntilTableExists({ client: dynamodb, maxWaitTime: 30 }, { TableName: table });
     }
-    await dynamo.waitUntilTableExists({ client: dynamodb, maxWaitTime: 30 }, { TableName: table });
   } catch (error) {
     await close();
     throw error;

@@ -43,11 +43,34 @@ export async function trustKeyFiles(
   );
 }
 
+/** A flag's value as a one-source config would hold it; `flag` names it in the error. */
+interface FlagCheck {
+  source: Omit<SourceInput, 'name'>;
+  flag: string;
+}
+
 /** A one-source config around `source`, parsed only to check a flag's value; errors name the flag. */
-function checkFlag(source: Omit<SourceInput, 'name'>, flag: string): SourceConfig {
+function checkFlag({ source, flag }: FlagCheck): SourceConfig {
   const [checked] = parseConfig({ sources: [{ ...source, name: 'flag' }] }, flag).sources;
   if (checked === undefined) throw new ConfigError(`${flag}: not a valid value`);
   return checked;
+}
+
+/**
+ * Every flag's value checked in one parse, a source each, since a config parse is the costly part of a
+ * start with nothing to do. Only when that parse fails is each checked alone, in order, so the error is
+ * the one the first bad flag gives.
+ */
+function checkFlags(checks: FlagCheck[]): SourceConfig[] {
+  if (checks.length <= 1) return checks.map(checkFlag);
+  try {
+    const sources = checks.map(({ source }, i) => ({ ...source, name: `flag-${i}` }));
+    const checked = parseConfig({ sources }, 'the command-line flags').sources;
+    if (checked.length === checks.length) return checked;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+  }
+  return checks.map(checkFlag);
 }
 
 /**
@@ -55,10 +78,27 @@ function checkFlag(source: Omit<SourceInput, 'name'>, flag: string): SourceConfi
  * `--origin`, `--board` and `--artifact` then apply to every source and channel left.
  */
 function applySourceFlags(sources: SourceConfig[], flags: MirrorConfigFlags): SourceInput[] {
+  const { origin, board, artifact } = flags;
+  const wanted = flags.channel === undefined ? undefined : [...new Set(flags.channel)];
+  const checks: FlagCheck[] = (wanted ?? []).map((name) => ({
+    source: { channels: [{ name }] },
+    flag: `--channel ${name}`,
+  }));
+  if (origin !== undefined) checks.push({ source: { baseUrl: origin }, flag: `--origin ${origin}` });
+  const boardAt = board === undefined ? -1 : checks.length;
+  if (board !== undefined) {
+    checks.push({ source: { channels: [{ name: 'x', boards: [board] }] }, flag: `--board ${board}` });
+  }
+  const artifactsAt = artifact === undefined ? -1 : checks.length;
+  if (artifact !== undefined) {
+    checks.push({
+      source: { artifacts: artifact.map((name) => ({ name, required: true })) },
+      flag: `--artifact ${artifact.join(' --artifact ')}`,
+    });
+  }
+  const checked = checkFlags(checks);
   let out: SourceInput[] = sources;
-  if (flags.channel !== undefined) {
-    const wanted = [...new Set(flags.channel)];
-    for (const name of wanted) checkFlag({ channels: [{ name }] }, `--channel ${name}`);
+  if (wanted !== undefined) {
     const known = new Set(sources.flatMap((s) => s.channels.map((c) => c.name)));
     const added = wanted.filter((name) => !known.has(name)).map((name) => ({ name }));
     out = sources
@@ -68,19 +108,8 @@ function applySourceFlags(sources: SourceConfig[], flags: MirrorConfigFlags): So
       }))
       .filter((s) => s.channels.length > 0);
   }
-  const { origin, board, artifact } = flags;
-  if (origin !== undefined) checkFlag({ baseUrl: origin }, `--origin ${origin}`);
-  const boards =
-    board === undefined
-      ? undefined
-      : checkFlag({ channels: [{ name: 'x', boards: [board] }] }, `--board ${board}`).channels[0]?.boards;
-  const artifacts =
-    artifact === undefined
-      ? undefined
-      : checkFlag(
-          { artifacts: artifact.map((name) => ({ name, required: true })) },
-          `--artifact ${artifact.join(' --artifact ')}`,
-        ).artifacts;
+  const boards = checked[boardAt]?.channels[0]?.boards;
+  const artifacts = checked[artifactsAt]?.artifacts;
   return out.map((s) => ({
     ...s,
     ...(artifacts === undefined ? {} : { artifacts }),

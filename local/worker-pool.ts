@@ -1,13 +1,11 @@
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { CldistConfig } from '../shared/config.ts';
 import { describeError } from '../shared/errors.ts';
 import { dispositionOf, type JobDisposition, retryDelaySeconds } from '../shared/mirror/job.ts';
 import type { Logger } from './runtime/log.ts';
+
+/** The SQS commands, loaded when a pool first uses them: the pool starts with the first job, not at start. */
+const sqsCommands = () => import('@aws-sdk/client-sqs');
 
 export interface JobContext {
   /** Aborted when the pool stops: the handler must abort its transfer and leave nothing visible. */
@@ -58,6 +56,7 @@ export interface WorkerPool {
 }
 
 async function hide(options: WorkerPoolOptions, receiptHandle: string, seconds: number): Promise<void> {
+  const { ChangeMessageVisibilityCommand } = await sqsCommands();
   await options.sqs.send(
     new ChangeMessageVisibilityCommand({
       QueueUrl: options.queueUrl,
@@ -81,6 +80,7 @@ async function settle(
     return { kind: 'aborted', messageId };
   }
   if (disposition === 'ack') {
+    const { DeleteMessageCommand } = await sqsCommands();
     await options.sqs.send(
       new DeleteMessageCommand({ QueueUrl: options.queueUrl, ReceiptHandle: receiptHandle }),
     );
@@ -134,6 +134,7 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
       try {
         await options.gate?.(signal);
         if (signal.aborted) return;
+        const { ReceiveMessageCommand } = await sqsCommands();
         const received = await options.sqs.send(
           new ReceiveMessageCommand({
             QueueUrl: options.queueUrl,

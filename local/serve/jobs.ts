@@ -1,4 +1,3 @@
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { TransientError } from '../../shared/errors.ts';
 import { runMirrorJob } from '../../shared/mirror/job.ts';
 import type { MirrorRuntime } from '../../shared/mirror/runtime.ts';
@@ -116,6 +115,7 @@ export async function drainJobs(options: {
     }
     if (!options.queue.started) return;
     const { clients, resources } = await options.queue.get();
+    const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
     const attributes = await clients.sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: resources.jobsQueueUrl, AttributeNames: [...queueCounts] }),
     );

@@ -4,7 +4,7 @@ import { awsClientConfig } from '../../shared/aws-client-config.ts';
 import type { CldistConfig } from '../../shared/config.ts';
 import { createMirrorRuntime, type MirrorRuntime } from '../../shared/mirror/runtime.ts';
 import { describeStore, resolveMirrorStore, type StoreConfig } from '../../shared/mirror/store-location.ts';
-import { sweepStaging } from '../../shared/store/index.ts';
+import { sweepStaging } from '../../shared/store/local-store.ts';
 import { finalizedBeforeMirrored } from '../runtime/notifications.ts';
 import type { Foundation } from './foundation.ts';
 import type { ServeContext, ServeOptions } from './types.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * What API Gateway's IAM authorizer adds to a payload 2.0 event once it has checked the caller's SigV4

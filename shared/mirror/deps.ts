@@ -1,8 +1,4 @@
-import {
-  SendMessageBatchCommand,
-  type SendMessageBatchCommandOutput,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { SendMessageBatchCommandOutput, SQSClient } from '@aws-sdk/client-sqs';
 import { TransientError } from '../errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { CldistEvent, MirrorJob } from '../messages.ts';
@@ -107,6 +103,8 @@ const maxBatch = 10;
 export function createSqsJobQueue(sqs: SQSClient, queueUrl: string): JobQueue {
   async function sendBatch(jobs: QueueJob[]): Promise<QueueJob[]> {
     let out: SendMessageBatchCommandOutput;
+    // Loaded on the first send, so a process that sends no job never parses the SQS commands.
+    const { SendMessageBatchCommand } = await import('@aws-sdk/client-sqs');
     try {
       out = await sqs.send(
         new SendMessageBatchCommand({

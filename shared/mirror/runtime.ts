@@ -1,4 +1,3 @@
-import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../aws-clients.ts';
 import { createDynamoBootStore } from '../boot/store.ts';
 import type { CldistConfig } from '../config.ts';
@@ -11,7 +10,6 @@ import type { PinnedReleases } from '../retention/pinned.ts';
 import type { DeployedResources } from '../runtime-env.ts';
 import { createStore } from '../store/index.ts';
 import type { ObjectStore } from '../store/types.ts';
-import { s3TrustSource } from '../trust/s3-source.ts';
 import type { TrustSource } from '../trust/source.ts';
 import { loadTrustedKeyring, reloadFailure, type TrustedKeyring } from '../trust/trusted-keyring.ts';
 import { loadUpdatePayloadKeys } from '../update/crau-verify.ts';
@@ -76,9 +74,15 @@ export function mirrorTrust(
   });
 }
 
-function trustSourceOf(resources: MirrorResources, store: StoreConfig, clients: MirrorClients): TrustSource {
+/** The S3 trust object, its reader (and the S3 SDK) loaded only where one is configured. */
+async function trustSourceOf(
+  resources: MirrorResources,
+  store: StoreConfig,
+  clients: MirrorClients,
+): Promise<TrustSource> {
   if (resources.mirrorBucket === undefined || resources.trustKeyringKey === undefined) return noTrustObject;
   const prefix = store.kind === 's3' ? store.prefix : '';
+  const { s3TrustSource } = await import('../trust/s3-source.ts');
   return s3TrustSource(
     needClient(clients.s3, 'an S3 client', 'mirrorBucket'),
     resources.mirrorBucket,
@@ -148,14 +152,14 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
   if (layoutProblem !== undefined) throw new ConfigError(layoutProblem);
   const clock = options.clock ?? (() => new Date());
   const storeConfig = resolveMirrorStore(config, resources);
-  const store = createStore(storeConfig, {
+  const store = await createStore(storeConfig, {
     s3: clients.s3,
     partSizeBytes: config.worker.partSizeMiB * MiB,
     partsInFlight: config.worker.partsInFlight,
   });
   const trust =
     options.trust ??
-    (await mirrorTrust(config, trustSourceOf(resources, storeConfig, clients), logger, clock));
+    (await mirrorTrust(config, await trustSourceOf(resources, storeConfig, clients), logger, clock));
   const queueUrl = resources.jobsQueueUrl;
   const queue =
     queueUrl === undefined
@@ -186,6 +190,7 @@ export async function createMirrorRuntime(options: MirrorRuntimeOptions): Promis
       ? {}
       : {
           delayRetry: async (receiptHandle: string, seconds: number) => {
+            const { ChangeMessageVisibilityCommand } = await import('@aws-sdk/client-sqs');
             await queue.sqs.send(
               new ChangeMessageVisibilityCommand({
                 QueueUrl: queue.url,

@@ -1,4 +1,4 @@
-import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
 import { PermanentError, TransientError } from '../errors.ts';
 import type { CldistEvent } from '../messages.ts';
 import type { Notifier } from './types.ts';
@@ -36,6 +36,8 @@ export function createSnsNotifier(sns: SNSClient, topicArn: string): Notifier {
   return {
     async publish(event: CldistEvent) {
       try {
+        // Loaded on the first publish: a run that publishes nothing never parses the SNS commands.
+        const { PublishCommand } = await import('@aws-sdk/client-sns');
         await sns.send(
           new PublishCommand({
             TopicArn: topicArn,

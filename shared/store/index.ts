@@ -3,13 +3,12 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { CldistConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { createLocalStore } from './local-store.ts';
-import { createS3Store } from './s3-store.ts';
 import type { ObjectStore } from './types.ts';
 
 export { assertValidKey, assertValidPrefix } from './keys.ts';
 export { createLocalStore, type LocalStoreModes, sweepStaging } from './local-store.ts';
 export { RangeNotSatisfiableError } from './range.ts';
-export { createS3Store, type S3StoreOptions } from './s3-store.ts';
+export type { S3StoreOptions } from './s3-store.ts';
 export type { ObjectStore, StagedUpload, StoredStream } from './types.ts';
 
 export interface StoreDeps {
@@ -23,12 +22,14 @@ export interface StoreDeps {
 /**
  * The one switch between deployment shapes: callers hold an ObjectStore and never learn which adapter
  * they got. A local path is taken relative to the working directory, as a user typing it would expect.
+ * The S3 adapter (and the S3 SDK under it) is loaded only for an S3 store: `s3-store.ts` exports it.
  */
-export function createStore(config: CldistConfig['store'], deps: StoreDeps): ObjectStore {
+export async function createStore(config: CldistConfig['store'], deps: StoreDeps): Promise<ObjectStore> {
   if (config.kind === 'local') return createLocalStore(resolve(process.cwd(), config.path));
   if (deps.s3 === undefined) {
     throw new ConfigError(`store.kind is "s3" (bucket ${config.bucket}) but no S3 client was given`);
   }
+  const { createS3Store } = await import('./s3-store.ts');
   return createS3Store(deps.s3, {
     bucket: config.bucket,
     prefix: config.prefix,

@@ -225,17 +225,9 @@ function normaliseFingerprint(fingerprint: string): string {
   return fingerprint.replaceAll(' ', '').toUpperCase();
 }
 
-/**
- * Keys are read once so a rotated key (the same primary, one more subkey) can arrive as a second
- * text and simply add to what the bundled file says. `labels` name the inputs in errors.
- */
-export async function loadKeyring(
-  armoredKeys: string[],
-  trustedFingerprints: string[],
-  labels?: string[],
-): Promise<Keyring> {
+/** The public keys of each armored text, in order; an unreadable text is a `ConfigError` naming its label. */
+async function readPublicKeys(armoredKeys: string[], labels?: string[]): Promise<PublicKey[]> {
   const keys: PublicKey[] = [];
-  const entries = new Map<string, KeyEntry>();
   for (const [index, armored] of armoredKeys.entries()) {
     const label = labels?.[index] ?? `keyring input #${index + 1}`;
     const parsed: Key[] = [];
@@ -251,13 +243,26 @@ export async function loadKeyring(
         },
       );
     }
-    for (const key of parsed) {
-      const publicKey = key.toPublic();
-      keys.push(publicKey);
-      mergeEntry(entries, await primaryEntry(publicKey));
-      for (const subkey of publicKey.subkeys) {
-        mergeEntry(entries, await subkeyEntry(publicKey, subkey));
-      }
+    keys.push(...parsed.map((key) => key.toPublic()));
+  }
+  return keys;
+}
+
+/**
+ * Keys are read once so a rotated key (the same primary, one more subkey) can arrive as a second
+ * text and simply add to what the bundled file says. `labels` name the inputs in errors.
+ */
+export async function loadKeyring(
+  armoredKeys: string[],
+  trustedFingerprints: string[],
+  labels?: string[],
+): Promise<Keyring> {
+  const keys = await readPublicKeys(armoredKeys, labels);
+  const entries = new Map<string, KeyEntry>();
+  for (const publicKey of keys) {
+    mergeEntry(entries, await primaryEntry(publicKey));
+    for (const subkey of publicKey.subkeys) {
+      mergeEntry(entries, await subkeyEntry(publicKey, subkey));
     }
   }
   const trusted = new Set(trustedFingerprints.map(normaliseFingerprint));
@@ -378,9 +383,10 @@ export function keyringStatus(keyring: Keyring, now: Date, warningDays: number):
  * their statement of trust (as with sqv's --keyring), unless they narrow it with explicit fingerprints.
  */
 export async function primaryFingerprintsOf(armoredKeys: string[], labels?: string[]): Promise<string[]> {
-  const keyring = await loadKeyring(armoredKeys, [], labels);
-  if (keyring.keys.length === 0) {
+  // Only read: the keyring built from the config checks every binding signature once, later.
+  const keys = await readPublicKeys(armoredKeys, labels);
+  if (keys.length === 0) {
     throw new ConfigError(`${(labels ?? ['the keyring']).join(', ')}: no public key found`);
   }
-  return [...new Set(keyring.keys.map((key) => key.getFingerprint().toUpperCase()))];
+  return [...new Set(keys.map((key) => key.getFingerprint().toUpperCase()))];
 }

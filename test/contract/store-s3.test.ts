@@ -179,10 +179,12 @@ describe('S3 store on fauxqs', () => {
   it('is what createStore builds for an s3 config, and a missing client is a config error', async () => {
     const bucket = await freshBucket(clients);
     const config = { kind: 's3' as const, bucket, prefix: 'm/' };
-    const store = createStore(config, { s3: clients.s3, partSizeBytes: 5 * MiB, partsInFlight: 1 });
+    const store = await createStore(config, { s3: clients.s3, partSizeBytes: 5 * MiB, partsInFlight: 1 });
     await store.put('stable/a', 'a');
     expect(await createS3Store(clients.s3, { bucket }).list('')).toEqual(['m/stable/a']);
-    expect(() => createStore(config, { partSizeBytes: 5 * MiB, partsInFlight: 1 })).toThrow(ConfigError);
+    await expect(createStore(config, { partSizeBytes: 5 * MiB, partsInFlight: 1 })).rejects.toThrow(
+      ConfigError,
+    );
   });
 });
 

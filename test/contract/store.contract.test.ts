@@ -372,7 +372,10 @@ describe('local store specifics', () => {
   });
 
   it('is what createStore builds for a local config', async () => {
-    const store = createStore({ kind: 'local', path: root }, { partSizeBytes: 5 * MiB, partsInFlight: 1 });
+    const store = await createStore(
+      { kind: 'local', path: root },
+      { partSizeBytes: 5 * MiB, partsInFlight: 1 },
+    );
     await store.put('stable/a', 'a');
     expect(await createLocalStore(root).list('')).toEqual(['stable/a']);
   });

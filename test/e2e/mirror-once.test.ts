@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { access, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockDataDir, lockFileName } from '../../local/runtime/data-dir-lock.ts';
 import { faults, type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../../shared/config.ts';
 import { bigArtifact, board, MiB, publish, smallArtifact, tempDir, waitFor } from './serve-harness.ts';
@@ -249,6 +250,36 @@ describe('cldist mirror --once', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(named);
     expect(await exists(dataDir)).toBe(false);
+  });
+
+  it('on a data dir that already holds a ledger, a bad flag still exits 2 naming it and leaves it unlocked', async () => {
+    // A data dir an earlier run left: the config is refused before the runner takes the data dir's lock.
+    const dataDir = join(dir, 'claimed-early');
+    await mkdir(join(dataDir, 'ledger'), { recursive: true });
+    const result = await cldistMirror(['--once', '--data-dir', dataDir, '--board', 'Not A Board']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--board Not A Board');
+    expect(await exists(join(dataDir, lockFileName))).toBe(false);
+    const again = lockDataDir(dataDir);
+    again.release();
+  });
+
+  it.each([
+    ['a first run', false],
+    ['a later run', true],
+  ])('%s exits 2 naming the holder when another runner holds the data dir', async (_run, hasLedger) => {
+    const dataDir = join(dir, `held-${hasLedger}`);
+    await mkdir(join(dataDir, ...(hasLedger ? ['ledger'] : [])), { recursive: true });
+    const held = lockDataDir(dataDir);
+    try {
+      const result = await cldistMirror([...common(), '--channel', 'lts', '--data-dir', dataDir]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        `data dir ${dataDir} is in use by another cldist serve (pid ${process.pid})`,
+      );
+    } finally {
+      held.release();
+    }
   });
 
   it('exits 2 without --once, pointing at cldist serve', async () => {

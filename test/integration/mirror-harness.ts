@@ -21,7 +21,8 @@ import type { CldistEvent } from '../../shared/messages.ts';
 import { createSqsJobQueue, type MirrorDeps, silentLogger } from '../../shared/mirror/deps.ts';
 import { keyringChecker } from '../../shared/mirror/signatures.ts';
 import { createSnsNotifier } from '../../shared/notify/index.ts';
-import { createLocalStore, createS3Store } from '../../shared/store/index.ts';
+import { createLocalStore } from '../../shared/store/index.ts';
+import { createS3Store } from '../../shared/store/s3-store.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
 import { loadKeyring } from '../../shared/verify/keyring.ts';
 import {

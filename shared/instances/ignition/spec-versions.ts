@@ -4,7 +4,7 @@
  * spelled out; every later version is the one before plus its additions.
  */
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { noNodeAtUnitPath } from './cross-field.ts';
 import * as field from './fields.ts';
 import { isRecord } from './issues.ts';

@@ -5,7 +5,7 @@
  * short literal in `spec-versions.ts`; `assemble` nests the objects the same way for every version.
  */
 
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   noDeletionBesideNumberZero,
   nothingThroughLinks,

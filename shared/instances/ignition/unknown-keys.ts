@@ -5,7 +5,7 @@
  * that a newer spec version has is always an error: Ignition would silently drop what the user asked for.
  */
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { nearestName } from '../../nearest-name.ts';
 import { type PathPart, present } from './issues.ts';
 import type { SpecParts } from './spec.ts';

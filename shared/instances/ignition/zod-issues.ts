@@ -3,7 +3,7 @@
  * Ignition wants there. Values are read from the config itself, so zod need not copy them into issues.
  */
 
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { describeType, type IgnitionValidation, isRecord, present, render } from './issues.ts';
 import type { SpecParts } from './spec.ts';
 import { judgeUnknownKey, type UnknownKeyPolicy } from './unknown-keys.ts';

@@ -5,7 +5,7 @@
  * against a plain `Report` so that they know nothing of zod.
  */
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { isRecord, type PathPart, type Report } from './issues.ts';
 
 /** Marks a custom issue as a warning: Ignition accepts the value but does not do what it says. */
