@@ -110,8 +110,8 @@ describe('streamDownload', () => {
   });
 
   it('passes the socket chunks through unchanged with chunkSize 0', async () => {
-    // A socket read may be a whole MiB, so the sizes alone cannot tell: a chunk must end where the first
-    // connection broke, which no regrouping into pieces of a fixed size would give.
+    // A chunk must end where the first connection broke, which no regrouping into pieces of a fixed size
+    // would give.
     origin.inject(/image\.bin$/, faults.dropAfter(1_500_001));
     const download = await streamDownload(imageUrl, options({ chunkSize: 0 }));
     const { sha512, chunks } = await drain(download.body);
@@ -123,7 +123,6 @@ describe('streamDownload', () => {
   });
 
   it('keeps the bytes of concurrent downloads apart, read a chunk from each in turn', async () => {
-    // Every plain-http socket reads into one lent buffer: a read must be copied out before the next lands.
     const downloads = await Promise.all(
       [0, 1, 2].map(() => streamDownload(imageUrl, options({ chunkSize: 0 }))),
     );
