@@ -101,7 +101,14 @@ function auditDayOf(item: Record<string, unknown>): string {
  * lists the keys of its items and expires with the last of them. A round's marker is never written after
  * its items, so every audit item that exists is listed by a marker the single-machine sweep can find.
  */
-function auditRounds(items: Record<string, unknown>[]): WriteRequest[][] {
+function auditRounds(items: Record<string, unknown>[], dayMarkers: boolean): WriteRequest[][] {
+  if (!dayMarkers) {
+    const rounds: WriteRequest[][] = [];
+    for (let i = 0; i < items.length; i += batchSize) {
+      rounds.push(items.slice(i, i + batchSize).map((Item) => ({ PutRequest: { Item } })));
+    }
+    return rounds;
+  }
   const byDay = new Map<string, Record<string, unknown>[]>();
   for (const item of items) {
     const day = auditDayOf(item);
@@ -153,6 +160,8 @@ export interface AuditQueueOptions {
   flushIntervalMs: number;
   maxQueued: number;
   retentionMs: number;
+  /** Whether write rounds carry day markers for `deleteAuditDays` (one machine, where no TTL runs). */
+  dayMarkers: boolean;
   onAuditError: (error: unknown, dropped: number) => void;
 }
 
@@ -181,7 +190,10 @@ export function createAuditQueue(t: InstanceTable, options: AuditQueueOptions): 
       if (unwritten.length === 0) {
         if (queue.length === 0) return;
         unwritten.push(
-          ...auditRounds(auditItems(queue.splice(0, batchSize * entriesPerItem), options.retentionMs)),
+          ...auditRounds(
+            auditItems(queue.splice(0, batchSize * entriesPerItem), options.retentionMs),
+            options.dayMarkers,
+          ),
         );
       }
       for (let round = unwritten[0]; round !== undefined; round = unwritten[0]) {

@@ -298,6 +298,17 @@ describe('id listing, the id index and audit retention', () => {
     expect(after.markerDays.sort()).toEqual(['2026-01-03', '2026-01-10']);
   });
 
+  it('writes no day markers where TTL expires audit (auditDayMarkers off, as the API Lambda runs)', async () => {
+    const name = await table();
+    const repo = createDynamoInstanceRepository(clients.doc, { table: name, auditDayMarkers: false });
+    open.push(repo);
+    for (let i = 0; i < 30; i++) repo.recordFetch(`host-${i}`, entry(i));
+    await repo.flush();
+    const state = await auditState(name);
+    expect(state.audit).toHaveLength(30);
+    expect(state.markerDays).toEqual([]);
+  });
+
   it('still expires audit items written with a gsi1 day entry before the day markers', async () => {
     const name = await table();
     const repo = repository(name);
