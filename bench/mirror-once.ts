@@ -1,11 +1,11 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { artifactSeed, generatedBytes } from '../local/sim-origin/content.ts';
 import { startSimOrigin } from '../local/sim-origin/sim-origin.ts';
 import { projectRoot } from '../shared/config.ts';
-import { median, mirrorOnceArgs, peakMiB, runCommand } from './support.ts';
+import { median, mirrorOnceArgs, peakAndCpu, runCommand } from './support.ts';
 
 /**
  * The whole command against gpg: `cldist mirror --once` as a cron job runs it (a child process through
@@ -15,13 +15,15 @@ import { median, mirrorOnceArgs, peakMiB, runCommand } from './support.ts';
  * Every cldist run starts from an empty data dir, so each one mirrors the whole artifact.
  *
  * Prints wall-time medians, the speed-up (gpg's median over cldist's, and the median of the per-round
- * ratios), peak RSS and the load average (`uptime`) before and after.
+ * ratios), the CPU seconds each side used (user + system: what a run costs whatever else the machine is
+ * doing), the CPU the origin spent serving, peak RSS, and the load average (`uptime`) before and after.
  *
- * `--origin generated` (the default, as in `bench/transfer.ts`) has the sim origin make the bytes for every
- * request (AES-CTR), on the same two cores as the mirror; `--origin memory` has it serve them from memory,
- * as a release server serves a hot file from its page cache.
+ * `--origin memory` (the default) has the sim origin serve real bytes from memory, as a release server
+ * serves a hot file from its page cache. `--origin generated` has it make the bytes for every request
+ * (AES-CTR, as `bench/transfer.ts` does), which no real server does and which costs CPU on the same cores
+ * as the mirror: the origin CPU column shows how much.
  *
- *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3] [--origin generated|memory]
+ *   npm run bench:mirror-once -- [--size-mib 1024] [--rounds 3] [--origin memory|generated]
  *
  * CLDIST_BENCH_PROF=DIR writes V8 CPU profiles of each cldist run into DIR.
  */
@@ -33,6 +35,22 @@ const version = '4081.2.0';
 /** Every command runs from the repository, as an operator's cron job would, and is stopped after 10 minutes. */
 const run = (command: string, args: string[], env: NodeJS.ProcessEnv = process.env) =>
   runCommand(command, args, { cwd: projectRoot, env, timeoutMs: 600_000 });
+
+interface Measured {
+  seconds: number;
+  rss: number;
+  cpu: number;
+  /** CPU seconds this process spent serving the artifact during the run. */
+  originCpu?: number;
+}
+
+/** Where the run stored the artifact: under the source's mirror path, which the default config names. */
+async function storedFile(mirrorRoot: string): Promise<string> {
+  const suffix = join('stable', board, version, artifact);
+  const found = (await readdir(mirrorRoot, { recursive: true })).find((path) => path.endsWith(suffix));
+  if (found === undefined) throw new Error(`cldist stored no ${suffix} under ${mirrorRoot}`);
+  return join(mirrorRoot, found);
+}
 
 /** The sim origin's pseudo-random bytes, made once, so serving them costs the socket copy only. */
 function inMemory(size: number): Buffer {
@@ -52,7 +70,7 @@ const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },
     rounds: { type: 'string', default: '3' },
-    origin: { type: 'string', default: 'generated' },
+    origin: { type: 'string', default: 'memory' },
   },
 });
 if (values.origin !== 'memory' && values.origin !== 'generated') {
@@ -94,7 +112,7 @@ try {
   const profile = process.env.CLDIST_BENCH_PROF;
   const mirrorArgs = (dataDir: string) => [
     '-f',
-    '%M',
+    '%M %U %S',
     process.execPath,
     ...(profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile]),
     'bin/cldist.js',
@@ -102,22 +120,26 @@ try {
   ];
   /** The file gpg verifies: the one the first cldist run stored, read from the page cache. */
   const keptDataDir = join(work, 'data-kept');
-  const file = join(keptDataDir, 'mirror', 'stable', board, version, artifact);
+  let file = '';
 
   const cldist = async (round: number) => {
     const dataDir = round === 0 ? keptDataDir : join(work, `data-${round}`);
+    const before = process.cpuUsage();
     const result = await run('/usr/bin/time', mirrorArgs(dataDir), env);
+    const served = process.cpuUsage(before);
     const done = result.stdout.includes('"event":"mirror.done","ok":true');
     if (result.code !== 0 || !done) {
       throw new Error(`cldist mirror --once failed (exit ${result.code}):\n${result.stderr}`);
     }
     if (round > 0) await rm(dataDir, { recursive: true, force: true });
-    return { seconds: result.seconds, rss: peakMiB(result.stderr) };
+    else file = await storedFile(join(dataDir, 'mirror'));
+    const originCpu = (served.user + served.system) / 1e6;
+    return { seconds: result.seconds, ...peakAndCpu(result.stderr), originCpu };
   };
   const gpg = async () => {
     const result = await run('/usr/bin/time', [
       '-f',
-      '%M',
+      '%M %U %S',
       'gpg',
       '--homedir',
       gnupg,
@@ -127,12 +149,12 @@ try {
       file,
     ]);
     if (result.code !== 0) throw new Error(`gpg --verify failed: ${result.stderr}`);
-    return { seconds: result.seconds, rss: peakMiB(result.stderr) };
+    return { seconds: result.seconds, ...peakAndCpu(result.stderr) };
   };
 
   const loadBefore = await uptime();
-  const ours: Array<{ seconds: number; rss: number }> = [];
-  const theirs: Array<{ seconds: number; rss: number }> = [];
+  const ours: Measured[] = [];
+  const theirs: Measured[] = [];
   for (let round = 0; round < rounds; round++) {
     // Round 0 must run cldist first (it stores gpg's file); later rounds alternate.
     if (round % 2 === 0) {
@@ -157,14 +179,20 @@ try {
   );
   console.log(`load before: ${loadBefore}`);
   console.log(`load after:  ${loadAfter}\n`);
-  console.log('| run | median wall s | MB/s | peak RSS MiB (max) |\n|---|---:|---:|---:|');
+  console.log(
+    '| run | median wall s | MB/s | median CPU s (user+sys) | origin CPU s | peak RSS MiB (max) |\n' +
+      '|---|---:|---:|---:|---:|---:|',
+  );
   for (const [label, list, med] of [
     ['cldist mirror --once (whole command)', ours, oursMedian],
     ['gpg --verify (file in page cache)', theirs, theirsMedian],
   ] as const) {
     const rss = Math.max(...list.map((r) => r.rss));
+    const cpu = median(list.map((r) => r.cpu));
+    const served = list.flatMap((r) => (r.originCpu === undefined ? [] : [r.originCpu]));
+    const originCpu = served.length === 0 ? '–' : median(served).toFixed(2);
     console.log(
-      `| ${label} | ${med.toFixed(2)} | ${((sizeMiB * MiB) / 1e6 / med).toFixed(0)} | ${rss.toFixed(0)} |`,
+      `| ${label} | ${med.toFixed(2)} | ${((sizeMiB * MiB) / 1e6 / med).toFixed(0)} | ${cpu.toFixed(2)} | ${originCpu} | ${rss.toFixed(0)} |`,
     );
   }
   console.log(

@@ -19,6 +19,15 @@ export function peakMiB(stderr: string): number {
   return Number(stderr.trim().split('\n').at(-1) ?? '') / 1024;
 }
 
+/**
+ * GNU time with `-f '%M %U %S'`: the peak RSS in KiB and the user and system CPU seconds, as the last line
+ * of stderr. CPU seconds say what a run costs even when other work on the machine stretches its wall time.
+ */
+export function peakAndCpu(stderr: string): { rss: number; cpu: number } {
+  const [kib, user, system] = (stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+  return { rss: (kib ?? Number.NaN) / 1024, cpu: (user ?? Number.NaN) + (system ?? Number.NaN) };
+}
+
 /** fauxqs in its own process, so the S3 side does not share an event loop with what is measured. */
 export async function startFauxqsProcess(): Promise<{ endpoint: string; process: ChildProcess }> {
   const script =
