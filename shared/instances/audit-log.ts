@@ -100,8 +100,8 @@ function auditDayOf(item: Record<string, unknown>): string {
  * Audit items grouped into BatchWriteItem rounds of one UTC day each, every round led by a day marker that
  * lists the keys of its items and expires with the last of them. The marker travels in the same call as
  * its items, never a later one, and a failed round is sent again whole (same keys) by the next flush, so
- * an item that landed has its marker once the round is done; only a process that dies inside a call and
- * never restarts its queue can leave such an item unlisted, with its `ttl` still set.
+ * an item that landed has its marker once the round is done; only a process that dies inside a call can
+ * leave such an item unlisted (dynalite runs a call's puts in parallel), its `ttl` still set.
  */
 function auditRounds(items: Record<string, unknown>[], dayMarkers: boolean): WriteRequest[][] {
   if (!dayMarkers) {
