@@ -39,6 +39,8 @@ const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
 const instances = createDynamoInstanceRepository(doc, {
   table: resources.tableName,
   auditRetentionDays: config.api.auditRetentionDays,
+  // DynamoDB's TTL expires audit items here; the day markers are for the single-machine sweep.
+  auditDayMarkers: false,
 });
 const bodies = createS3Store(new S3Client({}), {
   bucket: resources.configBucket,

@@ -46,6 +46,12 @@ export interface DynamoInstanceRepositoryOptions {
    * DynamoDB's TTL honours on AWS and `deleteAuditBefore` on one machine. Default 90.
    */
   auditRetentionDays?: number;
+  /**
+   * Whether each audit write round also writes a day marker listing its items, which `deleteAuditBefore`
+   * reads to remove them. Needed on one machine, where dynalite keeps no TTL; on AWS DynamoDB's TTL
+   * expires audit items, so the API Lambda turns markers off and a fetch costs one audit item. Default on.
+   */
+  auditDayMarkers?: boolean;
 }
 
 /** The audit items' expiry attribute; the CDK stack enables TTL on the table under this name. */
@@ -58,7 +64,7 @@ function reportToStderr(error: unknown, dropped: number): void {
 
 /**
  * Instance records and their fetch audit in the ledger table (keys from `ledgerItems`): `instance#{id}` /
- * `meta` for the record, `instance#{id}` / `audit#{iso}#{rand}` for the audit (also indexed by day on gsi1).
+ * `meta` for the record, `instance#{id}` / `audit#{iso}#{rand}` for the audit (listed by day in `audit-day#{day}` markers when `auditDayMarkers` is on).
  *
  * Audit entries are queued and written every flush interval: the entries of one instance from one
  * interval share one item (`entriesZ`, a JSON array of up to 500, raw-deflated into one binary attribute:
@@ -77,6 +83,7 @@ export function createDynamoInstanceRepository(
     flushIntervalMs: options.flushIntervalMs ?? 100,
     maxQueued: options.maxQueuedAudit ?? 10_000,
     retentionMs: (options.auditRetentionDays ?? 90) * dayMs,
+    dayMarkers: options.auditDayMarkers ?? true,
     onAuditError: options.onAuditError ?? reportToStderr,
   });
   const addressBook = createAddressBook(doc, options.table, ledgerCall);

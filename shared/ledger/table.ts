@@ -84,7 +84,11 @@ export const ledgerIndex = {
   awaitingTrust: 'awaiting-trust',
   /** Every instance record, sorted by id. */
   instances: 'instance-list',
-  /** Instance fetch audit items of one UTC day (`YYYY-MM-DD`), for the expiry sweep. */
+  /**
+   * Instance fetch audit items of one UTC day (`YYYY-MM-DD`), as written before audit items left the
+   * index (the day markers, `ledgerItems.auditDayMarker`, list them now); still read by the expiry sweep
+   * so those older items expire on one machine too.
+   */
   instanceAuditDay: (day: string) => `instance-audit#${day}`,
   /** Every boot profile, sorted by name. */
   bootProfiles: 'boot-profile',
@@ -110,6 +114,7 @@ const artifactSortPrefix = 'artifact#';
 const instancePartitionPrefix = 'instance#';
 const auditSortPrefix = 'audit#';
 const fleetPartitionPrefix = 'fleet#';
+const auditDayPartitionPrefix = 'audit-day#';
 const updatePayloadSortPrefix = 'payload#';
 /** The sort key prefix of an update group's period items (`period#<ISO start>`, so they sort by time). */
 export const updatePeriodSortPrefix = 'period#';
@@ -134,6 +139,12 @@ export const ledgerItems = {
   instance: (id: string) => ledgerKey(instancePartition(id), 'meta'),
   instanceAudit: (id: string, suffix: string) =>
     ledgerKey(instancePartition(id), `${auditSortPrefix}${suffix}`),
+  /**
+   * The keys of the audit items one write round put, in a partition per UTC day of their first entry
+   * (`YYYY-MM-DD`), so the single-machine expiry sweep finds a day's audit items without an index entry
+   * on each of them.
+   */
+  auditDayMarker: (day: string, suffix: string) => ledgerKey(`${auditDayPartitionPrefix}${day}`, suffix),
   /** A bare-metal boot profile (release, kernel arguments, RAM or disk). */
   bootProfile: (name: string) => ledgerKey(`bootprofile#${name}`, 'profile'),
   /**
@@ -181,6 +192,8 @@ export const instanceKeyParts = {
   partitionPrefix: instancePartitionPrefix,
   recordSortKey: 'meta',
   auditSortPrefix,
+  /** The partition of one UTC day's audit markers. */
+  auditDayPartition: (day: string) => `${auditDayPartitionPrefix}${day}`,
 } as const;
 
 /**

@@ -76,7 +76,11 @@ async function measureApi(): Promise<Record<string, CostCounts>> {
   await tableActive(table, clients);
   const bucket = await freshBucket(clients, 'cost');
   const counter = countAwsCalls(clients);
-  const instances = createDynamoInstanceRepository(clients.doc, { table, flushIntervalMs: 60_000 });
+  const instances = createDynamoInstanceRepository(clients.doc, {
+    table,
+    flushIntervalMs: 60_000,
+    auditDayMarkers: false,
+  });
   const app = createApiApp(
     {
       instances,

@@ -1,5 +1,12 @@
+import { inflateRawSync } from 'node:zlib';
 import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
-import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InstanceConflictError } from '../../shared/instances/errors.ts';
 import { loadIdIndex, withRecordCache } from '../../shared/instances/record-cache.ts';
@@ -8,6 +15,8 @@ import type { AuditEntry, InstanceRecord, InstanceRepository } from '../../share
 import {
   instanceKeyParts,
   ledgerKeySchema as k,
+  ledgerIndex,
+  ledgerIndexEntry,
   ledgerItems,
   ledgerTtlAttribute,
 } from '../../shared/ledger/table.ts';
@@ -279,7 +288,105 @@ describe('id listing, the id index and audit retention', () => {
     );
     const ttls = (items.Items ?? []).map((item) => Number(item[ledgerTtlAttribute])).sort();
     expect(ttls[0]).toBe(Date.UTC(2026, 0, 31, 12) / 1000);
+    expect((items.Items ?? []).every((item) => item[k.gsi1PartitionKey] === undefined)).toBe(true);
+    const markers = await auditState(name);
+    expect([...markers.marked].sort()).toEqual([...markers.audit].sort());
+    expect(markers.markerTtls).toContain(Date.UTC(2026, 0, 31, 12) / 1000);
     expect(await repo.deleteAuditBefore(new Date(Date.UTC(2026, 0, 3, 23)), 5)).toBe(2);
     expect((await repo.listAudit('x', 10)).map((e) => e.at)).toEqual([day(10).at, day(3).at]);
+    const after = await auditState(name);
+    expect(after.markerDays.sort()).toEqual(['2026-01-03', '2026-01-10']);
+  });
+
+  it('writes no day markers where TTL expires audit (auditDayMarkers off, as the API Lambda runs)', async () => {
+    const name = await table();
+    const repo = createDynamoInstanceRepository(clients.doc, { table: name, auditDayMarkers: false });
+    open.push(repo);
+    for (let i = 0; i < 30; i++) repo.recordFetch(`host-${i}`, entry(i));
+    await repo.flush();
+    const state = await auditState(name);
+    expect(state.audit).toHaveLength(30);
+    expect(state.markerDays).toEqual([]);
+  });
+
+  it('still expires audit items written with a gsi1 day entry before the day markers', async () => {
+    const name = await table();
+    const repo = repository(name);
+    const legacy = { ...entry(0), at: '2026-01-02T08:00:00.000Z' };
+    await clients.doc.send(
+      new PutCommand({
+        TableName: name,
+        Item: {
+          ...ledgerItems.instanceAudit('old', `${legacy.at}#00000000`),
+          ...ledgerIndexEntry(ledgerIndex.instanceAuditDay('2026-01-02'), `${legacy.at}#old`),
+          entries: JSON.stringify([legacy]),
+        },
+      }),
+    );
+    repo.recordFetch('new', { ...entry(0), at: '2026-01-02T09:00:00.000Z' });
+    await repo.flush();
+    expect(await repo.listAudit('old', 10)).toEqual([legacy]);
+    expect(await repo.deleteAuditBefore(new Date(Date.UTC(2026, 0, 3, 1)), 2)).toBe(2);
+    expect(await repo.listAudit('old', 10)).toEqual([]);
+    expect(await repo.listAudit('new', 10)).toEqual([]);
+    expect(await auditState(name)).toEqual({ audit: [], marked: [], markerTtls: [], markerDays: [] });
+  });
+
+  it('a flush that fails half-way leaves every written audit item marked, and its retry adds no copies', async () => {
+    const name = await table();
+    let batchCalls = 0;
+    const send = clients.doc.send.bind(clients.doc) as (command: unknown) => Promise<unknown>;
+    // The second write round lands only its marker and three items, then the connection drops.
+    const faulty = new Proxy(clients.doc, {
+      get(target, prop) {
+        if (prop !== 'send') return Reflect.get(target, prop, target);
+        return async (command: unknown) => {
+          if (command instanceof BatchWriteCommand && ++batchCalls === 2) {
+            const requests = command.input.RequestItems?.[name] ?? [];
+            await send(new BatchWriteCommand({ RequestItems: { [name]: requests.slice(0, 4) } }));
+            throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError', $retryable: {} });
+          }
+          return send(command);
+        };
+      },
+    }) as DynamoDBDocumentClient;
+    const repo = createDynamoInstanceRepository(faulty, { table: name, flushIntervalMs: 60_000 });
+    open.push(repo);
+    const ids = Array.from({ length: 60 }, (_, i) => `host-${i}`);
+    for (const [i, id] of ids.entries()) repo.recordFetch(id, entry(i));
+    await expect(repo.flush()).rejects.toThrow();
+    const half = await auditState(name);
+    expect(half.audit).toHaveLength(24 + 3);
+    expect(half.audit.every((key) => half.marked.includes(key))).toBe(true);
+
+    await repo.flush();
+    const whole = await auditState(name);
+    expect(whole.audit).toHaveLength(60);
+    expect(whole.audit.every((key) => whole.marked.includes(key))).toBe(true);
+    for (const [i, id] of ids.entries()) expect(await repo.listAudit(id, 10)).toEqual([entry(i)]);
+
+    expect(await repo.deleteAuditBefore(new Date(Date.UTC(2026, 0, 2)), 1)).toBe(60);
+    expect(await auditState(name)).toEqual({ audit: [], marked: [], markerTtls: [], markerDays: [] });
   });
 });
+
+/** The table's audit item keys, the keys its day markers list, and the markers' TTLs and days. */
+async function auditState(name: string) {
+  const { Items = [] } = await clients.doc.send(new ScanCommand({ TableName: name }));
+  const audit: string[] = [];
+  const marked: string[] = [];
+  const markerTtls: number[] = [];
+  const markerDays: string[] = [];
+  for (const item of Items) {
+    const pk = String(item[k.partitionKey]);
+    const sk = String(item[k.sortKey]);
+    if (sk.startsWith(instanceKeyParts.auditSortPrefix)) audit.push(`${pk} ${sk}`);
+    if (pk.startsWith(instanceKeyParts.auditDayPartition(''))) {
+      markerDays.push(pk.slice(instanceKeyParts.auditDayPartition('').length));
+      markerTtls.push(Number(item[ledgerTtlAttribute]));
+      const keys = JSON.parse(inflateRawSync(item.keysZ as Uint8Array).toString('utf8')) as string[][];
+      marked.push(...keys.map(([p, s]) => `${p} ${s}`));
+    }
+  }
+  return { audit, marked, markerTtls, markerDays };
+}

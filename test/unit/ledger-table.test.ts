@@ -33,6 +33,10 @@ describe('the ledger table layout', () => {
     expect(ledgerItems.address('10.0.0.1')).toEqual({ pk: 'address#10.0.0.1', sk: 'owner' });
     expect(ledgerItems.instance('a')).toEqual({ pk: 'instance#a', sk: 'meta' });
     expect(ledgerItems.instanceAudit('a', 'T#r')).toEqual({ pk: 'instance#a', sk: 'audit#T#r' });
+    expect(ledgerItems.auditDayMarker('2026-11-01', 'T#r')).toEqual({
+      pk: 'audit-day#2026-11-01',
+      sk: 'T#r',
+    });
     expect(ledgerIndex).toMatchObject({
       releases: 'release',
       pollStates: 'poll',
