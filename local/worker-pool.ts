@@ -92,6 +92,27 @@ async function settle(
   return { kind: 'transient', messageId, error, receiveCount, retryInSeconds };
 }
 
+/** One long poll for at most one message, with its receive count. */
+async function receiveOne(
+  options: WorkerPoolOptions,
+  waitTimeSeconds: number,
+  visibility: number,
+  signal: AbortSignal,
+) {
+  const { ReceiveMessageCommand } = await sqsCommands();
+  const received = await options.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: options.queueUrl,
+      MaxNumberOfMessages: 1,
+      WaitTimeSeconds: waitTimeSeconds,
+      VisibilityTimeout: visibility,
+      MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+    }),
+    { abortSignal: signal },
+  );
+  return received.Messages?.[0];
+}
+
 /**
  * Slot-per-concurrency long-polling loop over SQS. An `ack` deletes the message; a `retry` hides it for
  * the configured retry delay, and the queue's redrive policy dead-letters it after the last receive, as on
@@ -134,18 +155,7 @@ export function startWorkerPool(options: WorkerPoolOptions): WorkerPool {
       try {
         await options.gate?.(signal);
         if (signal.aborted) return;
-        const { ReceiveMessageCommand } = await sqsCommands();
-        const received = await options.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: options.queueUrl,
-            MaxNumberOfMessages: 1,
-            WaitTimeSeconds: waitTimeSeconds,
-            VisibilityTimeout: visibility,
-            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-          }),
-          { abortSignal: signal },
-        );
-        const [message] = received.Messages ?? [];
+        const message = await receiveOne(options, waitTimeSeconds, visibility, signal);
         if (message === undefined) continue;
         inFlight++;
         try {
