@@ -65,10 +65,15 @@ describe.skipIf(!tmpfs.available)(`cldist serve on a full disk${skipped}`, () =>
     const page = await fetch(`${handle.url}/`, { headers: adminHeaders(handle) });
     expect(await page.text()).toContain('Mirroring is paused');
 
+    // Past the inline limit, so the body needs the full config store rather than a few bytes of ledger.
+    const large = {
+      ignition: { version: '3.4.0' },
+      storage: { files: [{ path: '/etc/large', contents: { source: `data:,${'x'.repeat(64 * 1024)}` } }] },
+    };
     const refused = await fetch(`${handle.url}/v1/instances/web-2`, {
       method: 'PUT',
       headers: { ...adminHeaders(handle), 'Content-Type': 'application/json' },
-      body: JSON.stringify({ ignition }),
+      body: JSON.stringify({ ignition: large }),
     });
     expect(refused.status).toBe(503);
     for (let i = 0; i < 20; i++) {
