@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { projectRoot } from '../shared/config.ts';
+import { oneFileConfig, spawnServe } from './support.ts';
 
 /**
  * What registered instances cost a running `cldist serve` (offline: its origin is a closed loopback port): data-dir bytes per instance
@@ -35,11 +35,6 @@ const fetches = Number(values.fetches);
 if (!Number.isInteger(instances) || instances <= 0) throw new Error('--instances takes a positive integer');
 if (!Number.isInteger(fetches) || fetches < 0) throw new Error('--fetches takes a whole number');
 
-const configFor = (id: string) => ({
-  ignition: { version: '3.3.0' },
-  storage: { files: [{ path: '/etc/hostname', mode: 420, contents: { source: `data:,${id}` } }] },
-});
-
 interface Server {
   url: string;
   child: ChildProcess;
@@ -47,47 +42,14 @@ interface Server {
 }
 
 async function startServe(dataDir: string, configFile: string): Promise<Server> {
-  const child = spawn(
-    process.execPath,
+  const { child, url } = await spawnServe(
     [
-      'bin/cldist.js',
-      'serve',
-      '--config',
-      configFile,
-      '--data-dir',
-      dataDir,
-      '--port',
-      '0',
-      '--poll-seconds',
-      '3600',
-      '--log-format',
-      'json',
+      join(projectRoot, 'bin/cldist.js'),
+      ...['serve', '--config', configFile, '--data-dir', dataDir, '--port', '0', '--poll-seconds', '3600'],
     ],
-    {
-      cwd: projectRoot,
-      stdio: ['ignore', 'pipe', 'ignore'],
-      // A cap on V8's old space shows what is retained rather than what the collector has not yet reclaimed.
-      env: {
-        ...process.env,
-        ...(heapMiB === undefined ? {} : { NODE_OPTIONS: `--max-old-space-size=${heapMiB}` }),
-      },
-    },
+    // A cap on V8's old space shows what is retained rather than what the collector has not yet reclaimed.
+    heapMiB === undefined ? {} : { NODE_OPTIONS: `--max-old-space-size=${heapMiB}` },
   );
-  const lines = createInterface({ input: child.stdout ?? process.stdin });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error('serve did not listen within 120 s'));
-    }, 120_000);
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
-    lines.on('line', (line) => {
-      const record = JSON.parse(line) as { event?: string; url?: string };
-      if (record.event === 'http.listening' && record.url !== undefined) {
-        clearTimeout(timer);
-        resolve(record.url);
-      }
-    });
-  });
   return { url, child, dataDir };
 }
 
@@ -139,7 +101,7 @@ async function measure(form: 'inline' | 'store'): Promise<Result> {
     for (let first = 0; first < instances; first += 500) {
       const lines: string[] = [];
       for (let i = first; i < Math.min(instances, first + 500); i++) {
-        lines.push(JSON.stringify({ id: `node-${i}`, ignition: configFor(`node-${i}`) }));
+        lines.push(JSON.stringify({ id: `node-${i}`, ignition: oneFileConfig(`node-${i}`) }));
       }
       const response = await fetch(`${server.url}/v1/instances`, {
         method: 'POST',

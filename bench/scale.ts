@@ -9,7 +9,7 @@ import { projectRoot } from '../shared/config.ts';
 import { createRawClient, type RawClient } from '../test/support/raw-http-client.ts';
 import { type LoadFigures, saturate } from './load.ts';
 import { readScaleResults, type ScaleResult, writeScalePlot } from './scale-plot.ts';
-import { median } from './support.ts';
+import { median, oneFileConfig, spawnServe } from './support.ts';
 
 /**
  * A fleet on one machine: one `cldist serve` on a fresh data dir registers `--instances` instances through
@@ -66,11 +66,6 @@ const self = fileURLToPath(import.meta.url);
 const run = promisify(execFile);
 const tokenLength = 43;
 const accept = 'application/vnd.coreos.ignition+json;version=3.3.0, */*;q=0.1';
-/** A 3.3.0 config with one file, as fleets register them; each instance's hostname differs. */
-const configFor = (id: string) => ({
-  ignition: { version: '3.3.0' },
-  storage: { files: [{ path: '/etc/hostname', mode: 420, contents: { source: `data:,${id}` } }] },
-});
 
 interface Memory {
   rssMiB: number;
@@ -119,44 +114,10 @@ async function startServer(dir: string, dataDir: string): Promise<{ child: Child
     flags.profile === undefined
       ? [join(projectRoot, 'bin/cldist.js')]
       : ['--cpu-prof', '--cpu-prof-dir', flags.profile, '--import', 'tsx', join(projectRoot, 'local/cli.ts')];
-  const child = spawn(
-    process.execPath,
-    [
-      ...entry,
-      'serve',
-      '--config',
-      configFile,
-      '--data-dir',
-      dataDir,
-      '--port',
-      '0',
-      '--poll-seconds',
-      '86400',
-      '--log-format',
-      'json',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      for (const line of buffered.split('\n').slice(0, -1)) {
-        const record = JSON.parse(line) as { event?: string; url?: string };
-        if (record.event === 'http.listening' && typeof record.url === 'string') {
-          child.stdout?.off('data', onData);
-          child.stdout?.resume();
-          resolve({ child, url: record.url });
-        }
-      }
-      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`cldist serve exited with ${code} before listening`)));
-  });
+  return spawnServe([
+    ...entry,
+    ...['serve', '--config', configFile, '--data-dir', dataDir, '--port', '0', '--poll-seconds', '86400'],
+  ]);
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -190,7 +151,7 @@ async function register(
       next = last;
       const lines: string[] = [];
       for (let i = first; i < last; i++)
-        lines.push(JSON.stringify({ id: `s${i}`, ignition: configFor(`s${i}`) }));
+        lines.push(JSON.stringify({ id: `s${i}`, ignition: oneFileConfig(`s${i}`) }));
       const response = await fetch(`${url}/v1/instances`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/x-ndjson' },

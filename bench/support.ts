@@ -155,32 +155,24 @@ export interface ServeProcess {
   stop(): Promise<void>;
 }
 
+/** A 3.3.0 config with one file, as fleets register them; each instance's hostname differs. */
+export const oneFileConfig = (id: string) => ({
+  ignition: { version: '3.3.0' },
+  storage: { files: [{ path: '/etc/hostname', mode: 420, contents: { source: `data:,${id}` } }] },
+});
+
 /**
- * `cldist serve` through `bin/cldist.js`, in its own process so the load client does not share its event
- * loop, and idle but for the requests measured: its origin is unreachable on purpose, so the poller fails
- * once at start and then sleeps for a day. `extraArgs` are added to the command line.
+ * Starts `node argv… --log-format json` (a `cldist serve` command line) and resolves with its URL once it
+ * logs `http.listening`; rejects if it exits first.
  */
-export async function startIdleServe(prefix: string, extraArgs: string[] = []): Promise<ServeProcess> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  const configFile = join(dir, 'cldist.config.json');
-  await writeFile(
-    configFile,
-    JSON.stringify({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9' }] }, null, 2),
-  );
-  const dataDir = join(dir, 'data');
-  const child = spawn(
-    process.execPath,
-    [
-      join(projectRoot, 'bin/cldist.js'),
-      ...['serve', '--config', configFile, '--data-dir', dataDir, '--port', '0', '--poll-seconds', '86400'],
-      ...extraArgs,
-      ...['--log-format', 'json'],
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    },
-  );
+export async function spawnServe(
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [...argv, '--log-format', 'json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let buffered = '';
     const onData = (chunk: Buffer) => {
@@ -198,6 +190,27 @@ export async function startIdleServe(prefix: string, extraArgs: string[] = []): 
     child.stdout?.on('data', onData);
     child.once('exit', (code) => reject(new Error(`cldist serve exited with ${code} before listening`)));
   });
+  return { child, url };
+}
+
+/**
+ * `cldist serve` through `bin/cldist.js`, in its own process so the load client does not share its event
+ * loop, and idle but for the requests measured: its origin is unreachable on purpose, so the poller fails
+ * once at start and then sleeps for a day. `extraArgs` are added to the command line.
+ */
+export async function startIdleServe(prefix: string, extraArgs: string[] = []): Promise<ServeProcess> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const configFile = join(dir, 'cldist.config.json');
+  await writeFile(
+    configFile,
+    JSON.stringify({ channels: [{ name: 'stable', baseUrl: 'http://127.0.0.1:9' }] }, null, 2),
+  );
+  const dataDir = join(dir, 'data');
+  const { child, url } = await spawnServe([
+    join(projectRoot, 'bin/cldist.js'),
+    ...['serve', '--config', configFile, '--data-dir', dataDir, '--port', '0', '--poll-seconds', '86400'],
+    ...extraArgs,
+  ]);
   return {
     url,
     dir,

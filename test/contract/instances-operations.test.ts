@@ -11,11 +11,11 @@ import {
 } from '../../shared/instances/service.ts';
 import type { InstanceRepository } from '../../shared/instances/types.ts';
 import { createS3Store } from '../../shared/store/s3-store.ts';
+import { countAwsCalls } from '../support/aws-call-count.ts';
 import { emulatorClients, freshBucket, freshTable } from '../support/emulators.ts';
-import { countSdkOperations } from '../support/sdk-operations.ts';
 
 const clients = emulatorClients();
-const ops = countSdkOperations(clients);
+const ops = countAwsCalls({ dynamodb: clients.dynamodb, s3: clients.s3 });
 const config = parseConfig({});
 const clock = () => new Date();
 
@@ -86,7 +86,7 @@ async function fetchCounted(deps: InstanceServiceDeps, id: string, token: string
     deps,
   );
   await deps.instances.flush();
-  return { status: result.status, ops: ops.snapshot() };
+  return { status: result.status, ops: ops.usage().calls };
 }
 
 /** The same spread of ids in any fleet: every id is equally likely to be the one fetched. */
@@ -119,7 +119,7 @@ describe('operations per config fetch, whatever the number of instances', () => 
     const [small, large] = perFleet;
     for (const seen of [small, large]) {
       for (const counts of seen ?? []) {
-        expect(counts).toEqual({ 'dynamodb:BatchWriteItem': 1, 'dynamodb:GetItem': 1 });
+        expect(counts).toEqual({ 'DynamoDB.BatchWriteItem': 1, 'DynamoDB.GetItem': 1 });
       }
     }
     expect(large).toEqual(small);
@@ -144,7 +144,7 @@ describe('operations per config fetch, whatever the number of instances', () => 
         expect(result.status).toBe('ok');
       }
       await deps.instances.flush();
-      expect(ops.snapshot()).toEqual({ 'dynamodb:BatchWriteItem': 1, 'dynamodb:GetItem': 20 });
+      expect(ops.usage().calls).toEqual({ 'DynamoDB.BatchWriteItem': 1, 'DynamoDB.GetItem': 20 });
       await deps.instances.close();
     }
   });
@@ -156,13 +156,13 @@ describe('operations per config fetch, whatever the number of instances', () => 
         const first = await fetchCounted(deps, id, token);
         expect(first.status).toBe('ok');
         expect(first.ops).toEqual({
-          'dynamodb:BatchWriteItem': 1,
-          'dynamodb:GetItem': 1,
-          'dynamodb:UpdateItem': 1,
+          'DynamoDB.BatchWriteItem': 1,
+          'DynamoDB.GetItem': 1,
+          'DynamoDB.UpdateItem': 1,
         });
         const again = await fetchCounted(deps, id, token);
         expect(again.status).toBe('not-found');
-        expect(again.ops).toEqual({ 'dynamodb:BatchWriteItem': 1, 'dynamodb:GetItem': 1 });
+        expect(again.ops).toEqual({ 'DynamoDB.BatchWriteItem': 1, 'DynamoDB.GetItem': 1 });
       }
       await deps.instances.close();
     }
@@ -173,9 +173,9 @@ describe('operations per config fetch, whatever the number of instances', () => 
       const deps = coldDeps(fleet);
       const cold = await fetchCounted(deps, fleet.large.id, fleet.large.token);
       expect(cold.status).toBe('ok');
-      expect(cold.ops).toEqual({ 'dynamodb:BatchWriteItem': 1, 'dynamodb:GetItem': 1, 's3:GetObject': 1 });
+      expect(cold.ops).toEqual({ 'DynamoDB.BatchWriteItem': 1, 'DynamoDB.GetItem': 1, 'S3.GetObject': 1 });
       const warm = await fetchCounted(deps, fleet.large.id, fleet.large.token);
-      expect(warm.ops).toEqual({ 'dynamodb:BatchWriteItem': 1, 'dynamodb:GetItem': 1 });
+      expect(warm.ops).toEqual({ 'DynamoDB.BatchWriteItem': 1, 'DynamoDB.GetItem': 1 });
       await deps.instances.close();
     }
   });
@@ -191,9 +191,9 @@ describe('operations per config fetch, whatever the number of instances', () => 
       const [id] = sampleIds(fleet, 1);
       const token = fleet.tokens.get(id ?? '') ?? '';
       const cold = await fetchCounted(deps, id ?? '', token);
-      expect(cold.ops).toEqual({ 'dynamodb:BatchWriteItem': 1, 'dynamodb:GetItem': 1 });
+      expect(cold.ops).toEqual({ 'DynamoDB.BatchWriteItem': 1, 'DynamoDB.GetItem': 1 });
       const warm = await fetchCounted(deps, id ?? '', token);
-      expect(warm.ops).toEqual({ 'dynamodb:BatchWriteItem': 1 });
+      expect(warm.ops).toEqual({ 'DynamoDB.BatchWriteItem': 1 });
       const unknown = await fetchCounted(deps, 'nobody', token);
       expect(unknown).toEqual({ status: 'not-found', ops: {} });
       await instances.close();
@@ -215,11 +215,11 @@ describe('operations per config fetch, whatever the number of instances', () => 
     const last = ids.at(-1) ?? '';
     const first = ids[0] ?? '';
     expect(
-      (await fetchCounted(deps, last, fleet.tokens.get(last) ?? '')).ops['dynamodb:GetItem'],
+      (await fetchCounted(deps, last, fleet.tokens.get(last) ?? '')).ops['DynamoDB.GetItem'],
     ).toBeUndefined();
-    expect((await fetchCounted(deps, first, fleet.tokens.get(first) ?? '')).ops['dynamodb:GetItem']).toBe(1);
+    expect((await fetchCounted(deps, first, fleet.tokens.get(first) ?? '')).ops['DynamoDB.GetItem']).toBe(1);
     expect(
-      (await fetchCounted(deps, first, fleet.tokens.get(first) ?? '')).ops['dynamodb:GetItem'],
+      (await fetchCounted(deps, first, fleet.tokens.get(first) ?? '')).ops['DynamoDB.GetItem'],
     ).toBeUndefined();
     await instances.close();
   });
