@@ -1,34 +1,17 @@
-import { spawn } from 'node:child_process';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SimOrigin, startSimOrigin } from '../../local/sim-origin/sim-origin.ts';
-import { projectRoot } from '../../shared/config.ts';
 import type { ReleaseManifest } from '../../shared/mirror/finalize.ts';
+import { runCldist } from '../support/cli.ts';
 import { tempDir } from './serve-harness.ts';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cldistMirror(args: string[]): Promise<Result> {
-  const child = spawn(process.execPath, [join(projectRoot, 'bin/cldist.js'), 'mirror', ...args], {
-    cwd: projectRoot,
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+/** `cldist mirror` as a cron job runs it: a child process, to its end. */
+const cldistMirror = (args: string[]) =>
+  runCldist(['mirror', ...args], {
+    timeoutMs: 120_000,
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 /** What each source publishes: stable and an LTS channel, amd64 and arm64, and a yearly Flatcar LTS stream. */
 interface Stream {
