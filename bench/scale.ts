@@ -26,11 +26,13 @@ import { median, oneFileConfig, spawnServe } from './support.ts';
  * (`du`, allocated bytes) after an orderly shutdown, which flushes the audit queue.
  *
  *   npm run bench:scale -- [--instances 1000000] [--seconds 10] [--rounds 3] [--connections 16]
- *                          [--batch 1000] [--put-connections 4] [--json FILE] [--profile DIR]
+ *                          [--batch 1000] [--put-connections 4] [--json FILE] [--profile DIR] [--keep]
  *   npm run bench:scale -- --plot [--sizes 10000,100000,1000000] [--from FILE,FILE…]
  *
  * `--profile DIR` runs the server from its TypeScript sources and has it write V8 CPU profiles (`node
  * --cpu-prof`: the main thread's and the ledger thread's) there when it stops.
+ *
+ * `--keep` leaves the server's config and data dir in place (the path is printed) to look into afterwards.
  *
  * `--plot` runs the benchmark once per size (each on its own fresh server) and writes docs/img/scale.json,
  * docs/img/scale.svg (rates and memory against the number of instances, drawn by bench/plot.ts) and the
@@ -51,6 +53,7 @@ const { values: flags } = parseArgs({
     sizes: { type: 'string', default: '10000,100000,1000000' },
     from: { type: 'string' },
     profile: { type: 'string' },
+    keep: { type: 'boolean', default: false },
   },
 });
 
@@ -315,7 +318,8 @@ async function measure(): Promise<ScaleResult> {
   } finally {
     await Promise.all(clients.map((client) => client.close()));
     await stopServer(server.child);
-    await rm(dir, { recursive: true, force: true });
+    if (flags.keep) process.stderr.write(`kept the server's files in ${dir}\n`);
+    else await rm(dir, { recursive: true, force: true });
   }
 }
 

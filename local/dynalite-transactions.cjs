@@ -29,12 +29,15 @@
  */
 const { createHash, randomBytes } = require('node:crypto');
 const Module = require('node:module');
+const { Readable } = require('node:stream');
 
 const dynaliteRequire = Module.createRequire(require.resolve('dynalite'));
 const dynalite = dynaliteRequire('./index.js');
 const db = dynaliteRequire('./db/index.js');
 const validations = dynaliteRequire('./validations/index.js');
 const crc32 = dynaliteRequire('buffer-crc32');
+const getItemAction = dynaliteRequire('./actions/getItem.js');
+const { marshall, unmarshall } = require('@aws-sdk/util-dynamodb');
 
 const target = 'DynamoDB_20120810.TransactWriteItems';
 const maxItems = 100;
@@ -337,7 +340,73 @@ function transactionHandler(store) {
   };
 }
 
-/** `dynalite(options)`, answering TransactWriteItems too. */
+/** A binary attribute as dynalite keeps it (base64) turned into bytes of its own, as the SDK gives them. */
+function toBytes(value) {
+  return new Uint8Array(Buffer.from(value, 'base64'));
+}
+
+/** An item in dynalite's stored form (binary as base64) with its binary values decoded, at any depth. */
+function decodeBinary(value) {
+  if (value.B !== undefined) return { B: toBytes(value.B) };
+  if (value.BS !== undefined) return { BS: value.BS.map(toBytes) };
+  if (value.M !== undefined) return { M: decodeItem(value.M) };
+  if (value.L !== undefined) return { L: value.L.map(decodeBinary) };
+  return value;
+}
+
+function decodeItem(item) {
+  const out = {};
+  for (const [name, value] of Object.entries(item)) out[name] = decodeBinary(value);
+  return out;
+}
+
+/**
+ * GetItem for a caller in the same thread: dynalite's own GetItem (its key checks, its store), without
+ * the HTTP request, the signature and the JSON it would otherwise cost on both sides. Key and item are
+ * native values, as the SDK's document client takes and gives them (binary as bytes of their own, so
+ * a copy sent to another thread carries only its own bytes).
+ */
+function itemReader(store) {
+  return (table, key) =>
+    new Promise((resolve, reject) => {
+      getItemAction(store, { TableName: table, Key: marshall(key) }, (error, answer) => {
+        if (error) reject(error);
+        else resolve(answer.Item === undefined ? undefined : unmarshall(decodeItem(answer.Item)));
+      });
+    });
+}
+
+/**
+ * A stream over a LevelDB iterator that closes the iterator when the stream ends or is destroyed.
+ * dynalite's own streams close theirs through `iterator.return()`, which abstract-level iterators do not
+ * have, so every Query and Scan left its iterator open until the database closed. An open iterator pins
+ * the LevelDB version it started on: the table files that compaction replaces are never deleted and stay
+ * mapped, so the ledger's disk and the process's memory grew with every query.
+ */
+function closingStream(iterator) {
+  return new Readable({
+    objectMode: true,
+    read() {
+      iterator.next().then(
+        (value) => this.push(value === undefined ? null : value),
+        (error) => this.destroy(error),
+      );
+    },
+    destroy(error, callback) {
+      iterator.close().then(
+        () => callback(error),
+        (closeError) => callback(error ?? closeError),
+      );
+    },
+  });
+}
+
+function closeIteratorsOf(levelDb) {
+  levelDb.createValueStream = (options) => closingStream(levelDb.values(options));
+  levelDb.createKeyStream = (options) => closingStream(levelDb.keys(options));
+}
+
+/** `dynalite(options)`, answering TransactWriteItems too, with `readItem` for a caller in its thread. */
 function createDynalite(options) {
   const create = db.create;
   let store;
@@ -352,6 +421,7 @@ function createDynalite(options) {
     db.create = create;
   }
   if (store === undefined) throw new Error('dynalite did not create its store through db.create');
+  closeIteratorsOf(store.db);
   const [dynaliteHandler] = server.listeners('request');
   const transactions = transactionHandler(store);
   server.removeAllListeners('request');
@@ -359,6 +429,7 @@ function createDynalite(options) {
     if (req.method === 'POST' && req.headers['x-amz-target'] === target) transactions(req, res);
     else dynaliteHandler(req, res);
   });
+  server.readItem = itemReader(store);
   return server;
 }
 

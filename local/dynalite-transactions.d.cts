@@ -8,5 +8,10 @@ export interface DynaliteOptions {
   maxItemSizeKb?: number;
 }
 
+export interface DynaliteServer extends Server {
+  /** GetItem without HTTP, for a caller in the same thread; native key and item, as the document client. */
+  readItem(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
+}
+
 /** `dynalite(options)`, answering TransactWriteItems (Put, Delete, ConditionCheck) too. */
-export function createDynalite(options?: DynaliteOptions): Server;
+export function createDynalite(options?: DynaliteOptions): DynaliteServer;

@@ -26,7 +26,19 @@ server.once('error', (error) => {
 server.listen(workerData.port, '127.0.0.1', () => {
   parentPort.postMessage({ op: 'listening', port: server.address().port });
 });
+const failure = (error) => ({
+  name: String(error?.body?.__type ?? error?.name ?? 'Error').split('#').pop(),
+  message: String(error?.body?.message ?? error?.message ?? error),
+  status: typeof error?.statusCode === 'number' ? error.statusCode : undefined,
+});
 parentPort.on('message', (message) => {
+  if (message.op === 'get') {
+    server.readItem(message.table, message.key).then(
+      (item) => parentPort.postMessage({ op: 'item', id: message.id, item }),
+      (error) => parentPort.postMessage({ op: 'item', id: message.id, error: failure(error) }),
+    );
+    return;
+  }
   if (message.op !== 'close') return;
   server.closeAllConnections();
   server.close(() => parentPort.postMessage({ op: 'closed' }));
@@ -61,6 +73,12 @@ export interface LedgerThread {
   readonly crashes: number;
   /** Resolves once the thread answers on its port again (immediately if it is up). */
   ready(): Promise<void>;
+  /**
+   * GetItem (consistent, whole item) answered by the thread's dynalite without HTTP: native key and
+   * item, as the document client's. A failure carries `name` and `$metadata.httpStatusCode` as the
+   * SDK's would, none if the thread is down or dies meanwhile, so callers classify it the same way.
+   */
+  getItem(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
   close(): Promise<void>;
 }
 
@@ -69,7 +87,14 @@ interface Started {
   port: number;
 }
 
+interface ItemFailure {
+  name: string;
+  message: string;
+  status?: number;
+}
+
 type ThreadMessage =
+  | { op: 'item'; id: number; item?: Record<string, unknown>; error?: ItemFailure }
   | { op: 'listening'; port: number }
   | { op: 'listen-failed'; code?: string; message: string }
   | { op: 'closed' };
@@ -100,6 +125,52 @@ function spawn(path: string, port: number): Promise<Started> {
     worker.on('message', onMessage);
     worker.once('error', onError);
   });
+}
+
+/** An SDK-shaped error: `name` the DynamoDB exception, `$metadata.httpStatusCode` its status if any. */
+function itemError(failure: ItemFailure): Error {
+  const error = new Error(`ledger GetItem: ${failure.message}`);
+  error.name = failure.name;
+  return Object.assign(error, {
+    $metadata: failure.status === undefined ? {} : { httpStatusCode: failure.status },
+  });
+}
+
+/** GetItem calls in flight on the thread, answered by id; all refused at once if the thread goes. */
+function createItemReads() {
+  const pending = new Map<
+    number,
+    { resolve: (item: Record<string, unknown> | undefined) => void; reject: (error: Error) => void }
+  >();
+  let nextId = 0;
+  return {
+    attach(worker: Worker): void {
+      worker.on('message', (message: ThreadMessage) => {
+        if (message.op !== 'item') return;
+        const call = pending.get(message.id);
+        if (call === undefined) return;
+        pending.delete(message.id);
+        if (message.error === undefined) call.resolve(message.item);
+        else call.reject(itemError(message.error));
+      });
+    },
+    read(worker: Worker | undefined, table: string, key: Record<string, unknown>) {
+      if (worker === undefined)
+        return Promise.reject(
+          itemError({ name: 'LedgerThreadDown', message: 'the ledger thread is restarting' }),
+        );
+      const id = nextId++;
+      return new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ op: 'get', id, table, key });
+      });
+    },
+    failAll(message: string): void {
+      const calls = [...pending.values()];
+      pending.clear();
+      for (const call of calls) call.reject(itemError({ name: 'LedgerThreadDown', message }));
+    },
+  };
 }
 
 function describe(error: unknown): { cause: string; code?: string } {
@@ -136,6 +207,8 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   const first = await spawn(options.path, 0);
   const port = first.port;
   let current: Started | undefined = first;
+  const reads = createItemReads();
+  reads.attach(first.worker);
   let crashes = 0;
   /** Crashes since the thread last stayed up for `stableAfterMs`: a disk still full crashes it again at once. */
   let streak = 0;
@@ -154,6 +227,7 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   };
   const started = (next: Started) => {
     current = next;
+    reads.attach(next.worker);
     next.worker.once('error', onThreadError);
     options.onEvent?.({ event: 'ledger.thread_restarted', streak });
     stableTimer = setTimeout(() => {
@@ -181,6 +255,7 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   };
   function onThreadError(error: Error): void {
     current = undefined;
+    reads.failAll(`the ledger thread stopped: ${error.message}`);
     if (closing) return;
     const delay = crashed(error);
     up = new Promise<void>((resolveUp) => {
@@ -196,11 +271,13 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
       return crashes;
     },
     ready: () => up,
+    getItem: (table, key) => reads.read(current?.worker, table, key),
     async close() {
       closing = true;
       clearTimeout(restartTimer);
       clearTimeout(stableTimer);
       if (current !== undefined) await stopThread(current.worker);
+      reads.failAll('the ledger thread closed');
     },
   };
 }

@@ -1,5 +1,4 @@
 import { join, resolve } from 'node:path';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describeError } from '../../shared/errors.ts';
 import { loadIdIndex, withRecordCache } from '../../shared/instances/record-cache.ts';
 import { createDynamoInstanceRepository } from '../../shared/instances/repository.ts';
@@ -9,6 +8,7 @@ import type { ProxySecretsProvider } from '../../shared/metadata/identity.ts';
 import { fileSecretsProvider } from '../../shared/metadata/proxied.ts';
 import { createLocalStore } from '../../shared/store/index.ts';
 import type { ObjectStore } from '../../shared/store/types.ts';
+import type { LedgerStandIn } from '../emulators.ts';
 import { configStoreModes, prepareConfigStore } from '../runtime/data-dir.ts';
 import { type InstanceUpkeep, startInstanceUpkeep } from '../runtime/instance-upkeep.ts';
 import type { ServeContext } from './types.ts';
@@ -33,12 +33,13 @@ export interface LocalInstances {
  */
 export async function openInstances(
   context: ServeContext,
-  doc: DynamoDBDocumentClient,
-  tableName: string,
+  ledger: Pick<LedgerStandIn, 'clients' | 'tableName' | 'thread'>,
 ): Promise<LocalInstances> {
   const { config, logger, clock, lifecycle } = context;
-  const ledgerInstances = createDynamoInstanceRepository(doc, {
-    table: tableName,
+  const ledgerInstances = createDynamoInstanceRepository(ledger.clients.doc, {
+    table: ledger.tableName,
+    // A record the cache does not hold is read from the ledger thread directly: the fetch path's one read.
+    readItem: ledger.thread.getItem,
     auditRetentionDays: config.api.auditRetentionDays,
     // Retried flushes are routine while the ledger restarts (a full disk); a drop is what to act on.
     onAuditError: (error, dropped) =>

@@ -49,7 +49,7 @@ export async function openWeb(
     import('./fleet.ts'),
   ]);
   const { lifecycle } = context;
-  const instances = await openInstances(context, base.ledger.clients.doc, base.ledger.tableName);
+  const instances = await openInstances(context, base.ledger);
   // Opened before the server binds, so at shutdown the server stops taking check-ins before the flush.
   const fleet = openFleet(context, runtime);
   const server = await bindServer(options.host, options.port, lifecycle);

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LedgerStandIn, startLedgerStandIn } from '../../local/emulators.ts';
+import { parseConfig } from '../../shared/config.ts';
+import { TransientError } from '../../shared/errors.ts';
+import { ledgerCall } from '../../shared/instances/dynamo-support.ts';
+import { ledgerKey } from '../../shared/ledger/table.ts';
+import { tempDir } from '../e2e/serve-harness.ts';
+
+/**
+ * The single-machine ledger (dynalite on its own thread, with LevelDB on disk): its direct item read
+ * answers as GetItem does, and its queries let go of what they read.
+ */
+const config = parseConfig({}, 'test config');
+let dir = '';
+let ledger: LedgerStandIn;
+
+beforeAll(async () => {
+  dir = await tempDir('ledger-stand-in');
+  ledger = await startLedgerStandIn({ ledgerPath: join(dir, 'ledger'), config });
+});
+
+afterAll(async () => {
+  await ledger?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the direct item read', () => {
+  it('gives what GetItem gives, binary as bytes of its own', async () => {
+    const item = {
+      ...ledgerKey('direct#one', 'meta'),
+      text: 'héllo',
+      count: 42,
+      ratio: 0.5,
+      flag: true,
+      none: null,
+      bytes: new Uint8Array([0, 1, 2, 250, 255]),
+      list: ['a', 1, { inner: new Uint8Array([7]) }],
+      map: { nested: { deep: 'yes' }, bin: new Uint8Array([9, 9]) },
+      names: new Set(['x', 'y']),
+    };
+    await ledger.clients.doc.send(new PutCommand({ TableName: ledger.tableName, Item: item }));
+    const viaSdk = await ledger.clients.doc.send(
+      new GetCommand({
+        TableName: ledger.tableName,
+        Key: ledgerKey('direct#one', 'meta'),
+        ConsistentRead: true,
+      }),
+    );
+    const direct = await ledger.thread.getItem(ledger.tableName, ledgerKey('direct#one', 'meta'));
+    expect(direct).toEqual(viaSdk.Item);
+    expect(direct?.bytes).toBeInstanceOf(Uint8Array);
+    expect((direct?.bytes as Uint8Array).buffer.byteLength).toBe(5);
+  });
+
+  it('answers undefined for an item that is not there', async () => {
+    await expect(
+      ledger.thread.getItem(ledger.tableName, ledgerKey('direct#none', 'meta')),
+    ).resolves.toBeUndefined();
+  });
+
+  it('fails as the SDK would for a table that is not there: not retryable', async () => {
+    const failure = await ledger.thread
+      .getItem('no-such-table', ledgerKey('a', 'b'))
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).name).toBe('ResourceNotFoundException');
+    expect((failure as { $metadata: { httpStatusCode?: number } }).$metadata.httpStatusCode).toBe(400);
+    const mapped = await ledgerCall('get', () =>
+      ledger.thread.getItem('no-such-table', ledgerKey('a', 'b')),
+    ).catch((error: unknown) => error);
+    expect(mapped).not.toBeInstanceOf(TransientError);
+  });
+});
+
+async function tableFileBytes(path: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(path)) {
+    // A file compaction deletes between the listing and the stat counts for nothing.
+    if (name.endsWith('.ldb')) total += (await stat(join(path, name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+describe('queries on the ledger', () => {
+  it('do not keep the table files that compaction replaced', async () => {
+    const { doc } = ledger.clients;
+    const table = ledger.tableName;
+    // Twenty items of 200 KiB, rewritten sixteen times: about 64 MiB of writes over about 4 MiB of data,
+    // so LevelDB compacts many times, with a Query and a Scan started on each generation of files.
+    const items = 20;
+    const rounds = 16;
+    for (let round = 0; round < rounds; round++) {
+      for (let at = 0; at < items; at += 10) {
+        const puts = Array.from({ length: 10 }, (_, i) => ({
+          PutRequest: { Item: { ...ledgerKey(`churn#${at + i}`, 'meta'), blob: randomBytes(200 * 1024) } },
+        }));
+        const written = await doc.send(new BatchWriteCommand({ RequestItems: { [table]: puts } }));
+        expect(written.UnprocessedItems?.[table] ?? []).toEqual([]);
+      }
+      await doc.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': 'churn#0' },
+          Limit: 1,
+        }),
+      );
+      await doc.send(new ScanCommand({ TableName: table, Limit: 1 }));
+    }
+    // What a pinned file set would hold: every generation written. What LevelDB keeps once it has
+    // compacted: the live data, a few level-0 files and the write-ahead log, well under half of that.
+    const written = items * rounds * 200 * 1024;
+    const deadline = Date.now() + 60_000;
+    let bytes = await tableFileBytes(join(dir, 'ledger'));
+    while (bytes > written / 2 && Date.now() < deadline) {
+      // LevelDB deletes replaced files when a background compaction ends; a small write lets it finish.
+      await doc.send(new PutCommand({ TableName: table, Item: { ...ledgerKey('churn#tick', 'meta') } }));
+      await new Promise((resolve) => setImmediate(resolve));
+      bytes = await tableFileBytes(join(dir, 'ledger'));
+    }
+    expect(bytes).toBeLessThan(written / 2);
+  });
+});
