@@ -91,6 +91,23 @@ async function cpuMsOf(pid: number): Promise<number> {
 }
 let ticksPerSecond: number | undefined;
 
+/**
+ * Waits until the server has used under a tenth of a core for a whole second (at most two minutes), and
+ * says how long that took: after a bulk load LevelDB goes on compacting in the background, and GETs
+ * measured meanwhile, the hot ones first, would share the cores with it.
+ */
+async function settle(pid: number): Promise<number> {
+  const start = performance.now();
+  let before = await cpuMsOf(pid);
+  while (performance.now() - start < 120_000) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const now = await cpuMsOf(pid);
+    if (now - before < 100) break;
+    before = now;
+  }
+  return (performance.now() - start) / 1000;
+}
+
 /** Allocated bytes (`du`) of the data dir and of its ledger and config folders. */
 async function dataDirBytes(dataDir: string): Promise<ScaleResult['dataDir']> {
   return {
@@ -272,6 +289,7 @@ async function measure(): Promise<ScaleResult> {
       `${instances} instances registered in ${registerSeconds.toFixed(1)} s: ${(instances / registerSeconds).toFixed(0)}/s ` +
         `(POST /v1/instances, ${batch} lines a request, ${putConnections} at a time)\n`,
     );
+    process.stdout.write(`server idle again ${(await settle(pid)).toFixed(0)} s later (LevelDB compaction)\n`);
 
     const origin = new URL(server.url);
     const head = `Host: ${origin.host}\r\nAccept: ${accept}\r\nConnection: keep-alive\r\nAuthorization: Bearer `;

@@ -23,7 +23,8 @@
  * and `ReturnValuesOnConditionCheckFailure`). Update is refused with a ValidationException that says so:
  * dynalite keeps its update evaluator private, and cldist writes whole items.
  *
- * It reaches into dynalite 4.0.0's store (the key prefixes of its item and index sub-databases), so the
+ * It reaches into dynalite 4.0.0's store (the key prefixes of its item and index sub-databases, and its
+ * query streams, see `closingStream`), so the
  * package version is pinned; the contract tests read the written items and index entries back through
  * dynalite's own GetItem and Query, which fail if a new version lays them out differently.
  */
@@ -36,7 +37,6 @@ const dynalite = dynaliteRequire('./index.js');
 const db = dynaliteRequire('./db/index.js');
 const validations = dynaliteRequire('./validations/index.js');
 const crc32 = dynaliteRequire('buffer-crc32');
-const getItemAction = dynaliteRequire('./actions/getItem.js');
 const { marshall, unmarshall } = require('@aws-sdk/util-dynamodb');
 
 const target = 'DynamoDB_20120810.TransactWriteItems';
@@ -361,19 +361,32 @@ function decodeItem(item) {
 }
 
 /**
- * GetItem for a caller in the same thread: dynalite's own GetItem (its key checks, its store), without
- * the HTTP request, the signature and the JSON it would otherwise cost on both sides. Key and item are
- * native values, as the SDK's document client takes and gives them (binary as bytes of their own, so
- * a copy sent to another thread carries only its own bytes).
+ * GetItem for a caller in the same thread: the item dynalite's GetItem would answer (its key checks, its
+ * store), without the HTTP request, the signature and the JSON it would cost on both sides. The read is
+ * LevelDB's synchronous one: on the ledger's own thread it is shorter than a round trip through libuv's
+ * pool. A table's key schema cannot change, so each table's definition is read once. Key and item are
+ * native values, as the SDK's document client takes and gives them (binary as bytes of their own, so a
+ * copy sent to another thread carries only its own bytes).
  */
 function itemReader(store) {
-  return (table, key) =>
+  const tables = new Map();
+  const tableOf = (name) =>
+    tables.get(name) ??
     new Promise((resolve, reject) => {
-      getItemAction(store, { TableName: table, Key: marshall(key) }, (error, answer) => {
-        if (error) reject(error);
-        else resolve(answer.Item === undefined ? undefined : unmarshall(decodeItem(answer.Item)));
+      store.getTable(name, false, (error, table) => {
+        if (error) return reject(error);
+        if (table.TableStatus === 'ACTIVE') tables.set(name, table);
+        resolve(table);
       });
     });
+  return async (name, key) => {
+    const table = await tableOf(name);
+    const dynamoKey = marshall(key);
+    const invalid = db.validateKey(dynamoKey, table);
+    if (invalid != null) throw invalid;
+    const item = store.db.getSync(`item-${name}~${db.createKey(dynamoKey, table)}`);
+    return item === undefined ? undefined : unmarshall(decodeItem(item));
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { projectRoot } from '../../shared/config.ts';
+import { type ItemAnswer, type ItemReads, itemError, itemReadsOver } from './item-reads.ts';
 
 /**
  * dynalite answers a LevelDB failure it does not recognise (`LEVEL_IO_ERROR … No space left on device`)
@@ -85,27 +86,23 @@ export interface LedgerThread {
 interface Started {
   worker: Worker;
   port: number;
-}
-
-interface ItemFailure {
-  name: string;
-  message: string;
-  status?: number;
+  reads: ItemReads;
 }
 
 type ThreadMessage =
-  | { op: 'item'; id: number; item?: Record<string, unknown>; error?: ItemFailure }
+  | ItemAnswer
   | { op: 'listening'; port: number }
   | { op: 'listen-failed'; code?: string; message: string }
   | { op: 'closed' };
 
 function spawn(path: string, port: number): Promise<Started> {
   const worker = new Worker(threadSource, { eval: true, workerData: { dynalite: dynalitePath, path, port } });
+  const reads = itemReadsOver(worker);
   return new Promise((resolve, reject) => {
     const onMessage = (message: ThreadMessage) => {
       if (message.op === 'listening') {
         cleanup();
-        resolve({ worker, port: message.port });
+        resolve({ worker, port: message.port, reads });
       } else if (message.op === 'listen-failed') {
         cleanup();
         void worker.terminate();
@@ -125,52 +122,6 @@ function spawn(path: string, port: number): Promise<Started> {
     worker.on('message', onMessage);
     worker.once('error', onError);
   });
-}
-
-/** An SDK-shaped error: `name` the DynamoDB exception, `$metadata.httpStatusCode` its status if any. */
-function itemError(failure: ItemFailure): Error {
-  const error = new Error(`ledger GetItem: ${failure.message}`);
-  error.name = failure.name;
-  return Object.assign(error, {
-    $metadata: failure.status === undefined ? {} : { httpStatusCode: failure.status },
-  });
-}
-
-/** GetItem calls in flight on the thread, answered by id; all refused at once if the thread goes. */
-function createItemReads() {
-  const pending = new Map<
-    number,
-    { resolve: (item: Record<string, unknown> | undefined) => void; reject: (error: Error) => void }
-  >();
-  let nextId = 0;
-  return {
-    attach(worker: Worker): void {
-      worker.on('message', (message: ThreadMessage) => {
-        if (message.op !== 'item') return;
-        const call = pending.get(message.id);
-        if (call === undefined) return;
-        pending.delete(message.id);
-        if (message.error === undefined) call.resolve(message.item);
-        else call.reject(itemError(message.error));
-      });
-    },
-    read(worker: Worker | undefined, table: string, key: Record<string, unknown>) {
-      if (worker === undefined)
-        return Promise.reject(
-          itemError({ name: 'LedgerThreadDown', message: 'the ledger thread is restarting' }),
-        );
-      const id = nextId++;
-      return new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ op: 'get', id, table, key });
-      });
-    },
-    failAll(message: string): void {
-      const calls = [...pending.values()];
-      pending.clear();
-      for (const call of calls) call.reject(itemError({ name: 'LedgerThreadDown', message }));
-    },
-  };
 }
 
 function describe(error: unknown): { cause: string; code?: string } {
@@ -207,8 +158,6 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   const first = await spawn(options.path, 0);
   const port = first.port;
   let current: Started | undefined = first;
-  const reads = createItemReads();
-  reads.attach(first.worker);
   let crashes = 0;
   /** Crashes since the thread last stayed up for `stableAfterMs`: a disk still full crashes it again at once. */
   let streak = 0;
@@ -227,7 +176,6 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   };
   const started = (next: Started) => {
     current = next;
-    reads.attach(next.worker);
     next.worker.once('error', onThreadError);
     options.onEvent?.({ event: 'ledger.thread_restarted', streak });
     stableTimer = setTimeout(() => {
@@ -255,7 +203,6 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   };
   function onThreadError(error: Error): void {
     current = undefined;
-    reads.failAll(`the ledger thread stopped: ${error.message}`);
     if (closing) return;
     const delay = crashed(error);
     up = new Promise<void>((resolveUp) => {
@@ -271,13 +218,15 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
       return crashes;
     },
     ready: () => up,
-    getItem: (table, key) => reads.read(current?.worker, table, key),
+    getItem: (table, key) =>
+      current === undefined
+        ? Promise.reject(itemError({ name: 'LedgerThreadDown', message: 'the ledger thread is restarting' }))
+        : current.reads.read(table, key),
     async close() {
       closing = true;
       clearTimeout(restartTimer);
       clearTimeout(stableTimer);
       if (current !== undefined) await stopThread(current.worker);
-      reads.failAll('the ledger thread closed');
     },
   };
 }

@@ -99,8 +99,8 @@ export type WriteRequest =
   | { DeleteRequest: { Key: LedgerKey } };
 
 /**
- * An audit item's entries: `entriesZ` (raw deflate of the JSON array) since entries were compressed, or
- * the older plain `entries` string. An item that cannot be read yields none rather than failing the list.
+ * An audit item's entries: `entriesZ` (raw deflate of the JSON array), or the plain `entries` string
+ * (short ones, and every item from before entries were compressed). An item that cannot be read yields none rather than failing the list.
  */
 export function auditEntriesOf(item: Record<string, unknown>): unknown {
   try {

@@ -73,7 +73,7 @@ function reportToStderr(error: unknown, dropped: number): void {
  * `meta` for the record, `instance#{id}` / `audit#{iso}#{rand}` for the audit (listed by day in `audit-day#{day}` markers when `auditDayMarkers` is on).
  *
  * Audit entries are queued and written every flush interval: the entries of one instance from one
- * interval share one item (`entriesZ`, a JSON array of up to 500, raw-deflated into one binary attribute:
+ * interval share one item (`entriesZ`, a JSON array of up to 500, raw-deflated into one binary attribute, or plain `entries` while it is short:
  * far cheaper to marshal than a list of maps, and about a tenth of the bytes, which is what a busy audit
  * costs in write units on DynamoDB and in memory and compaction in single-machine mode's LevelDB), and
  * items go out in BatchWriteItem batches of 25, so a

@@ -116,6 +116,28 @@ describe('DynamoDB instance repository (dynalite)', () => {
     expect(listed.at(-1)).toEqual(entry(-5));
   });
 
+  it('stores the one entry of a single fetch as it is, without deflate', async () => {
+    const name = await table();
+    const repo = repository(name);
+    repo.recordFetch('single', entry(7));
+    await repo.flush();
+    const { Items = [] } = await clients.doc.send(
+      new QueryCommand({
+        TableName: name,
+        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
+        ExpressionAttributeNames: { '#pk': k.partitionKey, '#sk': k.sortKey },
+        ExpressionAttributeValues: {
+          ':pk': instanceKeyParts.partition('single'),
+          ':audit': instanceKeyParts.auditSortPrefix,
+        },
+      }),
+    );
+    expect(Items).toHaveLength(1);
+    expect(Items[0]?.entriesZ).toBeUndefined();
+    expect(JSON.parse(String(Items[0]?.entries))).toEqual([entry(7)]);
+    expect(await repo.listAudit('single', 10)).toEqual([entry(7)]);
+  });
+
   it('loses nothing on an orderly close', async () => {
     const name = await table();
     const writer = createDynamoInstanceRepository(clients.doc, { table: name, flushIntervalMs: 60_000 });

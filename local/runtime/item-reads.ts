@@ -1,0 +1,73 @@
+import type { Worker } from 'node:worker_threads';
+
+/** A failed read as the ledger thread reports it: the DynamoDB exception name and status, if any. */
+export interface ItemFailure {
+  name: string;
+  message: string;
+  status?: number;
+}
+
+export interface ItemAnswer {
+  op: 'item';
+  id: number;
+  item?: Record<string, unknown>;
+  error?: ItemFailure;
+}
+
+/**
+ * An error shaped as the SDK's: `name` the DynamoDB exception, `$metadata.httpStatusCode` its status.
+ * Without a status (the thread is gone) callers take it for an unreachable service and retry.
+ */
+export function itemError(failure: ItemFailure): Error {
+  const error = new Error(`ledger GetItem: ${failure.message}`);
+  error.name = failure.name;
+  return Object.assign(error, {
+    $metadata: failure.status === undefined ? {} : { httpStatusCode: failure.status },
+  });
+}
+
+export interface ItemReads {
+  read(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
+}
+
+/**
+ * GetItem calls to one ledger thread, matched to its answers by id. When the thread exits, every call
+ * still waiting, and every later one, fails as retryable: the restarted thread has readers of its own.
+ */
+export function itemReadsOver(worker: Worker): ItemReads {
+  type Waiting = {
+    resolve: (item: Record<string, unknown> | undefined) => void;
+    reject: (error: Error) => void;
+  };
+  const waiting = new Map<number, Waiting>();
+  let nextId = 0;
+  let exited = false;
+  worker.on('message', (message: ItemAnswer | { op: string }) => {
+    if (message.op !== 'item') return;
+    const answer = message as ItemAnswer;
+    const call = waiting.get(answer.id);
+    if (call === undefined) return;
+    waiting.delete(answer.id);
+    if (answer.error === undefined) call.resolve(answer.item);
+    else call.reject(itemError(answer.error));
+  });
+  worker.once('exit', () => {
+    exited = true;
+    const calls = [...waiting.values()];
+    waiting.clear();
+    for (const call of calls)
+      call.reject(itemError({ name: 'LedgerThreadDown', message: 'the ledger thread stopped' }));
+  });
+  return {
+    read(table, key) {
+      if (exited) {
+        return Promise.reject(itemError({ name: 'LedgerThreadDown', message: 'the ledger thread stopped' }));
+      }
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        worker.postMessage({ op: 'get', id, table, key });
+      });
+    },
+  };
+}
