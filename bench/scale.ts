@@ -289,7 +289,9 @@ async function measure(): Promise<ScaleResult> {
       `${instances} instances registered in ${registerSeconds.toFixed(1)} s: ${(instances / registerSeconds).toFixed(0)}/s ` +
         `(POST /v1/instances, ${batch} lines a request, ${putConnections} at a time)\n`,
     );
-    process.stdout.write(`server idle again ${(await settle(pid)).toFixed(0)} s later (LevelDB compaction)\n`);
+    process.stdout.write(
+      `server idle again ${(await settle(pid)).toFixed(0)} s later (LevelDB compaction)\n`,
+    );
 
     const origin = new URL(server.url);
     const head = `Host: ${origin.host}\r\nAccept: ${accept}\r\nConnection: keep-alive\r\nAuthorization: Bearer `;
