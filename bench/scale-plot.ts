@@ -28,6 +28,8 @@ export const scaleResultSchema = z.object({
   failures: z.number().int(),
   generatorCpuShare: z.number(),
   rssMiB: z.object({ started: z.number(), registered: z.number(), afterGets: z.number(), peak: z.number() }),
+  /** Of the RSS, the pages of mapped files (LevelDB's open table files). */
+  mappedMiB: z.object({ registered: z.number(), afterGets: z.number() }).optional(),
   dataDir: z.object({ bytes: z.number(), ledgerBytes: z.number(), configBytes: z.number() }),
 });
 export type ScaleResult = z.infer<typeof scaleResultSchema>;

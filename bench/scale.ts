@@ -73,13 +73,15 @@ const accept = 'application/vnd.coreos.ignition+json;version=3.3.0, */*;q=0.1';
 interface Memory {
   rssMiB: number;
   peakMiB: number;
+  /** Of the RSS, pages of files mapped into the process: LevelDB maps the table files it has open. */
+  fileMiB: number;
 }
 
 async function memoryOf(pid: number): Promise<Memory> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024, fileMiB: kib('RssFile') / 1024 };
 }
 
 /** User plus system CPU time of a process so far, in ms (fields 14 and 15 of /proc/pid/stat, in ticks). */
@@ -332,6 +334,7 @@ async function measure(): Promise<ScaleResult> {
         afterGets: afterGets.rssMiB,
         peak: afterGets.peakMiB,
       },
+      mappedMiB: { registered: registered.fileMiB, afterGets: afterGets.fileMiB },
       dataDir: await dataDirBytes(dataDir),
     };
     return result;
@@ -353,7 +356,10 @@ function report(r: ScaleResult): string {
     `  random instance  ${r.random.perSecond.toFixed(0)} req/s   p50 ${r.random.p50Ms.toFixed(2)} ms   p99 ${r.random.p99Ms.toFixed(2)} ms   server CPU ${r.random.cpuUsPerRequest.toFixed(0)} µs/request`,
     `  hot instance     ${r.hot.perSecond.toFixed(0)} req/s   p50 ${r.hot.p50Ms.toFixed(2)} ms   p99 ${r.hot.p99Ms.toFixed(2)} ms   server CPU ${r.hot.cpuUsPerRequest.toFixed(0)} µs/request`,
     `  random / hot     ${r.ratio.toFixed(2)}   failed requests ${r.failures}   load generator CPU ${(r.generatorCpuShare * 100).toFixed(0)} % of one core`,
-    `  server RSS       ${r.rssMiB.started.toFixed(0)} MiB started, ${r.rssMiB.registered.toFixed(0)} MiB registered, ${r.rssMiB.afterGets.toFixed(0)} MiB after the GETs, ${r.rssMiB.peak.toFixed(0)} MiB peak (VmHWM)`,
+    `  server RSS       ${r.rssMiB.started.toFixed(0)} MiB started, ${r.rssMiB.registered.toFixed(0)} MiB registered, ${r.rssMiB.afterGets.toFixed(0)} MiB after the GETs, ${r.rssMiB.peak.toFixed(0)} MiB peak (VmHWM)` +
+      (r.mappedMiB === undefined
+        ? ''
+        : `; of it mapped files ${r.mappedMiB.registered.toFixed(0)} MiB registered, ${r.mappedMiB.afterGets.toFixed(0)} MiB after the GETs`),
     `  data dir         ${(r.dataDir.bytes / 1024 / 1024).toFixed(1)} MiB after shutdown: ${perInstance.toFixed(0)} bytes/instance (ledger ${(r.dataDir.ledgerBytes / r.instances).toFixed(0)}, configs ${(r.dataDir.configBytes / r.instances).toFixed(0)})`,
     `  targets (at 1,000,000): registration ≥ 2000/s ${verdict(r.registration.perSecond >= 2000)}; random ≥ 0.5 × hot ${verdict(r.ratio >= 0.5)}; ` +
       `random p99 ≤ 25 ms ${verdict(r.random.p99Ms <= 25)}; RSS ≤ 512 MiB ${verdict(r.rssMiB.peak <= 512)}; data dir ≤ 2 KiB/instance ${verdict(perInstance <= 2048)}`,

@@ -384,7 +384,8 @@ function itemReader(store) {
     const dynamoKey = marshall(key);
     const invalid = db.validateKey(dynamoKey, table);
     if (invalid != null) throw invalid;
-    const item = store.db.getSync(`item-${name}~${db.createKey(dynamoKey, table)}`);
+    const stored = `item-${name}~${db.createKey(dynamoKey, table)}`;
+    const item = store.db.status === 'open' ? store.db.getSync(stored) : await store.db.get(stored);
     return item === undefined ? undefined : unmarshall(decodeItem(item));
   };
 }
@@ -414,12 +415,45 @@ function closingStream(iterator) {
   });
 }
 
+/**
+ * dynalite's callback `get` as a synchronous LevelDB read answered on the next turn, as before: its own
+ * goes through a promise and libuv's thread pool for every read (the table definition included, on every
+ * request), which costs the ledger's thread more than the read itself. The promise form, and every read
+ * while the database is not open, are left as they were.
+ */
+function readSynchronously(levelDb) {
+  const get = levelDb.get;
+  levelDb.get = function (key, callback) {
+    // Until LevelDB is open (it opens after the first turn), only the deferred read can wait for it.
+    if (typeof callback !== 'function' || levelDb.status !== 'open') return get.call(this, key, callback);
+    let value;
+    try {
+      value = levelDb.getSync(key);
+    } catch (error) {
+      return setImmediate(callback, error);
+    }
+    setImmediate(callback, null, value);
+  };
+}
+
 function closeIteratorsOf(levelDb) {
   levelDb.createValueStream = (options) => closingStream(levelDb.values(options));
   levelDb.createKeyStream = (options) => closingStream(levelDb.keys(options));
 }
 
-/** `dynalite(options)`, answering TransactWriteItems too, with `readItem` for a caller in its thread. */
+/**
+ * LevelDB's own options for the store (classic-level's `maxOpenFiles`, `cacheSize`…), given to it when
+ * dynalite opens it, which is after this turn of the event loop: dynalite passes none of its own.
+ */
+function openWith(levelDb, levelOptions) {
+  const open = levelDb._open.bind(levelDb);
+  levelDb._open = (openOptions) => open({ ...openOptions, ...levelOptions });
+}
+
+/**
+ * `dynalite(options)`, answering TransactWriteItems too, with `readItem` for a caller in its thread;
+ * `options.level` is passed to LevelDB when the store opens.
+ */
 function createDynalite(options) {
   const create = db.create;
   let store;
@@ -435,6 +469,8 @@ function createDynalite(options) {
   }
   if (store === undefined) throw new Error('dynalite did not create its store through db.create');
   closeIteratorsOf(store.db);
+  readSynchronously(store.db);
+  if (options?.level !== undefined) openWith(store.db, options.level);
   const [dynaliteHandler] = server.listeners('request');
   const transactions = transactionHandler(store);
   server.removeAllListeners('request');

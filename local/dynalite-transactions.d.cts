@@ -6,6 +6,8 @@ export interface DynaliteOptions {
   deleteTableMs?: number;
   updateTableMs?: number;
   maxItemSizeKb?: number;
+  /** classic-level's open options for a store on disk. */
+  level?: { maxOpenFiles?: number; cacheSize?: number; maxFileSize?: number; writeBufferSize?: number };
 }
 
 export interface DynaliteServer extends Server {

@@ -15,7 +15,7 @@ const cacheBytesSchema = z
       .int()
       .min(0)
       .max(16 * 1024 * MiB)
-      .default(64 * MiB),
+      .default(32 * MiB),
     /** Which instance holds each source address (single machine only). */
     addresses: z
       .number()
@@ -45,7 +45,7 @@ const cacheBytesSchema = z
       .max(16 * 1024 * MiB)
       .default(16 * MiB),
   })
-  .default({ records: 64 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, boot: 8 * MiB, merged: 16 * MiB });
+  .default({ records: 32 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, boot: 8 * MiB, merged: 16 * MiB });
 
 export const instancesSchema = z
   .strictObject({
@@ -65,5 +65,5 @@ export const instancesSchema = z
   })
   .default({
     inlineBodyMaxBytes: 32 * 1024,
-    cacheBytes: { records: 64 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, boot: 8 * MiB, merged: 16 * MiB },
+    cacheBytes: { records: 32 * MiB, addresses: 8 * MiB, bodies: 32 * MiB, boot: 8 * MiB, merged: 16 * MiB },
   });

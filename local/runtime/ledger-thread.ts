@@ -20,7 +20,7 @@ import { type ItemAnswer, type ItemReads, itemError, itemReadsOver } from './ite
 const threadSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createDynalite } = require(workerData.dynalite);
-const server = createDynalite({ path: workerData.path, createTableMs: 0, updateTableMs: 0 });
+const server = createDynalite({ path: workerData.path, createTableMs: 0, updateTableMs: 0, level: workerData.level });
 server.once('error', (error) => {
   parentPort.postMessage({ op: 'listen-failed', code: error.code, message: String(error.message) });
 });
@@ -45,6 +45,14 @@ parentPort.on('message', (message) => {
   server.close(() => parentPort.postMessage({ op: 'closed' }));
 });
 `;
+
+/**
+ * LevelDB maps each table file it keeps open into memory, and the pages that reads have touched count in
+ * the process's RSS for as long as the file stays open. By default it keeps up to a thousand files open,
+ * so a large ledger read at random would hold most of itself in the server's RSS. Fewer open files bound
+ * that part by their number times LevelDB's file size; a read in a file not open costs reopening it.
+ */
+const levelOptions = { maxOpenFiles: 100 };
 
 const dynalitePath = join(projectRoot, 'local', 'dynalite-transactions.cjs');
 
@@ -96,7 +104,10 @@ type ThreadMessage =
   | { op: 'closed' };
 
 function spawn(path: string, port: number): Promise<Started> {
-  const worker = new Worker(threadSource, { eval: true, workerData: { dynalite: dynalitePath, path, port } });
+  const worker = new Worker(threadSource, {
+    eval: true,
+    workerData: { dynalite: dynalitePath, path, port, level: levelOptions },
+  });
   const reads = itemReadsOver(worker);
   return new Promise((resolve, reject) => {
     const onMessage = (message: ThreadMessage) => {

@@ -6,7 +6,7 @@ import type { InstanceRecord, InstanceRepository } from './types.ts';
 export interface RecordCacheOptions {
   /**
    * Bytes of records kept (estimated by `approximateBytes`, inline bodies included), least recently used
-   * dropped first. Default 64 MiB.
+   * dropped first. Default 32 MiB.
    */
   maxRecordBytes?: number;
   /** Bytes of address-to-holder answers kept. Default 8 MiB. */
@@ -104,7 +104,7 @@ export function withRecordCache(
   options: RecordCacheOptions = {},
 ): InstanceRepository {
   const { index } = options;
-  const records = new LoadingCache<InstanceRecord>(options.maxRecordBytes ?? 64 * 1024 * 1024);
+  const records = new LoadingCache<InstanceRecord>(options.maxRecordBytes ?? 32 * 1024 * 1024);
   /** Source address to holder (none: known to be nobody's), so a metadata request costs no ledger read. */
   const holders = new LoadingCache<string>(options.maxAddressBytes ?? 8 * 1024 * 1024);
 
