@@ -37,6 +37,7 @@ const dynalite = dynaliteRequire('./index.js');
 const db = dynaliteRequire('./db/index.js');
 const validations = dynaliteRequire('./validations/index.js');
 const crc32 = dynaliteRequire('buffer-crc32');
+const batchWriteItemAction = dynaliteRequire('./actions/batchWriteItem.js');
 const { marshall, unmarshall } = require('@aws-sdk/util-dynamodb');
 
 const target = 'DynamoDB_20120810.TransactWriteItems';
@@ -360,6 +361,23 @@ function decodeItem(item) {
   return out;
 }
 
+const toBase64 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+
+/** The other way: binary values as dynalite keeps them, base64, as they arrive over HTTP. */
+function encodeBinary(value) {
+  if (value.B !== undefined) return { B: toBase64(value.B) };
+  if (value.BS !== undefined) return { BS: value.BS.map(toBase64) };
+  if (value.M !== undefined) return { M: encodeItem(value.M) };
+  if (value.L !== undefined) return { L: value.L.map(encodeBinary) };
+  return value;
+}
+
+function encodeItem(item) {
+  const out = {};
+  for (const [name, value] of Object.entries(item)) out[name] = encodeBinary(value);
+  return out;
+}
+
 /**
  * GetItem for a caller in the same thread: the item dynalite's GetItem would answer (its key checks, its
  * store), without the HTTP request, the signature and the JSON it would cost on both sides. The read is
@@ -381,13 +399,31 @@ function itemReader(store) {
     });
   return async (name, key) => {
     const table = await tableOf(name);
-    const dynamoKey = marshall(key);
+    const dynamoKey = encodeItem(marshall(key));
     const invalid = db.validateKey(dynamoKey, table);
     if (invalid != null) throw invalid;
     const stored = `item-${name}~${db.createKey(dynamoKey, table)}`;
     const item = store.db.status === 'open' ? store.db.getSync(stored) : await store.db.get(stored);
     return item === undefined ? undefined : unmarshall(decodeItem(item));
   };
+}
+
+/**
+ * BatchWriteItem for a caller in the same thread: dynalite's own action (its item checks, index updates
+ * and locks) without the HTTP request. Requests carry native values, as the document client's do
+ * (undefined attributes left out); dynalite processes every request, so none comes back unprocessed.
+ */
+function itemWriter(store) {
+  const options = { removeUndefinedValues: true };
+  const toDynamo = (request) =>
+    request.PutRequest !== undefined
+      ? { PutRequest: { Item: encodeItem(marshall(request.PutRequest.Item, options)) } }
+      : { DeleteRequest: { Key: encodeItem(marshall(request.DeleteRequest.Key, options)) } };
+  return (table, requests) =>
+    new Promise((resolve, reject) => {
+      const data = { RequestItems: { [table]: requests.map(toDynamo) } };
+      batchWriteItemAction(store, data, (error) => (error ? reject(error) : resolve()));
+    });
 }
 
 /**
@@ -479,6 +515,7 @@ function createDynalite(options) {
     else dynaliteHandler(req, res);
   });
   server.readItem = itemReader(store);
+  server.writeItems = itemWriter(store);
   return server;
 }
 

@@ -13,6 +13,14 @@ export interface DynaliteOptions {
 export interface DynaliteServer extends Server {
   /** GetItem without HTTP, for a caller in the same thread; native key and item, as the document client. */
   readItem(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
+  /** BatchWriteItem without HTTP, for a caller in the same thread; native values, as the document client. */
+  writeItems(
+    table: string,
+    requests: (
+      | { PutRequest: { Item: Record<string, unknown> } }
+      | { DeleteRequest: { Key: Record<string, unknown> } }
+    )[],
+  ): Promise<void>;
 }
 
 /** `dynalite(options)`, answering TransactWriteItems (Put, Delete, ConditionCheck) too. */

@@ -29,7 +29,7 @@ export interface LedgerStandIn {
   clients: { dynamodb: DynamoDBClient; doc: DynamoDBDocumentClient };
   tableName: string;
   endpoint: string;
-  thread: Pick<LedgerThread, 'crashes' | 'ready' | 'getItem'>;
+  thread: Pick<LedgerThread, 'crashes' | 'ready' | 'getItem' | 'writeItems'>;
   close(): Promise<void>;
 }
 

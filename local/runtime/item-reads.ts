@@ -7,12 +7,18 @@ export interface ItemFailure {
   status?: number;
 }
 
+/** The thread's answer to a read (with the item, if there is one) or to a write. */
 export interface ItemAnswer {
   op: 'item';
   id: number;
   item?: Record<string, unknown>;
   error?: ItemFailure;
 }
+
+/** One BatchWriteItem request, with native values as the document client takes them. */
+export type ItemWrite =
+  | { PutRequest: { Item: Record<string, unknown> } }
+  | { DeleteRequest: { Key: Record<string, unknown> } };
 
 /**
  * An error shaped as the SDK's: `name` the DynamoDB exception, `$metadata.httpStatusCode` its status.
@@ -28,10 +34,12 @@ export function itemError(failure: ItemFailure): Error {
 
 export interface ItemReads {
   read(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
+  /** BatchWriteItem's requests, all processed (the thread leaves none unprocessed) or the call fails. */
+  write(table: string, requests: ItemWrite[]): Promise<void>;
 }
 
 /**
- * GetItem calls to one ledger thread, matched to its answers by id. When the thread exits, every call
+ * GetItem and BatchWriteItem calls to one ledger thread, matched to its answers by id. When the thread exits, every call
  * still waiting, and every later one, fails as retryable: the restarted thread has readers of its own.
  */
 export function itemReadsOver(worker: Worker): ItemReads {
@@ -58,16 +66,20 @@ export function itemReadsOver(worker: Worker): ItemReads {
     for (const call of calls)
       call.reject(itemError({ name: 'LedgerThreadDown', message: 'the ledger thread stopped' }));
   });
+  const call = (message: Record<string, unknown>) => {
+    if (exited) {
+      return Promise.reject(itemError({ name: 'LedgerThreadDown', message: 'the ledger thread stopped' }));
+    }
+    const id = nextId++;
+    return new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      worker.postMessage({ ...message, id });
+    });
+  };
   return {
-    read(table, key) {
-      if (exited) {
-        return Promise.reject(itemError({ name: 'LedgerThreadDown', message: 'the ledger thread stopped' }));
-      }
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        worker.postMessage({ op: 'get', id, table, key });
-      });
+    read: (table, key) => call({ op: 'get', table, key }),
+    write: async (table, requests) => {
+      await call({ op: 'write', table, requests });
     },
   };
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { projectRoot } from '../../shared/config.ts';
-import { type ItemAnswer, type ItemReads, itemError, itemReadsOver } from './item-reads.ts';
+import { type ItemAnswer, type ItemReads, type ItemWrite, itemError, itemReadsOver } from './item-reads.ts';
 
 /**
  * dynalite answers a LevelDB failure it does not recognise (`LEVEL_IO_ERROR … No space left on device`)
@@ -33,8 +33,11 @@ const failure = (error) => ({
   status: typeof error?.statusCode === 'number' ? error.statusCode : undefined,
 });
 parentPort.on('message', (message) => {
-  if (message.op === 'get') {
-    server.readItem(message.table, message.key).then(
+  if (message.op === 'get' || message.op === 'write') {
+    const done = message.op === 'get'
+      ? server.readItem(message.table, message.key)
+      : server.writeItems(message.table, message.requests).then(() => undefined);
+    done.then(
       (item) => parentPort.postMessage({ op: 'item', id: message.id, item }),
       (error) => parentPort.postMessage({ op: 'item', id: message.id, error: failure(error) }),
     );
@@ -88,6 +91,8 @@ export interface LedgerThread {
    * SDK's would, none if the thread is down or dies meanwhile, so callers classify it the same way.
    */
   getItem(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
+  /** BatchWriteItem answered by the thread's dynalite without HTTP, failing as `getItem` does. */
+  writeItems(table: string, requests: ItemWrite[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -133,6 +138,10 @@ function spawn(path: string, port: number): Promise<Started> {
     worker.on('message', onMessage);
     worker.once('error', onError);
   });
+}
+
+function restarting(): Error {
+  return itemError({ name: 'LedgerThreadDown', message: 'the ledger thread is restarting' });
 }
 
 function describe(error: unknown): { cause: string; code?: string } {
@@ -230,9 +239,9 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
     },
     ready: () => up,
     getItem: (table, key) =>
-      current === undefined
-        ? Promise.reject(itemError({ name: 'LedgerThreadDown', message: 'the ledger thread is restarting' }))
-        : current.reads.read(table, key),
+      current === undefined ? Promise.reject(restarting()) : current.reads.read(table, key),
+    writeItems: (table, requests) =>
+      current === undefined ? Promise.reject(restarting()) : current.reads.write(table, requests),
     async close() {
       closing = true;
       clearTimeout(restartTimer);

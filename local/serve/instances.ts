@@ -40,6 +40,8 @@ export async function openInstances(
     table: ledger.tableName,
     // A record the cache does not hold is read from the ledger thread directly: the fetch path's one read.
     readItem: ledger.thread.getItem,
+    // So are its audit rounds and batched deletes: no SDK call and no HTTP per batch of 25.
+    writeRequests: ledger.thread.writeItems,
     auditRetentionDays: config.api.auditRetentionDays,
     // Retried flushes are routine while the ledger restarts (a full disk); a drop is what to act on.
     onAuditError: (error, dropped) =>

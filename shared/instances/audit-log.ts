@@ -15,6 +15,8 @@ import type { AuditEntry } from './types.ts';
 export interface InstanceTable {
   doc: DynamoDBDocumentClient;
   table: string;
+  /** BatchWriteItem's requests by a shorter way than the SDK, all processed or failing (see the repository's options). */
+  writeRequests?: (table: string, requests: WriteRequest[]) => Promise<void>;
 }
 
 export const dayMs = 24 * 60 * 60 * 1000;
@@ -30,7 +32,14 @@ export const keyOf = (item: Record<string, unknown>): ledgerTable.LedgerKey =>
   ledgerTable.ledgerKey(String(item[k.partitionKey]), String(item[k.sortKey]));
 
 /** BatchWriteItem with its unprocessed items sent again, backing off, up to six rounds. */
-async function writeBatch({ doc, table }: InstanceTable, requests: WriteRequest[]): Promise<void> {
+async function writeBatch(
+  { doc, table, writeRequests }: InstanceTable,
+  requests: WriteRequest[],
+): Promise<void> {
+  if (writeRequests !== undefined) {
+    await ledgerCall('batch write', () => writeRequests(table, requests));
+    return;
+  }
   let pending = requests;
   for (let attempt = 0; pending.length > 0; attempt++) {
     const result = await ledgerCall('batch write', () =>

@@ -58,6 +58,11 @@ export interface DynamoInstanceRepositoryOptions {
    * read of a config fetch; everything else goes through `doc`.
    */
   readItem?: (table: string, key: LedgerKey) => Promise<Record<string, unknown> | undefined>;
+  /**
+   * Writes a BatchWriteItem's requests, all of them or failing, by a shorter way than the SDK where there
+   * is one (the single-machine ledger's thread): the audit rounds and batched deletes.
+   */
+  writeRequests?: InstanceTable['writeRequests'];
 }
 
 /** The audit items' expiry attribute; the CDK stack enables TTL on the table under this name. */
@@ -84,7 +89,11 @@ export function createDynamoInstanceRepository(
   doc: DynamoDBDocumentClient,
   options: DynamoInstanceRepositoryOptions,
 ): InstanceRepository {
-  const t: InstanceTable = { doc, table: options.table };
+  const t: InstanceTable = {
+    doc,
+    table: options.table,
+    ...(options.writeRequests === undefined ? {} : { writeRequests: options.writeRequests }),
+  };
   const audit = createAuditQueue(t, {
     flushIntervalMs: options.flushIntervalMs ?? 100,
     maxQueued: options.maxQueuedAudit ?? 10_000,

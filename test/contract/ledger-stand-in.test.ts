@@ -77,6 +77,53 @@ describe('the direct item read', () => {
   });
 });
 
+describe('the direct batch write', () => {
+  it('puts and deletes as BatchWriteItem does', async () => {
+    const { doc } = ledger.clients;
+    const table = ledger.tableName;
+    await doc.send(new PutCommand({ TableName: table, Item: { ...ledgerKey('write#gone', 'meta'), v: 1 } }));
+    await ledger.thread.writeItems(table, [
+      {
+        PutRequest: {
+          Item: {
+            ...ledgerKey('write#new', 'meta'),
+            v: 2,
+            b: new Uint8Array([3]),
+            m: { in: new Uint8Array([4]) },
+            l: [new Uint8Array([5])],
+            none: undefined,
+          },
+        },
+      },
+      { DeleteRequest: { Key: ledgerKey('write#gone', 'meta') } },
+    ]);
+    const read = (pk: string) =>
+      doc.send(new GetCommand({ TableName: table, Key: ledgerKey(pk, 'meta'), ConsistentRead: true }));
+    expect((await read('write#new')).Item).toEqual({
+      ...ledgerKey('write#new', 'meta'),
+      v: 2,
+      b: new Uint8Array([3]),
+      m: { in: new Uint8Array([4]) },
+      l: [new Uint8Array([5])],
+    });
+    expect((await read('write#gone')).Item).toBeUndefined();
+  });
+
+  it('refuses an item without its key as the SDK would: not retryable, nothing written', async () => {
+    const table = ledger.tableName;
+    const refused = ledgerCall('batch write', () =>
+      ledger.thread.writeItems(table, [
+        { PutRequest: { Item: { ...ledgerKey('write#fine', 'meta') } } },
+        { PutRequest: { Item: { v: 1 } } },
+      ]),
+    ).catch((error: unknown) => error);
+    const error = await refused;
+    expect(error).toMatchObject({ name: 'ValidationException', $metadata: { httpStatusCode: 400 } });
+    expect(error).not.toBeInstanceOf(TransientError);
+    await expect(ledger.thread.getItem(table, ledgerKey('write#fine', 'meta'))).resolves.toBeUndefined();
+  });
+});
+
 async function tableFileBytes(path: string): Promise<number> {
   let total = 0;
   for (const name of await readdir(path)) {
