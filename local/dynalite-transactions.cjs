@@ -37,7 +37,6 @@ const dynalite = dynaliteRequire('./index.js');
 const db = dynaliteRequire('./db/index.js');
 const validations = dynaliteRequire('./validations/index.js');
 const crc32 = dynaliteRequire('buffer-crc32');
-const batchWriteItemAction = dynaliteRequire('./actions/batchWriteItem.js');
 const { marshall, unmarshall } = require('@aws-sdk/util-dynamodb');
 
 const target = 'DynamoDB_20120810.TransactWriteItems';
@@ -219,14 +218,7 @@ function cancelled(reasons) {
 
 async function transact(store, request) {
   const shapes = checkShapes(request, store);
-  const tables = await loadTables(
-    store,
-    shapes.map((item) => item.data.TableName),
-  );
-  const items = withKeys(shapes, tables);
-  const release = await lockAll(store, items);
-  try {
-    const existing = await Promise.all(items.map((item) => getItem(store, item.data.TableName, item.key)));
+  await writeTogether(store, shapes, (items, existing) => {
     const reasons = items.map((item, i) => {
       if (db.checkConditional(item.data, existing[i]) == null) return { Code: 'None' };
       return {
@@ -236,6 +228,24 @@ async function transact(store, request) {
       };
     });
     if (reasons.some((reason) => reason.Code !== 'None')) throw cancelled(reasons);
+  });
+}
+
+/**
+ * Items (Put, Delete or ConditionCheck, each with its `data` as in a single-item request) written in one
+ * LevelDB batch under dynalite's locks on all their keys, after `check(items, existing)` has seen every
+ * item's current state and not thrown.
+ */
+async function writeTogether(store, shapes, check) {
+  const tables = await loadTables(
+    store,
+    shapes.map((item) => item.data.TableName),
+  );
+  const items = withKeys(shapes, tables);
+  const release = await lockAll(store, items);
+  try {
+    const existing = await Promise.all(items.map((item) => getItem(store, item.data.TableName, item.key)));
+    check(items, existing);
     const deletes = [];
     const puts = [];
     items.forEach((item, i) => {
@@ -409,21 +419,29 @@ function itemReader(store) {
 }
 
 /**
- * BatchWriteItem for a caller in the same thread: dynalite's own action (its item checks, index updates
- * and locks) without the HTTP request. Requests carry native values, as the document client's do
- * (undefined attributes left out); dynalite processes every request, so none comes back unprocessed.
+ * BatchWriteItem for a caller in the same thread, without the HTTP request: dynalite's item checks,
+ * locks and index entries, as a transaction writes them, so the batch lands in one LevelDB write instead
+ * of one per item (all or nothing, which BatchWriteItem allows). Requests carry native values, as the
+ * document client's do (undefined attributes left out); none comes back unprocessed.
  */
 function itemWriter(store) {
   const options = { removeUndefinedValues: true };
-  const toDynamo = (request) =>
+  const toShape = (table, request) =>
     request.PutRequest !== undefined
-      ? { PutRequest: { Item: encodeItem(marshall(request.PutRequest.Item, options)) } }
-      : { DeleteRequest: { Key: encodeItem(marshall(request.DeleteRequest.Key, options)) } };
+      ? {
+          kind: 'Put',
+          data: { TableName: table, Item: encodeItem(marshall(request.PutRequest.Item, options)) },
+        }
+      : {
+          kind: 'Delete',
+          data: { TableName: table, Key: encodeItem(marshall(request.DeleteRequest.Key, options)) },
+        };
   return (table, requests) =>
-    new Promise((resolve, reject) => {
-      const data = { RequestItems: { [table]: requests.map(toDynamo) } };
-      batchWriteItemAction(store, data, (error) => (error ? reject(error) : resolve()));
-    });
+    writeTogether(
+      store,
+      requests.map((request) => toShape(table, request)),
+      () => {},
+    );
 }
 
 /**

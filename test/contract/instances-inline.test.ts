@@ -229,7 +229,7 @@ describe('the instances config section', () => {
     expect(inline.instances).toEqual({
       inlineBodyMaxBytes: 32 * 1024,
       cacheBytes: {
-        records: 64 << 20,
+        records: 32 << 20,
         addresses: 8 << 20,
         bodies: 32 << 20,
         boot: 8 << 20,
