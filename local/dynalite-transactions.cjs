@@ -4,7 +4,9 @@
  * tests) write batches with the same all-or-nothing semantics as DynamoDB.
  *
  * `createDynalite(options)` is `dynalite(options)` with one more operation: a request whose target is
- * `DynamoDB_20120810.TransactWriteItems` is answered here, every other request by dynalite as before.
+ * `DynamoDB_20120810.TransactWriteItems` is answered here, every other request by dynalite as before. Its
+ * store carries the changes of `dynalite-store.cjs`, and it gives a caller in its thread `readItem` and
+ * `writeItems` (GetItem and BatchWriteItem without HTTP).
  *
  * How it stays atomic:
  * - Isolation: it takes dynalite's own per-item locks (the ones PutItem, UpdateItem and DeleteItem hold
@@ -23,21 +25,20 @@
  * and `ReturnValuesOnConditionCheckFailure`). Update is refused with a ValidationException that says so:
  * dynalite keeps its update evaluator private, and cldist writes whole items.
  *
- * It reaches into dynalite 4.0.0's store (the key prefixes of its item and index sub-databases, and its
- * query streams, see `closingStream`), so the
+ * It reaches into dynalite 4.0.0's store (the key prefixes of its item and index sub-databases), so the
  * package version is pinned; the contract tests read the written items and index entries back through
  * dynalite's own GetItem and Query, which fail if a new version lays them out differently.
  */
 const { createHash, randomBytes } = require('node:crypto');
 const Module = require('node:module');
-const { Readable } = require('node:stream');
 
 const dynaliteRequire = Module.createRequire(require.resolve('dynalite'));
 const dynalite = dynaliteRequire('./index.js');
 const db = dynaliteRequire('./db/index.js');
 const validations = dynaliteRequire('./validations/index.js');
 const crc32 = dynaliteRequire('buffer-crc32');
-const { marshall, unmarshall } = require('@aws-sdk/util-dynamodb');
+const { marshall } = require('@aws-sdk/util-dynamodb');
+const { encodeItem, itemReader, patchStore } = require('./dynalite-store.cjs');
 
 const target = 'DynamoDB_20120810.TransactWriteItems';
 const maxItems = 100;
@@ -351,73 +352,6 @@ function transactionHandler(store) {
   };
 }
 
-/** A binary attribute as dynalite keeps it (base64) turned into bytes of its own, as the SDK gives them. */
-function toBytes(value) {
-  return new Uint8Array(Buffer.from(value, 'base64'));
-}
-
-/** An item in dynalite's stored form (binary as base64) with its binary values decoded, at any depth. */
-function decodeBinary(value) {
-  if (value.B !== undefined) return { B: toBytes(value.B) };
-  if (value.BS !== undefined) return { BS: value.BS.map(toBytes) };
-  if (value.M !== undefined) return { M: decodeItem(value.M) };
-  if (value.L !== undefined) return { L: value.L.map(decodeBinary) };
-  return value;
-}
-
-function decodeItem(item) {
-  const out = {};
-  for (const [name, value] of Object.entries(item)) out[name] = decodeBinary(value);
-  return out;
-}
-
-const toBase64 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-
-/** The other way: binary values as dynalite keeps them, base64, as they arrive over HTTP. */
-function encodeBinary(value) {
-  if (value.B !== undefined) return { B: toBase64(value.B) };
-  if (value.BS !== undefined) return { BS: value.BS.map(toBase64) };
-  if (value.M !== undefined) return { M: encodeItem(value.M) };
-  if (value.L !== undefined) return { L: value.L.map(encodeBinary) };
-  return value;
-}
-
-function encodeItem(item) {
-  const out = {};
-  for (const [name, value] of Object.entries(item)) out[name] = encodeBinary(value);
-  return out;
-}
-
-/**
- * GetItem for a caller in the same thread: the item dynalite's GetItem would answer (its key checks, its
- * store), without the HTTP request, the signature and the JSON it would cost on both sides. The read is
- * LevelDB's synchronous one: on the ledger's own thread it is shorter than a round trip through libuv's
- * pool. A table's key schema cannot change, so each table's definition is read once. Key and item are
- * native values, as the SDK's document client takes and gives them (binary as bytes of their own, so a
- * copy sent to another thread carries only its own bytes).
- */
-function itemReader(store) {
-  const tables = new Map();
-  const tableOf = (name) =>
-    tables.get(name) ??
-    new Promise((resolve, reject) => {
-      store.getTable(name, false, (error, table) => {
-        if (error) return reject(error);
-        if (table.TableStatus === 'ACTIVE') tables.set(name, table);
-        resolve(table);
-      });
-    });
-  return async (name, key) => {
-    const table = await tableOf(name);
-    const dynamoKey = encodeItem(marshall(key));
-    const invalid = db.validateKey(dynamoKey, table);
-    if (invalid != null) throw invalid;
-    const stored = `item-${name}~${db.createKey(dynamoKey, table)}`;
-    const item = store.db.status === 'open' ? store.db.getSync(stored) : await store.db.get(stored);
-    return item === undefined ? undefined : unmarshall(decodeItem(item));
-  };
-}
-
 /**
  * BatchWriteItem for a caller in the same thread, without the HTTP request: dynalite's item checks,
  * locks and index entries, as a transaction writes them, so the batch lands in one LevelDB write instead
@@ -445,66 +379,6 @@ function itemWriter(store) {
 }
 
 /**
- * A stream over a LevelDB iterator that closes the iterator when the stream ends or is destroyed.
- * dynalite's own streams close theirs through `iterator.return()`, which abstract-level iterators do not
- * have, so every Query and Scan left its iterator open until the database closed. An open iterator pins
- * the LevelDB version it started on: the table files that compaction replaces are never deleted and stay
- * mapped, so the ledger's disk and the process's memory grew with every query.
- */
-function closingStream(iterator) {
-  return new Readable({
-    objectMode: true,
-    read() {
-      iterator.next().then(
-        (value) => this.push(value === undefined ? null : value),
-        (error) => this.destroy(error),
-      );
-    },
-    destroy(error, callback) {
-      iterator.close().then(
-        () => callback(error),
-        (closeError) => callback(error ?? closeError),
-      );
-    },
-  });
-}
-
-/**
- * dynalite's callback `get` as a synchronous LevelDB read answered on the next turn, as before: its own
- * goes through a promise and libuv's thread pool for every read (the table definition included, on every
- * request), which costs the ledger's thread more than the read itself. The promise form, and every read
- * while the database is not open, are left as they were.
- */
-function readSynchronously(levelDb) {
-  const get = levelDb.get;
-  levelDb.get = function (key, callback) {
-    // Until LevelDB is open (it opens after the first turn), only the deferred read can wait for it.
-    if (typeof callback !== 'function' || levelDb.status !== 'open') return get.call(this, key, callback);
-    let value;
-    try {
-      value = levelDb.getSync(key);
-    } catch (error) {
-      return setImmediate(callback, error);
-    }
-    setImmediate(callback, null, value);
-  };
-}
-
-function closeIteratorsOf(levelDb) {
-  levelDb.createValueStream = (options) => closingStream(levelDb.values(options));
-  levelDb.createKeyStream = (options) => closingStream(levelDb.keys(options));
-}
-
-/**
- * LevelDB's own options for the store (classic-level's `maxOpenFiles`, `cacheSize`…), given to it when
- * dynalite opens it, which is after this turn of the event loop: dynalite passes none of its own.
- */
-function openWith(levelDb, levelOptions) {
-  const open = levelDb._open.bind(levelDb);
-  levelDb._open = (openOptions) => open({ ...openOptions, ...levelOptions });
-}
-
-/**
  * `dynalite(options)`, answering TransactWriteItems too, with `readItem` for a caller in its thread;
  * `options.level` is passed to LevelDB when the store opens.
  */
@@ -522,9 +396,7 @@ function createDynalite(options) {
     db.create = create;
   }
   if (store === undefined) throw new Error('dynalite did not create its store through db.create');
-  closeIteratorsOf(store.db);
-  readSynchronously(store.db);
-  if (options?.level !== undefined) openWith(store.db, options.level);
+  patchStore(store, options?.level);
   const [dynaliteHandler] = server.listeners('request');
   const transactions = transactionHandler(store);
   server.removeAllListeners('request');

@@ -59,6 +59,22 @@ function entry(i: number): AuditEntry {
   return { at, route: 'ignition', sourceIp: '10.0.0.1', userAgent: `agent-${i}`, outcome: 'served' };
 }
 
+/** The audit items of one instance as they are stored. */
+async function storedAudit(name: string, id: string): Promise<Record<string, unknown>[]> {
+  const { Items = [] } = await clients.doc.send(
+    new QueryCommand({
+      TableName: name,
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
+      ExpressionAttributeNames: { '#pk': k.partitionKey, '#sk': k.sortKey },
+      ExpressionAttributeValues: {
+        ':pk': instanceKeyParts.partition(id),
+        ':audit': instanceKeyParts.auditSortPrefix,
+      },
+    }),
+  );
+  return Items;
+}
+
 afterEach(async () => {
   await Promise.all(open.splice(0).map((r) => r.close()));
 });
@@ -82,17 +98,7 @@ describe('DynamoDB instance repository (dynalite)', () => {
     const repo = repository(name);
     for (let i = 0; i < 300; i++) repo.recordFetch('z', entry(i));
     await repo.flush();
-    const { Items = [] } = await clients.doc.send(
-      new QueryCommand({
-        TableName: name,
-        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
-        ExpressionAttributeNames: { '#pk': k.partitionKey, '#sk': k.sortKey },
-        ExpressionAttributeValues: {
-          ':pk': instanceKeyParts.partition('z'),
-          ':audit': instanceKeyParts.auditSortPrefix,
-        },
-      }),
-    );
+    const Items = await storedAudit(name, 'z');
     expect(Items).toHaveLength(1);
     const stored = Items[0]?.entriesZ as Uint8Array;
     expect(stored).toBeInstanceOf(Uint8Array);
@@ -121,17 +127,7 @@ describe('DynamoDB instance repository (dynalite)', () => {
     const repo = repository(name);
     repo.recordFetch('single', entry(7));
     await repo.flush();
-    const { Items = [] } = await clients.doc.send(
-      new QueryCommand({
-        TableName: name,
-        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :audit)',
-        ExpressionAttributeNames: { '#pk': k.partitionKey, '#sk': k.sortKey },
-        ExpressionAttributeValues: {
-          ':pk': instanceKeyParts.partition('single'),
-          ':audit': instanceKeyParts.auditSortPrefix,
-        },
-      }),
-    );
+    const Items = await storedAudit(name, 'single');
     expect(Items).toHaveLength(1);
     expect(Items[0]?.entriesZ).toBeUndefined();
     expect(JSON.parse(String(Items[0]?.entries))).toEqual([entry(7)]);
