@@ -86,6 +86,16 @@ export function escapeXml(text: string): string {
 }
 
 /** What the x axis shows: transfer plots artifact sizes, bench/scale.ts instance counts. */
+/** The key under the panels: three entries a row, each a colour swatch and its name. */
+export function legendSvg(entries: ReadonlyArray<{ name: string; colour: string }>): string {
+  return entries
+    .map(
+      ({ name, colour }, i) =>
+        `<rect x="${40 + (i % 3) * 250}" y="${296 + Math.floor(i / 3) * 18}" width="14" height="4" fill="${colour}"/><text x="${60 + (i % 3) * 250}" y="${302 + Math.floor(i / 3) * 18}">${escapeXml(name)}</text>`,
+    )
+    .join('\n');
+}
+
 export interface XAxis {
   label: string;
   /** A tick's label. */
@@ -159,12 +169,7 @@ function renderSvg(result: TransferResult): string {
     .map((s) => ({ s, points: pointsOf(result, s) }))
     .filter((entry) => entry.points.length > 0);
   const sizes = [...new Set(result.rows.map((row) => row.sizeMiB))].sort((a, b) => a - b);
-  const legend = present
-    .map(
-      ({ s }, i) =>
-        `<rect x="${40 + (i % 3) * 250}" y="${296 + Math.floor(i / 3) * 18}" width="14" height="4" fill="${s.colour}"/><text x="${60 + (i % 3) * 250}" y="${302 + Math.floor(i / 3) * 18}">${escapeXml(s.name)}</text>`,
-    )
-    .join('\n');
+  const legend = legendSvg(present.map(({ s }) => s));
   const load =
     result.loadAverage === undefined
       ? ''

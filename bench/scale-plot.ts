@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { projectRoot } from '../shared/config.ts';
-import { escapeXml, panel, type XAxis } from './plot.ts';
+import { escapeXml, legendSvg, panel, type XAxis } from './plot.ts';
 
 /**
  * What one bench/scale.ts run measured (its `--json` output), and the figure and table drawn from several:
@@ -51,18 +51,13 @@ function renderSvg(results: ScaleResult[]): string {
   const sizes = results.map((r) => r.instances);
   const points = (pick: (r: ScaleResult) => number): Array<[number, number]> =>
     results.map((r) => [r.instances, pick(r)]);
-  const legend = [
-    ['random-instance GET/s', colours.random],
-    ['hot-instance GET/s', colours.hot],
-    ['registrations/s', colours.registration],
-    ['peak server RSS, MiB', colours.rss],
-    ['data dir, bytes/instance ÷ 10', colours.disk],
-  ]
-    .map(
-      ([name, colour], i) =>
-        `<rect x="${40 + (i % 3) * 250}" y="${296 + Math.floor(i / 3) * 18}" width="14" height="4" fill="${colour}"/><text x="${60 + (i % 3) * 250}" y="${302 + Math.floor(i / 3) * 18}">${escapeXml(name ?? '')}</text>`,
-    )
-    .join('\n');
+  const legend = legendSvg([
+    { name: 'random-instance GET/s', colour: colours.random },
+    { name: 'hot-instance GET/s', colour: colours.hot },
+    { name: 'registrations/s', colour: colours.registration },
+    { name: 'peak server RSS, MiB', colour: colours.rss },
+    { name: 'data dir, bytes/instance ÷ 10', colour: colours.disk },
+  ]);
   const load = results.map((r) => r.loadAverage[0]?.toFixed(2) ?? '?').join(', ');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="780" height="370" viewBox="0 0 780 370" font-family="sans-serif" font-size="12">
 <rect width="780" height="370" fill="#fff"/>
