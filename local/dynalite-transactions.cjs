@@ -29,22 +29,19 @@
  * package version is pinned; the contract tests read the written items and index entries back through
  * dynalite's own GetItem and Query, which fail if a new version lays them out differently.
  */
-const { createHash, randomBytes } = require('node:crypto');
 const Module = require('node:module');
 
 const dynaliteRequire = Module.createRequire(require.resolve('dynalite'));
 const dynalite = dynaliteRequire('./index.js');
 const db = dynaliteRequire('./db/index.js');
 const validations = dynaliteRequire('./validations/index.js');
-const crc32 = dynaliteRequire('buffer-crc32');
 const { marshall } = require('@aws-sdk/util-dynamodb');
+const { compactWhenSettled } = require('./ledger-compaction.cjs');
+const { AwsError, transactionHandler } = require('./dynalite-transaction-http.cjs');
 const { encodeItem, itemReader, patchStore } = require('./dynalite-store.cjs');
 
 const target = 'DynamoDB_20120810.TransactWriteItems';
 const maxItems = 100;
-const maxRequestBytes = 16 * 1024 * 1024;
-const idempotencyMs = 10 * 60 * 1000;
-const maxRememberedTokens = 10_000;
 
 const itemValidations = {
   Put: dynaliteRequire('./validations/putItem.js'),
@@ -52,26 +49,8 @@ const itemValidations = {
   ConditionCheck: dynaliteRequire('./validations/deleteItem.js'),
 };
 
-class AwsError extends Error {
-  constructor(type, message, statusCode = 400, extra = {}) {
-    super(message);
-    this.statusCode = statusCode;
-    this.body = { __type: type, ...(message === undefined ? {} : { message }), ...extra };
-  }
-}
-
 function validationError(message) {
   return new AwsError('com.amazon.coral.validate#ValidationException', message);
-}
-
-function sendJson(res, statusCode, data) {
-  const body = JSON.stringify(data);
-  res.statusCode = statusCode;
-  res.setHeader('x-amzn-RequestId', randomBytes(26).toString('hex').toUpperCase());
-  res.setHeader('x-amz-crc32', crc32.unsigned(body));
-  res.setHeader('Content-Type', 'application/x-amz-json-1.0');
-  res.setHeader('Content-Length', Buffer.byteLength(body, 'utf8'));
-  res.end(body);
 }
 
 /** One transaction item checked as dynalite checks the single-item request of the same kind. */
@@ -235,9 +214,10 @@ async function transact(store, request) {
 /**
  * Items (Put, Delete or ConditionCheck, each with its `data` as in a single-item request) written in one
  * LevelDB batch under dynalite's locks on all their keys, after `check(items, existing)` has seen every
- * item's current state and not thrown.
+ * item's current state and not thrown. Without `readExisting` the items are taken to replace nothing that
+ * has index entries, and nothing is read: the caller knows its keys are new.
  */
-async function writeTogether(store, shapes, check) {
+async function writeTogether(store, shapes, check, readExisting = true) {
   const tables = await loadTables(
     store,
     shapes.map((item) => item.data.TableName),
@@ -245,7 +225,9 @@ async function writeTogether(store, shapes, check) {
   const items = withKeys(shapes, tables);
   const release = await lockAll(store, items);
   try {
-    const existing = await Promise.all(items.map((item) => getItem(store, item.data.TableName, item.key)));
+    const existing = readExisting
+      ? await Promise.all(items.map((item) => getItem(store, item.data.TableName, item.key)))
+      : items.map(() => undefined);
     check(items, existing);
     const deletes = [];
     const puts = [];
@@ -261,102 +243,13 @@ async function writeTogether(store, shapes, check) {
   }
 }
 
-/** Successful requests by token, oldest first, for ten minutes. */
-function tokenMemory() {
-  const tokens = new Map();
-  const prune = (now) => {
-    for (const [token, entry] of tokens) {
-      if (now - entry.at < idempotencyMs && tokens.size <= maxRememberedTokens) break;
-      tokens.delete(token);
-    }
-  };
-  return {
-    /** `true`: already done; throws on the same token with other parameters. */
-    seen(token, digest, now) {
-      prune(now);
-      const entry = tokens.get(token);
-      if (entry === undefined) return false;
-      if (entry.digest !== digest) {
-        throw new AwsError(
-          'com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException',
-          'The request uses the same client token as a previous, but non-identical request',
-        );
-      }
-      return true;
-    },
-    remember(token, digest, now) {
-      tokens.set(token, { digest, at: now });
-      prune(now);
-    },
-  };
-}
-
-function digestOf(request) {
-  const {
-    ClientRequestToken: _token,
-    ReturnConsumedCapacity: _c,
-    ReturnItemCollectionMetrics: _m,
-    ...rest
-  } = request;
-  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
-}
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let length = 0;
-    req.on('data', (chunk) => {
-      length += chunk.length;
-      if (length > maxRequestBytes) {
-        reject(new AwsError('com.amazon.coral.service#SerializationException', 'request too large', 413));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function transactionHandler(store) {
-  const memory = tokenMemory();
-  return async (req, res) => {
-    try {
-      const text = await readBody(req);
-      let request;
-      try {
-        request = JSON.parse(text);
-      } catch {
-        throw new AwsError('com.amazon.coral.service#SerializationException', 'request body is not JSON');
-      }
-      if (typeof request !== 'object' || request === null) {
-        throw new AwsError(
-          'com.amazon.coral.service#SerializationException',
-          'request body is not an object',
-        );
-      }
-      const token = typeof request.ClientRequestToken === 'string' ? request.ClientRequestToken : undefined;
-      const digest = token === undefined ? '' : digestOf(request);
-      if (token !== undefined && memory.seen(token, digest, Date.now())) return sendJson(res, 200, {});
-      await transact(store, request);
-      if (token !== undefined) memory.remember(token, digest, Date.now());
-      sendJson(res, 200, {});
-    } catch (error) {
-      if (error?.statusCode && error.body) return sendJson(res, error.statusCode, error.body);
-      sendJson(res, 500, {
-        __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError',
-        message: error instanceof Error ? error.message : String(error),
-      });
-    }
-  };
-}
-
 /**
  * BatchWriteItem for a caller in the same thread, without the HTTP request: dynalite's item checks,
  * locks and index entries, as a transaction writes them, so the batch lands in one LevelDB write instead
  * of one per item (all or nothing, which BatchWriteItem allows). Requests carry native values, as the
- * document client's do (undefined attributes left out); none comes back unprocessed.
+ * document client's do (undefined attributes left out); none comes back unprocessed. With `newKeys` the
+ * caller promises that no put replaces an item with index attributes (its keys are new): the items it
+ * replaces are not read, which for a key never written costs LevelDB a look in every level.
  */
 function itemWriter(store) {
   const options = { removeUndefinedValues: true };
@@ -370,17 +263,19 @@ function itemWriter(store) {
           kind: 'Delete',
           data: { TableName: table, Key: encodeItem(marshall(request.DeleteRequest.Key, options)) },
         };
-  return (table, requests) =>
+  return (table, requests, { newKeys = false } = {}) =>
     writeTogether(
       store,
       requests.map((request) => toShape(table, request)),
       () => {},
+      !newKeys,
     );
 }
 
 /**
  * `dynalite(options)`, answering TransactWriteItems too, with `readItem` for a caller in its thread;
- * `options.level` is passed to LevelDB when the store opens.
+ * `options.level` is passed to LevelDB when the store opens, and `options.compaction` (see
+ * `compactWhenSettled`) compacts it after a large load.
  */
 function createDynalite(options) {
   const create = db.create;
@@ -397,8 +292,11 @@ function createDynalite(options) {
   }
   if (store === undefined) throw new Error('dynalite did not create its store through db.create');
   patchStore(store, options?.level);
+  const stopCompactions =
+    options?.compaction === undefined ? () => {} : compactWhenSettled(store.db, options.compaction);
+  server.once('close', stopCompactions);
   const [dynaliteHandler] = server.listeners('request');
-  const transactions = transactionHandler(store);
+  const transactions = transactionHandler((request) => transact(store, request));
   server.removeAllListeners('request');
   server.on('request', (req, res) => {
     if (req.method === 'POST' && req.headers['x-amz-target'] === target) transactions(req, res);

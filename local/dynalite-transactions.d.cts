@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { CompactionOptions } from './ledger-compaction.cjs';
 
 export interface DynaliteOptions {
   path?: string;
@@ -8,6 +9,8 @@ export interface DynaliteOptions {
   maxItemSizeKb?: number;
   /** classic-level's open options for a store on disk. */
   level?: { maxOpenFiles?: number; cacheSize?: number; maxFileSize?: number; writeBufferSize?: number };
+  /** Full compactions once writes settle after a large load (see `ledger-compaction.cjs`). */
+  compaction?: CompactionOptions;
 }
 
 export interface DynaliteServer extends Server {
@@ -20,6 +23,7 @@ export interface DynaliteServer extends Server {
       | { PutRequest: { Item: Record<string, unknown> } }
       | { DeleteRequest: { Key: Record<string, unknown> } }
     )[],
+    options?: { newKeys?: boolean },
   ): Promise<void>;
 }
 

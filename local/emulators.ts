@@ -4,7 +4,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsClientConfig } from '../shared/aws-client-config.ts';
 import type { AwsClients } from '../shared/aws-clients.ts';
 import type { CldistConfig } from '../shared/config.ts';
-import type { LedgerThread, LedgerThreadEvent } from './runtime/ledger-thread.ts';
+import type { LedgerCompactionOptions, LedgerThread, LedgerThreadEvent } from './runtime/ledger-thread.ts';
 
 /** The names and addresses of what the runner created, the local twin of the stack's outputs. */
 export interface LocalResources {
@@ -46,8 +46,10 @@ export interface LedgerStandInOptions {
   ledgerPath: string;
   config: Pick<CldistConfig, 'table'>;
   region?: string;
-  /** A crash and restart of the ledger's thread (a full disk, an I/O error), for the runner's log. */
+  /** A crash and restart of the ledger's thread (a full disk, an I/O error), or a compaction, for the log. */
   onLedgerEvent?: (event: LedgerThreadEvent) => void;
+  /** When LevelDB is compacted whole; the thread's defaults otherwise. */
+  compaction?: LedgerCompactionOptions;
 }
 
 export interface QueueStandInOptions {
@@ -75,7 +77,11 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
       import('@aws-sdk/lib-dynamodb'),
       import('../shared/ledger/table.ts'),
     ]),
-    startLedgerThread({ path: options.ledgerPath, onEvent: options.onLedgerEvent }),
+    startLedgerThread({
+      path: options.ledgerPath,
+      onEvent: options.onLedgerEvent,
+      ...(options.compaction === undefined ? {} : { compaction: options.compaction }),
+    }),
   ]);
   if (started.status === 'rejected') throw started.reason;
   const thread = started.value;

@@ -34,8 +34,11 @@ export function itemError(failure: ItemFailure): Error {
 
 export interface ItemReads {
   read(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
-  /** BatchWriteItem's requests, all processed (the thread leaves none unprocessed) or the call fails. */
-  write(table: string, requests: ItemWrite[]): Promise<void>;
+  /**
+   * BatchWriteItem's requests, all processed (the thread leaves none unprocessed) or the call fails.
+   * `newKeys`: no put replaces an item with index attributes, so the thread does not read what it replaces.
+   */
+  write(table: string, requests: ItemWrite[], options?: { newKeys: boolean }): Promise<void>;
 }
 
 /**
@@ -78,8 +81,8 @@ export function itemReadsOver(worker: Worker): ItemReads {
   };
   return {
     read: (table, key) => call({ op: 'get', table, key }),
-    write: async (table, requests) => {
-      await call({ op: 'write', table, requests });
+    write: async (table, requests, options) => {
+      await call({ op: 'write', table, requests, newKeys: options?.newKeys === true });
     },
   };
 }

@@ -20,7 +20,14 @@ import { type ItemAnswer, type ItemReads, type ItemWrite, itemError, itemReadsOv
 const threadSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createDynalite } = require(workerData.dynalite);
-const server = createDynalite({ path: workerData.path, createTableMs: 0, updateTableMs: 0, level: workerData.level });
+const compaction = {
+  ...workerData.compaction,
+  onCompacted: (done) => parentPort.postMessage({ op: 'compacted', ...done }),
+  onFailed: (error) => parentPort.postMessage({ op: 'compaction-failed', message: String(error?.message ?? error) }),
+};
+const server = createDynalite({
+  path: workerData.path, createTableMs: 0, updateTableMs: 0, level: workerData.level, compaction,
+});
 server.once('error', (error) => {
   parentPort.postMessage({ op: 'listen-failed', code: error.code, message: String(error.message) });
 });
@@ -36,7 +43,7 @@ parentPort.on('message', (message) => {
   if (message.op === 'get' || message.op === 'write') {
     const done = message.op === 'get'
       ? server.readItem(message.table, message.key)
-      : server.writeItems(message.table, message.requests).then(() => undefined);
+      : server.writeItems(message.table, message.requests, { newKeys: message.newKeys }).then(() => undefined);
     done.then(
       (item) => parentPort.postMessage({ op: 'item', id: message.id, item }),
       (error) => parentPort.postMessage({ op: 'item', id: message.id, error: failure(error) }),
@@ -57,13 +64,32 @@ parentPort.on('message', (message) => {
  */
 const levelOptions = { maxOpenFiles: 100 };
 
+/**
+ * When the ledger's LevelDB is compacted whole (see `local/ledger-compaction.cjs`): checked every
+ * `checkMs`, once writes have settled, if the files above its deepest level are at least `minFiles` and
+ * `minShare` of them all.
+ */
+export interface LedgerCompactionOptions {
+  checkMs: number;
+  minFiles: number;
+  minShare: number;
+}
+
+/**
+ * The files above the deepest level are what a random read reopens; with the open-file bound above,
+ * a few dozen of them already cost more than rewriting the ledger once.
+ */
+const defaultCompaction: LedgerCompactionOptions = { checkMs: 5000, minFiles: 32, minShare: 0.25 };
+
 const dynalitePath = join(projectRoot, 'local', 'dynalite-transactions.cjs');
 
 /** `streak`: crashes since the thread last stayed up for `stableAfterMs`. */
 export type LedgerThreadEvent =
   | { event: 'ledger.thread_crashed'; cause: string; code?: string; restartInMs: number; streak: number }
   | { event: 'ledger.thread_restarted'; streak: number }
-  | { event: 'ledger.thread_recovered'; crashes: number };
+  | { event: 'ledger.thread_recovered'; crashes: number }
+  | { event: 'ledger.compacted'; ms: number; filesBefore: number[]; filesAfter: number[] }
+  | { event: 'ledger.compaction_failed'; cause: string };
 
 export interface LedgerThreadOptions {
   /** Folder for dynalite's LevelDB files. */
@@ -75,6 +101,7 @@ export interface LedgerThreadOptions {
   maxRestartDelayMs?: number;
   /** Up this long without a crash, the thread counts as recovered and the backoff starts again; default 10 s. */
   stableAfterMs?: number;
+  compaction?: LedgerCompactionOptions;
 }
 
 export interface LedgerThread {
@@ -92,7 +119,7 @@ export interface LedgerThread {
    */
   getItem(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
   /** BatchWriteItem answered by the thread's dynalite without HTTP, failing as `getItem` does. */
-  writeItems(table: string, requests: ItemWrite[]): Promise<void>;
+  writeItems(table: string, requests: ItemWrite[], options?: { newKeys: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -106,12 +133,23 @@ type ThreadMessage =
   | ItemAnswer
   | { op: 'listening'; port: number }
   | { op: 'listen-failed'; code?: string; message: string }
-  | { op: 'closed' };
+  | { op: 'closed' }
+  | { op: 'compacted'; ms: number; filesBefore: number[]; filesAfter: number[] }
+  | { op: 'compaction-failed'; message: string };
 
-function spawn(path: string, port: number): Promise<Started> {
+function spawn(options: LedgerThreadOptions, port: number): Promise<Started> {
+  const compaction = options.compaction ?? defaultCompaction;
   const worker = new Worker(threadSource, {
     eval: true,
-    workerData: { dynalite: dynalitePath, path, port, level: levelOptions },
+    workerData: { dynalite: dynalitePath, path: options.path, port, level: levelOptions, compaction },
+  });
+  worker.on('message', (message: ThreadMessage) => {
+    if (message.op === 'compacted') {
+      const { ms, filesBefore, filesAfter } = message;
+      options.onEvent?.({ event: 'ledger.compacted', ms, filesBefore, filesAfter });
+    } else if (message.op === 'compaction-failed') {
+      options.onEvent?.({ event: 'ledger.compaction_failed', cause: message.message });
+    }
   });
   const reads = itemReadsOver(worker);
   return new Promise((resolve, reject) => {
@@ -175,7 +213,7 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   const baseDelay = options.restartDelayMs ?? 200;
   const maxDelay = options.maxRestartDelayMs ?? 5000;
   const stableAfterMs = options.stableAfterMs ?? 10_000;
-  const first = await spawn(options.path, 0);
+  const first = await spawn(options, 0);
   const port = first.port;
   let current: Started | undefined = first;
   let crashes = 0;
@@ -207,7 +245,7 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
   const restart = (resolveUp: () => void) => {
     restartTimer = undefined;
     if (closing) return resolveUp();
-    spawn(options.path, port).then(
+    spawn(options, port).then(
       (next) => {
         if (closing) {
           void next.worker.terminate();
@@ -230,6 +268,8 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
     });
   }
   first.worker.once('error', onThreadError);
+  const onThread = <T>(call: (reads: ItemReads) => Promise<T>): Promise<T> =>
+    current === undefined ? Promise.reject(restarting()) : call(current.reads);
 
   return {
     endpoint: `http://127.0.0.1:${port}`,
@@ -238,10 +278,9 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
       return crashes;
     },
     ready: () => up,
-    getItem: (table, key) =>
-      current === undefined ? Promise.reject(restarting()) : current.reads.read(table, key),
-    writeItems: (table, requests) =>
-      current === undefined ? Promise.reject(restarting()) : current.reads.write(table, requests),
+    getItem: (table, key) => onThread((reads) => reads.read(table, key)),
+    writeItems: (table, requests, writeOptions) =>
+      onThread((reads) => reads.write(table, requests, writeOptions)),
     async close() {
       closing = true;
       clearTimeout(restartTimer);

@@ -94,7 +94,9 @@ function ledgerEventLogger(logger: Logger): NonNullable<LedgerStandInOptions['on
   return ({ event, ...fields }) => {
     if (event === 'ledger.thread_crashed' && 'streak' in fields && fields.streak === 1) {
       logger.error(event, fields);
-    } else if (event === 'ledger.thread_recovered') {
+    } else if (event === 'ledger.compaction_failed') {
+      logger.warn(event, fields);
+    } else if (event === 'ledger.thread_recovered' || event === 'ledger.compacted') {
       logger.info(event, fields);
     } else {
       logger.debug(event, fields);

@@ -15,8 +15,12 @@ import type { AuditEntry } from './types.ts';
 export interface InstanceTable {
   doc: DynamoDBDocumentClient;
   table: string;
-  /** BatchWriteItem's requests by a shorter way than the SDK, all processed or failing (see the repository's options). */
-  writeRequests?: (table: string, requests: WriteRequest[]) => Promise<void>;
+  /**
+   * BatchWriteItem's requests by a shorter way than the SDK, all processed or failing (see the
+   * repository's options). `newKeys`: every put is of a key no item with index attributes can hold, so
+   * what it replaces need not be read.
+   */
+  writeRequests?: (table: string, requests: WriteRequest[], options?: { newKeys: boolean }) => Promise<void>;
 }
 
 export const dayMs = 24 * 60 * 60 * 1000;
@@ -35,9 +39,10 @@ export const keyOf = (item: Record<string, unknown>): ledgerTable.LedgerKey =>
 async function writeBatch(
   { doc, table, writeRequests }: InstanceTable,
   requests: WriteRequest[],
+  newKeys = false,
 ): Promise<void> {
   if (writeRequests !== undefined) {
-    await ledgerCall('batch write', () => writeRequests(table, requests));
+    await ledgerCall('batch write', () => writeRequests(table, requests, { newKeys }));
     return;
   }
   let pending = requests;
@@ -218,7 +223,8 @@ export function createAuditQueue(t: InstanceTable, options: AuditQueueOptions): 
         );
       }
       for (let round = unwritten[0]; round !== undefined; round = unwritten[0]) {
-        await writeBatch(t, round);
+        // Audit items and day markers have keys of their own (a random suffix) and no index attributes.
+        await writeBatch(t, round, true);
         unwritten.shift();
       }
     }

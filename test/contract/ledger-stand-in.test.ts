@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LedgerStandIn, startLedgerStandIn } from '../../local/emulators.ts';
+import type { LedgerThreadEvent } from '../../local/runtime/ledger-thread.ts';
 import { parseConfig } from '../../shared/config.ts';
 import { TransientError } from '../../shared/errors.ts';
 import { ledgerCall } from '../../shared/instances/dynamo-support.ts';
-import { ledgerKey } from '../../shared/ledger/table.ts';
+import { ledgerIndexEntry, ledgerIndexListing, ledgerKey } from '../../shared/ledger/table.ts';
 import { tempDir } from '../e2e/serve-harness.ts';
 
 /**
@@ -109,6 +110,23 @@ describe('the direct batch write', () => {
     expect((await read('write#gone')).Item).toBeUndefined();
   });
 
+  it('writes items of new keys without reading them, index entries included', async () => {
+    const { doc } = ledger.clients;
+    const table = ledger.tableName;
+    const listed = { ...ledgerKey('fresh#listed', 'meta'), ...ledgerIndexEntry('fresh-listing', 'a'), v: 1 };
+    const plain = { ...ledgerKey('fresh#plain', 'meta'), v: 2, b: new Uint8Array([1, 2]) };
+    await ledger.thread.writeItems(
+      table,
+      [{ PutRequest: { Item: listed } }, { PutRequest: { Item: plain } }],
+      { newKeys: true },
+    );
+    await expect(ledger.thread.getItem(table, ledgerKey('fresh#plain', 'meta'))).resolves.toEqual(plain);
+    const listing = await doc.send(
+      new QueryCommand({ TableName: table, ...ledgerIndexListing('fresh-listing') }),
+    );
+    expect(listing.Items).toEqual([listed]);
+  });
+
   it('refuses an item without its key as the SDK would: not retryable, nothing written', async () => {
     const table = ledger.tableName;
     const refused = ledgerCall('batch write', () =>
@@ -171,5 +189,50 @@ describe('queries on the ledger', () => {
       bytes = await tableFileBytes(join(dir, 'ledger'));
     }
     expect(bytes).toBeLessThan(written / 2);
+  });
+});
+
+describe('a large load', () => {
+  it('is compacted into one level once writes settle, every item still there', async () => {
+    const loadDir = await tempDir('ledger-compaction');
+    let compacted: (event: LedgerThreadEvent) => void = () => {};
+    const done = new Promise<LedgerThreadEvent>((resolve) => {
+      compacted = resolve;
+    });
+    const loaded = await startLedgerStandIn({
+      ledgerPath: join(loadDir, 'ledger'),
+      config,
+      compaction: { checkMs: 100, minFiles: 1, minShare: 0.05 },
+      onLedgerEvent: (event) => {
+        if (event.event === 'ledger.compacted' || event.event === 'ledger.compaction_failed')
+          compacted(event);
+      },
+    });
+    try {
+      const table = loaded.tableName;
+      // About 40 MiB at random keys: LevelDB flushes its 4 MiB write buffer into level 0 again and again
+      // and compacts those files into level 1, so the load ends spread over two levels.
+      const items = 200;
+      for (let at = 0; at < items; at += 25) {
+        await loaded.thread.writeItems(
+          table,
+          Array.from({ length: 25 }, (_, i) => ({
+            PutRequest: { Item: { ...ledgerKey(`load#${at + i}`, 'meta'), blob: randomBytes(200 * 1024) } },
+          })),
+        );
+      }
+      const event = await done;
+      if (event.event !== 'ledger.compacted') throw new Error(`compaction failed: ${JSON.stringify(event)}`);
+      const nonEmpty = (files: number[]) => files.filter((count) => count > 0).length;
+      expect(nonEmpty(event.filesBefore)).toBeGreaterThan(1);
+      expect(nonEmpty(event.filesAfter)).toBe(1);
+      for (const at of [0, 99, 199]) {
+        const item = await loaded.thread.getItem(table, ledgerKey(`load#${at}`, 'meta'));
+        expect((item?.blob as Uint8Array | undefined)?.byteLength).toBe(200 * 1024);
+      }
+    } finally {
+      await loaded.close();
+      await rm(loadDir, { recursive: true, force: true });
+    }
   });
 });
