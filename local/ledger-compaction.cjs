@@ -6,15 +6,17 @@
  * that could hold the key (its index and bloom filter live in the file). A bulk registration leaves the
  * records spread over two or three levels, so a record read at random opens a file per level; with the
  * open-file bound `cldist serve` sets (see `ledger-thread.ts`), most of those files are not open, and
- * reopening them is most of a read's cost. A full compaction (`CompactRange` over every key) moves
- * everything into the deepest level, where a read opens one file. LevelDB never does this by itself: its
+ * reopening them is most of a read's cost. Each read that has to look past a file also charges that file
+ * a seek, and LevelDB compacts a file whose seeks are used up, so for a while after a load the reads
+ * themselves set off compactions. A full compaction (`CompactRange` over every key) moves everything
+ * into the deepest level at once, where a read opens one file. LevelDB never does this by itself: its
  * own compactions keep each level under a size, which is what spreads a large load over several.
  *
  * It runs only when it pays and when nobody is writing: the files above the deepest level are at least
  * `minFiles` and `minShare` of all of them, and LevelDB's own state (file counts per level and its memory
- * estimate, which grows with every write) has not changed between two checks `checkMs` apart. A steady
- * write load keeps the upper levels a small share of a large ledger, so this does not rewrite it again
- * and again. Reads and writes go on while it runs.
+ * estimate, which grows with every write) has not changed between two checks `checkMs` apart. Once done,
+ * it runs again only after new writes have grown the upper levels back to that share. Reads and writes go
+ * on while it runs.
  */
 
 const maxLevels = 7;

@@ -79,7 +79,7 @@ export interface LedgerCompactionOptions {
  * The files above the deepest level are what a random read reopens; with the open-file bound above,
  * a few dozen of them already cost more than rewriting the ledger once.
  */
-const defaultCompaction: LedgerCompactionOptions = { checkMs: 5000, minFiles: 32, minShare: 0.25 };
+const defaultCompaction: LedgerCompactionOptions = { checkMs: 5000, minFiles: 32, minShare: 0.1 };
 
 const dynalitePath = join(projectRoot, 'local', 'dynalite-transactions.cjs');
 

@@ -28,19 +28,45 @@ export async function loadIdIndex(inner: Pick<InstanceRepository, 'listIds'>): P
 }
 
 /**
+ * Keys read once lately, so that a read is kept only when its key is read a second time: a fleet far
+ * larger than the cache, its instances each fetching once at boot, then neither pushes out the entries
+ * read again and again nor leaves a cache entry to insert, evict and collect for every read. Forgets all
+ * at once when full, which only costs those keys one more read.
+ */
+class Doorkeeper {
+  private readonly seen = new Set<string>();
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  admit(key: string): boolean {
+    if (this.seen.delete(key)) return true;
+    if (this.seen.size >= this.max) this.seen.clear();
+    this.seen.add(key);
+    return false;
+  }
+}
+
+/**
  * An LRU of loaded values, absent ones included (lru-cache holds no null, so "known to be absent" is an
- * entry with no value in it), bounded in estimated bytes, key included. Concurrent loads of one key share
- * one read, and a load that started before its key was forgotten (a write happened meanwhile) is returned
- * but not kept.
+ * entry with no value in it), bounded in estimated bytes, key included. A read is kept from its key's
+ * second read on (see `Doorkeeper`); what this process writes is kept at once. Concurrent loads of one
+ * key share one read, and a load that started before its key was forgotten (a write happened meanwhile)
+ * is returned but not kept.
  */
 class LoadingCache<V> {
   private readonly entries: LRUCache<string, { value?: V }>;
   private readonly loads = new Map<string, Promise<V | undefined>>();
   private readonly maxBytes: number;
+  private readonly doorkeeper: Doorkeeper;
   private generation = 0;
 
   constructor(maxBytes: number) {
     this.maxBytes = maxBytes;
+    // About one key for every KiB the cache may hold: a few percent of its bound.
+    this.doorkeeper = new Doorkeeper(Math.max(1024, Math.floor(maxBytes / 1024)));
     this.entries = new LRUCache({
       // lru-cache refuses a maxSize of 0; a cache of 0 bytes keeps nothing (see `remember`).
       maxSize: Math.max(1, maxBytes),
@@ -79,7 +105,9 @@ class LoadingCache<V> {
     const startedAt = this.generation;
     const load = read()
       .then((value) => {
-        if (this.generation === startedAt && keep(value)) this.remember(key, value);
+        if (this.generation === startedAt && keep(value) && this.doorkeeper.admit(key)) {
+          this.remember(key, value);
+        }
         return value;
       })
       .finally(() => {
