@@ -28,6 +28,8 @@ export interface Emulators {
 export interface LedgerStandIn {
   clients: { dynamodb: DynamoDBClient; doc: DynamoDBDocumentClient };
   tableName: string;
+  /** The instance audit's own table (`auditTableFor`), created beside the ledger table. */
+  auditTableName: string;
   endpoint: string;
   thread: Pick<LedgerThread, 'crashes' | 'ready' | 'getItem' | 'writeItems'>;
   close(): Promise<void>;
@@ -98,27 +100,46 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
     await thread.close();
   };
   const { table } = options.config;
-  try {
-    // A ledger from an earlier start already holds its table: one read, and the create only on a first start.
+  const auditTable = auditTableFor(table);
+  // A ledger from an earlier start already holds its tables: one read each, and a create only when missing.
+  const ensureTable = async (name: string): Promise<void> => {
     const described = await dynamodb
-      .send(new dynamo.DescribeTableCommand({ TableName: table }))
+      .send(new dynamo.DescribeTableCommand({ TableName: name }))
       .catch((error: unknown) => {
         if (error instanceof dynamo.ResourceNotFoundException) return undefined;
         throw error;
       });
-    if (described?.Table?.TableStatus !== 'ACTIVE') {
-      try {
-        await dynamodb.send(new dynamo.CreateTableCommand(ledgerTableInput(table)));
-      } catch (error) {
-        if (!(error instanceof dynamo.ResourceInUseException)) throw error;
-      }
-      await dynamo.waitUntilTableExists({ client: dynamodb, maxWaitTime: 30 }, { TableName: table });
+    if (described?.Table?.TableStatus === 'ACTIVE') return;
+    try {
+      await dynamodb.send(new dynamo.CreateTableCommand(ledgerTableInput(name)));
+    } catch (error) {
+      if (!(error instanceof dynamo.ResourceInUseException)) throw error;
     }
+    await dynamo.waitUntilTableExists({ client: dynamodb, maxWaitTime: 30 }, { TableName: name });
+  };
+  try {
+    await Promise.all([ensureTable(table), ensureTable(auditTable)]);
   } catch (error) {
     await close();
     throw error;
   }
-  return { clients: { dynamodb, doc }, tableName: table, endpoint: thread.endpoint, thread, close };
+  return {
+    clients: { dynamodb, doc },
+    tableName: table,
+    auditTableName: auditTable,
+    endpoint: thread.endpoint,
+    thread,
+    close,
+  };
+}
+
+/**
+ * The table of the instance audit on one machine: the ledger table's name with `-audit`. dynalite keeps
+ * each table's items in a LevelDB key range of its own, so the audit items written on every fetch stay
+ * out of the files that hold the records (see the instance repository's `auditTable`).
+ */
+export function auditTableFor(table: string): string {
+  return `${table}-audit`;
 }
 
 /** Start fauxqs and create the queues and the topic; they live in memory, new each start. */

@@ -33,11 +33,13 @@ export interface LocalInstances {
  */
 export async function openInstances(
   context: ServeContext,
-  ledger: Pick<LedgerStandIn, 'clients' | 'tableName' | 'thread'>,
+  ledger: Pick<LedgerStandIn, 'clients' | 'tableName' | 'auditTableName' | 'thread'>,
 ): Promise<LocalInstances> {
   const { config, logger, clock, lifecycle } = context;
   const ledgerInstances = createDynamoInstanceRepository(ledger.clients.doc, {
     table: ledger.tableName,
+    // Audit items in a table of their own: on LevelDB, out of the key range the records are read from.
+    auditTable: ledger.auditTableName,
     // A record the cache does not hold is read from the ledger thread directly: the fetch path's one read.
     readItem: ledger.thread.getItem,
     // So are its audit rounds and batched deletes: no SDK call and no HTTP per batch of 25.

@@ -295,7 +295,12 @@ export async function listAudit(
       if (Array.isArray(entries)) found.push(...entries.map(toAudit));
     }
   }
-  return found.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
+  return newestFirst(found).slice(0, limit);
+}
+
+/** Audit entries sorted newest first, in place. */
+export function newestFirst(entries: AuditEntry[]): AuditEntry[] {
+  return entries.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
 }
 
 /** Every item of one `Query` input, a page at a time, each page handed to `onPage` before the next. */

@@ -27,6 +27,7 @@ import {
   keyNames,
   keyOf,
   listAudit,
+  newestFirst,
 } from './audit-log.ts';
 import { inlineBodyAttribute, isConditionFailure, ledgerCall, toRecord } from './dynamo-support.ts';
 import { InstanceConflictError } from './errors.ts';
@@ -63,6 +64,14 @@ export interface DynamoInstanceRepositoryOptions {
    * is one (the single-machine ledger's thread): the audit rounds and batched deletes.
    */
   writeRequests?: InstanceTable['writeRequests'];
+  /**
+   * The table audit items and their day markers go to; default `table`. One machine gives them a table
+   * of their own: LevelDB keeps each of dynalite's tables in a key range of its own, and audit items
+   * spread among the records make every record read at random look into the files the audit writes
+   * keep creating (and set off LevelDB's compactions of them, which rewrite the records). Audit items
+   * that an earlier version wrote to `table` are still listed, swept and deleted there.
+   */
+  auditTable?: string;
 }
 
 /** The audit items' expiry attribute; the CDK stack enables TTL on the table under this name. */
@@ -94,7 +103,10 @@ export function createDynamoInstanceRepository(
     table: options.table,
     ...(options.writeRequests === undefined ? {} : { writeRequests: options.writeRequests }),
   };
-  const audit = createAuditQueue(t, {
+  const auditTable: InstanceTable = { ...t, table: options.auditTable ?? options.table };
+  /** Where audit items are: the audit table, and the ledger table as well when that is another one. */
+  const auditTables = auditTable.table === t.table ? [t] : [auditTable, t];
+  const audit = createAuditQueue(auditTable, {
     flushIntervalMs: options.flushIntervalMs ?? 100,
     maxQueued: options.maxQueuedAudit ?? 10_000,
     retentionMs: (options.auditRetentionDays ?? 90) * dayMs,
@@ -113,15 +125,21 @@ export function createDynamoInstanceRepository(
     list: (limit, after, prefix) => addressBook.list(limit, after, toRecord, prefix),
     async delete(id, replaces) {
       await audit.flush();
-      await deleteInstance(t, id, replaces);
+      await deleteRecord(t, id, replaces);
+      for (const table of auditTables) await deletePartition(table, id);
     },
     consume: (id, tokenHash, at) => consume(t, id, tokenHash, at),
     recordFetch: (id, entry) => audit.record(id, entry),
-    listAudit: (id, limit) => listAudit(t, id, limit),
+    async listAudit(id, limit) {
+      const lists = await Promise.all(auditTables.map((table) => listAudit(table, id, limit)));
+      return lists.length === 1 ? (lists[0] ?? []) : newestFirst(lists.flat()).slice(0, limit);
+    },
     listIds: () => listIds(t),
     async deleteAuditBefore(cutoff, daysBack) {
       await audit.flush();
-      return deleteAuditDays(t, cutoff, daysBack);
+      let removed = 0;
+      for (const table of auditTables) removed += await deleteAuditDays(table, cutoff, daysBack);
+      return removed;
     },
     flush: () => audit.flush(),
     close: () => audit.flush(),
@@ -212,7 +230,7 @@ async function putRecord(
 }
 
 /** The record goes first (conditionally), then every other item of the instance's partition. */
-async function deleteInstance(t: InstanceTable, id: string, replaces: InstanceRecord): Promise<void> {
+async function deleteRecord(t: InstanceTable, id: string, replaces: InstanceRecord): Promise<void> {
   const { doc, table } = t;
   const key = ledgerItems.instance(id);
   try {
@@ -230,6 +248,12 @@ async function deleteInstance(t: InstanceTable, id: string, replaces: InstanceRe
     if (isConditionFailure(error)) throw new InstanceConflictError(id);
     throw error;
   }
+}
+
+/** Every item of the instance's partition in one table: its audit, and its record if still there. */
+async function deletePartition(t: InstanceTable, id: string): Promise<void> {
+  const { doc, table } = t;
+  const key = ledgerItems.instance(id);
   let startKey: Record<string, unknown> | undefined;
   const keys: LedgerKey[] = [];
   do {

@@ -408,3 +408,57 @@ async function auditState(name: string) {
   }
   return { audit, marked, markerTtls, markerDays };
 }
+
+describe('audit in a table of its own (one machine)', () => {
+  /** A repository over `name` whose audit goes to `audit`, as `cldist serve` opens it. */
+  function splitRepository(name: string, audit: string): InstanceRepository {
+    const repo = createDynamoInstanceRepository(clients.doc, {
+      table: name,
+      auditTable: audit,
+      flushIntervalMs: 60_000,
+    });
+    open.push(repo);
+    return repo;
+  }
+
+  it('writes audit items and day markers there, none in the ledger table', async () => {
+    const [name, audit] = await Promise.all([table(), table()]);
+    const repo = splitRepository(name, audit);
+    await repo.put(record('split'), undefined);
+    repo.recordFetch('split', entry(1));
+    await repo.flush();
+    expect(await storedAudit(audit, 'split')).toHaveLength(1);
+    expect(await storedAudit(name, 'split')).toEqual([]);
+    const { Items: inLedger = [] } = await clients.doc.send(new ScanCommand({ TableName: name }));
+    expect(inLedger.map((item) => item[k.sortKey])).toEqual([instanceKeyParts.recordSortKey]);
+    expect((await repo.listAudit('split', 10)).map((e) => e.userAgent)).toEqual(['agent-1']);
+  });
+
+  it('still lists, sweeps and deletes the audit an earlier version wrote to the ledger table', async () => {
+    const [name, audit] = await Promise.all([table(), table()]);
+    const before = repository(name);
+    for (const id of ['moved', 'swept', 'gone']) await before.put(record(id), undefined);
+    before.recordFetch('moved', entry(1));
+    before.recordFetch('swept', entry(2));
+    await before.flush();
+    const repo = splitRepository(name, audit);
+    repo.recordFetch('moved', entry(3));
+    await repo.flush();
+    expect((await repo.listAudit('moved', 10)).map((e) => e.userAgent)).toEqual(['agent-3', 'agent-1']);
+    expect((await repo.listAudit('moved', 1)).map((e) => e.userAgent)).toEqual(['agent-3']);
+
+    // Every entry is of 2026-01-01: a cutoff a day later removes that day from both tables.
+    repo.recordFetch('swept', entry(4));
+    expect(await repo.deleteAuditBefore(new Date('2026-01-02T12:00:00Z'), 2)).toBe(4);
+    expect(await repo.listAudit('swept', 10)).toEqual([]);
+    expect(await repo.listAudit('moved', 10)).toEqual([]);
+
+    before.recordFetch('gone', entry(5));
+    await before.flush();
+    repo.recordFetch('gone', entry(6));
+    await repo.delete('gone', record('gone'));
+    expect(await storedAudit(name, 'gone')).toEqual([]);
+    expect(await storedAudit(audit, 'gone')).toEqual([]);
+    expect(await repo.get('gone')).toBeUndefined();
+  });
+});
