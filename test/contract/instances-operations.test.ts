@@ -203,19 +203,25 @@ describe('operations per config fetch, whatever the number of instances', () => 
     }
   });
 
-  it('keeps the record cache within its byte budget: an evicted record is read again', async () => {
+  /** A record cache of about four records' worth over the second fleet, and the ledger reads of a fetch. */
+  async function smallCache() {
     const fleet = fleets[1];
     if (fleet === undefined) throw new Error('no fleet');
     const ledger = createDynamoInstanceRepository(clients.doc, {
       table: fleet.table,
       flushIntervalMs: 60_000,
     });
-    // About four records' worth: twenty fetched records cannot all stay.
     const instances = withRecordCache(ledger, { index: await loadIdIndex(ledger), maxRecordBytes: 4096 });
     const deps: InstanceServiceDeps = { instances, bodies: fleet.bodies, clock };
-    const ids = sampleIds(fleet, 20);
     const readsOf = async (id: string) =>
       (await fetchCounted(deps, id, fleet.tokens.get(id) ?? '')).ops['DynamoDB.GetItem'] ?? 0;
+    return { fleet, instances, readsOf };
+  }
+
+  it('keeps the record cache within its byte budget: an evicted record is read again', async () => {
+    // Twenty fetched records cannot all stay.
+    const { fleet, instances, readsOf } = await smallCache();
+    const ids = sampleIds(fleet, 20);
     // Each fetched twice, so that each is kept (a record read once is not).
     for (const id of ids) for (let read = 0; read < 2; read++) expect(await readsOf(id)).toBe(1);
     const last = ids.at(-1) ?? '';
@@ -229,17 +235,7 @@ describe('operations per config fetch, whatever the number of instances', () => 
   });
 
   it('keeps a record fetched again and again while records fetched once each pass through', async () => {
-    const fleet = fleets[1];
-    if (fleet === undefined) throw new Error('no fleet');
-    const ledger = createDynamoInstanceRepository(clients.doc, {
-      table: fleet.table,
-      flushIntervalMs: 60_000,
-    });
-    // About four records' worth, as above.
-    const instances = withRecordCache(ledger, { index: await loadIdIndex(ledger), maxRecordBytes: 4096 });
-    const deps: InstanceServiceDeps = { instances, bodies: fleet.bodies, clock };
-    const readsOf = async (id: string) =>
-      (await fetchCounted(deps, id, fleet.tokens.get(id) ?? '')).ops['DynamoDB.GetItem'] ?? 0;
+    const { fleet, instances, readsOf } = await smallCache();
     const [hot = '', ...once] = sampleIds(fleet, 40);
     expect(await readsOf(hot)).toBe(1);
     expect(await readsOf(hot)).toBe(1);
