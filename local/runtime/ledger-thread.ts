@@ -1,7 +1,13 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { projectRoot } from '../../shared/config.ts';
-import { type ItemAnswer, type ItemReads, type ItemWrite, itemError, itemReadsOver } from './item-reads.ts';
+import {
+  type ItemAnswer,
+  type ItemWrite,
+  itemError,
+  type LedgerCalls,
+  ledgerCallsOver,
+} from './ledger-calls.ts';
 
 /**
  * dynalite answers a LevelDB failure it does not recognise (`LEVEL_IO_ERROR … No space left on device`)
@@ -126,7 +132,7 @@ export interface LedgerThread {
 interface Started {
   worker: Worker;
   port: number;
-  reads: ItemReads;
+  calls: LedgerCalls;
 }
 
 type ThreadMessage =
@@ -151,12 +157,12 @@ function spawn(options: LedgerThreadOptions, port: number): Promise<Started> {
       options.onEvent?.({ event: 'ledger.compaction_failed', cause: message.message });
     }
   });
-  const reads = itemReadsOver(worker);
+  const calls = ledgerCallsOver(worker);
   return new Promise((resolve, reject) => {
     const onMessage = (message: ThreadMessage) => {
       if (message.op === 'listening') {
         cleanup();
-        resolve({ worker, port: message.port, reads });
+        resolve({ worker, port: message.port, calls });
       } else if (message.op === 'listen-failed') {
         cleanup();
         void worker.terminate();
@@ -268,8 +274,8 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
     });
   }
   first.worker.once('error', onThreadError);
-  const onThread = <T>(call: (reads: ItemReads) => Promise<T>): Promise<T> =>
-    current === undefined ? Promise.reject(restarting()) : call(current.reads);
+  const onThread = <T>(call: (calls: LedgerCalls) => Promise<T>): Promise<T> =>
+    current === undefined ? Promise.reject(restarting()) : call(current.calls);
 
   return {
     endpoint: `http://127.0.0.1:${port}`,
@@ -278,9 +284,9 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
       return crashes;
     },
     ready: () => up,
-    getItem: (table, key) => onThread((reads) => reads.read(table, key)),
+    getItem: (table, key) => onThread((calls) => calls.read(table, key)),
     writeItems: (table, requests, writeOptions) =>
-      onThread((reads) => reads.write(table, requests, writeOptions)),
+      onThread((calls) => calls.write(table, requests, writeOptions)),
     async close() {
       closing = true;
       clearTimeout(restartTimer);

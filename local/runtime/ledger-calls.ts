@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 
-/** A failed read as the ledger thread reports it: the DynamoDB exception name and status, if any. */
+/** A failed call as the ledger thread reports it: the DynamoDB exception name and status, if any. */
 export interface ItemFailure {
   name: string;
   message: string;
@@ -25,14 +25,14 @@ export type ItemWrite =
  * Without a status (the thread is gone) callers take it for an unreachable service and retry.
  */
 export function itemError(failure: ItemFailure): Error {
-  const error = new Error(`ledger GetItem: ${failure.message}`);
+  const error = new Error(`ledger call: ${failure.message}`);
   error.name = failure.name;
   return Object.assign(error, {
     $metadata: failure.status === undefined ? {} : { httpStatusCode: failure.status },
   });
 }
 
-export interface ItemReads {
+export interface LedgerCalls {
   read(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
   /**
    * BatchWriteItem's requests, all processed (the thread leaves none unprocessed) or the call fails.
@@ -43,9 +43,9 @@ export interface ItemReads {
 
 /**
  * GetItem and BatchWriteItem calls to one ledger thread, matched to its answers by id. When the thread exits, every call
- * still waiting, and every later one, fails as retryable: the restarted thread has readers of its own.
+ * still waiting, and every later one, fails as retryable: the restarted thread has callers of its own.
  */
-export function itemReadsOver(worker: Worker): ItemReads {
+export function ledgerCallsOver(worker: Worker): LedgerCalls {
   type Waiting = {
     resolve: (item: Record<string, unknown> | undefined) => void;
     reject: (error: Error) => void;

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { itemReadsOver } from '../../local/runtime/item-reads.ts';
+import { ledgerCallsOver } from '../../local/runtime/ledger-calls.ts';
 import { TransientError } from '../../shared/errors.ts';
 import { ledgerCall } from '../../shared/instances/dynamo-support.ts';
 
@@ -32,7 +32,7 @@ afterEach(async () => {
 
 describe('GetItem calls to the ledger thread', () => {
   it('matches each answer to its call, concurrent calls included', async () => {
-    const reads = itemReadsOver(thread());
+    const reads = ledgerCallsOver(thread());
     const [found, absent] = await Promise.all([
       reads.read('t', { pk: 'found' }),
       reads.read('t', { pk: 'absent' }),
@@ -42,7 +42,7 @@ describe('GetItem calls to the ledger thread', () => {
   });
 
   it('fails a refused read as the SDK would: named, with its status, not retried', async () => {
-    const reads = itemReadsOver(thread());
+    const reads = ledgerCallsOver(thread());
     const error = await reads.read('t', { pk: 'refused' }).catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'ValidationException', $metadata: { httpStatusCode: 400 } });
     const mapped = await ledgerCall('get', () => reads.read('t', { pk: 'refused' })).catch((e: unknown) => e);
@@ -50,7 +50,7 @@ describe('GetItem calls to the ledger thread', () => {
   });
 
   it('fails the calls waiting on a thread that ends, and later ones, as retryable', async () => {
-    const reads = itemReadsOver(thread());
+    const reads = ledgerCallsOver(thread());
     const waiting = ledgerCall('get', () => reads.read('t', { pk: 'silent' }));
     const ending = ledgerCall('get', () => reads.read('t', { pk: 'exit' }));
     await expect(waiting).rejects.toBeInstanceOf(TransientError);
