@@ -115,7 +115,12 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
     } catch (error) {
       if (!(error instanceof dynamo.ResourceInUseException)) throw error;
     }
-    await dynamo.waitUntilTableExists({ client: dynamodb, maxWaitTime: 30 }, { TableName: name });
+    // dynalite answers CreateTable with the table still CREATING for a moment: with the SDK's default
+    // delays the waiter's second look would come 20 s later.
+    await dynamo.waitUntilTableExists(
+      { client: dynamodb, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.5 },
+      { TableName: name },
+    );
   };
   try {
     await Promise.all([ensureTable(table), ensureTable(auditTable)]);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DeleteTableCommand, DescribeTableCommand, waitUntilTableNotExists } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LedgerStandIn, startLedgerStandIn } from '../../local/emulators.ts';
@@ -233,6 +234,42 @@ describe('a large load', () => {
     } finally {
       await loaded.close();
       await rm(loadDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a ledger from before the audit had a table of its own', () => {
+  it('gets the audit table at start, its ledger table and items kept', async () => {
+    const oldDir = await tempDir('ledger-upgrade');
+    const path = join(oldDir, 'ledger');
+    try {
+      const first = await startLedgerStandIn({ ledgerPath: path, config });
+      // As an earlier version left it: the ledger table only, with an item in it.
+      await first.clients.dynamodb.send(new DeleteTableCommand({ TableName: first.auditTableName }));
+      await waitUntilTableNotExists(
+        { client: first.clients.dynamodb, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.2 },
+        { TableName: first.auditTableName },
+      );
+      await first.clients.doc.send(
+        new PutCommand({ TableName: first.tableName, Item: { ...ledgerKey('kept#one', 'meta'), v: 1 } }),
+      );
+      await first.close();
+
+      const again = await startLedgerStandIn({ ledgerPath: path, config });
+      try {
+        const described = await again.clients.dynamodb.send(
+          new DescribeTableCommand({ TableName: again.auditTableName }),
+        );
+        expect(described.Table?.TableStatus).toBe('ACTIVE');
+        await expect(again.thread.getItem(again.tableName, ledgerKey('kept#one', 'meta'))).resolves.toEqual({
+          ...ledgerKey('kept#one', 'meta'),
+          v: 1,
+        });
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await rm(oldDir, { recursive: true, force: true });
     }
   });
 });
