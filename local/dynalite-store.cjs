@@ -18,37 +18,28 @@ function toBytes(value) {
   return new Uint8Array(Buffer.from(value, 'base64'));
 }
 
-/** An item in dynalite's stored form (binary as base64) with its binary values decoded, at any depth. */
-function decodeBinary(value) {
-  if (value.B !== undefined) return { B: toBytes(value.B) };
-  if (value.BS !== undefined) return { BS: value.BS.map(toBytes) };
-  if (value.M !== undefined) return { M: decodeItem(value.M) };
-  if (value.L !== undefined) return { L: value.L.map(decodeBinary) };
-  return value;
-}
-
-function decodeItem(item) {
-  const out = {};
-  for (const [name, value] of Object.entries(item)) out[name] = decodeBinary(value);
-  return out;
-}
-
 const toBase64 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
-/** The other way: binary values as dynalite keeps them, base64, as they arrive over HTTP. */
-function encodeBinary(value) {
-  if (value.B !== undefined) return { B: toBase64(value.B) };
-  if (value.BS !== undefined) return { BS: value.BS.map(toBase64) };
-  if (value.M !== undefined) return { M: encodeItem(value.M) };
-  if (value.L !== undefined) return { L: value.L.map(encodeBinary) };
+/** An attribute value with each binary value in it, at any depth, passed through `convert`. */
+function mapBinary(value, convert) {
+  if (value.B !== undefined) return { B: convert(value.B) };
+  if (value.BS !== undefined) return { BS: value.BS.map(convert) };
+  if (value.M !== undefined) return { M: mapItemBinary(value.M, convert) };
+  if (value.L !== undefined) return { L: value.L.map((inner) => mapBinary(inner, convert)) };
   return value;
 }
 
-function encodeItem(item) {
+function mapItemBinary(item, convert) {
   const out = {};
-  for (const [name, value] of Object.entries(item)) out[name] = encodeBinary(value);
+  for (const [name, value] of Object.entries(item)) out[name] = mapBinary(value, convert);
   return out;
 }
+
+/** An item in dynalite's stored form (binary as base64) with its binary values as bytes, as the SDK gives them. */
+const decodeItem = (item) => mapItemBinary(item, toBytes);
+
+/** The other way: binary values as dynalite keeps them, base64, as they arrive over HTTP. */
+const encodeItem = (item) => mapItemBinary(item, toBase64);
 
 /**
  * GetItem for a caller in the same thread: the item dynalite's GetItem would answer (its key checks, its

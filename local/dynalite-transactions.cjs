@@ -211,13 +211,18 @@ async function transact(store, request) {
   });
 }
 
+/** Whether a table has secondary indexes, whose entries a write must replace along with the item. */
+const indexed = (table) =>
+  (table.LocalSecondaryIndexes?.length ?? 0) + (table.GlobalSecondaryIndexes?.length ?? 0) > 0;
+
 /**
  * Items (Put, Delete or ConditionCheck, each with its `data` as in a single-item request) written in one
- * LevelDB batch under dynalite's locks on all their keys, after `check(items, existing)` has seen every
- * item's current state and not thrown. Without `readExisting` the items are taken to replace nothing that
- * has index entries, and nothing is read: the caller knows its keys are new.
+ * LevelDB batch under dynalite's locks on all their keys, after `check(items, existing)`, if given, has
+ * seen every item's current state and not thrown. An item is read first only when something needs what
+ * it replaces: the check, or the index entries of its table. For a key never written that read costs
+ * LevelDB a look in every level.
  */
-async function writeTogether(store, shapes, check, readExisting = true) {
+async function writeTogether(store, shapes, check) {
   const tables = await loadTables(
     store,
     shapes.map((item) => item.data.TableName),
@@ -225,10 +230,14 @@ async function writeTogether(store, shapes, check, readExisting = true) {
   const items = withKeys(shapes, tables);
   const release = await lockAll(store, items);
   try {
-    const existing = readExisting
-      ? await Promise.all(items.map((item) => getItem(store, item.data.TableName, item.key)))
-      : items.map(() => undefined);
-    check(items, existing);
+    const existing = await Promise.all(
+      items.map((item) =>
+        check !== undefined || indexed(item.table)
+          ? getItem(store, item.data.TableName, item.key)
+          : undefined,
+      ),
+    );
+    check?.(items, existing);
     const deletes = [];
     const puts = [];
     items.forEach((item, i) => {
@@ -247,9 +256,7 @@ async function writeTogether(store, shapes, check, readExisting = true) {
  * BatchWriteItem for a caller in the same thread, without the HTTP request: dynalite's item checks,
  * locks and index entries, as a transaction writes them, so the batch lands in one LevelDB write instead
  * of one per item (all or nothing, which BatchWriteItem allows). Requests carry native values, as the
- * document client's do (undefined attributes left out); none comes back unprocessed. With `newKeys` the
- * caller promises that no put replaces an item with index attributes (its keys are new): the items it
- * replaces are not read, which for a key never written costs LevelDB a look in every level.
+ * document client's do (undefined attributes left out); none comes back unprocessed.
  */
 function itemWriter(store) {
   const options = { removeUndefinedValues: true };
@@ -263,12 +270,10 @@ function itemWriter(store) {
           kind: 'Delete',
           data: { TableName: table, Key: encodeItem(marshall(request.DeleteRequest.Key, options)) },
         };
-  return (table, requests, { newKeys = false } = {}) =>
+  return (table, requests) =>
     writeTogether(
       store,
       requests.map((request) => toShape(table, request)),
-      () => {},
-      !newKeys,
     );
 }
 

@@ -23,7 +23,6 @@ export interface DynaliteServer extends Server {
       | { PutRequest: { Item: Record<string, unknown> } }
       | { DeleteRequest: { Key: Record<string, unknown> } }
     )[],
-    options?: { newKeys?: boolean },
   ): Promise<void>;
 }
 

@@ -91,7 +91,7 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
     await thread.close();
     throw loaded.reason;
   }
-  const [dynamo, { DynamoDBDocumentClient }, { ledgerTableInput }] = loaded.value;
+  const [dynamo, { DynamoDBDocumentClient }, { auditTableInput, ledgerTableInput }] = loaded.value;
   const dynamodb = new dynamo.DynamoDBClient(awsClientConfig(thread.endpoint, options.region));
   const doc = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
   const close = async (): Promise<void> => {
@@ -102,7 +102,8 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
   const { table } = options.config;
   const auditTable = auditTableFor(table);
   // A ledger from an earlier start already holds its tables: one read each, and a create only when missing.
-  const ensureTable = async (name: string): Promise<void> => {
+  const ensureTable = async (input: ReturnType<typeof ledgerTableInput>): Promise<void> => {
+    const name = input.TableName;
     const described = await dynamodb
       .send(new dynamo.DescribeTableCommand({ TableName: name }))
       .catch((error: unknown) => {
@@ -111,7 +112,7 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
       });
     if (described?.Table?.TableStatus === 'ACTIVE') return;
     try {
-      await dynamodb.send(new dynamo.CreateTableCommand(ledgerTableInput(name)));
+      await dynamodb.send(new dynamo.CreateTableCommand(input));
     } catch (error) {
       if (!(error instanceof dynamo.ResourceInUseException)) throw error;
     }
@@ -123,7 +124,7 @@ export async function startLedgerStandIn(options: LedgerStandInOptions): Promise
     );
   };
   try {
-    await Promise.all([ensureTable(table), ensureTable(auditTable)]);
+    await Promise.all([ensureTable(ledgerTableInput(table)), ensureTable(auditTableInput(auditTable))]);
   } catch (error) {
     await close();
     throw error;

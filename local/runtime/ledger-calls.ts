@@ -34,11 +34,8 @@ export function itemError(failure: ItemFailure): Error {
 
 export interface LedgerCalls {
   read(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
-  /**
-   * BatchWriteItem's requests, all processed (the thread leaves none unprocessed) or the call fails.
-   * `newKeys`: no put replaces an item with index attributes, so the thread does not read what it replaces.
-   */
-  write(table: string, requests: ItemWrite[], options?: { newKeys: boolean }): Promise<void>;
+  /** BatchWriteItem's requests, all processed (the thread leaves none unprocessed) or the call fails. */
+  write(table: string, requests: ItemWrite[]): Promise<void>;
 }
 
 /**
@@ -81,8 +78,8 @@ export function ledgerCallsOver(worker: Worker): LedgerCalls {
   };
   return {
     read: (table, key) => call({ op: 'get', table, key }),
-    write: async (table, requests, options) => {
-      await call({ op: 'write', table, requests, newKeys: options?.newKeys === true });
+    write: async (table, requests) => {
+      await call({ op: 'write', table, requests });
     },
   };
 }

@@ -49,7 +49,7 @@ parentPort.on('message', (message) => {
   if (message.op === 'get' || message.op === 'write') {
     const done = message.op === 'get'
       ? server.readItem(message.table, message.key)
-      : server.writeItems(message.table, message.requests, { newKeys: message.newKeys }).then(() => undefined);
+      : server.writeItems(message.table, message.requests).then(() => undefined);
     done.then(
       (item) => parentPort.postMessage({ op: 'item', id: message.id, item }),
       (error) => parentPort.postMessage({ op: 'item', id: message.id, error: failure(error) }),
@@ -125,7 +125,7 @@ export interface LedgerThread {
    */
   getItem(table: string, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
   /** BatchWriteItem answered by the thread's dynalite without HTTP, failing as `getItem` does. */
-  writeItems(table: string, requests: ItemWrite[], options?: { newKeys: boolean }): Promise<void>;
+  writeItems(table: string, requests: ItemWrite[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -285,8 +285,7 @@ export async function startLedgerThread(options: LedgerThreadOptions): Promise<L
     },
     ready: () => up,
     getItem: (table, key) => onThread((calls) => calls.read(table, key)),
-    writeItems: (table, requests, writeOptions) =>
-      onThread((calls) => calls.write(table, requests, writeOptions)),
+    writeItems: (table, requests) => onThread((calls) => calls.write(table, requests)),
     async close() {
       closing = true;
       clearTimeout(restartTimer);

@@ -15,12 +15,8 @@ import type { AuditEntry } from './types.ts';
 export interface InstanceTable {
   doc: DynamoDBDocumentClient;
   table: string;
-  /**
-   * BatchWriteItem's requests by a shorter way than the SDK, all processed or failing (see the
-   * repository's options). `newKeys`: every put is of a key no item with index attributes can hold, so
-   * what it replaces need not be read.
-   */
-  writeRequests?: (table: string, requests: WriteRequest[], options?: { newKeys: boolean }) => Promise<void>;
+  /** BatchWriteItem's requests by a shorter way than the SDK, all processed or failing (see the repository's options). */
+  writeRequests?: (table: string, requests: WriteRequest[]) => Promise<void>;
 }
 
 export const dayMs = 24 * 60 * 60 * 1000;
@@ -39,10 +35,9 @@ export const keyOf = (item: Record<string, unknown>): ledgerTable.LedgerKey =>
 async function writeBatch(
   { doc, table, writeRequests }: InstanceTable,
   requests: WriteRequest[],
-  newKeys = false,
 ): Promise<void> {
   if (writeRequests !== undefined) {
-    await ledgerCall('batch write', () => writeRequests(table, requests, { newKeys }));
+    await ledgerCall('batch write', () => writeRequests(table, requests));
     return;
   }
   let pending = requests;
@@ -223,8 +218,7 @@ export function createAuditQueue(t: InstanceTable, options: AuditQueueOptions): 
         );
       }
       for (let round = unwritten[0]; round !== undefined; round = unwritten[0]) {
-        // Audit items and day markers have keys of their own (a random suffix) and no index attributes.
-        await writeBatch(t, round, true);
+        await writeBatch(t, round);
         unwritten.shift();
       }
     }
@@ -323,9 +317,15 @@ async function eachPage(
  * Deletes the audit items of the `daysBack` UTC days before `cutoff`'s day; returns how many. A day's
  * markers name its items: each marker goes after the items it lists, so a sweep that stops half-way leaves
  * a marker for whatever is left. Items written before the markers existed carry a `gsi1` entry for their
- * day instead, and are found there (an empty index partition costs one query).
+ * day instead, and are found there (an empty index partition costs one query) when `legacyIndex` says the
+ * table can hold them.
  */
-export async function deleteAuditDays(t: InstanceTable, cutoff: Date, daysBack: number): Promise<number> {
+export async function deleteAuditDays(
+  t: InstanceTable,
+  cutoff: Date,
+  daysBack: number,
+  legacyIndex = true,
+): Promise<number> {
   let removed = 0;
   const firstDay = Date.UTC(cutoff.getUTCFullYear(), cutoff.getUTCMonth(), cutoff.getUTCDate());
   for (let back = 1; back <= daysBack; back++) {
@@ -346,6 +346,7 @@ export async function deleteAuditDays(t: InstanceTable, cutoff: Date, daysBack: 
         }
       },
     );
+    if (!legacyIndex) continue;
     await eachPage(
       t,
       {

@@ -69,7 +69,8 @@ export interface DynamoInstanceRepositoryOptions {
    * of their own: LevelDB keeps each of dynalite's tables in a key range of its own, and audit items
    * spread among the records make every record read at random look into the files the audit writes
    * keep creating (and set off LevelDB's compactions of them, which rewrite the records). Audit items
-   * that an earlier version wrote to `table` are still listed, swept and deleted there.
+   * that an earlier version wrote to `table` are still listed, swept and deleted there. The table needs
+   * no index (`auditTableInput`): the sweep looks up only the ledger table's index.
    */
   auditTable?: string;
 }
@@ -138,7 +139,10 @@ export function createDynamoInstanceRepository(
     async deleteAuditBefore(cutoff, daysBack) {
       await audit.flush();
       let removed = 0;
-      for (const table of auditTables) removed += await deleteAuditDays(table, cutoff, daysBack);
+      for (const table of auditTables) {
+        // Only the ledger table can hold audit items from before the day markers, listed in its index.
+        removed += await deleteAuditDays(table, cutoff, daysBack, table === t);
+      }
       return removed;
     },
     flush: () => audit.flush(),

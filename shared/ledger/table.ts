@@ -217,7 +217,12 @@ function instancePartition(id: string): string {
   return `${instancePartitionPrefix}${id}`;
 }
 
-export function ledgerTableInput(tableName: string): CreateTableCommandInput {
+/**
+ * The single-machine table of the instance audit (audit items and day markers): the ledger table's keys
+ * and no index, since neither kind is listed through one. Without an index, a write never has to read
+ * the item it replaces to find its index entries.
+ */
+export function auditTableInput(tableName: string) {
   const k = ledgerKeySchema;
   return {
     TableName: tableName,
@@ -225,12 +230,24 @@ export function ledgerTableInput(tableName: string): CreateTableCommandInput {
     AttributeDefinitions: [
       { AttributeName: k.partitionKey, AttributeType: 'S' },
       { AttributeName: k.sortKey, AttributeType: 'S' },
-      { AttributeName: k.gsi1PartitionKey, AttributeType: 'S' },
-      { AttributeName: k.gsi1SortKey, AttributeType: 'S' },
     ],
     KeySchema: [
       { AttributeName: k.partitionKey, KeyType: 'HASH' },
       { AttributeName: k.sortKey, KeyType: 'RANGE' },
+    ],
+  } satisfies CreateTableCommandInput;
+}
+
+/** The ledger table: the audit table's keys, and `gsi1` (see `ledgerIndex`). */
+export function ledgerTableInput(tableName: string): CreateTableCommandInput {
+  const k = ledgerKeySchema;
+  const keys = auditTableInput(tableName);
+  return {
+    ...keys,
+    AttributeDefinitions: [
+      ...keys.AttributeDefinitions,
+      { AttributeName: k.gsi1PartitionKey, AttributeType: 'S' },
+      { AttributeName: k.gsi1SortKey, AttributeType: 'S' },
     ],
     GlobalSecondaryIndexes: [
       {

@@ -25,8 +25,8 @@ import { emulatorClients, freshTable } from '../support/emulators.ts';
 const clients = emulatorClients();
 const open: InstanceRepository[] = [];
 
-async function table(): Promise<string> {
-  const name = await freshTable(clients);
+async function table(audit = false): Promise<string> {
+  const name = await freshTable(clients, 'ledger', audit);
   await waitUntilTableExists(
     { client: clients.dynamodb, maxWaitTime: 10, minDelay: 0.05, maxDelay: 0.2 },
     { TableName: name },
@@ -422,7 +422,7 @@ describe('audit in a table of its own (one machine)', () => {
   }
 
   it('writes audit items and day markers there, none in the ledger table', async () => {
-    const [name, audit] = await Promise.all([table(), table()]);
+    const [name, audit] = await Promise.all([table(), table(true)]);
     const repo = splitRepository(name, audit);
     await repo.put(record('split'), undefined);
     repo.recordFetch('split', entry(1));
@@ -435,7 +435,7 @@ describe('audit in a table of its own (one machine)', () => {
   });
 
   it('still lists, sweeps and deletes the audit an earlier version wrote to the ledger table', async () => {
-    const [name, audit] = await Promise.all([table(), table()]);
+    const [name, audit] = await Promise.all([table(), table(true)]);
     const before = repository(name);
     for (const id of ['moved', 'swept', 'gone']) await before.put(record(id), undefined);
     before.recordFetch('moved', entry(1));

@@ -111,21 +111,35 @@ describe('the direct batch write', () => {
     expect((await read('write#gone')).Item).toBeUndefined();
   });
 
-  it('writes items of new keys without reading them, index entries included', async () => {
+  it('replaces an indexed item with its index entries, so a replaced listing entry goes', async () => {
     const { doc } = ledger.clients;
     const table = ledger.tableName;
-    const listed = { ...ledgerKey('fresh#listed', 'meta'), ...ledgerIndexEntry('fresh-listing', 'a'), v: 1 };
-    const plain = { ...ledgerKey('fresh#plain', 'meta'), v: 2, b: new Uint8Array([1, 2]) };
-    await ledger.thread.writeItems(
-      table,
-      [{ PutRequest: { Item: listed } }, { PutRequest: { Item: plain } }],
-      { newKeys: true },
-    );
-    await expect(ledger.thread.getItem(table, ledgerKey('fresh#plain', 'meta'))).resolves.toEqual(plain);
-    const listing = await doc.send(
-      new QueryCommand({ TableName: table, ...ledgerIndexListing('fresh-listing') }),
-    );
-    expect(listing.Items).toEqual([listed]);
+    const key = ledgerKey('relist#one', 'meta');
+    const listing = async () =>
+      (await doc.send(new QueryCommand({ TableName: table, ...ledgerIndexListing('relist') }))).Items;
+    await ledger.thread.writeItems(table, [
+      { PutRequest: { Item: { ...key, ...ledgerIndexEntry('relist', 'a'), v: 1 } } },
+    ]);
+    expect(await listing()).toEqual([{ ...key, ...ledgerIndexEntry('relist', 'a'), v: 1 }]);
+    await ledger.thread.writeItems(table, [{ PutRequest: { Item: { ...key, v: 2 } } }]);
+    expect(await listing()).toEqual([]);
+    await expect(ledger.thread.getItem(table, key)).resolves.toEqual({ ...key, v: 2 });
+  });
+
+  it('writes to the audit table, which has no index, as BatchWriteItem does', async () => {
+    const { doc } = ledger.clients;
+    const table = ledger.auditTableName;
+    const described = await ledger.clients.dynamodb.send(new DescribeTableCommand({ TableName: table }));
+    expect(described.Table?.GlobalSecondaryIndexes).toBeUndefined();
+    const key = ledgerKey('audit#one', 'a');
+    await ledger.thread.writeItems(table, [
+      { PutRequest: { Item: { ...key, v: 1, b: new Uint8Array([1]) } } },
+    ]);
+    await ledger.thread.writeItems(table, [{ PutRequest: { Item: { ...key, v: 2 } } }]);
+    const read = await doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+    expect(read.Item).toEqual({ ...key, v: 2 });
+    await ledger.thread.writeItems(table, [{ DeleteRequest: { Key: key } }]);
+    await expect(ledger.thread.getItem(table, key)).resolves.toBeUndefined();
   });
 
   it('refuses an item without its key as the SDK would: not retryable, nothing written', async () => {

@@ -5,7 +5,7 @@ import { CreateTopicCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
 import { type AwsClients, makeAwsClients } from '../../shared/aws-clients.ts';
-import { ledgerTableInput } from '../../shared/ledger/table.ts';
+import { auditTableInput, ledgerTableInput } from '../../shared/ledger/table.ts';
 
 /** Clients wired to the emulators started by the global setup. */
 export function emulatorClients(): AwsClients {
@@ -49,9 +49,9 @@ export async function freshTopic(clients: AwsClients, prefix = 'topic'): Promise
   return created.TopicArn ?? '';
 }
 
-/** A new ledger table with the production key schema. */
-export async function freshTable(clients: AwsClients, prefix = 'ledger'): Promise<string> {
+/** A new ledger table with the production key schema (`audit`: the single-machine audit table's). */
+export async function freshTable(clients: AwsClients, prefix = 'ledger', audit = false): Promise<string> {
   const name = uniqueName(prefix);
-  await clients.dynamodb.send(new CreateTableCommand(ledgerTableInput(name)));
+  await clients.dynamodb.send(new CreateTableCommand((audit ? auditTableInput : ledgerTableInput)(name)));
   return name;
 }
